@@ -1,0 +1,170 @@
+"""Experiment: what to train, with which parameters, and how to search them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from modelship.api.common import (
+    MODEL_NAME,
+    ApiModel,
+    Condition,
+    EnvVar,
+    ResourceRequirements,
+    Scalar,
+    cel,
+)
+
+
+class GitSource(ApiModel):
+    """A git repository holding an MLproject."""
+
+    url: str = Field(description="Clone URL (https://, ssh or file://).", min_length=1, max_length=2048)
+    ref: str = Field(default="HEAD", description="Branch, tag or commit to check out.", max_length=256)
+    path: str = Field(
+        default=".", description="Directory of the MLproject file inside the repository.", max_length=1024
+    )
+
+
+class ProjectSource(ApiModel):
+    """Where the training code is and which MLproject entry point runs."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            ("has(self.git) || has(self.image)", "project needs git, image, or both"),
+        )
+    }
+
+    git: GitSource | None = Field(default=None, description="Check the MLproject out of git.")
+    image: str | None = Field(
+        default=None,
+        description="Container image of the trainer; with git, the image the code runs in.",
+        max_length=1024,
+    )
+    entry_point: str = Field(
+        default="main", description="MLproject entry point to run.", max_length=256
+    )
+
+
+class Objective(ApiModel):
+    """The metric a search optimises, read from the tracking server."""
+
+    metric: str = Field(description="Metric key the trainer logs, e.g. accuracy.", min_length=1, max_length=250)
+    goal: Literal["maximize", "minimize"] = Field(default="maximize", description="maximize or minimize.")
+
+
+class ParameterSpace(ApiModel):
+    """The range of one searched parameter."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                "self.type == 'categorical' ? (has(self.values) && size(self.values) > 0) : (has(self.low) && has(self.high) && self.low <= self.high)",
+                "a categorical parameter needs values; a float or int parameter needs low <= high",
+            ),
+            ("!(has(self.log) && self.log) || (has(self.low) && self.low > 0.0)", "a log-scale range needs low > 0"),
+        )
+    }
+
+    type: Literal["float", "int", "categorical"] = Field(description="float, int or categorical.")
+    low: float | None = Field(default=None, description="Lowest value (float and int).")
+    high: float | None = Field(default=None, description="Highest value, inclusive (float and int).")
+    log: bool | None = Field(default=None, description="Sample on a log scale (float and int).")
+    step: float | None = Field(
+        default=None, description="Grid step; required by the grid algorithm for float ranges."
+    )
+    values: list[Scalar] | None = Field(default=None, description="Choices of a categorical parameter.", max_length=1000)
+
+
+class EarlyStopping(ApiModel):
+    """Stop trials that cannot beat the others (median rule)."""
+
+    algorithm: Literal["none", "median"] = Field(default="none", description="none or median.")
+    min_trials_required: int = Field(
+        default=3, ge=1, description="Completed trials needed before any trial is stopped."
+    )
+    start_step: int = Field(default=1, ge=0, description="Steps a trial runs before it can be stopped.")
+
+
+class SearchSpec(ApiModel):
+    """Hyperparameter search over the entry point's parameters (optuna samplers)."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            ("self.parallelism <= self.maxTrials", "search.parallelism must not exceed search.maxTrials"),
+        )
+    }
+
+    algorithm: Literal["grid", "random", "tpe"] = Field(default="tpe", description="grid, random or tpe.")
+    objective: Objective = Field(description="What to optimise.")
+    space: dict[str, ParameterSpace] = Field(
+        description="Parameter name to its range.", min_length=1, max_length=64
+    )
+    max_trials: int = Field(default=10, ge=1, le=10000, description="Trials in all.")
+    parallelism: int = Field(default=1, ge=1, le=1000, description="Trials running at once.")
+    max_failed_trials: int = Field(
+        default=3, ge=0, description="Failed trials after which the search stops as Failed."
+    )
+    early_stopping: EarlyStopping | None = Field(default=None, description="Stop hopeless trials early.")
+
+
+class Registration(ApiModel):
+    """Register the best trial's model as a ModelVersion when the search ends."""
+
+    model_name: str = Field(description="Registered model name.", pattern=MODEL_NAME, max_length=253)
+    artifact_path: str = Field(default="model", description="Artifact path of the model inside the run.", max_length=1024)
+    threshold: float | None = Field(
+        default=None,
+        description="Register only when the best objective is at least this (at most, when minimizing).",
+    )
+
+
+class ExperimentSpec(ApiModel):
+    """What to train and how to search."""
+
+    project: ProjectSource = Field(description="Where the training code is.")
+    parameters: dict[str, Scalar] | None = Field(
+        default=None, description="Fixed entry-point parameters, passed to every trial."
+    )
+    search: SearchSpec | None = Field(
+        default=None, description="Hyperparameter search; without it the experiment runs one trial."
+    )
+    resources: ResourceRequirements | None = Field(default=None, description="Resources of the trainer container.")
+    env: list[EnvVar] | None = Field(default=None, description="Extra environment for the trainer.", max_length=128)
+    service_account_name: str | None = Field(default=None, description="Service account of the trial pods.", max_length=253)
+    backoff_limit: int = Field(default=0, ge=0, le=10, description="Retries of a trial's Job before it fails.")
+    registration: Registration | None = Field(
+        default=None, alias="register", description="Register the best model."
+    )
+
+
+class TrialStatus(ApiModel):
+    """One trial: one tracking run and one Job."""
+
+    name: str = Field(description="Name of the trial's Job.")
+    number: int = Field(description="Trial number, from 0.")
+    run_id: str | None = Field(default=None, description="Tracking run id.")
+    parameters: dict[str, Scalar] | None = Field(default=None, description="Parameters of this trial.")
+    objective: float | None = Field(default=None, description="Objective value the trial reached.")
+    phase: Literal["Pending", "Running", "Succeeded", "Failed", "Stopped"] = Field(
+        default="Pending", description="Pending, Running, Succeeded, Failed or Stopped (early stopping)."
+    )
+
+
+class ExperimentStatus(ApiModel):
+    """What the operator observed."""
+
+    observed_generation: int | None = Field(default=None, description="Generation last reconciled.")
+    phase: Literal["Pending", "Running", "Succeeded", "Failed"] | None = Field(
+        default=None, description="Pending, Running, Succeeded or Failed."
+    )
+    trials: list[TrialStatus] | None = Field(default=None, description="Every trial so far.")
+    trials_summary: str | None = Field(default=None, description="Finished/planned trials, e.g. 3/6.")
+    succeeded_trials: int | None = Field(default=None, description="Trials that succeeded.")
+    failed_trials: int | None = Field(default=None, description="Trials that failed.")
+    best_trial: TrialStatus | None = Field(default=None, description="The best trial so far.")
+    experiment_id: str | None = Field(default=None, description="Tracking experiment id.")
+    tracking_url: str | None = Field(default=None, description="Where to see the runs.")
+    model_version: str | None = Field(default=None, description="Name of the ModelVersion registered.")
+    conditions: list[Condition] | None = Field(default=None, description="Ready and friends.")

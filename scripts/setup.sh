@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need on a fresh Debian machine, idempotently:
+# system packages, the project's virtual environment, and the test bed's binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "[setup $(date +%H:%M:%S)] $*" >&2; }
+
+missing=()
+command -v ip >/dev/null || missing+=(iproute2)
+command -v pgrep >/dev/null || missing+=(procps)
+command -v git >/dev/null || missing+=(git)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then echo "setup: run as root to install ${missing[*]}" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  log "installing the project and its test extra into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >&2
+  .venv/bin/python -m pip install -q -e '.[test]' >&2
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+
+log "test bed binaries"
+bash tests/cluster/build.sh >/dev/null
+log "ready"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests first, then integration tests (real servers and databases on
+# loopback), then e2e tests on the real control plane. Exits non-zero on any failure,
+# including a stage that collected no tests (pytest's exit code 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+run_stage() {
+  local name="$1"; shift
+  echo "=== $name"
+  set +e
+  .venv/bin/python -m pytest "$@"
+  local rc=$?
+  set -e
+  if [ $rc -eq 5 ]; then echo "stage $name collected no tests" >&2; exit 1; fi
+  [ $rc -eq 0 ] || { echo "stage $name failed (pytest exit $rc)" >&2; exit $rc; }
+}
+
+run_stage unit tests/unit -q
+if [ -d tests/integration ]; then run_stage integration tests/integration -q; fi
+run_stage e2e tests/e2e -q
+echo "all test stages passed"

@@ -1,0 +1,216 @@
+"""Pure decisions of the node agent: images, environment, commands, phases and conditions.
+
+No I/O here: the agent's runtime feeds these functions what it read and acts on what they
+return, so they are unit-tested on their own (tests/unit/testbed/).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# The one image the bed can run: this project's, mapped onto its own virtual environment.
+PROJECT_IMAGE_NAME = "modelship"
+PROJECT_ENTRYPOINT = ["modelship"]
+
+
+def image_repository(image: str) -> str:
+    """The repository part of an image reference: no tag, no digest."""
+    ref = image.split("@", 1)[0]
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        ref = ref[: len(ref) - len(last)] + last.split(":", 1)[0]
+    return ref
+
+
+def image_allowed(image: str) -> bool:
+    """Images whose repository is named ``modelship`` (any registry, any tag) run here."""
+    return image_repository(image).rsplit("/", 1)[-1] == PROJECT_IMAGE_NAME
+
+
+def image_pull_message(image: str) -> str:
+    return (
+        f'image "{image}" cannot be pulled: the test bed has no container engine and runs only '
+        f"images named {PROJECT_IMAGE_NAME} (e.g. ghcr.io/modelship/modelship:dev), "
+        "which map to the project's own virtual environment"
+    )
+
+
+_VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
+
+
+def expand(value: str, env: dict[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion: known names are replaced, $$ escapes, others stay."""
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1)
+        return env[name] if name in env else m.group(0)
+
+    return _VAR_REF.sub(repl, value)
+
+
+class ConfigError(Exception):
+    """A container cannot be configured yet (reason CreateContainerConfigError)."""
+
+
+# lookup(kind, namespace, name) -> data dict (decoded) or None when the object is missing
+Lookup = Callable[[str, str, str], "dict[str, str] | None"]
+
+
+def field_value(pod: dict[str, Any], path: str) -> str:
+    meta = pod.get("metadata", {})
+    simple = {
+        "metadata.name": meta.get("name", ""),
+        "metadata.namespace": meta.get("namespace", ""),
+        "metadata.uid": meta.get("uid", ""),
+        "spec.nodeName": pod.get("spec", {}).get("nodeName", ""),
+        "spec.serviceAccountName": pod.get("spec", {}).get("serviceAccountName", ""),
+        "status.podIP": pod.get("status", {}).get("podIP", ""),
+        "status.hostIP": pod.get("status", {}).get("hostIP", ""),
+    }
+    if path in simple:
+        return str(simple[path] or "")
+    m = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
+    if m:
+        return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
+    raise ConfigError(f"fieldRef {path!r} is not supported by the test bed")
+
+
+def _ref_value(ref: dict[str, Any], kind: str, namespace: str, lookup: Lookup) -> str | None:
+    data = lookup(kind, namespace, ref["name"])
+    optional = bool(ref.get("optional"))
+    if data is None:
+        if optional:
+            return None
+        raise ConfigError(f'{kind} "{ref["name"]}" not found')
+    if ref["key"] not in data:
+        if optional:
+            return None
+        raise ConfigError(f'couldn\'t find key {ref["key"]} in {kind} {namespace}/{ref["name"]}')
+    return data[ref["key"]]
+
+
+def container_env(
+    pod: dict[str, Any], container: dict[str, Any], base: dict[str, str], lookup: Lookup
+) -> dict[str, str]:
+    """The process environment: the image's base, envFrom, then env in order, expanded."""
+    namespace = pod["metadata"]["namespace"]
+    env = dict(base)
+    for source in container.get("envFrom") or []:
+        prefix = source.get("prefix", "")
+        for kind, key in (("configmap", "configMapRef"), ("secret", "secretRef")):
+            ref = source.get(key)
+            if not ref:
+                continue
+            data = lookup(kind, namespace, ref["name"])
+            if data is None:
+                if ref.get("optional"):
+                    continue
+                raise ConfigError(f'{kind} "{ref["name"]}" not found')
+            env.update({prefix + k: v for k, v in data.items()})
+    for var in container.get("env") or []:
+        name = var["name"]
+        if "valueFrom" in var:
+            vf = var["valueFrom"]
+            value: str | None
+            if "fieldRef" in vf:
+                value = field_value(pod, vf["fieldRef"]["fieldPath"])
+            elif "secretKeyRef" in vf:
+                value = _ref_value(vf["secretKeyRef"], "secret", namespace, lookup)
+            elif "configMapKeyRef" in vf:
+                value = _ref_value(vf["configMapKeyRef"], "configmap", namespace, lookup)
+            elif "resourceFieldRef" in vf:
+                value = resource_field(container, vf["resourceFieldRef"])
+            else:
+                raise ConfigError(f"env {name}: unsupported valueFrom {sorted(vf)}")
+            if value is None:
+                continue
+            env[name] = value
+        else:
+            env[name] = expand(str(var.get("value", "")), env)
+    return env
+
+
+def resource_field(container: dict[str, Any], ref: dict[str, Any]) -> str:
+    kind, _, resource = ref["resource"].partition(".")
+    value = ((container.get("resources") or {}).get(kind) or {}).get(resource)
+    return str(value) if value is not None else "0"
+
+
+def container_argv(container: dict[str, Any], env: dict[str, str]) -> list[str]:
+    """command/args as the kubelet combines them with the image's entrypoint."""
+    command = container.get("command")
+    args = container.get("args")
+    if command:
+        argv = list(command) + list(args or [])
+    else:
+        argv = list(PROJECT_ENTRYPOINT) + list(args or [])
+    return [expand(a, env) for a in argv]
+
+
+def is_sidecar(container: dict[str, Any]) -> bool:
+    return container.get("restartPolicy") == "Always"
+
+
+def should_restart(policy: str, exit_code: int) -> bool:
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+
+def backoff_seconds(restarts: int, base: float = 1.0, cap: float = 20.0) -> float:
+    """Restart delay; shorter than the kubelet's 10 s to 5 min so that tests stay quick."""
+    return min(cap, base * (2 ** max(0, restarts - 1)))
+
+
+@dataclass
+class Terminated:
+    exit_code: int
+    reason: str = ""
+
+
+@dataclass
+class MainOutcome:
+    """What the main containers came to: the input of the pod phase decision."""
+
+    restart_policy: str
+    terminated: dict[str, Terminated] = field(default_factory=dict)
+    running: set[str] = field(default_factory=set)
+    names: list[str] = field(default_factory=list)
+
+
+def pod_phase(initialized: bool, init_failed: bool, outcome: MainOutcome, started_any: bool) -> str:
+    """Pending, Running, Succeeded or Failed, by the kubelet's rules for finished pods."""
+    if init_failed:
+        return "Failed"
+    if not initialized or not started_any:
+        return "Pending"
+    if outcome.running:
+        return "Running"
+    if len(outcome.terminated) < len(outcome.names):
+        return "Running"
+    codes = [t.exit_code for t in outcome.terminated.values()]
+    if outcome.restart_policy == "Always":
+        return "Running"
+    if all(c == 0 for c in codes):
+        return "Succeeded"
+    if outcome.restart_policy == "Never":
+        return "Failed"
+    return "Running"  # OnFailure: the failed ones are restarting
+
+
+def condition(ctype: str, ok: bool, now: str, previous: list[dict[str, Any]], reason: str = "") -> dict[str, Any]:
+    """A pod condition that keeps its lastTransitionTime while its status holds."""
+    status = "True" if ok else "False"
+    for c in previous:
+        if c.get("type") == ctype and c.get("status") == status:
+            out = {"type": ctype, "status": status, "lastTransitionTime": c.get("lastTransitionTime") or now,
+                   "lastProbeTime": None}
+            if reason:
+                out["reason"] = reason
+            return out
+    out = {"type": ctype, "status": status, "lastTransitionTime": now, "lastProbeTime": None}
+    if reason:
+        out["reason"] = reason
+    return out

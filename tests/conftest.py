@@ -1,0 +1,73 @@
+"""Shared fixtures: the real control plane for e2e tests, one namespace per test."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from tests.cluster.bed import Bed, ExternalBed
+from tests.cluster.kubeapi import ApiError, KubeApi
+
+E2E_DIR = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_DIR in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+    """The test bed: etcd, kube-apiserver, controller-manager, scheduler and a node agent."""
+    external = os.environ.get("MODELSHIP_KUBECONFIG")
+    if external:
+        started: Bed | ExternalBed = ExternalBed(Path(external)).start()
+    else:
+        state = Path(os.environ.get("MODELSHIP_BED_STATE") or tmp_path_factory.mktemp("bed"))
+        started = Bed(state).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(bed: Bed) -> KubeApi:
+    assert bed.api is not None
+    return bed.api
+
+
+@pytest.fixture
+def namespace(kube: KubeApi, bed: Bed) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (its pods stop with it)."""
+    name = f"t-{secrets.token_hex(4)}"
+    kube.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    # The service account controller creates "default"; pods are refused until it exists.
+    wait(lambda: kube.exists(f"/api/v1/namespaces/{name}/serviceaccounts/default"), 30, "default service account")
+    yield name
+    bed.check_alive()
+    try:
+        kube.delete(f"/api/v1/namespaces/{name}")
+    except ApiError:
+        pass
+
+
+def wait(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
+    """Poll until predicate() is truthy; the last value or error goes into the failure."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except ApiError as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")

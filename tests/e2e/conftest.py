@@ -1,0 +1,65 @@
+"""E2E fixtures: the CRDs installed once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cluster.kubeapi import KubeApi
+from tests.conftest import wait
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def crds(kube: KubeApi) -> list[dict]:
+    """Install crds/*.yaml as a user would (server-side apply) and wait until Established."""
+    installed = []
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        name = crd["metadata"]["name"]
+        kube.apply(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", crd)
+        installed.append(crd)
+
+    def established() -> bool:
+        for crd in installed:
+            obj = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}")
+            conds = {c["type"]: c["status"] for c in obj.get("status", {}).get("conditions") or []}
+            if conds.get("Established") != "True":
+                return False
+        return True
+
+    wait(established, 60, "CRDs Established")
+    return installed
+
+
+@pytest.fixture(scope="session")
+def operator(bed, crds, tmp_path_factory: pytest.TempPathFactory):
+    """`modelship operator` as a user runs it, watching every namespace of the bed."""
+    import os
+    import sys
+    import urllib.request
+
+    from tests.cluster.controlplane import free_port
+    from tests.cluster.processes import Process, wait_for
+
+    health, metrics = free_port(), free_port()
+    proc = Process("operator", [
+        str(Path(sys.executable).with_name("modelship")), "operator", "--all-namespaces",
+        "--health-host", "127.0.0.1", "--liveness-port", str(health), "--metrics-port", str(metrics),
+    ], tmp_path_factory.mktemp("operator"), env={**os.environ, "KUBECONFIG": str(bed.kubeconfig)}).start()
+
+    def live() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=2) as resp:
+            return resp.status == 200
+
+    try:
+        wait_for(live, 60, "operator liveness", interval=0.5, processes=[proc])
+        proc.health_url = f"http://127.0.0.1:{health}/healthz"  # type: ignore[attr-defined]
+        proc.metrics_url = f"http://127.0.0.1:{metrics}/metrics"  # type: ignore[attr-defined]
+        yield proc
+    finally:
+        proc.stop()
+        print(f"--- operator log\n{proc.tail(60)}")
