@@ -37,7 +37,7 @@ def main() -> int:
 
     try:
         print(f"control plane up; export KUBECONFIG={bed.kubeconfig} PATH={bin_dir}:$PATH")
-        print(kubectl("apply", "--server-side", "-f", str(REPO / "crds")))
+        print(kubectl("apply", "--server-side", "-k", str(REPO / "crds")))
         kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         operator = Process("operator", [str(Path(sys.executable).with_name("modelship")), "operator", "--all-namespaces"],
                            bed.state_dir / "logs", env=env).start()

@@ -8,6 +8,7 @@ generated client's changing surface.
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -35,7 +36,7 @@ class KubeApi:
     def __init__(self, server: str, token: str, ca_file: str | Path, timeout: float = 30.0):
         self.server = server
         self._client = httpx.Client(
-            base_url=server, verify=str(ca_file), timeout=timeout,
+            base_url=server, verify=ssl.create_default_context(cafile=str(ca_file)), timeout=timeout,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
         )
 
@@ -54,7 +55,6 @@ class KubeApi:
     def _from_embedded(cls, cluster: dict[str, Any], user: dict[str, Any]) -> "KubeApi":
         """kind's kubeconfig: embedded CA and client certificate instead of a token."""
         import base64
-        import ssl
         import tempfile
 
         tmp = Path(tempfile.mkdtemp(prefix="kubeapi-"))

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 def crds(kube: KubeApi) -> list[dict]:
     """Install crds/*.yaml as a user would (server-side apply) and wait until Established."""
     installed = []
-    for path in sorted((REPO / "crds").glob("*.yaml")):
+    for path in sorted((REPO / "crds").glob("*.modelship.io.yaml")):
         crd = yaml.safe_load(path.read_text())
         name = crd["metadata"]["name"]
         kube.apply(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", crd)

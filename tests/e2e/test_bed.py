@@ -56,7 +56,7 @@ def test_job_that_exits_one_fails(kube: KubeApi, namespace: str) -> None:
 
 def test_native_sidecar_does_not_keep_a_job_from_completing(kube: KubeApi, namespace: str, bed: Bed) -> None:
     # The sidecar serves forever; the main container talks to it over the pod's localhost.
-    sidecar = container("helper", ["python", "-m", "http.server", "9000", "--bind", "127.0.0.1"],
+    sidecar = container("helper", ["python", "-m", "http.server", "9000", "--bind", "0.0.0.0"],
                         restartPolicy="Always",
                         startupProbe={"tcpSocket": {"port": 9000}, "periodSeconds": 1, "failureThreshold": 30})
     client = container("main", ["python", "-c",

@@ -69,6 +69,8 @@ BAD = [
     (_with(EXPERIMENT, ["spec", "search", "parallelism"], 7), "search.parallelism must not exceed search.maxTrials"),
     (_with(EXPERIMENT, ["spec", "search", "space"], {"C": {"type": "categorical"}}), "a categorical parameter needs values"),
     (_with(EXPERIMENT, ["spec", "project"], {"entryPoint": "main"}), "project needs git, image, or both"),
+    (_with(EXPERIMENT, ["spec", "search", "space"], {}), "spec.search.space: Invalid value: 0: spec.search.space in body should have at least 1 properties"),
+    (_with(EXPERIMENT, ["spec", "search", "space"], {"C": {"type": "float", "low": 0, "high": 1, "log": True}}), "a log-scale range needs low > 0"),
 ]
 
 

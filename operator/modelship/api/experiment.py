@@ -74,7 +74,12 @@ class ParameterSpace(ApiModel):
     step: float | None = Field(
         default=None, description="Grid step; required by the grid algorithm for float ranges."
     )
-    values: list[Scalar] | None = Field(default=None, description="Choices of a categorical parameter.", max_length=1000)
+    values: list[str] | None = Field(
+        default=None,
+        description="Choices of a categorical parameter, as strings (quote numbers: '16'); "
+        "the entry point's parameter type converts them.",
+        max_length=1000,
+    )
 
 
 class EarlyStopping(ApiModel):
