@@ -32,7 +32,9 @@ def main() -> int:
     operator = None
 
     def kubectl(*argv: str, check: bool = True) -> str:
-        out = subprocess.run(["kubectl", *argv], env=env, check=check, text=True, capture_output=True)
+        out = subprocess.run(["kubectl", *argv], env=env, text=True, capture_output=True)
+        if check and out.returncode != 0:
+            raise SystemExit(f"kubectl {' '.join(argv)} failed:\n{out.stdout}{out.stderr}")
         return out.stdout + out.stderr
 
     try:
@@ -41,7 +43,7 @@ def main() -> int:
         kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         operator = Process("operator", [str(Path(sys.executable).with_name("modelship")), "operator", "--all-namespaces"],
                            bed.state_dir / "logs", env=env).start()
-        print(kubectl("apply", "-f", args.examples))
+        print(kubectl("apply", "-k", args.examples))
         wait_for(lambda: _all_ready(kubectl), 120, "every example Ready", interval=1, processes=[operator])
         print(kubectl("get", "modelship", "-A", "-o", "wide"))
         print(kubectl("get", "nodes", "-o", "wide"))

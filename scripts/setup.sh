@@ -33,6 +33,14 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# helm renders the chart in the unit tests; built from the Go module proxy like the bed.
+HELM_VERSION="${MODELSHIP_HELM_VERSION:-v3.16.4}"
+HELM_DIR="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}/tools/helm-${HELM_VERSION}"
+if [ ! -x "$HELM_DIR/helm" ]; then
+  log "building helm ${HELM_VERSION}"
+  GOBIN="$HELM_DIR" GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" >&2
+fi
+
 log "test bed binaries"
 bash tests/cluster/build.sh >/dev/null
 log "ready"

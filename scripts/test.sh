@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+export MODELSHIP_HELM="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}/tools/helm-${MODELSHIP_HELM_VERSION:-v3.16.4}/helm"
 
 run_stage() {
   local name="$1"; shift

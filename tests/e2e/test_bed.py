@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.request
 
 from tests.cluster.bed import Bed
@@ -140,3 +141,68 @@ def test_deleting_an_owner_collects_its_children_and_stops_their_processes(kube:
 
 def _running(marker: str) -> bool:
     return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
+
+
+def test_init_container_runs_first_and_pods_reach_each_other(kube: KubeApi, namespace: str, bed: Bed) -> None:
+    web = container("web", HTTP_SERVER, ports=[{"containerPort": 8000}],
+                    readinessProbe={"tcpSocket": {"port": 8000}, "periodSeconds": 1})
+    kube.create(path_for("apps/v1", "deployments", namespace), deployment("peer", [web]))
+    wait(lambda: kube.get(path_for("apps/v1", "deployments", namespace, "peer")).get("status", {}).get("readyReplicas") == 1,
+         90, "peer ready")
+    peer_ip = _pods(kube, namespace, "app=peer")[0]["status"]["podIP"]
+    init = container("fetch", ["python", "-c",
+                               f"import urllib.request as u; open('/shared/peer.txt','w').write(str(u.urlopen('http://{peer_ip}:8000/').status))"],
+                     volumeMounts=[{"name": "work", "mountPath": "/shared"}])
+    main = container("main", ["python", "-c", "print('peer said', open('/shared/peer.txt').read())"],
+                     volumeMounts=[{"name": "work", "mountPath": "/shared"}])
+    body = job("chain", [main], volumes=[{"name": "work", "emptyDir": {}}])
+    body["spec"]["template"]["spec"]["initContainers"] = [init]
+    kube.create(path_for("batch/v1", "jobs", namespace), body)
+    wait(lambda: job_condition(kube.get(path_for("batch/v1", "jobs", namespace, "chain")), "Complete"), 90, "job Complete")
+    pod = _pods(kube, namespace, "batch.kubernetes.io/job-name=chain")[0]
+    assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert "peer said 200" in bed.pod_log(namespace, pod["metadata"]["name"], "main")
+
+
+def test_failing_liveness_probe_restarts_the_container(kube: KubeApi, namespace: str) -> None:
+    # Serves for a moment, then stops answering while the process lives on.
+    script = ("import http.server, threading, time\n"
+              "s = http.server.HTTPServer(('0.0.0.0', 8000), http.server.SimpleHTTPRequestHandler)\n"
+              "threading.Timer(3, s.shutdown).start()\n"
+              "s.serve_forever(); s.server_close(); time.sleep(3600)\n")
+    probe = {"httpGet": {"path": "/", "port": 8000}, "periodSeconds": 1, "failureThreshold": 2}
+    kube.create(path_for("apps/v1", "deployments", namespace),
+                deployment("flaky", [container("main", ["python", "-c", script], livenessProbe=probe)]))
+
+    def restarted() -> bool:
+        pods = _pods(kube, namespace, "app=flaky")
+        statuses = pods and pods[0]["status"].get("containerStatuses")
+        return bool(statuses) and statuses[0]["restartCount"] >= 1
+
+    wait(restarted, 90, "a restart after liveness failures")
+    last = _pods(kube, namespace, "app=flaky")[0]["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert last["exitCode"] != 0
+
+
+def test_pod_deletion_sends_sigterm_then_sigkill_after_the_grace_period(kube: KubeApi, namespace: str, bed: Bed) -> None:
+    polite = ("import signal, sys, time\n"
+              "def bye(*_):\n    print('got SIGTERM', flush=True); sys.exit(0)\n"
+              "signal.signal(signal.SIGTERM, bye)\nprint('up', flush=True)\ntime.sleep(3600)\n")
+    stubborn = ("import signal, time\nsignal.signal(signal.SIGTERM, lambda *_: print('ignoring SIGTERM', flush=True))\n"
+                "print('up', flush=True)\ntime.sleep(3600)\n")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bye"},
+           "spec": {"terminationGracePeriodSeconds": 3, "containers": [
+               container("polite", ["python", "-c", polite]), container("stubborn", ["python", "-c", stubborn])]}}
+    kube.create(path_for("v1", "pods", namespace), pod)
+    wait(lambda: kube.get(path_for("v1", "pods", namespace, "bye"))["status"].get("phase") == "Running", 60, "running")
+    wait(lambda: "up" in bed.pod_log(namespace, "bye", "polite") and "up" in bed.pod_log(namespace, "bye", "stubborn"),
+         30, "both containers up")
+    started = time.monotonic()
+    kube.delete(path_for("v1", "pods", namespace, "bye"))
+    wait(lambda: not kube.exists(path_for("v1", "pods", namespace, "bye")), 60, "pod gone")
+    elapsed = time.monotonic() - started
+    if bed.local:
+        assert "got SIGTERM" in bed.pod_log(namespace, "bye", "polite")
+        assert "ignoring SIGTERM" in bed.pod_log(namespace, "bye", "stubborn")
+    # The stubborn one outlived SIGTERM: the pod could only go once the grace period ran out.
+    assert elapsed >= 3

@@ -1,0 +1,53 @@
+{{/* Names are defined once here; Kubernetes names stop at 63 characters. */}}
+
+{{- define "modelship.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "modelship.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The operator's resources: <fullname>-operator, still within 63 characters. */}}
+{{- define "modelship.operator.fullname" -}}
+{{- printf "%s-operator" (include "modelship.fullname" . | trunc 54 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "modelship.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "modelship.labels" -}}
+helm.sh/chart: {{ include "modelship.chart" . }}
+{{ include "modelship.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: modelship
+{{- end }}
+
+{{- define "modelship.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "modelship.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "modelship.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "modelship.operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "modelship.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}

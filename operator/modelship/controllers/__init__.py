@@ -1,0 +1,13 @@
+"""The operator: kopf handlers for Experiment, ModelVersion and ModelDeployment.
+
+This package owns everything that talks to the Kubernetes API: one handler module per
+kind (``experiment``, ``modelversion``, ``modeldeployment``), the process around them
+(``main``: flags, settings, kopf configuration, liveness, metrics, logging) and the RBAC
+the code needs (``rbac``). Handlers stay thin: observe the object, ask the pure functions
+of ``modelship.resources`` what should be, and write status through kopf's ``patch``.
+
+What it must not do: call the API to change the object being handled (kopf sends one
+PATCH per cycle), write the ``spec`` of an object it does not own, or hold business
+decisions that could be a pure function in ``resources``. Importing this package does
+not register handlers; ``main.register_handlers`` does, on a registry it is given.
+"""

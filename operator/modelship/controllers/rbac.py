@@ -1,0 +1,136 @@
+"""The Kubernetes permissions the operator's code needs, declared next to that code.
+
+``REQUIRED_RULES`` is the one list; ``manifests/install/clusterrole.yaml`` and the Helm
+chart's ``files/rbac/*.yaml`` must grant exactly these verbs, no fewer and no more, and
+a unit test checks it. A controller that starts touching a new resource adds its rule
+here first, and the test then points at the manifests to update.
+
+Rules for child resources (Jobs, Deployments, Services, ...) are granted from the
+start, so that installs do not change shape with each feature; the verbs are the ones
+their appliers use: server-side apply (``patch``), idempotent ``create``, ``delete`` of
+children that are no longer wanted, and ``get/list/watch`` to observe them.
+
+kopf's peering does not use coordination.k8s.io Leases but objects of its own CRDs
+(``kopf.dev``), so those rules exist only with peering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from modelship.api import GROUP, KINDS
+
+READ = ("get", "list", "watch")
+MANAGE = ("create", "delete", "get", "list", "patch", "watch")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One PolicyRule, with the reason it is needed."""
+
+    api_group: str
+    resources: tuple[str, ...]
+    verbs: tuple[str, ...]
+    why: str
+    peering_only: bool = False
+
+    def policy_rule(self) -> dict[str, Any]:
+        """The rule as a ClusterRole lists it."""
+        return {
+            "apiGroups": [self.api_group],
+            "resources": list(self.resources),
+            "verbs": sorted(self.verbs),
+        }
+
+
+_PLURALS = tuple(k.plural for k in KINDS)
+
+REQUIRED_RULES: tuple[Rule, ...] = (
+    Rule(
+        GROUP,
+        _PLURALS,
+        ("get", "list", "watch", "patch"),
+        "watch the three kinds; kopf patches its progress and diff-base annotations",
+    ),
+    Rule(
+        GROUP,
+        tuple(f"{p}/status" for p in _PLURALS),
+        ("patch",),
+        "write status (observedGeneration, conditions) through the status subresource",
+    ),
+    Rule(
+        GROUP,
+        ("modelversions",),
+        ("create",),
+        "an Experiment registers its best run as a ModelVersion it owns",
+    ),
+    Rule(
+        "",
+        ("events",),
+        ("create",),
+        "kopf posts warnings and handler failures as Events on the object",
+    ),
+    Rule(
+        "apiextensions.k8s.io",
+        ("customresourcedefinitions",),
+        ("list", "watch"),
+        "kopf discovers the served kinds and notices CRDs installed after it starts",
+    ),
+    Rule(
+        "", ("namespaces",), ("list", "watch"), "kopf follows namespaces that appear and disappear"
+    ),
+    Rule("batch", ("jobs",), MANAGE, "one Job per Experiment trial"),
+    Rule("apps", ("deployments",), MANAGE, "one Deployment per ModelDeployment variant"),
+    Rule("", ("services",), MANAGE, "the Service in front of a ModelDeployment"),
+    Rule(
+        "", ("configmaps",), MANAGE, "rendered trial configuration and per-model version counters"
+    ),
+    Rule(
+        "", ("pods",), READ, "phase, readiness and failure reasons of trial and model-server pods"
+    ),
+    Rule("", ("secrets",), READ, "webhook signing keys and tracking tokens that specs refer to"),
+    Rule(
+        "kopf.dev",
+        ("clusterkopfpeerings",),
+        ("get", "list", "watch", "patch"),
+        "kopf peering of a cluster-wide operator (only with --peering)",
+        peering_only=True,
+    ),
+    Rule(
+        "kopf.dev",
+        ("kopfpeerings",),
+        ("get", "list", "watch", "patch"),
+        "kopf peering of a namespaced operator (only with --peering)",
+        peering_only=True,
+    ),
+)
+
+Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+
+def grants(rules: Iterable[Rule]) -> set[Grant]:
+    """Every (group, resource, verb) that ``rules`` grant."""
+    return {(r.api_group, res, v) for r in rules for res in r.resources for v in r.verbs}
+
+
+def required_grants(*, peering: bool) -> set[Grant]:
+    """What the operator needs, with or without kopf peering."""
+    return grants(r for r in REQUIRED_RULES if peering or not r.peering_only)
+
+
+def granted_by(policy_rules: Iterable[Mapping[str, Any]]) -> set[Grant]:
+    """Every (group, resource, verb) that ClusterRole ``rules`` grant (no wildcards)."""
+    out: set[Grant] = set()
+    for rule in policy_rules:
+        for group in rule.get("apiGroups") or [""]:
+            for res in rule.get("resources") or []:
+                for verb in rule.get("verbs") or []:
+                    out.add((group, res, verb))
+    return out
+
+
+def policy_rules(*, peering_only: bool) -> list[dict[str, Any]]:
+    """ClusterRole rules as the manifests list them: the base set, or the peering extras."""
+    return [r.policy_rule() for r in REQUIRED_RULES if r.peering_only == peering_only]

@@ -1,0 +1,80 @@
+"""The operator's settings: one typed class, read from MODELSHIP_* variables and flags."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LogFormat = Literal["logfmt", "json", "text"]
+
+
+class OperatorConfig(BaseSettings):
+    """How ``modelship operator`` runs. Flags override environment variables.
+
+    Every field can be set as ``MODELSHIP_<FIELD>``, e.g. ``MODELSHIP_METRICS_PORT=9100``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MODELSHIP_", extra="ignore")
+
+    namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Namespaces to watch (flag ``--namespace``, repeatable; env: comma-separated).
+    Empty means every namespace (cluster-wide), which needs the ClusterRole."""
+
+    health_host: str = "127.0.0.1"
+    """Address the liveness endpoint binds to. 127.0.0.1 suits a local run; the
+    Deployment sets 0.0.0.0 so that the kubelet can reach it."""
+
+    liveness_port: int = Field(default=8080, ge=0, le=65535)
+    """Port of kopf's liveness endpoint, served at ``/healthz``. 0 turns it off."""
+
+    metrics_host: str | None = None
+    """Address the Prometheus endpoint binds to; unset means the same as health_host."""
+
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
+    """Port of the Prometheus ``/metrics`` endpoint. 0 turns it off."""
+
+    peering_name: str | None = None
+    """Name of a kopf peering object. Unset (the default) runs standalone: exactly one
+    replica may run. Set, kopf's peering pauses all but the highest-priority replica
+    (needs kopf's ClusterKopfPeering/KopfPeering CRDs and the chart's peering RBAC)."""
+
+    priority: int | None = None
+    """Peering priority of this replica: the live replica with the highest priority works,
+    the others pause (kopf pauses *all* replicas of equal priority). Unset with peering,
+    each replica draws a random one, so exactly one works and another takes over when its
+    peering record expires (about a minute). Unused standalone."""
+
+    tracking_url: str | None = None
+    """URL of the tracking server (e.g. http://modelship-tracking.modelship-system:5000),
+    handed to training pods by later controllers. Unused by the skeleton."""
+
+    log_format: LogFormat = "logfmt"
+    """Log line format: logfmt (key=value), json (one object per line) or text."""
+
+    verbose: bool = False
+    """Log at DEBUG level, kopf's own internals included."""
+
+    watch_server_timeout: int = Field(default=300, ge=10)
+    """Seconds the API server keeps one watch open before kopf reconnects. A bounded
+    watch survives silently dropped connections (load balancers, NAT)."""
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def clusterwide(self) -> bool:
+        """Whether the operator watches every namespace."""
+        return not self.namespaces
+
+    @property
+    def liveness_endpoint(self) -> str | None:
+        """The URL kopf serves liveness on, or None when turned off."""
+        if not self.liveness_port:
+            return None
+        return f"http://{self.health_host}:{self.liveness_port}/healthz"
