@@ -36,7 +36,40 @@ def crds(kube: KubeApi) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def operator(bed, crds, tmp_path_factory: pytest.TempPathFactory):
+def tracking_server(bed, tmp_path_factory: pytest.TempPathFactory):
+    """`modelship tracking-server` on the bed's bridge address, so that pods reach it too.
+
+    Yields its base URL. On kind (no bridge of ours) it listens on loopback and only the
+    host-side tests can use it.
+    """
+    import sys
+    import urllib.request
+
+    from tests.cluster.controlplane import free_port
+    from tests.cluster.processes import Process, wait_for
+
+    host = bed.network.gateway if getattr(bed, "local", False) else "127.0.0.1"
+    port = free_port(host)
+    state = tmp_path_factory.mktemp("tracking")
+    proc = Process("tracking-server", [
+        str(Path(sys.executable).with_name("modelship")), "tracking-server", "--host", host, "--port", str(port),
+        "--backend-store-uri", f"sqlite:///{state / 'tracking.db'}", "--artifacts-destination", str(state / "artifacts"),
+    ], state).start()
+    url = f"http://{host}:{port}"
+
+    def up() -> bool:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+            return resp.status == 200
+
+    try:
+        wait_for(up, 60, "tracking server health", interval=0.3, processes=[proc])
+        yield url
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(bed, crds, tracking_server: str, tmp_path_factory: pytest.TempPathFactory):
     """`modelship operator` as a user runs it, watching every namespace of the bed."""
     import os
     import sys
@@ -49,6 +82,7 @@ def operator(bed, crds, tmp_path_factory: pytest.TempPathFactory):
     proc = Process("operator", [
         str(Path(sys.executable).with_name("modelship")), "operator", "--all-namespaces",
         "--health-host", "127.0.0.1", "--liveness-port", str(health), "--metrics-port", str(metrics),
+        "--tracking-url", tracking_server,
     ], tmp_path_factory.mktemp("operator"), env={**os.environ, "KUBECONFIG": str(bed.kubeconfig)}).start()
 
     def live() -> bool:
