@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.cluster.controlplane import API_PORT, ControlPlane
+from tests.cluster.controlplane import API_PORT, ControlPlane, free_port
 from tests.cluster.kubeapi import KubeApi
 from tests.cluster.network import BedLock, BedNetwork
 from tests.cluster.processes import Process, wait_for
@@ -69,7 +69,8 @@ class Bed:
             self.agent = Process("node-agent", [
                 sys.executable, "-m", "tests.cluster.node_agent", f"--kubeconfig={self.kubeconfig}",
                 f"--node-name={NODE_NAME}", f"--bed-index={index}", f"--state-dir={self.state_dir}",
-                f"--api-port={API_PORT}",
+                f"--api-port={API_PORT}", f"--kubelet-port={free_port(self.network.gateway)}",
+                f"--pki-dir={self.state_dir / 'pki'}",
             ], self.state_dir / "logs", env={**os.environ, "PYTHONPATH": str(REPO)}).start()
             wait_for(self._node_ready, 60, f"node {NODE_NAME} Ready", interval=0.5,
                      processes=[*self.control_plane.processes, self.agent])

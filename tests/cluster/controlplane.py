@@ -85,6 +85,11 @@ class ControlPlane:
             f"--service-cluster-ip-range={self.network.service_cidr}",
             "--allow-privileged=true", "--enable-priority-and-fairness=false", "--profiling=false",
             "--enable-garbage-collector=true", "--event-ttl=1h", "--v=1",
+            # `kubectl logs` goes through the node agent's small kubelet API (mutual TLS).
+            f"--kubelet-client-certificate={pki['kubelet-client.crt']}",
+            f"--kubelet-client-key={pki['kubelet-client.key']}",
+            f"--kubelet-certificate-authority={pki['ca.crt']}",
+            "--kubelet-preferred-address-types=InternalIP",
         ], logs).start()
         self.processes.append(apiserver)
         wait_for(self._ready, timeout, "kube-apiserver /readyz", interval=0.5, processes=[etcd, apiserver])

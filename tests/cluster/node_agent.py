@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.cluster import kubelet_api
 from tests.cluster.kubeapi import STRATEGIC, ApiError, KubeApi, path_for
 from tests.cluster.network import BedNetwork
 from tests.cluster.pod_runtime import PodRuntime, now_rfc3339
@@ -48,6 +49,24 @@ class NodeAgent:
         self.workers: dict[str, PodWorker] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.kubelet_port = 0
+
+    def serve_logs(self, port: int, pki_dir: Path) -> None:
+        kubelet_api.serve(self.network.gateway, port, pki_dir / "apiserver.crt", pki_dir / "apiserver.key",
+                          pki_dir / "ca.crt", self.find_log)
+        self.kubelet_port = port
+
+    def find_log(self, namespace: str, pod: str, container: str, previous: bool):
+        name = f"{container}.previous.log" if previous else f"{container}.log"
+        with self.lock:
+            for w in self.workers.values():
+                if (w.namespace, w.name_) == (namespace, pod):
+                    c = next((c for c in w.runtime.init + w.runtime.main if c.name == container), None)
+                    if c is None:
+                        return None
+                    return w.runtime.dir / name, lambda c=c: c.state != "terminated" and not w.runtime.finished
+        matches = sorted(self.pods_dir.glob(f"{namespace}_{pod}_*/{name}"), key=lambda p: p.stat().st_mtime)
+        return (matches[-1], lambda: False) if matches else None
 
     # --- node ---------------------------------------------------------------------------
     def node_status(self) -> dict[str, Any]:
@@ -73,7 +92,7 @@ class NodeAgent:
             ],
             "addresses": [{"type": "InternalIP", "address": self.network.gateway},
                           {"type": "Hostname", "address": self.node}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
             "nodeInfo": {
                 "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": os.uname().release,
                 "osImage": "modelship test bed", "containerRuntimeVersion": "modelship-testbed://0.1",
@@ -248,6 +267,8 @@ class PodWorker(threading.Thread):
                 except Exception as exc:  # noqa: BLE001 - report, retry; never lose the pod
                     log.exception("pod %s/%s: step failed: %s", self.namespace, self.name_, exc)
                     status = self.runtime.status()
+                while self.runtime.events:
+                    log.info("pod %s/%s: %s", self.namespace, self.name_, self.runtime.events.pop(0))
                 self.publish(path, status)
                 if self.runtime.finished:
                     self.delete_requested.wait(1.0)
@@ -286,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state-dir", required=True, type=Path)
     p.add_argument("--venv-bin", default=str(Path(sys.executable).parent), type=Path)
     p.add_argument("--api-port", type=int, default=6443)
+    p.add_argument("--kubelet-port", type=int, default=0, help="serve container logs here (0: off)")
+    p.add_argument("--pki-dir", type=Path, help="the bed's pki (CA, serving cert) for the log API")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     network = BedNetwork(args.bed_index)
@@ -297,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         agent.shutdown()
         sys.exit(0)
 
+    if args.kubelet_port and args.pki_dir:
+        agent.serve_logs(args.kubelet_port, args.pki_dir)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     log.info("node %s on %s (pods %s)", args.node_name, network.bridge, network.pod_cidr)

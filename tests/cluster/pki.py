@@ -70,8 +70,25 @@ def make_pki(directory: Path, ips: list[str], dns_names: list[str]) -> dict[str,
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    client_key = _key()
+    client_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver-kubelet-client"),
+        ]))
+        .issuer_name(ca_name)
+        .public_key(client_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=7))
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     sa_key = _key()
     return {
+        "kubelet-client.crt": _write(directory / "kubelet-client.crt", client_cert.public_bytes(serialization.Encoding.PEM)),
+        "kubelet-client.key": _write(directory / "kubelet-client.key", _pem_key(client_key)),
         "ca.crt": _write(directory / "ca.crt", ca_cert.public_bytes(serialization.Encoding.PEM)),
         "ca.key": _write(directory / "ca.key", _pem_key(ca_key)),
         "apiserver.crt": _write(directory / "apiserver.crt", server_cert.public_bytes(serialization.Encoding.PEM)),

@@ -96,6 +96,7 @@ class PodRuntime:
         self.deleting = False
         self.image_error = ""
         self.conditions: list[dict[str, Any]] = list(pod.get("status", {}).get("conditions") or [])
+        self.events: list[str] = []  # drained into the agent's log
 
     # --- lifecycle ----------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
@@ -204,12 +205,14 @@ class PodRuntime:
             "netns": self.netns, "hostname": self.pod["metadata"]["name"][:63], "mounts": mounts,
             "workingDir": str(work), "argv": argv, "env": env,
         }))
-        log = open(self.dir / f"{c.name}.log", "ab")
-        log.write(f"--- {now_rfc3339()} start #{c.restarts}: {argv}\n".encode())
-        log.flush()
+        log_path = self.dir / f"{c.name}.log"
+        if c.restarts and log_path.exists():
+            os.replace(log_path, self.dir / f"{c.name}.previous.log")
+        log = open(log_path, "ab")
         c.popen = subprocess.Popen([sys.executable, LAUNCHER, str(spec_file)], stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
+        self.events.append(f"started {c.name} (#{c.restarts}): {argv}")
         c.state, c.started_at, c.finished_at, c.exit_code = "running", now_rfc3339(), None, None
         c.ready = "readinessProbe" not in c.spec and c.role != "init"
         c.started = "startupProbe" not in c.spec

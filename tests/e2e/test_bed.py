@@ -69,6 +69,9 @@ def test_native_sidecar_does_not_keep_a_job_from_completing(kube: KubeApi, names
     pod = _pods(kube, namespace, "batch.kubernetes.io/job-name=sc")[0]
     assert pod["status"]["phase"] == "Succeeded"
     assert "200" in bed.pod_log(namespace, pod["metadata"]["name"], "main")
+    # `kubectl logs` path: the API server asks the node for the log over mutual TLS.
+    via_api = kube.text(path_for("v1", "pods", namespace, pod["metadata"]["name"], "log"), container="main")
+    assert via_api.strip() == "200"
 
 
 def test_image_of_another_project_fails_like_a_pull_error(kube: KubeApi, namespace: str) -> None:
