@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -62,6 +63,58 @@ class Container:
         return str(self.spec["name"])
 
 
+class MountPoints:
+    """Mount targets the agent had to create on the host, removed when no pod needs them.
+
+    Containers share the host's filesystem, so a mount path such as /data must exist
+    there for the bind mount; it is created empty and taken away again afterwards.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users: dict[str, int] = {}
+
+    def claim(self, target: str, is_dir: bool) -> bool:
+        with self._lock:
+            if target in self._users:
+                self._users[target] += 1
+                return True
+            if os.path.lexists(target):
+                return False
+            missing = []
+            parent = os.path.dirname(target)
+            while parent and not os.path.exists(parent):
+                missing.append(parent)
+                parent = os.path.dirname(parent)
+            if is_dir:
+                os.makedirs(target)
+            else:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                open(target, "a").close()
+            for created in [target, *missing]:
+                self._users[created] = self._users.get(created, 0) + 1
+            return True
+
+    def release(self, target: str) -> None:
+        with self._lock:
+            chain = [target]
+            parent = os.path.dirname(target)
+            while parent in self._users:
+                chain.append(parent)
+                parent = os.path.dirname(parent)
+            for path in chain:
+                self._users[path] -= 1
+                if self._users[path] == 0:
+                    del self._users[path]
+                    try:
+                        os.rmdir(path) if os.path.isdir(path) else os.unlink(path)
+                    except OSError:
+                        pass  # something was put there meanwhile: leave it
+
+
+MOUNT_POINTS = MountPoints()
+
+
 def _exit_code(returncode: int) -> int:
     return returncode if returncode >= 0 else 128 + (-returncode)
 
@@ -97,6 +150,7 @@ class PodRuntime:
         self.image_error = ""
         self.conditions: list[dict[str, Any]] = list(pod.get("status", {}).get("conditions") or [])
         self.events: list[str] = []  # drained into the agent's log
+        self.claimed: list[str] = []  # mount points this pod created on the host
 
     # --- lifecycle ----------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
@@ -198,6 +252,9 @@ class PodRuntime:
             c.state, c.waiting_reason, c.waiting_message = "waiting", "CreateContainerConfigError", str(exc)
             c.next_start = time.monotonic() + 2
             return
+        for m in mounts:
+            if m["target"] not in self.claimed and MOUNT_POINTS.claim(m["target"], os.path.isdir(m["source"])):
+                self.claimed.append(m["target"])
         work = Path(c.spec.get("workingDir") or self.dir / "work" / c.name)
         work.mkdir(parents=True, exist_ok=True)
         spec_file = self.dir / f"{c.name}.launch.json"
@@ -281,6 +338,8 @@ class PodRuntime:
         self._release_sandbox()
 
     def _release_sandbox(self) -> None:
+        while self.claimed:
+            MOUNT_POINTS.release(self.claimed.pop())
         if self.sandbox:
             self.network.delete_pod_netns(self.netns, self.host_veth)
             self.sandbox = False

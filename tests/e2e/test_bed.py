@@ -130,7 +130,7 @@ def test_deleting_an_owner_collects_its_children_and_stops_their_processes(kube:
                "pod running")[0]
     netns = f"ms{pod['status']['podIP'].split('.')[2]}-{pod['metadata']['uid'][:8]}"
     if bed.local:  # on kind the processes live in containers this host cannot see
-        assert _running(marker), "the pod's process should be running"
+        wait(lambda: _running(marker), 30, "the pod's process to exec")
         assert netns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert kube.get(path_for("apps/v1", "replicasets", namespace), labelSelector="app=sleepy")["items"]
     kube.delete(path_for("apps/v1", "deployments", namespace, "sleepy"), {"propagationPolicy": "Background"})
