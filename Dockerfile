@@ -20,6 +20,10 @@ LABEL org.opencontainers.image.title="modelship" \
       org.opencontainers.image.description="The ML lifecycle (MLflow's Tracking, Projects, Models, Registry) as a Kubernetes operator" \
       org.opencontainers.image.source="https://github.com/modelship/modelship" \
       org.opencontainers.image.licenses="Apache-2.0"
+# git: Experiments check their MLproject out of git in an init container of this image.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid 10001 modelship \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin modelship
 COPY --from=builder /opt/venv /opt/venv
