@@ -1,0 +1,38 @@
+"""MLflow Projects: the ``MLproject`` file, its entry points, and running one.
+
+Owns: parsing ``MLproject`` files as MLflow does (``spec``), typing parameter values and
+rendering an entry point's shell command (``render``), checking a project out of git
+(``git``), a small client of the MLflow tracking REST API (``tracking``), and ``modelship
+run`` (``runner``, ``cli``), the local equivalent of ``mlflow run --env-manager local``.
+
+Must not: import ``mlflow`` (this package works in an image without it), talk to
+Kubernetes, or do I/O in ``spec`` and ``render`` beyond reading the ``MLproject`` file in
+``load_project``: they are pure and unit-tested on their own. Subprocesses (git, the
+entry point) and HTTP live in ``git``, ``runner`` and ``tracking`` only.
+"""
+
+from modelship.projects.render import ResolvedCommand, render_command, resolve_parameters
+from modelship.projects.spec import (
+    EntryPoint,
+    Environment,
+    Parameter,
+    Project,
+    ProjectError,
+    load_project,
+    parse_project,
+)
+from modelship.projects.values import PARAMETER_TYPES
+
+__all__ = [
+    "PARAMETER_TYPES",
+    "EntryPoint",
+    "Environment",
+    "Parameter",
+    "Project",
+    "ProjectError",
+    "ResolvedCommand",
+    "load_project",
+    "parse_project",
+    "render_command",
+    "resolve_parameters",
+]
