@@ -57,6 +57,7 @@ class Container:
     next_start: float = 0.0
     probes: dict[str, ProbeState] = field(default_factory=dict)
     stopping: bool = False
+    term_message: str = ""
 
     @property
     def name(self) -> str:
@@ -277,7 +278,11 @@ class PodRuntime:
         c.waiting_reason = c.waiting_message = ""
 
     def _mounts(self, c: Container) -> list[dict[str, Any]]:
-        mounts = [{"source": str(self.dir / "hosts"), "target": "/etc/hosts", "readOnly": False}]
+        termination_log = self.dir / f"{c.name}.termination-log"
+        termination_log.write_bytes(b"")
+        mounts = [{"source": str(self.dir / "hosts"), "target": "/etc/hosts", "readOnly": False},
+                  {"source": str(termination_log),
+                   "target": c.spec.get("terminationMessagePath") or "/dev/termination-log", "readOnly": False}]
         for vm in c.spec.get("volumeMounts") or []:
             if self.volume_dirs is None or vm["name"] not in self.volume_dirs:
                 raise podspec.ConfigError(f"volumeMount {vm['name']!r} names no volume of the pod")
@@ -302,7 +307,22 @@ class PodRuntime:
                 c.state, c.finished_at = "terminated", now_rfc3339()
                 c.exit_code = _exit_code(c.popen.returncode)
                 c.term_reason = c.term_reason or ("Completed" if c.exit_code == 0 else "Error")
+                c.term_message = self._termination_message(c)
                 c.ready = False
+
+    def _termination_message(self, c: Container) -> str:
+        """The kubelet's rule: the termination-log file, else (FallbackToLogsOnError) the log's tail."""
+        try:
+            message = (self.dir / f"{c.name}.termination-log").read_bytes()[:4096].decode("utf-8", "replace")
+        except FileNotFoundError:
+            message = ""
+        if not message and c.exit_code and c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            try:
+                lines = (self.dir / f"{c.name}.log").read_bytes().splitlines()[-80:]
+            except FileNotFoundError:
+                lines = []
+            message = b"\n".join(lines)[-2048:].decode("utf-8", "replace")
+        return message
 
     def _kill(self, c: Container, grace: float) -> None:
         if c.popen is None or c.popen.poll() is not None:
@@ -437,9 +457,12 @@ class PodRuntime:
         return podspec.pod_phase(self.init_done, self.init_failed, outcome, started_any)
 
     def _terminated_state(self, c: Container) -> dict[str, Any]:
-        return {"exitCode": c.exit_code, "reason": c.term_reason or ("Completed" if c.exit_code == 0 else "Error"),
-                "startedAt": c.started_at, "finishedAt": c.finished_at,
-                "containerID": f"testbed://{self.uid}/{c.name}/{c.restarts}"}
+        state = {"exitCode": c.exit_code, "reason": c.term_reason or ("Completed" if c.exit_code == 0 else "Error"),
+                 "startedAt": c.started_at, "finishedAt": c.finished_at,
+                 "containerID": f"testbed://{self.uid}/{c.name}/{c.restarts}"}
+        if c.term_message:
+            state["message"] = c.term_message
+        return state
 
     def _container_status(self, c: Container) -> dict[str, Any]:
         state: dict[str, Any] = {"waiting": None, "running": None, "terminated": None}

@@ -37,22 +37,26 @@ def test_deployment_pod_becomes_ready_and_answers_on_its_pod_ip(kube: KubeApi, n
 
 
 def test_job_that_exits_zero_completes(kube: KubeApi, namespace: str) -> None:
-    kube.create(path_for("batch/v1", "jobs", namespace), job("ok", [container("main", ["python", "-c", "print('done')"])]))
+    script = "open('/dev/termination-log', 'w').write('trained 3 epochs'); print('done')"
+    kube.create(path_for("batch/v1", "jobs", namespace), job("ok", [container("main", ["python", "-c", script])]))
     done = wait(lambda: job_condition(j := kube.get(path_for("batch/v1", "jobs", namespace, "ok")), "Complete") and j,
                 90, "job Complete")
     assert done["status"]["succeeded"] == 1
     pod = _pods(kube, namespace, "batch.kubernetes.io/job-name=ok")[0]
     term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert (pod["status"]["phase"], term["exitCode"], term["reason"]) == ("Succeeded", 0, "Completed")
+    assert term["message"] == "trained 3 epochs"
 
 
 def test_job_that_exits_one_fails(kube: KubeApi, namespace: str) -> None:
+    script = "import sys; print('first line'); print('the reason it failed', file=sys.stderr); sys.exit(1)"
     kube.create(path_for("batch/v1", "jobs", namespace),
-                job("bad", [container("main", ["python", "-c", "import sys; sys.exit(1)"])]))
+                job("bad", [container("main", ["python", "-c", script], terminationMessagePolicy="FallbackToLogsOnError")]))
     wait(lambda: job_condition(kube.get(path_for("batch/v1", "jobs", namespace, "bad")), "Failed"), 90, "job Failed")
     pod = _pods(kube, namespace, "batch.kubernetes.io/job-name=bad")[0]
     term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert (pod["status"]["phase"], term["exitCode"], term["reason"]) == ("Failed", 1, "Error")
+    assert term["message"].splitlines() == ["first line", "the reason it failed"]
 
 
 def test_native_sidecar_does_not_keep_a_job_from_completing(kube: KubeApi, namespace: str, bed: Bed) -> None:

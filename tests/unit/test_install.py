@@ -245,7 +245,16 @@ def test_chart_version_and_image() -> None:
     assert "helm.sh/resource-policy" in (CHART / "templates" / "crds.yaml").read_text()
 
 
-HELM = os.environ.get("MODELSHIP_HELM") or shutil.which("helm")
+def _find_helm() -> str | None:
+    """$MODELSHIP_HELM, else the helm that scripts/setup.sh builds into the cache, else PATH."""
+    if os.environ.get("MODELSHIP_HELM"):
+        return os.environ["MODELSHIP_HELM"]
+    cache = Path(os.environ.get("MODELSHIP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelship")
+    built = sorted(cache.glob("tools/helm-*/helm"))
+    return str(built[-1]) if built else shutil.which("helm")
+
+
+HELM = _find_helm()
 
 
 @pytest.mark.parametrize(
