@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,9 @@ class Doubler(PythonModel):
     def load_context(self, context: Any) -> None:
         self.factor = 2
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> Any:
         if (model_input["a"] < 0).any():
             raise ValueError("negative a is not allowed")
         k = (params or {}).get("k", 1)
@@ -58,7 +59,9 @@ def pyfunc_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     path = tmp_path_factory.mktemp("models") / "doubler"
     example = pd.DataFrame({"a": [1, 2], "b": [0.5, 1.5]})
-    save_model(path, Doubler(), signature=infer_signature(example, params={"k": 1}), input_example=example)
+    save_model(
+        path, Doubler(), signature=infer_signature(example, params={"k": 1}), input_example=example
+    )
     return path
 
 
@@ -80,10 +83,6 @@ ClientFactory = Callable[..., Any]
 def serve() -> Iterator[ClientFactory]:
     """``serve(model_dir, **settings)`` -> a started in-process client (closed after)."""
     stack: list[Any] = []
-
-    @contextmanager
-    def _noop() -> Iterator[None]:
-        yield
 
     def factory(model_dir: Path, **overrides: Any) -> TestClient:
         settings = ServingSettings(model_uri=str(model_dir), **overrides)

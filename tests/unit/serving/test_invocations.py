@@ -28,26 +28,38 @@ def payloads(df: pd.DataFrame) -> dict[str, Any]:
     return {
         "split": {"dataframe_split": {"columns": list(df.columns), "data": df.values.tolist()}},
         "split_reordered": {
-            "dataframe_split": {"columns": list(df.columns[::-1]), "data": df[df.columns[::-1]].values.tolist()}
+            "dataframe_split": {
+                "columns": list(df.columns[::-1]),
+                "data": df[df.columns[::-1]].values.tolist(),
+            }
         },
         "records": {"dataframe_records": rows},
         "instances": {"instances": rows},
         "inputs_rows": {"inputs": df.values.tolist()},
         "inputs_columns": {"inputs": {c: df[c].tolist() for c in df.columns}},
-        "ints_for_doubles": {"dataframe_split": {"columns": list(df.columns), "data": df.round().astype(int).values.tolist()}},
+        "ints_for_doubles": {
+            "dataframe_split": {
+                "columns": list(df.columns),
+                "data": df.round().astype(int).values.tolist(),
+            }
+        },
     }
 
 
 @pytest.mark.parametrize(
     "fmt", ["split", "split_reordered", "records", "instances", "inputs_rows", "inputs_columns"]
 )
-def test_every_json_format_predicts_the_same(wine_client: Any, wine: pd.DataFrame, expected: list[int], fmt: str) -> None:
+def test_every_json_format_predicts_the_same(
+    wine_client: Any, wine: pd.DataFrame, expected: list[int], fmt: str
+) -> None:
     resp = wine_client.post("/invocations", json=payloads(wine.head(7))[fmt])
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"predictions": expected}
 
 
-def test_integers_are_accepted_for_double_columns(wine_client: Any, wine: pd.DataFrame, wine_dir: Path) -> None:
+def test_integers_are_accepted_for_double_columns(
+    wine_client: Any, wine: pd.DataFrame, wine_dir: Path
+) -> None:
     df = wine.head(3).round()
     resp = wine_client.post("/invocations", json=payloads(df)["ints_for_doubles"])
     assert resp.status_code == 200
@@ -61,7 +73,9 @@ def test_csv(wine_client: Any, wine: pd.DataFrame, expected: list[int]) -> None:
     assert resp.json() == {"predictions": expected}
 
 
-def test_a_concurrent_burst_is_answered_correctly(wine_client: Any, wine: pd.DataFrame, wine_dir: Path) -> None:
+def test_a_concurrent_burst_is_answered_correctly(
+    wine_client: Any, wine: pd.DataFrame, wine_dir: Path
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     model = load_model(wine_dir)
@@ -91,7 +105,9 @@ def test_a_concurrent_burst_is_answered_correctly(wine_client: Any, wine: pd.Dat
         (b'{"inputs": [[1]], "params": [1]}', 400, "params"),
     ],
 )
-def test_malformed_bodies_get_a_400_naming_the_problem(wine_client: Any, body: bytes, status: int, needle: str) -> None:
+def test_malformed_bodies_get_a_400_naming_the_problem(
+    wine_client: Any, body: bytes, status: int, needle: str
+) -> None:
     resp = wine_client.post("/invocations", content=body, headers=JSON)
     assert resp.status_code == status, resp.text
     assert resp.json()["error_code"] == "BAD_REQUEST"
@@ -115,12 +131,16 @@ def test_a_boolean_for_a_double_column_is_refused(wine_client: Any, wine: pd.Dat
 
 
 def test_unsupported_content_type_is_415(wine_client: Any) -> None:
-    resp = wine_client.post("/invocations", content=b"x", headers={"content-type": "application/xml"})
+    resp = wine_client.post(
+        "/invocations", content=b"x", headers={"content-type": "application/xml"}
+    )
     assert resp.status_code == 415
 
 
 def test_bad_csv_is_400(wine_client: Any) -> None:
-    resp = wine_client.post("/invocations", content=b"alcohol\n1\n", headers={"content-type": "text/csv"})
+    resp = wine_client.post(
+        "/invocations", content=b"alcohol\n1\n", headers={"content-type": "text/csv"}
+    )
     assert resp.status_code == 400 and "missing inputs" in resp.json()["message"]
 
 
@@ -133,7 +153,9 @@ def test_pyfunc_model_with_params_and_500_on_raise(serve: Any, pyfunc_dir: Path)
     assert resp.json() == {"predictions": [{"a": 6, "b": 3.0}, {"a": 12, "b": 9.0}]}
     resp = client.post("/invocations", json={**body, "params": {"k": "three"}})
     assert resp.status_code == 400 and "'k'" in resp.json()["message"]
-    resp = client.post("/invocations", json={"dataframe_split": {"columns": ["a", "b"], "data": [[-1, 0.5]]}})
+    resp = client.post(
+        "/invocations", json={"dataframe_split": {"columns": ["a", "b"], "data": [[-1, 0.5]]}}
+    )
     assert resp.status_code == 500
     assert "negative a is not allowed" in resp.json()["message"]
     # and the server keeps serving
@@ -142,7 +164,9 @@ def test_pyfunc_model_with_params_and_500_on_raise(serve: Any, pyfunc_dir: Path)
 
 def test_long_column_refuses_fractions(serve: Any, pyfunc_dir: Path) -> None:
     client = serve(pyfunc_dir)
-    resp = client.post("/invocations", json={"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, 0.5]]}})
+    resp = client.post(
+        "/invocations", json={"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, 0.5]]}}
+    )
     assert resp.status_code == 400 and "'a'" in resp.json()["message"]
 
 

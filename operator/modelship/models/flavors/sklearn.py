@@ -1,0 +1,110 @@
+"""scikit-learn: skops by default (as MLflow 3), pickle and cloudpickle when the MLmodel says so."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modelship.models.enforce import ModelInput
+from modelship.models.flavors.base import ModelRuntime
+from modelship.models.mlmodel import PYFUNC
+
+PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
+
+
+class SklearnRuntime(ModelRuntime):
+    flavor = "sklearn"
+    batchable = True
+    takes_arrays = True
+
+    def load(self) -> None:
+        conf = self.mlmodel.flavors["sklearn"]
+        pyfunc = self.mlmodel.flavors.get(PYFUNC) or {}
+        path = self.model_dir / str(conf.get("pickled_model") or pyfunc.get("model_path"))
+        fmt = conf.get(
+            "serialization_format", "skops" if path.suffix == ".skops" else "cloudpickle"
+        )
+        if fmt == "skops":
+            import skops.io
+
+            self.model = skops.io.load(path, trusted=conf.get("skops_trusted_types"))
+        elif fmt == "cloudpickle":
+            import cloudpickle
+
+            with path.open("rb") as f:
+                self.model = cloudpickle.load(f)
+        elif fmt == "pickle":
+            with path.open("rb") as f:
+                self.model = pickle.load(f)
+        else:
+            raise ValueError(f"unknown sklearn serialization_format {fmt!r}")
+        fn = pyfunc.get("predict_fn", "predict")
+        if fn not in PREDICT_FNS or not hasattr(self.model, fn):
+            raise ValueError(f"sklearn model has no predict function {fn!r}")
+        self._predict = getattr(self.model, fn)
+        self._wants_frame = self._needs_frame()
+        self.accepts_non_finite = _allows_nan(self.model)
+
+    def _needs_frame(self) -> bool:
+        """Whether predict must get a DataFrame rather than the signature-ordered array.
+
+        A model fitted on a DataFrame checks feature names (and a ColumnTransformer selects
+        by name), so it gets what MLflow gives it: a DataFrame. When the fitted names are
+        exactly the signature's columns, in order, and the saved input example predicts
+        the same both ways, the array is used instead: same numbers, no DataFrame built
+        and no name check per call (the hot path of the server).
+        """
+        names = getattr(self.model, "feature_names_in_", None)
+        if names is None:
+            return False
+        if self.column_names is None or list(names) != self.column_names:
+            return True
+        try:
+            example = self.mlmodel.load_input_example(self.model_dir)
+        except Exception:  # noqa: BLE001 - an unreadable example only costs the fast path
+            return True
+        if not isinstance(example, pd.DataFrame) or list(example.columns) != self.column_names:
+            return True
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                by_frame = self._predict(example)
+                by_array = self._predict(example.to_numpy())
+        except Exception:  # noqa: BLE001
+            return True
+        if not np.array_equal(np.asarray(by_frame), np.asarray(by_array)):
+            return True
+        warnings.filterwarnings(
+            "ignore", message="X does not have valid feature names", category=UserWarning
+        )
+        return False
+
+    def predict(self, data: ModelInput, params: dict[str, Any] | None = None) -> Any:
+        if isinstance(data, np.ndarray) and self._wants_frame:
+            data = self.as_frame(data)
+        return self._predict(data)
+
+
+def _allows_nan(model: Any) -> bool:
+    """Whether missing (NaN) values can reach ``model`` without it raising.
+
+    From scikit-learn's own estimator tags; a pipeline allows them when an imputer comes
+    before the first step that does not. Unknown: assume it does (the model decides).
+    """
+    steps = [s for _, s in model.steps] if hasattr(model, "steps") else [model]
+    for step in steps:
+        if step is None or step == "passthrough":
+            continue
+        if "Imputer" in type(step).__name__:
+            return True
+        try:
+            allow = step.__sklearn_tags__().input_tags.allow_nan
+        except Exception:  # noqa: BLE001 - older scikit-learn, or not an estimator
+            return True
+        if not allow:
+            return False
+    return True

@@ -1,0 +1,229 @@
+"""The HTTP transport: one raw ASGI app over a ``ModelServer`` core.
+
+Raw ASGI rather than a framework: the hot path (``/invocations``, ``/v2/.../infer``) is
+read body → core → write bytes, with no routing tree, middleware stack or per-request
+validation objects in between; everything that is not a prediction is a few lines too.
+``create_app(settings, core)`` is the factory; there is no module-level app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from modelship import __version__
+from modelship.serving.codecs import dumps
+from modelship.serving.core import JSON, ModelServer, Reply, mlflow_error, v2_error
+from modelship.serving.openapi import openapi_spec
+from modelship.serving.settings import ServingSettings
+
+log = logging.getLogger("modelship.serving.http")
+
+_V2_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?/?$")
+_TEXT = b"text/plain; charset=utf-8"
+_PROM = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class ServingApp:
+    """ASGI callable: ``lifespan`` loads the model in the background, ``http`` serves."""
+
+    def __init__(
+        self,
+        settings: ServingSettings,
+        core: ModelServer,
+        on_load_failure: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        #: called when the model cannot be loaded (the CLI stops the process: a pod that
+        #: cannot serve should restart, not sit unready forever)
+        self.on_load_failure = on_load_failure
+        self.core = core
+        self.metrics = core.metrics
+        self.load_task: asyncio.Task[None] | None = None
+        self.spec = dumps(openapi_spec(core.name))
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "lifespan":
+            await self.lifespan(receive, send)
+
+    # -- lifespan -----------------------------------------------------------------------
+    async def lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                # Accept connections at once (liveness, readiness = false) and load meanwhile.
+                self.load_task = asyncio.get_running_loop().create_task(self._load())
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                if self.load_task is not None and not self.load_task.done():
+                    self.load_task.cancel()
+                await self.core.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _load(self) -> None:
+        try:
+            await self.core.start()
+        except Exception:  # noqa: BLE001 - logged by the core; stays unready
+            if self.on_load_failure is not None:
+                self.on_load_failure()
+
+    # -- http ---------------------------------------------------------------------------
+    async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        start = time.perf_counter()
+        endpoint = "other"
+        inflight = self.metrics.inflight
+        inflight.inc()
+        try:
+            if path == "/invocations":
+                endpoint = "invocations"
+                if method != "POST":
+                    reply = mlflow_error(405, "BAD_REQUEST", "use POST")
+                else:
+                    body = await self._body(receive)
+                    reply = await self.core.invocations(body, _header(scope, b"content-type"))
+            elif path.startswith("/v2/models/"):
+                m = _V2_MODEL.match(path)
+                if m is None:
+                    reply = v2_error(404, f"no route {path}")
+                else:
+                    name, version, action = m.group(1), m.group(2), m.group(3)
+                    if action == "/infer":
+                        endpoint = "v2_infer"
+                        if method != "POST":
+                            reply = v2_error(405, "use POST")
+                        else:
+                            body = await self._body(receive)
+                            reply = await self.core.infer(name, version, body)
+                    elif method != "GET":
+                        reply = v2_error(405, "use GET")
+                    elif action == "/ready":
+                        endpoint = "v2_model_ready"
+                        reply = self.core.v2_model_ready(name, version)
+                    else:
+                        endpoint = "v2_model_metadata"
+                        reply = self.core.v2_model_metadata(name, version)
+            else:
+                reply, endpoint = self._small(method, path)
+        except _TooLarge:
+            reply = mlflow_error(
+                413, "BAD_REQUEST", f"request body over {self.settings.max_request_bytes} bytes"
+            )
+        except _Disconnected:
+            inflight.dec()
+            return
+        except Exception:
+            log.exception("unhandled error", extra={"path": path})
+            reply = mlflow_error(500, "INTERNAL_ERROR", "internal server error")
+        try:
+            await self._send(send, reply)
+        finally:
+            inflight.dec()
+        elapsed = time.perf_counter() - start
+        self.metrics.observe_request(endpoint, reply.status, elapsed)
+        if self.settings.access_log:
+            log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "path": path,
+                    "status": reply.status,
+                    "ms": round(elapsed * 1000, 3),
+                },
+            )
+
+    @staticmethod
+    async def _send(send: Any, reply: Reply) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": [
+                    (b"content-type", reply.content_type),
+                    (b"content-length", str(len(reply.body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": reply.body})
+
+    def _small(self, method: str, path: str) -> tuple[Reply, str]:
+        if method not in ("GET", "HEAD"):
+            return mlflow_error(405, "BAD_REQUEST", f"{method} is not allowed on {path}"), "other"
+        core = self.core
+        if path in ("/ping", "/health"):
+            if core.ready:
+                return Reply(200, b"\n"), "ping"
+            return Reply(503, b"model not loaded\n", _TEXT), "ping"
+        if path == "/version":
+            return Reply(
+                200,
+                dumps({"version": __version__, "model": core.name, "model_version": core.version}),
+            ), "version"
+        if path == "/metrics":
+            return Reply(200, self.metrics.render(), _PROM), "metrics"
+        if path in ("/v2/health/live", "/v2/health/live/"):
+            return Reply(200, b'{"live":true}'), "v2_live"
+        if path in ("/v2/health/ready", "/v2/health/ready/"):
+            return Reply(200 if core.ready else 503, dumps({"ready": core.ready})), "v2_ready"
+        if path in ("/v2", "/v2/"):
+            return core.v2_server_metadata(), "v2_metadata"
+        if path == "/openapi.json":
+            return Reply(200, self.spec, JSON), "openapi"
+        return mlflow_error(404, "RESOURCE_DOES_NOT_EXIST", f"no route {path}"), "other"
+
+    async def _body(self, receive: Any) -> bytes:
+        limit = self.settings.max_request_bytes
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise _Disconnected
+        body: bytes = msg.get("body", b"")
+        if not msg.get("more_body"):
+            if len(body) > limit:
+                raise _TooLarge
+            return body
+        chunks, size = [body], len(body)
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not msg.get("more_body"):
+                return b"".join(chunks)
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return "application/json"
+
+
+def create_app(
+    settings: ServingSettings,
+    core: ModelServer | None = None,
+    *,
+    on_load_failure: Callable[[], None] | None = None,
+) -> ServingApp:
+    """Build the ASGI app for ``settings`` (and a core, built from them if not given)."""
+    return ServingApp(settings, core or ModelServer(settings), on_load_failure)

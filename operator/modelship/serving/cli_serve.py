@@ -1,0 +1,139 @@
+"""``modelship serve``: run the model server (flags as ``mlflow models serve`` names them)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+log = logging.getLogger("modelship.serving")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-m", "--model-uri", help="model to serve (path, file://, runs:/, models:/, s3://)"
+    )
+    parser.add_argument("--host", help="interface to bind (default 127.0.0.1; MODELSHIP_HOST)")
+    parser.add_argument("-p", "--port", type=int, help="port (default 5000; MODELSHIP_PORT)")
+    parser.add_argument(
+        "-w", "--workers", type=int, default=1, help="only 1: one process batches best"
+    )
+    parser.add_argument(
+        "-t", "--timeout", type=float, help="predict timeout in seconds (default 60)"
+    )
+    parser.add_argument(
+        "--env-manager",
+        default="local",
+        choices=["local"],
+        help="only 'local': the pod's image is the environment",
+    )
+    parser.add_argument("--model-name", help="name in v2 URLs and metrics labels")
+    parser.add_argument("--model-version", help="version in v2 URLs and metrics labels")
+    parser.add_argument("--variant", help="variant label of metrics")
+    parser.add_argument(
+        "--max-batch-size", type=int, help="most rows in one predict call (default 256)"
+    )
+    parser.add_argument(
+        "--max-batch-delay-ms", type=float, help="extra wait for a batch to fill (default 0)"
+    )
+    parser.add_argument("--batching", choices=["auto", "on", "off"], default=None)
+    parser.add_argument("--log-level", help="debug, info, warning, error")
+    parser.add_argument("--access-log", action="store_true", default=None)
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    from modelship.serving.settings import ServingSettings
+
+    given: dict[str, Any] = {
+        "model_uri": args.model_uri,
+        "host": args.host,
+        "port": args.port,
+        "timeout_s": args.timeout,
+        "model_name": args.model_name,
+        "model_version": args.model_version,
+        "variant": args.variant,
+        "max_batch_size": args.max_batch_size,
+        "max_batch_delay_ms": args.max_batch_delay_ms,
+        "log_level": args.log_level,
+        "access_log": args.access_log,
+    }
+    if args.batching is not None:
+        given["batching"] = {"auto": None, "on": True, "off": False}[args.batching]
+    return ServingSettings(
+        **{
+            k: v
+            for k, v in given.items()
+            if v is not None or k == "batching" and "batching" in given
+        }
+    )
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn's graceful shutdown (stop accepting, finish in-flight requests, run the
+        lifespan shutdown), then a normal exit with status 0: uvicorn would re-raise the
+        signal and die by it, which a Job or a test reads as a crash."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return DrainingServer
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from modelship.serving import logs
+    from modelship.serving.app import create_app
+    from modelship.serving.core import ModelServer
+
+    settings = settings_from_args(args)
+    logs.configure(settings.log_level)
+    if not settings.model_uri:
+        print("modelship serve: --model-uri (or MODELSHIP_MODEL_URI) is required", file=sys.stderr)
+        return 2
+    if args.workers != 1:
+        log.warning(
+            "only one worker per process is supported; use replicas to scale",
+            extra={"workers": args.workers},
+        )
+    core = ModelServer(settings)
+
+    def stop_process() -> None:
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    app = create_app(settings, core, on_load_failure=stop_process)
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop=loop,
+        http="httptools",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.graceful_shutdown_s) or None,
+        timeout_keep_alive=75,
+        backlog=2048,
+    )
+    log.info(
+        "serving", extra={"uri": settings.model_uri, "host": settings.host, "port": settings.port}
+    )
+    _server_class()(config).run()
+    if core.load_error:
+        return 1
+    log.info("stopped")
+    return 0

@@ -1,0 +1,45 @@
+"""Typed server settings; every field can come from a ``MODELSHIP_``-prefixed variable."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServingSettings(BaseSettings):
+    """Settings of one model server process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODELSHIP_", extra="ignore", protected_namespaces=()
+    )
+
+    model_uri: str = ""
+    """The model to serve: a path, file://, runs:/, models:/, mlflow-artifacts:/ or s3:// URI."""
+    host: str = "127.0.0.1"
+    """Interface to listen on (as ``mlflow models serve``; use 0.0.0.0 in a pod)."""
+    port: int = 5000
+    """TCP port (``mlflow models serve`` defaults to 5000 too)."""
+    model_name: str = ""
+    """Name in metrics labels and in v2 URLs; defaults to the model directory's name."""
+    model_version: str = "1"
+    """Version in metrics labels and in v2 ``/versions/{v}`` URLs."""
+    variant: str = "default"
+    """The ModelDeployment variant this pod serves (a metrics label)."""
+    max_batch_size: int = Field(default=256, ge=1)
+    """Most rows coalesced into one predict call; a larger request runs alone."""
+    max_batch_delay_ms: float = Field(default=0.0, ge=0.0)
+    """How long a batch may wait for more requests once one arrived. 0: none — requests
+    that arrive while a predict runs form the next batch (adaptive batching)."""
+    batching: bool | None = None
+    """Force micro-batching on or off; None: on for row-wise flavors (sklearn), off for
+    user python_function classes, whose predict may look at the whole input."""
+    timeout_s: float = Field(default=60.0, gt=0)
+    """A predict that takes longer gets a 504 (``mlflow models serve --timeout``)."""
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Larger request bodies get a 413."""
+    graceful_shutdown_s: float = Field(default=30.0, ge=0)
+    """On SIGTERM, how long in-flight requests may take before the process exits anyway."""
+    log_level: str = "info"
+    """Python log level name."""
+    access_log: bool = False
+    """One log line per request (off by default: it costs throughput)."""
