@@ -1,0 +1,56 @@
+"""``modelship tracking-server``: flags named as ``mlflow server`` names them."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+
+from modelship.tracking import logs
+from modelship.tracking.settings import ServerSettings
+
+log = logging.getLogger("modelship.tracking.server")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ServerSettings()
+    parser.add_argument("--host", default=defaults.host)
+    parser.add_argument("--port", "-p", type=int, default=defaults.port)
+    parser.add_argument("--backend-store-uri", default=defaults.backend_store_uri,
+                        help="sqlite:///path (default) or postgresql://user@host:port/db")
+    parser.add_argument("--artifacts-destination", default=defaults.artifacts_destination,
+                        help="local directory / PVC mount, or s3://bucket/prefix")
+    parser.add_argument("--auth-token", default=defaults.auth_token,
+                        help="bearer token required for writes (env MODELSHIP_TRACKING_AUTH_TOKEN)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="accepted for mlflow compatibility; must be 1 (SQLite has one writer)")
+    parser.add_argument("--log-level", default=defaults.log_level)
+
+
+def run(args: argparse.Namespace) -> int | None:
+    import uvicorn
+
+    from modelship.tracking.server.app import create_app
+    from modelship.tracking.store.sql import TrackingStore
+
+    if args.workers != 1:
+        raise SystemExit("modelship tracking-server runs one worker (--workers 1)")
+    settings = ServerSettings(
+        host=args.host, port=args.port, backend_store_uri=args.backend_store_uri,
+        artifacts_destination=args.artifacts_destination, auth_token=args.auth_token,
+        log_level=args.log_level)
+    logs.setup(settings.log_level)
+    store = TrackingStore(settings.backend_store_uri)
+    app = create_app(settings, store)
+    logs.event(log, "tracking server starting", host=settings.host, port=settings.port,
+               database=store.engine.dialect.name, pid=os.getpid(),
+               artifacts=settings.artifacts_destination, auth=bool(settings.auth_token))
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal
+    # with the handler that was installed before it; a no-op one here makes a clean
+    # shutdown exit 0, which is what a pod's container status should show.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                access_log=False, timeout_graceful_shutdown=10)
+    store.close()
+    return 0

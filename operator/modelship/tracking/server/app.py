@@ -1,0 +1,131 @@
+"""``create_app(settings, store)``: the FastAPI application of the tracking server."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from modelship import __version__
+from modelship.tracking import errors
+from modelship.tracking.errors import TrackingError
+from modelship.tracking.logs import event
+from modelship.tracking.server import messages
+from modelship.tracking.server.api import tracking_router
+from modelship.tracking.server.artifacts import artifacts_router
+from modelship.tracking.server.common import error_response, ok
+from modelship.tracking.settings import ServerSettings
+from modelship.tracking.store.artifacts import ArtifactStore, open_artifact_store
+from modelship.tracking.store.sql import TrackingStore
+
+log = logging.getLogger("modelship.tracking.server")
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Searches are POSTs that write nothing; a reader with no token may call them.
+READ_POSTS = frozenset({
+    "/api/2.0/mlflow/runs/search", "/api/2.0/mlflow/experiments/search",
+    "/api/2.0/mlflow/logged-models/search",
+})
+
+
+class BearerAuth:
+    """Refuse writes without ``Authorization: Bearer <token>`` (reads stay open)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] == "http" and scope["method"] in WRITE_METHODS
+                and scope["path"] not in READ_POSTS):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                exc = TrackingError("A valid bearer token is required for writes",
+                                    errors.UNAUTHENTICATED)
+                await error_response(exc)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def server_info(store: TrackingStore) -> dict[str, Any]:
+    # The capability document that MLflow 3.x clients read before choosing upload paths.
+    return {
+        "store_type": "SqlStore",
+        "workspaces_enabled": False,
+        "trace_archival_enabled": False,
+        "multipart_uploads_enabled": False,
+        "multipart_downloads_enabled": False,
+        "presigned_upload_run_id_supported": False,
+        "presigned_upload_model_id_supported": False,
+        "features_enabled": {"gateway": False},
+        "server": "modelship",
+        "version": __version__,
+        "database": store.engine.dialect.name,
+    }
+
+
+def create_app(
+    settings: ServerSettings, store: TrackingStore, artifacts: ArtifactStore | None = None,
+) -> FastAPI:
+    artifacts = artifacts or open_artifact_store(settings.artifacts_destination)
+    app = FastAPI(title="Modelship tracking server", version=__version__,
+                  description="The MLflow Tracking REST API, served by Modelship.")
+    app.include_router(tracking_router(store))
+    app.include_router(artifacts_router(store, artifacts))
+
+    @app.get("/api/3.0/mlflow/server-info", tags=["server"])
+    async def get_server_info() -> Response:
+        return ok(server_info(store))
+
+    @app.get("/health", tags=["server"])
+    async def health() -> Response:
+        return Response("OK", media_type="text/plain")
+
+    @app.get("/version", tags=["server"])
+    async def version() -> Response:
+        return Response(__version__, media_type="text/plain")
+
+    @app.exception_handler(TrackingError)
+    async def tracking_error(_: Request, exc: TrackingError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        return error_response(errors.invalid(f"Invalid request: {exc.errors()[:3]}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = errors.ENDPOINT_NOT_FOUND if exc.status_code in (404, 405) else errors.BAD_REQUEST
+        body = TrackingError(f"{request.method} {request.url.path}: {exc.detail}", code)
+        response = error_response(body)
+        response.status_code = exc.status_code
+        return response
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        event(log, "unhandled error", logging.ERROR, path=request.url.path, error=repr(exc))
+        return error_response(TrackingError("Internal server error", errors.INTERNAL_ERROR))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)
+            _, defs = models_json_schema(
+                [(m, "validation") for m in messages.ALL],
+                ref_template="#/components/schemas/{model}")
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(
+                defs.get("$defs", {}))
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    if settings.auth_token:
+        app.add_middleware(BearerAuth, token=settings.auth_token)
+    return app

@@ -1,0 +1,60 @@
+"""Typed settings of the tracking server and the sidecar.
+
+Each field can come from the command line (the CLI modules fill them in) or from the
+environment with the prefix shown on the class (``MODELSHIP_TRACKING_PORT=...``).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseSettings):
+    """Settings of ``modelship tracking-server``."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELSHIP_TRACKING_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    """Address to listen on. The chart sets 0.0.0.0 inside the pod."""
+    port: int = 5000
+    """TCP port (MLflow's default)."""
+    backend_store_uri: str = "sqlite:///modelship-tracking.db"
+    """SQLAlchemy URL: ``sqlite:///path`` (WAL mode) or ``postgresql://user@host/db``."""
+    artifacts_destination: str = "./mlartifacts"
+    """Where proxied artifacts live: a local directory (or mounted PVC) or ``s3://bucket/prefix``."""
+    auth_token: str | None = Field(default=None)
+    """When set, every write (POST/PUT/PATCH/DELETE) needs ``Authorization: Bearer <token>``."""
+    log_level: str = "info"
+    """Level of the structured log lines."""
+
+
+class SidecarSettings(BaseSettings):
+    """Settings of ``modelship tracking-sidecar``."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELSHIP_SIDECAR_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    """Always loopback in a pod: only the trainer container talks to the sidecar."""
+    port: int = 5001
+    """The trainer's ``MLFLOW_TRACKING_URI`` is ``http://127.0.0.1:<port>``."""
+    server: str = "http://127.0.0.1:5000"
+    """Base URL of the tracking server that writes are forwarded to."""
+    buffer_dir: str = "./tracking-buffer"
+    """Directory of the durable write log (an emptyDir in a pod)."""
+    server_token: str | None = None
+    """Bearer token sent to the server with every forwarded write."""
+    batch_max_entities: int = 1000
+    """Largest forwarded batch (MLflow's log-batch limit)."""
+    linger: float = 0.05
+    """How long the forwarder waits for more writes before sending a partial batch."""
+    retry_initial: float = 0.2
+    """First retry delay in seconds after a failed forward; doubles up to ``retry_max``."""
+    retry_max: float = 5.0
+    """Longest delay between two forward attempts."""
+    drain_timeout: float = 30.0
+    """On shutdown, how long to keep forwarding before giving up (what is left stays on disk)."""
+    read_wait: float = 10.0
+    """A read waits at most this long for earlier acknowledged writes to reach the server."""
+    log_level: str = "info"
+    """Level of the structured log lines."""

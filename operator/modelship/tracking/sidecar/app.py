@@ -1,0 +1,281 @@
+"""The sidecar's HTTP front: buffered writes, pass-through reads (after earlier writes)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from modelship.tracking import errors
+from modelship.tracking.errors import TrackingError, invalid
+from modelship.tracking.logs import event
+from modelship.tracking.server import fastparse
+from modelship.tracking.server import messages as msg
+from modelship.tracking.server.common import error_response, ok, parse_body
+from modelship.tracking.settings import SidecarSettings
+from modelship.tracking.sidecar.forwarder import MERGEABLE, Forwarder, entities
+from modelship.tracking.sidecar.wal import DurableLog
+from modelship.tracking.store import validation as v
+from modelship.tracking.store.artifacts import safe_path
+
+log = logging.getLogger("modelship.tracking.sidecar")
+
+API = "/api/2.0/mlflow"
+ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts/"
+RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+BUFFERED: dict[str, type[BaseModel]] = {
+    f"{API}/runs/log-metric": msg.LogMetric,
+    f"{API}/runs/log-parameter": msg.LogParam,
+    f"{API}/runs/set-tag": msg.SetTag,
+    f"{API}/runs/log-batch": msg.LogBatch,
+    f"{API}/runs/delete-tag": msg.DeleteTag,
+    f"{API}/runs/update": msg.UpdateRun,
+    f"{API}/runs/outputs": msg.LogOutputs,
+    f"{API}/runs/log-inputs": msg.LogInputs,
+    f"{API}/runs/log-model": msg.LogModel,
+}
+MODEL_TAGS = re.compile(rf"^{API}/logged-models/([\w\-]+)/tags$")
+MODEL_PARAMS = re.compile(rf"^{API}/logged-models/([\w\-]+)/params$")
+HOP_HEADERS = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
+
+
+class Sidecar:
+    def __init__(self, settings: SidecarSettings, wal: DurableLog, forwarder: Forwarder) -> None:
+        self.settings, self.wal, self.forwarder = settings, wal, forwarder
+        headers = {"Authorization": f"Bearer {settings.server_token}"} if settings.server_token else {}
+        self.http = httpx.AsyncClient(base_url=settings.server.rstrip("/"), headers=headers,
+                                      timeout=httpx.Timeout(60.0, connect=3.0))
+        # run id -> params known to be set (None: the server could not be asked).
+        self.runs: dict[str, dict[str, str] | None] = {}
+        self.unverified: dict[str, float] = {}
+
+    # ---- buffered writes ---------------------------------------------------------------
+    async def buffered(self, request: Request, model: type[BaseModel]) -> Response:
+        raw = await request.body()
+        path = request.url.path
+        params: list[tuple[str, str]] = []
+        run_id: str | None
+        body: dict[str, Any]
+        m: BaseModel | None = None
+        if path == f"{API}/runs/log-metric":
+            run_id, metric = fastparse.log_metric(raw)
+            v.key(metric[0], "metric")
+            body = fastparse.metric_json(metric)
+        elif path == f"{API}/runs/log-batch":
+            run_id, metrics, params, tags = fastparse.log_batch(raw)
+            v.batch_sizes(len(metrics), len(params), len(tags))
+            for x in metrics:
+                v.key(x[0], "metric")
+            for key, value in params:
+                v.key(key, "param")
+                v.string(value, key, v.MAX_PARAM_VALUE_LENGTH)
+            for key, value in tags:
+                v.key(key, "tag")
+                v.string(value, key, v.MAX_TAG_VALUE_LENGTH)
+            body = {"metrics": [fastparse.metric_json(x) for x in metrics],
+                    "params": [{"key": k, "value": val} for k, val in params],
+                    "tags": [{"key": k, "value": val} for k, val in tags]}
+        else:
+            m = parse_body(raw, model)
+            body = m.model_dump(exclude_none=True)
+            run_id = m.rid() if isinstance(m, msg.RunRef) else None
+            if isinstance(m, (msg.LogParam, msg.SetTag)):
+                is_param = isinstance(m, msg.LogParam)
+                v.key(m.key, "param" if is_param else "tag")
+                v.string(m.value, m.key, v.MAX_PARAM_VALUE_LENGTH if is_param else v.MAX_TAG_VALUE_LENGTH)
+                if is_param:
+                    params = [(m.key, m.value)]
+            elif isinstance(m, msg.DeleteTag):
+                v.key(m.key, "tag")
+            elif isinstance(m, msg.UpdateRun):
+                if m.status is not None and m.status not in RUN_STATUSES:
+                    raise invalid(f"Invalid run status {m.status!r}")
+            elif isinstance(m, msg.LogModel):
+                try:
+                    orjson.loads(m.model_json)
+                except orjson.JSONDecodeError:
+                    raise invalid("model_json is not valid JSON") from None
+            elif isinstance(m, (msg.LoggedModelTags, msg.LoggedModelParams)):
+                for item in (m.tags if isinstance(m, msg.LoggedModelTags) else m.params):
+                    v.key(item.key, "tag")
+        if run_id is not None:
+            body["run_id"] = run_id
+            known = await self._known_params(run_id)
+            self._check_params(run_id, known, params)
+        self.wal.append({"method": request.method, "path": path, "run_id": run_id, "body": body})
+        self.forwarder.notify()
+        if isinstance(m, msg.UpdateRun):
+            info: dict[str, Any] = {"run_id": run_id, "run_uuid": run_id,
+                                    "status": m.status or "RUNNING"}
+            if m.end_time:
+                info["end_time"] = m.end_time
+            return ok({"run_info": info})
+        return ok()
+
+    def _check_params(self, run_id: str, known: dict[str, str] | None,
+                      params: list[tuple[str, str]]) -> None:
+        seen: dict[str, str] = {}
+        for key, value in params:
+            old = seen.setdefault(key, value) if known is None else (
+                known.get(key) or seen.setdefault(key, value))
+            if old != value:
+                raise invalid(
+                    "Changing param values is not allowed. Params were already logged='"
+                    f"[{{'key': '{key}', 'old_value': '{old}', 'new_value': '{value}'}}]' "
+                    f"for run ID='{run_id}'.")
+        if known is not None:
+            known.update(params)
+
+    async def _known_params(self, run_id: str) -> dict[str, str] | None:
+        """Params of a run known to exist; raise 404 for a run the server does not know."""
+        if run_id in self.runs:
+            known = self.runs[run_id]
+            if known is not None or time.monotonic() < self.unverified.get(run_id, 0.0):
+                return known
+        v.run_id(run_id)
+        try:
+            r = await self.http.get(f"{API}/runs/get", params={"run_id": run_id}, timeout=5.0)
+        except (httpx.TransportError, OSError):
+            # The server is away: accept (the forwarder delivers later); ask again in a while,
+            # not on every write.
+            self.runs[run_id] = None
+            self.unverified[run_id] = time.monotonic() + 5.0
+            return None
+        if r.status_code == 200:
+            run = r.json()["run"]
+            if run["info"].get("lifecycle_stage") == "deleted":
+                raise invalid(f"The run {run_id} must be in the 'active' state.")
+            known = {p["key"]: p["value"] for p in run.get("data", {}).get("params", [])}
+            for rec in self.wal.pending:  # params still on their way
+                if rec.get("run_id") == run_id and rec["path"] in MERGEABLE:
+                    known.update({p["key"]: p["value"] for p in entities(rec)[1]})
+            self.runs[run_id] = known
+            return known
+        if 400 <= r.status_code < 500:
+            body = r.json()
+            raise TrackingError(body.get("message", r.text), body.get("error_code", errors.BAD_REQUEST))
+        self.runs[run_id] = None
+        self.unverified[run_id] = time.monotonic() + 5.0
+        return None
+
+    async def buffered_artifact(self, request: Request) -> Response:
+        path = safe_path(request.url.path[len(ARTIFACTS):], allow_root=False)
+        name = uuid.uuid4().hex
+        target = self.wal.blob_path(name)
+        part = target.with_suffix(".part")
+        # Local-disk writes of network-sized chunks: cheaper inline than a thread hop each.
+        with open(part, "wb") as f:  # noqa: ASYNC230
+            async for chunk in request.stream():
+                f.write(chunk)
+            if self.wal.fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        part.rename(target)
+        self.wal.append({"method": "PUT", "path": ARTIFACTS + path, "run_id": None,
+                         "body": None, "blob": name})
+        self.forwarder.notify()
+        return ok()
+
+    # ---- pass-through ------------------------------------------------------------------
+    async def passthrough(self, request: Request) -> Response:
+        # Read-your-writes: what this pod wrote before this request reaches the server first.
+        if request.url.path.startswith(ARTIFACTS):
+            # Checked here too: an HTTP client would normalise the dots away on the way on.
+            safe_path(request.url.path[len(ARTIFACTS):])
+        elif request.url.path.rstrip("/") == ARTIFACTS.rstrip("/"):
+            safe_path(request.query_params.get("path"))
+        await self.forwarder.wait_forwarded(self.wal.last_seq, self.settings.read_wait)
+        headers = {k: val for k, val in request.headers.items() if k.lower() not in HOP_HEADERS}
+        if self.settings.server_token:
+            headers.pop("authorization", None)
+        url = httpx.URL(path=request.url.path, query=request.url.query.encode())
+        try:
+            upstream = await self.http.send(
+                self.http.build_request(request.method, url, headers=headers,
+                                        content=await request.body()),
+                stream=True)
+        except (httpx.TransportError, OSError) as exc:
+            return error_response(TrackingError(
+                f"tracking server unreachable: {exc!r}", errors.TEMPORARILY_UNAVAILABLE))
+        keep = {k: val for k, val in upstream.headers.items()
+                if k.lower() in ("content-type", "content-disposition")}
+        if request.method == "GET" and request.url.path.startswith(ARTIFACTS):
+            async def body() -> AsyncIterator[bytes]:
+                try:
+                    async for chunk in upstream.aiter_raw():
+                        yield chunk
+                finally:
+                    await upstream.aclose()
+            return StreamingResponse(body(), status_code=upstream.status_code, headers=keep)
+        content = await upstream.aread()
+        await upstream.aclose()
+        if upstream.status_code == 200 and request.url.path == f"{API}/runs/create":
+            self.runs[orjson.loads(content)["run"]["info"]["run_id"]] = {}
+        return Response(content, status_code=upstream.status_code, headers=keep)
+
+    async def dispatch(self, request: Request) -> Response:
+        path, method = request.url.path, request.method
+        try:
+            if method == "POST" and path in BUFFERED:
+                return await self.buffered(request, BUFFERED[path])
+            if method == "PATCH" and MODEL_TAGS.match(path):
+                return await self.buffered(request, msg.LoggedModelTags)
+            if method == "POST" and MODEL_PARAMS.match(path):
+                return await self.buffered(request, msg.LoggedModelParams)
+            if method == "PUT" and path.startswith(ARTIFACTS):
+                return await self.buffered_artifact(request)
+            return await self.passthrough(request)
+        except TrackingError as exc:
+            return error_response(exc)
+
+    async def status(self, _: Request) -> Response:
+        return ok({"pending": len(self.wal.pending), "forwarded_seq": self.wal.forwarded,
+                   "last_seq": self.wal.last_seq, "server_up": self.forwarder.server_up,
+                   "rejected": self.forwarder.rejected,
+                   "requests_sent": self.forwarder.sent_requests})
+
+
+def create_sidecar_app(settings: SidecarSettings, wal: DurableLog | None = None) -> Starlette:
+    wal = wal or DurableLog(settings.buffer_dir)
+    forwarder = Forwarder(wal, settings.server, settings.server_token,
+                          settings.batch_max_entities, settings.retry_initial, settings.retry_max,
+                          settings.linger)
+    sidecar = Sidecar(settings, wal, forwarder)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        forwarder.start()
+        event(log, "sidecar started", server=settings.server, pending=len(wal.pending),
+              buffer_dir=settings.buffer_dir)
+        try:
+            yield
+        finally:
+            await forwarder.drain(settings.drain_timeout)
+            await forwarder.close()
+            await sidecar.http.aclose()
+            wal.close()
+
+    async def health(_: Request) -> Response:
+        return Response("OK", media_type="text/plain")
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    app = Starlette(routes=[
+        Route("/health", health, methods=["GET"]),
+        Route("/modelship/sidecar/status", sidecar.status, methods=["GET"]),
+        Route("/{path:path}", sidecar.dispatch, methods=methods),
+    ], lifespan=lifespan)
+    app.state.sidecar = sidecar
+    return app

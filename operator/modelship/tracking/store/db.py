@@ -1,0 +1,46 @@
+"""Engines: SQLite (WAL) by default, PostgreSQL by URL, and dialect-aware upserts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URLs ``mlflow server`` accepts; pick psycopg 3 for PostgreSQL."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets readers run beside the single writer; synchronous=NORMAL is the
+            # setting SQLite documents for WAL: a commit survives a crash of the process,
+            # and the database stays consistent on power loss.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def upsert(engine: Engine, table: Table) -> Any:
+    """``INSERT`` that supports ``on_conflict_do_nothing``/``_do_update`` on this dialect."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if engine.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"unsupported database dialect {engine.dialect.name!r}")

@@ -1,0 +1,76 @@
+"""The same store and server on a real PostgreSQL (started by the suite, see conftest)."""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+import pytest
+
+from modelship.tracking.errors import TrackingError
+from modelship.tracking.store.sql import TrackingStore
+
+from .conftest import Launcher
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+
+def test_store_semantics_on_postgres(postgres_url: str) -> None:
+    store = TrackingStore(postgres_url)
+    try:
+        TrackingStore(postgres_url).close()  # migrations are idempotent
+        assert store.engine.dialect.name == "postgresql"
+        assert store.get_experiment("0")["name"] == "Default"
+        eid = store.create_experiment("pg")
+        with pytest.raises(TrackingError):
+            store.create_experiment("pg")
+        rid = store.create_run(eid, "me", "r", 1000, [("k", "v")])["info"]["run_id"]
+        store.log_batch(rid, [("m", 1.0, 10, 0, None), ("m", 3.0, 5, 2, None),
+                              ("m", 2.0, 20, 1, None), ("n", math.nan, 1, 0, None)],
+                        [("lr", "0.1")], [("t", "1")])
+        store.log_batch(rid, [("m", 1.0, 10, 0, None)], [("lr", "0.1")])
+        hist, _ = store.get_metric_history(rid, "m")
+        assert [(h["step"], h["value"]) for h in hist] == [(0, 1.0), (1, 2.0), (2, 3.0)]
+        metrics = {m["key"]: m for m in store.get_run(rid)["data"]["metrics"]}
+        assert metrics["m"]["value"] == 3.0 and metrics["n"]["value"] == "NaN"
+        with pytest.raises(TrackingError):
+            store.log_batch(rid, [("z", 1.0, 1, 0, None)], [("lr", "0.2")])
+        assert "z" not in {m["key"] for m in store.get_run(rid)["data"]["metrics"]}
+        rid2 = store.create_run(eid, "me", "r2", 2000, [])["info"]["run_id"]
+        store.log_batch(rid2, [("m", 9.0, 1, 5, None)])
+        runs, _ = store.search_runs([eid], "metrics.m > 2 AND tags.k = 'v'")
+        assert [r["info"]["run_id"] for r in runs] == [rid]
+        runs, _ = store.search_runs([eid], order_by=["metrics.m DESC"])
+        assert [r["info"]["run_id"] for r in runs] == [rid2, rid]
+        runs, _ = store.search_runs([eid], "tags.`mlflow.runName` ILIKE 'R2'")
+        assert [r["info"]["run_id"] for r in runs] == [rid2]
+        model = store.create_logged_model(eid, "model", None, rid, [], [])
+        store.finalize_logged_model(model["info"]["model_id"], "LOGGED_MODEL_READY")
+        found, _ = store.search_logged_models([eid], "status = 'LOGGED_MODEL_READY'", None, [], None)
+        assert len(found) == 1
+    finally:
+        store.close()
+
+
+def test_server_on_postgres_with_the_mlflow_client(launcher: Launcher, postgres_url: str) -> None:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+    server = launcher.server(db_url=postgres_url)
+    sidecar = launcher.sidecar(server.url)
+    for uri in (server.url, sidecar.url):
+        client = MlflowClient(uri)
+        eid = client.create_experiment(f"pg-{uuid.uuid4().hex[:6]}")
+        run = client.create_run(eid, run_name="pg-run")
+        rid = run.info.run_id
+        client.log_batch(rid, metrics=[Metric("loss", 1.0 / (i + 1), 1000 + i, i) for i in range(300)],
+                         params=[Param("opt", "adam")], tags=[RunTag("db", "pg")])
+        for i in range(300, 310):
+            client.log_metric(rid, "loss", 1.0 / (i + 1), timestamp=1000 + i, step=i)
+        client.set_terminated(rid)
+        found = client.search_runs([eid], "params.opt = 'adam' AND metrics.loss < 0.01",
+                                   order_by=["metrics.loss ASC"])
+        assert [r.info.run_id for r in found] == [rid]
+        hist = client.get_metric_history(rid, "loss")
+        assert sorted(m.step for m in hist) == list(range(310))
+        assert client.get_run(rid).info.status == "FINISHED"

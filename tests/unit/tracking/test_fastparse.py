@@ -1,0 +1,64 @@
+"""The hand-written parser of log-metric/log-batch bodies follows the models' rules."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+
+from modelship.tracking.errors import TrackingError
+from modelship.tracking.server import fastparse
+
+
+def test_log_metric_accepts_proto3_json_spellings() -> None:
+    rid, m = fastparse.log_metric(
+        b'{"run_id": "r", "key": "k", "value": "NaN", "timestamp": "12", "step": 3.0}')
+    assert rid == "r" and m[0] == "k" and math.isnan(m[1]) and m[2:] == (12, 3, None)
+    _, m = fastparse.log_metric(b'{"run_uuid": "r", "key": "k", "value": Infinity, "timestamp": 1}')
+    assert m[1] == math.inf and m[3] == 0  # NaN/Infinity literals, default step
+    assert fastparse.metric_json(m)["value"] == "Infinity"
+
+
+def test_log_batch_round_trip() -> None:
+    body = {"run_id": "r", "metrics": [{"key": f"m{i}", "value": i, "timestamp": 5, "step": i,
+                                        "model_id": "m-1"} for i in range(3)],
+            "params": [{"key": "p", "value": "1"}], "tags": [{"key": "t", "value": ""}]}
+    rid, metrics, params, tags = fastparse.log_batch(orjson.dumps(body))
+    assert rid == "r" and params == [("p", "1")] and tags == [("t", "")]
+    assert [fastparse.metric_json(m) for m in metrics] == body["metrics"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"{not json", "MALFORMED_REQUEST"),
+        (b"[1]", "INVALID_PARAMETER_VALUE"),
+        (b'{"key": "k", "value": 1, "timestamp": 1}', "INVALID_PARAMETER_VALUE"),  # no run_id
+        (b'{"run_id": 5, "key": "k", "value": 1, "timestamp": 1}', "INVALID_PARAMETER_VALUE"),
+        (b'{"run_id": "r", "key": "k", "value": "abc", "timestamp": 1}', "INVALID_PARAMETER_VALUE"),
+        (b'{"run_id": "r", "key": "k", "value": true, "timestamp": 1}', "INVALID_PARAMETER_VALUE"),
+        (b'{"run_id": "r", "key": "k", "value": 1, "timestamp": 1.5}', "INVALID_PARAMETER_VALUE"),
+        (b'{"run_id": "r", "key": "k", "value": 1}', "INVALID_PARAMETER_VALUE"),  # no timestamp
+        (b'{"run_id": "r", "key": 7, "value": 1, "timestamp": 1}', "INVALID_PARAMETER_VALUE"),
+    ],
+)
+def test_log_metric_refuses(raw: bytes, code: str) -> None:
+    with pytest.raises(TrackingError) as err:
+        fastparse.log_metric(raw)
+    assert err.value.error_code == code and err.value.http_status == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"run_id": "r", "metrics": {"key": "k"}},
+        {"run_id": "r", "metrics": ["x"]},
+        {"run_id": "r", "params": [{"key": "p", "value": 1}]},
+        {"run_id": "r", "tags": [{"value": "v"}]},
+    ],
+)
+def test_log_batch_refuses(body: dict) -> None:
+    with pytest.raises(TrackingError) as err:
+        fastparse.log_batch(orjson.dumps(body))
+    assert err.value.http_status == 400

@@ -1,0 +1,173 @@
+"""TrackingStore on SQLite (an in-process library, no server): MLflow's semantics."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from modelship.tracking.errors import TrackingError
+from modelship.tracking.store.sql import TrackingStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> TrackingStore:
+    s = TrackingStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    yield s
+    s.close()
+
+
+def new_run(store: TrackingStore, name: str = "e") -> str:
+    eid = store.create_experiment(name)
+    return str(store.create_run(eid, "me", None, 1000, [])["info"]["run_id"])
+
+
+def test_default_experiment_and_idempotent_migrations(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    TrackingStore(url).close()
+    s = TrackingStore(url)  # the second start runs no migration twice
+    assert s.get_experiment("0")["name"] == "Default"
+    assert s.get_experiment_by_name("Default")["artifact_location"] == "mlflow-artifacts:/0"
+    import sqlite3
+
+    assert sqlite3.connect(tmp_path / "db.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_experiments_crud(store: TrackingStore) -> None:
+    eid = store.create_experiment("a", tags=[("team", "x")])
+    with pytest.raises(TrackingError) as err:
+        store.create_experiment("a")
+    assert err.value.error_code == "RESOURCE_ALREADY_EXISTS" and err.value.http_status == 400
+    store.update_experiment(eid, "b")
+    assert store.get_experiment(eid)["name"] == "b"
+    assert store.get_experiment(eid)["tags"] == [{"key": "team", "value": "x"}]
+    store.delete_experiment(eid)
+    names = [e["name"] for e in store.search_experiments()[0]]
+    assert "b" not in names and "Default" in names
+    assert [e["name"] for e in store.search_experiments("DELETED_ONLY")[0]] == ["b"]
+    with pytest.raises(TrackingError) as err:
+        store.get_experiment("424242")
+    assert err.value.http_status == 404
+
+
+def test_metrics_history_latest_and_dedup(store: TrackingStore) -> None:
+    rid = new_run(store)
+    store.log_batch(rid, [("m", 1.0, 10, 0, None), ("m", 3.0, 5, 2, None), ("m", 2.0, 20, 1, None)])
+    store.log_batch(rid, [("m", 1.0, 10, 0, None)])  # the same point again: a no-op
+    hist, _ = store.get_metric_history(rid, "m")
+    assert [(h["step"], h["value"]) for h in hist] == [(0, 1.0), (1, 2.0), (2, 3.0)]
+    # latest = highest step, not the last written
+    assert store.get_run(rid)["data"]["metrics"] == [
+        {"key": "m", "value": 3.0, "timestamp": 5, "step": 2}]
+    store.log_batch(rid, [("n", math.nan, 1, 0, None), ("i", math.inf, 1, 0, None)])
+    values = {m["key"]: m["value"] for m in store.get_run(rid)["data"]["metrics"]}
+    assert values["n"] == "NaN" and values["i"] == "Infinity"
+
+
+def test_metric_history_pages(store: TrackingStore) -> None:
+    rid = new_run(store)
+    store.log_batch(rid, [("m", float(i), i, i, None) for i in range(25)])
+    page, token = store.get_metric_history(rid, "m", max_results=10)
+    steps = [p["step"] for p in page]
+    while token:
+        page, token = store.get_metric_history(rid, "m", max_results=10, page_token=token)
+        steps += [p["step"] for p in page]
+    assert steps == list(range(25))
+
+
+def test_params_are_immutable_and_batches_all_or_nothing(store: TrackingStore) -> None:
+    rid = new_run(store)
+    store.log_batch(rid, params=[("lr", "0.1")])
+    store.log_batch(rid, params=[("lr", "0.1")])  # same value: fine
+    with pytest.raises(TrackingError):
+        store.log_batch(rid, [("m", 1.0, 1, 0, None)], [("new", "1"), ("lr", "0.2")], [("t", "1")])
+    run = store.get_run(rid)
+    assert run["data"]["params"] == [{"key": "lr", "value": "0.1"}]
+    assert run["data"]["metrics"] == []
+    assert [t["key"] for t in run["data"]["tags"]] == ["mlflow.runName"]
+    with pytest.raises(TrackingError):
+        store.log_batch(rid, params=[("x", "1"), ("x", "2")])
+
+
+def test_tags_and_run_lifecycle(store: TrackingStore) -> None:
+    rid = new_run(store)
+    store.log_batch(rid, tags=[("a", "1"), ("a", "2"), ("mlflow.runName", "renamed")])
+    run = store.get_run(rid)
+    assert {"key": "a", "value": "2"} in run["data"]["tags"]
+    assert run["info"]["run_name"] == "renamed"
+    store.delete_tag(rid, "a")
+    with pytest.raises(TrackingError) as err:
+        store.delete_tag(rid, "a")
+    assert err.value.http_status == 404
+    store.update_run(rid, "FINISHED", 2000)
+    assert store.get_run(rid)["info"]["end_time"] == 2000
+    store.delete_run(rid)
+    with pytest.raises(TrackingError):
+        store.log_batch(rid, [("m", 1.0, 1, 0, None)])
+    with pytest.raises(TrackingError) as err:
+        store.log_batch("0" * 32, [("m", 1.0, 1, 0, None)])
+    assert err.value.http_status == 404
+
+
+def test_search_runs_filter_order_pages(store: TrackingStore) -> None:
+    eid = store.create_experiment("s")
+    ids = []
+    for i in range(7):
+        rid = store.create_run(eid, "me", f"r{i}", 1000 + i, [("k", "even" if i % 2 == 0 else "odd")])["info"]["run_id"]
+        store.log_batch(rid, [("acc", i / 10, 1, 0, None)], [("i", str(i))])
+        ids.append(rid)
+    runs, _ = store.search_runs([eid], "metrics.acc >= 0.3 AND tags.k = 'even'",
+                                order_by=["metrics.acc DESC"])
+    assert [r["info"]["run_name"] for r in runs] == ["r6", "r4"]
+    runs, _ = store.search_runs([eid], "params.i IN ('1', '2')")
+    assert sorted(r["info"]["run_name"] for r in runs) == ["r1", "r2"]
+    runs, _ = store.search_runs([eid], "attributes.run_name LIKE 'r%' AND attributes.status = 'RUNNING'")
+    assert len(runs) == 7
+    # default order: newest first; pages cover everything once
+    seen, token = [], None
+    while True:
+        page, token = store.search_runs([eid], max_results=3, page_token=token)
+        seen += [r["info"]["run_id"] for r in page]
+        if not token:
+            break
+    assert seen == ids[::-1]
+    with pytest.raises(TrackingError):
+        store.search_runs([eid], "attributes.nope = 'x'")
+
+
+def test_logged_models(store: TrackingStore) -> None:
+    rid = new_run(store)
+    eid = store.get_run(rid)["info"]["experiment_id"]
+    m = store.create_logged_model(eid, "model", "sklearn", rid, [("alpha", "1")], [("a", "b")])
+    mid = m["info"]["model_id"]
+    assert m["info"]["status"] == "LOGGED_MODEL_PENDING"
+    assert m["info"]["artifact_uri"] == f"mlflow-artifacts:/{eid}/models/{mid}/artifacts"
+    assert store.finalize_logged_model(mid, 2)["info"]["status"] == "LOGGED_MODEL_READY"
+    store.set_logged_model_tags(mid, [("c", "d")])
+    store.delete_logged_model_tag(mid, "a")
+    store.log_batch(rid, [("score", 0.9, 1, 0, mid)])
+    store.log_outputs(rid, [(mid, 0)])
+    got = store.get_logged_model(mid)
+    assert got["info"]["tags"] == [{"key": "c", "value": "d"}]
+    assert got["data"]["metrics"][0]["key"] == "score"
+    assert store.get_run(rid)["outputs"]["model_outputs"] == [{"model_id": mid, "step": 0}]
+    found, _ = store.search_logged_models([eid], "name = 'model' AND tags.c = 'd'", None, [], None)
+    assert [f["info"]["model_id"] for f in found] == [mid]
+    with pytest.raises(TrackingError):
+        store.finalize_logged_model(mid, "DONE")
+    with pytest.raises(TrackingError):
+        store.log_outputs(rid, [("m-nope", 0)])
+    store.delete_logged_model(mid)
+    with pytest.raises(TrackingError):
+        store.get_logged_model(mid)
+
+
+def test_log_model_history_for_2x_clients(store: TrackingStore) -> None:
+    rid = new_run(store)
+    store.log_model(rid, '{"artifact_path": "model", "flavors": {}}')
+    store.log_model(rid, '{"artifact_path": "model", "flavors": {}}')  # replay: kept once
+    tags = {t["key"]: t["value"] for t in store.get_run(rid)["data"]["tags"]}
+    assert tags["mlflow.log-model.history"] == '[{"artifact_path":"model","flavors":{}}]'
+    with pytest.raises(TrackingError):
+        store.log_model(rid, "not json")
