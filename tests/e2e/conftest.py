@@ -54,6 +54,8 @@ def tracking_server(bed, tmp_path_factory: pytest.TempPathFactory):
     proc = Process("tracking-server", [
         str(Path(sys.executable).with_name("modelship")), "tracking-server", "--host", host, "--port", str(port),
         "--backend-store-uri", f"sqlite:///{state / 'tracking.db'}", "--artifacts-destination", str(state / "artifacts"),
+        # The MLflow registry API, read from the bed's ModelVersions (all namespaces).
+        "--registry-kubeconfig", str(bed.kubeconfig),
     ], state).start()
     url = f"http://{host}:{port}"
 
@@ -68,8 +70,42 @@ def tracking_server(bed, tmp_path_factory: pytest.TempPathFactory):
         proc.stop()
 
 
+WEBHOOK_NAMESPACE = "modelship-e2e"
+WEBHOOK_SECRET = "registry-webhooks"
+
+
 @pytest.fixture(scope="session")
-def operator(bed, crds, tracking_server: str, tmp_path_factory: pytest.TempPathFactory):
+def webhook_receiver(kube: KubeApi):
+    """A registry webhook receiver on loopback, and the Secret with its HMAC key.
+
+    The session operator sends every registry event here (tests filter by namespace), so
+    webhooks run in every e2e session and one operator serves all tests.
+    """
+    import base64
+    import secrets
+
+    from tests.cluster.kubeapi import ApiError
+    from tests.e2e.webhook_receiver import Receiver
+
+    key = secrets.token_bytes(32)
+    try:
+        kube.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                           "metadata": {"name": WEBHOOK_NAMESPACE}})
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+    kube.apply(f"/api/v1/namespaces/{WEBHOOK_NAMESPACE}/secrets/{WEBHOOK_SECRET}", {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": WEBHOOK_SECRET, "namespace": WEBHOOK_NAMESPACE},
+        "data": {"secret": base64.b64encode(key).decode()}})
+    receiver = Receiver(key).start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(bed, crds, tracking_server: str, webhook_receiver, tmp_path_factory: pytest.TempPathFactory):
     """`modelship operator` as a user runs it, watching every namespace of the bed."""
     import os
     import sys
@@ -83,6 +119,7 @@ def operator(bed, crds, tracking_server: str, tmp_path_factory: pytest.TempPathF
         str(Path(sys.executable).with_name("modelship")), "operator", "--all-namespaces",
         "--health-host", "127.0.0.1", "--liveness-port", str(health), "--metrics-port", str(metrics),
         "--tracking-url", tracking_server,
+        "--webhook-url", webhook_receiver.url, "--webhook-secret", f"{WEBHOOK_NAMESPACE}/{WEBHOOK_SECRET}",
     ], tmp_path_factory.mktemp("operator"), env={**os.environ, "KUBECONFIG": str(bed.kubeconfig)}).start()
 
     def live() -> bool:

@@ -64,6 +64,7 @@ class ParameterSpace(ApiModel):
                 "a categorical parameter needs values; a float or int parameter needs low <= high",
             ),
             ("!(has(self.log) && self.log) || (has(self.low) && self.low > 0.0)", "a log-scale range needs low > 0"),
+            ("!(has(self.log) && self.log && has(self.step))", "a range is either log-scale or stepped, not both"),
         )
     }
 
@@ -98,6 +99,10 @@ class SearchSpec(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": cel(
             ("self.parallelism <= self.maxTrials", "search.parallelism must not exceed search.maxTrials"),
+            (
+                "self.algorithm != 'grid' || self.space.all(k, self.space[k].type != 'float' || has(self.space[k].step))",
+                "the grid algorithm needs a step on every float range",
+            ),
         )
     }
 
@@ -155,6 +160,7 @@ class TrialStatus(ApiModel):
     phase: Literal["Pending", "Running", "Succeeded", "Failed", "Stopped"] = Field(
         default="Pending", description="Pending, Running, Succeeded, Failed or Stopped (early stopping)."
     )
+    message: str | None = Field(default=None, description="Why the trial failed or was stopped.")
 
 
 class ExperimentStatus(ApiModel):

@@ -68,7 +68,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="peering priority of this replica (default: random with --peering, so one replica works)",
     )
-    parser.add_argument("--tracking-url", help="URL of the tracking server, for later controllers")
+    parser.add_argument("--tracking-url", help="URL of the tracking server (trial pods reach it too)")
+    parser.add_argument(
+        "--trainer-image", help="image of trial pods without spec.project.image (default: this version's)"
+    )
+    parser.add_argument(
+        "--webhook-url",
+        dest="webhook_urls",
+        action="append",
+        metavar="URL",
+        help="registry webhook receiver (repeatable)",
+    )
+    parser.add_argument(
+        "--webhook-secret",
+        metavar="NAMESPACE/NAME",
+        help="Secret holding the HMAC key that signs webhook deliveries (key: secret)",
+    )
     parser.add_argument(
         "--log-format", choices=["logfmt", "json", "text"], help="log line format (default logfmt)"
     )

@@ -64,7 +64,7 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         GROUP,
         ("modelversions",),
         ("create",),
-        "an Experiment registers its best run as a ModelVersion it owns",
+        "an Experiment registers its best run as a ModelVersion (not owned: it outlives the Experiment)",
     ),
     Rule(
         "",
@@ -85,7 +85,7 @@ REQUIRED_RULES: tuple[Rule, ...] = (
     Rule("apps", ("deployments",), MANAGE, "one Deployment per ModelDeployment variant"),
     Rule("", ("services",), MANAGE, "the Service in front of a ModelDeployment"),
     Rule(
-        "", ("configmaps",), MANAGE, "rendered trial configuration and per-model version counters"
+        "", ("configmaps",), MANAGE, "rendered trial configuration; per-model registry counters and webhook outboxes"
     ),
     Rule(
         "", ("pods",), READ, "phase, readiness and failure reasons of trial and model-server pods"

@@ -48,7 +48,32 @@ class OperatorConfig(BaseSettings):
 
     tracking_url: str | None = None
     """URL of the tracking server (e.g. http://modelship-tracking.modelship-system:5000),
-    handed to training pods by later controllers. Unused by the skeleton."""
+    handed to training pods. Trial pods reach it from their tracking sidecar, so it must
+    be an address pods can reach (a Service DNS name in a cluster)."""
+
+    trainer_image: str | None = None
+    """Image of an Experiment's trial pods when ``spec.project.image`` is unset; unset
+    means ``ghcr.io/modelship/modelship:<operator version>``."""
+
+    webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Registry webhook receivers (flag ``--webhook-url``, repeatable; env: comma-separated).
+    Each gets every version-created, stage-transitioned and alias-moved event. Empty: no
+    webhooks."""
+
+    webhook_secret: str | None = None
+    """``NAMESPACE/NAME`` of the Secret whose ``webhook_secret_key`` holds the HMAC-SHA256
+    key that signs each delivery (``X-Modelship-Signature``). Unset: deliveries are
+    unsigned."""
+
+    webhook_secret_key: str = "secret"
+    """The key inside the webhook Secret."""
+
+    webhook_max_attempts: int = Field(default=10, ge=1)
+    """Tries per delivery (exponential backoff from 1 s, capped at 60 s) before it is
+    dropped with a warning Event."""
+
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    """Seconds one delivery attempt may take."""
 
     log_format: LogFormat = "logfmt"
     """Log line format: logfmt (key=value), json (one object per line) or text."""
@@ -60,7 +85,7 @@ class OperatorConfig(BaseSettings):
     """Seconds the API server keeps one watch open before kopf reconnects. A bounded
     watch survives silently dropped connections (load balancers, NAT)."""
 
-    @field_validator("namespaces", mode="before")
+    @field_validator("namespaces", "webhook_urls", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -26,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="accepted for mlflow compatibility; must be 1 (SQLite has one writer)")
     parser.add_argument("--log-level", default=defaults.log_level)
+    parser.add_argument("--registry-kubeconfig", metavar="PATH",
+                        help="serve the MLflow registry read API from ModelVersion objects, read with this "
+                             "kubeconfig")
+    parser.add_argument("--registry-in-cluster", action="store_true",
+                        help="the same, read with the pod's service account (needs get/list on modelversions)")
+    parser.add_argument("--registry-namespace", metavar="NS",
+                        help="namespace of the ModelVersions (default: all; a name in two is then ambiguous)")
 
 
 def run(args: argparse.Namespace) -> int | None:
@@ -42,7 +49,12 @@ def run(args: argparse.Namespace) -> int | None:
         log_level=args.log_level)
     logs.setup(settings.log_level)
     store = TrackingStore(settings.backend_store_uri)
-    app = create_app(settings, store)
+    registry = None
+    if args.registry_kubeconfig or args.registry_in_cluster:
+        from modelship.tracking.server.registry import KubeReader
+
+        registry = KubeReader(args.registry_namespace, kubeconfig=args.registry_kubeconfig)
+    app = create_app(settings, store, registry=registry)
     logs.event(log, "tracking server starting", host=settings.host, port=settings.port,
                database=store.engine.dialect.name, pid=os.getpid(),
                artifacts=settings.artifacts_destination, auth=bool(settings.auth_token))

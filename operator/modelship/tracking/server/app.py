@@ -21,6 +21,8 @@ from modelship.tracking.server import messages
 from modelship.tracking.server.api import tracking_router
 from modelship.tracking.server.artifacts import artifacts_router
 from modelship.tracking.server.common import error_response, ok
+from modelship.tracking.server.registry import READ_POSTS as REGISTRY_READ_POSTS
+from modelship.tracking.server.registry import RegistryReader, registry_router
 from modelship.tracking.settings import ServerSettings
 from modelship.tracking.store.artifacts import ArtifactStore, open_artifact_store
 from modelship.tracking.store.sql import TrackingStore
@@ -32,7 +34,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_POSTS = frozenset({
     "/api/2.0/mlflow/runs/search", "/api/2.0/mlflow/experiments/search",
     "/api/2.0/mlflow/logged-models/search",
-})
+}) | REGISTRY_READ_POSTS
 
 
 class BearerAuth:
@@ -73,12 +75,16 @@ def server_info(store: TrackingStore) -> dict[str, Any]:
 
 def create_app(
     settings: ServerSettings, store: TrackingStore, artifacts: ArtifactStore | None = None,
+    registry: RegistryReader | None = None,
 ) -> FastAPI:
+    """The app; with ``registry``, also the MLflow registry read API over ModelVersion objects."""
     artifacts = artifacts or open_artifact_store(settings.artifacts_destination)
     app = FastAPI(title="Modelship tracking server", version=__version__,
                   description="The MLflow Tracking REST API, served by Modelship.")
     app.include_router(tracking_router(store))
     app.include_router(artifacts_router(store, artifacts))
+    if registry is not None:
+        app.include_router(registry_router(registry))
 
     @app.get("/api/3.0/mlflow/server-info", tags=["server"])
     async def get_server_info() -> Response:

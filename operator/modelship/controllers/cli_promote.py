@@ -1,0 +1,98 @@
+"""``modelship promote MODEL VERSION --to STAGE``: set spec.stage as a user would.
+
+For teams that do not keep ModelVersions in git. It patches ``spec.stage`` of the
+ModelVersion whose ``status.version`` is VERSION (the operator then decides what takes
+effect, gates included), and with ``--archive-existing`` sets ``spec.stage: Archived`` on
+the other versions of the model that ask for the same stage, as MLflow's
+``archive_existing_versions`` does. With GitOps, change the manifest instead: a sync
+would put the old stage back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from modelship.api.common import STAGES
+from modelship.controllers import kube
+from modelship.controllers.kube import KubeError
+from modelship.controllers.registry import PLURAL, list_model
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="registered model name (spec.model)")
+    parser.add_argument("version", metavar="VERSION", type=int, help="version number (status.version)")
+    parser.add_argument("--to", required=True, choices=STAGES, dest="stage", help="the stage to request")
+    parser.add_argument("--archive-existing", action="store_true",
+                        help="set the other versions that request this stage to Archived")
+    parser.add_argument("-n", "--namespace", default=None, help="namespace (default: the kubeconfig context's)")
+    parser.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                        help="wait up to this long for the stage to take effect and print the outcome")
+
+
+def _namespace(given: str | None) -> str:
+    if given:
+        return given
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+            return f.read().strip()
+    except OSError:
+        pass
+    from kubernetes import config
+
+    try:
+        _, context = config.list_kube_config_contexts()
+        return str((context.get("context") or {}).get("namespace") or "default")
+    except config.ConfigException:
+        return "default"
+
+
+def _set_stage(namespace: str, name: str, stage: str) -> None:
+    kube.merge_patch(kube.custom_path(namespace, PLURAL, name), {"spec": {"stage": stage}})
+
+
+def run(args: argparse.Namespace) -> int:
+    namespace = _namespace(args.namespace)
+    try:
+        versions = list_model(namespace, args.model)
+    except KubeError as exc:
+        print(f"modelship promote: {exc}", file=sys.stderr)
+        return 1
+    target = next((o for o in versions if (o.get("status") or {}).get("version") == args.version), None)
+    if target is None:
+        numbered = sorted((o.get("status") or {}).get("version") or 0 for o in versions)
+        print(f"modelship promote: model {args.model!r} has no version {args.version} in namespace {namespace} "
+              f"(versions: {', '.join(map(str, [n for n in numbered if n])) or 'none'})", file=sys.stderr)
+        return 1
+    name = target["metadata"]["name"]
+    _set_stage(namespace, name, args.stage)
+    print(f"modelversion/{name}: spec.stage={args.stage} (version {args.version})")
+    if args.archive_existing and args.stage in ("Staging", "Production"):
+        for other in versions:
+            if other is target or (other.get("spec") or {}).get("stage") != args.stage:
+                continue
+            _set_stage(namespace, other["metadata"]["name"], "Archived")
+            print(f"modelversion/{other['metadata']['name']}: spec.stage=Archived "
+                  f"(version {(other.get('status') or {}).get('version')})")
+    if args.wait:
+        return _wait(namespace, name, args.stage, args.wait)
+    return 0
+
+
+def _wait(namespace: str, name: str, stage: str, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    obj: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        obj = kube.get(kube.custom_path(namespace, PLURAL, name))
+        if (obj.get("status") or {}).get("stage") == stage:
+            print(f"modelversion/{name}: effective stage {stage}")
+            return 0
+        time.sleep(0.5)
+    status = obj.get("status") or {}
+    why = [f"{c['type']}={c['status']} ({c.get('reason')}: {c.get('message')})"
+           for c in status.get("conditions") or [] if (c.get("status") == "True") == (c["type"] == "Superseded")]
+    print(f"modelversion/{name}: effective stage is {status.get('stage')}, not {stage}: {'; '.join(why)}",
+          file=sys.stderr)
+    return 1

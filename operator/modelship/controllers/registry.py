@@ -1,0 +1,206 @@
+"""Registry appliers: the version counter, and one serialized status writer per model.
+
+Blocking helpers (the handlers run them with ``asyncio.to_thread``). Why this module
+writes ModelVersion status itself instead of returning it through kopf's ``patch``: the
+registry's decisions are per *model*, not per object. Promoting version 3 changes what
+version 2 shows (superseded), so one decision writes several objects; and two handlers
+of one model deciding at once from stale lists would undo each other. So every registry
+status write of one model goes through :func:`sync_model`, one at a time per model
+(an in-process lock; the operator runs as one replica), and each write is conditional on
+the resourceVersion the decision was made from (409 means: list again and decide again).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from modelship.controllers import kube
+from modelship.controllers.kube import KubeError
+from modelship.resources import registry as reg
+from modelship.resources.conditions import merge_conditions
+
+log = logging.getLogger(__name__)
+
+PLURAL = "modelversions"
+MAX_CONFLICTS = 50
+
+
+# --- the version counter ------------------------------------------------------------------
+
+
+def _counter_body(namespace: str, model: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": reg.counter_name(model),
+            "namespace": namespace,
+            "labels": {reg.COUNTER_LABEL: "counter"},
+            "annotations": {reg.COUNTER_MODEL_ANNOTATION: model},
+        },
+        "data": {reg.LAST_KEY: "0"},
+    }
+
+
+def read_counter(namespace: str, model: str) -> dict[str, Any]:
+    """The model's counter ConfigMap, created (last = 0) when missing."""
+    path = kube.core_path(namespace, "configmaps", reg.counter_name(model))
+    found = kube.get_or_none(path)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    try:
+        return kube.create(kube.core_path(namespace, "configmaps"), _counter_body(namespace, model))  # type: ignore[no-any-return]
+    except KubeError as exc:
+        if exc.status != 409:  # AlreadyExists: another handler made it first
+            raise
+        return kube.get(path)  # type: ignore[no-any-return]
+
+
+def assign_version(namespace: str, model: str, uid: str, *, settled: Callable[[], list[str]] = list) -> int:
+    """This ModelVersion's number: its earlier claim, or the next one, claimed atomically.
+
+    The write is a merge patch preconditioned on the counter's resourceVersion, so two
+    handlers that read the same ``last`` cannot both win: the loser gets 409, reads
+    again and takes the next number.
+    """
+    path = kube.core_path(namespace, "configmaps", reg.counter_name(model))
+    done = settled()  # once: a settled claim stays settled, and each call lists the model
+    for _attempt in range(MAX_CONFLICTS):
+        counter = read_counter(namespace, model)
+        update = reg.claim_version(counter.get("data"), uid, settled=done)
+        if update.already_claimed and not update.data_patch:
+            return update.version
+        patch = {"metadata": {"resourceVersion": counter["metadata"]["resourceVersion"]}, "data": update.data_patch}
+        try:
+            kube.merge_patch(path, patch)
+        except KubeError as exc:
+            if exc.status == 409:
+                continue
+            raise
+        return update.version
+    raise RuntimeError(f"the version counter of model {model!r} stayed contended for {MAX_CONFLICTS} tries")
+
+
+def enqueue(namespace: str, model: str, entries: Mapping[str, str]) -> None:
+    """Add webhook outbox entries to the model's registry ConfigMap (keys are delivery ids:
+    writing one twice is harmless)."""
+    if not entries:
+        return
+    read_counter(namespace, model)
+    kube.merge_patch(kube.core_path(namespace, "configmaps", reg.counter_name(model)), {"data": dict(entries)})
+
+
+# --- listing a model's versions ----------------------------------------------------------------
+
+
+def list_model(namespace: str, model: str) -> list[dict[str, Any]]:
+    """Every ModelVersion of ``model`` in ``namespace`` (filtered on spec.model client-side:
+    custom resources have no field selectors on spec, and labels belong to the user)."""
+    items = kube.list_items(kube.custom_path(namespace, PLURAL))
+    return [o for o in items if (o.get("spec") or {}).get("model") == model]
+
+
+def settled_claims(namespace: str, model: str) -> list[str]:
+    """uids whose counter claim is no longer needed: numbered in status, or deleted."""
+    counter = kube.get_or_none(kube.core_path(namespace, "configmaps", reg.counter_name(model))) or {}
+    claims = {k[len(reg.CLAIM_PREFIX):] for k in (counter.get("data") or {}) if k.startswith(reg.CLAIM_PREFIX)}
+    if not claims:
+        return []
+    live = {(o["metadata"]["uid"]): (o.get("status") or {}).get("version") for o in list_model(namespace, model)}
+    return [u for u in claims if u not in live or live[u] is not None]
+
+
+# --- the per-model status writer ----------------------------------------------------------------
+
+_model_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks_lock = threading.Lock()
+
+
+def model_lock(namespace: str, model: str) -> threading.Lock:
+    with _locks_lock:
+        return _model_locks.setdefault((namespace, model), threading.Lock())
+
+
+@dataclass
+class Own:
+    """What the handled object's own handler found, written together with the decision."""
+
+    uid: str
+    status: dict[str, Any]
+    """Status fields owned by the handler (version, runId, metrics, Ready...)."""
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    """Conditions owned by the handler (Ready), merged into the object's list."""
+
+
+@dataclass
+class SyncResult:
+    decisions: list[reg.VersionDecision]
+    objects: dict[str, dict[str, Any]]
+    created: list[str]
+    """uids that got their version number written in this sync."""
+
+
+def _overlay(obj: dict[str, Any], own: Own | None) -> dict[str, Any]:
+    if own is None or obj["metadata"]["uid"] != own.uid:
+        return obj
+    status = {**(obj.get("status") or {}), **own.status}
+    if own.conditions:
+        status["conditions"] = merge_conditions(status.get("conditions"), own.conditions)
+    return {**obj, "status": status}
+
+
+def sync_model(namespace: str, model: str, *, now: Callable[[], datetime], own: Own | None = None,
+               before_write: Callable[[list[reg.VersionDecision], dict[str, dict[str, Any]], dict[str, dict[str, Any]]], None]
+               | None = None,
+               ) -> SyncResult:
+    """Decide the whole model and write each version's status that differs.
+
+    ``own`` carries the handled object's freshly observed fields; they are written in the
+    same PATCH as its registry fields. ``before_write`` runs after the decision and before
+    any status write (the webhook outbox goes there, so an event is durable before the
+    transition it reports is).
+    """
+    with model_lock(namespace, model):
+        for _attempt in range(MAX_CONFLICTS):
+            listed = list_model(namespace, model)
+            objects = {o["metadata"]["uid"]: _overlay(o, own) for o in listed}
+            originals = {o["metadata"]["uid"]: o for o in listed}
+            views = [reg.VersionView.from_object(o) for o in objects.values()]
+            decisions = reg.decide_model(views, now=now())
+            if before_write is not None:
+                before_write(decisions, objects, originals)
+            created: list[str] = []
+            try:
+                for d in decisions:
+                    patch = dict(d.status_patch)
+                    if own is not None and d.uid == own.uid:
+                        original = originals[d.uid].get("status") or {}
+                        for key, value in objects[d.uid]["status"].items():
+                            if key not in patch and original.get(key) != value:
+                                patch[key] = value
+                        if original.get("version") is None:
+                            created.append(d.uid)
+                    if patch:
+                        _write_status(namespace, originals[d.uid], patch)
+                if own is not None and own.uid in objects and own.uid not in {d.uid for d in decisions}:
+                    # Not numbered yet (cannot happen from the handler, which numbers first).
+                    _write_status(namespace, originals[own.uid], objects[own.uid]["status"])
+            except KubeError as exc:
+                if exc.status == 409:
+                    time.sleep(0.05)
+                    continue
+                raise
+            return SyncResult(decisions, objects, created)
+    raise RuntimeError(f"status of model {model!r} stayed contended for {MAX_CONFLICTS} tries")
+
+
+def _write_status(namespace: str, obj: Mapping[str, Any], status_patch: Mapping[str, Any]) -> None:
+    meta = obj["metadata"]
+    body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": dict(status_patch)}
+    kube.merge_patch(kube.custom_path(namespace, PLURAL, meta["name"], subresource="status"), body)

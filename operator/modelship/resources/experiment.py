@@ -1,0 +1,252 @@
+"""One Experiment trial as a Job: names, labels and the pod that runs it.
+
+A trial is one tracking run and one ``batch/v1`` Job. The pod has, in order: a ``checkout``
+init container (only with ``spec.project.git``) that clones the project into the
+``workspace`` volume; the tracking sidecar as a native sidecar (an init container with
+``restartPolicy: Always``, started before the trainer, stopped after it, so the Job
+completes when training ends); and the ``trainer`` container running ``modelship run`` on
+the entry point with the trial's parameters, logging to the sidecar on localhost.
+
+Pure: nothing here reads the clock, the cluster or the tracking server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from modelship.api import ExperimentSpec
+
+LABEL_EXPERIMENT = "modelship.io/experiment"
+LABEL_TRIAL = "modelship.io/trial"
+ANNOTATION_PARAMETERS = "modelship.io/parameters"
+ANNOTATION_RUN_ID = "modelship.io/run-id"
+ANNOTATION_SAMPLER = "modelship.io/sampler-attrs"
+ANNOTATION_STOPPED = "modelship.io/stopped"
+ANNOTATION_STOPPED_REASON = "modelship.io/stopped-reason"
+TAG_TRIAL_KEY = "modelship.io/trial-key"
+TAG_EXPERIMENT = "modelship.io/experiment"
+
+SIDECAR_PORT = 5001
+WORKSPACE = "/workspace"
+SOURCE_DIR = f"{WORKSPACE}/src"
+BUFFER_DIR = "/var/run/modelship/tracking"
+MAX_NAME = 63  # a Job's name is also a label value (job-name) on its pods
+
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The Experiment a child belongs to."""
+
+    name: str
+    namespace: str
+    uid: str
+    api_version: str = "modelship.io/v1alpha1"
+    kind: str = "Experiment"
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def shorten(name: str, suffix: str = "", limit: int = MAX_NAME) -> str:
+    """``name + suffix`` within ``limit`` characters; a long name is cut and keeps a hash."""
+    full = name + suffix
+    if len(full) <= limit:
+        return full
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    keep = limit - len(suffix) - len(digest) - 1
+    return f"{name[:keep].rstrip('-.')}-{digest}{suffix}"
+
+
+def trial_job_name(experiment: str, number: int) -> str:
+    """``iris-trial-3``; a name too long for a label value is shortened with a hash."""
+    return shorten(experiment, f"-trial-{number}")
+
+
+def trial_key(experiment_uid: str, number: int) -> str:
+    """The tag that finds a trial's run again after a crash: ``<experiment uid>-<n>``."""
+    return f"{experiment_uid}-{number}"
+
+
+def tracking_experiment_name(namespace: str, name: str) -> str:
+    """The tracking server's experiment of an Experiment: ``<namespace>/<name>``."""
+    return f"{namespace}/{name}"
+
+
+def format_value(value: Scalar) -> str:
+    """A parameter value as ``-P k=v`` passes it: booleans lower case, floats exact."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def trial_labels(experiment: str, number: int) -> dict[str, str]:
+    return {LABEL_EXPERIMENT: label_value(experiment), LABEL_TRIAL: str(number)}
+
+
+def label_value(name: str) -> str:
+    """An object name as a label value (63 characters at most)."""
+    return shorten(name)
+
+
+def _sidecar_probe() -> dict[str, Any]:
+    # exec, not httpGet: the sidecar listens on 127.0.0.1 only (nothing outside the pod
+    # may write to the tracking server through it), and kubelets probe the pod IP.
+    check = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{SIDECAR_PORT}/health', timeout=2)"
+    return {
+        "exec": {"command": ["python", "-c", check]},
+        "periodSeconds": 1,
+        "timeoutSeconds": 3,
+        "failureThreshold": 120,
+    }
+
+
+def build_trial_job(
+    owner: Owner,
+    spec: ExperimentSpec,
+    *,
+    number: int,
+    parameters: Mapping[str, Scalar],
+    run_id: str,
+    experiment_id: str,
+    tracking_url: str,
+    default_image: str,
+    sampler_attrs: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Job of trial ``number``, owned by the Experiment."""
+    name = trial_job_name(owner.name, number)
+    labels = trial_labels(owner.name, number)
+    image = spec.project.image or default_image
+    volume_mounts = [{"name": "workspace", "mountPath": WORKSPACE}]
+    init_containers: list[dict[str, Any]] = []
+    git = spec.project.git
+    if git is not None:
+        init_containers.append(
+            {
+                "name": "checkout",
+                "image": image,
+                "command": ["modelship", "checkout", git.url, SOURCE_DIR, "--ref", git.ref, "--path", git.path],
+                "volumeMounts": volume_mounts,
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+            }
+        )
+        project_dir = SOURCE_DIR if git.path in ("", ".") else f"{SOURCE_DIR}/{git.path.strip('/')}"
+    else:
+        project_dir = "."
+    init_containers.append(
+        {
+            "name": "tracking",
+            "image": image,
+            "restartPolicy": "Always",
+            "command": [
+                "modelship", "tracking-sidecar",
+                "--host", "127.0.0.1", "--port", str(SIDECAR_PORT),
+                "--server", tracking_url, "--buffer-dir", BUFFER_DIR,
+            ],
+            "volumeMounts": [{"name": "tracking-buffer", "mountPath": BUFFER_DIR}],
+            "startupProbe": _sidecar_probe(),
+        }
+    )
+    command = ["modelship", "run", project_dir, "-e", spec.project.entry_point]
+    for key in sorted(parameters):
+        command += ["-P", f"{key}={format_value(parameters[key])}"]
+    command += ["--run-id", run_id]
+    env = [
+        {"name": "MLFLOW_TRACKING_URI", "value": f"http://127.0.0.1:{SIDECAR_PORT}"},
+        {"name": "MLFLOW_RUN_ID", "value": run_id},
+        {"name": "MLFLOW_EXPERIMENT_ID", "value": experiment_id},
+    ]
+    env += [e.model_dump(by_alias=True, exclude_none=True) for e in spec.env or ()]
+    trainer: dict[str, Any] = {
+        "name": "trainer",
+        "image": image,
+        "command": command,
+        "env": env,
+        "volumeMounts": volume_mounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if spec.resources is not None:
+        trainer["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "initContainers": init_containers,
+        "containers": [trainer],
+        "volumes": [
+            {"name": "workspace", "emptyDir": {}},
+            {"name": "tracking-buffer", "emptyDir": {}},
+        ],
+    }
+    if spec.service_account_name:
+        pod_spec["serviceAccountName"] = spec.service_account_name
+    annotations = {
+        ANNOTATION_PARAMETERS: json.dumps(dict(parameters), sort_keys=True),
+        ANNOTATION_RUN_ID: run_id,
+    }
+    if sampler_attrs:
+        annotations[ANNOTATION_SAMPLER] = json.dumps(dict(sampler_attrs), sort_keys=True)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "backoffLimit": spec.backoff_limit,
+            "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+        },
+    }
+
+
+def model_version_name(experiment: str, model: str, experiment_uid: str) -> str:
+    """A DNS name for the ModelVersion an Experiment registers: ``<exp>-<model>-<uid8>``.
+
+    The uid part keeps a re-created Experiment of the same name from colliding with the
+    ModelVersion its predecessor left behind (ModelVersions outlive Experiments).
+    """
+    model_part = re.sub(r"[^a-z0-9-]+", "-", model.lower()).strip("-") or "model"
+    return shorten(f"{experiment}-{model_part}", f"-{experiment_uid[:8]}")
+
+
+def build_model_version(
+    owner: Owner, *, model: str, run_id: str, artifact_path: str, objective: str, value: float
+) -> dict[str, Any]:
+    """The ModelVersion of the best run. No ownerReferences: it outlives the Experiment."""
+    return {
+        "apiVersion": owner.api_version,
+        "kind": "ModelVersion",
+        "metadata": {
+            "name": model_version_name(owner.name, model, owner.uid),
+            "namespace": owner.namespace,
+            "labels": {LABEL_EXPERIMENT: label_value(owner.name)},
+        },
+        "spec": {
+            "model": model,
+            "source": f"runs:/{run_id}/{artifact_path.strip('/')}",
+            "stage": "None",
+            "description": f"Best trial of Experiment {owner.namespace}/{owner.name}: {objective}={value:g}.",
+            "tags": {
+                TAG_EXPERIMENT: tracking_experiment_name(owner.namespace, owner.name),
+                "modelship.io/run-id": run_id,
+                "modelship.io/objective": f"{objective}={value!r}",
+            },
+        },
+    }

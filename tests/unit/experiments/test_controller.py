@@ -1,0 +1,43 @@
+"""controllers.experiment: the timer's filter and the acceptance of search rules."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+import pytest
+from tests.unit.experiments.helpers import IRIS
+
+from modelship.controllers import experiment
+
+
+def _complete(status: str, generation: int) -> dict[str, Any]:
+    return {"type": "Complete", "status": status, "observedGeneration": generation}
+
+
+@pytest.mark.parametrize(
+    ("phase", "condition", "generation", "needed"),
+    [
+        (None, None, 1, True),
+        ("Running", _complete("False", 1), 1, True),
+        ("Succeeded", _complete("True", 1), 1, False),
+        ("Failed", _complete("True", 1), 1, False),
+        ("Succeeded", _complete("True", 1), 2, True),  # the spec changed after the end
+    ],
+)
+def test_needs_work(phase: str | None, condition: dict[str, Any] | None, generation: int, needed: bool) -> None:
+    status = {"phase": phase, "conditions": [condition] if condition else []}
+    assert experiment.needs_work({"generation": generation}, status) is needed
+
+
+def test_a_search_rule_violation_is_refused_in_ready() -> None:
+    spec = {**IRIS, "parameters": {"C": 1.0}}
+    body = {"metadata": {"name": "iris", "namespace": "ns", "generation": 4}, "spec": spec}
+    patch = kopf.Patch()
+    with pytest.raises(kopf.PermanentError):
+        asyncio.run(experiment.reconcile(body=body, patch=patch, logger=logging.getLogger("t")))
+    (ready,) = patch["status"]["conditions"]
+    assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "False", "InvalidSpec")
+    assert "both name C" in ready["message"] and ready["observedGeneration"] == 4

@@ -1,0 +1,138 @@
+"""resources.experiment: trial Job names, the Job builder, the ModelVersion builder."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from tests.unit.experiments.helpers import spec
+
+from modelship.resources.experiment import (
+    Owner,
+    build_model_version,
+    build_trial_job,
+    format_value,
+    model_version_name,
+    trial_job_name,
+)
+
+OWNER = Owner(name="iris", namespace="ml", uid="0123456789abcdef")
+
+
+def _job(**changes: Any) -> dict[str, Any]:
+    return build_trial_job(
+        OWNER, spec(**changes), number=3, parameters={"C": 0.5, "solver": "saga", "max_iter": 200},
+        run_id="r3", experiment_id="7", tracking_url="http://tracking:5000", default_image="default:1",
+        sampler_attrs={"grid_id": 4},
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "number", "expected"),
+    [
+        ("iris", 0, "iris-trial-0"),
+        ("a" * 50, 12, "a" * 50 + "-trial-12"),
+    ],
+)
+def test_trial_job_name(name: str, number: int, expected: str) -> None:
+    assert trial_job_name(name, number) == expected
+
+
+def test_a_long_name_is_shortened_with_a_hash_and_stays_unique() -> None:
+    long_a, long_b = "x" * 80 + "a", "x" * 80 + "b"
+    a, b = trial_job_name(long_a, 7), trial_job_name(long_b, 7)
+    assert len(a) == len(b) == 63 and a != b and a.endswith("-trial-7")
+    assert trial_job_name(long_a, 7) == a  # deterministic
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(True, "true"), (False, "false"), (0.1, "0.1"), (1e-05, "1e-05"), (3, "3"), ("saga", "saga")]
+)
+def test_format_value(value: Any, text: str) -> None:
+    assert format_value(value) == text
+
+
+def test_job_identity_labels_annotations_and_owner() -> None:
+    job = _job()
+    meta = job["metadata"]
+    assert meta["name"] == "iris-trial-3" and meta["namespace"] == "ml"
+    assert meta["labels"] == {"modelship.io/experiment": "iris", "modelship.io/trial": "3"}
+    assert json.loads(meta["annotations"]["modelship.io/parameters"]) == {"C": 0.5, "max_iter": 200, "solver": "saga"}
+    assert meta["annotations"]["modelship.io/run-id"] == "r3"
+    assert json.loads(meta["annotations"]["modelship.io/sampler-attrs"]) == {"grid_id": 4}
+    assert meta["ownerReferences"] == [{
+        "apiVersion": "modelship.io/v1alpha1", "kind": "Experiment", "name": "iris", "uid": OWNER.uid,
+        "controller": True, "blockOwnerDeletion": True,
+    }]
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["template"]["metadata"]["labels"] == meta["labels"]
+
+
+def test_pod_checkout_sidecar_and_trainer() -> None:
+    pod = _job()["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert {v["name"] for v in pod["volumes"]} == {"workspace", "tracking-buffer"}
+    checkout, sidecar = pod["initContainers"]
+    assert checkout["command"] == ["modelship", "checkout", "https://example.com/ml.git", "/workspace/src",
+                                   "--ref", "main", "--path", "examples/iris"]
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar["command"][:2] == ["modelship", "tracking-sidecar"]
+    assert "--server" in sidecar["command"] and "http://tracking:5000" in sidecar["command"]
+    assert sidecar["command"][sidecar["command"].index("--host") + 1] == "127.0.0.1"
+    assert "exec" in sidecar["startupProbe"]
+    (trainer,) = pod["containers"]
+    assert trainer["image"] == "ghcr.io/modelship/modelship:dev"
+    assert trainer["command"] == [
+        "modelship", "run", "/workspace/src/examples/iris", "-e", "main",
+        "-P", "C=0.5", "-P", "max_iter=200", "-P", "solver=saga", "--run-id", "r3",
+    ]
+    env = {e["name"]: e.get("value") for e in trainer["env"]}
+    assert env == {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5001", "MLFLOW_RUN_ID": "r3", "MLFLOW_EXPERIMENT_ID": "7"}
+
+
+
+def test_image_only_project_and_extras() -> None:
+    job = build_trial_job(
+        OWNER,
+        spec(project={"image": "me/trainer:2", "entryPoint": "train"}, env=[{"name": "A", "value": "1"}],
+             resources={"limits": {"memory": "1Gi"}}, serviceAccountName="trainer", backoffLimit=2),
+        number=0, parameters={}, run_id="r", experiment_id="1", tracking_url="http://t", default_image="d:1",
+    )
+    pod = job["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["initContainers"]] == ["tracking"]
+    (trainer,) = pod["containers"]
+    assert trainer["command"] == ["modelship", "run", ".", "-e", "train", "--run-id", "r"]
+    assert trainer["image"] == "me/trainer:2"
+    assert {"name": "A", "value": "1"} in trainer["env"]
+    assert trainer["resources"] == {"limits": {"memory": "1Gi"}}
+    assert pod["serviceAccountName"] == "trainer"
+    assert job["spec"]["backoffLimit"] == 2
+    assert "modelship.io/sampler-attrs" not in job["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize(
+    ("experiment", "model", "expected"),
+    [("iris", "iris", "iris-iris-01234567"), ("iris", "Iris_Classifier.v2", "iris-iris-classifier-v2-01234567")],
+)
+def test_model_version_name(experiment: str, model: str, expected: str) -> None:
+    assert model_version_name(experiment, model, OWNER.uid) == expected
+
+
+def test_model_version_has_no_owner_and_points_at_the_run() -> None:
+    mv = build_model_version(OWNER, model="iris", run_id="abc", artifact_path="/model/", objective="accuracy", value=0.97)
+    assert "ownerReferences" not in mv["metadata"]
+    assert mv["spec"]["source"] == "runs:/abc/model"
+    assert mv["spec"]["model"] == "iris" and mv["spec"]["stage"] == "None"
+    assert mv["spec"]["tags"]["modelship.io/experiment"] == "ml/iris"
+
+
+def test_git_without_image_runs_the_default_image() -> None:
+    job = build_trial_job(
+        OWNER, spec(project={"git": {"url": "file:///r"}}), number=1, parameters={}, run_id="r",
+        experiment_id="1", tracking_url="http://t", default_image="ghcr.io/modelship/modelship:0.1.0",
+    )
+    pod = job["spec"]["template"]["spec"]
+    assert {c["image"] for c in pod["initContainers"] + pod["containers"]} == {"ghcr.io/modelship/modelship:0.1.0"}
+    assert pod["initContainers"][0]["command"][-4:] == ["--ref", "HEAD", "--path", "."]
+    assert pod["containers"][0]["command"][2] == "/workspace/src"

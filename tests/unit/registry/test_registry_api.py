@@ -1,0 +1,153 @@
+"""tracking.server.registry: the MLflow registry read API over ModelVersion objects, in-process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Request, Response
+from fastapi.testclient import TestClient
+
+from modelship.tracking.errors import TrackingError
+from modelship.tracking.server.common import error_response
+from modelship.tracking.server.registry import StaticReader, parse_filter, registry_router
+
+API = "/api/2.0/mlflow"
+
+
+def obj(version: int | None, stage: str, *, model: str = "iris", aliases: list[str] | None = None,
+        ready: str = "True", ns: str = "ml") -> dict[str, Any]:
+    status: dict[str, Any] = {"stage": stage, "aliases": aliases or [], "runId": f"run{version}",
+                              "artifactUri": f"mlflow-artifacts:/1/run{version}/artifacts/model",
+                              "conditions": [{"type": "Ready", "status": ready, "message": "m",
+                                              "lastTransitionTime": "2026-01-01T00:00:10Z"}]}
+    if version is not None:
+        status["version"] = version
+    return {"metadata": {"name": f"{model}-{version}", "namespace": ns, "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"model": model, "source": f"runs:/run{version}/model", "tags": {"team": "a"}},
+            "status": status}
+
+
+OBJECTS = [obj(1, "Archived"), obj(2, "Production", aliases=["champion"]), obj(3, "Staging"), obj(4, "None"),
+           obj(5, "None", ready="False"),
+           obj(None, "None"), obj(1, "Production", model="wine")]
+
+
+def client(objects: list[dict[str, Any]] = OBJECTS, scoped: bool = True) -> TestClient:
+    app = FastAPI()
+    app.include_router(registry_router(StaticReader(objects, scoped=scoped)))
+
+    @app.exception_handler(TrackingError)
+    async def handle(_: Request, exc: TrackingError) -> Response:
+        return error_response(exc)
+
+    return TestClient(app)
+
+
+def test_get_latest_versions_per_stage() -> None:
+    c = client()
+    got = c.post(f"{API}/registered-models/get-latest-versions", json={"name": "iris", "stages": ["Production"]})
+    assert [(v["version"], v["current_stage"]) for v in got.json()["model_versions"]] == [("2", "Production")]
+    every = c.post(f"{API}/registered-models/get-latest-versions", json={"name": "iris"}).json()["model_versions"]
+    assert [(v["version"], v["current_stage"]) for v in every] == [
+        ("1", "Archived"), ("2", "Production"), ("3", "Staging"), ("5", "None")]
+    get = c.get(f"{API}/registered-models/get-latest-versions", params={"name": "iris", "stages": "staging"})
+    assert [v["version"] for v in get.json()["model_versions"]] == ["3"]
+
+
+def test_model_version_shape_and_alias_lookup() -> None:
+    c = client()
+    mv = c.get(f"{API}/registered-models/alias", params={"name": "iris", "alias": "champion"}).json()["model_version"]
+    assert mv["version"] == "2" and mv["aliases"] == ["champion"] and mv["status"] == "READY"
+    assert mv["run_id"] == "run2" and mv["source"].endswith("run2/artifacts/model")
+    assert mv["tags"] == [{"key": "team", "value": "a"}]
+    assert mv["creation_timestamp"] == 1767225600000 and mv["last_updated_timestamp"] == 1767225610000
+    failed = c.get(f"{API}/model-versions/get", params={"name": "iris", "version": "5"}).json()["model_version"]
+    assert failed["status"] == "FAILED_REGISTRATION"
+    uri = c.get(f"{API}/model-versions/get-download-uri", params={"name": "iris", "version": "3"}).json()
+    assert uri == {"artifact_uri": "mlflow-artifacts:/1/run3/artifacts/model"}
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "code"),
+    [
+        ("registered-models/get", {"name": "nope"}, 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("model-versions/get", {"name": "iris", "version": "9"}, 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("registered-models/alias", {"name": "iris", "alias": "nope"}, 400, "INVALID_PARAMETER_VALUE"),
+    ],
+)
+def test_not_found(path: str, params: dict[str, str], status: int, code: str) -> None:
+    resp = client().get(f"{API}/{path}", params=params)
+    assert resp.status_code == status and resp.json()["error_code"] == code
+
+
+def test_registered_model_and_search() -> None:
+    c = client()
+    rm = c.get(f"{API}/registered-models/get", params={"name": "iris"}).json()["registered_model"]
+    assert rm["name"] == "iris" and rm["aliases"] == [{"alias": "champion", "version": "2"}]
+    assert {v["current_stage"] for v in rm["latest_versions"]} == {"Archived", "Production", "Staging", "None"}
+    names = [m["name"] for m in c.get(f"{API}/registered-models/search").json()["registered_models"]]
+    assert names == ["iris", "wine"]
+    like = c.get(f"{API}/registered-models/search", params={"filter": "name LIKE 'wi%'"}).json()
+    assert [m["name"] for m in like["registered_models"]] == ["wine"]
+    paged = c.get(f"{API}/registered-models/search", params={"max_results": "1"}).json()
+    assert len(paged["registered_models"]) == 1 and paged["next_page_token"] == "1"
+    versions = c.get(f"{API}/model-versions/search", params={"filter": "name='iris'"}).json()["model_versions"]
+    assert [v["version"] for v in versions] == ["5", "4", "3", "2", "1"]  # the unnumbered one is not listed
+    prompts = c.get(f"{API}/registered-models/search",
+                    params={"filter": "tag.`mlflow.prompt.is_prompt` != 'true'"}).json()["registered_models"]
+    assert [m["name"] for m in prompts] == ["iris", "wine"]
+    tagged = c.get(f"{API}/model-versions/search", params={"filter": "name='iris' AND tag.team = 'a'"}).json()
+    assert len(tagged["model_versions"]) == 5
+    by_run = c.get(f"{API}/model-versions/search", params={"filter": "run_id = 'run3'"}).json()["model_versions"]
+    assert [v["version"] for v in by_run] == ["3"]
+
+
+def test_writes_are_refused_with_the_way_to_promote() -> None:
+    resp = client().post(f"{API}/model-versions/transition-stage", json={"name": "iris", "version": "1"})
+    assert resp.status_code == 400 and "modelship promote" in resp.json()["message"]
+
+
+def test_a_name_in_two_namespaces_is_ambiguous_when_unscoped() -> None:
+    objects = [obj(1, "None", ns="a"), obj(1, "Production", ns="b")]
+    resp = client(objects, scoped=False).get(f"{API}/registered-models/get", params={"name": "iris"})
+    assert resp.status_code == 400 and "--registry-namespace" in resp.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("text", "clauses"),
+    [("", []), ("name='iris'", [("name", "=", "iris")]),
+     ("name = \"a b\" AND run_id != 'x'", [("name", "=", "a b"), ("run_id", "!=", "x")]),
+     ("name ILIKE '%IR%'", [("name", "ILIKE", "%IR%")]),
+     ("tag.`mlflow.prompt.is_prompt` != 'true'", [("tag.mlflow.prompt.is_prompt", "!=", "true")]),
+     ("tags.team = 'a'", [("tag.team", "=", "a")])],
+)
+def test_parse_filter(text: str, clauses: list[tuple[str, str, str]]) -> None:
+    assert parse_filter(text) == clauses
+
+
+# --- the hook in the tracking server's create_app --------------------------------------------------
+
+
+def _app(tmp_path: Any, registry: Any) -> TestClient:
+    from modelship.tracking.server.app import create_app
+    from modelship.tracking.settings import ServerSettings
+    from modelship.tracking.store.sql import TrackingStore
+
+    settings = ServerSettings(backend_store_uri=f"sqlite:///{tmp_path}/t.db",
+                              artifacts_destination=str(tmp_path / "art"), auth_token="tok")
+    return TestClient(create_app(settings, TrackingStore(settings.backend_store_uri), registry=registry))
+
+
+def test_create_app_serves_the_registry_and_its_search_posts_need_no_token(tmp_path: Any) -> None:
+    c = _app(tmp_path, StaticReader(OBJECTS))
+    got = c.post(f"{API}/registered-models/get-latest-versions", json={"name": "iris", "stages": ["Production"]})
+    assert got.status_code == 200 and got.json()["model_versions"][0]["version"] == "2"
+    assert c.post(f"{API}/model-versions/search", json={"filter": "name='wine'"}).status_code == 200
+    refused = c.post(f"{API}/model-versions/transition-stage", json={})
+    assert refused.status_code == 401  # a write: the token is checked first
+
+
+def test_without_a_reader_the_server_has_no_registry_routes(tmp_path: Any) -> None:
+    resp = _app(tmp_path, None).get(f"{API}/registered-models/get", params={"name": "iris"})
+    assert resp.status_code == 404 and resp.json()["error_code"] == "ENDPOINT_NOT_FOUND"
