@@ -23,17 +23,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.cluster.bed import Bed, build_binaries  # noqa: E402
-from tests.cluster.controlplane import free_port  # noqa: E402
-from tests.cluster.processes import Process, wait_for  # noqa: E402
+from tests.cluster.bed import Bed, build_binaries
+from tests.cluster.controlplane import free_port
+from tests.cluster.processes import Process, wait_for
 
 MODELSHIP = str(Path(sys.executable).with_name("modelship"))
 IMAGE = "ghcr.io/modelship/modelship:dev"
@@ -55,7 +56,7 @@ def main() -> int:
     procs: list[Process] = []
 
     def kubectl(*argv: str) -> str:
-        out = subprocess.run(["kubectl", *argv], env=env, text=True, capture_output=True)
+        out = subprocess.run(["kubectl", *argv], env=env, text=True, capture_output=True, check=False)
         if out.returncode != 0:
             raise SystemExit(f"kubectl {' '.join(argv)} failed:\n{out.stdout}{out.stderr}")
         return out.stdout

@@ -19,6 +19,9 @@ run_stage() {
 }
 
 run_stage unit tests/unit -q
+echo "=== lint"
+.venv/bin/ruff check operator tests scripts benchmarks
+.venv/bin/mypy
 if [ -d tests/integration ]; then run_stage integration tests/integration -q; fi
 run_stage e2e tests/e2e -q
 echo "all test stages passed"

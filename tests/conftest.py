@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-
 from tests.cluster.bed import Bed, ExternalBed
 from tests.cluster.kubeapi import ApiError, KubeApi
 

@@ -49,7 +49,7 @@ class Bed:
         assert self.control_plane is not None
         return self.control_plane.kubeconfig
 
-    def start(self) -> "Bed":
+    def start(self) -> Bed:
         if os.geteuid() != 0:
             raise RuntimeError("the test bed needs root: it creates network namespaces and bind mounts")
         if shutil.which("ip") is None:
@@ -120,7 +120,7 @@ class ExternalBed:
         self.api = KubeApi.from_kubeconfig(kubeconfig)
         self.state_dir = kubeconfig.parent
 
-    def start(self) -> "ExternalBed":
+    def start(self) -> ExternalBed:
         return self
 
     def check_alive(self) -> None:

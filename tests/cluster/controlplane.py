@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-
 from tests.cluster.network import BedNetwork
 from tests.cluster.pki import make_pki
 from tests.cluster.processes import Process, wait_for

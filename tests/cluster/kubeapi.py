@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import yaml
@@ -41,7 +42,7 @@ class KubeApi:
         )
 
     @classmethod
-    def from_kubeconfig(cls, path: str | Path) -> "KubeApi":
+    def from_kubeconfig(cls, path: str | Path) -> KubeApi:
         config = yaml.safe_load(Path(path).read_text())
         ctx_name = config["current-context"]
         ctx = next(c["context"] for c in config["contexts"] if c["name"] == ctx_name)
@@ -52,7 +53,7 @@ class KubeApi:
         return cls._from_embedded(cluster, user)
 
     @classmethod
-    def _from_embedded(cls, cluster: dict[str, Any], user: dict[str, Any]) -> "KubeApi":
+    def _from_embedded(cls, cluster: dict[str, Any], user: dict[str, Any]) -> KubeApi:
         """kind's kubeconfig: embedded CA and client certificate instead of a token."""
         import base64
         import tempfile

@@ -11,9 +11,9 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 # (namespace, pod, container) -> (log file, still running?) or None
 LogFinder = Callable[[str, str, str, bool], "tuple[Path, Callable[[], bool]] | None"]
@@ -25,7 +25,7 @@ def serve(host: str, port: int, cert: Path, key: Path, client_ca: Path, find: Lo
         def log_message(self, *_: object) -> None:  # the agent logs what matters
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             url = urllib.parse.urlsplit(self.path)
             parts = url.path.strip("/").split("/")
             query = urllib.parse.parse_qs(url.query)

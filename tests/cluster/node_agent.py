@@ -32,7 +32,7 @@ K8S_VERSION = os.environ.get("MODELSHIP_K8S_VERSION", "v1.36.3")
 
 
 def micro_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class NodeAgent:
@@ -64,7 +64,7 @@ class NodeAgent:
                     c = next((c for c in w.runtime.init + w.runtime.main if c.name == container), None)
                     if c is None:
                         return None
-                    return w.runtime.dir / name, lambda c=c: c.state != "terminated" and not w.runtime.finished
+                    return w.runtime.dir / name, lambda c=c, w=w: c.state != "terminated" and not w.runtime.finished
         matches = sorted(self.pods_dir.glob(f"{namespace}_{pod}_*/{name}"), key=lambda p: p.stat().st_mtime)
         return (matches[-1], lambda: False) if matches else None
 
@@ -220,7 +220,7 @@ class NodeAgent:
         if worker is not None:
             worker.request_delete(0, final_delete=False)
 
-    def release(self, worker: "PodWorker") -> None:
+    def release(self, worker: PodWorker) -> None:
         with self.lock:
             self.workers.pop(worker.uid, None)
             self.free_ips.append(worker.pod_ip)
@@ -264,8 +264,8 @@ class PodWorker(threading.Thread):
             while not self.delete_requested.is_set():
                 try:
                     status = self.runtime.step()
-                except Exception as exc:  # noqa: BLE001 - report, retry; never lose the pod
-                    log.exception("pod %s/%s: step failed: %s", self.namespace, self.name_, exc)
+                except Exception:
+                    log.exception("pod %s/%s: step failed", self.namespace, self.name_)
                     status = self.runtime.status()
                 while self.runtime.events:
                     log.info("pod %s/%s: %s", self.namespace, self.name_, self.runtime.events.pop(0))

@@ -33,7 +33,7 @@ def _write(path: Path, data: bytes) -> Path:
 def make_pki(directory: Path, ips: list[str], dns_names: list[str]) -> dict[str, Path]:
     """A CA, a serving certificate for the API server, and the service-account key pair."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = _key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "modelship-testbed-ca")])
     ca_cert = (

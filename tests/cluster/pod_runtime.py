@@ -28,7 +28,7 @@ LAUNCHER = str(Path(__file__).with_name("launch.py"))
 
 
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -231,9 +231,9 @@ class PodRuntime:
                 c.popen = None
                 c.next_start = time.monotonic() + podspec.backoff_seconds(c.restarts)
         for c in self.init:
-            if c.state == "waiting" and c.restarts > 0 and time.monotonic() >= c.next_start and not self.finished:
-                if c.role == "sidecar" or not self.init_done:
-                    self._start(c)
+            due = c.state == "waiting" and c.restarts > 0 and time.monotonic() >= c.next_start
+            if due and not self.finished and (c.role == "sidecar" or not self.init_done):
+                self._start(c)
 
     def _main_finished(self) -> bool:
         if self.init_failed:
@@ -266,10 +266,9 @@ class PodRuntime:
         log_path = self.dir / f"{c.name}.log"
         if c.restarts and log_path.exists():
             os.replace(log_path, self.dir / f"{c.name}.previous.log")
-        log = open(log_path, "ab")
-        c.popen = subprocess.Popen([sys.executable, LAUNCHER, str(spec_file)], stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+        with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            c.popen = subprocess.Popen([sys.executable, LAUNCHER, str(spec_file)], stdout=log,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.events.append(f"started {c.name} (#{c.restarts}): {argv}")
         c.state, c.started_at, c.finished_at, c.exit_code = "running", now_rfc3339(), None, None
         c.ready = "readinessProbe" not in c.spec and c.role != "init"
@@ -423,7 +422,7 @@ class PodRuntime:
             if "exec" in probe:
                 argv = probe["exec"]["command"]
                 res = subprocess.run(["ip", "netns", "exec", self.netns, *argv], timeout=max(timeout, 1),
-                                     capture_output=True, env={**self.base_env})
+                                     capture_output=True, env={**self.base_env}, check=False)
                 return res.returncode == 0
         except Exception:  # noqa: BLE001 - any failure to reach the probe is a failed probe
             return False

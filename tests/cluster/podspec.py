@@ -7,8 +7,9 @@ return, so they are unit-tested on their own (tests/unit/testbed/).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 # The one image the bed can run: this project's, mapped onto its own virtual environment.
 PROJECT_IMAGE_NAME = "modelship"

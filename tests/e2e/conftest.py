@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tests.cluster.kubeapi import KubeApi
 from tests.conftest import wait
 

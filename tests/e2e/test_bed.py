@@ -10,7 +10,7 @@ import urllib.request
 from tests.cluster.bed import Bed
 from tests.cluster.kubeapi import KubeApi, path_for
 from tests.conftest import wait
-from tests.e2e.objects import IMAGE, container, deployment, job, job_condition
+from tests.e2e.objects import container, deployment, job, job_condition
 
 HTTP_SERVER = ["python", "-m", "http.server", "8000", "--bind", "0.0.0.0"]
 
@@ -135,7 +135,7 @@ def test_deleting_an_owner_collects_its_children_and_stops_their_processes(kube:
     netns = f"ms{pod['status']['podIP'].split('.')[2]}-{pod['metadata']['uid'][:8]}"
     if bed.local:  # on kind the processes live in containers this host cannot see
         wait(lambda: _running(marker), 30, "the pod's process to exec")
-        assert netns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert netns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
     assert kube.get(path_for("apps/v1", "replicasets", namespace), labelSelector="app=sleepy")["items"]
     kube.delete(path_for("apps/v1", "deployments", namespace, "sleepy"), {"propagationPolicy": "Background"})
     wait(lambda: not kube.get(path_for("apps/v1", "replicasets", namespace), labelSelector="app=sleepy")["items"], 60,
@@ -143,11 +143,11 @@ def test_deleting_an_owner_collects_its_children_and_stops_their_processes(kube:
     wait(lambda: not _pods(kube, namespace, "app=sleepy"), 60, "pod collected")
     if bed.local:
         assert not _running(marker), "deleting the pod must stop its process"
-        assert netns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert netns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
 
 
 def _running(marker: str) -> bool:
-    return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
+    return subprocess.run(["pgrep", "-f", marker], capture_output=True, check=False).returncode == 0
 
 
 def test_init_container_runs_first_and_pods_reach_each_other(kube: KubeApi, namespace: str, bed: Bed) -> None:

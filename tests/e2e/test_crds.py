@@ -6,7 +6,6 @@ import copy
 from typing import Any
 
 import pytest
-
 from tests.cluster.kubeapi import ApiError, KubeApi, path_for
 
 API = "modelship.io/v1alpha1"

@@ -25,14 +25,14 @@ def test_operator_sets_observed_generation_and_ready_on_each_kind(kube: KubeApi,
         created = kube.create(path_for(API, plural, namespace), template)
         name = created["metadata"]["name"]
         path = path_for(API, plural, namespace, name)
-        first = wait(lambda: (o := kube.get(path)).get("status", {}).get("observedGeneration") == 1 and o, 60,
+        first = wait(lambda path=path: (o := kube.get(path)).get("status", {}).get("observedGeneration") == 1 and o, 60,
                      f"{template['kind']} observedGeneration 1")
         assert _ready(first) is not None, first["status"]
         assert _ready(first)["observedGeneration"] == 1
         # A spec change bumps the generation; the operator catches up.
         kube.patch(path, {"metadata": {"labels": {"touched": "yes"}}, "spec": _spec_change(template["kind"])})
         assert kube.get(path)["metadata"]["generation"] == 2
-        wait(lambda: kube.get(path).get("status", {}).get("observedGeneration") == 2, 60,
+        wait(lambda path=path: kube.get(path).get("status", {}).get("observedGeneration") == 2, 60,
              f"{template['kind']} observedGeneration 2")
 
 

@@ -7,21 +7,21 @@ into ``crds/*.yaml``. Purely declarative: nothing here performs I/O or imports a
 
 from modelship.api.common import GROUP, VERSION, Condition
 from modelship.api.experiment import ExperimentSpec, ExperimentStatus
+from modelship.api.kinds import KINDS, Kind, kind_by_name
 from modelship.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from modelship.api.modelversion import ModelVersionSpec, ModelVersionStatus
-from modelship.api.kinds import KINDS, Kind, kind_by_name
 
 __all__ = [
     "GROUP",
-    "VERSION",
     "KINDS",
-    "Kind",
-    "kind_by_name",
+    "VERSION",
     "Condition",
     "ExperimentSpec",
     "ExperimentStatus",
-    "ModelVersionSpec",
-    "ModelVersionStatus",
+    "Kind",
     "ModelDeploymentSpec",
     "ModelDeploymentStatus",
+    "ModelVersionSpec",
+    "ModelVersionStatus",
+    "kind_by_name",
 ]

@@ -80,7 +80,8 @@ def openapi_schema(model: type) -> dict[str, Any]:
     """The structural OpenAPI v3 schema of one pydantic model."""
     raw = model.model_json_schema(by_alias=True, mode="validation")  # type: ignore[attr-defined]
     defs = raw.pop("$defs", {})
-    return _structural(_resolve(raw, defs))
+    schema: dict[str, Any] = _structural(_resolve(raw, defs))
+    return schema
 
 
 def build_crd(kind: Kind) -> dict[str, Any]:

@@ -6,7 +6,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from modelship.api.common import DNS_LABEL, MODEL_NAME, ApiModel, Condition, EnvVar, ResourceRequirements, cel
+from modelship.api.common import (
+    DNS_LABEL,
+    MODEL_NAME,
+    ApiModel,
+    Condition,
+    EnvVar,
+    ResourceRequirements,
+    cel,
+)
 
 
 class Variant(ApiModel):

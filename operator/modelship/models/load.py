@@ -85,7 +85,7 @@ class LoadedModel:
             return
         if isinstance(data, np.ndarray):
             if data.dtype.kind == "f" and not np.isfinite(data).all():
-                bad = np.where(~np.isfinite(data).all(axis=0))[0] if data.ndim == 2 else []
+                bad: Any = np.where(~np.isfinite(data).all(axis=0))[0] if data.ndim == 2 else []
                 names = self.enforcer.names
                 col = names[bad[0]] if len(bad) and names else (int(bad[0]) if len(bad) else 0)
                 raise SchemaError(

@@ -215,7 +215,7 @@ class ServingApp:
 def _header(scope: dict[str, Any], name: bytes) -> str:
     for key, value in scope["headers"]:
         if key == name:
-            return value.decode("latin-1")
+            return str(value.decode("latin-1"))
     return "application/json"
 
 

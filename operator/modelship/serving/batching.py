@@ -175,7 +175,7 @@ def _settle(fut: asyncio.Future[Any], res: Any) -> None:
 
 def _compatible(a: ModelInput, b: ModelInput) -> bool:
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        return a.dtype == b.dtype and a.shape[1:] == b.shape[1:]
+        return bool(a.dtype == b.dtype and a.shape[1:] == b.shape[1:])
     if isinstance(a, pd.DataFrame) and isinstance(b, pd.DataFrame):
         return list(a.columns) == list(b.columns)
     return False

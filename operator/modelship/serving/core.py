@@ -98,6 +98,7 @@ class ModelServer:
                 extra={"uri": self.settings.model_uri, "error": self.load_error},
             )
             raise
+        assert model is not None  # load_model raises rather than return nothing
         batching = self.settings.batching
         if batching is None:
             batching = model.runtime.batchable

@@ -59,7 +59,7 @@ def openapi_spec(model_name: str) -> dict[str, Any]:
         "required": True,
         "schema": {"type": "string"},
     }
-    infer = {
+    infer: dict[str, Any] = {
         "post": {
             "summary": "Open Inference Protocol v2 inference",
             "requestBody": {

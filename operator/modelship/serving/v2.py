@@ -140,8 +140,8 @@ def parse_infer(model: LoadedModel, body: bytes) -> tuple[Parsed, dict[str, Any]
         raise BadRequest("input names must be unique")
     params = {k: v for k, v in (req_params or {}).items() if k not in ("content_type", "headers")}
     try:
-        params = model.resolve_params(params or None)
-        return _to_input(model, tensors, params), obj
+        resolved = model.resolve_params(params or None)
+        return _to_input(model, tensors, resolved), obj
     except SchemaError as exc:
         raise BadRequest(str(exc)) from None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.cluster import podspec
 from tests.cluster.podspec import MainOutcome, Terminated
 
