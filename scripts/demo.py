@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -49,6 +50,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep everything running until Ctrl-C")
     args = parser.parse_args()
     state = REPO / ".testbed"
+    # SIGTERM (a CI runner, `kill`) stops everything as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     bin_dir = build_binaries()
     step("starting the control plane and the node agent")
     bed = Bed(state, bin_dir).start()

@@ -11,6 +11,7 @@ import argparse
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "build":
         print(build_binaries())
         return 0
+    # SIGTERM (a CI runner, `kill`) stops everything as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     bed = Bed(args.state_dir).start()
     print(f"test bed up: export KUBECONFIG={bed.kubeconfig}", flush=True)
     try:
