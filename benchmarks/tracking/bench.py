@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -65,14 +66,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def family(pid: int) -> list[int]:
+    """A process and its children (mlflow server runs its worker as a child)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True,
+                         check=False)
+    return [pid] + [int(p) for p in out.stdout.split()]
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, in MiB."""
     total = 0
-    pids = [pid]
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True,
-                         check=False)
-    pids += [int(p) for p in out.stdout.split()]
-    for p in pids:
+    for p in family(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -82,14 +86,60 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def drive(uri: str, mode: str, n: int) -> dict[str, float]:
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) these processes and their children have used so far."""
+    ticks = 0
+    for pid in pids:
+        for p in family(pid):
+            try:
+                fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def drive(uri: str, mode: str, n: int, clients: int, servers: list[int]) -> dict[str, Any]:
+    """``clients`` drivers against ``uri``, released together once all are set up; the
+    rate is their total count over the wall time from the first start to the last end.
+    Also the CPU time the processes ``servers`` spent meanwhile (for the sidecar: the
+    sidecar and the server it forwards to, measured once its log has drained)."""
     # Telemetry off: no network here, and its thread races os.environ in mlflow 3.17.
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri, MLFLOW_DISABLE_TELEMETRY="true")
-    out = subprocess.run([PY, str(HERE / "driver.py"), mode, str(n)], env=env,
-                         capture_output=True, text=True, timeout=1800, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    procs = [subprocess.Popen([PY, str(HERE / "driver.py"), mode, str(n)], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(clients)]
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            if p.stdout.readline().strip() != "ready":
+                raise RuntimeError(p.communicate(timeout=60)[1][-3000:])
+        cpu0 = cpu_seconds(servers)
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        results = []
+        for p in procs:
+            out, err = p.communicate(timeout=1800)
+            if p.returncode != 0:
+                raise RuntimeError(err[-3000:])
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    t0 = time.perf_counter()
+    if mode == "single":  # reading through the sidecar waits for its log to drain
+        history_len(uri, results[0]["run_id"], "loss")
+    drain = time.perf_counter() - t0
+    server_cpu = cpu_seconds(servers) - cpu0
+    count = sum(int(r["count"]) for r in results)
+    seconds = max(r["end"] for r in results) - min(r["start"] for r in results)
+    return {"count": count, "seconds": seconds, "per_second": count / seconds,
+            "server_cpu_ms_per_1000": server_cpu * 1e6 / count, "drain_seconds": drain,
+            "run_ids": [r["run_id"] for r in results]}
 
 
 def history_len(base: str, run_id: str, key: str) -> int:
@@ -103,6 +153,9 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--singles", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--clients", type=int, default=4,
+                    help="concurrent mlflow clients for the server-capacity measurement")
+    ap.add_argument("--json", help="also write the results to this file")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="modelship-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -124,54 +177,95 @@ def main() -> None:
                          str(work / "buffer")], cp, work / "sidecar.log")
         procs.append(sidecar)
         np_ = free_port()
-        procs.append(start([PY, str(HERE / "null_server.py"), str(np_)], np_, work / "null.log"))
+        null = start([PY, str(HERE / "null_server.py"), str(np_)], np_, work / "null.log")
+        procs.append(null)
         m_uri, s_uri, c_uri = (f"http://127.0.0.1:{p}" for p in (mp, sp, cp))
         n_uri = f"http://127.0.0.1:{np_}"
 
+        k = a.clients
+        m_pids, s_pids, c_pids, n_pids = ([mlflow_server.pid], [ours.pid],
+                                          [sidecar.pid, ours.pid], [null.pid])
         plan = {
-            "mlflow_batch": (m_uri, "batch", a.batches),
-            "modelship_batch": (s_uri, "batch", a.batches),
-            "client_floor_batch": (n_uri, "batch", a.batches),
-            "mlflow_single": (m_uri, "single", a.singles),
-            "modelship_single_sidecar": (c_uri, "single", a.singles),
-            "modelship_single_direct": (s_uri, "single", a.singles),
-            "client_floor_single": (n_uri, "single", a.singles),
+            "mlflow_batch": (m_uri, "batch", a.batches, 1, m_pids),
+            "modelship_batch": (s_uri, "batch", a.batches, 1, s_pids),
+            "client_floor_batch": (n_uri, "batch", a.batches, 1, n_pids),
+            f"mlflow_batch_{k}_clients": (m_uri, "batch", a.batches, k, m_pids),
+            f"modelship_batch_{k}_clients": (s_uri, "batch", a.batches, k, s_pids),
+            f"client_floor_batch_{k}_clients": (n_uri, "batch", a.batches, k, n_pids),
+            "mlflow_single": (m_uri, "single", a.singles, 1, m_pids),
+            "modelship_single_sidecar": (c_uri, "single", a.singles, 1, c_pids),
+            "modelship_single_direct": (s_uri, "single", a.singles, 1, s_pids),
+            "client_floor_single": (n_uri, "single", a.singles, 1, n_pids),
         }
         # Rounds interleave the targets, so a machine whose load drifts (shared CI) hits
         # all of them alike; the best round of each is kept.
-        runs: dict[str, list[dict[str, float]]] = {k: [] for k in plan}
+        runs: dict[str, list[dict[str, Any]]] = {key: [] for key in plan}
         for _ in range(a.repeat):
-            for key, (uri, mode, n) in plan.items():
-                runs[key].append(drive(uri, mode, n))
-        r = {k: max(v, key=lambda x: x["per_second"]) for k, v in runs.items()}
+            for key, (uri, mode, n, clients, pids) in plan.items():
+                runs[key].append(drive(uri, mode, n, clients, pids))
+        r = {key: max(v, key=lambda x: x["per_second"]) for key, v in runs.items()}
         # Everything the sidecar acknowledged reached the server (read through the sidecar
-        # waits for its log to drain), and the batches are all there.
-        sc = r["modelship_single_sidecar"]
-        t0 = time.perf_counter()
-        landed = history_len(c_uri, str(sc["run_id"]), "loss")
-        drain_s = time.perf_counter() - t0
+        # waits for its log to drain), and every batch is stored, on both servers.
+        landed = history_len(c_uri, r["modelship_single_sidecar"]["run_ids"][0], "loss")
+        drain_s = r["modelship_single_sidecar"]["drain_seconds"]
         assert landed == a.singles, (landed, a.singles)
-        for key, uri in (("modelship_batch", s_uri), ("mlflow_batch", m_uri)):
-            n = sum(history_len(uri, str(r[key]["run_id"]), f"m{k}") for k in range(10))
-            assert n == a.batches * 1000, (key, n)
+        for key, uri in (("modelship_batch", s_uri), ("mlflow_batch", m_uri),
+                         (f"modelship_batch_{k}_clients", s_uri),
+                         (f"mlflow_batch_{k}_clients", m_uri)):
+            for run_id in r[key]["run_ids"]:
+                n = sum(history_len(uri, run_id, f"m{i}") for i in range(10))
+                assert n == a.batches * 1000, (key, run_id, n)
 
-        rows = [(k, v["count"], v["seconds"], v["per_second"]) for k, v in r.items()]
-        print(f"{'measurement':28} {'count':>7} {'seconds':>8} {'per second':>11}")
-        for k, c, s, ps in rows:
-            print(f"{k:28} {c:7d} {s:8.2f} {ps:11.0f}")
-        batch_ratio = r["modelship_batch"]["per_second"] / r["mlflow_batch"]["per_second"]
-        single_ratio = r["modelship_single_sidecar"]["per_second"] / r["mlflow_single"]["per_second"]
-        direct_ratio = r["modelship_single_direct"]["per_second"] / r["mlflow_single"]["per_second"]
-        print(f"\nbatched metrics/s ratio (modelship / mlflow):        {batch_ratio:6.1f}x  (goal >= 10x)")
-        print(f"single log_metric calls/s ratio, via the sidecar:   {single_ratio:6.1f}x  (goal >= 5x)")
-        print(f"single log_metric calls/s ratio, server direct:     {direct_ratio:6.1f}x")
-        ceil_b = r["client_floor_batch"]["per_second"] / r["mlflow_batch"]["per_second"]
-        ceil_s = r["client_floor_single"]["per_second"] / r["mlflow_single"]["per_second"]
-        print(f"ceiling set by the mlflow client itself (a server that does nothing): "
-              f"{ceil_b:.1f}x batched, {ceil_s:.1f}x single")
+        print(f"{'measurement':32} {'count':>7} {'seconds':>8} {'per second':>11} "
+              f"{'server CPU ms/1000':>19}")
+        for key, v in r.items():
+            print(f"{key:32} {v['count']:7d} {v['seconds']:8.2f} {v['per_second']:11.0f} "
+                  f"{v['server_cpu_ms_per_1000']:19.0f}")
+
+        def ratio(ours_key: str, theirs_key: str) -> float:
+            return float(r[ours_key]["per_second"] / r[theirs_key]["per_second"])
+
+        ratios = {
+            "batched_1_client": ratio("modelship_batch", "mlflow_batch"),
+            f"batched_{k}_clients": ratio(f"modelship_batch_{k}_clients", f"mlflow_batch_{k}_clients"),
+            "single_via_sidecar": ratio("modelship_single_sidecar", "mlflow_single"),
+            "single_server_direct": ratio("modelship_single_direct", "mlflow_single"),
+        }
+        ceilings = {
+            "batched_1_client": ratio("client_floor_batch", "mlflow_batch"),
+            f"batched_{k}_clients": ratio(f"client_floor_batch_{k}_clients", f"mlflow_batch_{k}_clients"),
+            "single_via_sidecar": ratio("client_floor_single", "mlflow_single"),
+        }
+        # Server CPU per metric, the best round of each: what one core of the server
+        # does when the clients are elsewhere (they share the machine's cores here).
+        cpu = {key: min(x["server_cpu_ms_per_1000"] for x in v) for key, v in runs.items()}
+        efficiency = {
+            "batched": cpu["mlflow_batch"] / cpu["modelship_batch"],
+            "single_via_sidecar": cpu["mlflow_single"] / cpu["modelship_single_sidecar"],
+        }
+        goals = {"batched_1_client": 10, f"batched_{k}_clients": 10, "single_via_sidecar": 5}
+        print("\nratio modelship / mlflow       measured   ceiling   goal")
+        for name, value in ratios.items():
+            ceil = f"{ceilings[name]:8.1f}x" if name in ceilings else " " * 9
+            goal = f"{goals[name]:5d}x" if name in goals else ""
+            print(f"{name:30} {value:8.1f}x {ceil} {goal}")
+        print(f"server CPU per metric, mlflow / modelship: {efficiency['batched']:.1f}x batched, "
+              f"{efficiency['single_via_sidecar']:.1f}x single calls (sidecar + server)")
+        print("ceiling: the same clients against a server that stores nothing; no server can "
+              "pass it with this client on this machine")
         print(f"sidecar backlog after the single-call run drained in {drain_s:.2f}s")
-        print(f"RSS: modelship server {rss_mb(ours.pid):.0f} MiB, sidecar {rss_mb(sidecar.pid):.0f} MiB, "
-              f"mlflow server {rss_mb(mlflow_server.pid):.0f} MiB (with its workers)")
+        rss = {"modelship_server": rss_mb(ours.pid), "modelship_sidecar": rss_mb(sidecar.pid),
+               "mlflow_server": rss_mb(mlflow_server.pid)}
+        print(f"RSS: modelship server {rss['modelship_server']:.0f} MiB, sidecar "
+              f"{rss['modelship_sidecar']:.0f} MiB, mlflow server {rss['mlflow_server']:.0f} MiB "
+              "(with its workers)")
+        if a.json:
+            load = os.getloadavg()
+            Path(a.json).write_text(json.dumps({
+                "args": vars(a), "best": {key: {x: v[x] for x in ("count", "seconds", "per_second", "server_cpu_ms_per_1000")}
+                                          for key, v in r.items()},
+                "ratios": ratios, "ceilings": ceilings, "server_cpu_efficiency": efficiency, "rss_mib": rss,
+                "loadavg_after": load, "nproc": os.cpu_count()}, indent=2) + "\n")
     finally:
         for p in reversed(procs):
             stop(p)

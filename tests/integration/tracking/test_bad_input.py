@@ -148,6 +148,16 @@ def test_writes_need_the_token_when_one_is_set(launcher: Launcher) -> None:
     ok = call(server.url, "POST", f"{API}/experiments/create", json=body,
               headers={"Authorization": "Bearer s3cret"})
     assert ok.status_code == 200
+    # the logging calls, served before the router, are guarded as well
+    auth = {"Authorization": "Bearer s3cret"}
+    rid0 = call(server.url, "POST", f"{API}/runs/create", headers=auth,
+                json={"experiment_id": ok.json()["experiment_id"]}).json()["run"]["info"]["run_id"]
+    point = {"key": "x", "value": 1.0, "timestamp": 1, "step": 0}
+    for path, payload in ((f"{API}/runs/log-metric", {"run_id": rid0, **point}),
+                          (f"{API}/runs/log-batch", {"run_id": rid0, "metrics": [point]})):
+        assert_error(call(server.url, "POST", path, json=payload), 401, "UNAUTHENTICATED")
+    assert call(server.url, "GET", f"{API}/runs/get", params={"run_id": rid0}).json()[
+        "run"]["data"].get("metrics", []) == []
     # reads and searches stay open
     assert call(server.url, "POST", f"{API}/experiments/search", json={}).status_code == 200
     # a sidecar forwards with its own token
@@ -163,7 +173,7 @@ def test_writes_need_the_token_when_one_is_set(launcher: Launcher) -> None:
 
 def test_openapi_spec_is_served(tracking_server: Proc) -> None:
     spec = call(tracking_server.url, "GET", "/openapi.json").json()
-    assert f"{API}/runs/log-batch" in spec["paths"]
+    assert f"{API}/runs/log-batch" in spec["paths"] and f"{API}/runs/log-metric" in spec["paths"]
     ref = spec["paths"][f"{API}/runs/log-batch"]["post"]["requestBody"]["content"][
         "application/json"]["schema"]["$ref"]
     assert ref.rsplit("/", 1)[1] in spec["components"]["schemas"]

@@ -65,6 +65,31 @@ def test_metrics_history_latest_and_dedup(store: TrackingStore) -> None:
     assert values["n"] == "NaN" and values["i"] == "Infinity"
 
 
+# Points logged one call at a time, (step, timestamp, value): the run keeps the greatest
+# (step, timestamp, value), as MLflow's latest_metrics does, whatever the arrival order.
+LATEST_CASES = [
+    ("higher step wins", [(0, 10, 1.0), (1, 5, 0.5)], (1, 5, 0.5)),
+    ("lower step later loses", [(3, 1, 1.0), (2, 99, 9.0)], (3, 1, 1.0)),
+    ("same step, later timestamp wins", [(1, 5, 9.0), (1, 6, 1.0)], (1, 6, 1.0)),
+    ("same step, earlier timestamp loses", [(1, 6, 1.0), (1, 5, 9.0)], (1, 6, 1.0)),
+    ("same step and timestamp, greater value wins", [(1, 5, 1.0), (1, 5, 2.0), (1, 5, 1.5)],
+     (1, 5, 2.0)),
+    ("the same point twice", [(2, 2, 2.0), (2, 2, 2.0)], (2, 2, 2.0)),
+    ("negative steps", [(-1, 1, 1.0), (-5, 9, 2.0)], (-1, 1, 1.0)),
+]
+
+
+@pytest.mark.parametrize("points,expected", [c[1:] for c in LATEST_CASES],
+                         ids=[c[0] for c in LATEST_CASES])
+def test_latest_metric_across_calls(store: TrackingStore, points: list[tuple[int, int, float]],
+                                    expected: tuple[int, int, float]) -> None:
+    rid = new_run(store)
+    for step, ts, value in points:
+        store.log_batch(rid, [("m", value, ts, step, None)])
+    (latest,) = store.get_run(rid)["data"]["metrics"]
+    assert (latest["step"], latest["timestamp"], latest["value"]) == expected
+
+
 def test_metric_history_pages(store: TrackingStore) -> None:
     rid = new_run(store)
     store.log_batch(rid, [("m", float(i), i, i, None) for i in range(25)])

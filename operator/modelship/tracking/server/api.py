@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from modelship.tracking.errors import invalid
-from modelship.tracking.server import fastparse
 from modelship.tracking.server import messages as msg
 from modelship.tracking.server.common import body_schema, kv, ok, parse, query, query_int
+from modelship.tracking.server.hotpath import write_batch, write_metric
 from modelship.tracking.store.sql import TrackingStore
 
 PREFIX = "/api/2.0/mlflow"
@@ -146,8 +146,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     @route("/runs/log-metric", "POST", msg.LogMetric)
     async def log_metric(request: Request) -> Response:
         """Log one metric point."""
-        run_id, metric = fastparse.log_metric(await request.body())
-        store.log_batch(run_id, [metric])
+        write_metric(store, await request.body())
         return ok()
 
     @route("/runs/log-parameter", "POST", msg.LogParam)
@@ -174,8 +173,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     @route("/runs/log-batch", "POST", msg.LogBatch)
     async def log_batch(request: Request) -> Response:
         """Log metrics, params and tags at once (all or nothing)."""
-        run_id, metrics, params, tags = fastparse.log_batch(await request.body())
-        store.log_batch(run_id, metrics, params, tags)
+        write_batch(store, await request.body())
         return ok()
 
     @route("/runs/log-model", "POST", msg.LogModel)

@@ -21,6 +21,7 @@ from modelship.tracking.server import messages
 from modelship.tracking.server.api import tracking_router
 from modelship.tracking.server.artifacts import artifacts_router
 from modelship.tracking.server.common import error_response, ok
+from modelship.tracking.server.hotpath import HotWrites
 from modelship.tracking.server.registry import READ_POSTS as REGISTRY_READ_POSTS
 from modelship.tracking.server.registry import RegistryReader, registry_router
 from modelship.tracking.settings import ServerSettings
@@ -132,6 +133,7 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    if settings.auth_token:
+    app.add_middleware(HotWrites, store=store)
+    if settings.auth_token:  # added last, so it runs first: it guards the hot writes too
         app.add_middleware(BearerAuth, token=settings.auth_token)
     return app

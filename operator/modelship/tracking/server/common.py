@@ -6,10 +6,15 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Send
 
 from modelship.tracking.errors import MALFORMED_REQUEST, TrackingError, invalid
+
+# Far above the largest legal log-batch (1000 metrics, 100 params of 6000 characters,
+# 100 tags of 8000) and small enough that a runaway client cannot fill the memory.
+MAX_WRITE_BODY = 32 << 20
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -21,6 +26,32 @@ def ok(body: dict[str, Any] | None = None) -> Response:
 def error_response(exc: TrackingError) -> Response:
     return Response(orjson.dumps(exc.body()), status_code=exc.http_status,
                     media_type="application/json")
+
+
+async def read_body(receive: Receive, limit: int = MAX_WRITE_BODY) -> bytes:
+    """The request body from raw ASGI messages; ClientDisconnect if the client went away."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise invalid(f"Request body larger than {limit} bytes; a log-batch holds at most "
+                          "1000 metrics, 100 params and 100 tags: send smaller batches")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def send_json(send: Send, status: int, body: bytes) -> None:
+    """A complete JSON response as raw ASGI messages."""
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -82,7 +82,8 @@ def run_id_of(obj: dict[str, Any]) -> str:
     return rid
 
 
-def metric(m: Any, where: str) -> MetricTuple:
+def metric(m: Any, index: int | None = None) -> MetricTuple:
+    """One metric object; ``index`` is its place in a batch's list (for error messages)."""
     if type(m) is dict:
         # The shape every client sends: exact types, checked without a call per field
         # (``type(x) is int`` is false for bool, as required).
@@ -92,6 +93,8 @@ def metric(m: Any, where: str) -> MetricTuple:
                 and type(ts) is int and type(step) is int
                 and (model_id is None or type(model_id) is str)):
             return key, float(value), ts, step, model_id or None
+    # The slow path names the field in its errors.
+    where = "" if index is None else f"metrics[{index}]."
     if not isinstance(m, dict):
         raise invalid(f"Invalid value for '{where}': expected an object")
     key = _str(m, "key", where)
@@ -122,7 +125,7 @@ def _pairs(obj: dict[str, Any], name: str) -> list[tuple[str, str]]:
 
 def log_metric(raw: bytes) -> tuple[str, MetricTuple]:
     obj = load_object(raw)
-    return run_id_of(obj), metric(obj, "")
+    return run_id_of(obj), metric(obj)
 
 
 def log_batch(raw: bytes) -> tuple[str, list[MetricTuple], list[tuple[str, str]], list[tuple[str, str]]]:
@@ -130,7 +133,7 @@ def log_batch(raw: bytes) -> tuple[str, list[MetricTuple], list[tuple[str, str]]
     items = obj.get("metrics") or []
     if not isinstance(items, list):
         raise invalid("Invalid value for 'metrics': expected a list")
-    metrics = [metric(m, f"metrics[{n}].") for n, m in enumerate(items)]
+    metrics = [metric(m, n) for n, m in enumerate(items)]
     return run_id_of(obj), metrics, _pairs(obj, "params"), _pairs(obj, "tags")
 
 

@@ -15,16 +15,17 @@ import httpx
 import orjson
 from pydantic import BaseModel
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError, invalid
 from modelship.tracking.logs import event
 from modelship.tracking.server import fastparse
 from modelship.tracking.server import messages as msg
-from modelship.tracking.server.common import error_response, ok, parse_body
+from modelship.tracking.server.common import error_response, ok, parse_body, read_body, send_json
 from modelship.tracking.settings import SidecarSettings
 from modelship.tracking.sidecar.forwarder import MERGEABLE, Forwarder, entities
 from modelship.tracking.sidecar.wal import DurableLog
@@ -63,9 +64,9 @@ class Sidecar:
         self.unverified: dict[str, float] = {}
 
     # ---- buffered writes ---------------------------------------------------------------
-    async def buffered(self, request: Request, model: type[BaseModel]) -> Response:
-        raw = await request.body()
-        path = request.url.path
+    async def accept(self, method: str, path: str, raw: bytes, model: type[BaseModel]) -> bytes:
+        """Validate a write, append it to the log and return the response body; raises
+        TrackingError (nothing appended) for what the server would refuse."""
         params: list[tuple[str, str]] = []
         run_id: str | None
         body: dict[str, Any]
@@ -115,15 +116,19 @@ class Sidecar:
             body["run_id"] = run_id
             known = await self._known_params(run_id)
             self._check_params(run_id, known, params)
-        self.wal.append({"method": request.method, "path": path, "run_id": run_id, "body": body})
+        self.wal.append({"method": method, "path": path, "run_id": run_id, "body": body})
         self.forwarder.notify()
         if isinstance(m, msg.UpdateRun):
             info: dict[str, Any] = {"run_id": run_id, "run_uuid": run_id,
                                     "status": m.status or "RUNNING"}
             if m.end_time:
                 info["end_time"] = m.end_time
-            return ok({"run_info": info})
-        return ok()
+            return orjson.dumps({"run_info": info})
+        return b"{}"
+
+    async def buffered(self, request: Request, model: type[BaseModel]) -> Response:
+        body = await self.accept(request.method, request.url.path, await request.body(), model)
+        return Response(body, media_type="application/json")
 
     def _check_params(self, run_id: str, known: dict[str, str] | None,
                       params: list[tuple[str, str]]) -> None:
@@ -248,7 +253,35 @@ class Sidecar:
                    "requests_sent": self.forwarder.sent_requests})
 
 
-def create_sidecar_app(settings: SidecarSettings, wal: DurableLog | None = None) -> Starlette:
+class BufferedWrites:
+    """The run writes a training loop makes, answered from the ASGI scope: for a call that
+    costs a log append, Starlette's request objects and routing would be most of the
+    time the training script waits. Everything else goes on to the app."""
+
+    def __init__(self, app: ASGIApp, sidecar: Sidecar) -> None:
+        self.app, self.sidecar = app, sidecar
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        model = BUFFERED.get(scope["path"]) if scope["type"] == "http" else None
+        if model is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        status = 200
+        try:
+            body = await self.sidecar.accept("POST", scope["path"], await read_body(receive), model)
+        except ClientDisconnect:
+            return
+        except TrackingError as exc:
+            status, body = exc.http_status, orjson.dumps(exc.body())
+        except Exception as exc:  # noqa: BLE001 - nothing was acknowledged; say so
+            event(log, "write failed", logging.ERROR, path=scope["path"], error=repr(exc))
+            failure = TrackingError(f"the sidecar could not record the write: {exc!r}",
+                                    errors.INTERNAL_ERROR)
+            status, body = failure.http_status, orjson.dumps(failure.body())
+        await send_json(send, status, body)
+
+
+def create_sidecar_app(settings: SidecarSettings, wal: DurableLog | None = None) -> ASGIApp:
     wal = wal or DurableLog(settings.buffer_dir)
     forwarder = Forwarder(wal, settings.server, settings.server_token,
                           settings.batch_max_entities, settings.retry_initial, settings.retry_max,
@@ -278,4 +311,4 @@ def create_sidecar_app(settings: SidecarSettings, wal: DurableLog | None = None)
         Route("/{path:path}", sidecar.dispatch, methods=methods),
     ], lifespan=lifespan)
     app.state.sidecar = sidecar
-    return app
+    return BufferedWrites(app, sidecar)

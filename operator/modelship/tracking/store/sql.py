@@ -7,12 +7,13 @@ Every public method is one transaction. Results are dicts in MLflow's REST JSON 
 from __future__ import annotations
 
 import math
+import operator
 import random
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -56,6 +57,11 @@ def experiment_int(experiment_id: object) -> int:
         raise invalid(f"Invalid experiment ID: '{experiment_id}'") from None
 
 
+# Rows of the metrics table: (run_uuid, key, step, timestamp, value, is_nan, model_id).
+_LATEST_ORDER = operator.itemgetter(1, 2, 3, 4)
+_KEY_OF_ROW = operator.itemgetter(1)
+
+
 class TrackingStore(LoggedModelsMixin):
     """The SQL tracking store. ``artifact_root`` is the root URI of new experiments."""
 
@@ -64,10 +70,24 @@ class TrackingStore(LoggedModelsMixin):
         self.artifact_root = artifact_root.rstrip("/")
         upgrade(self.engine)
         self._ensure_default_experiment()
+        # The statements of the logging path, as driver SQL written once: for one metric,
+        # building them as SQLAlchemy expressions costs several times SQLite's work.
+        # Both dialects accept this upsert syntax.
         ph = "?" if self.engine.dialect.name == "sqlite" else "%s"
+        self._run_stage_sql = f"SELECT lifecycle_stage FROM runs WHERE run_uuid = {ph}"
         self._metric_insert_sql = (
             "INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan, model_id) "
             f"VALUES ({', '.join([ph] * 7)}) ON CONFLICT DO NOTHING")
+        # latest_metrics keeps the greatest (step, timestamp, value) per key, as MLflow does.
+        self._latest_upsert_sql = (
+            "INSERT INTO latest_metrics (run_uuid, key, step, timestamp, value, is_nan) "
+            f"VALUES ({', '.join([ph] * 6)}) ON CONFLICT (run_uuid, key) DO UPDATE SET "
+            "step = excluded.step, timestamp = excluded.timestamp, value = excluded.value, "
+            "is_nan = excluded.is_nan WHERE excluded.step > latest_metrics.step "
+            "OR (excluded.step = latest_metrics.step "
+            "AND (excluded.timestamp > latest_metrics.timestamp "
+            "OR (excluded.timestamp = latest_metrics.timestamp "
+            "AND excluded.value > latest_metrics.value)))")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -261,8 +281,7 @@ class TrackingStore(LoggedModelsMixin):
         return row
 
     def _active_run(self, c: Connection, run_id: str) -> None:
-        stage = c.execute(select(t.runs.c.lifecycle_stage).where(
-            t.runs.c.run_uuid == run_id)).scalar()
+        stage = c.exec_driver_sql(self._run_stage_sql, (run_id,)).scalar()
         if stage is None:
             raise not_found(f"Run with id={run_id} not found")
         if stage != ACTIVE:
@@ -402,37 +421,18 @@ class TrackingStore(LoggedModelsMixin):
                       .values(name=last[RUN_NAME_TAG]))
 
     def _insert_metrics(self, c: Connection, run_id: str, metrics: Sequence[MetricIn]) -> None:
-        rows = []
-        latest: dict[str, tuple[int, int, float, bool]] = {}
         isnan = math.isnan
-        for key, value, ts, step, model_id in metrics:
-            is_nan = isnan(value)
-            stored = 0.0 if is_nan else value
-            rows.append((run_id, key, step, ts, stored, is_nan, model_id))
-            cur = latest.get(key)
-            if cur is None or (step, ts, stored) > cur[:3]:
-                latest[key] = (step, ts, stored, is_nan)
+        # NaN is stored as 0.0 with is_nan set.
+        rows = [(run_id, key, step, ts, value, False, model_id) if not isnan(value)
+                else (run_id, key, step, ts, 0.0, True, model_id)
+                for key, value, ts, step, model_id in metrics]
+        # Per key, the greatest (step, timestamp, value): sorted, the last row of a key wins.
+        ordered = sorted(rows, key=_LATEST_ORDER)
+        latest = dict(zip(map(_KEY_OF_ROW, ordered), ordered))
         # Straight to the driver's executemany: for 1000 rows, SQLAlchemy's per-row
         # parameter processing costs more than SQLite's insert itself.
         c.exec_driver_sql(self._metric_insert_sql, rows)
-        lm = t.latest_metrics
-        ins = upsert(self.engine, lm)
-        ex = ins.excluded
-        newer = or_(
-            ex.step > lm.c.step,
-            and_(ex.step == lm.c.step, ex.timestamp > lm.c.timestamp),
-            and_(ex.step == lm.c.step, ex.timestamp == lm.c.timestamp, ex.value > lm.c.value),
-        )
-        c.execute(
-            ins.on_conflict_do_update(
-                index_elements=["run_uuid", "key"],
-                set_={"step": ex.step, "timestamp": ex.timestamp, "value": ex.value,
-                      "is_nan": ex.is_nan},
-                where=newer,
-            ),
-            [{"run_uuid": run_id, "key": k, "step": s, "timestamp": ts, "value": val,
-              "is_nan": nan} for k, (s, ts, val, nan) in latest.items()],
-        )
+        c.exec_driver_sql(self._latest_upsert_sql, [row[:6] for row in latest.values()])
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with self.engine.begin() as c:
