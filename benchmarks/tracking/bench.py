@@ -142,6 +142,67 @@ def drive(uri: str, mode: str, n: int, clients: int, servers: list[int]) -> dict
             "run_ids": [r["run_id"] for r in results]}
 
 
+def write_replay_bodies(directory: Path, count: int) -> None:
+    """``count`` log-batch bodies as the mlflow client serializes them (its own encoder),
+    1000 metrics each, every point distinct, with a placeholder for the run id."""
+    from mlflow.entities import Metric
+    from mlflow.protos.service_pb2 import LogBatch
+    from mlflow.utils.proto_json_utils import message_to_json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ts = int(time.time() * 1000)
+    for i in range(count):
+        metrics = [Metric(f"m{k % 10}", float(i * 1000 + k), ts + i, i * 100 + k // 10).to_proto()
+                   for k in range(1000)]
+        body = message_to_json(LogBatch(run_id="RUN_ID_PLACEHOLDER", metrics=metrics))
+        (directory / f"{i}.json").write_text(body)
+
+
+def new_run(base: str) -> str:
+    api = f"{base}/api/2.0/mlflow"
+    exp = httpx.post(f"{api}/experiments/create", json={"name": f"replay-{time.time_ns()}"},
+                     timeout=60).json()["experiment_id"]
+    run = httpx.post(f"{api}/runs/create", json={"experiment_id": exp}, timeout=60).json()
+    return str(run["run"]["info"]["run_id"])
+
+
+def replay(uri: str, mode: str, seconds: int, connections: int, bodies: Path,
+           count: int, servers: list[int]) -> dict[str, Any]:
+    """wrk sends the client's requests (replay.lua) for ``seconds``: the rate a server
+    absorbs when the client costs next to nothing. Checks every answered write landed."""
+    run_id = new_run(uri)
+    args = ["batch", str(bodies), str(count), run_id] if mode == "batch" else ["single", run_id]
+    cpu0 = cpu_seconds(servers)
+    proc = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+                           "-s", str(HERE / "replay.lua"), uri, "--", *args],
+                          capture_output=True, text=True, timeout=seconds + 600, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed: {proc.stderr[-2000:]}")
+    out = proc.stdout
+    got = dict(kv.split("=") for line in out.splitlines() if line.startswith("BENCH ")
+               for kv in line[6:].split())
+    requests, non2xx = int(got["requests"]), int(got["non2xx"])
+    if non2xx or int(got["socket_errors"]):
+        raise RuntimeError(f"{uri} {mode}: {non2xx} non-2xx replies, {got['socket_errors']} "
+                           f"socket errors\n{out}")
+    if mode == "batch" and requests > count:
+        raise RuntimeError(f"{requests} batches sent but only {count} distinct bodies: "
+                           "raise --replay-bodies")
+    per = 1000 if mode == "batch" else 1
+    # A read through the sidecar waits until its log has drained: forwarding is part of
+    # the sidecar's cost. The read-back below is not.
+    httpx.get(f"{uri}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=120)
+    server_cpu = cpu_seconds(servers) - cpu0
+    # A write still in flight when wrk stopped may land without being counted.
+    keys = [f"m{i}" for i in range(10)] if mode == "batch" else ["loss"]
+    landed = sum(history_len(uri, run_id, key) for key in keys)
+    assert requests * per <= landed <= (requests + connections) * per, (uri, mode, requests, landed)
+    seconds_run = int(got["duration_us"]) / 1e6
+    return {"count": requests * per, "seconds": seconds_run,
+            "per_second": requests * per / seconds_run,
+            "server_cpu_ms_per_1000": server_cpu * 1e6 / max(landed, 1), "run_ids": [run_id]}
+
+
 def history_len(base: str, run_id: str, key: str) -> int:
     r = httpx.get(f"{base}/api/2.0/mlflow/metrics/get-history",
                   params={"run_id": run_id, "metric_key": key}, timeout=120)
@@ -156,6 +217,10 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4,
                     help="concurrent mlflow clients for the server-capacity measurement")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--replay-seconds", type=int, default=5,
+                    help="length of each wrk replay of the client's requests (0: skip them)")
+    ap.add_argument("--replay-bodies", type=int, default=800,
+                    help="distinct log-batch bodies for the replay (each is sent at most once)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="modelship-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -197,12 +262,27 @@ def main() -> None:
             "modelship_single_direct": (s_uri, "single", a.singles, 1, s_pids),
             "client_floor_single": (n_uri, "single", a.singles, 1, n_pids),
         }
+        replays: dict[str, tuple[str, str, int, list[int]]] = {}
+        bodies = work / "bodies"
+        if a.replay_seconds > 0:
+            if shutil.which("wrk") is None:
+                raise SystemExit("the replay needs wrk (apt-get install -y wrk), or --replay-seconds 0")
+            write_replay_bodies(bodies, a.replay_bodies)
+            replays = {
+                f"mlflow_batch_replay_{k}_connections": (m_uri, "batch", k, m_pids),
+                f"modelship_batch_replay_{k}_connections": (s_uri, "batch", k, s_pids),
+                "mlflow_single_replay": (m_uri, "single", 1, m_pids),
+                "modelship_single_replay_sidecar": (c_uri, "single", 1, c_pids),
+            }
         # Rounds interleave the targets, so a machine whose load drifts (shared CI) hits
         # all of them alike; the best round of each is kept.
-        runs: dict[str, list[dict[str, Any]]] = {key: [] for key in plan}
+        runs: dict[str, list[dict[str, Any]]] = {key: [] for key in [*plan, *replays]}
         for _ in range(a.repeat):
             for key, (uri, mode, n, clients, pids) in plan.items():
                 runs[key].append(drive(uri, mode, n, clients, pids))
+            for key, (uri, mode, connections, pids) in replays.items():
+                runs[key].append(replay(uri, mode, a.replay_seconds, connections, bodies,
+                                        a.replay_bodies, pids))
         r = {key: max(v, key=lambda x: x["per_second"]) for key, v in runs.items()}
         # Everything the sidecar acknowledged reached the server (read through the sidecar
         # waits for its log to drain), and every batch is stored, on both servers.
@@ -231,6 +311,11 @@ def main() -> None:
             "single_via_sidecar": ratio("modelship_single_sidecar", "mlflow_single"),
             "single_server_direct": ratio("modelship_single_direct", "mlflow_single"),
         }
+        if replays:
+            ratios[f"batched_replay_{k}_connections"] = ratio(
+                f"modelship_batch_replay_{k}_connections", f"mlflow_batch_replay_{k}_connections")
+            ratios["single_replay_via_sidecar"] = ratio(
+                "modelship_single_replay_sidecar", "mlflow_single_replay")
         ceilings = {
             "batched_1_client": ratio("client_floor_batch", "mlflow_batch"),
             f"batched_{k}_clients": ratio(f"client_floor_batch_{k}_clients", f"mlflow_batch_{k}_clients"),
@@ -253,6 +338,10 @@ def main() -> None:
               f"{efficiency['single_via_sidecar']:.1f}x single calls (sidecar + server)")
         print("ceiling: the same clients against a server that stores nothing; no server can "
               "pass it with this client on this machine")
+        if replays:
+            print(f"replay: wrk sends the requests the mlflow client serialized ({k} connections "
+                  "for batches, 1 for single calls, the sidecar's through the sidecar): the rate "
+                  "each server absorbs when the client costs next to nothing")
         print(f"sidecar backlog after the single-call run drained in {drain_s:.2f}s")
         rss = {"modelship_server": rss_mb(ours.pid), "modelship_sidecar": rss_mb(sidecar.pid),
                "mlflow_server": rss_mb(mlflow_server.pid)}
