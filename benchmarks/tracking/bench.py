@@ -173,7 +173,7 @@ def replay(uri: str, mode: str, seconds: int, connections: int, bodies: Path,
     run_id = new_run(uri)
     args = ["batch", str(bodies), str(count), run_id] if mode == "batch" else ["single", run_id]
     cpu0 = cpu_seconds(servers)
-    proc = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+    proc = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "120s",
                            "-s", str(HERE / "replay.lua"), uri, "--", *args],
                           capture_output=True, text=True, timeout=seconds + 600, check=False)
     if proc.returncode != 0:
