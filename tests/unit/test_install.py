@@ -1,7 +1,8 @@
 """Install manifests, Helm chart and examples agree with the code; no cluster, no helm needed.
 
-The RBAC checks derive what is needed from ``modelship.controllers.rbac.REQUIRED_RULES``:
-the manifests must grant exactly that, so that the chart grants what the code uses.
+The RBAC checks derive what is needed from ``modelship.controllers.rbac.REQUIRED_RULES``
+(and ``REGISTRY_READER_RULES`` for the tracking server's registry reader): the manifests
+must grant exactly that, so that the chart grants what the code uses.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,17 @@ import yaml
 
 from modelship import __version__
 from modelship.api import KINDS, kind_by_name
-from modelship.controllers import main
-from modelship.controllers.rbac import REQUIRED_RULES, granted_by, grants, required_grants
+from modelship.controllers import kube, main
+from modelship.controllers.rbac import (
+    REGISTRY_READER_RULES,
+    REQUIRED_RULES,
+    granted_by,
+    grants,
+    required_grants,
+)
 from modelship.resources.acceptance import parse_spec
+from modelship.tracking import cli_server
+from modelship.tracking.settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL = ROOT / "manifests" / "install"
@@ -64,7 +74,7 @@ def _explain(expected: set[tuple[str, str, str]], actual: set[tuple[str, str, st
 
 
 def test_rules_have_reasons_and_no_wildcards() -> None:
-    for rule in REQUIRED_RULES:
+    for rule in REQUIRED_RULES + REGISTRY_READER_RULES:
         assert rule.why, rule
         assert "*" not in rule.verbs and "*" not in rule.resources, rule
 
@@ -91,6 +101,46 @@ def test_chart_rules_grant_exactly_what_the_code_needs() -> None:
     peering = granted_by(yaml.safe_load((CHART / "files/rbac/peering-rules.yaml").read_text()))
     expected = grants(r for r in REQUIRED_RULES if r.peering_only)
     assert peering == expected, _explain(expected, peering, "chart files/rbac/peering-rules.yaml")
+
+
+def test_chart_tracking_rules_grant_exactly_what_the_registry_reader_needs() -> None:
+    declared = granted_by(yaml.safe_load((CHART / "files/rbac/tracking-rules.yaml").read_text()))
+    expected = grants(REGISTRY_READER_RULES)
+    assert declared == expected, _explain(expected, declared, "chart files/rbac/tracking-rules.yaml").replace(
+        "REQUIRED_RULES", "REGISTRY_READER_RULES")
+
+
+def _verb(method: str, path: str, params: dict[str, Any]) -> tuple[str, str, str]:
+    """The (group, resource, verb) that RBAC checks for one API call."""
+    parts = path.strip("/").split("/")
+    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+    if rest[0] == "namespaces" and len(rest) > 2:
+        rest = rest[2:]
+    resource = f"{rest[0]}/{rest[2]}" if len(rest) > 2 else rest[0]
+    if method == "GET":
+        verb = "get" if len(rest) > 1 else "watch" if params.get("watch") else "list"
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
+    return group, resource, verb
+
+
+@pytest.mark.parametrize("namespace", [None, "ml"])
+def test_the_registry_reader_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPatch, namespace: str | None) -> None:
+    """KubeReader's API calls, as RBAC sees them, are REGISTRY_READER_RULES (no more, no fewer)."""
+    from modelship.tracking.server.registry import KubeReader
+
+    calls: set[tuple[str, str, str]] = set()
+    pages = iter([{"items": [{"a": 1}], "metadata": {"continue": "next"}}, {"items": [{"b": 2}], "metadata": {}}])
+
+    def request(method: str, path: str, body: Any = None, **params: Any) -> Any:
+        calls.add(_verb(method, path, params))
+        return next(pages)
+
+    monkeypatch.setattr(kube, "request", request)
+    assert KubeReader(namespace).list_versions() == [{"a": 1}, {"b": 2}]
+    expected = grants(REGISTRY_READER_RULES)
+    assert calls == expected, _explain(expected, calls, "KubeReader's calls").replace(
+        "must grant exactly", "must use exactly").replace("REQUIRED_RULES", "REGISTRY_READER_RULES")
 
 
 def test_install_binding_ties_the_role_to_the_deployments_account() -> None:
@@ -173,6 +223,20 @@ def test_values_match_the_schema() -> None:
         {"operator": {"watchNamespaces": ["Not_A_Namespace"]}},
         {"image": {"repository": "x", "pullPolicy": "Sometimes"}},
         {"crds": {"keep": "yes"}},
+        {"tracking": {"enabled": "yes"}},
+        {"tracking": {"replicas": 2}},  # one replica by design: SQLite has one writer
+        {"tracking": {"backendStoreUri": "mysql://db/tracking"}},
+        {"tracking": {"backendStoreUriSecret": {"name": "tracking-db", "key": ""}}},
+        {"tracking": {"authTokenSecret": {"name": "tracking-token"}}},
+        {"tracking": {"authTokenSecret": {"name": "tracking-token", "key": "token", "optional": True}}},
+        {"tracking": {"artifactsDestination": "relative/artifacts"}},
+        {"tracking": {"persistence": {"enabled": "false"}}},
+        {"tracking": {"persistence": {"size": "ten gigs"}}},
+        {"tracking": {"persistence": {"existingClaim": "Not_A_Claim"}}},
+        {"tracking": {"registry": {"enabled": 1}}},
+        {"tracking": {"service": {"type": "Ingress"}}},
+        {"tracking": {"service": {"port": 70000}}},
+        {"tracking": {"resources": {"request": {"cpu": "1"}}}},
     ],
 )
 def test_the_schema_refuses_mistakes(bad: dict[str, Any]) -> None:
@@ -181,6 +245,25 @@ def test_the_schema_refuses_mistakes(bad: dict[str, Any]) -> None:
         values[key] = {**values[key], **value} if isinstance(values.get(key), dict) else value
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft7Validator(_values_schema()).validate(values)
+
+
+@pytest.mark.parametrize(
+    "good",
+    [
+        {"tracking": {"enabled": False}},
+        {"tracking": {"backendStoreUri": "postgresql://mlflow@db.ml:5432/tracking"}},
+        {"tracking": {"backendStoreUriSecret": {"name": "tracking-db", "key": "uri"}}},
+        {"tracking": {"authTokenSecret": {"name": "tracking-token", "key": "token"}}},
+        {"tracking": {"artifactsDestination": "s3://bucket/mlflow"}},
+        {"tracking": {"persistence": {"enabled": True, "size": "50Gi", "storageClass": "-", "existingClaim": "data"}}},
+        {"tracking": {"extraEnv": [{"name": "MLFLOW_S3_ENDPOINT_URL", "value": "http://minio.minio:9000"}]}},
+    ],
+)
+def test_the_schema_accepts_the_documented_shapes(good: dict[str, Any]) -> None:
+    values = _values()
+    for key, value in good.items():
+        values[key] = {**values[key], **value}
+    jsonschema.Draft7Validator(_values_schema()).validate(values)
 
 
 def _object_nodes(node: dict[str, Any], path: str = "values") -> list[tuple[str, dict[str, Any]]]:
@@ -197,7 +280,8 @@ def _object_nodes(node: dict[str, Any], path: str = "values") -> list[tuple[str,
 def test_schema_objects_refuse_unknown_keys() -> None:
     loose = [
         path for path, node in _object_nodes(_values_schema())
-        if node.get("additionalProperties") is not False and path != "values.operator.extraEnv[]"  # EnvVar has many shapes
+        if node.get("additionalProperties") is not False
+        and path not in ("values.operator.extraEnv[]", "values.tracking.extraEnv[]")  # EnvVar has many shapes
     ]
     assert not loose, f"add additionalProperties: false to {loose}"
 
@@ -240,7 +324,9 @@ def test_chart_version_and_image() -> None:
     assert chart["apiVersion"] == "v2"
     assert chart["appVersion"] == __version__
     assert _values()["image"]["repository"] == IMAGE.rsplit(":", 1)[0]
-    for name in ("_helpers.tpl", "NOTES.txt", "crds.yaml", "deployment.yaml", "clusterrole.yaml", "serviceaccount.yaml"):
+    for name in ("_helpers.tpl", "NOTES.txt", "crds.yaml", "deployment.yaml", "clusterrole.yaml", "serviceaccount.yaml",
+                 "tracking-deployment.yaml", "tracking-service.yaml", "tracking-pvc.yaml",
+                 "tracking-serviceaccount.yaml", "tracking-rbac.yaml"):
         assert (CHART / "templates" / name).exists(), name
     assert "helm.sh/resource-policy" in (CHART / "templates" / "crds.yaml").read_text()
 
@@ -255,34 +341,254 @@ def _find_helm() -> str | None:
 
 
 HELM = _find_helm()
+NAMESPACE = "modelship-system"
+OPERATOR = "ms-modelship-operator"  # release "ms": <release>-modelship-operator
+TRACKING = "ms-modelship-tracking"
+TRACKING_URL = f"http://{TRACKING}.{NAMESPACE}:5000"
+
+
+@cache
+def _render(*sets: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """``helm template`` of release "ms" with these ``--set``s: (kind, name) -> object (the name
+    is namespace/name for an object outside the release's namespace)."""
+    assert HELM, "helm is needed to render the chart: scripts/setup.sh builds it (MODELSHIP_HELM names it)"
+    command = [str(HELM), "template", "ms", str(CHART), "--namespace", NAMESPACE, "--kube-version", "1.36.0"]
+    for item in sets:
+        command += ["--set", item]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    objects: dict[tuple[str, str], dict[str, Any]] = {}
+    for doc in yaml.safe_load_all(out):
+        if doc:
+            namespace, name = doc["metadata"].get("namespace"), doc["metadata"]["name"]
+            key = (doc["kind"], name if namespace in (None, NAMESPACE) else f"{namespace}/{name}")
+            assert key not in objects, f"rendered twice: {key}"
+            objects[key] = doc
+    return objects
+
+
+def _pod(objects: dict[tuple[str, str], dict[str, Any]], name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pod spec and the only container of Deployment ``name``."""
+    pod = objects[("Deployment", name)]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return pod, container
+
+
+def _operator_tracking_url(objects: dict[tuple[str, str], dict[str, Any]]) -> str | None:
+    _, container = _pod(objects, OPERATOR)
+    url: str | None = _operator_args(container["args"]).tracking_url
+    return url
+
+
+def _tracking_args(container: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> argparse.Namespace:
+    """The server's arguments as `modelship tracking-server` parses them in the pod: flag
+    defaults come from ServerSettings(), i.e. from the pod's environment, so that a Secret's
+    value (faked here as "<secret>/<key>") is what the server uses unless a flag overrides it."""
+    assert container["args"][0] == "tracking-server", "the tracking container runs `modelship tracking-server`"
+    for name in ServerSettings.model_fields:
+        monkeypatch.delenv(f"MODELSHIP_TRACKING_{name.upper()}", raising=False)
+    for env in container.get("env") or []:
+        ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+        monkeypatch.setenv(env["name"], f"{ref['name']}/{ref['key']}" if ref else env["value"])
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    cli_server.add_arguments(parser)
+    return parser.parse_args(container["args"][1:])
 
 
 @pytest.mark.parametrize(
     ("sets", "peering"),
-    [([], False), (["peering.enabled=true", "operator.replicas=2", "operator.watchNamespaces={a,b}"], True)],
+    [((), False), (("peering.enabled=true", "operator.replicas=2", "operator.watchNamespaces={a,b}"), True)],
 )
-def test_rendered_chart(sets: list[str], peering: bool) -> None:
-    assert HELM, "helm is needed to render the chart: scripts/setup.sh builds it (MODELSHIP_HELM names it)"
-    command = [str(HELM), "template", "ms", str(CHART), "--namespace", "modelship-system", "--kube-version", "1.36.0"]
-    for item in sets:
-        command += ["--set", item]
-    docs = [d for d in yaml.safe_load_all(subprocess.run(command, check=True, capture_output=True, text=True).stdout) if d]
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    for doc in docs:
-        by_kind.setdefault(doc["kind"], []).append(doc)
-    (role,) = by_kind["ClusterRole"]
+def test_rendered_chart(sets: tuple[str, ...], peering: bool) -> None:
+    objects = _render(*sets)
+    role = objects[("ClusterRole", OPERATOR)]
     assert granted_by(role["rules"]) == required_grants(peering=peering)
-    crds = {d["metadata"]["name"]: d for d in by_kind["CustomResourceDefinition"]}
     for kind in KINDS:
-        crd = crds[kind.crd_name]
+        crd = objects[("CustomResourceDefinition", kind.crd_name)]
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
         generated = yaml.safe_load((ROOT / "crds" / f"{kind.crd_name}.yaml").read_text())
         assert crd["spec"] == generated["spec"]
-    (deployment,) = by_kind["Deployment"]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    _, container = _pod(objects, OPERATOR)
     config = main.config_from_args(_operator_args(container["args"]))
     assert (config.peering_name is not None) is peering
     assert container["image"] == IMAGE
+
+
+# --- the chart's tracking server -------------------------------------------------------
+
+TRACKING_KINDS = {"Deployment", "Service", "PersistentVolumeClaim", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
+
+
+def _tracking_kinds(objects: dict[tuple[str, str], dict[str, Any]]) -> set[str]:
+    return {kind for kind, name in objects if name == TRACKING}
+
+
+def test_rendered_tracking_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default: a one-replica server on SQLite in a PVC, its Service, and the registry reader's RBAC."""
+    objects = _render()
+    assert _tracking_kinds(objects) == TRACKING_KINDS
+    deployment = objects[("Deployment", TRACKING)]
+    assert deployment["metadata"]["namespace"] == NAMESPACE
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}, "SQLite has one writer: never two pods at once"
+    pod, container = _pod(objects, TRACKING)
+    operator_pod, operator_container = _pod(objects, OPERATOR)
+    assert pod["securityContext"] == operator_pod["securityContext"]
+    assert container["securityContext"] == operator_container["securityContext"]
+    assert pod["enableServiceLinks"] is False, "service links would set MODELSHIP_TRACKING_PORT=tcp://..."
+    assert container["image"] == IMAGE
+    assert "env" not in container, "no secrets and no extraEnv: nothing in the environment"
+    args = _tracking_args(container, monkeypatch)
+    assert (args.host, args.port) == ("0.0.0.0", 5000)
+    assert args.backend_store_uri == "sqlite:////data/tracking.db"
+    assert args.artifacts_destination == "/data/artifacts"
+    assert args.registry_in_cluster and args.registry_namespace is None and args.registry_kubeconfig is None
+    assert args.auth_token is None and args.workers == 1
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": args.port}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
+    assert {"requests", "limits"} <= set(container["resources"])
+    assert {m["mountPath"]: m["name"] for m in container["volumeMounts"]} == {"/data": "data", "/tmp": "tmp"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"] == {"claimName": TRACKING}
+    pvc = objects[("PersistentVolumeClaim", TRACKING)]
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert "storageClassName" not in pvc["spec"], "empty storageClass: the cluster's default"
+
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    operator_labels = objects[("Deployment", OPERATOR)]["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    service = objects[("Service", TRACKING)]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert not service["spec"]["selector"].items() <= operator_labels.items()
+    assert not objects[("Deployment", OPERATOR)]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (port,) = service["spec"]["ports"]
+    assert (port["port"], port["targetPort"]) == (5000, "http")
+
+    assert pod["serviceAccountName"] == TRACKING
+    assert objects[("ServiceAccount", TRACKING)]["metadata"]["namespace"] == NAMESPACE
+    assert granted_by(objects[("ClusterRole", TRACKING)]["rules"]) == grants(REGISTRY_READER_RULES)
+    binding = objects[("ClusterRoleBinding", TRACKING)]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TRACKING}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": TRACKING, "namespace": NAMESPACE}]
+
+    assert _operator_tracking_url(objects) == TRACKING_URL
+
+
+def test_rendered_chart_without_tracking() -> None:
+    objects = _render("tracking.enabled=false")
+    assert not [key for key in objects if "tracking" in key[1]]
+    assert _operator_tracking_url(objects) is None
+
+
+@pytest.mark.parametrize(
+    ("sets", "url"),
+    [
+        ((), TRACKING_URL),
+        (("tracking.service.port=8080",), f"http://{TRACKING}.{NAMESPACE}:8080"),
+        (("operator.trackingUrl=http://mlflow.ml:5000",), "http://mlflow.ml:5000"),
+        (("tracking.enabled=false",), None),
+        (("tracking.enabled=false", "operator.trackingUrl=http://mlflow.ml:5000"), "http://mlflow.ml:5000"),
+    ],
+)
+def test_the_operators_tracking_url(sets: tuple[str, ...], url: str | None) -> None:
+    """operator.trackingUrl when set, else the chart's tracking Service when tracking.enabled."""
+    objects = _render(*sets)
+    assert _operator_tracking_url(objects) == url
+    if ("Service", TRACKING) in objects:
+        (port,) = objects[("Service", TRACKING)]["spec"]["ports"]
+        assert port["port"] == (8080 if "tracking.service.port=8080" in sets else 5000)
+        _, container = _pod(objects, TRACKING)
+        assert container["ports"] == [{"name": "http", "containerPort": 5000, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize(
+    ("sets", "data", "pvc"),
+    [
+        ((), {"persistentVolumeClaim": {"claimName": TRACKING}}, True),
+        (("tracking.persistence.enabled=false",), {"emptyDir": {}}, False),
+        (("tracking.persistence.existingClaim=tracking-data",), {"persistentVolumeClaim": {"claimName": "tracking-data"}}, False),
+        (("tracking.persistence.enabled=false", "tracking.persistence.existingClaim=tracking-data"), {"emptyDir": {}}, False),
+    ],
+)
+def test_rendered_tracking_data_volume(sets: tuple[str, ...], data: dict[str, Any], pvc: bool) -> None:
+    objects = _render(*sets)
+    pod, _ = _pod(objects, TRACKING)
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "data"]
+    assert {k: v for k, v in volume.items() if k != "name"} == data
+    assert (("PersistentVolumeClaim", TRACKING) in objects) is pvc
+
+
+@pytest.mark.parametrize(("storage_class", "expected"), [("fast-ssd", "fast-ssd"), ("-", "")])
+def test_rendered_tracking_storage_class(storage_class: str, expected: str) -> None:
+    spec = _render(f"tracking.persistence.storageClass={storage_class}", "tracking.persistence.size=50Gi")[
+        ("PersistentVolumeClaim", TRACKING)]["spec"]
+    assert spec["storageClassName"] == expected
+    assert spec["resources"]["requests"]["storage"] == "50Gi"
+
+
+def test_rendered_tracking_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secret-sourced URL and token reach the server through the environment, and no flag overrides them."""
+    objects = _render(
+        "tracking.backendStoreUriSecret.name=tracking-db", "tracking.backendStoreUriSecret.key=uri",
+        "tracking.authTokenSecret.name=tracking-token", "tracking.authTokenSecret.key=token",
+        "tracking.artifactsDestination=s3://bucket/mlflow",
+        "tracking.extraEnv[0].name=MLFLOW_S3_ENDPOINT_URL", "tracking.extraEnv[0].value=http://minio.minio:9000",
+    )
+    _, container = _pod(objects, TRACKING)
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MODELSHIP_TRACKING_BACKEND_STORE_URI"]["valueFrom"] == {"secretKeyRef": {"name": "tracking-db", "key": "uri"}}
+    assert env["MODELSHIP_TRACKING_AUTH_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "tracking-token", "key": "token"}}
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == {"name": "MLFLOW_S3_ENDPOINT_URL", "value": "http://minio.minio:9000"}
+    assert not [a for a in container["args"] if a.startswith(("--backend-store-uri", "--auth-token"))]
+    args = _tracking_args(container, monkeypatch)
+    assert args.backend_store_uri == "tracking-db/uri", "the Secret's URL, not the flag's default"
+    assert args.auth_token == "tracking-token/token"
+    assert args.artifacts_destination == "s3://bucket/mlflow"
+
+
+def test_rendered_tracking_backend_store_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    objects = _render("tracking.backendStoreUri=postgresql://mlflow@db.ml:5432/tracking")
+    _, container = _pod(objects, TRACKING)
+    assert "env" not in container
+    assert _tracking_args(container, monkeypatch).backend_store_uri == "postgresql://mlflow@db.ml:5432/tracking"
+
+
+@pytest.mark.parametrize(
+    ("sets", "kinds"),
+    [
+        (("tracking.registry.enabled=false",), {"Deployment", "Service", "PersistentVolumeClaim"}),
+        (("rbac.create=false",), TRACKING_KINDS - {"ClusterRole", "ClusterRoleBinding"}),
+    ],
+)
+def test_rendered_tracking_registry_reader(sets: tuple[str, ...], kinds: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    objects = _render(*sets)
+    assert _tracking_kinds(objects) == kinds
+    pod, container = _pod(objects, TRACKING)
+    registry = "ServiceAccount" in kinds
+    assert _tracking_args(container, monkeypatch).registry_in_cluster is registry
+    if registry:
+        assert pod["serviceAccountName"] == TRACKING
+    else:
+        assert "serviceAccountName" not in pod and pod["automountServiceAccountToken"] is False
+
+
+def test_rendered_tracking_scheduling() -> None:
+    objects = _render(
+        "tracking.nodeSelector.disk=ssd", "tracking.tolerations[0].key=dedicated",
+        "tracking.tolerations[0].operator=Exists", "tracking.podAnnotations.team=ml",
+        "tracking.service.type=LoadBalancer", "tracking.resources.limits.memory=2Gi",
+    )
+    deployment = objects[("Deployment", TRACKING)]
+    pod, container = _pod(objects, TRACKING)
+    assert pod["nodeSelector"] == {"disk": "ssd"}
+    assert pod["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
+    assert deployment["spec"]["template"]["metadata"]["annotations"] == {"team": "ml"}
+    assert container["resources"]["limits"]["memory"] == "2Gi"
+    assert objects[("Service", TRACKING)]["spec"]["type"] == "LoadBalancer"
+    operator_pod, _ = _pod(objects, OPERATOR)
+    assert "nodeSelector" not in operator_pod and "tolerations" not in operator_pod
 
 
 # --- examples --------------------------------------------------------------------------

@@ -22,6 +22,11 @@
 {{- printf "%s-operator" (include "modelship.fullname" . | trunc 54 | trimSuffix "-") }}
 {{- end }}
 
+{{/* The tracking server's resources: <fullname>-tracking, still within 63 characters. */}}
+{{- define "modelship.tracking.fullname" -}}
+{{- printf "%s-tracking" (include "modelship.fullname" . | trunc 54 | trimSuffix "-") }}
+{{- end }}
+
 {{- define "modelship.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -38,6 +43,30 @@ app.kubernetes.io/part-of: modelship
 app.kubernetes.io/name: {{ include "modelship.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "modelship.tracking.labels" -}}
+helm.sh/chart: {{ include "modelship.chart" . }}
+{{ include "modelship.tracking.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: modelship
+{{- end }}
+
+{{- define "modelship.tracking.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "modelship.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: tracking-server
+{{- end }}
+
+{{/* The tracking URL the operator hands to trial pods: operator.trackingUrl, else the
+chart's tracking Service when tracking.enabled, else empty. */}}
+{{- define "modelship.trackingUrl" -}}
+{{- if .Values.operator.trackingUrl }}
+{{- .Values.operator.trackingUrl }}
+{{- else if .Values.tracking.enabled }}
+{{- printf "http://%s.%s:%d" (include "modelship.tracking.fullname" .) .Release.Namespace (int .Values.tracking.service.port) }}
+{{- end }}
 {{- end }}
 
 {{- define "modelship.serviceAccountName" -}}

@@ -1,9 +1,10 @@
 """The Kubernetes permissions the operator's code needs, declared next to that code.
 
 ``REQUIRED_RULES`` is the one list; ``manifests/install/clusterrole.yaml`` and the Helm
-chart's ``files/rbac/*.yaml`` must grant exactly these verbs, no fewer and no more, and
-a unit test checks it. A controller that starts touching a new resource adds its rule
-here first, and the test then points at the manifests to update.
+chart's ``files/rbac/rules.yaml`` and ``peering-rules.yaml`` must grant exactly these
+verbs, no fewer and no more, and a unit test checks it. A controller that starts touching
+a new resource adds its rule here first, and the test then points at the manifests to
+update.
 
 Rules for child resources (Jobs, Deployments, Services, ...) are granted from the
 start, so that installs do not change shape with each feature; the verbs are the ones
@@ -12,6 +13,12 @@ children that are no longer wanted, and ``get/list/watch`` to observe them.
 
 kopf's peering does not use coordination.k8s.io Leases but objects of its own CRDs
 (``kopf.dev``), so those rules exist only with peering.
+
+``REGISTRY_READER_RULES`` are the rules of another account: the tracking server's, when it
+serves the MLflow registry read API from ModelVersion objects (``--registry-in-cluster``,
+:class:`modelship.tracking.server.registry.KubeReader`). The chart's
+``files/rbac/tracking-rules.yaml`` must grant exactly these, and unit tests check it and
+that the reader's API calls need exactly these.
 """
 
 from __future__ import annotations
@@ -104,6 +111,15 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         ("get", "list", "watch", "patch"),
         "kopf peering of a namespaced operator (only with --peering)",
         peering_only=True,
+    ),
+)
+
+REGISTRY_READER_RULES: tuple[Rule, ...] = (
+    Rule(
+        GROUP,
+        ("modelversions",),
+        ("list",),
+        "the tracking server's MLflow registry read API lists ModelVersions (tracking/server/registry.py KubeReader)",
     ),
 )
 

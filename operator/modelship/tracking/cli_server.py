@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve the MLflow registry read API from ModelVersion objects, read with this "
                              "kubeconfig")
     parser.add_argument("--registry-in-cluster", action="store_true",
-                        help="the same, read with the pod's service account (needs get/list on modelversions)")
+                        help="the same, read with the pod's service account (needs list on modelversions)")
     parser.add_argument("--registry-namespace", metavar="NS",
                         help="namespace of the ModelVersions (default: all; a name in two is then ambiguous)")
 
