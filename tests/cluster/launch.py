@@ -22,6 +22,9 @@ MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+O_PATH = 0o10000000
+# The checkout this bed runs from (its venv is inside): tests/cluster/launch.py -> root.
+PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -36,6 +39,10 @@ def _mount(src: str | None, dst: str, flags: int) -> None:
     _check(_libc.mount(src.encode() if src else None, dst.encode(), None, flags, None), f"mount {src} {dst}")
 
 
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
 def main(spec_path: str) -> None:
     with open(spec_path) as f:
         spec = json.load(f)
@@ -46,6 +53,14 @@ def main(spec_path: str) -> None:
     _mount(None, "/", MS_REC | MS_PRIVATE)
     hostname = spec["hostname"].encode()
     _check(_libc.sethostname(hostname, len(hostname)), "sethostname")
+    # The root filesystem is the host's: a volume at /tmp would hide what lives under it
+    # (the pod's other volume sources, and the project and its venv when checked out
+    # there). Everything needed is opened first and mounted from its descriptor, and the
+    # project is mounted back where a volume covered it.
+    workdir = spec["workingDir"]
+    host_workdir = os.open(workdir, O_PATH) if os.path.isdir(workdir) else None
+    handles = {m["source"]: os.open(m["source"], O_PATH) for m in spec["mounts"]}
+    project = os.open(PROJECT, O_PATH)
     for m in spec["mounts"]:
         src, dst = m["source"], m["target"]
         if os.path.isdir(src):
@@ -54,10 +69,22 @@ def main(spec_path: str) -> None:
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             if not os.path.exists(dst):
                 open(dst, "a").close()
-        _mount(src, dst, MS_BIND | MS_REC)
+        _mount(f"/proc/self/fd/{handles[src]}", dst, MS_BIND | MS_REC)
         if m.get("readOnly"):
             _mount(None, dst, MS_BIND | MS_REMOUNT | MS_RDONLY)
-    os.chdir(spec["workingDir"])
+        if _under(PROJECT, dst) and PROJECT != dst:
+            os.makedirs(PROJECT, exist_ok=True)
+            _mount(f"/proc/self/fd/{project}", PROJECT, MS_BIND | MS_REC)
+    for fd in [*handles.values(), project]:
+        os.close(fd)
+    # The directory as the container sees it; else (a volume hid the bed's scratch
+    # directory) the one opened before the mounts.
+    if os.path.isdir(workdir):
+        os.chdir(workdir)
+    elif host_workdir is not None:
+        os.fchdir(host_workdir)
+    else:
+        os.chdir(workdir)  # fails with the kubelet's kind of error
     argv = spec["argv"]
     try:
         os.execvpe(argv[0], argv, spec["env"])

@@ -1,0 +1,105 @@
+"""The chart's tracking server runs on the bed: rendered by helm, applied as it is, Ready on
+its /health probe, logging and reading back over the MLflow REST API on its pod IP, and
+serving the registry read API with the ServiceAccount and ClusterRole the chart gives it."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from tests.cluster.kubeapi import KubeApi, path_for
+from tests.conftest import wait
+from tests.unit.test_install import CHART, HELM
+
+API = "/api/2.0/mlflow"
+TRACKING_TEMPLATES = ("tracking-serviceaccount.yaml", "tracking-rbac.yaml",
+                      "tracking-deployment.yaml", "tracking-service.yaml")
+
+
+def rendered(release: str, namespace: str) -> list[dict[str, Any]]:
+    assert HELM, "helm is needed to render the chart: scripts/setup.sh builds it"
+    command = [HELM, "template", release, str(CHART), "--namespace", namespace,
+               "--kube-version", "1.36.0", "--set", "tracking.persistence.enabled=false"]
+    for name in TRACKING_TEMPLATES:
+        command += ["--show-only", f"templates/{name}"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def object_path(obj: dict[str, Any], namespace: str) -> str:
+    plural = {"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles",
+              "ClusterRoleBinding": "clusterrolebindings", "Deployment": "deployments",
+              "Service": "services"}[obj["kind"]]
+    cluster_scoped = obj["kind"].startswith("Cluster")
+    return path_for(obj["apiVersion"], plural, None if cluster_scoped else namespace)
+
+
+@pytest.fixture
+def chart_tracking(kube: KubeApi, namespace: str, crds: list[dict]) -> Iterator[list[dict[str, Any]]]:
+    release = f"t{uuid.uuid4().hex[:6]}"
+    objects = rendered(release, namespace)
+    assert sorted(o["kind"] for o in objects) == [
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    for obj in objects:
+        kube.create(object_path(obj, namespace), obj)
+    yield objects
+    for obj in objects:  # the namespace fixture removes the rest; cluster-scoped ones go here
+        if obj["kind"].startswith("Cluster"):
+            kube.delete(f"{object_path(obj, namespace)}/{obj['metadata']['name']}")
+
+
+def test_the_charts_tracking_server_serves_tracking_and_the_registry(
+        kube: KubeApi, namespace: str, chart_tracking: list[dict[str, Any]]) -> None:
+    deployment = next(o for o in chart_tracking if o["kind"] == "Deployment")
+    name = deployment["metadata"]["name"]
+    dep_path = path_for("apps/v1", "deployments", namespace, name)
+    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    try:
+        wait(lambda: kube.get(dep_path).get("status", {}).get("readyReplicas") == 1, 180,
+             "the chart's tracking server Ready (readiness probe on /health)")
+    except AssertionError as exc:
+        pods = kube.get(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)["items"]
+        states = [(p["metadata"]["name"], p.get("status", {}).get("containerStatuses")) for p in pods]
+        logs = [kube.text(f"/api/v1/namespaces/{namespace}/pods/{p['metadata']['name']}/log",
+                          tailLines=40) for p in pods if p.get("status", {}).get("containerStatuses")]
+        raise AssertionError(f"{exc}\npods: {states}\nlogs: {logs}") from None
+    (pod,) = kube.get(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)["items"]
+    assert pod["spec"]["serviceAccountName"] == name
+    base = f"http://{pod['status']['podIP']}:5000"
+
+    with httpx.Client(base_url=base, timeout=30) as http:
+        exp = http.post(f"{API}/experiments/create", json={"name": "chart"}).json()["experiment_id"]
+        run_id = http.post(f"{API}/runs/create", json={"experiment_id": exp}).json()[
+            "run"]["info"]["run_id"]
+        points = [{"key": "loss", "value": 1.0 / (i + 1), "timestamp": 1000 + i, "step": i}
+                  for i in range(5)]
+        assert http.post(f"{API}/runs/log-batch", json={
+            "run_id": run_id, "metrics": points, "params": [{"key": "lr", "value": "0.1"}]}
+        ).status_code == 200
+        history = http.get(f"{API}/metrics/get-history",
+                           params={"run_id": run_id, "metric_key": "loss"}).json()["metrics"]
+        assert [h["step"] for h in history] == list(range(5))
+        run = http.get(f"{API}/runs/get", params={"run_id": run_id}).json()["run"]
+        assert run["data"]["params"] == [{"key": "lr", "value": "0.1"}]
+
+        # The registry read API lists ModelVersions with the chart's ServiceAccount. The
+        # operator is not needed: the status a numbered version would have is written here.
+        model = f"chart-{uuid.uuid4().hex[:6]}"
+        mv_path = path_for("modelship.io/v1alpha1", "modelversions", namespace)
+        kube.create(mv_path, {"apiVersion": "modelship.io/v1alpha1", "kind": "ModelVersion",
+                              "metadata": {"name": model},
+                              "spec": {"model": model, "source": f"runs:/{run_id}/model"}})
+        kube.patch(f"{mv_path}/{model}/status", {"status": {"version": 1}})
+
+        def listed() -> dict[str, Any] | None:
+            r = http.get(f"{API}/registered-models/get", params={"name": model})
+            assert r.status_code in (200, 404), r.text  # a 403 from the API server would be a 5xx here
+            return r.json()["registered_model"] if r.status_code == 200 else None
+
+        registered = wait(listed, 60, "the model listed by the registry read API")
+        assert [v["version"] for v in registered["latest_versions"]] == ["1"]
