@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.cluster.bed import Bed, build_binaries
-from tests.cluster.controlplane import free_port
 from tests.cluster.processes import Process, wait_for
+from tests.local_servers import free_port
 
 MODELSHIP = str(Path(sys.executable).with_name("modelship"))
 IMAGE = "ghcr.io/modelship/modelship:dev"

@@ -17,10 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from tests.cluster.controlplane import API_PORT, ControlPlane, free_port
+from tests.cluster.controlplane import API_PORT, ControlPlane
 from tests.cluster.kubeapi import KubeApi
 from tests.cluster.network import BedLock, BedNetwork
 from tests.cluster.processes import Process, wait_for
+from tests.local_servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_NAME = "bed-node-0"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 import urllib.request
 from dataclasses import dataclass, field
@@ -12,15 +11,10 @@ import yaml
 from tests.cluster.network import BedNetwork
 from tests.cluster.pki import make_pki
 from tests.cluster.processes import Process, wait_for
+from tests.local_servers import free_port
 
 ADMIN_TOKEN_USER = "modelship-admin"
 API_PORT = 6443
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -44,8 +44,8 @@ def tracking_server(bed, tmp_path_factory: pytest.TempPathFactory):
     import sys
     import urllib.request
 
-    from tests.cluster.controlplane import free_port
     from tests.cluster.processes import Process, wait_for
+    from tests.local_servers import free_port
 
     host = bed.network.gateway if getattr(bed, "local", False) else "127.0.0.1"
     port = free_port(host)
@@ -110,8 +110,8 @@ def operator(bed, crds, tracking_server: str, webhook_receiver, tmp_path_factory
     import sys
     import urllib.request
 
-    from tests.cluster.controlplane import free_port
     from tests.cluster.processes import Process, wait_for
+    from tests.local_servers import free_port
 
     health, metrics = free_port(), free_port()
     proc = Process("operator", [

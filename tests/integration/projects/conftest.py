@@ -15,14 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.projects.servers import (
-    SELECTED,
-    SERVERS,
-    Server,
-    free_port,
-    stop,
-    wait_until_ready,
-)
+from tests.integration.projects.servers import SELECTED, SERVERS, Server, wait_until_ready
+from tests.local_servers import free_port, stop
 
 # The mlflow client's telemetry would try the network (there is none here); the scripts
 # the tests start inherit this.

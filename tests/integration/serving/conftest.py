@@ -5,49 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from tests.local_servers import free_port, mlflow_server_command, stop, wait_http
 
 HERE = Path(__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not up after {timeout}s")
-
-
-def stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +62,7 @@ def modelship_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         )
         server = Server(proc, f"http://127.0.0.1:{port}", log)
         started.append(server)
-        wait_http(f"{server.url}/v2/health/ready", proc)
+        wait_http(f"{server.url}/v2/health/ready", proc, log=log)
         return server
 
     yield start
@@ -107,29 +75,13 @@ def mlflow_tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``mlflow server`` on loopback (SQLite + the mlflow-artifacts proxy)."""
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
-    mlflow_bin = Path(sys.executable).parent / "mlflow"
-    proc = subprocess.Popen(
-        [
-            str(mlflow_bin),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=(root / "server.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=root,
-    )
+    log = root / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(mlflow_server_command(root, port), stdout=out,
+                                stderr=subprocess.STDOUT, cwd=root)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/health", proc, timeout=180)
+        wait_http(f"{url}/health", proc, timeout=180, log=log)
         yield url
     finally:
         stop(proc)

@@ -13,7 +13,6 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.local_servers import free_port
 
 # The mlflow client's telemetry thread would try the network (there is none here) and races
 # os.environ in mlflow 3.17; tests and the scripts they start run with it off.
@@ -31,12 +31,6 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 # Every test names its server; a client that falls back to the default URI must fail loudly
 # (port 9 refuses) instead of creating ./mlflow.db in the working directory.
 os.environ["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Proc:
