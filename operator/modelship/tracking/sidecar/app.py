@@ -234,8 +234,7 @@ class Sidecar:
     async def dispatch(self, request: Request) -> Response:
         path, method = request.url.path, request.method
         try:
-            if method == "POST" and path in BUFFERED:
-                return await self.buffered(request, BUFFERED[path])
+            # POSTs to BUFFERED paths never get here: BufferedWrites answers them.
             if method == "PATCH" and MODEL_TAGS.match(path):
                 return await self.buffered(request, msg.LoggedModelTags)
             if method == "POST" and MODEL_PARAMS.match(path):
