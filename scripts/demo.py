@@ -74,7 +74,7 @@ def main() -> int:
 
         step("starting the tracking server and the operator")
         assert bed.network is not None
-        host = bed.network.gateway
+        host = bed.host_address
         tracking_url = f"http://{host}:{free_port(host)}"
         port = tracking_url.rsplit(":", 1)[1]
         tracking_dir = state / "tracking"

@@ -10,6 +10,8 @@ missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 command -v pgrep >/dev/null || missing+=(procps)
 command -v git >/dev/null || missing+=(git)
+command -v nft >/dev/null || missing+=(nftables)        # kube-proxy's nftables mode, in the bed's node
+command -v nsenter >/dev/null || missing+=(util-linux)  # runs the bed's processes in its node namespace
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"

@@ -1,27 +1,50 @@
 #!/usr/bin/env bash
-# Builds the test bed's control plane from Go modules fetched through the Go module
-# proxy: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl of one
-# pinned Kubernetes release. No upstream source is committed: a go.mod of ours requires
-# k8s.io/kubernetes and points every staging module at its published v0.X.Y twin.
+# Builds the test bed from Go modules fetched through the Go module proxy: etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy and kubectl of one
+# pinned Kubernetes release; CoreDNS (cluster DNS); Traefik v3 (the Gateway API data
+# plane); and takes the Gateway API standard-channel CRDs and Traefik's own CRDs out of
+# those modules. No upstream source is committed: go.mod files of ours require the
+# upstream modules (and repeat the replace directives a module needs, read from its own
+# go.mod).
 #
-# The binaries land in a cache outside the repository, keyed by version, so a second run
-# costs nothing. Prints the bin directory on its last line.
+# Each component lands in a cache directory outside the repository keyed by its version,
+# so a second run builds nothing. The last line printed is the bed's bin directory: a
+# directory keyed by every version together, holding links to each binary, with
+# ../manifests (the CRDs) and ../versions.json beside it.
 set -euo pipefail
 
 K8S_VERSION="${MODELSHIP_K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${MODELSHIP_ETCD_VERSION:-v3.6.8}"
+COREDNS_VERSION="${MODELSHIP_COREDNS_VERSION:-v1.15.0}"
+# Traefik v3.6 is the newest line whose module builds from the proxy alone: v3.7 requires
+# github.com/traefik/traefik/dynamic/ext through a replace to a directory that is not in
+# its module zip.
+TRAEFIK_VERSION="${MODELSHIP_TRAEFIK_VERSION:-v3.6.12}"
+# The Gateway API release Traefik TRAEFIK_VERSION is built against (checked below).
+GATEWAY_API_VERSION="${MODELSHIP_GATEWAY_API_VERSION:-v1.4.0}"
 CACHE_ROOT="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}"
-KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}"
-BIN="$CACHE_ROOT/testbed/$KEY/bin"
-COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+TESTBED="$CACHE_ROOT/testbed"
+K8S_KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}"
+K8S_BIN="$TESTBED/$K8S_KEY/bin"
+COREDNS_BIN="$TESTBED/coredns-${COREDNS_VERSION}/bin"
+TRAEFIK_DIR="$TESTBED/traefik-${TRAEFIK_VERSION}_gateway-api-${GATEWAY_API_VERSION}"
+BED="$TESTBED/bed-${K8S_VERSION}_${ETCD_VERSION}_coredns-${COREDNS_VERSION}_traefik-${TRAEFIK_VERSION}_gwapi-${GATEWAY_API_VERSION}"
+K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl)
 
+log() { echo "[build.sh $(date +%H:%M:%S)] $*" >&2; }
+
+have_k8s() {
+  [ -x "$K8S_BIN/etcd" ] || return 1
+  for c in "${K8S_COMPONENTS[@]}"; do [ -x "$K8S_BIN/$c" ] || return 1; done
+}
 have_all() {
-  [ -x "$BIN/etcd" ] || return 1
-  for c in "${COMPONENTS[@]}"; do [ -x "$BIN/$c" ] || return 1; done
+  have_k8s && [ -x "$COREDNS_BIN/coredns" ] && [ -x "$TRAEFIK_DIR/bin/traefik" ] \
+    && [ -f "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml" ] && [ -f "$TRAEFIK_DIR/manifests/traefik-crds.yaml" ] \
+    && [ -f "$BED/versions.json" ]
 }
 
 if have_all; then
-  echo "$BIN"
+  echo "$BED/bin"
   exit 0
 fi
 
@@ -29,68 +52,62 @@ command -v go >/dev/null || { echo "build.sh: the Go toolchain is needed (go >= 
 export GOFLAGS="-mod=mod"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 export CGO_ENABLED=0
-WORK="$CACHE_ROOT/testbed/$KEY/src"
-mkdir -p "$BIN" "$WORK/k8s" "$WORK/etcd"
-log() { echo "[build.sh $(date +%H:%M:%S)] $*" >&2; }
+
+# module_dir MODULE@VERSION -> the module's unpacked directory in the module cache.
+module_dir() { go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'; }
+module_gomod() { go mod download -json "$1" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p'; }
 
 # --- Kubernetes -------------------------------------------------------------------------
-# k8s.io/kubernetes v1.X.Y requires its staging modules at v0.0.0 and replaces them with
-# ./staging paths that do not exist outside its repository; we replace each with v0.X.Y.
-STAGING_VERSION="v0.${K8S_VERSION#v1.}"
-cd "$WORK/k8s"
-upstream_mod="$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
-[ -f "$upstream_mod" ] || { echo "build.sh: could not fetch k8s.io/kubernetes@${K8S_VERSION}" >&2; exit 1; }
-go_directive="$(sed -n 's/^go \(.*\)$/\1/p' "$upstream_mod")"
-{
-  echo "module modelship.local/testbed/k8s"
-  echo
-  echo "go ${go_directive}"
-  echo
-  echo "require k8s.io/kubernetes ${K8S_VERSION}"
-  echo
-  echo "replace ("
-  grep -E '^\s+k8s\.io/[a-z0-9-]+ => \./staging/' "$upstream_mod" | awk '{print $1}' | while read -r m; do
-    # Only staging modules that the upstream go.mod requires; others (sample plugins) are not published.
-    if grep -qE "^\s+${m//./\\.} v0\.0\.0" "$upstream_mod"; then
-      echo "	${m} => ${m} ${STAGING_VERSION}"
+build_k8s() {
+  have_k8s && return 0
+  local work="$TESTBED/$K8S_KEY/src"
+  mkdir -p "$K8S_BIN" "$work/k8s" "$work/etcd"
+  # k8s.io/kubernetes v1.X.Y requires its staging modules at v0.0.0 and replaces them with
+  # ./staging paths that do not exist outside its repository; we replace each with v0.X.Y.
+  local staging="v0.${K8S_VERSION#v1.}"
+  cd "$work/k8s"
+  local upstream_mod
+  upstream_mod="$(module_gomod "k8s.io/kubernetes@${K8S_VERSION}")"
+  [ -f "$upstream_mod" ] || { echo "build.sh: could not fetch k8s.io/kubernetes@${K8S_VERSION}" >&2; exit 1; }
+  {
+    echo "module modelship.local/testbed/k8s"
+    echo
+    echo "go $(sed -n 's/^go \(.*\)$/\1/p' "$upstream_mod")"
+    echo
+    echo "require k8s.io/kubernetes ${K8S_VERSION}"
+    echo
+    echo "replace ("
+    grep -E '^\s+k8s\.io/[a-z0-9-]+ => \./staging/' "$upstream_mod" | awk '{print $1}' | while read -r m; do
+      # Only staging modules that the upstream go.mod requires; others (sample plugins) are not published.
+      if grep -qE "^\s+${m//./\\.} v0\.0\.0" "$upstream_mod"; then
+        echo "	${m} => ${m} ${staging}"
+      fi
+    done
+    echo ")"
+  } > go.mod
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for c in "${K8S_COMPONENTS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
+    printf ')\n'
+  } > tools.go
+  log "resolving modules for Kubernetes ${K8S_VERSION}"
+  go mod tidy -e >&2
+  local minor
+  minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
+  local ver_flags="-X k8s.io/component-base/version.gitVersion=${K8S_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor} -X k8s.io/component-base/version.gitTreeState=clean"
+  ver_flags="$ver_flags -X k8s.io/client-go/pkg/version.gitVersion=${K8S_VERSION} -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=${minor}"
+  for c in "${K8S_COMPONENTS[@]}"; do
+    if [ ! -x "$K8S_BIN/$c" ]; then
+      log "building $c"
+      go build -trimpath -ldflags "-s -w ${ver_flags}" -o "$K8S_BIN/$c.tmp" "k8s.io/kubernetes/cmd/$c" >&2
+      mv "$K8S_BIN/$c.tmp" "$K8S_BIN/$c"
     fi
   done
-  echo ")"
-} > go.mod
-cat > tools.go <<'GO'
-//go:build tools
 
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-log "resolving modules for Kubernetes ${K8S_VERSION}"
-go mod tidy -e >&2
-ver_flags="-X k8s.io/component-base/version.gitVersion=${K8S_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X k8s.io/component-base/version.gitTreeState=clean"
-ver_flags="$ver_flags -X k8s.io/client-go/pkg/version.gitVersion=${K8S_VERSION} -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)"
-for c in "${COMPONENTS[@]}"; do
-  if [ ! -x "$BIN/$c" ]; then
-    log "building $c"
-    go build -trimpath -ldflags "-s -w ${ver_flags}" -o "$BIN/$c.tmp" "k8s.io/kubernetes/cmd/$c" >&2
-    mv "$BIN/$c.tmp" "$BIN/$c"
-  fi
-done
-
-# --- etcd -------------------------------------------------------------------------------
-cd "$WORK/etcd"
-cat > go.mod <<MOD
-module modelship.local/testbed/etcd
-
-go 1.24
-
-require go.etcd.io/etcd/server/v3 ${ETCD_VERSION}
-MOD
-cat > main.go <<'GO'
+  # etcd: its own entry point, built from its published server module.
+  cd "$work/etcd"
+  printf 'module modelship.local/testbed/etcd\n\ngo 1.24\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > go.mod
+  cat > main.go <<'GO'
 // The etcd server binary: etcd's own entry point, built from its published module.
 package main
 
@@ -102,14 +119,111 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
-log "resolving modules for etcd ${ETCD_VERSION}"
-go mod tidy >&2
-if [ ! -x "$BIN/etcd" ]; then
-  log "building etcd"
-  go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" . >&2
-  mv "$BIN/etcd.tmp" "$BIN/etcd"
-fi
+  log "resolving modules for etcd ${ETCD_VERSION}"
+  go mod tidy >&2
+  if [ ! -x "$K8S_BIN/etcd" ]; then
+    log "building etcd"
+    go build -trimpath -ldflags "-s -w" -o "$K8S_BIN/etcd.tmp" . >&2
+    mv "$K8S_BIN/etcd.tmp" "$K8S_BIN/etcd"
+  fi
+}
 
-have_all || { echo "build.sh: a binary is missing from $BIN" >&2; exit 1; }
+# --- CoreDNS ----------------------------------------------------------------------------
+# CoreDNS's own coremain with the plugins a cluster's Corefile uses; the cloud DNS
+# plugins of the full build (Route 53, Azure, Cloud DNS...) are left out, which keeps the
+# build short. The set is the one the bed's Corefile (tests/cluster/addons.py) names.
+build_coredns() {
+  [ -x "$COREDNS_BIN/coredns" ] && return 0
+  local work="$TESTBED/coredns-${COREDNS_VERSION}/src"
+  mkdir -p "$COREDNS_BIN" "$work"
+  cd "$work"
+  local upstream_mod
+  upstream_mod="$(module_gomod "github.com/coredns/coredns@${COREDNS_VERSION}")"
+  printf 'module modelship.local/testbed/coredns\n\ngo %s\n\nrequire github.com/coredns/coredns %s\n' \
+    "$(sed -n 's/^go \(.*\)$/\1/p' "$upstream_mod")" "$COREDNS_VERSION" > go.mod
+  cat > main.go <<'GO'
+// CoreDNS with the plugins of a cluster's DNS: its own coremain, a smaller plugin set.
+package main
+
+import (
+	_ "github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/loadbalance"
+	_ "github.com/coredns/coredns/plugin/log"
+	_ "github.com/coredns/coredns/plugin/metrics"
+	_ "github.com/coredns/coredns/plugin/ready"
+	_ "github.com/coredns/coredns/plugin/template"
+)
+
+func main() { coremain.Run() }
+GO
+  log "resolving modules for CoreDNS ${COREDNS_VERSION}"
+  go mod tidy >&2
+  log "building coredns"
+  go build -trimpath -ldflags "-s -w" \
+    -o "$COREDNS_BIN/coredns.tmp" . >&2
+  mv "$COREDNS_BIN/coredns.tmp" "$COREDNS_BIN/coredns"
+}
+
+# --- Traefik and the Gateway API CRDs ---------------------------------------------------
+build_traefik() {
+  local work="$TRAEFIK_DIR/src"
+  mkdir -p "$TRAEFIK_DIR/bin" "$TRAEFIK_DIR/manifests" "$work"
+  cd "$work"
+  local upstream_mod
+  upstream_mod="$(module_gomod "github.com/traefik/traefik/v3@${TRAEFIK_VERSION}")"
+  [ -f "$upstream_mod" ] || { echo "build.sh: could not fetch traefik ${TRAEFIK_VERSION}" >&2; exit 1; }
+  local wanted
+  wanted="$(awk '$1 == "sigs.k8s.io/gateway-api" {print $2}' "$upstream_mod")"
+  if [ "$wanted" != "$GATEWAY_API_VERSION" ]; then
+    echo "build.sh: traefik ${TRAEFIK_VERSION} is built against gateway-api ${wanted}, not ${GATEWAY_API_VERSION}; set MODELSHIP_GATEWAY_API_VERSION=${wanted}" >&2
+    exit 1
+  fi
+  if [ ! -x "$TRAEFIK_DIR/bin/traefik" ]; then
+    {
+      echo "module modelship.local/testbed/traefik"
+      echo
+      echo "go $(sed -n 's/^go \(.*\)$/\1/p' "$upstream_mod")"
+      echo
+      echo "require github.com/traefik/traefik/v3 ${TRAEFIK_VERSION}"
+      echo
+      # A dependency's replace and exclude directives do not apply to the main module:
+      # repeat Traefik's (its forks of go-http-auth, mux and minheap).
+      sed -n '/^replace (/,/^)/p; /^replace [^(]/p; /^exclude /p' "$upstream_mod"
+    } > go.mod
+    printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/traefik/traefik/v3/cmd/traefik"\n' > tools.go
+    log "resolving modules for Traefik ${TRAEFIK_VERSION}"
+    go mod tidy -e >&2
+    log "building traefik"
+    go build -trimpath -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION}" \
+      -o "$TRAEFIK_DIR/bin/traefik.tmp" github.com/traefik/traefik/v3/cmd/traefik >&2
+    mv "$TRAEFIK_DIR/bin/traefik.tmp" "$TRAEFIK_DIR/bin/traefik"
+  fi
+  # The CRDs come out of the modules themselves, never from a copy in this repository.
+  local gw traefik_src
+  gw="$(module_dir "sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}")"
+  traefik_src="$(module_dir "github.com/traefik/traefik/v3@${TRAEFIK_VERSION}")"
+  for f in "$gw"/config/crd/standard/*.yaml; do echo "---"; cat "$f"; done > "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml.tmp"
+  mv "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml.tmp" "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml"
+  cp "$traefik_src/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" \
+    "$TRAEFIK_DIR/manifests/traefik-crds.yaml"
+}
+
+build_k8s
+build_coredns
+build_traefik
+
+mkdir -p "$BED/bin" "$BED/manifests"
+for c in etcd "${K8S_COMPONENTS[@]}"; do ln -sfn "$K8S_BIN/$c" "$BED/bin/$c"; done
+ln -sfn "$COREDNS_BIN/coredns" "$BED/bin/coredns"
+ln -sfn "$TRAEFIK_DIR/bin/traefik" "$BED/bin/traefik"
+for f in gateway-api-standard.yaml traefik-crds.yaml; do ln -sfn "$TRAEFIK_DIR/manifests/$f" "$BED/manifests/$f"; done
+printf '{"kubernetes": "%s", "etcd": "%s", "coredns": "%s", "traefik": "%s", "gatewayAPI": "%s"}\n' \
+  "$K8S_VERSION" "$ETCD_VERSION" "$COREDNS_VERSION" "$TRAEFIK_VERSION" "$GATEWAY_API_VERSION" > "$BED/versions.json"
+have_all || { echo "build.sh: a binary is missing under $BED" >&2; exit 1; }
 log "done"
-echo "$BIN"
+echo "$BED/bin"

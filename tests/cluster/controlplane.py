@@ -1,7 +1,13 @@
-"""etcd, kube-apiserver, kube-controller-manager and kube-scheduler on the bed's network."""
+"""etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kube-proxy in the bed's node.
+
+Every process runs in the node's network namespace: etcd on the node's own loopback, the
+API server on the node's address (which the host reaches through its route to the pod
+range), kube-proxy writing its nftables rules into the node and nowhere else.
+"""
 
 from __future__ import annotations
 
+import secrets
 import ssl
 import urllib.request
 from dataclasses import dataclass, field
@@ -11,10 +17,15 @@ import yaml
 from tests.cluster.network import BedNetwork
 from tests.cluster.pki import make_pki
 from tests.cluster.processes import Process, wait_for
-from tests.local_servers import free_port
 
 ADMIN_TOKEN_USER = "modelship-admin"
 API_PORT = 6443
+# Inside the node's namespace every port is the bed's own: fixed ones, as on a node.
+ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
+KUBELET_PORT = 10250
+KUBE_PROXY_HEALTHZ_PORT, KUBE_PROXY_METRICS_PORT = 10256, 10249
+# The user kube-proxy authenticates as: the bootstrap RBAC policy binds it to system:node-proxier.
+KUBE_PROXY_USER = "system:kube-proxy"
 
 
 @dataclass
@@ -23,11 +34,12 @@ class ControlPlane:
     state_dir: Path
     network: BedNetwork
     admin_token: str
+    node_name: str = "bed-node-0"
     processes: list[Process] = field(default_factory=list)
 
     @property
     def host(self) -> str:
-        return self.network.gateway
+        return self.network.node_ip
 
     @property
     def server(self) -> str:
@@ -46,12 +58,16 @@ class ControlPlane:
         pki = make_pki(self.state_dir / "pki", ips=[self.host, "127.0.0.1", self.service_ip()],
                        dns_names=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                                   "kubernetes.default.svc.cluster.local"])
+        proxy_token = secrets.token_hex(24)
         tokens = self.state_dir / "tokens.csv"
-        tokens.write_text(f'{self.admin_token},{ADMIN_TOKEN_USER},{ADMIN_TOKEN_USER},"system:masters"\n')
+        tokens.write_text(f'{self.admin_token},{ADMIN_TOKEN_USER},{ADMIN_TOKEN_USER},"system:masters"\n'
+                          f'{proxy_token},{KUBE_PROXY_USER},{KUBE_PROXY_USER}\n')
         tokens.chmod(0o600)
-        self._write_kubeconfig()
+        self._write_kubeconfig(self.kubeconfig, self.admin_token, "admin")
+        self._write_kubeconfig(self.state_dir / "kube-proxy.kubeconfig", proxy_token, "kube-proxy")
         b = str(self.bin_dir)
-        etcd_client, etcd_peer = free_port(), free_port()
+        node = self.network.in_node
+        etcd_client, etcd_peer = ETCD_CLIENT_PORT, ETCD_PEER_PORT
         etcd = Process("etcd", [
             f"{b}/etcd", "--name=bed", f"--data-dir={self.state_dir / 'etcd'}",
             f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
@@ -61,9 +77,9 @@ class ControlPlane:
             f"--initial-cluster=bed=http://127.0.0.1:{etcd_peer}",
             "--listen-metrics-urls=", "--unsafe-no-fsync=true", "--log-level=warn",
             "--quota-backend-bytes=2147483648",
-        ], logs).start()
+        ], logs, wrap=node).start()
         self.processes.append(etcd)
-        wait_for(lambda: _http_ok(f"http://127.0.0.1:{etcd_client}/health"), 30, "etcd health", processes=[etcd])
+        wait_for(lambda: _etcd_healthy(self.network, etcd_client), 30, "etcd health", processes=[etcd])
         apiserver = Process("kube-apiserver", [
             f"{b}/kube-apiserver",
             f"--etcd-servers=http://127.0.0.1:{etcd_client}",
@@ -83,7 +99,7 @@ class ControlPlane:
             f"--kubelet-client-key={pki['kubelet-client.key']}",
             f"--kubelet-certificate-authority={pki['ca.crt']}",
             "--kubelet-preferred-address-types=InternalIP",
-        ], logs).start()
+        ], logs, wrap=node).start()
         self.processes.append(apiserver)
         wait_for(self._ready, timeout, "kube-apiserver /readyz", interval=0.5, processes=[etcd, apiserver])
         cm = Process("kube-controller-manager", [
@@ -94,15 +110,54 @@ class ControlPlane:
             f"--cluster-signing-cert-file={pki['ca.crt']}", f"--cluster-signing-key-file={pki['ca.key']}",
             "--use-service-account-credentials=false", "--concurrent-gc-syncs=5",
             "--node-monitor-grace-period=60s", "--v=1",
-        ], logs).start()
+        ], logs, wrap=node).start()
         scheduler = Process("kube-scheduler", [
             f"{b}/kube-scheduler", f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
             "--secure-port=0", "--v=1",
-        ], logs).start()
+        ], logs, wrap=node).start()
         self.processes += [cm, scheduler]
 
+    def start_kube_proxy(self, timeout: float = 60.0) -> None:
+        """kube-proxy in nftables mode, once the Node it serves is registered.
+
+        nftables rather than iptables: it is kube-proxy's current mode (GA since 1.33), its
+        rules are one table (``ip kube-proxy``) that lives and dies with the node's namespace,
+        and the machine needs no iptables compatibility layer.
+        """
+        config = self.state_dir / "kube-proxy.yaml"
+        net = self.network
+        config.write_text(yaml.safe_dump({
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "clientConnection": {"kubeconfig": str(self.state_dir / "kube-proxy.kubeconfig")},
+            "hostnameOverride": self.node_name,
+            "mode": "nftables",
+            "bindAddress": net.node_ip,
+            "healthzBindAddress": f"{net.node_ip}:{KUBE_PROXY_HEALTHZ_PORT}",
+            "metricsBindAddress": f"{net.node_ip}:{KUBE_PROXY_METRICS_PORT}",
+            "clusterCIDR": net.pod_cidr,
+            "detectLocalMode": "ClusterCIDR",
+            "nodePortAddresses": [f"{net.node_ip}/32"],
+            # Zero leaves the kernel's conntrack settings alone: they are the machine's, not the bed's.
+            "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s",
+                          "udpTimeout": "0s", "udpStreamTimeout": "0s"},
+        }))
+        proxy = Process("kube-proxy", [f"{self.bin_dir}/kube-proxy", f"--config={config}", "--v=1"],
+                        self.state_dir / "logs", wrap=net.in_node).start()
+        self.processes.append(proxy)
+        wait_for(lambda: _http_ok(self.kube_proxy_healthz), timeout, "kube-proxy healthz", interval=0.5,
+                 processes=[proxy])
+
+    @property
+    def kube_proxy_healthz(self) -> str:
+        return f"http://{self.network.node_ip}:{KUBE_PROXY_HEALTHZ_PORT}/healthz"
+
+    @property
+    def kube_proxy_metrics(self) -> str:
+        return f"http://{self.network.node_ip}:{KUBE_PROXY_METRICS_PORT}/metrics"
+
     def service_ip(self) -> str:
-        return self.network.service_cidr.rsplit(".", 1)[0] + ".1"
+        return self.network.kubernetes_service_ip
 
     def _ready(self) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
@@ -110,17 +165,17 @@ class ControlPlane:
         with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:
             return resp.status == 200
 
-    def _write_kubeconfig(self) -> None:
+    def _write_kubeconfig(self, path: Path, token: str, user: str) -> None:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "bed", "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)}}],
-            "users": [{"name": "admin", "user": {"token": self.admin_token}}],
-            "contexts": [{"name": "bed", "context": {"cluster": "bed", "user": "admin", "namespace": "default"}}],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": "bed", "context": {"cluster": "bed", "user": user, "namespace": "default"}}],
             "current-context": "bed",
         }
-        self.kubeconfig.write_text(yaml.safe_dump(config))
-        self.kubeconfig.chmod(0o600)
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
 
     def check_alive(self) -> None:
         for p in self.processes:
@@ -130,6 +185,16 @@ class ControlPlane:
     def stop(self) -> None:
         for p in reversed(self.processes):
             p.stop()
+
+
+def _etcd_healthy(network: BedNetwork, port: int) -> bool:
+    """etcd listens on the node's loopback, which only the node's namespace reaches."""
+    import subprocess
+    import sys
+
+    probe = f"import urllib.request as u; u.urlopen('http://127.0.0.1:{port}/health', timeout=3)"
+    return subprocess.run(network.in_node([sys.executable, "-c", probe]), capture_output=True,
+                          check=False).returncode == 0
 
 
 def _http_ok(url: str) -> bool:

@@ -5,6 +5,9 @@ to the node, runs each in a ``PodRuntime`` on a thread of its own, reports their
 and finishes deletions (SIGTERM, grace period, SIGKILL, then the final delete).
 
     python -m tests.cluster.node_agent --kubeconfig K --node-name N --bed-index I --state-dir D
+
+It runs in the node's network namespace (the bed starts it there), so the pods' veths,
+its kubelet API and its probes are the node's.
 """
 
 from __future__ import annotations
@@ -21,14 +24,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.cluster import kubelet_api
+from tests.cluster import kubelet_api, podspec
 from tests.cluster.kubeapi import STRATEGIC, ApiError, KubeApi, path_for
 from tests.cluster.network import BedNetwork
-from tests.cluster.pod_runtime import PodRuntime, now_rfc3339
+from tests.cluster.pod_runtime import NodeContext, PodRuntime, now_rfc3339
 from tests.cluster.volumes import decode_secret
 
 log = logging.getLogger("node-agent")
 K8S_VERSION = os.environ.get("MODELSHIP_K8S_VERSION", "v1.36.3")
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
 
 
 def micro_now() -> str:
@@ -37,14 +47,21 @@ def micro_now() -> str:
 
 class NodeAgent:
     def __init__(self, api: KubeApi, node: str, network: BedNetwork, state_dir: Path, venv_bin: Path,
-                 api_host: str, api_port: int):
+                 bin_dir: Path | None = None):
         self.api = api
         self.node = node
         self.network = network
         self.pods_dir = state_dir / "pods"
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         self.venv_bin = venv_bin
-        self.api_host, self.api_port = api_host, api_port
+        versions_file = bin_dir.parent / "versions.json" if bin_dir else None
+        versions = json.loads(versions_file.read_text()) if versions_file and versions_file.exists() else {}
+        self.context = NodeContext(
+            network=network, pods_dir=self.pods_dir, lookup=self.lookup, issue_token=self.issue_token,
+            claim_path=self.claim_path, base_env=self.base_env(), host_ip=network.node_ip,
+            upstream_images=podspec.upstream_images(versions) if versions else {},
+            bin_dir=str(bin_dir or ""), cluster_dns=network.dns_service_ip,
+            node_resolv=_read("/etc/resolv.conf"))
         self.free_ips = network.pod_ips()
         self.workers: dict[str, PodWorker] = {}
         self.lock = threading.Lock()
@@ -52,7 +69,7 @@ class NodeAgent:
         self.kubelet_port = 0
 
     def serve_logs(self, port: int, pki_dir: Path) -> None:
-        kubelet_api.serve(self.network.gateway, port, pki_dir / "apiserver.crt", pki_dir / "apiserver.key",
+        kubelet_api.serve(self.network.node_ip, port, pki_dir / "apiserver.crt", pki_dir / "apiserver.key",
                           pki_dir / "ca.crt", self.find_log)
         self.kubelet_port = port
 
@@ -90,7 +107,7 @@ class NodeAgent:
                 {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID",
                  "lastHeartbeatTime": now, "lastTransitionTime": now},
             ],
-            "addresses": [{"type": "InternalIP", "address": self.network.gateway},
+            "addresses": [{"type": "InternalIP", "address": self.network.node_ip},
                           {"type": "Hostname", "address": self.node}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
             "nodeInfo": {
@@ -154,14 +171,34 @@ class NodeAgent:
         out = self.api.create(path_for("v1", "serviceaccounts", namespace, sa, "token"), body)
         return str(out["status"]["token"])
 
+    def claim_path(self, namespace: str, claim: str) -> Path:
+        """The directory of the PersistentVolume bound to a claim (the provisioner made it on this node)."""
+        try:
+            pvc = self.api.get(path_for("v1", "persistentvolumeclaims", namespace, claim))
+        except ApiError as exc:
+            if exc.status == 404:
+                raise podspec.ConfigError(f'persistentvolumeclaim "{claim}" not found') from None
+            raise
+        volume = pvc.get("spec", {}).get("volumeName")
+        if pvc.get("status", {}).get("phase") != "Bound" or not volume:
+            raise podspec.ConfigError(f'persistentvolumeclaim "{claim}" is not bound yet')
+        pv = self.api.get(path_for("v1", "persistentvolumes", None, volume))
+        source = pv["spec"].get("hostPath") or pv["spec"].get("local")
+        if not source:
+            raise podspec.ConfigError(f"persistentvolume {volume}: only hostPath and local volumes exist on this node")
+        path = Path(source["path"])
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def base_env(self) -> dict[str, str]:
+        """The environment every container starts from; the API server as the kubelet names it, by its Service."""
         return {
             "PATH": f"{self.venv_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": "/root",
             "PYTHONUNBUFFERED": "1",
-            "KUBERNETES_SERVICE_HOST": self.api_host,
-            "KUBERNETES_SERVICE_PORT": str(self.api_port),
-            "KUBERNETES_SERVICE_PORT_HTTPS": str(self.api_port),
+            "KUBERNETES_SERVICE_HOST": self.network.kubernetes_service_ip,
+            "KUBERNETES_SERVICE_PORT": "443",
+            "KUBERNETES_SERVICE_PORT_HTTPS": "443",
         }
 
     # --- pods ---------------------------------------------------------------------------
@@ -243,8 +280,7 @@ class PodWorker(threading.Thread):
         self.name_ = pod["metadata"]["name"]
         self.namespace = pod["metadata"]["namespace"]
         self.pod_ip = pod_ip
-        self.runtime = PodRuntime(pod, agent.network, pod_ip, agent.pods_dir, agent.lookup, agent.issue_token,
-                                  agent.base_env(), agent.network.gateway)
+        self.runtime = PodRuntime(pod, agent.context, pod_ip)
         self.delete_grace: int | None = None
         self.delete_requested = threading.Event()
         self.final_delete = True
@@ -306,14 +342,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bed-index", type=int, required=True)
     p.add_argument("--state-dir", required=True, type=Path)
     p.add_argument("--venv-bin", default=str(Path(sys.executable).parent), type=Path)
-    p.add_argument("--api-port", type=int, default=6443)
+    p.add_argument("--bin-dir", type=Path, help="the bed's binaries, for the pinned upstream images")
     p.add_argument("--kubelet-port", type=int, default=0, help="serve container logs here (0: off)")
     p.add_argument("--pki-dir", type=Path, help="the bed's pki (CA, serving cert) for the log API")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     network = BedNetwork(args.bed_index)
     agent = NodeAgent(KubeApi.from_kubeconfig(args.kubeconfig), args.node_name, network, args.state_dir,
-                      args.venv_bin, network.gateway, args.api_port)
+                      args.venv_bin, args.bin_dir)
 
     def on_term(signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping pods", signum)

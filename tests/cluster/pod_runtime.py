@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.cluster import podspec, volumes
+from tests.cluster.mountpoints import MOUNT_POINTS
 from tests.cluster.network import BedNetwork
 
 LAUNCHER = str(Path(__file__).with_name("launch.py"))
@@ -64,56 +64,21 @@ class Container:
         return str(self.spec["name"])
 
 
-class MountPoints:
-    """Mount targets the agent had to create on the host, removed when no pod needs them.
+@dataclass
+class NodeContext:
+    """What every pod of the node shares: the network, lookups into the API and the node's setup."""
 
-    Containers share the host's filesystem, so a mount path such as /data must exist
-    there for the bind mount; it is created empty and taken away again afterwards.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users: dict[str, int] = {}
-
-    def claim(self, target: str, is_dir: bool) -> bool:
-        with self._lock:
-            if target in self._users:
-                self._users[target] += 1
-                return True
-            if os.path.lexists(target):
-                return False
-            missing = []
-            parent = os.path.dirname(target)
-            while parent and not os.path.exists(parent):
-                missing.append(parent)
-                parent = os.path.dirname(parent)
-            if is_dir:
-                os.makedirs(target)
-            else:
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                open(target, "a").close()
-            for created in [target, *missing]:
-                self._users[created] = self._users.get(created, 0) + 1
-            return True
-
-    def release(self, target: str) -> None:
-        with self._lock:
-            chain = [target]
-            parent = os.path.dirname(target)
-            while parent in self._users:
-                chain.append(parent)
-                parent = os.path.dirname(parent)
-            for path in chain:
-                self._users[path] -= 1
-                if self._users[path] == 0:
-                    del self._users[path]
-                    try:
-                        os.rmdir(path) if os.path.isdir(path) else os.unlink(path)
-                    except OSError:
-                        pass  # something was put there meanwhile: leave it
-
-
-MOUNT_POINTS = MountPoints()
+    network: BedNetwork
+    pods_dir: Path
+    lookup: podspec.Lookup
+    issue_token: volumes.TokenIssuer
+    claim_path: volumes.ClaimResolver
+    base_env: dict[str, str]
+    host_ip: str
+    upstream_images: dict[str, str] = field(default_factory=dict)
+    bin_dir: str = ""
+    cluster_dns: str = ""
+    node_resolv: str = ""
 
 
 def _exit_code(returncode: int) -> int:
@@ -121,18 +86,17 @@ def _exit_code(returncode: int) -> int:
 
 
 class PodRuntime:
-    def __init__(self, pod: dict[str, Any], network: BedNetwork, pod_ip: str, pods_dir: Path,
-                 lookup: podspec.Lookup, issue_token: volumes.TokenIssuer, base_env: dict[str, str],
-                 host_ip: str):
+    def __init__(self, pod: dict[str, Any], node: NodeContext, pod_ip: str):
         self.pod = pod
         self.uid = pod["metadata"]["uid"]
-        self.network = network
+        self.node = node
+        network = self.network = node.network
         self.pod_ip = pod_ip
-        self.host_ip = host_ip
-        self.dir = pods_dir / f"{pod['metadata']['namespace']}_{pod['metadata']['name']}_{self.uid}"
-        self.lookup = lookup
-        self.issue_token = issue_token
-        self.base_env = base_env
+        self.host_ip = node.host_ip
+        self.dir = node.pods_dir / f"{pod['metadata']['namespace']}_{pod['metadata']['name']}_{self.uid}"
+        self.lookup = node.lookup
+        self.issue_token = node.issue_token
+        self.base_env = node.base_env
         self.netns = f"{network.netns_prefix}{self.uid[:8]}"
         self.host_veth = f"v{network.index}-{self.uid[:10]}"
         spec = pod["spec"]
@@ -160,20 +124,30 @@ class PodRuntime:
         return self.status()
 
     def _advance(self) -> None:
-        bad = [c for c in self.init + self.main if not podspec.image_allowed(c.spec.get("image", ""))]
+        upstream = self.node.upstream_images
+        bad = [c for c in self.init + self.main if not podspec.image_allowed(c.spec.get("image", ""), upstream)]
         if bad:
             for c in bad:
-                c.waiting_reason, c.waiting_message = "ErrImagePull", podspec.image_pull_message(c.spec.get("image", ""))
+                c.waiting_reason = "ErrImagePull"
+                c.waiting_message = podspec.image_pull_message(c.spec.get("image", ""), upstream)
             return
         if not self.sandbox:
+            try:
+                resolv = podspec.resolv_conf(self.pod, self.node.cluster_dns, self.node.node_resolv)
+            except podspec.ConfigError as exc:
+                for c in self.init + self.main:
+                    c.waiting_reason, c.waiting_message = "CreateContainerConfigError", str(exc)
+                return
             self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "resolv.conf").write_text(resolv)
             self.network.create_pod_netns(self.netns, self.host_veth, self.pod_ip)
             self._write_hosts()
             self.sandbox = True
         if self.volume_dirs is None:
             try:
                 self.volume_dirs = {
-                    v["name"]: volumes.prepare(self.pod, v, self.dir / "volumes" / v["name"], self.lookup, self.issue_token)
+                    v["name"]: volumes.prepare(self.pod, v, self.dir / "volumes" / v["name"], self.lookup,
+                                               self.issue_token, self.node.claim_path)
                     for v in self.pod["spec"].get("volumes") or []
                 }
                 self.config_error = ""
@@ -247,7 +221,8 @@ class PodRuntime:
         try:
             env = podspec.container_env(self.pod_with_ips(), c.spec, self.base_env, self.lookup)
             env.setdefault("HOSTNAME", self.pod["metadata"]["name"])
-            argv = podspec.container_argv(c.spec, env)
+            image_entrypoint = podspec.entrypoint(c.spec.get("image", ""), self.node.upstream_images, self.node.bin_dir)
+            argv = podspec.container_argv(c.spec, env, image_entrypoint)
             mounts = self._mounts(c)
         except podspec.ConfigError as exc:
             c.state, c.waiting_reason, c.waiting_message = "waiting", "CreateContainerConfigError", str(exc)
@@ -280,6 +255,7 @@ class PodRuntime:
         termination_log = self.dir / f"{c.name}.termination-log"
         termination_log.write_bytes(b"")
         mounts = [{"source": str(self.dir / "hosts"), "target": "/etc/hosts", "readOnly": False},
+                  {"source": str(self.dir / "resolv.conf"), "target": "/etc/resolv.conf", "readOnly": False},
                   {"source": str(termination_log),
                    "target": c.spec.get("terminationMessagePath") or "/dev/termination-log", "readOnly": False}]
         for vm in c.spec.get("volumeMounts") or []:

@@ -11,9 +11,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-# The one image the bed can run: this project's, mapped onto its own virtual environment.
+# The project's image, mapped onto its own virtual environment.
 PROJECT_IMAGE_NAME = "modelship"
 PROJECT_ENTRYPOINT = ["modelship"]
+
+
+def coredns_image(versions: dict[str, str]) -> str:
+    return f"registry.k8s.io/coredns/coredns:{versions['coredns']}"
+
+
+def traefik_image(versions: dict[str, str]) -> str:
+    return f"docker.io/library/traefik:{versions['traefik']}"
+
+
+def upstream_images(versions: dict[str, str]) -> dict[str, str]:
+    """The allow-list of upstream images: exact pinned reference -> the built binary that is its entrypoint."""
+    return {coredns_image(versions): "coredns", traefik_image(versions): "traefik"}
 
 
 def image_repository(image: str) -> str:
@@ -25,17 +38,93 @@ def image_repository(image: str) -> str:
     return ref
 
 
-def image_allowed(image: str) -> bool:
-    """Images whose repository is named ``modelship`` (any registry, any tag) run here."""
+def normalize_image(image: str) -> str:
+    """A reference as a container runtime resolves it: ``traefik:v3`` is ``docker.io/library/traefik:v3``."""
+    first, _, rest = image.partition("/")
+    if not rest or ("." not in first and ":" not in first and first != "localhost"):
+        image = f"docker.io/{image}" if rest else f"docker.io/library/{image}"
+    elif first == "docker.io" and "/" not in rest:
+        image = f"docker.io/library/{rest}"
+    return image
+
+
+def is_project_image(image: str) -> bool:
+    """Images whose repository is named ``modelship`` (any registry, any tag)."""
     return image_repository(image).rsplit("/", 1)[-1] == PROJECT_IMAGE_NAME
 
 
-def image_pull_message(image: str) -> str:
+def image_allowed(image: str, upstream: dict[str, str] | None = None) -> bool:
+    """The project's image, or one of the pinned upstream images the bed has a binary for."""
+    return is_project_image(image) or normalize_image(image) in (upstream or {})
+
+
+def image_pull_message(image: str, upstream: dict[str, str] | None = None) -> str:
+    pinned = ", ".join(sorted(upstream or {})) or "none"
     return (
         f'image "{image}" cannot be pulled: the test bed has no container engine and runs only '
         f"images named {PROJECT_IMAGE_NAME} (e.g. ghcr.io/modelship/modelship:dev), "
-        "which map to the project's own virtual environment"
+        "which map to the project's own virtual environment, and these pinned upstream images, "
+        f"which map to binaries built from their Go modules: {pinned}"
     )
+
+
+def entrypoint(image: str, upstream: dict[str, str] | None = None, bin_dir: str = "") -> list[str]:
+    """The image's ENTRYPOINT as the bed runs it."""
+    binary = (upstream or {}).get(normalize_image(image))
+    if binary is not None and not is_project_image(image):
+        return [f"{bin_dir}/{binary}" if bin_dir else binary]
+    return list(PROJECT_ENTRYPOINT)
+
+
+def resolv_conf(pod: dict[str, Any], cluster_dns: str, node_resolv: str,
+                cluster_domain: str = "cluster.local") -> str:
+    """/etc/resolv.conf for a pod, by the kubelet's rules for dnsPolicy and dnsConfig.
+
+    ClusterFirst (the default, and ClusterFirstWithHostNet): the cluster DNS with the
+    search path ``<ns>.svc.<domain> svc.<domain> <domain>`` and ndots:5. Default: the
+    node's own resolv.conf. None: only what dnsConfig gives. dnsConfig's nameservers and
+    searches are appended (the first 3 servers, 32 searches), its options override by name.
+    """
+    spec = pod.get("spec", {})
+    namespace = pod["metadata"]["namespace"]
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    if policy == "ClusterFirst" and spec.get("hostNetwork"):
+        policy = "Default"
+    servers: list[str] = []
+    searches: list[str] = []
+    options: dict[str, str | None] = {}
+    if policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
+        servers = [cluster_dns]
+        searches = [f"{namespace}.svc.{cluster_domain}", f"svc.{cluster_domain}", cluster_domain]
+        options = {"ndots": "5"}
+    elif policy == "Default":
+        for line in node_resolv.splitlines():
+            words = line.split()
+            if not words or words[0].startswith(("#", ";")):
+                continue
+            if words[0] == "nameserver" and len(words) > 1:
+                servers.append(words[1])
+            elif words[0] in ("search", "domain"):
+                searches = words[1:]
+            elif words[0] == "options":
+                for opt in words[1:]:
+                    name, _, value = opt.partition(":")
+                    options[name] = value or None
+    elif policy != "None":
+        raise ConfigError(f"dnsPolicy {policy!r} is not one of ClusterFirst, ClusterFirstWithHostNet, Default, None")
+    config = spec.get("dnsConfig") or {}
+    servers += [s for s in config.get("nameservers") or [] if s not in servers]
+    searches += [s for s in config.get("searches") or [] if s not in searches]
+    for opt in config.get("options") or []:
+        options[opt["name"]] = opt.get("value")
+    if policy == "None" and not servers:
+        raise ConfigError("dnsPolicy None needs dnsConfig.nameservers")
+    lines = [f"nameserver {s}" for s in servers[:3]]
+    if searches:
+        lines.append("search " + " ".join(searches[:32]))
+    if options:
+        lines.append("options " + " ".join(k if v is None else f"{k}:{v}" for k, v in options.items()))
+    return "\n".join(lines) + "\n"
 
 
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
@@ -141,14 +230,14 @@ def resource_field(container: dict[str, Any], ref: dict[str, Any]) -> str:
     return str(value) if value is not None else "0"
 
 
-def container_argv(container: dict[str, Any], env: dict[str, str]) -> list[str]:
+def container_argv(container: dict[str, Any], env: dict[str, str], image_entrypoint: list[str] | None = None) -> list[str]:
     """command/args as the kubelet combines them with the image's entrypoint."""
     command = container.get("command")
     args = container.get("args")
     if command:
         argv = list(command) + list(args or [])
     else:
-        argv = list(PROJECT_ENTRYPOINT) + list(args or [])
+        argv = list(image_entrypoint or PROJECT_ENTRYPOINT) + list(args or [])
     return [expand(a, env) for a in argv]
 
 

@@ -1,4 +1,8 @@
-"""Start and stop the bed's long-running processes, each with a log file of its own."""
+"""Start and stop the bed's long-running processes, each with a log file and a pidfile.
+
+The pidfile (``<name>.pid`` beside the log) is the bed's process registry: ``bed down``
+reads it to stop what a killed ``bed up`` left running.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,18 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
 class Process:
-    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None):
+    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None,
+                 wrap: Callable[[list[str]], list[str]] | None = None):
+        """``wrap`` turns argv into the command that runs it where it belongs (the node's namespace)."""
         self.name = name
-        self.argv = argv
+        self.argv = wrap(argv) if wrap else argv
         self.log_path = log_dir / f"{name}.log"
+        self.pid_path = log_dir / f"{name}.pid"
         self.env = env
         self.popen: subprocess.Popen[bytes] | None = None
 
@@ -28,6 +36,7 @@ class Process:
                 start_new_session=True,
                 env=self.env,
             )
+        self.pid_path.write_text(f"{self.popen.pid}\n")
         return self
 
     def alive(self) -> bool:
@@ -48,6 +57,7 @@ class Process:
             except ProcessLookupError:
                 pass
             self.popen.wait(5)
+        self.pid_path.unlink(missing_ok=True)
 
     def tail(self, lines: int = 40) -> str:
         try:

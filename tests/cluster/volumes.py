@@ -12,6 +12,8 @@ from tests.cluster.podspec import ConfigError, Lookup, field_value
 
 # token(namespace, service_account, audience, expiration_seconds, pod_name, pod_uid) -> JWT
 TokenIssuer = Callable[[str, str, str | None, int, str, str], str]
+# claim_path(namespace, claim_name) -> the node directory of the PersistentVolume bound to it
+ClaimResolver = Callable[[str, str], Path]
 
 
 def _write_file(root: Path, rel: str, content: str | bytes, mode: int | None) -> None:
@@ -50,7 +52,8 @@ def _source(kind: str, ref: dict[str, Any], namespace: str, lookup: Lookup, root
     _write_keys(root, raw, ref.get("items"), ref.get("defaultMode", default_mode), f"{kind} {name}")
 
 
-def prepare(pod: dict[str, Any], volume: dict[str, Any], root: Path, lookup: Lookup, issue_token: TokenIssuer) -> Path:
+def prepare(pod: dict[str, Any], volume: dict[str, Any], root: Path, lookup: Lookup, issue_token: TokenIssuer,
+            claim_path: ClaimResolver | None = None) -> Path:
     """Fill ``root`` for one volume and return the directory to bind-mount."""
     namespace = pod["metadata"]["namespace"]
     root.mkdir(parents=True, exist_ok=True)
@@ -58,6 +61,10 @@ def prepare(pod: dict[str, Any], volume: dict[str, Any], root: Path, lookup: Loo
         return root
     if "hostPath" in volume:
         return Path(volume["hostPath"]["path"])
+    if "persistentVolumeClaim" in volume:
+        if claim_path is None:
+            raise ConfigError(f"volume {volume['name']!r}: this node cannot resolve PersistentVolumeClaims")
+        return claim_path(namespace, volume["persistentVolumeClaim"]["claimName"])
     if "configMap" in volume:
         _source("configmap", volume["configMap"], namespace, lookup, root, None)
         return root

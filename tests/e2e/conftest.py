@@ -47,7 +47,7 @@ def tracking_server(bed, tmp_path_factory: pytest.TempPathFactory):
     from tests.cluster.processes import Process, wait_for
     from tests.local_servers import free_port
 
-    host = bed.network.gateway if getattr(bed, "local", False) else "127.0.0.1"
+    host = bed.host_address
     port = free_port(host)
     state = tmp_path_factory.mktemp("tracking")
     proc = Process("tracking-server", [
