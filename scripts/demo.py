@@ -48,8 +48,10 @@ def step(text: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", action="store_true", help="keep everything running until Ctrl-C")
+    parser.add_argument("--state-dir", type=Path, default=REPO / ".testbed",
+                        help="the bed's state (default .testbed); two demos side by side need two")
     args = parser.parse_args()
-    state = REPO / ".testbed"
+    state = args.state_dir.resolve()
     # SIGTERM (a CI runner, `kill`) stops everything as Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     bin_dir = build_binaries()

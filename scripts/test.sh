@@ -24,4 +24,10 @@ echo "=== lint"
 .venv/bin/mypy
 if [ -d tests/integration ]; then run_stage integration tests/integration -q; fi
 run_stage e2e tests/e2e -q
+# After the session no namespace, link, route or nftables table of a bed may remain.
+echo "=== test bed leftovers"
+if ! .venv/bin/python -m tests.cluster.bed leftovers; then
+  echo "the test bed left the objects above on the machine" >&2
+  exit 1
+fi
 echo "all test stages passed"

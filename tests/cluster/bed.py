@@ -31,6 +31,7 @@ import yaml
 from tests.cluster import addons
 from tests.cluster.controlplane import API_PORT, KUBELET_PORT, ControlPlane
 from tests.cluster.kubeapi import KubeApi
+from tests.cluster.mountpoints import MOUNT_POINTS
 from tests.cluster.network import BedLock, BedNetwork, host_nft_tables
 from tests.cluster.processes import Process, wait_for
 
@@ -223,6 +224,7 @@ class Bed:
             self.api.close()
         if self.network:
             self.network.teardown()
+        MOUNT_POINTS.prune()
         self.lock.release()
 
 
@@ -282,6 +284,7 @@ def down(state_dir: Path, timeout: float = 60.0) -> list[str]:
         network = BedNetwork(index)
         left = network.leftovers()
         network.teardown()
+        MOUNT_POINTS.prune()
         done += [f"removed {item}" for item in left]
         remaining = network.leftovers()
         if remaining:

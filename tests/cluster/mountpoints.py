@@ -63,6 +63,11 @@ class MountPoints:
                 del reg[path]
                 _remove(path)
 
+    def prune(self) -> None:
+        """Drop what dead agents claimed (a bed that was killed never released its mount points)."""
+        with self._locked():
+            pass
+
     def claim(self, target: str, is_dir: bool) -> bool:
         """Make target exist for a mount; False when it existed already and is nobody's to remove."""
         with self._locked() as reg:

@@ -1,6 +1,8 @@
-"""The chart's tracking server runs on the bed: rendered by helm, applied as it is, Ready on
-its /health probe, logging and reading back over the MLflow REST API on its pod IP, and
-serving the registry read API with the ServiceAccount and ClusterRole the chart gives it."""
+"""The chart's tracking server runs on the bed: rendered by helm with its default values
+(SQLite and artifacts on the chart's PersistentVolumeClaim, bound by the bed's provisioner),
+applied as it is, Ready on its /health probe, logging and reading back over the MLflow
+REST API through its Service's DNS name, and serving the registry read API with the
+ServiceAccount and ClusterRole the chart gives it. Its data outlives the pod."""
 
 from __future__ import annotations
 
@@ -17,14 +19,14 @@ from tests.conftest import wait
 from tests.unit.test_install import CHART, HELM
 
 API = "/api/2.0/mlflow"
-TRACKING_TEMPLATES = ("tracking-serviceaccount.yaml", "tracking-rbac.yaml",
+TRACKING_TEMPLATES = ("tracking-serviceaccount.yaml", "tracking-rbac.yaml", "tracking-pvc.yaml",
                       "tracking-deployment.yaml", "tracking-service.yaml")
 
 
 def rendered(release: str, namespace: str) -> list[dict[str, Any]]:
     assert HELM, "helm is needed to render the chart: scripts/setup.sh builds it"
     command = [HELM, "template", release, str(CHART), "--namespace", namespace,
-               "--kube-version", "1.36.0", "--set", "tracking.persistence.enabled=false"]
+               "--kube-version", "1.36.0"]
     for name in TRACKING_TEMPLATES:
         command += ["--show-only", f"templates/{name}"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -34,7 +36,7 @@ def rendered(release: str, namespace: str) -> list[dict[str, Any]]:
 def object_path(obj: dict[str, Any], namespace: str) -> str:
     plural = {"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles",
               "ClusterRoleBinding": "clusterrolebindings", "Deployment": "deployments",
-              "Service": "services"}[obj["kind"]]
+              "Service": "services", "PersistentVolumeClaim": "persistentvolumeclaims"}[obj["kind"]]
     cluster_scoped = obj["kind"].startswith("Cluster")
     return path_for(obj["apiVersion"], plural, None if cluster_scoped else namespace)
 
@@ -44,7 +46,7 @@ def chart_tracking(kube: KubeApi, namespace: str, crds: list[dict]) -> Iterator[
     release = f"t{uuid.uuid4().hex[:6]}"
     objects = rendered(release, namespace)
     assert sorted(o["kind"] for o in objects) == [
-        "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "PersistentVolumeClaim", "Service", "ServiceAccount"]
     for obj in objects:
         kube.create(object_path(obj, namespace), obj)
     yield objects
@@ -70,7 +72,13 @@ def test_the_charts_tracking_server_serves_tracking_and_the_registry(
         raise AssertionError(f"{exc}\npods: {states}\nlogs: {logs}") from None
     (pod,) = kube.get(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)["items"]
     assert pod["spec"]["serviceAccountName"] == name
-    base = f"http://{pod['status']['podIP']}:5000"
+    claim = next(o for o in chart_tracking if o["kind"] == "PersistentVolumeClaim")["metadata"]["name"]
+    pvc = kube.get(path_for("v1", "persistentvolumeclaims", namespace, claim))
+    assert pvc["status"]["phase"] == "Bound"
+    # Through the chart's Service (kube-proxy), as the operator and the trial pods reach it.
+    service = next(o for o in chart_tracking if o["kind"] == "Service")
+    cluster_ip = kube.get(path_for("v1", "services", namespace, service["metadata"]["name"]))["spec"]["clusterIP"]
+    base = f"http://{cluster_ip}:{service['spec']['ports'][0]['port']}"
 
     with httpx.Client(base_url=base, timeout=30) as http:
         exp = http.post(f"{API}/experiments/create", json={"name": "chart"}).json()["experiment_id"]
@@ -103,3 +111,24 @@ def test_the_charts_tracking_server_serves_tracking_and_the_registry(
 
         registered = wait(listed, 60, "the model listed by the registry read API")
         assert [v["version"] for v in registered["latest_versions"]] == ["1"]
+
+    # The run lives on the claim: a new pod of the Deployment (Recreate) reads it back.
+    kube.delete(path_for("v1", "pods", namespace, pod["metadata"]["name"]))
+
+    def replaced() -> bool:
+        items = kube.get(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)["items"]
+        return any(p["metadata"]["name"] != pod["metadata"]["name"] and any(
+            c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions") or [])
+            for p in items)
+
+    wait(replaced, 180, "a new tracking server pod Ready")
+
+    def run_back() -> dict[str, Any] | None:
+        try:
+            r = httpx.get(f"{base}{API}/runs/get", params={"run_id": run_id}, timeout=10)
+        except httpx.HTTPError:
+            return None  # kube-proxy may still point at the old pod for a moment
+        return r.json()["run"] if r.status_code == 200 else None
+
+    again = wait(run_back, 60, "the run read back from the new pod")
+    assert again["data"]["params"] == [{"key": "lr", "value": "0.1"}]

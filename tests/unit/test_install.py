@@ -22,7 +22,8 @@ import yaml
 
 from modelship import __version__
 from modelship.api import KINDS, kind_by_name
-from modelship.controllers import kube, main
+from modelship import kube
+from modelship.controllers import main
 from modelship.controllers.rbac import (
     REGISTRY_READER_RULES,
     REQUIRED_RULES,

@@ -16,8 +16,8 @@ import time
 from typing import Any
 
 from modelship.api.common import STAGES
-from modelship.controllers import kube
-from modelship.controllers.kube import KubeError
+from modelship import kube
+from modelship.kube import KubeError
 from modelship.controllers.registry import PLURAL, list_model
 
 

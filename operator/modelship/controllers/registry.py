@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from modelship.controllers import kube
-from modelship.controllers.kube import KubeError
+from modelship import kube
+from modelship.kube import KubeError
 from modelship.resources import registry as reg
 from modelship.resources.conditions import merge_conditions
 

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import kopf
 
-from modelship.controllers import kube
-from modelship.controllers.kube import KubeError
+from modelship import kube
+from modelship.kube import KubeError
 from modelship.controllers.settings import OperatorConfig
 from modelship.resources import registry as reg
 from modelship.resources import webhooks as wh

@@ -63,7 +63,7 @@ class KubeReader:
 
     def __init__(self, namespace: str | None = None, *, ttl: float = 1.0,
                  kubeconfig: str | None = None) -> None:
-        from modelship.controllers import kube
+        from modelship import kube
 
         if kubeconfig:
             kube.configure(kubeconfig)

@@ -1,15 +1,22 @@
-"""A small path-based client of the Kubernetes API: plain JSON over the ``kubernetes`` client.
+"""The one client of the Kubernetes API: plain JSON over the ``kubernetes`` package.
 
-Blocking calls (run them with ``asyncio.to_thread`` from async handlers; the CLI calls
-them directly). Paths are built with :func:`core_path` and :func:`custom_path`; bodies
-and results are plain dicts (camelCase, exactly as stored), not the client's generated
-models, so that the pure functions in ``modelship.resources`` see what the API server
-sees. Errors raise :class:`KubeError` with the HTTP status, so callers can tolerate a 409
-(already exists / resourceVersion conflict) or a 404.
+A leaf module (it imports nothing of Modelship but the API group), so the operator, the
+CLI (``modelship promote``) and the tracking server's registry reader share it. Blocking
+calls (run them with ``asyncio.to_thread`` from async handlers). Paths are built here and
+only here: :func:`core_path`, :func:`custom_path` and :func:`object_path` for any
+apiVersion. Bodies and results are plain dicts (camelCase, exactly as stored), not the
+client's generated models, so that the pure functions in ``modelship.resources`` see
+what the API server sees. Errors raise :class:`KubeError` with the HTTP status, so
+callers can tolerate a 409 (already exists / resourceVersion conflict) or a 404.
+
+Two idempotent writes: :func:`ensure` creates an object unless one of that name exists
+(for objects whose spec is fixed once made: Jobs, ModelVersions), and :func:`apply` is
+server-side apply with the operator's field manager (for children the operator keeps in
+shape: it owns exactly the fields it sends, so a field another manager owns, such as an
+HPA's replicas, is never fought over).
 
 Configuration is loaded once, the way kubectl finds it: the in-cluster service account,
-else KUBECONFIG (or ~/.kube/config). It does not depend on kopf's login, so the CLI
-(``modelship promote``) and the tracking server's registry reader use it too.
+else KUBECONFIG (or ~/.kube/config); :func:`configure` names a kubeconfig file instead.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from kubernetes.config.config_exception import ConfigException
 from modelship.api.common import GROUP, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+FIELD_MANAGER = "modelship-operator"
 
 _lock = threading.Lock()
 _client: client.ApiClient | None = None
@@ -78,6 +87,17 @@ def custom_path(namespace: str | None, plural: str, name: str | None = None, *, 
                 group: str = GROUP, version: str = VERSION) -> str:
     """``/apis/<group>/<version>[/namespaces/<ns>]/<plural>[/<name>[/<subresource>]]``."""
     return _path(f"/apis/{group}/{version}", namespace, plural, name, subresource)
+
+
+def api_base(api_version: str) -> str:
+    """``/api/v1`` for the core group, ``/apis/<group>/<version>`` for the others."""
+    return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+
+
+def object_path(api_version: str, plural: str, namespace: str | None, name: str | None = None, *,
+                subresource: str | None = None) -> str:
+    """The path of any object (or collection), by its apiVersion and resource plural."""
+    return _path(api_base(api_version), namespace, plural, name, subresource)
 
 
 def _path(base: str, namespace: str | None, resource: str, name: str | None, subresource: str | None) -> str:
@@ -136,6 +156,26 @@ def get_or_none(path: str) -> Any:
 
 def create(path: str, body: Mapping[str, Any]) -> Any:
     return request("POST", path, dict(body))
+
+
+def ensure(path: str, body: Mapping[str, Any]) -> bool:
+    """Create the object at the collection ``path``; False when one of that name exists (left as it is)."""
+    try:
+        create(path, body)
+    except KubeError as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return True
+
+
+def apply(path: str, body: Mapping[str, Any], *, field_manager: str = FIELD_MANAGER) -> Any:
+    """Server-side apply of the object at ``path`` (its own path, not the collection's).
+
+    ``force`` takes over the fields this manager sends from any other manager: the
+    operator's children are the operator's.
+    """
+    return request("PATCH", path, dict(body), content_type=APPLY_PATCH, fieldManager=field_manager, force="true")
 
 
 def merge_patch(path: str, body: Mapping[str, Any]) -> Any:
