@@ -100,6 +100,30 @@ def object_path(api_version: str, plural: str, namespace: str | None, name: str 
     return _path(api_base(api_version), namespace, plural, name, subresource)
 
 
+# (apiVersion, kind) -> resource plural, for every kind the operator writes or watches.
+PLURALS: dict[tuple[str, str], str] = {
+    ("v1", "Service"): "services",
+    ("v1", "Pod"): "pods",
+    ("v1", "ConfigMap"): "configmaps",
+    ("apps/v1", "Deployment"): "deployments",
+    ("batch/v1", "Job"): "jobs",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproutes",
+    ("traefik.io/v1alpha1", "TraefikService"): "traefikservices",
+    (f"{GROUP}/{VERSION}", "ModelVersion"): "modelversions",
+    (f"{GROUP}/{VERSION}", "ModelDeployment"): "modeldeployments",
+    (f"{GROUP}/{VERSION}", "Experiment"): "experiments",
+}
+
+
+def path_of(obj: Mapping[str, Any], *, collection: bool = False) -> str:
+    """The path of an object from its own apiVersion, kind and metadata (or of its collection)."""
+    meta = obj.get("metadata") or {}
+    plural = PLURALS[(obj["apiVersion"], obj["kind"])]
+    return object_path(obj["apiVersion"], plural, meta.get("namespace"), None if collection else meta["name"])
+
+
 def _path(base: str, namespace: str | None, resource: str, name: str | None, subresource: str | None) -> str:
     path = base + (f"/namespaces/{quote(namespace)}" if namespace else "") + f"/{resource}"
     if name:

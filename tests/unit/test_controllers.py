@@ -190,8 +190,8 @@ def test_accept_spec_skips_the_patch_when_status_already_says_so() -> None:
     [
         (experiment, {"project": {"git": {"url": "https://example.com/x.git"}}}),
         # modelversion writes status through the registry's per-model writer; its
-        # reconcile is tested with that writer faked in tests/unit/registry/.
-        (modeldeployment, {"model": "iris", "variants": [{"name": "a", "stage": "Production"}]}),
+        # reconcile is tested with that writer faked in tests/unit/registry/. The
+        # ModelDeployment's Ready means serving: below, and on the bed.
     ],
 )
 def test_each_kind_accepts_and_counts(module: Any, spec: dict[str, Any]) -> None:
@@ -203,11 +203,26 @@ def test_each_kind_accepts_and_counts(module: Any, spec: dict[str, Any]) -> None
     assert _sample("modelship_reconcile_total", kind=kind, result="success") == before + 1
 
 
+def test_a_model_deployment_without_a_tracking_server_says_which_flag_is_missing() -> None:
+    kind = modeldeployment.KIND.kind
+    before = _sample("modelship_reconcile_total", kind=kind, result="success")
+    patch = kopf.Patch()
+    spec = {"model": "iris", "variants": [{"name": "a", "stage": "Production"}]}
+    asyncio.run(modeldeployment.reconcile(body=_body(spec), patch=patch, logger=logging.getLogger("test"),
+                                          memo=kopf.Memo(config=OperatorConfig())))
+    status = dict(patch)["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (status["phase"], ready["status"], ready["reason"]) == ("Degraded", "False", "NoTrackingServer")
+    assert "--tracking-url" in status["message"]
+    assert _sample("modelship_reconcile_total", kind=kind, result="success") == before + 1
+
+
 def test_an_invalid_spec_counts_as_a_permanent_error() -> None:
     labels = {"kind": "ModelDeployment"}
     before = _sample("modelship_reconcile_errors_total", reason="InvalidSpec", **labels)
     with pytest.raises(kopf.PermanentError):
-        asyncio.run(modeldeployment.reconcile(body=_body({"model": "iris"}), patch=kopf.Patch(), logger=logging.getLogger("t")))
+        asyncio.run(modeldeployment.reconcile(body=_body({"model": "iris"}), patch=kopf.Patch(),
+                                              logger=logging.getLogger("t"), memo=kopf.Memo(config=OperatorConfig())))
     assert _sample("modelship_reconcile_errors_total", reason="InvalidSpec", **labels) == before + 1
     assert _sample("modelship_reconcile_total", result="permanent_error", **labels) >= 1
 

@@ -20,9 +20,8 @@ import jsonschema
 import pytest
 import yaml
 
-from modelship import __version__
+from modelship import __version__, kube
 from modelship.api import KINDS, kind_by_name
-from modelship import kube
 from modelship.controllers import main
 from modelship.controllers.rbac import (
     REGISTRY_READER_RULES,

@@ -83,8 +83,10 @@ KINDS: list[Kind] = [
         description="Serves versions of a model as Deployments behind an A/B traffic split.",
         columns=[
             {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
+            {"name": "Split", "type": "string", "jsonPath": ".status.split"},
             {"name": "Pods", "type": "string", "jsonPath": ".status.ready"},
-            {"name": "Rollout", "type": "string", "jsonPath": ".status.rollout"},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Rollout", "type": "string", "jsonPath": ".status.rollout", "priority": "1"},
             {"name": "URL", "type": "string", "jsonPath": ".status.url", "priority": "1"},
             _ready(),
             _AGE,

@@ -1,4 +1,10 @@
-"""ModelDeployment: serve versions of one model behind an A/B split."""
+"""ModelDeployment: serve versions of one model behind an A/B split.
+
+Each variant is a Deployment of ``modelship serve`` for the version it names (a number,
+or the version the registry holds in a stage or under an alias, followed as it moves).
+The split is realised either as replica ratios behind one Service (``routing.mode:
+replicas``, any cluster) or as a weighted HTTPRoute of the Gateway API (``gatewayAPI``).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,8 @@ class Variant(ApiModel):
                 "a variant names exactly one of version, stage or alias",
             ),
             ("self.weight >= 0 && self.weight <= 100", "variant weight must be within 0..100"),
+            ("!has(self.shadow) || !self.shadow || self.weight == 0",
+             "a shadow variant takes no live traffic: set its weight to 0"),
         )
     }
 
@@ -37,18 +45,56 @@ class Variant(ApiModel):
     )
     alias: str | None = Field(default=None, description="Follow the version holding this alias.", max_length=63)
     weight: int = Field(default=100, description="Share of traffic in percent; the weights sum to 100.")
-    replicas: int = Field(default=1, ge=0, le=1000, description="Pods of this variant.")
+    replicas: int = Field(
+        default=1, ge=0, le=1000,
+        description="Pods of this variant. In routing mode replicas the pods of all live variants are "
+        "shared out by weight instead (largest remainder), so the sum of these is the total.",
+    )
+    shadow: bool = Field(
+        default=False,
+        description="Receive a mirrored copy of live traffic (gatewayAPI) and answer no client; its "
+        "metrics are kept, so a candidate is compared on real traffic. Weight must be 0.",
+    )
     resources: ResourceRequirements | None = Field(default=None, description="Resources of the model server.")
+
+
+class GatewayRef(ApiModel):
+    """The Gateway an HTTPRoute attaches to."""
+
+    name: str = Field(description="Gateway name.", pattern=DNS_LABEL, max_length=253)
+    namespace: str | None = Field(
+        default=None, description="Gateway namespace; defaults to the ModelDeployment's.", pattern=DNS_LABEL,
+        max_length=63,
+    )
+    section_name: str | None = Field(
+        default=None, description="Listener of the Gateway to attach to; all when unset.", max_length=253
+    )
 
 
 class Routing(ApiModel):
     """How the split reaches the pods."""
 
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            ("!has(self.mode) || self.mode != 'gatewayAPI' || has(self.gateway)",
+             "routing.mode gatewayAPI needs routing.gateway (the Gateway the HTTPRoute attaches to)"),
+        )
+    }
+
     mode: Literal["replicas", "gatewayAPI"] = Field(
         default="replicas",
         description="replicas: one Service, weights as replica ratios; gatewayAPI: a weighted HTTPRoute.",
     )
-    gateway: str | None = Field(default=None, description="Gateway the HTTPRoute attaches to (gatewayAPI).", max_length=253)
+    gateway: GatewayRef | None = Field(default=None, description="Gateway the HTTPRoute attaches to (gatewayAPI).")
+    hostnames: list[str] | None = Field(
+        default=None, description="Hostnames the HTTPRoute matches; any when unset.", max_length=16
+    )
+    mirror: Literal["RequestMirror", "TraefikService"] = Field(
+        default="RequestMirror",
+        description="How a shadow variant gets its copies: the Gateway API's RequestMirror filter (any "
+        "implementation that supports it), or a TraefikService with mirroring (Traefik, whose Gateway "
+        "provider lacks the filter).",
+    )
 
 
 class CanaryStep(ApiModel):
@@ -104,6 +150,7 @@ class ModelDeploymentSpec(ApiModel):
         json_schema_extra=cel(
             ("self.all(v, self.exists_one(w, w.name == v.name))", "variant names must be unique"),
             ("self.map(v, v.weight).sum() == 100", "variant weights must sum to 100"),
+            ("self.filter(v, has(v.shadow) && v.shadow).size() <= 1", "at most one variant is a shadow"),
         ),
     )
     routing: Routing | None = Field(default=None, description="How the split reaches the pods.")
@@ -119,15 +166,24 @@ class VariantStatus(ApiModel):
 
     name: str = Field(description="Variant name.")
     version: int | None = Field(default=None, description="Version served.")
+    model_version: str | None = Field(default=None, description="The ModelVersion object of that version.")
     replicas: int | None = Field(default=None, description="Desired pods.")
     ready_replicas: int | None = Field(default=None, description="Ready pods.")
-    effective_weight: int | None = Field(default=None, description="Share of traffic it gets now.")
+    updated_replicas: int | None = Field(default=None, description="Pods of the current version.")
+    effective_weight: int | None = Field(default=None, description="Share of traffic it gets now, in percent.")
+    shadow: bool | None = Field(default=None, description="A shadow: mirrored traffic only.")
+    message: str | None = Field(default=None, description="Why the variant is not serving what it asks for.")
 
 
 class ModelDeploymentStatus(ApiModel):
     """What the operator observed."""
 
     observed_generation: int | None = Field(default=None, description="Generation last reconciled.")
+    phase: Literal["Progressing", "Healthy", "Degraded", "Suspended"] | None = Field(
+        default=None, description="Progressing, Healthy, Degraded or Suspended."
+    )
+    message: str | None = Field(default=None, description="What the phase means now, in a sentence.")
+    split: str | None = Field(default=None, description="The split that holds, e.g. blue=80 green=20.")
     variants: list[VariantStatus] | None = Field(default=None, description="Per-variant state.")
     url: str | None = Field(default=None, description="In-cluster URL of the model.")
     rollout: str | None = Field(default=None, description="Rollout state, e.g. Stable or Canary 2/4.")

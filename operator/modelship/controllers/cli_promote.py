@@ -15,10 +15,10 @@ import sys
 import time
 from typing import Any
 
-from modelship.api.common import STAGES
 from modelship import kube
-from modelship.kube import KubeError
+from modelship.api.common import STAGES
 from modelship.controllers.registry import PLURAL, list_model
+from modelship.kube import KubeError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

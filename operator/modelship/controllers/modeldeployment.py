@@ -1,26 +1,242 @@
-"""ModelDeployment handlers: accept the spec; later issues add Deployments, the Service and the traffic split."""
+"""ModelDeployment handlers: serve a model's versions, follow the registry, report the split.
+
+Observe, plan, apply. What the handler reads comes from kopf indices kept by watches:
+the ModelVersions of every model (so following a stage costs no API call), and the
+Deployments the operator made for ModelDeployments; pods are listed only while a variant
+is not fully ready, to find the model server's own message. The plan is the pure
+functions of :mod:`modelship.resources.serving`; the children are applied with
+server-side apply and ownerReferences, and the ones no longer wanted are deleted.
+
+A timer runs the same reconcile every few seconds, so a promotion in the registry (a
+ModelVersion's effective stage or alias moving) reaches the Deployments without any edit
+of the ModelDeployment. It applies only when the plan changed since the last apply
+(a digest in kopf's per-object memo), and writes status only when it differs.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from modelship.api import ModelDeploymentSpec, kind_by_name
-from modelship.controllers.common import accept_spec, register_reconcile
+from modelship import __version__, kube
+from modelship.api import GROUP, VERSION, ModelDeploymentSpec, kind_by_name
+from modelship.controllers.common import InvalidSpec, accept_spec, register_reconcile, utcnow
 from modelship.controllers.metrics import METRICS
+from modelship.controllers.settings import OperatorConfig
+from modelship.resources import serving
+from modelship.resources.conditions import READY, make_condition, merge_conditions
+from modelship.resources.experiment import Owner
 
 KIND = kind_by_name("ModelDeployment")
+FOLLOW_INTERVAL = 2.0
+CHILD_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("policy/v1", "PodDisruptionBudget"),
+               ("autoscaling/v2", "HorizontalPodAutoscaler"), ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+               ("traefik.io/v1alpha1", "TraefikService"))
 
 
+# --- indices ---------------------------------------------------------------------------------
+def index_model_versions(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """ModelVersions by (namespace, model): what resolving a variant needs."""
+    spec, status = body.get("spec") or {}, body.get("status") or {}
+    slim = {"metadata": {"name": body.metadata.name, "deletionTimestamp": body.metadata.get("deletionTimestamp")},
+            "spec": {"model": spec.get("model"), "source": spec.get("source")},
+            "status": {"version": status.get("version"), "stage": status.get("stage"),
+                       "aliases": status.get("aliases")}}
+    return {(body.metadata.namespace or "", str(spec.get("model"))): slim}
+
+
+def index_deployments(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """The operator's model-server Deployments by (namespace, owner uid)."""
+    owners = [r.get("uid") for r in body.metadata.get("ownerReferences") or [] if r.get("kind") == KIND.kind]
+    if not owners:
+        return {}
+    template = (body.get("spec") or {}).get("template") or {}
+    slim = {"name": body.metadata.name, "variant": body.metadata.labels.get(serving.LABEL_VARIANT),
+            "generation": body.metadata.get("generation"),
+            "templateVersion": ((template.get("metadata") or {}).get("labels") or {}).get(serving.LABEL_VERSION),
+            "status": dict(body.get("status") or {})}
+    return {(body.metadata.namespace or "", str(owners[0])): slim}
+
+
+# --- observe ---------------------------------------------------------------------------------
+def _observe(deployments: list[Mapping[str, Any]], pods_of: Any) -> dict[str, serving.ObservedVariant]:
+    out: dict[str, serving.ObservedVariant] = {}
+    for d in deployments:
+        st = d.get("status") or {}
+        conds = {c.get("type"): c for c in st.get("conditions") or []}
+        progressing = conds.get("Progressing") or {}
+        version = d.get("templateVersion")
+        replicas = int(st.get("replicas") or 0)
+        ready = int(st.get("readyReplicas") or 0)
+        updated = int(st.get("updatedReplicas") or 0)
+        failure = None
+        if ready < replicas or updated < replicas or not replicas:
+            failure = pods_of(d["variant"], version)
+        out[str(d["variant"])] = serving.ObservedVariant(
+            replicas=replicas, ready=ready, updated=updated, available=int(st.get("availableReplicas") or 0),
+            exists=True, up_to_date=st.get("observedGeneration") == d.get("generation"),
+            version=int(version) if version and str(version).isdigit() else None, failure=failure,
+            progress_deadline_exceeded=progressing.get("reason") == "ProgressDeadlineExceeded")
+    return out
+
+
+def pod_failure(namespace: str, deployment: str, variant: str, version: str | None) -> str | None:
+    """The model server's own words when pods of the current version keep failing."""
+    selector = f"{serving.LABEL_DEPLOYMENT}={serving.label_value(deployment)},{serving.LABEL_VARIANT}={variant}"
+    if version:
+        selector += f",{serving.LABEL_VERSION}={version}"
+    for pod in kube.list_items(kube.core_path(namespace, "pods"), labelSelector=selector):
+        for c in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (c.get("state") or {}).get("waiting") or {}
+            last = (c.get("lastState") or {}).get("terminated") or {}
+            if c.get("restartCount", 0) > 0 and last:
+                text = (last.get("message") or last.get("reason") or "").strip()
+                return f"pod {pod['metadata']['name']} exited {last.get('exitCode')}: {text[-600:]}"
+            if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
+                                         "InvalidImageName"):
+                return f"pod {pod['metadata']['name']}: {waiting['reason']}: {waiting.get('message', '')}"
+    return None
+
+
+# --- apply -----------------------------------------------------------------------------------
+def apply_children(objects: list[dict[str, Any]]) -> None:
+    for obj in objects:
+        kube.apply(kube.path_of(obj), obj)
+
+
+def prune_children(namespace: str, name: str, uid: str, keep: set[tuple[str, str, str]]) -> list[str]:
+    """Delete the children of this ModelDeployment (by label and owner) that the plan no longer has."""
+    removed = []
+    selector = f"{serving.LABEL_DEPLOYMENT}={serving.label_value(name)}"
+    for api_version, kind in CHILD_KINDS:
+        plural = kube.PLURALS[(api_version, kind)]
+        try:
+            items = kube.list_items(kube.object_path(api_version, plural, namespace), labelSelector=selector)
+        except kube.KubeError as exc:
+            if exc.status == 404:  # the kind is not installed (no Gateway API, no Traefik)
+                continue
+            raise
+        for item in items:
+            meta = item.get("metadata") or {}
+            owned = any(r.get("uid") == uid for r in meta.get("ownerReferences") or [])
+            if owned and (api_version, kind, meta.get("name")) not in keep:
+                try:
+                    kube.delete(kube.object_path(api_version, plural, namespace, meta["name"]))
+                    removed.append(f"{kind}/{meta['name']}")
+                except kube.KubeError as exc:
+                    if exc.status != 404:
+                        raise
+    return removed
+
+
+# --- reconcile -------------------------------------------------------------------------------
 @METRICS.measured(KIND.kind)
-async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    """Observe the ModelDeployment, decide with pure functions, write status into ``patch``."""
-    spec = accept_spec(KIND, ModelDeploymentSpec, body, patch)
-    # Later issues reconcile the children from ``spec`` here, through resources/ builders.
-    logger.debug("%s spec accepted (%d fields set)", KIND.kind, len(spec.model_fields_set))
+async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo,
+                    modelversions_by_model: kopf.Index[Any, Any] | None = None,
+                    modeldeployment_children: kopf.Index[Any, Any] | None = None, **_: Any) -> None:
+    """Observe the ModelDeployment and its world, apply the plan, write status into ``patch``."""
+    scratch = kopf.Patch()
+    try:
+        spec = accept_spec(KIND, ModelDeploymentSpec, body, scratch)
+    except InvalidSpec:
+        patch.status.update(scratch.status)
+        raise
+    config: OperatorConfig = memo.config
+    meta = body.get("metadata") or {}
+    name, namespace, uid = meta.get("name") or "", meta.get("namespace") or "", meta.get("uid") or ""
+    owner = Owner(name, namespace, uid, kind=KIND.kind)
+    versions: list[Any] = list(modelversions_by_model.get((namespace, spec.model), [])) if modelversions_by_model else []
+    resolved = {v.name: serving.resolve_variant(v, spec.model, versions) for v in spec.variants}
+    deployments: list[Any] = (list(modeldeployment_children.get((namespace, uid), []))
+                              if modeldeployment_children else [])
+    existing = {str(d["name"]) for d in deployments}
+    image = spec.image or config.trainer_image or f"ghcr.io/modelship/modelship:{__version__}"
+    now = utcnow()
+    generation = meta.get("generation")
+    conditions: list[dict[str, Any]] = []
+
+    if not config.tracking_url:
+        message = ("the operator has no tracking server to fetch models from: start it with --tracking-url "
+                   "(MODELSHIP_TRACKING_URL), as the chart does")
+        _write_status(patch, body, {"phase": "Degraded", "message": message}, [
+            make_condition(READY, "False", "NoTrackingServer", message, now=now, observed_generation=generation),
+            make_condition("Degraded", "True", "NoTrackingServer", message, now=now, observed_generation=generation),
+        ], scratch)
+        return
+
+    ctx = serving.ServingContext(owner, image, config.tracking_url)
+    plan = serving.plan_children(spec, resolved, ctx, existing)
+    digest = plan.digest()
+    if memo.get("applied") != digest:
+        await asyncio.to_thread(apply_children, plan.objects)
+        keep = {(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in plan.objects}
+        # A held variant keeps the Deployment it has.
+        keep |= {("apps/v1", "Deployment", serving.variant_name(name, v)) for v in plan.held}
+        removed = await asyncio.to_thread(prune_children, namespace, name, uid, keep)
+        if removed:
+            logger.info("removed %s", ", ".join(removed))
+        memo["applied"] = digest
+
+    def failure_of(variant: str, version: str | None) -> str | None:
+        return pod_failure(namespace, name, variant, version)
+
+    observed = await asyncio.to_thread(_observe, deployments, failure_of)
+    plans = serving.plan_variants(spec)
+    verdict = serving.decide_phase(spec, plans, resolved, observed)
+    variants = serving.variant_status(spec, plans, resolved, observed)
+    split_problem = serving.split_message(spec, plans)
+    ready_pods = sum(v["readyReplicas"] for v in variants)
+    desired = sum(v["replicas"] or 0 for v in variants)
+    status: dict[str, Any] = {
+        "phase": verdict.phase, "message": verdict.message, "variants": variants,
+        "split": serving.split_summary(variants), "ready": f"{ready_pods}/{desired}",
+        "url": f"http://{name}.{namespace}.svc.cluster.local",
+        "rollout": "Stable" if not verdict.progressing else "RollingUpdate",
+    }
+    def cond(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+        return make_condition(type_, "True" if ok else "False", reason, message, now=now,
+                              observed_generation=generation)
+
+    conditions = [
+        cond(READY, verdict.ready, verdict.reason, verdict.message),
+        cond("Progressing", verdict.progressing, "RollingOut" if verdict.progressing else "Stable", verdict.message),
+        cond("Degraded", verdict.degraded, verdict.reason if verdict.degraded else "AsExpected",
+             verdict.message if verdict.degraded else ""),
+        cond("SplitExpressible", not split_problem,
+             "ReplicasCannotExpressWeights" if split_problem else "Expressible", split_problem or ""),
+    ]
+    _write_status(patch, body, status, conditions, scratch)
+
+
+def _write_status(patch: kopf.Patch, body: kopf.Body, status: dict[str, Any], conditions: list[dict[str, Any]],
+                  scratch: kopf.Patch) -> None:
+    """Merge our conditions over the acceptance ones; patch only what differs from the stored status."""
+    old = dict(body.get("status") or {})
+    base = scratch.status.get("conditions") or old.get("conditions")
+    merged = merge_conditions(base, conditions)
+    new = {**status, "conditions": merged}
+    if "observedGeneration" in scratch.status:
+        new["observedGeneration"] = scratch.status["observedGeneration"]
+    for key, value in new.items():
+        if old.get(key) != value:
+            patch.status[key] = value
+
+
+async def follow(**kwargs: Any) -> None:
+    """The timer: the same reconcile, so the registry's moves reach the Deployments."""
+    try:
+        await reconcile(**kwargs)
+    except InvalidSpec:
+        pass  # already reported; nothing to follow until the spec changes
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    """Register this kind's handlers on ``registry``."""
+    """Register this kind's handlers and the indices they read on ``registry``."""
+    kopf.index(GROUP, VERSION, "modelversions", id="modelversions_by_model", registry=registry)(index_model_versions)
+    kopf.index("apps", "v1", "deployments", id="modeldeployment_children", registry=registry,
+               labels={serving.LABEL_DEPLOYMENT: kopf.PRESENT})(index_deployments)
     register_reconcile(registry, KIND, reconcile)
+    kopf.timer(GROUP, VERSION, KIND.plural, id="follow", interval=FOLLOW_INTERVAL, registry=registry)(follow)

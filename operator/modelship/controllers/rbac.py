@@ -90,7 +90,11 @@ REQUIRED_RULES: tuple[Rule, ...] = (
     ),
     Rule("batch", ("jobs",), MANAGE, "one Job per Experiment trial"),
     Rule("apps", ("deployments",), MANAGE, "one Deployment per ModelDeployment variant"),
-    Rule("", ("services",), MANAGE, "the Service in front of a ModelDeployment"),
+    Rule("", ("services",), MANAGE, "the Service in front of a ModelDeployment and one per variant"),
+    Rule("policy", ("poddisruptionbudgets",), MANAGE, "a PodDisruptionBudget per ModelDeployment variant"),
+    Rule("autoscaling", ("horizontalpodautoscalers",), MANAGE, "a variant's HPA when spec.autoscaling is set"),
+    Rule("gateway.networking.k8s.io", ("httproutes",), MANAGE, "the weighted HTTPRoute of routing.mode gatewayAPI"),
+    Rule("traefik.io", ("traefikservices",), MANAGE, "a shadow variant's mirror with routing.mirror TraefikService"),
     Rule(
         "", ("configmaps",), MANAGE, "rendered trial configuration; per-model registry counters and webhook outboxes"
     ),

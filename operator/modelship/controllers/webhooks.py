@@ -21,8 +21,8 @@ import httpx
 import kopf
 
 from modelship import kube
-from modelship.kube import KubeError
 from modelship.controllers.settings import OperatorConfig
+from modelship.kube import KubeError
 from modelship.resources import registry as reg
 from modelship.resources import webhooks as wh
 

@@ -36,6 +36,10 @@ class _Disconnected(Exception):
     pass
 
 
+VARIANT_HEADER = b"x-modelship-variant"
+"""Names the variant that answered, on every response: a client can pin itself with it."""
+
+
 class ServingApp:
     """ASGI callable: ``lifespan`` loads the model in the background, ``http`` serves."""
 
@@ -53,6 +57,13 @@ class ServingApp:
         self.metrics = core.metrics
         self.load_task: asyncio.Task[None] | None = None
         self.spec = dumps(openapi_spec(core.name))
+        #: set on SIGTERM when a shutdown delay is configured: /ping answers 503 (the pod
+        #: leaves its Services) and every answer closes its connection (clients and proxies
+        #: reconnect to another pod) while requests still get served
+        self.draining = False
+        self._extra_headers: list[tuple[bytes, bytes]] = (
+            [(VARIANT_HEADER, settings.variant.encode())] if settings.variant else []
+        )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -149,18 +160,15 @@ class ServingApp:
                 },
             )
 
-    @staticmethod
-    async def _send(send: Any, reply: Reply) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": reply.status,
-                "headers": [
-                    (b"content-type", reply.content_type),
-                    (b"content-length", str(len(reply.body)).encode()),
-                ],
-            }
-        )
+    async def _send(self, send: Any, reply: Reply) -> None:
+        headers = [
+            (b"content-type", reply.content_type),
+            (b"content-length", str(len(reply.body)).encode()),
+            *self._extra_headers,
+        ]
+        if self.draining:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
 
     def _small(self, method: str, path: str) -> tuple[Reply, str]:
@@ -168,6 +176,8 @@ class ServingApp:
             return mlflow_error(405, "BAD_REQUEST", f"{method} is not allowed on {path}"), "other"
         core = self.core
         if path in ("/ping", "/health"):
+            if self.draining:
+                return Reply(503, b"shutting down\n", _TEXT), "ping"
             if core.ready:
                 return Reply(200, b"\n"), "ping"
             return Reply(503, b"model not loaded\n", _TEXT), "ping"

@@ -69,15 +69,34 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def _server_class() -> Any:
+def _server_class(app: Any = None, delay_s: float = 0.0) -> Any:
+    import threading
+
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
         """uvicorn's graceful shutdown (stop accepting, finish in-flight requests, run the
         lifespan shutdown), then a normal exit with status 0: uvicorn would re-raise the
-        signal and die by it, which a Job or a test reads as a crash."""
+        signal and die by it, which a Job or a test reads as a crash.
+
+        With a shutdown delay, the first SIGTERM starts draining instead: /ping fails, so
+        the pod leaves its Service's endpoints (kube-proxy and gateways take a moment to
+        notice), answers close their connections, and requests are still served until
+        the delay is over. A second signal stops at once."""
+
+        draining = False
 
         def handle_exit(self, sig: int, frame: Any) -> None:
+            if delay_s > 0 and app is not None and not self.draining:
+                self.draining = app.draining = True
+                log.info("draining", extra={"seconds": delay_s})
+                timer = threading.Timer(delay_s, self._stop, (sig, frame))
+                timer.daemon = True
+                timer.start()
+                return
+            self._stop(sig, frame)
+
+        def _stop(self, sig: int, frame: Any) -> None:
             super().handle_exit(sig, frame)
             self._captured_signals.clear()
 
@@ -132,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     log.info(
         "serving", extra={"uri": settings.model_uri, "host": settings.host, "port": settings.port}
     )
-    _server_class()(config).run()
+    _server_class(app, settings.shutdown_delay_s)(config).run()
     if core.load_error:
         return 1
     log.info("stopped")

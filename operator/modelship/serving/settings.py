@@ -37,6 +37,10 @@ class ServingSettings(BaseSettings):
     """A predict that takes longer gets a 504 (``mlflow models serve --timeout``)."""
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Larger request bodies get a 413."""
+    shutdown_delay_s: float = Field(default=0.0, ge=0)
+    """On SIGTERM, keep serving this long while /ping fails and answers close their
+    connections, so that the Service and any proxy stop sending here first (a
+    ModelDeployment's pods use 5 s); then the graceful shutdown."""
     graceful_shutdown_s: float = Field(default=30.0, ge=0)
     """On SIGTERM, how long in-flight requests may take before the process exits anyway."""
     log_level: str = "info"
