@@ -72,33 +72,43 @@ def _observe(deployments: list[Mapping[str, Any]], pods_of: Any) -> dict[str, se
         replicas = int(st.get("replicas") or 0)
         ready = int(st.get("readyReplicas") or 0)
         updated = int(st.get("updatedReplicas") or 0)
-        failure = None
+        failure, serving_versions = None, ()
         if ready < replicas or updated < replicas or not replicas:
-            failure = pods_of(d["variant"], version)
+            failure, serving_versions = pods_of(d["variant"], version)
         out[str(d["variant"])] = serving.ObservedVariant(
             replicas=replicas, ready=ready, updated=updated, available=int(st.get("availableReplicas") or 0),
             exists=True, up_to_date=st.get("observedGeneration") == d.get("generation"),
             version=int(version) if version and str(version).isdigit() else None, failure=failure,
+            serving_versions=tuple(serving_versions),
             progress_deadline_exceeded=progressing.get("reason") == "ProgressDeadlineExceeded")
     return out
 
 
-def pod_failure(namespace: str, deployment: str, variant: str, version: str | None) -> str | None:
-    """The model server's own words when pods of the current version keep failing."""
+def pod_facts(namespace: str, deployment: str, variant: str, version: str | None) -> tuple[str | None, list[int]]:
+    """The model server's own words when pods of the current version keep failing, and the
+    versions its Ready pods serve meanwhile."""
     selector = f"{serving.LABEL_DEPLOYMENT}={serving.label_value(deployment)},{serving.LABEL_VARIANT}={variant}"
-    if version:
-        selector += f",{serving.LABEL_VERSION}={version}"
+    failure: str | None = None
+    serving_versions: set[int] = set()
     for pod in kube.list_items(kube.core_path(namespace, "pods"), labelSelector=selector):
-        for c in (pod.get("status") or {}).get("containerStatuses") or []:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        status = pod.get("status") or {}
+        pod_version = labels.get(serving.LABEL_VERSION)
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        if ready and pod_version and pod_version.isdigit():
+            serving_versions.add(int(pod_version))
+        if failure is not None or (version and pod_version != version):
+            continue
+        for c in status.get("containerStatuses") or []:
             waiting = (c.get("state") or {}).get("waiting") or {}
             last = (c.get("lastState") or {}).get("terminated") or {}
             if c.get("restartCount", 0) > 0 and last:
                 text = (last.get("message") or last.get("reason") or "").strip()
-                return f"pod {pod['metadata']['name']} exited {last.get('exitCode')}: {text[-600:]}"
-            if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
-                                         "InvalidImageName"):
-                return f"pod {pod['metadata']['name']}: {waiting['reason']}: {waiting.get('message', '')}"
-    return None
+                failure = f"pod {pod['metadata']['name']} exited {last.get('exitCode')}: {text[-600:]}"
+            elif waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
+                                           "InvalidImageName"):
+                failure = f"pod {pod['metadata']['name']}: {waiting['reason']}: {waiting.get('message', '')}"
+    return failure, sorted(serving_versions)
 
 
 # --- apply -----------------------------------------------------------------------------------
@@ -180,8 +190,8 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
             logger.info("removed %s", ", ".join(removed))
         memo["applied"] = digest
 
-    def failure_of(variant: str, version: str | None) -> str | None:
-        return pod_failure(namespace, name, variant, version)
+    def failure_of(variant: str, version: str | None) -> tuple[str | None, list[int]]:
+        return pod_facts(namespace, name, variant, version)
 
     observed = await asyncio.to_thread(_observe, deployments, failure_of)
     plans = serving.plan_variants(spec)

@@ -415,6 +415,7 @@ class ObservedVariant:
     up_to_date: bool = False  # the Deployment controller has seen the latest spec
     version: int | None = None  # the version label of its pod template
     failure: str | None = None  # a pod's own message when its model server keeps failing
+    serving_versions: tuple[int, ...] = ()  # what its Ready pods serve (looked at only while not all are)
     progress_deadline_exceeded: bool = False
 
 
@@ -465,9 +466,10 @@ def decide_phase(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], resolv
             problems.append(r.error if not o.exists else f"{r.error}; it goes on serving version {o.version}")
             continue
         if o.failure or o.progress_deadline_exceeded:
-            problems.append(f"variant {p.name} version {r.version}: {o.failure or 'the rollout exceeded its deadline'}"
-                            + (f"; version {o.version} keeps serving" if o.version and o.version != r.version
-                               else ""))
+            older = [v for v in o.serving_versions if v != r.version]
+            kept = f"; version {', '.join(map(str, older))} keeps serving" if older else "; nothing serves it"
+            problems.append(f"variant {p.name} version {r.version}: "
+                            f"{o.failure or 'the rollout exceeded its deadline'}{kept}")
             continue
         want = o.replicas if spec.autoscaling is not None else p.replicas
         if not o.exists or not o.up_to_date or o.version != r.version or o.updated < want or o.ready < want \

@@ -87,7 +87,9 @@ def _server_class(app: Any = None, delay_s: float = 0.0) -> Any:
         draining = False
 
         def handle_exit(self, sig: int, frame: Any) -> None:
-            if delay_s > 0 and app is not None and not self.draining:
+            # A model that failed to load has nothing to drain: stop at once.
+            failed = app is not None and app.core.load_error is not None
+            if delay_s > 0 and app is not None and not self.draining and not failed:
                 self.draining = app.draining = True
                 log.info("draining", extra={"seconds": delay_s})
                 timer = threading.Timer(delay_s, self._stop, (sig, frame))
@@ -101,6 +103,20 @@ def _server_class(app: Any = None, delay_s: float = 0.0) -> Any:
             self._captured_signals.clear()
 
     return DrainingServer
+
+
+def _termination_message(text: str) -> None:
+    """Where Kubernetes reads why a container stopped (its terminationMessagePath), when there is one."""
+    import os
+
+    path = os.environ.get("MODELSHIP_TERMINATION_LOG", "/dev/termination-log")
+    if not os.path.isfile(path):  # never create it: outside a pod there is none to write
+        return
+    try:
+        with open(path, "w") as f:
+            f.write(text[-4000:])
+    except OSError:
+        pass  # not in a pod, or no such file: the log says it too
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
     )
     _server_class(app, settings.shutdown_delay_s)(config).run()
     if core.load_error:
+        _termination_message(f"model {settings.model_uri} could not be loaded: {core.load_error}")
         return 1
     log.info("stopped")
     return 0

@@ -1,0 +1,352 @@
+"""ModelDeployment on the bed: real model servers behind kube-proxy and Traefik's Gateway,
+splits that hold, a promotion that rolls with no failed request, bad input as conditions."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.cluster.kubeapi import ApiError, KubeApi, path_for
+from tests.conftest import wait
+from tests.e2e.test_network import binomial_bounds
+from tests.e2e.test_registry import mv, upload
+
+from modelship.tracking.client import TrackingClient
+
+API = "modelship.io/v1alpha1"
+ROWS = {"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)",
+                                       "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2]]}}
+
+
+@pytest.fixture(scope="module")
+def iris_run(tracking_server: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A run with an sklearn model (saved by Modelship, skops) at ``model``."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from modelship.models.save import save_model
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    local = tmp_path_factory.mktemp("iris") / "model"
+    save_model(local, LogisticRegression(max_iter=300).fit(X, y), input_example=X.head(2))
+    with TrackingClient(tracking_server) as client:
+        run_id = client.create_run(client.get_or_create_experiment("modeldeployment-e2e"))
+        root = client.get_run(run_id)["info"]["artifact_uri"]
+        for f in local.rglob("*"):
+            if f.is_file():
+                upload(tracking_server, f"{root}/model/{f.relative_to(local)}", f.read_bytes())
+        client.set_terminated(run_id)
+    return run_id
+
+
+def register(kube: KubeApi, namespace: str, name: str, model: str, run_id: str, stage: str = "None",
+             **spec: Any) -> int:
+    kube.create(path_for(API, "modelversions", namespace), mv(name, model, f"runs:/{run_id}/model", stage, **spec))
+    return int(wait(lambda: kube.get(path_for(API, "modelversions", namespace, name)).get("status", {}).get("version"),
+                    60, f"ModelVersion {name} numbered"))
+
+
+def model_deployment(name: str, model: str, variants: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": API, "kind": "ModelDeployment", "metadata": {"name": name},
+            "spec": {"model": model, "variants": variants, **spec}}
+
+
+def md_status(kube: KubeApi, namespace: str, name: str) -> dict[str, Any]:
+    return kube.get(path_for(API, "modeldeployments", namespace, name)).get("status") or {}
+
+
+def wait_healthy(kube: KubeApi, namespace: str, name: str, timeout: float = 240, **versions: int) -> dict[str, Any]:
+    def healthy() -> dict[str, Any] | None:
+        st = md_status(kube, namespace, name)
+        served = {v["name"]: v.get("version") for v in st.get("variants") or []}
+        if st.get("phase") == "Healthy" and all(served.get(k) == v for k, v in versions.items()):
+            return st
+        return None
+
+    try:
+        return wait(healthy, timeout, f"ModelDeployment {name} Healthy with {versions or 'its versions'}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nstatus: {json.dumps(md_status(kube, namespace, name), indent=1)[-3000:]}") from None
+
+
+def predict(host: str, port: int, headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, str]:
+    """One prediction on a connection of its own; (status, the variant that answered)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("POST", "/invocations", body=json.dumps(ROWS),
+                     headers={"Content-Type": "application/json", **(headers or {})})
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status == 200:
+            assert json.loads(body)["predictions"] == [0], body
+        return resp.status, resp.getheader("x-modelship-variant") or ""
+    finally:
+        conn.close()
+
+
+def variants_of(host: str, port: int, n: int, headers: dict[str, str] | None = None) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for _ in range(n):
+        status, variant = predict(host, port, headers)
+        assert status == 200, (status, variant)
+        counts[variant] += 1
+    return counts
+
+
+class Load(threading.Thread):
+    """Predictions in a loop while something changes: bounded in count and time, every failure kept."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str] | None = None, limit: int = 20000,
+                 seconds: float = 300):
+        super().__init__(daemon=True)
+        self.host, self.port, self.headers = host, port, headers
+        self.limit, self.deadline = limit, time.monotonic() + seconds
+        self.stop_event = threading.Event()
+        self.sent, self.failures, self.answered_by = 0, [], Counter()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set() and self.sent < self.limit and time.monotonic() < self.deadline:
+            self.sent += 1
+            try:
+                status, variant = predict(self.host, self.port, self.headers)
+                if status != 200:
+                    self.failures.append(status)
+                self.answered_by[variant] += 1
+            except Exception as exc:  # noqa: BLE001 - every failure is counted, none is hidden
+                self.failures.append(repr(exc))
+
+    def finish(self) -> Load:
+        self.stop_event.set()
+        self.join(30)
+        return self
+
+
+def ready_pods(kube: KubeApi, namespace: str, selector: str) -> list[dict[str, Any]]:
+    pods = kube.get(path_for("v1", "pods", namespace), labelSelector=selector)["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp") and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions") or [])]
+
+
+def test_replicas_mode_splits_by_pods_and_a_promotion_rolls_with_no_failed_request(
+        kube: KubeApi, namespace: str, operator, iris_run: str) -> None:
+    model = f"iris-{namespace}"
+    register(kube, namespace, "v1", model, iris_run, "Production")
+    register(kube, namespace, "v2", model, iris_run, "Staging")
+    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("iris", model, [
+        {"name": "blue", "stage": "Production", "weight": 75, "replicas": 3},
+        {"name": "green", "stage": "Staging", "weight": 25, "replicas": 1}]))
+    st = wait_healthy(kube, namespace, "iris", blue=1, green=2)
+    assert st["split"] == "blue=75 green=25" and st["ready"] == "4/4"
+    assert st["url"] == f"http://iris.{namespace}.svc.cluster.local"
+    conds = {c["type"]: c["status"] for c in st["conditions"]}
+    assert conds == {"Ready": "True", "Progressing": "False", "Degraded": "False", "SplitExpressible": "True"}
+    service = kube.get(path_for("v1", "services", namespace, "iris"))
+    host = service["spec"]["clusterIP"]
+    wait(lambda: set(variants_of(host, 80, 20)) == {"blue", "green"}, 60, "both variants behind the Service")
+
+    n = 800
+    counts = variants_of(host, 80, n)
+    low, high = binomial_bounds(n, 0.25)
+    assert low <= counts["green"] <= high, counts
+
+    # Promote a new version to Production: blue follows, no request fails, and blue never
+    # has fewer Ready pods than it asks for (the old ones go only after the new are Ready).
+    load = Load(host, 80)
+    load.start()
+    v3 = register(kube, namespace, "v3", model, iris_run, "Production")
+    assert v3 == 3
+    fewest_ready = 3
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        fewest_ready = min(fewest_ready, len(ready_pods(kube, namespace, "modelship.io/variant=blue")))
+        st = md_status(kube, namespace, "iris")
+        served = {v["name"]: v.get("version") for v in st.get("variants") or []}
+        if st.get("phase") == "Healthy" and served.get("blue") == 3:
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError(f"blue did not roll to version 3: {st}")
+    time.sleep(2)  # requests on the way while the last old pod drains
+    load.finish()
+    assert load.sent > 50 and load.failures == [], (load.sent, load.failures[:10])
+    assert fewest_ready >= 3
+    versions = {p["metadata"]["labels"]["modelship.io/version"]
+                for p in ready_pods(kube, namespace, "modelship.io/variant=blue")}
+    assert versions == {"3"}
+
+
+def test_gateway_mode_weights_pins_edits_and_a_shadow(kube: KubeApi, namespace: str, operator, bed,
+                                                       iris_run: str) -> None:
+    model = f"iris-{namespace}"
+    register(kube, namespace, "v1", model, iris_run, "Production")
+    register(kube, namespace, "v2", model, iris_run)
+    info = json.loads((bed.state_dir / "bed.json").read_text())["gateway"]
+    hostname = f"{namespace}.models.test"
+    routing = {"mode": "gatewayAPI", "gateway": {"name": info["name"], "namespace": info["namespace"]},
+               "hostnames": [hostname], "mirror": "TraefikService"}
+    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("iris", model, [
+        {"name": "blue", "version": 1, "weight": 80},
+        {"name": "green", "version": 2, "weight": 20},
+        {"name": "cand", "version": 2, "weight": 0, "shadow": True}], routing=routing))
+    st = wait_healthy(kube, namespace, "iris", blue=1, green=2, cand=2)
+    assert st["split"] == "blue=80 green=20 cand=shadow"
+    route = kube.get(path_for("gateway.networking.k8s.io/v1", "httproutes", namespace, "iris"))
+    assert route["spec"]["rules"][-1]["backendRefs"][0]["group"] == "traefik.io"
+    gw, port, host = info["address"], int(info["port"]), {"Host": hostname}
+    wait(lambda: _answers(gw, port, host) == {"blue", "green"}, 90, "the route answering from both variants")
+
+    n = 1000
+    counts = variants_of(gw, port, n, host)
+    low, high = binomial_bounds(n, 0.2)
+    assert set(counts) == {"blue", "green"} and low <= counts["green"] <= high, counts
+    assert variants_of(gw, port, 100, {**host, "x-modelship-variant": "green"}) == Counter({"green": 100})
+    # The shadow answered no one, yet saw the traffic.
+    (cand,) = ready_pods(kube, namespace, "modelship.io/variant=cand")
+    wait(lambda: _invocations(cand["status"]["podIP"]) >= n, 30, "the shadow to see a copy of the traffic")
+
+    # 50/50 -> 100/0: after the route changes, the 0-weight variant gets no request.
+    patch = {"spec": {"variants": [{"name": "blue", "version": 1, "weight": 100},
+                                   {"name": "green", "version": 2, "weight": 0},
+                                   {"name": "cand", "version": 2, "weight": 0, "shadow": True}]}}
+    kube.patch(path_for(API, "modeldeployments", namespace, "iris"), patch)
+    wait(lambda: [b["weight"] for b in kube.get(path_for("gateway.networking.k8s.io/v1", "httproutes", namespace,
+                                                         "iris"))["spec"]["rules"][-1]["backendRefs"]] == [100, 0],
+         60, "the route's weights 100/0")
+    wait(lambda: "green" not in variants_of(gw, port, 40, host), 30, "Traefik to take the new weights")
+    assert variants_of(gw, port, 300, host) == Counter({"blue": 300})
+    assert md_status(kube, namespace, "iris")["split"].startswith("blue=100 green=0")
+
+
+def _answers(host: str, port: int, headers: dict[str, str]) -> set[str]:
+    seen = set()
+    for _ in range(20):
+        try:
+            status, variant = predict(host, port, headers, timeout=5)
+        except OSError:
+            continue
+        if status == 200:
+            seen.add(variant)
+    return seen
+
+
+def _invocations(pod_ip: str) -> float:
+    conn = http.client.HTTPConnection(pod_ip, 8080, timeout=5)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("modelship_requests_total{") and 'endpoint="invocations"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_children_follow_the_spec_and_go_with_the_deployment(kube: KubeApi, namespace: str, operator,
+                                                              iris_run: str) -> None:
+    model = f"iris-{namespace}"
+    register(kube, namespace, "v1", model, iris_run, "Production")
+    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("auto", model, [
+        {"name": "main", "stage": "Production", "weight": 100}],
+        autoscaling={"minReplicas": 1, "maxReplicas": 4, "targetCpuUtilization": 65}))
+    wait_healthy(kube, namespace, "auto", main=1)
+    hpa = kube.get(path_for("autoscaling/v2", "horizontalpodautoscalers", namespace, "auto-main"))
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)
+    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 65
+    pdb = kube.get(path_for("policy/v1", "poddisruptionbudgets", namespace, "auto-main"))
+    assert pdb["spec"]["maxUnavailable"] == 1
+    dep = kube.get(path_for("apps/v1", "deployments", namespace, "auto-main"))
+    managers = {m["manager"]: m for m in dep["metadata"]["managedFields"]}
+    assert "f:replicas" not in json.dumps(managers["modelship-operator"]["fieldsV1"]["f:spec"])  # the HPA's
+
+    kube.delete(path_for(API, "modeldeployments", namespace, "auto"))
+
+    def gone() -> bool:
+        for api_version, plural, name in (("apps/v1", "deployments", "auto-main"), ("v1", "services", "auto-main"),
+                                          ("v1", "services", "auto"),
+                                          ("policy/v1", "poddisruptionbudgets", "auto-main"),
+                                          ("autoscaling/v2", "horizontalpodautoscalers", "auto-main")):
+            try:
+                kube.get(path_for(api_version, plural, namespace, name))
+                return False
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+        return True
+
+    wait(gone, 90, "every child deleted with the ModelDeployment")
+
+
+def test_bad_input_is_a_condition_that_names_the_field_and_the_fix(kube: KubeApi, namespace: str, operator,
+                                                                   iris_run: str) -> None:
+    model = f"iris-{namespace}"
+    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("empty", model, [
+        {"name": "main", "stage": "Production", "weight": 100}]))
+    st = wait(lambda: (s := md_status(kube, namespace, "empty")).get("phase") == "Degraded" and s, 60, "Degraded")
+    assert "has no a version in stage Production (numbered versions: none)" in st["message"]
+    assert "spec.variants[main].stage" in st["message"]
+    register(kube, namespace, "v1", model, iris_run, "Production")
+    wait_healthy(kube, namespace, "empty", main=1)  # a version appears: it serves, with no edit
+
+    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("alias", model, [
+        {"name": "main", "alias": "champion", "weight": 100}]))
+    st = wait(lambda: (s := md_status(kube, namespace, "alias")).get("phase") == "Degraded" and s, 60, "Degraded")
+    assert "alias 'champion'" in st["message"] and "spec.variants[main].alias" in st["message"]
+
+    # Refused by the API server itself (CEL), before the operator sees it.
+    for variants, message in (
+        ([{"name": "a", "version": 1, "weight": 60}, {"name": "b", "version": 1, "weight": 30}], "sum to 100"),
+        ([{"name": "a", "version": 1, "weight": 90}, {"name": "s", "version": 1, "weight": 10, "shadow": True}],
+         "shadow variant takes no live traffic"),
+    ):
+        with pytest.raises(ApiError) as refused:
+            kube.create(path_for(API, "modeldeployments", namespace), model_deployment("bad", model, variants))
+        assert refused.value.status == 422 and message in refused.value.message
+    with pytest.raises(ApiError) as refused:
+        kube.create(path_for(API, "modeldeployments", namespace), model_deployment(
+            "nogw", model, [{"name": "a", "version": 1, "weight": 100}], routing={"mode": "gatewayAPI"}))
+    assert "needs routing.gateway" in refused.value.message
+
+
+def test_a_version_that_cannot_load_leaves_the_old_one_serving(kube: KubeApi, namespace: str, operator,
+                                                                iris_run: str, tracking_server: str) -> None:
+    model = f"iris-{namespace}"
+    register(kube, namespace, "good", model, iris_run, "Production")
+    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("iris", model, [
+        {"name": "main", "stage": "Production", "weight": 100}]))
+    wait_healthy(kube, namespace, "iris", main=1)
+    host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
+    # A run whose model directory has an MLmodel naming a flavor that does not exist.
+    with TrackingClient(tracking_server) as client:
+        broken = client.create_run(client.get_or_create_experiment("modeldeployment-e2e"))
+        root = client.get_run(broken)["info"]["artifact_uri"]
+        upload(tracking_server, f"{root}/model/MLmodel", "flavors:\n  no_such_flavor: {}\n")
+        client.set_terminated(broken)
+    load = Load(host, 80)
+    load.start()
+    kube.create(path_for(API, "modelversions", namespace), mv("broken", model, f"runs:/{broken}/model", "Production"))
+
+    def degraded() -> dict[str, Any] | None:
+        st = md_status(kube, namespace, "iris")
+        return st if st.get("phase") == "Degraded" and "exited" in (st.get("message") or "") else None
+
+    st = wait(degraded, 180, "Degraded with the pod's own message")
+    load.finish()
+    assert "variant main version 2" in st["message"] and "version 1 keeps serving" in st["message"], st["message"]
+    assert load.failures == [] and load.sent > 10
+    assert {c["type"]: c["status"] for c in st["conditions"]}["Ready"] == "True"  # still serving version 1
+
+
+@pytest.fixture(autouse=True)
+def _dump_operator_on_failure(request: pytest.FixtureRequest, operator) -> Any:
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        print(Path(operator.log_path).read_text()[-6000:])
