@@ -344,6 +344,129 @@ def test_a_version_that_cannot_load_leaves_the_old_one_serving(kube: KubeApi, na
     assert {c["type"]: c["status"] for c in st["conditions"]}["Ready"] == "True"  # still serving version 1
 
 
+# --- canary ---------------------------------------------------------------------------------
+FAILING_MLMODEL = "flavors:\n  python_function:\n    loader_module: failing_model\n    code: code\n"
+FAILING_CODE = ("class _Model:\n    def predict(self, data):\n"
+                "        raise RuntimeError('this version fails on every prediction')\n\n\n"
+                "def _load_pyfunc(path):\n    return _Model()\n")
+CANARY = {"type": "Canary", "steps": [{"weight": 25, "pauseSeconds": 8}, {"weight": 50, "pauseSeconds": 8}],
+          "analysis": {"maxErrorRate": 0.05, "minRequests": 5, "maxP99LatencyMs": 2000}}
+
+
+@pytest.fixture(scope="module")
+def failing_run(tracking_server: str) -> str:
+    """A model that loads, and answers every prediction with a 500."""
+    with TrackingClient(tracking_server) as client:
+        run_id = client.create_run(client.get_or_create_experiment("modeldeployment-e2e"))
+        root = client.get_run(run_id)["info"]["artifact_uri"]
+        upload(tracking_server, f"{root}/model/MLmodel", FAILING_MLMODEL)
+        upload(tracking_server, f"{root}/model/code/failing_model.py", FAILING_CODE)
+        client.set_terminated(run_id)
+    return run_id
+
+
+def events(kube: KubeApi, namespace: str, name: str) -> list[dict[str, Any]]:
+    return [e for e in kube.get(path_for("v1", "events", namespace))["items"]
+            if e.get("involvedObject", {}).get("name") == name]
+
+
+def canary_deployed(kube: KubeApi, namespace: str, name: str) -> bool:
+    try:
+        kube.get(path_for("apps/v1", "deployments", namespace, name))
+        return True
+    except ApiError as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
+def test_a_canary_that_fails_on_predict_rolls_back_by_itself(kube: KubeApi, namespace: str, operator,
+                                                              iris_run: str, failing_run: str) -> None:
+    model = f"iris-{namespace}"
+    register(kube, namespace, "v1", model, iris_run, "Production")
+    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("iris", model, [
+        {"name": "main", "stage": "Production", "weight": 100, "replicas": 2}], strategy=CANARY))
+    wait_healthy(kube, namespace, "iris", main=1)
+    host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
+    load = Load(host, 80)
+    load.start()
+    register(kube, namespace, "v2", model, failing_run, "Production")
+    wait(lambda: canary_deployed(kube, namespace, "iris-main-canary"), 60, "the canary's Deployment")
+
+    def rolled_back() -> dict[str, Any] | None:
+        st = md_status(kube, namespace, "iris")
+        return st if (st.get("canary") or {}).get("phase") == "RolledBack" else None
+
+    st = wait(rolled_back, 180, "the canary rolled back")
+    assert st["phase"] == "Degraded" and st["rollout"] == "RolledBack v2"
+    assert "version 2 rolled back at step 1/2" in st["message"] and "error rate" in st["message"], st["message"]
+    assert st["canary"]["analysis"]["errors"] > 0
+    wait(lambda: not canary_deployed(kube, namespace, "iris-main-canary"), 60, "the canary's Deployment gone")
+    wait(lambda: not kube.get(path_for("v1", "pods", namespace), labelSelector="modelship.io/track=canary")["items"],
+         60, "the canary's pods gone")
+    assert any(e["reason"] == "CanaryRolledBack" for e in events(kube, namespace, "iris"))
+    load.finish()
+    assert load.failures, "the canary's 500s should have reached some clients"  # what the analysis caught
+    # After the rollback: version 1 answers everything, and stays (the registry still says 2).
+    after = variants_of(host, 80, 100)
+    assert after == Counter({"main": 100})
+    time.sleep(3)
+    st = md_status(kube, namespace, "iris")
+    assert st["canary"]["phase"] == "RolledBack" and {v["name"]: v["version"] for v in st["variants"]} == {"main": 1}
+
+
+def test_a_good_canary_promotes_and_an_operator_killed_mid_way_resumes(kube: KubeApi, namespace: str, operator,
+                                                                       iris_run: str) -> None:
+    model = f"iris-{namespace}"
+    register(kube, namespace, "v1", model, iris_run, "Production")
+    strategy = {**CANARY, "steps": [{"weight": 25, "pauseSeconds": 8}, {"weight": 50, "pauseSeconds": 15},
+                                    {"weight": 75, "pauseSeconds": 8}]}
+    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("iris", model, [
+        {"name": "main", "stage": "Production", "weight": 100, "replicas": 2}], strategy=strategy))
+    wait_healthy(kube, namespace, "iris", main=1)
+    host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
+    load = Load(host, 80)
+    load.start()
+    register(kube, namespace, "v2", model, iris_run, "Production")
+    st = wait(lambda: (s := md_status(kube, namespace, "iris")).get("canary", {}) and
+              s["canary"].get("step", 0) >= 1 and s["canary"].get("stepStartedAt") and s, 120, "the canary's step 2")
+    assert st["rollout"] == "Canary 2/3 v2"
+    step_before = st["canary"]["step"]
+
+    # SIGKILL the operator mid-canary; a new one resumes from status, not from step 1.
+    operator.popen.kill()
+    operator.popen.wait(10)
+    operator.start()
+    wait(lambda: urllib_ok(operator.health_url), 60, "the restarted operator live")
+
+    def progressed() -> dict[str, Any] | None:
+        s = md_status(kube, namespace, "iris")
+        c = s.get("canary")
+        if c is not None:
+            assert c["step"] >= step_before, f"the canary went back to step {c['step']}"
+            assert c["phase"] != "RolledBack", s["message"]
+        return s if s.get("phase") == "Healthy" and c is None else None
+
+    st = wait(progressed, 240, "the canary promoted")
+    assert {v["name"]: v["version"] for v in st["variants"]} == {"main": 2} and st["rollout"] == "Stable"
+    wait(lambda: not canary_deployed(kube, namespace, "iris-main-canary"), 60, "the canary's Deployment gone")
+    time.sleep(2)
+    load.finish()
+    assert load.sent > 50 and load.failures == [], (load.sent, load.failures[:10])
+    reasons = [e["reason"] for e in events(kube, namespace, "iris")]
+    assert "CanaryStarted" in reasons and "CanaryPromoted" in reasons
+
+
+def urllib_ok(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
 @pytest.fixture(autouse=True)
 def _dump_operator_on_failure(request: pytest.FixtureRequest, operator) -> Any:
     yield

@@ -18,6 +18,7 @@ from modelship.api.common import (
     ApiModel,
     Condition,
     EnvVar,
+    FreeObject,
     ResourceRequirements,
     cel,
 )
@@ -105,17 +106,30 @@ class CanaryStep(ApiModel):
 
 
 class Analysis(ApiModel):
-    """When to roll back, from the model servers' own metrics."""
+    """When to roll back, from the canary's own /metrics over each step (Flagger's defaults)."""
 
-    max_error_rate: float = Field(default=0.05, ge=0, le=1, description="Largest share of 5xx responses.")
-    max_p99_latency_ms: float | None = Field(default=None, ge=0, description="Largest p99 latency.")
+    max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Largest share of 5xx prediction answers (0.01: 99 % success)."
+    )
+    max_p99_latency_ms: float | None = Field(
+        default=500, ge=0, description="Largest p99 prediction latency in ms; unset: not checked."
+    )
+    min_requests: int = Field(
+        default=20, ge=0, description="Fewest predictions a step needs to be judged; fewer fail the step."
+    )
 
 
 class Strategy(ApiModel):
     """How a new version rolls out."""
 
-    type: Literal["RollingUpdate", "Canary"] = Field(default="RollingUpdate", description="RollingUpdate or Canary.")
-    steps: list[CanaryStep] | None = Field(default=None, description="Canary steps.", max_length=20)
+    type: Literal["RollingUpdate", "Canary"] = Field(
+        default="RollingUpdate",
+        description="RollingUpdate: the new version replaces the old, pod by pod, each Ready first. Canary: "
+        "the new version takes steps[].weight of the variant's traffic beside the old, analysed at each step.",
+    )
+    steps: list[CanaryStep] | None = Field(
+        default=None, description="Canary steps; default 10 %, 25 %, 50 % for 60 s each.", max_length=20
+    )
     analysis: Analysis | None = Field(default=None, description="Rollback thresholds.")
 
 
@@ -175,6 +189,21 @@ class VariantStatus(ApiModel):
     message: str | None = Field(default=None, description="Why the variant is not serving what it asks for.")
 
 
+class CanaryStatus(ApiModel):
+    """The canary in progress (or the last one rolled back): the whole rollout state."""
+
+    variant: str = Field(description="The variant whose version is changing.")
+    from_version: int = Field(description="The version it served before.")
+    to_version: int = Field(description="The version on trial.")
+    phase: Literal["Progressing", "Promoting", "RolledBack"] = Field(description="Progressing, Promoting or RolledBack.")
+    step: int = Field(description="Index of the step in progress (from 0).")
+    steps: int = Field(description="Number of steps.")
+    step_started_at: str | None = Field(default=None, description="When the step in progress began.")
+    baseline: FreeObject | None = Field(default=None, description="The canary's counters when the step began.")
+    analysis: FreeObject | None = Field(default=None, description="Figures of the last step judged.")
+    message: str | None = Field(default=None, description="What the canary is doing.")
+
+
 class ModelDeploymentStatus(ApiModel):
     """What the operator observed."""
 
@@ -186,6 +215,7 @@ class ModelDeploymentStatus(ApiModel):
     split: str | None = Field(default=None, description="The split that holds, e.g. blue=80 green=20.")
     variants: list[VariantStatus] | None = Field(default=None, description="Per-variant state.")
     url: str | None = Field(default=None, description="In-cluster URL of the model.")
-    rollout: str | None = Field(default=None, description="Rollout state, e.g. Stable or Canary 2/4.")
+    rollout: str | None = Field(default=None, description="Rollout state, e.g. Stable or Canary 2/4 v7.")
+    canary: CanaryStatus | None = Field(default=None, description="The canary's state; the operator resumes from it.")
     ready: str | None = Field(default=None, description="Ready pods over desired, e.g. 2/2.")
     conditions: list[Condition] | None = Field(default=None, description="Ready, Progressing, Degraded, DriftDetected.")

@@ -16,21 +16,25 @@ of the ModelDeployment. It applies only when the plan changed since the last app
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import kopf
 
 from modelship import __version__, kube
 from modelship.api import GROUP, VERSION, ModelDeploymentSpec, kind_by_name
+from modelship.api.modeldeployment import Strategy, Variant
 from modelship.controllers.common import InvalidSpec, accept_spec, register_reconcile, utcnow
 from modelship.controllers.metrics import METRICS
 from modelship.controllers.settings import OperatorConfig
-from modelship.resources import serving
+from modelship.resources import canary, serving
 from modelship.resources.conditions import READY, make_condition, merge_conditions
 from modelship.resources.experiment import Owner
 
 KIND = kind_by_name("ModelDeployment")
+log = logging.getLogger(__name__)
 FOLLOW_INTERVAL = 2.0
 CHILD_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("policy/v1", "PodDisruptionBudget"),
                ("autoscaling/v2", "HorizontalPodAutoscaler"), ("gateway.networking.k8s.io/v1", "HTTPRoute"),
@@ -55,6 +59,7 @@ def index_deployments(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[s
         return {}
     template = (body.get("spec") or {}).get("template") or {}
     slim = {"name": body.metadata.name, "variant": body.metadata.labels.get(serving.LABEL_VARIANT),
+            "track": body.metadata.labels.get(serving.LABEL_TRACK, "stable"),
             "generation": body.metadata.get("generation"),
             "templateVersion": ((template.get("metadata") or {}).get("labels") or {}).get(serving.LABEL_VERSION),
             "status": dict(body.get("status") or {})}
@@ -65,6 +70,8 @@ def index_deployments(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[s
 def _observe(deployments: list[Mapping[str, Any]], pods_of: Any) -> dict[str, serving.ObservedVariant]:
     out: dict[str, serving.ObservedVariant] = {}
     for d in deployments:
+        if d.get("track") == "canary":
+            continue  # the canary is judged by its metrics, not counted as the variant
         st = d.get("status") or {}
         conds = {c.get("type"): c for c in st.get("conditions") or []}
         progressing = conds.get("Progressing") or {}
@@ -82,6 +89,75 @@ def _observe(deployments: list[Mapping[str, Any]], pods_of: Any) -> dict[str, se
             serving_versions=tuple(serving_versions),
             progress_deadline_exceeded=progressing.get("reason") == "ProgressDeadlineExceeded")
     return out
+
+
+def scrape_canary(namespace: str, deployment: str, variant: str, version: int) -> canary.Snapshot | None:
+    """The canary pods' prediction counters, summed; None when a Ready pod cannot be read."""
+    import httpx
+
+    selector = (f"{serving.LABEL_DEPLOYMENT}={serving.label_value(deployment)},{serving.LABEL_VARIANT}={variant},"
+                f"{serving.LABEL_TRACK}=canary,{serving.LABEL_VERSION}={version}")
+    snapshots = []
+    for pod in kube.list_items(kube.core_path(namespace, "pods"), labelSelector=selector):
+        status = pod.get("status") or {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        if not ready or not status.get("podIP") or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        try:
+            resp = httpx.get(f"http://{status['podIP']}:{serving.SERVER_PORT}/metrics", timeout=3.0)
+            resp.raise_for_status()
+        except httpx.HTTPError:
+            return None
+        snapshots.append(canary.parse_metrics(resp.text))
+    return canary.total(snapshots) if snapshots else None
+
+
+def plan_canary(spec: ModelDeploymentSpec, state: Mapping[str, Any] | None, resolved: Mapping[str, serving.Resolved],
+                versions: list[Any], deployments: list[Mapping[str, Any]], namespace: str, name: str,
+                now: datetime) -> tuple[canary.Decision | None, serving.CanaryPlan | None]:
+    """Which variant's canary moves now, and how (at most one at a time)."""
+    strategy = spec.strategy or Strategy()
+    stable = {d["variant"]: d for d in deployments if d.get("track") != "canary"}
+    candidates = {d["variant"]: d for d in deployments if d.get("track") == "canary"}
+    for v in spec.variants:
+        if v.shadow or (state and state.get("variant") != v.name):
+            continue
+        r = resolved[v.name]
+        if r.error or r.version is None:
+            continue
+        sd = stable.get(v.name)
+        template = str((sd or {}).get("templateVersion") or "")
+        serving_version = int(template) if template.isdigit() else None
+        mine = state if state and state.get("variant") == v.name else None
+        cd = candidates.get(v.name)
+        cd_status = (cd or {}).get("status") or {}
+        canary_ready = bool(cd) and int(cd_status.get("readyReplicas") or 0) >= max(1, int(cd_status.get("replicas") or 0))
+        snapshot = None
+        if canary_ready and mine and mine.get("phase") == "Progressing":
+            snapshot = scrape_canary(namespace, name, v.name, int(mine["toVersion"]))
+        elif not mine:
+            snapshot = canary.Snapshot()  # nothing to judge before the first step
+        decision = canary.decide(mine, variant=v.name, serving_version=serving_version, wanted_version=r.version,
+                                 strategy=strategy, now=now, snapshot=snapshot, canary_ready=canary_ready)
+        if decision.action == "none":
+            continue
+        st = decision.state or {}
+        old = serving.resolve_variant(Variant(name=v.name, version=int(st.get("fromVersion") or r.version),
+                                              weight=v.weight), spec.model, versions)
+        if decision.action == "promote":
+            sd_status = (sd or {}).get("status") or {}
+            want = int(sd_status.get("replicas") or 0)
+            done = (serving_version == r.version and want > 0 and int(sd_status.get("updatedReplicas") or 0) == want
+                    and int(sd_status.get("readyReplicas") or 0) == want
+                    and sd_status.get("observedGeneration") == (sd or {}).get("generation"))
+            if done:
+                return (canary.Decision(None, "done", f"canary of {v.name}: version {r.version} promoted"),
+                        None)
+            return decision, serving.CanaryPlan(v.name, stable=r, candidate=r, weight=decision.weight, pods=True)
+        pods = decision.action in ("start", "wait", "advance")
+        held = old if old.version is not None else r
+        return decision, serving.CanaryPlan(v.name, stable=held, candidate=r, weight=decision.weight, pods=pods)
+    return None, None
 
 
 def pod_facts(namespace: str, deployment: str, variant: str, version: str | None) -> tuple[str | None, list[int]]:
@@ -178,7 +254,14 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
         return
 
     ctx = serving.ServingContext(owner, image, config.tracking_url)
-    plan = serving.plan_children(spec, resolved, ctx, existing)
+    old_status = dict(body.get("status") or {})
+    decision, canary_plan = await asyncio.to_thread(
+        plan_canary, spec, old_status.get("canary"), resolved, versions, deployments, namespace, name, now)
+    if decision is not None and decision.event:
+        _event(body, "Warning" if decision.action == "rollback" else "Normal",
+               {"start": "CanaryStarted", "promote": "CanaryPassed", "rollback": "CanaryRolledBack",
+                "done": "CanaryPromoted"}.get(decision.action, "Canary"), decision.event)
+    plan = serving.plan_children(spec, resolved, ctx, existing, canary_plan)
     digest = plan.digest()
     if memo.get("applied") != digest:
         await asyncio.to_thread(apply_children, plan.objects)
@@ -195,8 +278,18 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
 
     observed = await asyncio.to_thread(_observe, deployments, failure_of)
     plans = serving.plan_variants(spec)
-    verdict = serving.decide_phase(spec, plans, resolved, observed)
-    variants = serving.variant_status(spec, plans, resolved, observed)
+    effective = dict(resolved)
+    if canary_plan is not None:
+        effective[canary_plan.variant] = canary_plan.stable  # what it should serve while the canary runs
+    verdict = serving.decide_phase(spec, plans, effective, observed)
+    canary_state = decision.state if decision is not None else None
+    if canary_state is not None:
+        rolled_back = canary_state.get("phase") == "RolledBack"
+        message = str(canary_state.get("message") or "")
+        verdict = serving.Verdict("Degraded" if rolled_back else "Progressing", message, ready=verdict.ready,
+                                  progressing=not rolled_back, degraded=rolled_back,
+                                  reason="CanaryRolledBack" if rolled_back else "Canary")
+    variants = serving.variant_status(spec, plans, effective, observed)
     split_problem = serving.split_message(spec, plans)
     ready_pods = sum(v["readyReplicas"] for v in variants)
     desired = sum(v["replicas"] or 0 for v in variants)
@@ -204,7 +297,9 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
         "phase": verdict.phase, "message": verdict.message, "variants": variants,
         "split": serving.split_summary(variants), "ready": f"{ready_pods}/{desired}",
         "url": f"http://{name}.{namespace}.svc.cluster.local",
-        "rollout": "Stable" if not verdict.progressing else "RollingUpdate",
+        "rollout": canary.rollout_summary(canary_state) if canary_state or decision is not None
+        else ("RollingUpdate" if verdict.progressing else "Stable"),
+        "canary": canary_state,
     }
     def cond(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
         return make_condition(type_, "True" if ok else "False", reason, message, now=now,
@@ -219,6 +314,13 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
              "ReplicasCannotExpressWeights" if split_problem else "Expressible", split_problem or ""),
     ]
     _write_status(patch, body, status, conditions, scratch)
+
+
+def _event(body: Any, type_: str, reason: str, message: str) -> None:
+    try:
+        kopf.event(body, type=type_, reason=reason, message=message)
+    except Exception as exc:  # noqa: BLE001 - an Event is a courtesy; the status says it too
+        log.warning("no Event %s for %s: %s", reason, (body.get("metadata") or {}).get("name"), exc)
 
 
 def _write_status(patch: kopf.Patch, body: kopf.Body, status: dict[str, Any], conditions: list[dict[str, Any]],

@@ -29,6 +29,7 @@ LABEL_VARIANT = "modelship.io/variant"
 LABEL_MODEL = "modelship.io/model"
 LABEL_VERSION = "modelship.io/version"
 LABEL_SERVING = "modelship.io/serving"  # "true" on live variants' pods: the ModelDeployment's Service selects it
+LABEL_TRACK = "modelship.io/track"  # stable, or canary for the new version on trial beside it
 ANNOTATION_MODEL_URI = "modelship.io/model-uri"
 VARIANT_HEADER = "x-modelship-variant"
 SERVER_PORT = 8080
@@ -47,6 +48,11 @@ def label_value(value: str) -> str:
 def variant_name(deployment: str, variant: str) -> str:
     """``<deployment>-<variant>``: the variant's Deployment, Service, PDB and HPA."""
     return shorten(deployment, f"-{variant}")
+
+
+def canary_name(deployment: str, variant: str) -> str:
+    """``<deployment>-<variant>-canary``: the canary's Deployment and Service."""
+    return shorten(deployment, f"-{variant}-canary")
 
 
 # --- versions --------------------------------------------------------------------------------
@@ -186,17 +192,20 @@ def _meta(name: str, owner: Owner, labels: Mapping[str, str]) -> dict[str, Any]:
             "ownerReferences": [owner.reference()]}
 
 
-def _selector(owner: Owner, variant: str) -> dict[str, str]:
-    return {LABEL_DEPLOYMENT: label_value(owner.name), LABEL_VARIANT: variant}
+def _selector(owner: Owner, variant: str, track: str | None = None) -> dict[str, str]:
+    sel = {LABEL_DEPLOYMENT: label_value(owner.name), LABEL_VARIANT: variant}
+    if track:
+        sel[LABEL_TRACK] = track
+    return sel
 
 
 def build_deployment(spec: ModelDeploymentSpec, plan: VariantPlan, resolved: Resolved,
-                     ctx: ServingContext) -> dict[str, Any]:
-    """The variant's Deployment: the model server for the resolved version."""
+                     ctx: ServingContext, *, track: str = "stable", replicas: int | None = None) -> dict[str, Any]:
+    """The variant's Deployment (or its canary's): the model server for the resolved version."""
     variant = next(v for v in spec.variants if v.name == plan.name)
     owner = ctx.owner
     assert resolved.version is not None and resolved.source
-    pod_labels = {**_labels(owner, spec.model, plan.name), LABEL_VERSION: str(resolved.version)}
+    pod_labels = {**_labels(owner, spec.model, plan.name), LABEL_VERSION: str(resolved.version), LABEL_TRACK: track}
     if not plan.shadow:
         pod_labels[LABEL_SERVING] = "true"
     env = [
@@ -232,11 +241,12 @@ def build_deployment(spec: ModelDeploymentSpec, plan: VariantPlan, resolved: Res
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    name = canary_name(owner.name, plan.name) if track == "canary" else variant_name(owner.name, plan.name)
     body: dict[str, Any] = {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": _meta(variant_name(owner.name, plan.name), owner, _labels(owner, spec.model, plan.name)),
+        "metadata": _meta(name, owner, {**_labels(owner, spec.model, plan.name), LABEL_TRACK: track}),
         "spec": {
-            "selector": {"matchLabels": _selector(owner, plan.name)},
+            "selector": {"matchLabels": _selector(owner, plan.name, track)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "revisionHistoryLimit": 3,
             "progressDeadlineSeconds": 600,
@@ -256,7 +266,9 @@ def build_deployment(spec: ModelDeploymentSpec, plan: VariantPlan, resolved: Res
             },
         },
     }
-    if spec.autoscaling is None:
+    if replicas is not None:
+        body["spec"]["replicas"] = replicas
+    elif spec.autoscaling is None:
         body["spec"]["replicas"] = plan.replicas
     return body
 
@@ -267,9 +279,10 @@ def _service(name: str, owner: Owner, labels: Mapping[str, str], selector: Mappi
                      "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]}}
 
 
-def build_variant_service(spec: ModelDeploymentSpec, variant: str, owner: Owner) -> dict[str, Any]:
-    return _service(variant_name(owner.name, variant), owner, _labels(owner, spec.model, variant),
-                    _selector(owner, variant))
+def build_variant_service(spec: ModelDeploymentSpec, variant: str, owner: Owner,
+                          track: str = "stable") -> dict[str, Any]:
+    name = canary_name(owner.name, variant) if track == "canary" else variant_name(owner.name, variant)
+    return _service(name, owner, _labels(owner, spec.model, variant), _selector(owner, variant, track))
 
 
 def build_service(spec: ModelDeploymentSpec, owner: Owner) -> dict[str, Any]:
@@ -312,7 +325,8 @@ def mirror_service_name(owner: Owner, variant: str) -> str:
     return shorten(owner.name, f"-{variant}-mirrored")
 
 
-def build_route(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], owner: Owner) -> list[dict[str, Any]]:
+def build_route(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], owner: Owner,
+                canary: CanaryPlan | None = None) -> list[dict[str, Any]]:
     """The HTTPRoute (and, mirroring the Traefik way, its TraefikServices).
 
     One rule per live variant that a ``x-modelship-variant: <name>`` header pins, then the
@@ -327,11 +341,24 @@ def build_route(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], owner: 
     traefik = shadow is not None and routing.mirror == "TraefikService"
     objects: list[dict[str, Any]] = []
 
-    def target(variant: str, weight: int) -> dict[str, Any]:
+    def one(variant: str, weight: int) -> dict[str, Any]:
         if traefik:
             return _backend(mirror_service_name(owner, variant), weight, group="traefik.io", kind="TraefikService",
                             port=None)
         return _backend(variant_name(owner.name, variant), weight)
+
+    splitting = canary is not None and canary.weight > 0
+
+    def targets(variant: str, weight: int) -> list[dict[str, Any]]:
+        """The variant's backends; during its canary the new version takes its share of the
+        variant's weight (all weights are then in hundredths, to keep the proportions whole)."""
+        if not splitting:
+            return [one(variant, weight)]
+        assert canary is not None
+        if canary.variant != variant:
+            return [one(variant, weight * 100)]
+        return [one(variant, weight * (100 - canary.weight)),
+                _backend(canary_name(owner.name, variant), weight * canary.weight)]
 
     if traefik:
         assert shadow is not None
@@ -345,10 +372,11 @@ def build_route(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], owner: 
     prefix = {"path": {"type": "PathPrefix", "value": "/"}}
     rules: list[dict[str, Any]] = [
         {"matches": [{**prefix, "headers": [{"type": "Exact", "name": VARIANT_HEADER, "value": p.name}]}],
-         "backendRefs": [target(p.name, 1)]}
+         "backendRefs": targets(p.name, 1)}
         for p in live
     ]
-    split: dict[str, Any] = {"matches": [prefix], "backendRefs": [target(p.name, p.weight) for p in live]}
+    split: dict[str, Any] = {"matches": [prefix],
+                             "backendRefs": [ref for p in live for ref in targets(p.name, p.weight)]}
     if shadow is not None and not traefik:
         split["filters"] = [{"type": "RequestMirror", "requestMirror": {
             "backendRef": {"group": "", "kind": "Service", "name": variant_name(owner.name, shadow.name),
@@ -366,6 +394,26 @@ def build_route(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], owner: 
     return objects
 
 
+@dataclass(frozen=True)
+class CanaryPlan:
+    """A variant's canary as the children see it: the version held, the one on trial, the traffic."""
+
+    variant: str
+    stable: Resolved  # what the variant's own Deployment serves meanwhile
+    candidate: Resolved
+    weight: int  # percent of the variant's traffic to the candidate now
+    pods: bool = True  # the candidate's Deployment exists (False once rolled back or promoted)
+
+
+def canary_replicas(stable: int, weight: int) -> int:
+    """Pods of the candidate so that, beside ``stable`` pods, it takes about ``weight`` % (replicas mode)."""
+    if weight <= 0:
+        return 1
+    if weight >= 50:
+        return max(1, stable)
+    return max(1, round(stable * weight / (100 - weight)))
+
+
 @dataclass
 class ChildPlan:
     """Every child the ModelDeployment should have, and the variants held back."""
@@ -378,19 +426,27 @@ class ChildPlan:
 
 
 def plan_children(spec: ModelDeploymentSpec, resolved: Mapping[str, Resolved], ctx: ServingContext,
-                  existing_deployments: set[str]) -> ChildPlan:
+                  existing_deployments: set[str], canary: CanaryPlan | None = None) -> ChildPlan:
     """What to apply. A variant whose version cannot be resolved keeps the Deployment it has
-    (it goes on serving what it served); with none yet, it gets none."""
+    (it goes on serving what it served); with none yet, it gets none. A variant in its
+    canary keeps the old version, and the new one runs beside it on track ``canary``."""
     out = ChildPlan()
     owner = ctx.owner
     plans = plan_variants(spec)
+    mode = spec.routing.mode if spec.routing else "replicas"
     for p in plans:
         r = resolved[p.name]
         name = variant_name(owner.name, p.name)
+        if canary is not None and canary.variant == p.name:
+            r = canary.stable
         if r.error or r.version is None:
             out.held[p.name] = r.error or "unresolved"
         else:
             out.objects.append(build_deployment(spec, p, r, ctx))
+        if canary is not None and canary.variant == p.name and canary.pods:
+            pods = 1 if mode == "gatewayAPI" else canary_replicas(p.replicas, canary.weight)
+            out.objects.append(build_deployment(spec, p, canary.candidate, ctx, track="canary", replicas=pods))
+            out.objects.append(build_variant_service(spec, p.name, owner, track="canary"))
         if r.version is not None or name in existing_deployments:
             out.objects.append(build_variant_service(spec, p.name, owner))
             out.objects.append(build_pdb(spec, p.name, owner))
@@ -398,7 +454,7 @@ def plan_children(spec: ModelDeploymentSpec, resolved: Mapping[str, Resolved], c
                 out.objects.append(build_hpa(spec, p.name, owner))
     out.objects.append(build_service(spec, owner))
     if spec.routing is not None and spec.routing.mode == "gatewayAPI":
-        out.objects += build_route(spec, plans, owner)
+        out.objects += build_route(spec, plans, owner, canary if canary is not None and canary.pods else None)
     return out
 
 

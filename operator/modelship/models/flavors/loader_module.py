@@ -2,13 +2,15 @@
 
 MLflow's contract: ``importlib.import_module(loader_module)._load_pyfunc(data_path)``
 returns an object with ``predict(data[, params])``; ``data_path`` is the flavor's ``data``
-entry under the model directory, or the directory itself.
+entry under the model directory, or the directory itself. A ``code`` entry names a
+directory of the model put on ``sys.path`` first, so the loader module may ship with it.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from typing import Any
 
 from modelship.models.enforce import ModelInput
@@ -21,6 +23,10 @@ class LoaderModuleRuntime(ModelRuntime):
 
     def load(self) -> None:
         conf = self.mlmodel.flavors[PYFUNC]
+        if conf.get("code"):
+            code_dir = str(self.model_dir / conf["code"])
+            if code_dir not in sys.path:
+                sys.path.insert(0, code_dir)
         module = importlib.import_module(conf["loader_module"])
         data_path = self.model_dir / conf["data"] if conf.get("data") else self.model_dir
         self.impl = module._load_pyfunc(str(data_path))
