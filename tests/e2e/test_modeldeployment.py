@@ -300,6 +300,13 @@ def test_bad_input_is_a_condition_that_names_the_field_and_the_fix(kube: KubeApi
     st = wait(lambda: (s := md_status(kube, namespace, "alias")).get("phase") == "Degraded" and s, 60, "Degraded")
     assert "alias 'champion'" in st["message"] and "spec.variants[main].alias" in st["message"]
 
+    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("nogateway", model, [
+        {"name": "main", "version": 1, "weight": 100}],
+        routing={"mode": "gatewayAPI", "gateway": {"name": "no-such-gateway"}}))
+    st = wait(lambda: (s := md_status(kube, namespace, "nogateway")).get("phase") == "Degraded" and s, 60, "Degraded")
+    assert f"Gateway {namespace}/no-such-gateway, which does not exist" in st["message"]
+    assert "spec.routing.gateway" in st["message"]
+
     # Refused by the API server itself (CEL), before the operator sees it.
     for variants, message in (
         ([{"name": "a", "version": 1, "weight": 60}, {"name": "b", "version": 1, "weight": 30}], "sum to 100"),

@@ -160,6 +160,31 @@ def plan_canary(spec: ModelDeploymentSpec, state: Mapping[str, Any] | None, reso
     return None, None
 
 
+GATEWAY_CHECK_SECONDS = 15.0
+
+
+def gateway_problem(spec: ModelDeploymentSpec, namespace: str) -> str | None:
+    """Why the HTTPRoute cannot work: no Gateway API in the cluster, or no such Gateway."""
+    assert spec.routing is not None and spec.routing.gateway is not None
+    gw = spec.routing.gateway
+    gw_namespace = gw.namespace or namespace
+    try:
+        kube.get(kube.object_path("gateway.networking.k8s.io/v1", "gateways", gw_namespace, gw.name))
+    except kube.KubeError as exc:
+        if exc.status != 404:
+            raise
+        try:
+            kube.get("/apis/gateway.networking.k8s.io/v1")
+        except kube.KubeError as inner:
+            if inner.status == 404:
+                return ("the cluster has no Gateway API (gateway.networking.k8s.io/v1 is not served): install "
+                        "its CRDs and an implementation, or set spec.routing.mode to replicas")
+            raise
+        return (f"spec.routing.gateway names Gateway {gw_namespace}/{gw.name}, which does not exist: create it "
+                f"or name one that does (kubectl get gateways -A)")
+    return None
+
+
 def pod_facts(namespace: str, deployment: str, variant: str, version: str | None) -> tuple[str | None, list[int]]:
     """The model server's own words when pods of the current version keep failing, and the
     versions its Ready pods serve meanwhile."""
@@ -262,6 +287,15 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
                {"start": "CanaryStarted", "promote": "CanaryPassed", "rollback": "CanaryRolledBack",
                 "done": "CanaryPromoted"}.get(decision.action, "Canary"), decision.event)
     plan = serving.plan_children(spec, resolved, ctx, existing, canary_plan)
+    route_problem = None
+    if spec.routing is not None and spec.routing.mode == "gatewayAPI":
+        checked = memo.get("gateway_checked")
+        if checked is None or checked[0] + GATEWAY_CHECK_SECONDS < now.timestamp():
+            checked = (now.timestamp(), await asyncio.to_thread(gateway_problem, spec, namespace))
+            memo["gateway_checked"] = checked
+        route_problem = checked[1]
+        if route_problem and "no Gateway API" in route_problem:
+            plan.objects = [o for o in plan.objects if o["kind"] not in ("HTTPRoute", "TraefikService")]
     digest = plan.digest()
     if memo.get("applied") != digest:
         await asyncio.to_thread(apply_children, plan.objects)
@@ -289,6 +323,9 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
         verdict = serving.Verdict("Degraded" if rolled_back else "Progressing", message, ready=verdict.ready,
                                   progressing=not rolled_back, degraded=rolled_back,
                                   reason="CanaryRolledBack" if rolled_back else "Canary")
+    if route_problem:
+        verdict = serving.Verdict("Degraded", route_problem, ready=False, progressing=verdict.progressing,
+                                  degraded=True, reason="GatewayNotFound")
     variants = serving.variant_status(spec, plans, effective, observed)
     split_problem = serving.split_message(spec, plans)
     ready_pods = sum(v["readyReplicas"] for v in variants)
