@@ -1,14 +1,19 @@
-"""The lifecycle demo on the local control plane: train → register → promote → serve.
+"""The lifecycle demo on the local control plane: train → register → promote → serve → promote.
 
-1. starts the test bed (a real kube-apiserver, controller-manager, scheduler and etcd,
-   and a node agent that runs pods as processes), installs the CRDs with kubectl;
+1. starts the test bed (a real kube-apiserver, controller-manager, scheduler, etcd and
+   kube-proxy, a node agent that runs pods as processes, CoreDNS and a Traefik Gateway),
+   installs the CRDs with kubectl;
 2. starts Modelship's tracking server and the operator;
 3. applies the iris Experiment (manifests/examples/iris): a TPE search of 6 trials, 2 at
    a time; each trial is a Job whose trainer logs with the plain mlflow client through
    its tracking sidecar;
 4. waits for the search to finish and for the best run's ModelVersion to get a number;
-5. promotes it to Production with `modelship promote`, as a user without git would;
-6. serves the registered model with `modelship serve` and asks it for predictions.
+5. promotes it to Production with `modelship promote`, as a user without git would, and
+   registers the runner-up trial as a second version with the alias ``challenger``;
+6. applies a ModelDeployment: ``champion`` follows Production at 90 %, ``challenger``
+   follows the alias at 10 %, through the bed's Gateway; counts who answers 200 requests;
+7. promotes the challenger to Production while requests flow: the champion variant rolls
+   to it by itself, and no request fails; prints predictions through the Service.
 
 ``--keep`` leaves everything running until Ctrl-C and prints how to reach it.
 """
@@ -22,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -113,21 +119,43 @@ def main() -> int:
                         "--wait", "120"], env=env, check=True)
         print(kubectl("get", "modelversions", "-o", "wide"))
 
-        step("serving the model and asking it for predictions")
-        serve_port = free_port()
-        source = mv["spec"]["source"]
-        procs.append(Process("model-server", [MODELSHIP, "serve", "--model-uri", source, "--host", "127.0.0.1",
-                                              "--port", str(serve_port)], state / "logs",
-                             env={**env, "MLFLOW_TRACKING_URI": tracking_url}).start())
-        wait_for(lambda: _http_ok(f"http://127.0.0.1:{serve_port}/ping"), 180, "the model server", interval=1,
-                 processes=procs)
+        champion = int(mv["status"]["version"])
+        step("registering the runner-up trial as the challenger")
+        challenger = _register_challenger(exp, mv, kubectl, get, procs, state)
+        print(kubectl("get", "modelversions", "-o", "wide"))
+
+        step(f"serving: champion (Production, v{champion}) 90 %, challenger (alias, v{challenger}) 10 %")
+        gateway = json.loads((bed.state_dir / "bed.json").read_text())["gateway"]
+        deployment = state / "iris-deployment.yaml"
+        deployment.write_text(yaml.safe_dump(_iris_deployment(gateway)))
+        print(kubectl("apply", "-f", str(deployment)))
+        _watch_deployment(get, kubectl, {"champion": champion, "challenger": challenger}, procs)
+        print(kubectl("get", "modeldeployment", "iris"))
+        target = (gateway["address"], int(gateway["port"]), {"Host": DEMO_HOST})
+        wait_for(lambda: len(_answers(*target, n=20)) == 2, 90, "both variants answering through the Gateway",
+                 interval=1, processes=procs)
+        print(f"200 predictions through the Gateway {gateway['address']}: {_answers(*target, n=200)}")
+
+        step(f"promoting the challenger (v{challenger}) to Production while requests flow")
+        load = _Load(*target)
+        load.start()
+        subprocess.run([MODELSHIP, "promote", "iris", str(challenger), "--to", "Production", "--wait", "120"],
+                       env=env, check=True)
+        _watch_deployment(get, kubectl, {"champion": challenger, "challenger": challenger}, procs)
+        time.sleep(3)
+        load.finish()
+        print(f"during the promotion: {load.sent} predictions, {len(load.failures)} failed"
+              + (f": {load.failures[:5]}" if load.failures else ""))
+        print(kubectl("get", "modeldeployment", "iris", "-o", "wide"))
+        service = get("service", "iris")["spec"]["clusterIP"]
         rows = {"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)",
                                                 "petal width (cm)"],
                                     "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}}
-        req = urllib.request.Request(f"http://127.0.0.1:{serve_port}/invocations", json.dumps(rows).encode(),
+        req = urllib.request.Request(f"http://{service}/invocations", json.dumps(rows).encode(),
                                      {"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as resp:
-            print(f"model {source} predicts {json.load(resp)} for {rows['dataframe_split']['data']}")
+            print(f"the Service iris ({service}) predicts {json.load(resp)} for {rows['dataframe_split']['data']} "
+                  f"(answered by {resp.headers.get('x-modelship-variant')})")
 
         if args.keep:
             print(f"\nrunning; export KUBECONFIG={bed.kubeconfig} PATH={bin_dir}:$PATH  (Ctrl-C stops everything)")
@@ -142,6 +170,117 @@ def main() -> int:
             p.stop()
         bed.stop()
     return 0
+
+
+DEMO_HOST = "iris.demo.test"
+
+
+def _register_challenger(exp: dict[str, Any], best: dict[str, Any], kubectl: Callable[..., str],
+                         get: Callable[[str, str], dict[str, Any]], procs: list[Process], state: Path) -> int:
+    """The runner-up trial's run as a second version of the model, with the alias ``challenger``."""
+    best_run = best["spec"]["source"].split("/")[1]
+    artifact = best["spec"]["source"].split("/", 2)[2]
+    goal = exp["spec"]["search"]["objective"].get("goal", "maximize")
+    done = [t for t in exp["status"].get("trials") or []
+            if t.get("phase") == "Succeeded" and t.get("runId") and t.get("objective") is not None
+            and t["runId"] != best_run]
+    if not done:
+        raise SystemExit("the experiment has no second finished trial to be the challenger")
+    runner_up = sorted(done, key=lambda t: t["objective"], reverse=goal == "maximize")[0]
+    manifest = state / "iris-challenger.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "apiVersion": "modelship.io/v1alpha1", "kind": "ModelVersion",
+        "metadata": {"name": "iris-challenger", "namespace": "default"},
+        "spec": {"model": best["spec"]["model"], "source": f"runs:/{runner_up['runId']}/{artifact}",
+                 "aliases": ["challenger"], "description": f"trial {runner_up['number']}, the runner-up"}}))
+    print(kubectl("apply", "-f", str(manifest)))
+    mv = wait_for(lambda: (m := get("modelversion", "iris-challenger")).get("status", {}).get("version") and m, 120,
+                  "the challenger's version number", interval=1, processes=procs)
+    print(f"challenger: trial {runner_up['number']} objective={runner_up['objective']:.4f}")
+    return int(mv["status"]["version"])
+
+
+def _iris_deployment(gateway: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "modelship.io/v1alpha1", "kind": "ModelDeployment",
+            "metadata": {"name": "iris", "namespace": "default"},
+            "spec": {"model": "iris", "image": IMAGE,
+                     "variants": [{"name": "champion", "stage": "Production", "weight": 90},
+                                  {"name": "challenger", "alias": "challenger", "weight": 10}],
+                     "routing": {"mode": "gatewayAPI", "hostnames": [DEMO_HOST],
+                                 "gateway": {"name": gateway["name"], "namespace": gateway["namespace"]},
+                                 "mirror": "TraefikService"}}}
+
+
+def _watch_deployment(get: Callable[[str, str], dict[str, Any]], kubectl: Callable[..., str], versions: dict[str, int],
+                      procs: list[Process], timeout: float = 300) -> None:
+    deadline, last = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        for p in procs:
+            if not p.alive():
+                raise SystemExit(f"{p.name} exited:\n{p.tail()}")
+        st = get("modeldeployment", "iris").get("status") or {}
+        served = {v["name"]: v.get("version") for v in st.get("variants") or []}
+        summary = f"phase={st.get('phase')} split={st.get('split')} versions={served} pods={st.get('ready')}"
+        if summary != last:
+            print(f"  {time.strftime('%H:%M:%S')} {summary}", flush=True)
+            last = summary
+        if st.get("phase") == "Healthy" and served == versions:
+            return
+        time.sleep(1)
+    raise SystemExit(f"the ModelDeployment did not become Healthy with {versions}: {st.get('message')}")
+
+
+def _predict(host: str, port: int, headers: dict[str, str]) -> tuple[int, str]:
+    import http.client
+
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        body = json.dumps({"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)",
+                                                           "petal length (cm)", "petal width (cm)"],
+                                               "data": [[5.9, 3.0, 5.1, 1.8]]}})
+        conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json", **headers})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, resp.getheader("x-modelship-variant") or ""
+    finally:
+        conn.close()
+
+
+def _answers(host: str, port: int, headers: dict[str, str], n: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _ in range(n):
+        try:
+            status, variant = _predict(host, port, headers)
+        except OSError:
+            continue
+        if status == 200:
+            counts[variant] = counts.get(variant, 0) + 1
+    return counts
+
+
+class _Load(threading.Thread):
+    """Predictions while the promotion rolls: bounded in count and time, every failure kept."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.target = (host, port, headers)
+        self.stop = threading.Event()
+        self.sent, self.failures = 0, []  # type: ignore[var-annotated]
+        self.deadline = time.monotonic() + 300
+
+    def run(self) -> None:
+        while not self.stop.is_set() and self.sent < 20000 and time.monotonic() < self.deadline:
+            self.sent += 1
+            try:
+                status, _ = _predict(*self.target)
+                if status != 200:
+                    self.failures.append(status)
+            except OSError as exc:
+                self.failures.append(repr(exc))
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.join(30)
 
 
 def _iris_repo(root: Path) -> str:

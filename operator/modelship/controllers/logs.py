@@ -71,3 +71,14 @@ def configure_logging(log_format: LogFormat, *, verbose: bool) -> None:
     # which would log a request line and a probe success every time the kubelet asks.
     for noisy in ("urllib3", "kubernetes", "aiohttp.access", "kopf.activities.probe"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if not verbose:
+        # A ModelDeployment's follow timer succeeds every 2 s; kopf would say so each time.
+        logging.getLogger("kopf.objects").addFilter(_QuietTimers())
+
+
+class _QuietTimers(logging.Filter):
+    """Drop kopf's per-run success line of timers; their failures and everything else pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (record.levelno <= logging.INFO and message.startswith("Timer ") and message.endswith(" succeeded."))

@@ -115,8 +115,10 @@ def scrape_canary(namespace: str, deployment: str, variant: str, version: int) -
 def plan_canary(spec: ModelDeploymentSpec, state: Mapping[str, Any] | None, resolved: Mapping[str, serving.Resolved],
                 versions: list[Any], deployments: list[Mapping[str, Any]], namespace: str, name: str,
                 now: datetime) -> tuple[canary.Decision | None, serving.CanaryPlan | None]:
-    """Which variant's canary moves now, and how (at most one at a time)."""
+    """Which variant's canary moves now, and how (at most one at a time). None without ``strategy.type: Canary``."""
     strategy = spec.strategy or Strategy()
+    if strategy.type != "Canary":
+        return None, None
     stable = {d["variant"]: d for d in deployments if d.get("track") != "canary"}
     candidates = {d["variant"]: d for d in deployments if d.get("track") == "canary"}
     for v in spec.variants:

@@ -155,6 +155,14 @@ def _overlay(obj: dict[str, Any], own: Own | None) -> dict[str, Any]:
     return {**obj, "status": status}
 
 
+def _gains(patch: dict[str, Any], original: dict[str, Any]) -> bool:
+    """Whether a status patch gives its version a stage or an alias it did not hold."""
+    old = original.get("status") or {}
+    if patch.get("stage") in ("Staging", "Production") and old.get("stage") != patch.get("stage"):
+        return True
+    return bool(set(patch.get("aliases") or []) - set(old.get("aliases") or []))
+
+
 def sync_model(namespace: str, model: str, *, now: Callable[[], datetime], own: Own | None = None,
                before_write: Callable[[list[reg.VersionDecision], dict[str, dict[str, Any]], dict[str, dict[str, Any]]], None]
                | None = None,
@@ -177,7 +185,10 @@ def sync_model(namespace: str, model: str, *, now: Callable[[], datetime], own: 
                 before_write(decisions, objects, originals)
             created: list[str] = []
             try:
-                for d in decisions:
+                # Gains before losses: a reader (a ModelDeployment following Production) then
+                # sees the new holder of a stage or alias before the old one lets go, never
+                # a moment with no holder.
+                for d in sorted(decisions, key=lambda d: not _gains(d.status_patch, originals[d.uid])):
                     patch = dict(d.status_patch)
                     if own is not None and d.uid == own.uid:
                         original = originals[d.uid].get("status") or {}
