@@ -22,6 +22,7 @@ run_stage unit tests/unit -q
 echo "=== lint"
 .venv/bin/ruff check operator tests scripts benchmarks
 .venv/bin/mypy
+(cd operator && ../.venv/bin/lint-imports --config ../pyproject.toml)
 if [ -d tests/integration ]; then run_stage integration tests/integration -q; fi
 run_stage e2e tests/e2e -q
 # After the session no namespace, link, route or nftables table of a bed may remain.

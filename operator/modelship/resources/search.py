@@ -32,7 +32,6 @@ from modelship.api.experiment import ParameterSpace, SearchSpec
 
 Scalar = str | int | float | bool
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 # Phases of a trial as the status shows them; optuna's states for each.
 PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED = "Pending", "Running", "Succeeded", "Failed", "Stopped"

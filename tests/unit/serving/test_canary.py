@@ -61,8 +61,11 @@ def test_evaluate(delta: Snapshot, passed: bool, why: str) -> None:
     assert why in "; ".join(result.failures)
 
 
+NOTHING = Snapshot()
+
+
 def tick(state: dict[str, Any] | None, *, at: float = 0, serving: int | None = 1, wanted: int = 2,
-         snapshot: Snapshot | None = Snapshot(), ready: bool = True) -> canary.Decision:
+         snapshot: Snapshot | None = NOTHING, ready: bool = True) -> canary.Decision:
     return canary.decide(state, variant="main", serving_version=serving, wanted_version=wanted, strategy=STRATEGY,
                          now=T0 + timedelta(seconds=at), snapshot=snapshot, canary_ready=ready)
 
