@@ -46,14 +46,23 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
-import yaml  # noqa: E402
-from tests.cluster.bed import Bed  # noqa: E402
-from tests.cluster.kubeapi import KubeApi, path_for  # noqa: E402
-from tests.cluster.processes import Process, wait_for  # noqa: E402
-from tests.e2e.test_modeldeployment import (  # noqa: E402
-    API, ROWS, _invocations, md_status, model_deployment, predict, ready_pods, register, wait_healthy)
-from tests.e2e.test_registry import upload  # noqa: E402
-from tests.local_servers import free_port  # noqa: E402
+import yaml
+from tests.cluster.bed import Bed
+from tests.cluster.kubeapi import KubeApi, path_for
+from tests.cluster.processes import Process, wait_for
+from tests.e2e.test_modeldeployment import (
+    API,
+    ROWS,
+    _invocations,
+    md_status,
+    model_deployment,
+    predict,
+    ready_pods,
+    register,
+    wait_healthy,
+)
+from tests.e2e.test_registry import upload
+from tests.local_servers import free_port
 
 MODELSHIP = str(Path(sys.executable).with_name("modelship"))
 RESULTS = HERE / "cluster-results.json"
@@ -61,6 +70,9 @@ README = HERE / "README.md"
 BEGIN, END = "<!-- cluster.py results: begin -->", "<!-- cluster.py results: end -->"
 NAMESPACE, NAME, MODEL, VARIANT = "bench", "iris", "iris-bench", "main"
 PATHS = ("pod", "service", "gateway")
+# Stated, though it is the default: a promotion is a rolling update here. A canary (status.canary)
+# is recorded and printed if the operator runs one anyway.
+STRATEGY = {"type": "RollingUpdate"}
 STEPS = ("cli_done", "modelversion_stage", "deployment_template", "status_version", "pod_ready", "first_answer",
          "rollout_done")
 
@@ -237,6 +249,7 @@ def promote(api: KubeApi, env: dict[str, str], service_ip: str, number: int, mv_
     cli = subprocess.Popen([MODELSHIP, "promote", MODEL, new, "--to", "Production", "-n", NAMESPACE], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     marks: dict[str, float] = {}
+    canary_phases: dict[str, float] = {}  # status.canary.phase of this version, first seen at
 
     def mark(key: str, ok: bool) -> None:
         if ok and key not in marks:
@@ -261,8 +274,15 @@ def promote(api: KubeApi, env: dict[str, str], service_ip: str, number: int, mv_
             mark("pod_ready", any(p["metadata"]["labels"].get("modelship.io/version") == new for p in ready))
             if poller.first_new is not None:
                 marks.setdefault("first_answer", poller.first_new)
-            mark("rollout_done", st.get("phase") == "Healthy" and served.get(VARIANT) == number and all(
-                p["metadata"]["labels"].get("modelship.io/version") == new for p in all_pods))
+            can = st.get("canary") or {}
+            if str(can.get("toVersion")) == new and can.get("phase"):
+                canary_phases.setdefault(can["phase"], round(time.monotonic() - t0, 2))
+                if can["phase"] == "RolledBack":
+                    raise RuntimeError(f"the operator ran a canary for version {number} and rolled it back: "
+                                       f"{can.get('message')}")
+            mark("rollout_done", st.get("phase") == "Healthy" and served.get(VARIANT) == number and not any(
+                p["metadata"]["labels"].get("modelship.io/version") != new or p["metadata"]["labels"].get(
+                    "modelship.io/track") == "canary" for p in all_pods))
             if all(k in marks for k in STEPS) and poller.new_in_a_row >= 20:
                 break
             time.sleep(0.1)
@@ -276,7 +296,7 @@ def promote(api: KubeApi, env: dict[str, str], service_ip: str, number: int, mv_
             cli.wait()
     return {"version": number, **{k: round(marks[k], 2) for k in STEPS},
             "last_old_answer": round(poller.last_old, 2) if poller.last_old is not None else None,
-            "polls": poller.sent, "failures": poller.failures}
+            "polls": poller.sent, "failures": poller.failures, "canary_phases": canary_phases}
 
 
 # --- output --------------------------------------------------------------------------------------
@@ -292,10 +312,10 @@ def markdown(res: dict[str, Any]) -> str:
     load_end = " / ".join(f"{x:.2f}" for x in res["load_end"])
     lines = [
         BEGIN,
-        f"{res['date']}, `cluster.py --seconds {a['seconds']} --connections {a['connections']} "
-        f"--rounds {a['rounds']} --promotions {a['promotions']}`, {res['cpus']} cores, load average "
-        f"(1/5/15 min) {load} at the start, {load_end} at the end; Traefik {res['traefik']}, "
-        f"Kubernetes {res['kubernetes']}. Medians over the rounds:",
+        (f"{res['date']}, `cluster.py --seconds {a['seconds']} --connections {a['connections']} "
+         f"--rounds {a['rounds']} --promotions {a['promotions']}`, {res['cpus']} cores, load average "
+         f"(1/5/15 min) {load} at the start, {load_end} at the end; Traefik {res['traefik']}, "
+         f"Kubernetes {res['kubernetes']}. Medians over the rounds:"),
         "",
         "| path | req/s | p50 | p99 | non-2xx | socket errors | requests counted by the pod |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -309,13 +329,18 @@ def markdown(res: dict[str, Any]) -> str:
               + ".", ""]
     promo = res["promotion"]
     if promo["runs"]:
-        lines += [f"Promotion (`modelship promote` to the first answer of the new version through the Service), "
-                  f"seconds after the CLI started, median of {len(promo['runs'])}:", "",
+        lines += [(f"Promotion (`modelship promote` to the first answer of the new version through the Service), "
+                   f"seconds after the CLI started, median of {len(promo['runs'])}:"), "",
                   "| " + " | ".join(STEPS) + " |", "| " + " | ".join("---" for _ in STEPS) + " |",
                   "| " + " | ".join(f"{promo['median'][k]:.1f}" for k in STEPS) + " |", "",
                   "Each run: " + "; ".join(f"v{r['version']} {r['first_answer']:.1f} s" for r in promo["runs"])
                   + f". Failed `/version` polls while promoting: {sum(len(r['failures']) for r in promo['runs'])}.",
                   ""]
+        canaries = [r for r in promo["runs"] if r["canary_phases"]]
+        if canaries:
+            lines += [f"The operator ran a canary in {len(canaries)} of {len(promo['runs'])} promotions although "
+                      f"`strategy.type` is RollingUpdate (status.canary phases, s: "
+                      + "; ".join(f"v{r['version']} {r['canary_phases']}" for r in canaries) + ").", ""]
     lines.append(END)
     return "\n".join(lines)
 
@@ -381,7 +406,7 @@ def main() -> int:
         api.create(path_for(API, "modeldeployments", NAMESPACE), model_deployment(NAME, MODEL, [
             {"name": VARIANT, "stage": "Production", "weight": 100, "replicas": 1}],
             routing={"mode": "gatewayAPI", "gateway": {"name": gw["name"], "namespace": gw["namespace"]},
-                     "hostnames": [hostname]}))
+                     "hostnames": [hostname]}, strategy=STRATEGY))
         wait_healthy(api, NAMESPACE, NAME, **{VARIANT: 1})
         (pod,) = ready_pods(api, NAMESPACE, f"modelship.io/variant={VARIANT}")
         pod_ip = pod["status"]["podIP"]
@@ -426,6 +451,9 @@ def main() -> int:
             print("  " + "  ".join(f"{k} {r[k]:.1f}s" for k in STEPS) +
                   f"  (last answer of the old version {r['last_old_answer']}s; {r['polls']} polls, "
                   f"{len(r['failures'])} failed {r['failures'][:5]})", flush=True)
+            if r["canary_phases"]:
+                print(f"  WARNING: the operator ran a canary (strategy.type RollingUpdate): status.canary.phase "
+                      f"first seen at {r['canary_phases']} s", flush=True)
         median = {k: statistics.median(r[k] for r in runs) for k in STEPS} if runs else {}
         if runs:
             print("median  " + "  ".join(f"{k} {median[k]:.1f}s" for k in STEPS))

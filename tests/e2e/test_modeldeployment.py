@@ -17,6 +17,9 @@ from tests.conftest import wait
 from tests.e2e.test_network import binomial_bounds
 from tests.e2e.test_registry import mv, upload
 
+from modelship.api import ModelDeploymentSpec
+from modelship.resources import serving
+from modelship.resources.experiment import Owner
 from modelship.tracking.client import TrackingClient
 
 API = "modelship.io/v1alpha1"
@@ -198,6 +201,13 @@ def test_gateway_mode_weights_pins_edits_and_a_shadow(kube: KubeApi, namespace: 
     assert st["split"] == "blue=80 green=20 cand=shadow"
     route = kube.get(path_for("gateway.networking.k8s.io/v1", "httproutes", namespace, "iris"))
     assert route["spec"]["rules"][-1]["backendRefs"][0]["group"] == "traefik.io"
+    # What the API server stores is exactly what the operator wrote: no defaulted field, so
+    # nothing drifts under Argo CD.
+    md = kube.get(path_for(API, "modeldeployments", namespace, "iris"))
+    want = serving.build_route(ModelDeploymentSpec.model_validate(md["spec"]),
+                               serving.plan_variants(ModelDeploymentSpec.model_validate(md["spec"])),
+                               Owner("iris", namespace, md["metadata"]["uid"], kind="ModelDeployment"))
+    assert route["spec"] == next(o for o in want if o["kind"] == "HTTPRoute")["spec"]
     gw, port, host = info["address"], int(info["port"]), {"Host": hostname}
     wait(lambda: _answers(gw, port, host) == {"blue", "green"}, 90, "the route answering from both variants")
 

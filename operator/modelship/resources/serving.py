@@ -206,7 +206,10 @@ def build_deployment(spec: ModelDeploymentSpec, plan: VariantPlan, resolved: Res
     owner = ctx.owner
     assert resolved.version is not None and resolved.source
     pod_labels = {**_labels(owner, spec.model, plan.name), LABEL_VERSION: str(resolved.version), LABEL_TRACK: track}
-    if not plan.shadow:
+    mode = spec.routing.mode if spec.routing else "replicas"
+    # Behind the ModelDeployment's own Service: live variants, and a canary only in replicas
+    # mode (where its share is its pods'); with a Gateway, the route's weights are its share.
+    if not plan.shadow and (track == "stable" or mode == "replicas"):
         pod_labels[LABEL_SERVING] = "true"
     env = [
         {"name": "MLFLOW_TRACKING_URI", "value": ctx.tracking_url},

@@ -253,3 +253,31 @@ def test_effective_weights_follow_ready_pods_in_replicas_mode() -> None:
     variants = serving.variant_status(s, plans, resolved_all(s), {"a": obs(3, 3, 1), "b": obs(1, 1, 2)})
     assert [(v["name"], v["effectiveWeight"]) for v in variants] == [("a", 75), ("b", 25)]
     assert serving.split_summary(variants) == "a=75 b=25"
+
+
+@pytest.mark.parametrize(("routing", "behind_service"), [(None, True), (GATEWAY, False)])
+def test_a_canary_is_behind_the_main_service_only_in_replicas_mode(routing: dict[str, Any] | None,
+                                                                    behind_service: bool) -> None:
+    fields: dict[str, Any] = {"variants": [{"name": "main", "stage": "Production", "weight": 100, "replicas": 3}]}
+    if routing:
+        fields["routing"] = routing
+    s = spec(**fields)
+    r = resolved_all(s)["main"]
+    old = serving.Resolved("main", version=1, model_version="v1", source="runs:/v1/model")
+    plan = serving.plan_children(s, {"main": r}, CTX, {"iris-main"},
+                                 serving.CanaryPlan("main", stable=old, candidate=r, weight=25))
+    deps = {o["metadata"]["name"]: o for o in plan.objects if o["kind"] == "Deployment"}
+    stable, cand = deps["iris-main"], deps["iris-main-canary"]
+    assert stable["spec"]["template"]["metadata"]["labels"][serving.LABEL_VERSION] == "1"  # held
+    assert cand["spec"]["template"]["metadata"]["labels"][serving.LABEL_VERSION] == "2"
+    assert stable["spec"]["selector"]["matchLabels"][serving.LABEL_TRACK] == "stable"
+    assert cand["spec"]["selector"]["matchLabels"][serving.LABEL_TRACK] == "canary"  # never each other's pods
+    labels = cand["spec"]["template"]["metadata"]["labels"]
+    assert (labels.get(serving.LABEL_SERVING) == "true") is behind_service
+    if routing:
+        assert cand["spec"]["replicas"] == 1
+        route = next(o for o in plan.objects if o["kind"] == "HTTPRoute")
+        assert [(b["name"], b["weight"]) for b in route["spec"]["rules"][-1]["backendRefs"]] == [
+            ("iris-main", 7500), ("iris-main-canary", 2500)]
+    else:
+        assert cand["spec"]["replicas"] == 1  # 3 stable + 1 canary: 25 %
