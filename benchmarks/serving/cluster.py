@@ -54,6 +54,7 @@ from tests.e2e.test_modeldeployment import (
     API,
     ROWS,
     _invocations,
+    log_iris_model,
     md_status,
     model_deployment,
     predict,
@@ -61,7 +62,6 @@ from tests.e2e.test_modeldeployment import (
     register,
     wait_healthy,
 )
-from tests.e2e.test_registry import upload
 from tests.local_servers import free_port
 
 MODELSHIP = str(Path(sys.executable).with_name("modelship"))
@@ -128,27 +128,6 @@ def start_operator(bed: Bed, tracking_url: str, state: Path) -> Process:
     wait_for(lambda: http_ok("127.0.0.1", health, "/healthz"), 60, "operator liveness", interval=0.5,
              processes=[proc])
     return proc
-
-
-def log_iris_model(tracking_url: str, work: Path) -> str:
-    """A run with the iris LogisticRegression at ``model``, as the e2e ``iris_run`` fixture logs it."""
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    from modelship.models.save import save_model
-    from modelship.tracking.client import TrackingClient
-
-    X, y = load_iris(return_X_y=True, as_frame=True)
-    local = work / "model"
-    save_model(local, LogisticRegression(max_iter=300).fit(X, y), input_example=X.head(2))
-    with TrackingClient(tracking_url) as client:
-        run_id = client.create_run(client.get_or_create_experiment("cluster-bench"))
-        root = client.get_run(run_id)["info"]["artifact_uri"]
-        for f in local.rglob("*"):
-            if f.is_file():
-                upload(tracking_url, f"{root}/model/{f.relative_to(local)}", f.read_bytes())
-        client.set_terminated(run_id)
-    return run_id
 
 
 # --- steady state --------------------------------------------------------------------------------
@@ -392,7 +371,7 @@ def main() -> int:
         tracking, tracking_url = start_tracking(bed, state / "tracking")
         procs.append(tracking)
         procs.append(start_operator(bed, tracking_url, state / "operator"))
-        run_id = log_iris_model(tracking_url, state)
+        run_id = log_iris_model(tracking_url, state, "cluster-bench")
 
         step(f"a ModelDeployment of {MODEL}: one variant, one replica, routing.mode gatewayAPI")
         api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})

@@ -27,25 +27,29 @@ ROWS = {"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)",
                                        "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2]]}}
 
 
-@pytest.fixture(scope="module")
-def iris_run(tracking_server: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A run with an sklearn model (saved by Modelship, skops) at ``model``."""
+def log_iris_model(tracking_url: str, work: Path, experiment: str = "modeldeployment-e2e") -> str:
+    """A run with an sklearn model of iris (saved by Modelship, skops) at ``model``."""
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
     from modelship.models.save import save_model
 
     X, y = load_iris(return_X_y=True, as_frame=True)
-    local = tmp_path_factory.mktemp("iris") / "model"
+    local = work / "model"
     save_model(local, LogisticRegression(max_iter=300).fit(X, y), input_example=X.head(2))
-    with TrackingClient(tracking_server) as client:
-        run_id = client.create_run(client.get_or_create_experiment("modeldeployment-e2e"))
+    with TrackingClient(tracking_url) as client:
+        run_id = client.create_run(client.get_or_create_experiment(experiment))
         root = client.get_run(run_id)["info"]["artifact_uri"]
         for f in local.rglob("*"):
             if f.is_file():
-                upload(tracking_server, f"{root}/model/{f.relative_to(local)}", f.read_bytes())
+                upload(tracking_url, f"{root}/model/{f.relative_to(local)}", f.read_bytes())
         client.set_terminated(run_id)
     return run_id
+
+
+@pytest.fixture(scope="module")
+def iris_run(tracking_server: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return log_iris_model(tracking_server, tmp_path_factory.mktemp("iris"))
 
 
 def register(kube: KubeApi, namespace: str, name: str, model: str, run_id: str, stage: str = "None",
