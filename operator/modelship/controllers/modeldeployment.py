@@ -9,8 +9,9 @@ server-side apply and ownerReferences, and the ones no longer wanted are deleted
 
 A timer runs the same reconcile every few seconds, so a promotion in the registry (a
 ModelVersion's effective stage or alias moving) reaches the Deployments without any edit
-of the ModelDeployment. It applies only when the plan changed since the last apply
-(a digest in kopf's per-object memo), and writes status only when it differs.
+of the ModelDeployment. It applies when the plan changed since the last apply (a digest
+in kopf's per-object memo) and once a minute regardless, so a child deleted or edited by
+hand is put back; it writes status only when it differs.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from modelship.resources.experiment import Owner
 KIND = kind_by_name("ModelDeployment")
 log = logging.getLogger(__name__)
 FOLLOW_INTERVAL = 2.0
+RESYNC_SECONDS = 60.0
 CHILD_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("policy/v1", "PodDisruptionBudget"),
                ("autoscaling/v2", "HorizontalPodAutoscaler"), ("gateway.networking.k8s.io/v1", "HTTPRoute"),
                ("traefik.io/v1alpha1", "TraefikService"))
@@ -299,7 +301,10 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
         if route_problem and "no Gateway API" in route_problem:
             plan.objects = [o for o in plan.objects if o["kind"] not in ("HTTPRoute", "TraefikService")]
     digest = plan.digest()
-    if memo.get("applied") != digest:
+    applied = memo.get("applied")
+    # Apply when the plan changed, and once a minute anyway: a child deleted or edited by hand
+    # comes back (server-side apply of an unchanged object changes nothing).
+    if applied is None or applied[0] != digest or applied[1] + RESYNC_SECONDS < now.timestamp():
         await asyncio.to_thread(apply_children, plan.objects)
         keep = {(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in plan.objects}
         # A held variant keeps the Deployment it has.
@@ -307,7 +312,7 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
         removed = await asyncio.to_thread(prune_children, namespace, name, uid, keep)
         if removed:
             logger.info("removed %s", ", ".join(removed))
-        memo["applied"] = digest
+        memo["applied"] = (digest, now.timestamp())
 
     def failure_of(variant: str, version: str | None) -> tuple[str | None, list[int]]:
         return pod_facts(namespace, name, variant, version)
