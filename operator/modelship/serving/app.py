@@ -135,7 +135,10 @@ class ServingApp:
                 reply, endpoint = self._small(method, path)
         except _TooLarge:
             reply = mlflow_error(
-                413, "BAD_REQUEST", f"request body over {self.settings.max_request_bytes} bytes"
+                413,
+                "BAD_REQUEST",
+                f"request body over {self.settings.max_request_bytes} bytes, the server's "
+                "limit: the setting max_request_bytes (MODELSHIP_MAX_REQUEST_BYTES) raises it",
             )
         except _Disconnected:
             inflight.dec()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,18 +36,48 @@ class Parsed:
     rows: int | None  # rows when the input can be concatenated with others, else None
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _loads(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
-    # MLflow (stdlib json) accepts NaN and Infinity literals; so do we, on the slow path.
+    # MLflow (stdlib json) accepts NaN and Infinity literals; so do we, on the slow path,
+    # with orjson's other rules: UTF-8 (json.loads would let surrogates through) and no
+    # lone surrogate escapes, which no Unicode encoder, pandas' or ours, can write back.
     try:
-        return json.loads(body)
+        text = body.decode("utf-8")
+        obj = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise BadRequest(
             f"Ensure that input is a valid JSON formatted string. Error: {exc}"
         ) from None
+    if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(obj):
+        raise BadRequest(
+            "Ensure that input is a valid JSON formatted string. Error: a string holds a "
+            "lone surrogate escape (\\ud800-\\udfff), which is not a Unicode character"
+        )
+    return obj
+
+
+def _lone_surrogate(obj: Any) -> bool:
+    """Whether a string anywhere in ``obj`` cannot be encoded (iterative: bodies nest)."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _rows_of(data: ModelInput) -> int | None:

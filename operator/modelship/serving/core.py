@@ -1,9 +1,10 @@
 """The serving core: everything a transport delegates to (MLServer's data plane).
 
 ``ModelServer`` loads the model off the event loop, reports readiness, decodes payloads
-with the codecs, runs predictions (micro-batched or alone) on one worker thread, and
-encodes replies. Transports only move bytes: they call ``invocations``, ``infer`` and
-friends and write the ``Reply`` they get back.
+with the codecs (a large body on a parse thread, so the event loop goes on answering
+probes), runs predictions (micro-batched or alone) on one worker thread, and encodes
+replies. Transports only move bytes: they call ``invocations``, ``infer`` and friends and
+write the ``Reply`` they get back.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from modelship import __version__
 from modelship.models.enforce import SchemaError
@@ -33,6 +35,8 @@ from modelship.serving.metrics import Metrics
 from modelship.serving.settings import ServingSettings
 
 log = logging.getLogger("modelship.serving")
+
+T = TypeVar("T")
 
 JSON = b"application/json"
 
@@ -76,6 +80,10 @@ class ModelServer:
         self.load_error: str | None = None
         self.batcher: MicroBatcher | None = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        #: parses large bodies and encodes their replies: a 50 MB JSON body or a CSV of
+        #: 200,000 columns takes seconds, which on the event loop would stall every probe
+        #: (two threads: one large body does not wait behind another's parse)
+        self.parse_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
         self._preloaded = model
 
     @property
@@ -129,6 +137,7 @@ class ModelServer:
         if self.batcher is not None:
             await self.batcher.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
+        self.parse_pool.shutdown(wait=True, cancel_futures=True)
 
     # -- prediction ---------------------------------------------------------------------
     def _predict_sync(self, data: Any, params: dict[str, Any] | None) -> Any:
@@ -166,13 +175,30 @@ class ModelServer:
         self._on_batch(rows, 1, time.perf_counter() - t0, [out])
         return out
 
+    async def _work(self, off_loop: bool, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``: on a parse thread when ``off_loop``, else here on the event loop."""
+        if not off_loop:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.parse_pool, fn, *args)
+
+    def _off_loop(self, body: bytes, content_type: str = "application/json") -> bool:
+        # pandas' CSV and Parquet readers cost a millisecond even for a few rows (and a
+        # CSV byte can cost a hundred times a JSON byte), so for them the hop always pays.
+        return len(body) > self.settings.parse_in_thread_bytes or not _is_json(content_type)
+
     # -- MLflow scoring protocol ---------------------------------------------------------
+    def _parse_invocations(self, body: bytes, content_type: str) -> Parsed:
+        assert self.model is not None
+        parsed = parse_invocations(self.model, body, content_type)
+        self.model.check_values(parsed.data)
+        return parsed
+
     async def invocations(self, body: bytes, content_type: str) -> Reply:
         if self.model is None:
             return mlflow_error(503, "TEMPORARILY_UNAVAILABLE", "the model is not loaded yet")
+        off_loop = self._off_loop(body, content_type)
         try:
-            parsed = parse_invocations(self.model, body, content_type)
-            self.model.check_values(parsed.data)
+            parsed = await self._work(off_loop, self._parse_invocations, body, content_type)
         except UnsupportedMediaType as exc:
             return mlflow_error(415, "BAD_REQUEST", str(exc))
         except (BadRequest, SchemaError) as exc:
@@ -189,7 +215,7 @@ class ModelServer:
                 500, "INTERNAL_ERROR", f"The model raised {type(exc).__name__}: {exc}"
             )
         try:
-            return Reply(200, predictions_body(pred))
+            return Reply(200, await self._work(off_loop, predictions_body, pred))
         except Exception as exc:  # noqa: BLE001
             return mlflow_error(500, "INTERNAL_ERROR", f"could not encode predictions: {exc}")
 
@@ -217,9 +243,9 @@ class ModelServer:
             return v2_error(404, f"Model {name!r} version {version or self.version!r} not found")
         if self.model is None:
             return v2_error(503, f"Model {name!r} is not loaded yet")
+        off_loop = self._off_loop(body)
         try:
-            parsed, envelope = v2.parse_infer(self.model, body)
-            self.model.check_values(parsed.data)
+            parsed, envelope = await self._work(off_loop, self._parse_infer, body)
         except (BadRequest, SchemaError) as exc:
             return v2_error(400, str(exc))
         try:
@@ -231,13 +257,27 @@ class ModelServer:
             return v2_error(500, f"The model raised {type(exc).__name__}: {exc}")
         out: dict[str, Any] = {"model_name": self.name, "model_version": self.version}
         req_id = envelope.get("id")
-        if isinstance(req_id, str):
+        if req_id is not None:  # a string: parse_infer checked it
             out["id"] = req_id
         try:
-            out["outputs"] = v2.encode_outputs(pred)
-            return Reply(200, dumps(out))
+            return Reply(200, await self._work(off_loop, _encode_infer, out, pred))
         except Exception as exc:  # noqa: BLE001
             return v2_error(500, f"could not encode predictions: {exc}")
+
+    def _parse_infer(self, body: bytes) -> tuple[Parsed, dict[str, Any]]:
+        assert self.model is not None
+        parsed, envelope = v2.parse_infer(self.model, body)
+        self.model.check_values(parsed.data)
+        return parsed, envelope
+
+
+def _encode_infer(out: dict[str, Any], pred: Any) -> bytes:
+    out["outputs"] = v2.encode_outputs(pred)
+    return dumps(out)
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type.partition(";")[0].strip().lower() in ("application/json", "")
 
 
 def _copy(src: asyncio.Future[Any], dst: asyncio.Future[Any]) -> None:

@@ -37,6 +37,11 @@ class ServingSettings(BaseSettings):
     """A predict that takes longer gets a 504 (``mlflow models serve --timeout``)."""
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Larger request bodies get a 413."""
+    parse_in_thread_bytes: int = Field(default=1024 * 1024, ge=0)
+    """JSON bodies larger than this (and every CSV or Parquet body) are parsed, and their
+    replies encoded, on a worker thread, so that probes and small requests are answered
+    meanwhile; smaller JSON bodies on the event loop, where a thread hop costs more than
+    the parse."""
     shutdown_delay_s: float = Field(default=0.0, ge=0)
     """On SIGTERM, keep serving this long while /ping fails and answers close their
     connections, so that the Service and any proxy stop sending here first (a

@@ -134,6 +134,10 @@ def parse_infer(model: LoadedModel, body: bytes) -> tuple[Parsed, dict[str, Any]
     req_params = obj.get("parameters")
     if req_params is not None and not isinstance(req_params, dict):
         raise BadRequest("'parameters' must be an object")
+    req_id = obj.get("id")
+    if req_id is not None and not isinstance(req_id, str):
+        # The protocol's id is a string, echoed in the reply: refused rather than dropped.
+        raise BadRequest(f"'id' must be a string, got {type(req_id).__name__}")
     bools = b"true" in body or b"false" in body
     tensors = dict(_decode_tensor(inp, i, bools) for i, inp in enumerate(inputs))
     if len(tensors) != len(inputs):

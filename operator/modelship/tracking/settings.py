@@ -27,6 +27,17 @@ class ServerSettings(BaseSettings):
     """When set, every write (POST/PUT/PATCH/DELETE) needs ``Authorization: Bearer <token>``."""
     log_level: str = "info"
     """Level of the structured log lines."""
+    max_request_body_bytes: int = Field(default=1 << 20, ge=1024)
+    """Largest body of an API call not named below (creates, updates, searches, set-tag,
+    log-parameter, log-metric, the registry's calls): 1 MiB. A larger one gets a 413 before
+    it is read."""
+    max_log_batch_body_bytes: int = Field(default=32 << 20, ge=1024)
+    """Largest body of ``runs/log-batch``, ``runs/log-inputs``, ``runs/log-model`` and a
+    logged model's tags and params, which carry many entities, dataset schemas or model
+    signatures: 32 MiB, far above MLflow's batch limits."""
+    max_artifact_bytes: int = Field(default=5 << 30, ge=1024)
+    """Largest artifact upload (one file, one PUT): 5 GiB. A larger one gets a 413 and leaves
+    nothing behind; a file already stored under that path stays as it was."""
 
 
 class SidecarSettings(BaseSettings):

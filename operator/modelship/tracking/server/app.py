@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelship import __version__
 from modelship.tracking import errors
@@ -22,6 +22,7 @@ from modelship.tracking.server.api import tracking_router
 from modelship.tracking.server.artifacts import artifacts_router
 from modelship.tracking.server.common import error_response, ok
 from modelship.tracking.server.hotpath import HotWrites
+from modelship.tracking.server.limits import BodyLimits
 from modelship.tracking.server.registry import READ_POSTS as REGISTRY_READ_POSTS
 from modelship.tracking.server.registry import RegistryReader, registry_router
 from modelship.tracking.settings import ServerSettings
@@ -55,6 +56,39 @@ class BearerAuth:
                 await error_response(exc)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class LastResort:
+    """Answer an unexpected exception with MLflow's 500 body, and return.
+
+    Starlette's handler for ``Exception`` sends its answer and then re-raises, and uvicorn
+    then closes the connection: a client's next request on it fails, though the error was
+    one request's. Raised from here only when the answer had already begun (a download
+    that broke off), as the connection cannot carry on then.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:
+                raise
+            event(log, "unhandled error", logging.ERROR, path=scope["path"], error=repr(exc))
+            failure = TrackingError("Internal server error", errors.INTERNAL_ERROR)
+            await error_response(failure)(scope, receive, send)
 
 
 def server_info(store: TrackingStore) -> dict[str, Any]:
@@ -117,6 +151,7 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
+        # Only for the middlewares outside LastResort, which answers the routes' errors.
         event(log, "unhandled error", logging.ERROR, path=request.url.path, error=repr(exc))
         return error_response(TrackingError("Internal server error", errors.INTERNAL_ERROR))
 
@@ -133,7 +168,11 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(HotWrites, store=store)
-    if settings.auth_token:  # added last, so it runs first: it guards the hot writes too
+    # Each middleware added runs before the ones added earlier: the bearer token check, the
+    # body limits, the hot writes, the last resort, then Starlette's exception handling.
+    app.add_middleware(LastResort)
+    app.add_middleware(HotWrites, store=store, max_body=settings.max_log_batch_body_bytes)
+    app.add_middleware(BodyLimits, settings=settings)
+    if settings.auth_token:  # it guards the hot writes too
         app.add_middleware(BearerAuth, token=settings.auth_token)
     return app

@@ -10,28 +10,69 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import orjson
 
 from modelship.tracking.errors import MALFORMED_REQUEST, TrackingError, invalid
-from modelship.tracking.store.validation import encode_float
+from modelship.tracking.store.validation import INT64_MAX, INT64_MIN, encode_float, int64
 
 MetricTuple = tuple[str, float, int, int, "str | None"]
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _malformed(why: str) -> TrackingError:
+    return TrackingError(f"Malformed request JSON: {why}", MALFORMED_REQUEST)
 
 
 def load_object(raw: bytes) -> dict[str, Any]:
     try:
         obj = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError:
-        try:  # Python's json accepts the NaN/Infinity literals that orjson refuses
-            obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise TrackingError("Malformed request JSON: the body is not valid JSON",
-                                MALFORMED_REQUEST) from None
+        obj = _load_slowly(raw)
     if not isinstance(obj, dict):
         raise invalid("Invalid request: the body must be a JSON object")
     return obj
+
+
+def _load_slowly(raw: bytes) -> Any:
+    """Python's json, which accepts the NaN/Infinity literals that orjson refuses; with
+    orjson's other rules: UTF-8 only, no lone surrogates, a bounded depth."""
+    try:
+        text = raw.decode("utf-8")
+        obj = json.loads(text)
+    except RecursionError:
+        raise _malformed("the body nests deeper than the parser allows") from None
+    except ValueError:  # UnicodeDecodeError is one
+        raise _malformed("the body is not valid JSON") from None
+    if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(obj):
+        raise _malformed("a string holds a lone surrogate, which is not a Unicode character")
+    return obj
+
+
+def _lone_surrogate(obj: Any) -> bool:
+    """Whether a string anywhere in ``obj`` cannot be encoded (iterative: bodies nest)."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _str(obj: dict[str, Any], name: str, where: str, required: bool = True) -> str | None:
@@ -49,28 +90,34 @@ def _float(value: Any, where: str) -> float:
     if isinstance(value, float):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise invalid(f"Invalid value for '{where}': the integer is beyond the range of "
+                          "a double") from None
     if isinstance(value, str):
         try:
             return float(value)
         except ValueError:
             pass
-    raise invalid(f"Invalid value {value!r} for '{where}': expected a number")
+    raise invalid(f"Invalid value {_show(value)} for '{where}': expected a number")
 
 
 def _int(value: Any, where: str, default: int | None = None) -> int:
     if value is None and default is not None:
         return default
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        return int64(value, where)
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        return int64(int(value), where)
     if isinstance(value, str):
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             pass
-    raise invalid(f"Invalid value {value!r} for '{where}': expected an integer")
+        else:
+            return int64(number, where)
+    raise invalid(f"Invalid value {_show(value)} for '{where}': expected an integer")
 
 
 def run_id_of(obj: dict[str, Any]) -> str:
@@ -91,8 +138,12 @@ def metric(m: Any, index: int | None = None) -> MetricTuple:
         model_id = m.get("model_id")
         if (type(key) is str and (type(value) is float or type(value) is int)
                 and type(ts) is int and type(step) is int
+                and INT64_MIN <= ts <= INT64_MAX and INT64_MIN <= step <= INT64_MAX
                 and (model_id is None or type(model_id) is str)):
-            return key, float(value), ts, step, model_id or None
+            try:
+                return key, float(value), ts, step, model_id or None
+            except OverflowError:  # an integer beyond a double: the slow path says so
+                pass
     # The slow path names the field in its errors.
     where = "" if index is None else f"metrics[{index}]."
     if not isinstance(m, dict):

@@ -20,7 +20,7 @@ from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError
 from modelship.tracking.logs import event
 from modelship.tracking.server import fastparse
-from modelship.tracking.server.common import read_body, send_json
+from modelship.tracking.server.common import MAX_WRITE_BODY, read_body, send_json
 from modelship.tracking.store.sql import TrackingStore
 
 log = logging.getLogger("modelship.tracking.server")
@@ -46,8 +46,11 @@ HOT_WRITES: dict[str, Callable[[TrackingStore, bytes], None]] = {
 
 
 class HotWrites:
-    def __init__(self, app: ASGIApp, store: TrackingStore) -> None:
-        self.app, self.store = app, store
+    """``max_body`` bounds the bodies read here; in the app, ``BodyLimits`` answers an
+    oversize one first, with the limit of its route."""
+
+    def __init__(self, app: ASGIApp, store: TrackingStore, max_body: int = MAX_WRITE_BODY) -> None:
+        self.app, self.store, self.max_body = app, store, max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         write = HOT_WRITES.get(scope["path"]) if scope["type"] == "http" else None
@@ -56,7 +59,7 @@ class HotWrites:
             return
         status, body = 200, OK
         try:
-            write(self.store, await read_body(receive))
+            write(self.store, await read_body(receive, self.max_body))
         except ClientDisconnect:
             return
         except TrackingError as exc:

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from modelship.tracking.store.validation import INT64_MAX, INT64_MIN
+
 
 def _no_bool(value: Any) -> Any:
     if isinstance(value, bool):
@@ -18,7 +20,8 @@ def _no_bool(value: Any) -> Any:
 
 
 Num = Annotated[float, BeforeValidator(_no_bool)]
-Int = Annotated[int, BeforeValidator(_no_bool)]
+# Stored as BIGINT: a larger integer is the client's error, not the database driver's.
+Int = Annotated[int, BeforeValidator(_no_bool), Field(ge=INT64_MIN, le=INT64_MAX)]
 
 
 class Msg(BaseModel):

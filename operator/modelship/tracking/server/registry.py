@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError
-from modelship.tracking.server.common import ok, query
+from modelship.tracking.server.common import ok, query, query_int
 
 API = "/api/2.0/mlflow"
 STAGES = ("None", "Staging", "Production", "Archived")
@@ -238,8 +238,12 @@ def matches(clauses: list[tuple[str, str, str]], fields: Mapping[str, str],
 
 
 def _page(items: list[Any], request: Request, default: int) -> tuple[list[Any], str | None]:
-    limit = int(request.query_params.get("max_results") or default)
-    start = int(request.query_params.get("page_token") or 0)
+    limit = query_int(request, "max_results") or default
+    start = query_int(request, "page_token") or 0
+    if limit < 1 or start < 0:
+        raise TrackingError("Invalid value for 'max_results' or 'page_token': 'max_results' "
+                            "must be at least 1, 'page_token' not negative",
+                            errors.INVALID_PARAMETER_VALUE)
     page = items[start:start + limit]
     return page, (str(start + limit) if start + limit < len(items) else None)
 

@@ -2,7 +2,8 @@
 PVC) by default, S3-compatible object storage for ``s3://bucket/prefix``.
 
 Paths are relative, POSIX, and checked by :func:`safe_path` before any I/O: no ``..``,
-no absolute paths, no backslashes or NUL bytes.
+no absolute paths, no backslashes or NUL bytes, no name longer than a file system takes,
+and nothing under the local store's upload directory ``.uploads``.
 """
 
 from __future__ import annotations
@@ -18,20 +19,37 @@ from typing import Any, Protocol
 
 from modelship.tracking.errors import invalid, not_found
 
+# A name of at most 255 bytes is what ext4, XFS and most other file systems take; 1024 bytes
+# for the whole path is S3's key limit (the local store's root comes on top of it).
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 1024
+UPLOADS = ".uploads"
+"""The local store's directory of uploads in progress, at the root: no artifact path enters it."""
+
 
 def safe_path(path: str | None, allow_root: bool = True) -> str:
     """Normalise an artifact path or refuse it (``INVALID_PARAMETER_VALUE``)."""
     path = path or ""
     if "\x00" in path or "\\" in path:
-        raise invalid(f"Invalid artifact path: '{path}'")
+        raise invalid(f"Invalid artifact path: '{path[:100]}'")
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
-        raise invalid(f"Invalid artifact path: '{path}': absolute paths are not allowed")
+        raise invalid(f"Invalid artifact path: '{path[:100]}': absolute paths are not allowed")
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
-        raise invalid(f"Invalid artifact path: '{path}': '..' is not allowed")
+        raise invalid(f"Invalid artifact path: '{path[:100]}': '..' is not allowed")
     norm = "/".join(parts)
     if not norm and not allow_root:
         raise invalid("Artifact path must not be empty")
+    if len(norm.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise invalid(f"Invalid artifact path: '{norm[:100]}...' is longer than "
+                      f"{MAX_PATH_BYTES} bytes")
+    for part in parts:
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise invalid(f"Invalid artifact path: the name '{part[:40]}...' is longer than "
+                          f"{MAX_NAME_BYTES} bytes")
+    if parts and parts[0] == UPLOADS:
+        raise invalid(f"Invalid artifact path: '{norm[:100]}': '{UPLOADS}' at the root is "
+                      "reserved for uploads in progress")
     return norm
 
 
@@ -53,7 +71,7 @@ class LocalArtifactStore:
     def __init__(self, root: str) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.root / ".uploads"
+        self._tmp = self.root / UPLOADS
         self._tmp.mkdir(exist_ok=True)
 
     def _full(self, path: str) -> Path:
@@ -70,7 +88,7 @@ class LocalArtifactStore:
             return []
         out: list[dict[str, Any]] = []
         for entry in sorted(os.scandir(full), key=lambda e: e.name):
-            if full == self.root and entry.name == ".uploads":
+            if full == self.root and entry.name == UPLOADS:
                 continue
             if entry.is_dir():
                 out.append({"path": entry.name, "is_dir": True})
@@ -93,9 +111,29 @@ class LocalArtifactStore:
             while chunk := f.read(1 << 20):
                 yield chunk
 
+    def _check_target(self, path: str, full: Path) -> None:
+        """Refuse an upload that would replace a directory or go under a file: the file
+        system would refuse it only after the whole body was received."""
+        if full.is_dir():
+            raise invalid(f"Invalid artifact path: '{path}' is a directory; upload files into it")
+        parent = full.parent
+        while parent != self.root and not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise invalid(f"Invalid artifact path: '{parent.relative_to(self.root)}' is a file, "
+                          f"so '{path}' cannot be created under it")
+
     async def write(self, path: str, chunks: AsyncIterator[bytes]) -> int:
-        full = self._full(safe_path(path, allow_root=False))
-        full.parent.mkdir(parents=True, exist_ok=True)
+        path = safe_path(path, allow_root=False)
+        full = self._full(path)
+        self._check_target(path, full)
+        try:
+            full.parent.mkdir(parents=True, exist_ok=True)
+            # Made again if someone removed it from the volume: uploads keep working.
+            self._tmp.mkdir(exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # a file appeared meanwhile
+            self._check_target(path, full)
+            raise
         fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix=uuid.uuid4().hex[:8])
         size = 0
         try:
@@ -103,7 +141,10 @@ class LocalArtifactStore:
                 async for chunk in chunks:
                     f.write(chunk)
                     size += len(chunk)
-            os.replace(tmp, full)
+            try:
+                os.replace(tmp, full)
+            except IsADirectoryError:  # a directory appeared meanwhile
+                raise invalid(f"Invalid artifact path: '{path}' is a directory") from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -187,13 +187,13 @@ class LoggedModelsMixin:
         page_token: str | None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         from modelship.tracking.store.runsearch import compare
-        from modelship.tracking.store.sql import experiment_int
+        from modelship.tracking.store.sql import experiment_ints
 
         lm = t.logged_models
         limit = v.max_results(max_results, 100, 1000)
         offset = decode_page_token(page_token)
         q = select(lm).where(lm.c.lifecycle_stage == "active",
-                             lm.c.experiment_id.in_([experiment_int(e) for e in experiment_ids]))
+                             lm.c.experiment_id.in_(experiment_ints(experiment_ids)))
         for cl in parse_filter(filter_string):
             if cl.kind == "attribute":
                 if cl.key not in MODEL_ATTRIBUTES:

@@ -18,6 +18,7 @@ from typing import Literal
 import orjson
 
 from modelship.tracking.errors import invalid
+from modelship.tracking.store.validation import INT64_MAX
 
 Kind = Literal["metric", "param", "tag", "attribute"]
 
@@ -37,6 +38,13 @@ _ENTITY: dict[str, Kind] = {
 }
 
 STRING_OPS = frozenset({"=", "!=", "LIKE", "ILIKE", "IN", "NOT IN"})
+
+# Each comparison is one more level of the SQL expression tree, and SQLite refuses a tree
+# deeper than 1000; real filters hold a handful of comparisons.
+MAX_FILTER_CLAUSES = 200
+# All the values of a filter's IN lists: each is a statement parameter (PostgreSQL takes
+# 65535 in all, beside up to MAX_SEARCH_EXPERIMENT_IDS experiment ids).
+MAX_FILTER_VALUES = 20000
 NUMERIC_OPS = frozenset({"=", "!=", "<", "<=", ">", ">="})
 
 _TOKEN = re.compile(
@@ -116,8 +124,12 @@ def parse_filter(text: str | None) -> list[Clause]:
         return []
     toks = _tokens(text)
     clauses: list[Clause] = []
+    values = 0
     i = 0
     while True:
+        if len(clauses) == MAX_FILTER_CLAUSES:
+            raise invalid(f"Invalid value for 'filter': a filter joins at most "
+                          f"{MAX_FILTER_CLAUSES} comparisons with AND")
         kind, key, i = _identifier(toks, i)
         if i >= len(toks):
             raise invalid(f"Invalid filter {text!r}: expected a comparison after {key!r}")
@@ -150,6 +162,10 @@ def parse_filter(text: str | None) -> list[Clause]:
             if i >= len(toks) or not items:
                 raise invalid("Unterminated or empty list in filter")
             i += 1
+            values += len(items)
+            if values > MAX_FILTER_VALUES:
+                raise invalid(f"Invalid value for 'filter': its IN lists hold at most "
+                              f"{MAX_FILTER_VALUES} values in all")
             value = tuple(items)
         else:
             if i >= len(toks):
@@ -209,7 +225,7 @@ def decode_page_token(token: str | None) -> int:
     try:
         offset = orjson.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise invalid(f"Invalid page token {token!r}") from exc
-    if not isinstance(offset, int) or offset < 0:
-        raise invalid(f"Invalid page token {token!r}")
+        raise invalid(f"Invalid page token {token[:40]!r}") from exc
+    if not isinstance(offset, int) or not 0 <= offset <= INT64_MAX:
+        raise invalid(f"Invalid page token {token[:40]!r}")
     return offset

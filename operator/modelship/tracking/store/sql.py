@@ -52,9 +52,16 @@ def view_type(value: str | int | None) -> tuple[str, ...]:
 
 def experiment_int(experiment_id: object) -> int:
     try:
-        return int(str(experiment_id))
+        eid = int(str(experiment_id))
     except ValueError:
-        raise invalid(f"Invalid experiment ID: '{experiment_id}'") from None
+        raise invalid(f"Invalid experiment ID: '{str(experiment_id)[:40]}'") from None
+    return v.int64(eid, "experiment_id")
+
+
+def experiment_ints(experiment_ids: Sequence[object]) -> list[int]:
+    """The experiment ids of a search, at most as many as one statement can take."""
+    v.experiment_id_count(len(experiment_ids))
+    return [experiment_int(e) for e in experiment_ids]
 
 
 # Rows of the metrics table: (run_uuid, key, step, timestamp, value, is_nan, model_id).
@@ -472,7 +479,7 @@ class TrackingStore(LoggedModelsMixin):
 
         limit = v.max_results(max_results, 1000, v.MAX_RESULTS_RUNS)
         offset = decode_page_token(page_token)
-        eids = [experiment_int(e) for e in experiment_ids]
+        eids = experiment_ints(experiment_ids)
         with self.engine.connect() as c:
             ids = search_run_ids(c, eids, view_type(view), filter_string, order_by,
                                  offset, limit + 1)

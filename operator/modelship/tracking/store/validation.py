@@ -22,6 +22,13 @@ MAX_TAG_VALUE_LENGTH = 8000
 MAX_EXPERIMENT_NAME_LENGTH = 256
 MAX_RESULTS_RUNS = 50000
 MAX_RESULTS_EXPERIMENTS = 50000
+# Integers are stored as BIGINT (steps, timestamps, times, experiment ids): a larger one
+# would overflow the database driver, so it is refused as the value of its field.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+# One IN list per experiment id in a search; PostgreSQL takes at most 65535 parameters in a
+# statement, SQLite 250000 (and this plus the filter's values stays below both).
+MAX_SEARCH_EXPERIMENT_IDS = 20000
 
 _KEY = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
@@ -68,6 +75,21 @@ def run_id(value: object) -> str:
     if not isinstance(value, str) or not _RUN_ID.match(value):
         raise invalid(f"Invalid run ID: '{value}'")
     return value
+
+
+def int64(value: int, what: str) -> int:
+    """``value`` if it fits the 64-bit columns it is stored in; else a 400 naming ``what``."""
+    if INT64_MIN <= value <= INT64_MAX:
+        return value
+    shown = str(value) if value.bit_length() < 200 else f"an integer of {value.bit_length()} bits"
+    raise invalid(f"Invalid value {shown} for '{what}': it must be a 64-bit integer, "
+                  f"between {INT64_MIN} and {INT64_MAX}")
+
+
+def experiment_id_count(n: int) -> None:
+    if n > MAX_SEARCH_EXPERIMENT_IDS:
+        raise invalid(f"Invalid value for 'experiment_ids': a search takes at most "
+                      f"{MAX_SEARCH_EXPERIMENT_IDS} experiment ids, got {n}")
 
 
 def metric_value(value: float) -> float:
