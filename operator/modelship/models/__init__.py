@@ -7,13 +7,30 @@ and predict, and resolving model URIs to a local directory (``uri``).
 
 Must not: serve HTTP, keep global state, or import ``modelship.serving``. Network access
 happens only in ``uri`` (tracking server, mlflow-artifacts proxy, S3), and only when a URI
-asks for it.
+asks for it. What a model may run as it loads is the server's decision (``trust``).
 """
 
-from modelship.models.load import LoadedModel, load_model
-from modelship.models.mlmodel import MLModel
-from modelship.models.save import save_model
-from modelship.models.signature import ModelSignature, infer_signature
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelship.models.load import LoadedModel, load_model
+    from modelship.models.mlmodel import MLModel
+    from modelship.models.save import save_model
+    from modelship.models.signature import ModelSignature, infer_signature
+
+# Imported on first use: ``modelship.models.uri`` (``redact_url``) serves every component,
+# the tracking server and sidecar too, which have no use for numpy and pandas.
+_EXPORTS = {
+    "LoadedModel": "modelship.models.load",
+    "load_model": "modelship.models.load",
+    "MLModel": "modelship.models.mlmodel",
+    "save_model": "modelship.models.save",
+    "ModelSignature": "modelship.models.signature",
+    "infer_signature": "modelship.models.signature",
+}
 
 __all__ = [
     "LoadedModel",
@@ -23,3 +40,11 @@ __all__ = [
     "load_model",
     "save_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

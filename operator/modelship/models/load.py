@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from modelship.models.enforce import Enforcer, ModelInput, SchemaError
 from modelship.models.flavors import ModelRuntime, select_runtime
 from modelship.models.mlmodel import MLModel
 from modelship.models.signature import ParamSpec
+from modelship.models.trust import TrustPolicy
 
 _PARAM_TYPES: dict[str, tuple[type, ...]] = {
     "boolean": (bool,),
@@ -139,12 +141,26 @@ class LoadedModel:
         return self.runtime.predict(data, self.resolve_params(params))
 
 
-def load_model(uri: str | Path, *, dst: str | Path | None = None) -> LoadedModel:
-    """Load a model from a local path or any URI that ``modelship.models.uri`` resolves."""
+def load_model(
+    uri: str | Path,
+    *,
+    dst: str | Path | None = None,
+    allow_pickle: bool | None = None,
+    skops_trusted_types: Iterable[str] | str | None = None,
+) -> LoadedModel:
+    """Load a model from a local path or any URI that ``modelship.models.uri`` resolves.
+
+    ``allow_pickle``: load pickle, cloudpickle and ``loader_module`` models, which run the
+    model author's code (``modelship.models.trust``); ``skops_trusted_types``: types a skops
+    file may hold beyond skops' defaults. Left ``None``, each comes from the server's
+    environment (``MODELSHIP_ALLOW_PICKLE``, ``MODELSHIP_SKOPS_TRUSTED_TYPES``); unset
+    there too, pickles are refused and skops trusts only its defaults.
+    """
     from modelship.models.uri import resolve_model_uri
 
+    policy = TrustPolicy.resolve(allow_pickle, skops_trusted_types)  # before any download
     model_dir = resolve_model_uri(str(uri), dst=dst)
     mlmodel = MLModel.load(model_dir)
-    runtime = select_runtime(model_dir, mlmodel)
+    runtime = select_runtime(model_dir, mlmodel, policy)
     runtime.load()
     return LoadedModel(model_dir, mlmodel, runtime)

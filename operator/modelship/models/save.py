@@ -135,8 +135,11 @@ def save_model(
         mlmodel.add_flavor(PYFUNC, **conf)
         predict = None  # a user model is not run at save time unless asked for a signature
         from modelship.models.flavors.pyfunc import PythonModelRuntime
+        from modelship.models.trust import TrustPolicy
 
-        runtime = PythonModelRuntime(out, mlmodel)
+        # The pickle was written a moment ago from the caller's own object: loading it
+        # back runs nothing the caller did not already run.
+        runtime = PythonModelRuntime(out, mlmodel, TrustPolicy(allow_pickle=True))
         if signature is None and input_example is not None:
             runtime.load()
             predict = runtime.predict

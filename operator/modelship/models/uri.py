@@ -12,6 +12,9 @@ tracking server:
 * ``registered-models/get-latest-versions``, ``registered-models/alias`` and
   ``model-versions/get-download-uri`` for ``models:/``;
 * the ``mlflow-artifacts`` proxy to list and download files.
+
+``redact_url`` is the one way any component shows a URL (in a log line, an error, a
+status): with its user name and password replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote, unquote, urlparse, urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,30 @@ STAGES = {"none", "staging", "production", "archived"}
 
 class ModelURIError(ValueError):
     """The URI is malformed or names something that does not exist."""
+
+
+# scheme://userinfo@ : the userinfo runs to the last "@" before the path, query or fragment.
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the user name and password of every URL in it replaced by ``***``.
+
+    ``https://user:password@host/x`` becomes ``https://***@host/x``; a user name alone is
+    redacted too, since it is often a token (``https://<token>@github.com``). For a log
+    line, an error message or a status: never for a URL that is to be used.
+    """
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without its user name and password, and them (unquoted), if it had any."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
 
 
 def resolve_model_uri(uri: str, *, dst: str | Path | None = None) -> Path:
@@ -56,9 +84,9 @@ def resolve_model_uri(uri: str, *, dst: str | Path | None = None) -> Path:
     elif scheme == "s3":
         download_s3(uri, target)
     else:
-        raise ModelURIError(f"unsupported model URI scheme {scheme!r} in {uri!r}")
+        raise ModelURIError(f"unsupported model URI scheme {scheme!r} in {redact_url(uri)!r}")
     if not (target / "MLmodel").is_file():
-        raise ModelURIError(f"{uri} has no MLmodel file")
+        raise ModelURIError(f"{redact_url(uri)} has no MLmodel file")
     return target
 
 
@@ -75,8 +103,14 @@ class TrackingClient:
     ) -> None:
         import httpx
 
-        self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.base_url, headers=headers or {}, timeout=timeout)
+        # A user and password in the URL go as a header, not in every request's URL,
+        # which httpx logs and error messages repeat; a header given explicitly wins.
+        url, credentials = split_credentials(base_url.rstrip("/"))
+        headers = dict(headers or {})
+        if credentials is not None and "Authorization" not in headers:
+            headers["Authorization"] = _basic(*credentials)
+        self.base_url = url
+        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     @classmethod
     def from_env(cls) -> TrackingClient:
@@ -89,10 +123,7 @@ class TrackingClient:
         if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
             headers["Authorization"] = f"Bearer {token}"
         elif (user := os.environ.get("MLFLOW_TRACKING_USERNAME")) is not None:
-            import base64
-
-            pw = os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()
+            headers["Authorization"] = _basic(user, os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
         return cls(url, headers)
 
     def _get(self, endpoint: str, **params: Any) -> dict[str, Any]:
@@ -126,7 +157,7 @@ class TrackingClient:
             model = self._get(f"/api/2.0/mlflow/logged-models/{out['model_id']}")["model"]
             if model["info"].get("name") == path.strip("/"):
                 return str(model["info"]["artifact_uri"])
-        raise ModelURIError(f"{uri}: no model at {candidate}")
+        raise ModelURIError(f"{uri}: no model at {redact_url(candidate)}")
 
     def _has_mlmodel(self, artifact_uri: str) -> bool:
         try:
@@ -185,7 +216,7 @@ class TrackingClient:
         if scheme != "mlflow-artifacts":
             local = _local_path(artifact_uri)
             if local is None:
-                raise ModelURIError(f"cannot list {artifact_uri}")
+                raise ModelURIError(f"cannot list {redact_url(artifact_uri)}")
             if not local.is_dir():
                 return []
             return [{"path": str(p), "is_dir": p.is_dir()} for p in local.iterdir()]
@@ -207,7 +238,7 @@ class TrackingClient:
         if scheme != "mlflow-artifacts":
             local = _local_path(artifact_uri)
             if local is None or not local.exists():
-                raise ModelURIError(f"cannot download {artifact_uri}")
+                raise ModelURIError(f"cannot download {redact_url(artifact_uri)}")
             if dst.exists():
                 shutil.rmtree(dst)
             shutil.copytree(local, dst)
@@ -218,7 +249,7 @@ class TrackingClient:
         if dst.exists():
             shutil.rmtree(dst)
         os.replace(tmp, dst)
-        log.info("downloaded model", extra={"uri": artifact_uri, "dst": str(dst)})
+        log.info("downloaded model", extra={"uri": redact_url(artifact_uri), "dst": str(dst)})
 
     def _download_tree(self, root: str, rel: str, out: Path) -> None:
         for entry in self._get("/api/2.0/mlflow-artifacts/artifacts", path=rel).get("files", []):
@@ -238,6 +269,12 @@ class TrackingClient:
                 with target.open("wb") as f:
                     for chunk in resp.iter_bytes():
                         f.write(chunk)
+
+
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def _mkparent(dst: Path) -> Path:
@@ -282,7 +319,7 @@ def download_s3(uri: str, dst: Path) -> None:
             s3.download_file(bucket, obj["Key"], str(target))
     if not found:
         shutil.rmtree(tmp)
-        raise ModelURIError(f"{uri}: no objects under that prefix")
+        raise ModelURIError(f"{redact_url(uri)}: no objects under that prefix")
     if dst.exists():
         shutil.rmtree(dst)
     os.replace(tmp, dst)

@@ -1,13 +1,15 @@
 """MLflow Projects: the ``MLproject`` file, its entry points, and running one.
 
 Owns: parsing ``MLproject`` files as MLflow does (``spec``), typing parameter values and
-rendering an entry point's shell command (``render``), checking a project out of git
+rendering an entry point's shell command (``render``, each value quoted for its place in
+the template by ``quoting``), checking a project out of git
 (``git``), a small client of the MLflow tracking REST API (``tracking``), and ``modelship
 run`` (``runner``, ``cli``), the local equivalent of ``mlflow run --env-manager local``.
 
 Must not: import ``mlflow`` (this package works in an image without it), talk to
-Kubernetes, or do I/O in ``spec`` and ``render`` beyond reading the ``MLproject`` file in
-``load_project``: they are pure and unit-tested on their own. Subprocesses (git, the
+Kubernetes, or do I/O in ``spec``, ``render`` and ``quoting`` beyond reading the
+``MLproject`` file in ``load_project``: they are pure and unit-tested on their own. URLs
+are shown only through ``modelship.models.uri.redact_url``. Subprocesses (git, the
 entry point) and HTTP live in ``git``, ``runner`` and ``tracking`` only.
 """
 

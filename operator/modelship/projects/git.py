@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from modelship.models.uri import redact_url
+
 _SHA = re.compile(r"[0-9a-fA-F]{4,40}")
 _Git = Callable[..., str]  # git(*args) -> stdout, bound to one work tree
 
@@ -151,7 +153,8 @@ def _git(args: list[str], *, cwd: Path, env: Mapping[str, str] | None) -> str:
     )
     if proc.returncode != 0:
         shown = " ".join(redact(a) for a in args)
-        raise GitError(f"git {shown} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+        said = redact_url(proc.stderr.strip() or proc.stdout.strip())  # git hides most, not all
+        raise GitError(f"git {shown} failed ({proc.returncode}): {said}")
     return proc.stdout.strip()
 
 

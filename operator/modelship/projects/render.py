@@ -1,7 +1,8 @@
 """Parameter resolution and command rendering for an entry point. Pure: no I/O.
 
-Values are typed (``values.coerce``), then shell-quoted with ``shlex.quote`` into the
-command template. Parameters the entry point does not declare are appended as
+Values are typed (``values.coerce``), then shell-quoted into the command template for
+the place each placeholder takes: outside quotes, inside double or single quotes
+(``quoting``). Parameters the entry point does not declare are appended as
 ``--key value``, key and value quoted, as MLflow does.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
+from modelship.projects.quoting import QuotingError, ShellContext
 from modelship.projects.spec import EntryPoint, ProjectError
 from modelship.projects.values import ParameterValueError, Value, coerce, has_scheme, text
 
@@ -73,12 +75,32 @@ def render_command(
 ) -> ResolvedCommand:
     """The shell command of ``entry_point`` with ``given`` parameters, quoted for ``bash -c``."""
     logged, substituted, extra = resolve_parameters(entry_point, given, path_base=path_base)
+    where = f'entry point "{entry_point.name}"'
+    shell = ShellContext()
     parts: list[str] = []
     for literal, field_name, _, _ in string.Formatter().parse(entry_point.command):
+        shell.feed(literal)
         parts.append(literal)
         if field_name is not None:
             # spec.template_fields has refused any placeholder that is not a declared name.
-            parts.append(shlex.quote(substituted[field_name]))
+            value = substituted[field_name]
+            parts[-1] = shell.fix_before(parts[-1])
+            try:
+                parts.append(shell.quote(value))
+            except QuotingError as exc:
+                raise ProjectError(
+                    f'{where}: parameter "{field_name}" is used inside {exc} in the command, '
+                    "where a value cannot be quoted: only letters, digits and @%+=:,./-_ "
+                    f"are accepted there, got {value!r} (assign it to a variable outside, "
+                    f'V={{{field_name}}}, and use "$V")'
+                ) from None
+    if extra:
+        if reason := shell.appendable:
+            raise ProjectError(
+                f"{where}: {reason}, so the parameters it does not declare "
+                f"({', '.join(extra)}) cannot be appended to it"
+            )
+        parts[-1] = shell.fix_before(parts[-1]) if parts else ""
     command = "".join(parts)
     for key, value in extra.items():
         command += f" --{shlex.quote(key)} {shlex.quote(value)}"

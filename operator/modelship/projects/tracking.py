@@ -5,8 +5,9 @@ imports into an init container. Works against MLflow's server and Modelship's ow
 Authentication follows the ``mlflow`` client's environment: ``MLFLOW_TRACKING_TOKEN``
 (bearer) or ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` (basic);
 ``MLFLOW_TRACKING_INSECURE_TLS`` and ``MLFLOW_TRACKING_SERVER_CERT_PATH`` for TLS.
-Connection errors, 429 and 5xx are retried with backoff: a trainer may start a moment
-before its tracking sidecar listens.
+A user and password in the tracking URL itself are sent as basic auth when the
+environment gives no credentials. Connection errors, 429 and 5xx are retried with
+backoff: a trainer may start a moment before its tracking sidecar listens.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import httpx
+
+from modelship.models.uri import redact_url, split_credentials
 
 API = "/api/2.0/mlflow"
 MAX_BATCH = 100  # MLflow's limit of params (and of tags) per log-batch call
@@ -61,13 +64,24 @@ class TrackingClient:
     ) -> None:
         if not uri.startswith(("http://", "https://")):
             raise TrackingError(
-                f"the tracking URI must be an http(s) URL of a tracking server, got {uri!r}"
+                "the tracking URI must be an http(s) URL of a tracking server, "
+                f"got {redact_url(uri)!r}"
             )
         self.uri = uri.rstrip("/")
+        """The URL as given: what the entry point gets as ``MLFLOW_TRACKING_URI``."""
+        self.shown_uri = redact_url(self.uri)
+        """The URL for messages."""
         self.retries = retries
         self.backoff = backoff
+        # A user and password in the URL go as basic auth, not in every request's URL,
+        # which httpx logs and errors repeat; credentials given explicitly win.
+        base_url, credentials = split_credentials(self.uri)
+        if credentials is not None and auth is None and "authorization" not in {
+            k.lower() for k in headers or {}
+        }:
+            auth = credentials
         self._http = httpx.Client(
-            base_url=self.uri,
+            base_url=base_url,
             auth=auth,
             headers=dict(headers or {}),
             verify=verify,
@@ -183,7 +197,7 @@ class TrackingClient:
                 response = self._http.request(method, API + path, **kwargs)
             except httpx.TransportError as exc:
                 if attempt >= self.retries:
-                    raise TrackingError(f"{method} {self.uri}{API}{path}: {exc}") from None
+                    raise TrackingError(f"{method} {self.shown_uri}{API}{path}: {exc}") from None
             else:
                 if response.status_code < 400:
                     return response.json() if response.content else {}

@@ -15,6 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-m", "--model-uri", required=True, help="model (path, file://, runs:/, models:/, s3://)"
     )
     parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="load pickle, cloudpickle and loader_module models, which run the code of whoever "
+        "made the model (MODELSHIP_ALLOW_PICKLE)",
+    )
+    parser.add_argument(
         "-i", "--input-path", required=True, help="input file (.csv, .parquet, .jsonl)"
     )
     parser.add_argument(
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         fmt = detect_format(src, args.input_format)
         detect_format(dst, args.output_format)
-        model = load_model(args.model_uri)
+        model = load_model(args.model_uri, allow_pickle=args.allow_pickle or None)
         total = count_rows(src, fmt)
     except Exception as exc:  # noqa: BLE001 - a Job's log should say why, in one line
         print(f"modelship predict: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -40,6 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batching", choices=["auto", "on", "off"], default=None)
     parser.add_argument("--log-level", help="debug, info, warning, error")
     parser.add_argument("--access-log", action="store_true", default=None)
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        default=None,
+        help="load pickle, cloudpickle and loader_module models, which run the code of "
+        "whoever made the model: only for models from a source you trust "
+        "(MODELSHIP_ALLOW_PICKLE; skops models need no opt-in)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -60,6 +68,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     }
     if args.batching is not None:
         given["batching"] = {"auto": None, "on": True, "off": False}[args.batching]
+    if args.allow_pickle:
+        given["allow_pickle"] = True
     return ServingSettings(
         **{
             k: v
@@ -122,6 +132,7 @@ def _termination_message(text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from modelship.models.uri import redact_url
     from modelship.serving import logs
     from modelship.serving.app import create_app
     from modelship.serving.core import ModelServer
@@ -165,11 +176,11 @@ def run(args: argparse.Namespace) -> int:
         backlog=2048,
     )
     log.info(
-        "serving", extra={"uri": settings.model_uri, "host": settings.host, "port": settings.port}
+        "serving", extra={"uri": redact_url(settings.model_uri), "host": settings.host, "port": settings.port}
     )
     _server_class(app, settings.shutdown_delay_s)(config).run()
     if core.load_error:
-        _termination_message(f"model {settings.model_uri} could not be loaded: {core.load_error}")
+        _termination_message(f"model {redact_url(settings.model_uri)} could not be loaded: {core.load_error}")
         return 1
     log.info("stopped")
     return 0

@@ -10,6 +10,7 @@ write the ``Reply`` they get back.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 from modelship import __version__
 from modelship.models.enforce import SchemaError
 from modelship.models.load import LoadedModel, load_model
+from modelship.models.uri import redact_url
 from modelship.serving import v2
 from modelship.serving.batching import MicroBatcher
 from modelship.serving.codecs import (
@@ -97,13 +99,19 @@ class ModelServer:
         t0 = time.perf_counter()
         try:
             model = self._preloaded or await loop.run_in_executor(
-                None, load_model, self.settings.model_uri
+                None,
+                functools.partial(
+                    load_model,
+                    self.settings.model_uri,
+                    allow_pickle=self.settings.allow_pickle,
+                    skops_trusted_types=self.settings.skops_trusted_types,
+                ),
             )
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.error(
                 "model failed to load",
-                extra={"uri": self.settings.model_uri, "error": self.load_error},
+                extra={"uri": redact_url(self.settings.model_uri), "error": self.load_error},
             )
             raise
         assert model is not None  # load_model raises rather than return nothing

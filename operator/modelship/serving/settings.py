@@ -48,6 +48,12 @@ class ServingSettings(BaseSettings):
     ModelDeployment's pods use 5 s); then the graceful shutdown."""
     graceful_shutdown_s: float = Field(default=30.0, ge=0)
     """On SIGTERM, how long in-flight requests may take before the process exits anyway."""
+    allow_pickle: bool = False
+    """Load pickle, cloudpickle and ``loader_module`` models, which run the code of whoever made
+    the model (``--allow-pickle``); skops models need no opt-in."""
+    skops_trusted_types: str = ""
+    """Comma-separated types a skops file may hold beyond skops' defaults; never taken from the
+    model's own MLmodel."""
     log_level: str = "info"
     """Python log level name."""
     access_log: bool = False

@@ -26,7 +26,8 @@ def sample(expected: dict[str, Any]) -> pd.DataFrame:
 @pytest.mark.parametrize("name", ["wine", "wine_proba"])
 def test_sklearn_saved_by_mlflow(mlflow_models: tuple[Path, dict[str, Any]], name: str) -> None:
     root, expected = mlflow_models
-    model = load_model(root / name)
+    # MLflow writes wine with skops (its default), wine_proba with cloudpickle: an opt-in
+    model = load_model(root / name, allow_pickle=name == "wine_proba")
     assert model.flavor == "sklearn"
     got = np.asarray(model.predict(sample(expected)))
     np.testing.assert_array_equal(got, np.asarray(expected[name]))
@@ -34,7 +35,7 @@ def test_sklearn_saved_by_mlflow(mlflow_models: tuple[Path, dict[str, Any]], nam
 
 def test_pyfunc_saved_by_mlflow(mlflow_models: tuple[Path, dict[str, Any]]) -> None:
     root, expected = mlflow_models
-    model = load_model(root / "scaler")
+    model = load_model(root / "scaler", allow_pickle=True)  # python_model.pkl
     assert model.flavor == "python_function"
     ex = pd.DataFrame({"a": [1, 2], "b": [0.5, 1.5]})
     assert model.predict(ex).to_dict(orient="records") == expected["scaler"]

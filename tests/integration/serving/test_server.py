@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,6 +15,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from tests.local_servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -69,16 +73,32 @@ def test_predict_proba_model(
     mlflow_models: tuple[Path, dict[str, Any]], modelship_server: Any
 ) -> None:
     root, expected = mlflow_models
-    server = modelship_server(str(root / "wine_proba"))
+    server = modelship_server(str(root / "wine_proba"), "--allow-pickle")  # cloudpickle
     resp = server.http.post("/invocations", json={"dataframe_split": expected["sample"]})
     np.testing.assert_allclose(resp.json()["predictions"], expected["wine_proba"], rtol=1e-12)
+
+
+def test_a_pickled_model_is_refused_without_the_opt_in(
+    tmp_path: Path, mlflow_models: tuple[Path, dict[str, Any]]
+) -> None:
+    root, _ = mlflow_models
+    env = {k: v for k, v in os.environ.items() if k != "MODELSHIP_ALLOW_PICKLE"}
+    out = subprocess.run(
+        [sys.executable, "-m", "modelship", "serve", "-m", str(root / "wine_proba"),
+         "--host", "127.0.0.1", "--port", str(free_port())],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )
+    assert out.returncode == 1
+    assert "UntrustedModelError" in out.stderr and "--allow-pickle" in out.stderr
 
 
 def test_pyfunc_params_errors_and_recovery(
     mlflow_models: tuple[Path, dict[str, Any]], modelship_server: Any
 ) -> None:
     root, expected = mlflow_models
-    server = modelship_server(str(root / "scaler"), env={"MODELSHIP_VARIANT": "green"})
+    server = modelship_server(  # python_model.pkl: the opt-in, here as the setting
+        str(root / "scaler"), env={"MODELSHIP_VARIANT": "green", "MODELSHIP_ALLOW_PICKLE": "true"}
+    )
     body = {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 0.5], [2, 1.5]]}}
     assert server.http.post("/invocations", json=body).json() == {"predictions": expected["scaler"]}
     assert server.http.post("/invocations", json={**body, "params": {"k": 3}}).json() == {
@@ -96,7 +116,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits(
     tmp_path: Path, mlflow_models: tuple[Path, dict[str, Any]], modelship_server: Any
 ) -> None:
     root, _ = mlflow_models
-    server = modelship_server(str(root / "slow"))
+    server = modelship_server(str(root / "slow"), "--allow-pickle")
     marker = tmp_path / "started"
     result: dict[str, Any] = {}
 

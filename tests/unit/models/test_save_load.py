@@ -34,7 +34,8 @@ def test_sklearn_round_trip(
     doc = yaml.safe_load((tmp_path / "m" / "MLmodel").read_text())
     assert doc["flavors"]["sklearn"]["serialization_format"] == fmt
     assert doc["flavors"]["python_function"]["loader_module"] == "mlflow.sklearn"
-    loaded = load_model(tmp_path / "m")
+    # pickles need the opt-in (tests/unit/models/test_safe_loading.py); skops does not
+    loaded = load_model(tmp_path / "m", allow_pickle=fmt != "skops")
     assert loaded.predict(X).tolist() == wine_model.predict(X).tolist()
 
 
@@ -98,7 +99,7 @@ def test_python_model_round_trip_with_artifacts(tmp_path: Path) -> None:
     art.write_text("1.5")
     df = pd.DataFrame({"x": [1.0, 2.0]})
     save_model(tmp_path / "m", AddOne(), input_example=df, artifacts={"offset": art})
-    loaded = load_model(tmp_path / "m")
+    loaded = load_model(tmp_path / "m", allow_pickle=True)  # python_model.pkl is a pickle
     assert loaded.flavor == "python_function"
     assert loaded.predict(df).tolist() == [2.5, 3.5]
     sig = MLModel.load(tmp_path / "m").signature
@@ -154,7 +155,7 @@ def test_loader_module_flavor(tmp_path: Path) -> None:
 
     sys.path.insert(0, str(tmp_path))
     try:
-        loaded = load_model(tmp_path / "m")
+        loaded = load_model(tmp_path / "m", allow_pickle=True)  # it imports code
         assert loaded.predict(pd.DataFrame({"a": [1, 2], "b": [3, 4]}), {"k": 2}).tolist() == [
             8,
             12,

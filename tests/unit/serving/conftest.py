@@ -80,11 +80,16 @@ ClientFactory = Callable[..., Any]
 
 
 @pytest.fixture
-def serve() -> Iterator[ClientFactory]:
-    """``serve(model_dir, **settings)`` -> a started in-process client (closed after)."""
+def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[ClientFactory]:
+    """``serve(model_dir, **settings)`` -> a started in-process client (closed after).
+
+    ``allow_pickle=True`` for a pickled model (``pyfunc_dir``): the server's opt-in,
+    ``MODELSHIP_ALLOW_PICKLE``, for the rest of the test."""
     stack: list[Any] = []
 
-    def factory(model_dir: Path, **overrides: Any) -> TestClient:
+    def factory(model_dir: Path, *, allow_pickle: bool = False, **overrides: Any) -> TestClient:
+        if allow_pickle:
+            monkeypatch.setenv("MODELSHIP_ALLOW_PICKLE", "true")
         settings = ServingSettings(model_uri=str(model_dir), **overrides)
         core = ModelServer(settings)
         client = TestClient(create_app(settings, core), raise_server_exceptions=False)

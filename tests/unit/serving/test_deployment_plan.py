@@ -281,3 +281,10 @@ def test_a_canary_is_behind_the_main_service_only_in_replicas_mode(routing: dict
             ("iris-main", 7500), ("iris-main-canary", 2500)]
     else:
         assert cand["spec"]["replicas"] == 1  # 3 stable + 1 canary: 25 %
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_the_pickle_opt_in_reaches_the_model_server_only_when_asked(allow: bool) -> None:
+    s = spec(allowPickle=allow) if allow else spec()
+    dep = next(o for o in serving.plan_children(s, resolved_all(s), CTX, set()).objects if o["kind"] == "Deployment")
+    assert ("--allow-pickle" in dep["spec"]["template"]["spec"]["containers"][0]["args"]) is allow

@@ -145,7 +145,7 @@ def test_bad_csv_is_400(wine_client: Any) -> None:
 
 
 def test_pyfunc_model_with_params_and_500_on_raise(serve: Any, pyfunc_dir: Path) -> None:
-    client = serve(pyfunc_dir)
+    client = serve(pyfunc_dir, allow_pickle=True)
     body = {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 0.5], [2, 1.5]]}}
     resp = client.post("/invocations", json=body)
     assert resp.json() == {"predictions": [{"a": 2, "b": 1.0}, {"a": 4, "b": 3.0}]}
@@ -163,7 +163,7 @@ def test_pyfunc_model_with_params_and_500_on_raise(serve: Any, pyfunc_dir: Path)
 
 
 def test_long_column_refuses_fractions(serve: Any, pyfunc_dir: Path) -> None:
-    client = serve(pyfunc_dir)
+    client = serve(pyfunc_dir, allow_pickle=True)
     resp = client.post(
         "/invocations", json={"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, 0.5]]}}
     )

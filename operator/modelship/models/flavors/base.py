@@ -11,6 +11,7 @@ import pandas as pd
 
 from modelship.models.enforce import ModelInput
 from modelship.models.mlmodel import PYFUNC, MLModel
+from modelship.models.trust import TrustPolicy
 
 
 class PredictionError(RuntimeError):
@@ -32,9 +33,13 @@ class ModelRuntime(ABC):
     #: estimators): such values are then refused as a bad request before predict.
     accepts_non_finite: bool = True
 
-    def __init__(self, model_dir: Path, mlmodel: MLModel) -> None:
+    def __init__(
+        self, model_dir: Path, mlmodel: MLModel, policy: TrustPolicy | None = None
+    ) -> None:
         self.model_dir = model_dir
         self.mlmodel = mlmodel
+        # Without a policy a runtime trusts the least; load_model passes the server's.
+        self.policy = policy or TrustPolicy()
         self.column_names: list[str] | None = None
         sig = mlmodel.signature
         if (
@@ -60,23 +65,26 @@ class ModelRuntime(ABC):
         return data
 
 
-def select_runtime(model_dir: Path, mlmodel: MLModel) -> ModelRuntime:
+def select_runtime(
+    model_dir: Path, mlmodel: MLModel, policy: TrustPolicy | None = None
+) -> ModelRuntime:
     """Pick the runtime: native sklearn, then a python_function user class, then any
-    importable ``loader_module`` (MLflow's generic pyfunc contract)."""
+    importable ``loader_module`` (MLflow's generic pyfunc contract). ``policy`` says what
+    the runtime may load (``modelship.models.trust``); the default trusts the least."""
     from modelship.models.flavors.loader_module import LoaderModuleRuntime
     from modelship.models.flavors.pyfunc import PythonModelRuntime
     from modelship.models.flavors.sklearn import SklearnRuntime
 
     pyfunc = mlmodel.flavors.get(PYFUNC) or {}
     if "sklearn" in mlmodel.flavors:
-        return SklearnRuntime(model_dir, mlmodel)
+        return SklearnRuntime(model_dir, mlmodel, policy)
     if pyfunc.get("python_model") or pyfunc.get("loader_module") in (
         "mlflow.pyfunc.model",
         "modelship.models.flavors.pyfunc",
     ):
-        return PythonModelRuntime(model_dir, mlmodel)
+        return PythonModelRuntime(model_dir, mlmodel, policy)
     if pyfunc.get("loader_module"):
-        return LoaderModuleRuntime(model_dir, mlmodel)
+        return LoaderModuleRuntime(model_dir, mlmodel, policy)
     raise ValueError(
         f"{model_dir}: no flavor this server can load (flavors: {sorted(mlmodel.flavors)})"
     )

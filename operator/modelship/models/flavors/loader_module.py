@@ -4,6 +4,9 @@ MLflow's contract: ``importlib.import_module(loader_module)._load_pyfunc(data_pa
 returns an object with ``predict(data[, params])``; ``data_path`` is the flavor's ``data``
 entry under the model directory, or the directory itself. A ``code`` entry names a
 directory of the model put on ``sys.path`` first, so the loader module may ship with it.
+
+Importing a module the model names runs code (the module's own, or that of whatever it
+unpickles), so this runtime needs the server's opt-in, as pickles do (``trust``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ class LoaderModuleRuntime(ModelRuntime):
 
     def load(self) -> None:
         conf = self.mlmodel.flavors[PYFUNC]
+        shipped = " from the model's code directory" if conf.get("code") else ""
+        self.policy.require_code(
+            f"the model's python_function flavor imports loader_module "
+            f"{conf['loader_module']!r}{shipped}"
+        )
         if conf.get("code"):
             code_dir = str(self.model_dir / conf["code"])
             if code_dir not in sys.path:

@@ -1,4 +1,7 @@
-"""python_function with a user class (``python_model.pkl``, cloudpickled), as MLflow saves it."""
+"""python_function with a user class (``python_model.pkl``, cloudpickled), as MLflow saves it.
+
+Unpickling runs the author's code: it needs the server's opt-in (``trust``).
+"""
 
 from __future__ import annotations
 
@@ -22,14 +25,15 @@ class PythonModelRuntime(ModelRuntime):
         import cloudpickle
 
         conf = self.mlmodel.flavors[PYFUNC]
+        target = conf.get("python_model", "python_model.pkl")
+        if str(target).endswith(".py"):
+            raise ValueError("models-from-code (python_model: *.py) needs MLflow; not supported")
+        self.policy.require_code(f"the model is a cloudpickled python_function class ({target})")
         if conf.get("code"):
             code_dir = str(self.model_dir / conf["code"])
             if code_dir not in sys.path:
                 sys.path.insert(0, code_dir)
         install_mlflow_shim()
-        target = conf.get("python_model", "python_model.pkl")
-        if str(target).endswith(".py"):
-            raise ValueError("models-from-code (python_model: *.py) needs MLflow; not supported")
         with (self.model_dir / target).open("rb") as f:
             self.python_model = cloudpickle.load(f)
         artifacts = {

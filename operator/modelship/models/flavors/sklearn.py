@@ -1,9 +1,14 @@
-"""scikit-learn: skops by default (as MLflow 3), pickle and cloudpickle when the MLmodel says so."""
+"""scikit-learn: skops by default (as MLflow 3), pickle and cloudpickle when the MLmodel says so.
+
+pickle and cloudpickle need the server's opt-in; skops trusts its defaults plus the types
+the server trusts, not the ``skops_trusted_types`` the ``MLmodel`` file lists (``trust``).
+"""
 
 from __future__ import annotations
 
 import pickle
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +17,7 @@ import pandas as pd
 from modelship.models.enforce import ModelInput
 from modelship.models.flavors.base import ModelRuntime
 from modelship.models.mlmodel import PYFUNC
+from modelship.models.trust import SKOPS_TRUSTED_TYPES_ENV, UntrustedModelError
 
 PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
 
@@ -29,17 +35,16 @@ class SklearnRuntime(ModelRuntime):
             "serialization_format", "skops" if path.suffix == ".skops" else "cloudpickle"
         )
         if fmt == "skops":
-            import skops.io
-
-            self.model = skops.io.load(path, trusted=conf.get("skops_trusted_types"))
-        elif fmt == "cloudpickle":
-            import cloudpickle
-
+            self.model = _load_skops(path, self.policy.skops_trusted_types)
+        elif fmt in ("cloudpickle", "pickle"):
+            self.policy.require_code(f"the sklearn model is a {fmt} file ({path.name})")
             with path.open("rb") as f:
-                self.model = cloudpickle.load(f)
-        elif fmt == "pickle":
-            with path.open("rb") as f:
-                self.model = pickle.load(f)
+                if fmt == "cloudpickle":
+                    import cloudpickle
+
+                    self.model = cloudpickle.load(f)
+                else:
+                    self.model = pickle.load(f)
         else:
             raise ValueError(f"unknown sklearn serialization_format {fmt!r}")
         fn = pyfunc.get("predict_fn", "predict")
@@ -87,6 +92,21 @@ class SklearnRuntime(ModelRuntime):
         if isinstance(data, np.ndarray) and self._wants_frame:
             data = self.as_frame(data)
         return self._predict(data)
+
+
+def _load_skops(path: Path, trusted: tuple[str, ...]) -> Any:
+    """Load a skops file, trusting skops' defaults and ``trusted`` (the server's list)."""
+    import skops.io
+
+    untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - set(trusted))
+    if untrusted:
+        raise UntrustedModelError(
+            f"the skops file {path.name} holds types that are not trusted: {untrusted}. "
+            "A model's own MLmodel list (skops_trusted_types) is not used; trust them on the "
+            f"server, if the model comes from a source you trust: {SKOPS_TRUSTED_TYPES_ENV}="
+            + ",".join(untrusted)
+        )
+    return skops.io.load(path, trusted=list(trusted) or None)
 
 
 def _allows_nan(model: Any) -> bool:
