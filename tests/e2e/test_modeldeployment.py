@@ -405,8 +405,9 @@ def test_a_canary_that_fails_on_predict_rolls_back_by_itself(kube: KubeApi, name
                                                               iris_run: str, failing_run: str) -> None:
     model = f"iris-{namespace}"
     register(kube, namespace, "v1", model, iris_run, "Production")
+    # The failing model is a loader_module model: code of its author, so it needs the opt-in.
     kube.create(path_for(API, "modeldeployments", namespace), model_deployment("iris", model, [
-        {"name": "main", "stage": "Production", "weight": 100, "replicas": 2}], strategy=CANARY))
+        {"name": "main", "stage": "Production", "weight": 100, "replicas": 2}], strategy=CANARY, allowPickle=True))
     wait_healthy(kube, namespace, "iris", main=1)
     host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
     load = Load(host, 80)

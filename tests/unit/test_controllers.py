@@ -361,3 +361,15 @@ def test_resources_are_pure() -> None:
             if isinstance(node, ast.Attribute) and node.attr in {"now", "utcnow", "today"}:
                 problems.append(f"{path.name}:{node.lineno} reads the clock; take `now` as a parameter")
     assert not problems, problems
+
+
+def test_a_model_deployment_that_allows_pickle_is_refused_where_the_operator_forbids_it() -> None:
+    patch = kopf.Patch()
+    spec = {"model": "iris", "allowPickle": True, "variants": [{"name": "a", "stage": "Production"}]}
+    config = OperatorConfig(tracking_url="http://tracking:5000", forbid_pickle=True)
+    asyncio.run(modeldeployment.reconcile(body=_body(spec), patch=patch, logger=logging.getLogger("test"),
+                                          memo=kopf.Memo(config=config)))
+    status = dict(patch)["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (status["phase"], ready["reason"]) == ("Degraded", "PickleForbidden")
+    assert "spec.allowPickle" in status["message"] and "--forbid-pickle" in status["message"]

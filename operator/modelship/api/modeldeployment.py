@@ -172,6 +172,12 @@ class ModelDeploymentSpec(ApiModel):
     autoscaling: Autoscaling | None = Field(default=None, description="Horizontal autoscaling.")
     monitoring: Monitoring | None = Field(default=None, description="Drift detection.")
     image: str | None = Field(default=None, description="Model server image; defaults to the operator's.", max_length=1024)
+    allow_pickle: bool = Field(
+        default=False,
+        description="Let the model servers load pickle, cloudpickle and loader_module models, which run the code "
+        "of whoever made the model; skops models need no opt-in. Refused when the operator runs with "
+        "--forbid-pickle.",
+    )
     env: list[EnvVar] | None = Field(default=None, description="Extra environment of the model server.", max_length=128)
 
 

@@ -73,6 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--trainer-image", help="image of trial pods without spec.project.image (default: this version's)"
     )
     parser.add_argument(
+        "--forbid-pickle", action="store_true", default=None,
+        help="refuse ModelDeployments with spec.allowPickle (models that run their author's code on load)",
+    )
+    parser.add_argument(
         "--webhook-url",
         dest="webhook_urls",
         action="append",

@@ -273,15 +273,23 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
     generation = meta.get("generation")
     conditions: list[dict[str, Any]] = []
 
+    refusal = None
     if not config.tracking_url:
-        message = ("the operator has no tracking server to fetch models from: start it with --tracking-url "
-                   "(MODELSHIP_TRACKING_URL), as the chart does")
+        refusal = ("NoTrackingServer", ("the operator has no tracking server to fetch models from: start it with "
+                   "--tracking-url (MODELSHIP_TRACKING_URL), as the chart does"))
+    elif spec.allow_pickle and config.forbid_pickle:
+        refusal = ("PickleForbidden", ("spec.allowPickle is forbidden on this cluster (the operator runs with "
+                   "--forbid-pickle): save the model with skops (the default of modelship's save_model) and "
+                   "remove spec.allowPickle"))
+    if refusal is not None:
+        reason, message = refusal
         _write_status(patch, body, {"phase": "Degraded", "message": message}, [
-            make_condition(READY, "False", "NoTrackingServer", message, now=now, observed_generation=generation),
-            make_condition("Degraded", "True", "NoTrackingServer", message, now=now, observed_generation=generation),
+            make_condition(READY, "False", reason, message, now=now, observed_generation=generation),
+            make_condition("Degraded", "True", reason, message, now=now, observed_generation=generation),
         ], scratch)
         return
 
+    assert config.tracking_url is not None  # refused above
     ctx = serving.ServingContext(owner, image, config.tracking_url)
     old_status = dict(body.get("status") or {})
     decision, canary_plan = await asyncio.to_thread(

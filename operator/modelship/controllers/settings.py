@@ -55,6 +55,10 @@ class OperatorConfig(BaseSettings):
     """Image of an Experiment's trial pods when ``spec.project.image`` is unset; unset
     means ``ghcr.io/modelship/modelship:<operator version>``."""
 
+    forbid_pickle: bool = False
+    """Refuse ModelDeployments whose ``spec.allowPickle`` lets model servers load pickle,
+    cloudpickle or ``loader_module`` models (flag ``--forbid-pickle``): a cluster-wide
+    "no model may run its author's code on load"."""
     webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Registry webhook receivers (flag ``--webhook-url``, repeatable; env: comma-separated).
     Each gets every version-created, stage-transitioned and alias-moved event. Empty: no

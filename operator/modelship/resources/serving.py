@@ -228,7 +228,8 @@ def build_deployment(spec: ModelDeploymentSpec, plan: VariantPlan, resolved: Res
         "image": spec.image or ctx.image,
         "imagePullPolicy": "IfNotPresent",
         "args": ["serve", "--model-uri", resolved.source, "--host", "0.0.0.0", "--port", str(SERVER_PORT),
-                 "--model-name", spec.model, "--model-version", str(resolved.version), "--variant", plan.name],
+                 "--model-name", spec.model, "--model-version", str(resolved.version), "--variant", plan.name,
+                 *(["--allow-pickle"] if spec.allow_pickle else [])],
         "env": env,
         "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
         # /ping answers 200 only once the model is loaded: no traffic before, and 5 min to load.
