@@ -379,6 +379,12 @@ def _operator_tracking_url(objects: dict[tuple[str, str], dict[str, Any]]) -> st
     return url
 
 
+@pytest.mark.parametrize(("sets", "forbidden"), [((), False), (("operator.forbidPickle=true",), True)])
+def test_the_chart_can_forbid_pickle_models_cluster_wide(sets: tuple[str, ...], forbidden: bool) -> None:
+    _, container = _pod(_render(*sets), OPERATOR)
+    assert main.config_from_args(_operator_args(container["args"])).forbid_pickle is forbidden
+
+
 def _tracking_args(container: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> argparse.Namespace:
     """The server's arguments as `modelship tracking-server` parses them in the pod: flag
     defaults come from ServerSettings(), i.e. from the pod's environment, so that a Secret's
