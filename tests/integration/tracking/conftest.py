@@ -99,11 +99,11 @@ class Launcher:
         return proc.start()
 
     def sidecar(self, server_url: str, port: int | None = None, name: str = "sidecar",
-                extra: tuple[str, ...] = ()) -> Proc:
+                extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Proc:
         port = port or free_port()
         args = ["tracking-sidecar", "--port", str(port), "--server", server_url,
                 "--buffer-dir", str(self.root / (name + "-buffer")), *extra]
-        proc = Proc(args, port, self.root / f"{name}.log")
+        proc = Proc(args, port, self.root / f"{name}.log", env=env)
         self.procs.append(proc)
         return proc.start()
 

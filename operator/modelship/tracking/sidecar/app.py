@@ -1,7 +1,14 @@
-"""The sidecar's HTTP front: buffered writes, pass-through reads (after earlier writes)."""
+"""The sidecar's HTTP front: buffered writes, pass-through reads (after earlier writes).
+
+A write is checked with the server's own rules (``store.validation``, ``server.fastparse``,
+``server.messages``) and answered 400 in MLflow's error shape before anything is appended;
+at the buffer cap (``limits.SidecarLimits.max_buffer_bytes``) it is answered 503 with
+``Retry-After`` instead, so memory and disk stay bounded while the server is away.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -20,14 +27,20 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from modelship.models.uri import redact_url
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError, invalid
 from modelship.tracking.logs import event
-from modelship.tracking.server import fastparse
 from modelship.tracking.server import messages as msg
-from modelship.tracking.server.common import error_response, ok, parse_body, read_body, send_json
+from modelship.tracking.server.common import error_response, ok, read_body, send_json
 from modelship.tracking.settings import SidecarSettings
-from modelship.tracking.sidecar.forwarder import MERGEABLE, Forwarder, entities
+from modelship.tracking.sidecar.batches import MERGEABLE, entities
+from modelship.tracking.sidecar.checks import check_write
+from modelship.tracking.sidecar.deadletter import DeadLetter
+from modelship.tracking.sidecar.forwarder import Forwarder
+from modelship.tracking.sidecar.limits import SidecarLimits
+from modelship.tracking.sidecar.policy import retry_after
+from modelship.tracking.sidecar.report import metrics_text
 from modelship.tracking.sidecar.wal import DurableLog
 from modelship.tracking.store import validation as v
 from modelship.tracking.store.artifacts import safe_path
@@ -36,7 +49,6 @@ log = logging.getLogger("modelship.tracking.sidecar")
 
 API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts/"
-RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 BUFFERED: dict[str, type[BaseModel]] = {
     f"{API}/runs/log-metric": msg.LogMetric,
     f"{API}/runs/log-parameter": msg.LogParam,
@@ -53,65 +65,57 @@ MODEL_PARAMS = re.compile(rf"^{API}/logged-models/([\w\-]+)/params$")
 HOP_HEADERS = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
 
 
+class BufferFull(TrackingError):
+    """503 at the buffer cap, with the seconds to wait for ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, errors.TEMPORARILY_UNAVAILABLE)
+        self.retry_after = retry_after
+
+
+def _headers(exc: TrackingError) -> dict[str, str]:
+    return {"Retry-After": str(exc.retry_after)} if isinstance(exc, BufferFull) else {}
+
+
 class Sidecar:
-    def __init__(self, settings: SidecarSettings, wal: DurableLog, forwarder: Forwarder) -> None:
+    def __init__(self, settings: SidecarSettings, wal: DurableLog, forwarder: Forwarder,
+                 limits: SidecarLimits | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings, self.wal, self.forwarder = settings, wal, forwarder
+        self.limits = limits or SidecarLimits()
+        self.buffer_full = 0
         headers = {"Authorization": f"Bearer {settings.server_token}"} if settings.server_token else {}
         self.http = httpx.AsyncClient(base_url=settings.server.rstrip("/"), headers=headers,
-                                      timeout=httpx.Timeout(60.0, connect=3.0))
+                                      timeout=httpx.Timeout(60.0, connect=3.0),
+                                      transport=transport)
         # run id -> params known to be set (None: the server could not be asked).
         self.runs: dict[str, dict[str, str] | None] = {}
         self.unverified: dict[str, float] = {}
 
     # ---- buffered writes ---------------------------------------------------------------
+    def admit(self) -> None:
+        """Refuse a write while the buffer is at its cap. The check comes before the write
+        is read or parsed, so a trainer that outpaces the server costs nothing but the 503;
+        one write may take the buffer past the cap by its own size."""
+        if self.wal.pending_bytes < self.limits.max_buffer_bytes:
+            return
+        self.buffer_full += 1
+        if self.buffer_full == 1 or self.buffer_full % 1000 == 0:
+            event(log, "buffer full; answering writes with 503 until the server takes some",
+                  logging.WARNING, buffered_bytes=self.wal.pending_bytes,
+                  max_buffer_bytes=self.limits.max_buffer_bytes, refused=self.buffer_full,
+                  server_up=self.forwarder.server_up, auth_failing=self.forwarder.auth_failing)
+        raise BufferFull(
+            f"The sidecar's buffer is full ({self.wal.pending_bytes} bytes of writes not yet "
+            f"delivered; the cap is {self.limits.max_buffer_bytes}, "
+            "MODELSHIP_SIDECAR_MAX_BUFFER_BYTES): retry later",
+            retry_after(not self.forwarder.stalled))
+
     async def accept(self, method: str, path: str, raw: bytes, model: type[BaseModel]) -> bytes:
         """Validate a write, append it to the log and return the response body; raises
-        TrackingError (nothing appended) for what the server would refuse."""
-        params: list[tuple[str, str]] = []
-        run_id: str | None
-        body: dict[str, Any]
-        m: BaseModel | None = None
-        if path == f"{API}/runs/log-metric":
-            run_id, metric = fastparse.log_metric(raw)
-            v.key(metric[0], "metric")
-            body = fastparse.metric_json(metric)
-        elif path == f"{API}/runs/log-batch":
-            run_id, metrics, params, tags = fastparse.log_batch(raw)
-            v.batch_sizes(len(metrics), len(params), len(tags))
-            for x in metrics:
-                v.key(x[0], "metric")
-            for key, value in params:
-                v.key(key, "param")
-                v.string(value, key, v.MAX_PARAM_VALUE_LENGTH)
-            for key, value in tags:
-                v.key(key, "tag")
-                v.string(value, key, v.MAX_TAG_VALUE_LENGTH)
-            body = {"metrics": [fastparse.metric_json(x) for x in metrics],
-                    "params": [{"key": k, "value": val} for k, val in params],
-                    "tags": [{"key": k, "value": val} for k, val in tags]}
-        else:
-            m = parse_body(raw, model)
-            body = m.model_dump(exclude_none=True)
-            run_id = m.rid() if isinstance(m, msg.RunRef) else None
-            if isinstance(m, (msg.LogParam, msg.SetTag)):
-                is_param = isinstance(m, msg.LogParam)
-                v.key(m.key, "param" if is_param else "tag")
-                v.string(m.value, m.key, v.MAX_PARAM_VALUE_LENGTH if is_param else v.MAX_TAG_VALUE_LENGTH)
-                if is_param:
-                    params = [(m.key, m.value)]
-            elif isinstance(m, msg.DeleteTag):
-                v.key(m.key, "tag")
-            elif isinstance(m, msg.UpdateRun):
-                if m.status is not None and m.status not in RUN_STATUSES:
-                    raise invalid(f"Invalid run status {m.status!r}")
-            elif isinstance(m, msg.LogModel):
-                try:
-                    orjson.loads(m.model_json)
-                except orjson.JSONDecodeError:
-                    raise invalid("model_json is not valid JSON") from None
-            elif isinstance(m, (msg.LoggedModelTags, msg.LoggedModelParams)):
-                for item in (m.tags if isinstance(m, msg.LoggedModelTags) else m.params):
-                    v.key(item.key, "tag")
+        TrackingError (nothing appended) for what the server would refuse; the caller has
+        checked the cap (``admit``)."""
+        run_id, body, params, m = check_write(path, raw, model)
         if run_id is not None:
             body["run_id"] = run_id
             known = await self._known_params(run_id)
@@ -127,6 +131,7 @@ class Sidecar:
         return b"{}"
 
     async def buffered(self, request: Request, model: type[BaseModel]) -> Response:
+        self.admit()
         body = await self.accept(request.method, request.url.path, await request.body(), model)
         return Response(body, media_type="application/json")
 
@@ -164,9 +169,10 @@ class Sidecar:
             if run["info"].get("lifecycle_stage") == "deleted":
                 raise invalid(f"The run {run_id} must be in the 'active' state.")
             known = {p["key"]: p["value"] for p in run.get("data", {}).get("params", [])}
-            for rec in self.wal.pending:  # params still on their way
-                if rec.get("run_id") == run_id and rec["path"] in MERGEABLE:
-                    known.update({p["key"]: p["value"] for p in entities(rec)[1]})
+            if self.wal.pending_count:
+                # Params still on their way, read from the log on disk (in a thread: it may
+                # hold up to the buffer cap).
+                known.update(await asyncio.to_thread(_pending_params, self.wal.pending, run_id))
             self.runs[run_id] = known
             return known
         if 400 <= r.status_code < 500:
@@ -178,6 +184,7 @@ class Sidecar:
 
     async def buffered_artifact(self, request: Request) -> Response:
         path = safe_path(request.url.path[len(ARTIFACTS):], allow_root=False)
+        self.admit()
         name = uuid.uuid4().hex
         target = self.wal.blob_path(name)
         part = target.with_suffix(".part")
@@ -202,7 +209,8 @@ class Sidecar:
             safe_path(request.url.path[len(ARTIFACTS):])
         elif request.url.path.rstrip("/") == ARTIFACTS.rstrip("/"):
             safe_path(request.query_params.get("path"))
-        await self.forwarder.wait_forwarded(self.wal.last_seq, self.settings.read_wait)
+        await self.forwarder.wait_forwarded(self.wal.last_seq, self.settings.read_wait,
+                                            until_failure=True)
         headers = {k: val for k, val in request.headers.items() if k.lower() not in HOP_HEADERS}
         if self.settings.server_token:
             headers.pop("authorization", None)
@@ -214,7 +222,8 @@ class Sidecar:
                 stream=True)
         except (httpx.TransportError, OSError) as exc:
             return error_response(TrackingError(
-                f"tracking server unreachable: {exc!r}", errors.TEMPORARILY_UNAVAILABLE))
+                f"tracking server unreachable: {redact_url(repr(exc))}",
+                errors.TEMPORARILY_UNAVAILABLE))
         keep = {k: val for k, val in upstream.headers.items()
                 if k.lower() in ("content-type", "content-disposition")}
         if request.method == "GET" and request.url.path.startswith(ARTIFACTS):
@@ -243,13 +252,36 @@ class Sidecar:
                 return await self.buffered_artifact(request)
             return await self.passthrough(request)
         except TrackingError as exc:
-            return error_response(exc)
+            response = error_response(exc)
+            response.headers.update(_headers(exc))
+            return response
+
+    def report(self) -> dict[str, Any]:
+        f, dead = self.forwarder, self.forwarder.dead
+        return {"pending": self.wal.pending_count, "buffered_bytes": self.wal.pending_bytes,
+                "max_buffer_bytes": self.limits.max_buffer_bytes,
+                "log_file_bytes": self.wal.file_bytes, "buffer_full": self.buffer_full,
+                "forwarded_seq": self.wal.forwarded, "last_seq": self.wal.last_seq,
+                "server": redact_url(self.settings.server), "server_up": f.server_up,
+                "auth_failing": f.auth_failing, "last_failure": f.last_failure,
+                "rejected": dead.total,
+                "dead_letter": {**dead.counts, "dropped": dead.dropped, "bytes": dead.size,
+                                "path": str(dead.path)},
+                "requests_sent": f.sent_requests, "forward_failures": f.failures}
 
     async def status(self, _: Request) -> Response:
-        return ok({"pending": len(self.wal.pending), "forwarded_seq": self.wal.forwarded,
-                   "last_seq": self.wal.last_seq, "server_up": self.forwarder.server_up,
-                   "rejected": self.forwarder.rejected,
-                   "requests_sent": self.forwarder.sent_requests})
+        return ok(self.report())
+
+    async def metrics(self, _: Request) -> Response:
+        return Response(metrics_text(self.report()), media_type="text/plain; version=0.0.4")
+
+
+def _pending_params(records: Any, run_id: str) -> dict[str, str]:
+    known: dict[str, str] = {}
+    for rec in records:
+        if rec.get("run_id") == run_id and rec["path"] in MERGEABLE:
+            known.update({p["key"]: p["value"] for p in entities(rec)[1]})
+    return known
 
 
 class BufferedWrites:
@@ -267,8 +299,12 @@ class BufferedWrites:
             return
         status = 200
         try:
+            self.sidecar.admit()
             body = await self.sidecar.accept("POST", scope["path"], await read_body(receive), model)
         except ClientDisconnect:
+            return
+        except BufferFull as exc:
+            await _send_error(send, exc)
             return
         except TrackingError as exc:
             status, body = exc.http_status, orjson.dumps(exc.body())
@@ -280,18 +316,33 @@ class BufferedWrites:
         await send_json(send, status, body)
 
 
-def create_sidecar_app(settings: SidecarSettings, wal: DurableLog | None = None) -> ASGIApp:
+async def _send_error(send: Send, exc: BufferFull) -> None:
+    body = orjson.dumps(exc.body())
+    await send({"type": "http.response.start", "status": exc.http_status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"retry-after", str(exc.retry_after).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_sidecar_app(settings: SidecarSettings, wal: DurableLog | None = None,
+                       limits: SidecarLimits | None = None,
+                       transport: httpx.AsyncBaseTransport | None = None) -> ASGIApp:
+    """The sidecar; ``transport`` replaces the network to the server (in-process tests)."""
     wal = wal or DurableLog(settings.buffer_dir)
+    limits = limits or SidecarLimits()
     forwarder = Forwarder(wal, settings.server, settings.server_token,
                           settings.batch_max_entities, settings.retry_initial, settings.retry_max,
-                          settings.linger)
-    sidecar = Sidecar(settings, wal, forwarder)
+                          settings.linger, limits.max_attempts,
+                          DeadLetter(wal.dir, limits.dead_letter_max_bytes), transport)
+    sidecar = Sidecar(settings, wal, forwarder, limits, transport)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         forwarder.start()
-        event(log, "sidecar started", server=settings.server, pending=len(wal.pending),
-              buffer_dir=settings.buffer_dir)
+        event(log, "sidecar started", server=redact_url(settings.server), pending=wal.pending_count,
+              buffered_bytes=wal.pending_bytes, max_buffer_bytes=limits.max_buffer_bytes,
+              max_attempts=limits.max_attempts, buffer_dir=settings.buffer_dir)
         try:
             yield
         finally:
@@ -307,6 +358,7 @@ def create_sidecar_app(settings: SidecarSettings, wal: DurableLog | None = None)
     app = Starlette(routes=[
         Route("/health", health, methods=["GET"]),
         Route("/modelship/sidecar/status", sidecar.status, methods=["GET"]),
+        Route("/modelship/sidecar/metrics", sidecar.metrics, methods=["GET"]),
         Route("/{path:path}", sidecar.dispatch, methods=methods),
     ], lifespan=lifespan)
     app.state.sidecar = sidecar
