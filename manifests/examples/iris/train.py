@@ -70,10 +70,13 @@ def main() -> None:
 
         model = Pipeline([("scale", scaler), ("classifier", classifier)])
         # Requirements named here rather than inferred: inference re-imports the model in
-        # a subprocess, which costs more than the whole training.
+        # a subprocess, which costs more than the whole training. skops, not (cloud)pickle:
+        # a model server loads it without running code of the model's author, so it needs
+        # no --allow-pickle.
         mlflow.sklearn.log_model(
             model,
             name="model",
+            serialization_format="skops",
             input_example=x_test.head(5),
             pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pandas.__version__}"],
         )
