@@ -35,6 +35,7 @@ SIDECAR_PORT = 5001
 WORKSPACE = "/workspace"
 SOURCE_DIR = f"{WORKSPACE}/src"
 BUFFER_DIR = "/var/run/modelship/tracking"
+BUFFER_SIZE_LIMIT = "1Gi"
 MAX_NAME = 63  # a Job's name is also a label value (job-name) on its pods
 
 Scalar = str | int | float | bool
@@ -188,7 +189,9 @@ def build_trial_job(
         "containers": [trainer],
         "volumes": [
             {"name": "workspace", "emptyDir": {}},
-            {"name": "tracking-buffer", "emptyDir": {}},
+            # The sidecar stops acknowledging at 256 MiB buffered (503, the client retries); 1 GiB
+            # leaves room for its dead letter and for compacting the log.
+            {"name": "tracking-buffer", "emptyDir": {"sizeLimit": BUFFER_SIZE_LIMIT}},
         ],
     }
     if spec.service_account_name:

@@ -73,6 +73,8 @@ def test_pod_checkout_sidecar_and_trainer() -> None:
     pod = _job()["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     assert {v["name"] for v in pod["volumes"]} == {"workspace", "tracking-buffer"}
+    buffer = next(v for v in pod["volumes"] if v["name"] == "tracking-buffer")
+    assert buffer["emptyDir"] == {"sizeLimit": "1Gi"}  # bounded, as the sidecar's own cap is
     checkout, sidecar = pod["initContainers"]
     assert checkout["command"] == ["modelship", "checkout", "https://example.com/ml.git", "/workspace/src",
                                    "--ref", "main", "--path", "examples/iris"]
