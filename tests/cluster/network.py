@@ -60,10 +60,6 @@ class BedNetwork:
     def host_link(self) -> str:
         return f"{self.prefix}host"
 
-    @property
-    def netns_prefix(self) -> str:
-        return self.prefix
-
     # --- addresses ----------------------------------------------------------------------
     @property
     def pod_cidr(self) -> str:
@@ -77,11 +73,6 @@ class BedNetwork:
     def node_ip(self) -> str:
         """The bridge's address in the node: pods' gateway, the Node's InternalIP."""
         return f"198.18.{self.index}.1"
-
-    @property
-    def gateway(self) -> str:
-        """The pods' default gateway (the node's bridge address)."""
-        return self.node_ip
 
     @property
     def host_ip(self) -> str:
@@ -191,7 +182,7 @@ class BedNetwork:
         ip("-n", ns, "link", "set", "lo", "up")
         ip("-n", ns, "addr", "add", f"{pod_ip}/24", "dev", "eth0")
         ip("-n", ns, "link", "set", "eth0", "up")
-        ip("-n", ns, "route", "add", "default", "via", self.gateway)
+        ip("-n", ns, "route", "add", "default", "via", self.node_ip)
 
     def delete_pod_netns(self, ns: str, host_veth: str) -> None:
         ip("netns", "delete", ns, check=False)

@@ -97,7 +97,7 @@ class PodRuntime:
         self.lookup = node.lookup
         self.issue_token = node.issue_token
         self.base_env = node.base_env
-        self.netns = f"{network.netns_prefix}{self.uid[:8]}"
+        self.netns = f"{network.prefix}{self.uid[:8]}"
         self.host_veth = f"v{network.index}-{self.uid[:10]}"
         spec = pod["spec"]
         self.restart_policy = spec.get("restartPolicy", "Always")

@@ -64,6 +64,18 @@ def accept_spec(
     return parsed.spec
 
 
+def accept_into_scratch(kind: Kind, model: type[M], body: Mapping[str, Any], patch: kopf.Patch) -> tuple[M, kopf.Patch]:
+    """:func:`accept_spec` into a patch of its own, for a handler that writes its status itself
+    (its Ready is its own decision, not "accepted"). Returns the spec and that patch; on
+    refusal the patch goes into ``patch`` and :class:`InvalidSpec` is raised."""
+    scratch = kopf.Patch()
+    try:
+        return accept_spec(kind, model, body, scratch), scratch
+    except InvalidSpec:
+        patch.status.update(scratch.status)
+        raise
+
+
 def register_reconcile(registry: kopf.OperatorRegistry, kind: Kind, fn: Callable[..., Any]) -> None:
     """Register ``fn`` for one kind on resume, create and update of the object.
 

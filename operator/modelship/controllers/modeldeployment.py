@@ -27,7 +27,12 @@ import kopf
 from modelship import __version__, kube
 from modelship.api import GROUP, VERSION, ModelDeploymentSpec, kind_by_name
 from modelship.api.modeldeployment import Strategy, Variant
-from modelship.controllers.common import InvalidSpec, accept_spec, register_reconcile, utcnow
+from modelship.controllers.common import (
+    InvalidSpec,
+    accept_into_scratch,
+    register_reconcile,
+    utcnow,
+)
 from modelship.controllers.metrics import METRICS
 from modelship.controllers.settings import OperatorConfig
 from modelship.resources import canary, serving
@@ -253,12 +258,7 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
                     modelversions_by_model: kopf.Index[Any, Any] | None = None,
                     modeldeployment_children: kopf.Index[Any, Any] | None = None, **_: Any) -> None:
     """Observe the ModelDeployment and its world, apply the plan, write status into ``patch``."""
-    scratch = kopf.Patch()
-    try:
-        spec = accept_spec(KIND, ModelDeploymentSpec, body, scratch)
-    except InvalidSpec:
-        patch.status.update(scratch.status)
-        raise
+    spec, scratch = accept_into_scratch(KIND, ModelDeploymentSpec, body, patch)
     config: OperatorConfig = memo.config
     meta = body.get("metadata") or {}
     name, namespace, uid = meta.get("name") or "", meta.get("namespace") or "", meta.get("uid") or ""

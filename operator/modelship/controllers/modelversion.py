@@ -23,7 +23,11 @@ import kopf
 
 from modelship.api import GROUP, VERSION, ModelVersionSpec, kind_by_name
 from modelship.controllers import registry, webhooks
-from modelship.controllers.common import InvalidSpec, accept_spec, register_reconcile, utcnow
+from modelship.controllers.common import (
+    accept_into_scratch,
+    register_reconcile,
+    utcnow,
+)
 from modelship.controllers.metrics import METRICS
 from modelship.controllers.registry_source import Resolved, SourceError, find_in_registry, resolve
 from modelship.controllers.settings import OperatorConfig
@@ -43,12 +47,7 @@ def retry_delay(retry: int) -> float:
 async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo,
                     retry: int = 0, **_: Any) -> None:
     """Observe the ModelVersion, decide the model with pure functions, write status."""
-    scratch = kopf.Patch()
-    try:
-        spec = accept_spec(KIND, ModelVersionSpec, body, scratch)
-    except InvalidSpec:
-        patch.status.update(scratch.status)
-        raise
+    spec, scratch = accept_into_scratch(KIND, ModelVersionSpec, body, patch)
     config: OperatorConfig = memo.config
     namespace, uid = body.metadata.namespace or "", body.metadata.uid or ""
     status = dict(body.get("status") or {})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from modelship.jsontext import has_lone_surrogate
 from modelship.models.enforce import ModelInput, SchemaError
 from modelship.models.load import LoadedModel
 
@@ -36,7 +36,6 @@ class Parsed:
     rows: int | None  # rows when the input can be concatenated with others, else None
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _loads(body: bytes) -> Any:
@@ -54,30 +53,12 @@ def _loads(body: bytes) -> Any:
         raise BadRequest(
             f"Ensure that input is a valid JSON formatted string. Error: {exc}"
         ) from None
-    if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(obj):
+    if has_lone_surrogate(text, obj):
         raise BadRequest(
             "Ensure that input is a valid JSON formatted string. Error: a string holds a "
             "lone surrogate escape (\\ud800-\\udfff), which is not a Unicode character"
         )
     return obj
-
-
-def _lone_surrogate(obj: Any) -> bool:
-    """Whether a string anywhere in ``obj`` cannot be encoded (iterative: bodies nest)."""
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 def _rows_of(data: ModelInput) -> int | None:

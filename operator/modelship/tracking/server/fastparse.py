@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 import orjson
 
+from modelship.jsontext import has_lone_surrogate
 from modelship.tracking.errors import MALFORMED_REQUEST, TrackingError, invalid
 from modelship.tracking.store.validation import INT64_MAX, INT64_MIN, encode_float, int64
 
 MetricTuple = tuple[str, float, int, int, "str | None"]
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _malformed(why: str) -> TrackingError:
@@ -47,27 +46,9 @@ def _load_slowly(raw: bytes) -> Any:
         raise _malformed("the body nests deeper than the parser allows") from None
     except ValueError:  # UnicodeDecodeError is one
         raise _malformed("the body is not valid JSON") from None
-    if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(obj):
+    if has_lone_surrogate(text, obj):
         raise _malformed("a string holds a lone surrogate, which is not a Unicode character")
     return obj
-
-
-def _lone_surrogate(obj: Any) -> bool:
-    """Whether a string anywhere in ``obj`` cannot be encoded (iterative: bodies nest)."""
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 def _show(value: Any) -> str:
