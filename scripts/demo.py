@@ -54,8 +54,12 @@ def step(text: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", action="store_true", help="keep everything running until Ctrl-C")
-    parser.add_argument("--state-dir", type=Path, default=REPO / ".testbed",
-                        help="the bed's state (default .testbed); two demos side by side need two")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=REPO / ".testbed",
+        help="the bed's state (default .testbed); two demos side by side need two",
+    )
     args = parser.parse_args()
     state = args.state_dir.resolve()
     # SIGTERM (a CI runner, `kill`) stops everything as Ctrl-C does.
@@ -87,13 +91,34 @@ def main() -> int:
         port = tracking_url.rsplit(":", 1)[1]
         tracking_dir = state / "tracking"
         tracking_dir.mkdir(exist_ok=True)
-        procs.append(Process("tracking-server", [
-            MODELSHIP, "tracking-server", "--host", host, "--port", port,
-            "--backend-store-uri", f"sqlite:///{tracking_dir / 'tracking.db'}",
-            "--artifacts-destination", str(tracking_dir / "artifacts")], state / "logs", env=env).start())
+        procs.append(
+            Process(
+                "tracking-server",
+                [
+                    MODELSHIP,
+                    "tracking-server",
+                    "--host",
+                    host,
+                    "--port",
+                    port,
+                    "--backend-store-uri",
+                    f"sqlite:///{tracking_dir / 'tracking.db'}",
+                    "--artifacts-destination",
+                    str(tracking_dir / "artifacts"),
+                ],
+                state / "logs",
+                env=env,
+            ).start()
+        )
         wait_for(lambda: _http_ok(f"{tracking_url}/health"), 60, "tracking server", processes=procs)
-        procs.append(Process("operator", [MODELSHIP, "operator", "--all-namespaces", "--tracking-url", tracking_url],
-                             state / "logs", env=env).start())
+        procs.append(
+            Process(
+                "operator",
+                [MODELSHIP, "operator", "--all-namespaces", "--tracking-url", tracking_url],
+                state / "logs",
+                env=env,
+            ).start()
+        )
         print(f"tracking server {tracking_url}; logs in {state / 'logs'}")
 
         step("applying the iris Experiment (TPE, 6 trials, 2 at a time)")
@@ -110,13 +135,21 @@ def main() -> int:
         mv_name = exp["status"].get("modelVersion")
         if not mv_name:
             raise SystemExit(f"the experiment registered nothing: {exp['status'].get('conditions')}")
-        mv = wait_for(lambda: (m := get("modelversion", mv_name)).get("status", {}).get("version") and m, 120,
-                      "a version number", interval=1, processes=procs)
+        mv = wait_for(
+            lambda: (m := get("modelversion", mv_name)).get("status", {}).get("version") and m,
+            120,
+            "a version number",
+            interval=1,
+            processes=procs,
+        )
         print(kubectl("get", "modelversions", "-o", "wide"))
 
         step(f"promoting iris version {mv['status']['version']} to Production")
-        subprocess.run([MODELSHIP, "promote", "iris", str(mv["status"]["version"]), "--to", "Production",
-                        "--wait", "120"], env=env, check=True)
+        subprocess.run(
+            [MODELSHIP, "promote", "iris", str(mv["status"]["version"]), "--to", "Production", "--wait", "120"],
+            env=env,
+            check=True,
+        )
         print(kubectl("get", "modelversions", "-o", "wide"))
 
         champion = int(mv["status"]["version"])
@@ -132,30 +165,44 @@ def main() -> int:
         _watch_deployment(get, kubectl, {"champion": champion, "challenger": challenger}, procs)
         print(kubectl("get", "modeldeployment", "iris"))
         target = (gateway["address"], int(gateway["port"]), {"Host": DEMO_HOST})
-        wait_for(lambda: len(_answers(*target, n=20)) == 2, 90, "both variants answering through the Gateway",
-                 interval=1, processes=procs)
+        wait_for(
+            lambda: len(_answers(*target, n=20)) == 2,
+            90,
+            "both variants answering through the Gateway",
+            interval=1,
+            processes=procs,
+        )
         print(f"200 predictions through the Gateway {gateway['address']}: {_answers(*target, n=200)}")
 
         step(f"promoting the challenger (v{challenger}) to Production while requests flow")
         load = _Load(*target)
         load.start()
-        subprocess.run([MODELSHIP, "promote", "iris", str(challenger), "--to", "Production", "--wait", "120"],
-                       env=env, check=True)
+        subprocess.run(
+            [MODELSHIP, "promote", "iris", str(challenger), "--to", "Production", "--wait", "120"], env=env, check=True
+        )
         _watch_deployment(get, kubectl, {"champion": challenger, "challenger": challenger}, procs)
         time.sleep(3)
         load.finish()
-        print(f"during the promotion: {load.sent} predictions, {len(load.failures)} failed"
-              + (f": {load.failures[:5]}" if load.failures else ""))
+        print(
+            f"during the promotion: {load.sent} predictions, {len(load.failures)} failed"
+            + (f": {load.failures[:5]}" if load.failures else "")
+        )
         print(kubectl("get", "modeldeployment", "iris", "-o", "wide"))
         service = get("service", "iris")["spec"]["clusterIP"]
-        rows = {"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)",
-                                                "petal width (cm)"],
-                                    "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}}
-        req = urllib.request.Request(f"http://{service}/invocations", json.dumps(rows).encode(),
-                                     {"Content-Type": "application/json"})
+        rows = {
+            "dataframe_split": {
+                "columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"],
+                "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]],
+            }
+        }
+        req = urllib.request.Request(
+            f"http://{service}/invocations", json.dumps(rows).encode(), {"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
-            print(f"the Service iris ({service}) predicts {json.load(resp)} for {rows['dataframe_split']['data']} "
-                  f"(answered by {resp.headers.get('x-modelship-variant')})")
+            print(
+                f"the Service iris ({service}) predicts {json.load(resp)} for {rows['dataframe_split']['data']} "
+                f"(answered by {resp.headers.get('x-modelship-variant')})"
+            )
 
         if args.keep:
             print(f"\nrunning; export KUBECONFIG={bed.kubeconfig} PATH={bin_dir}:$PATH  (Ctrl-C stops everything)")
@@ -175,44 +222,86 @@ def main() -> int:
 DEMO_HOST = "iris.demo.test"
 
 
-def _register_challenger(exp: dict[str, Any], best: dict[str, Any], kubectl: Callable[..., str],
-                         get: Callable[[str, str], dict[str, Any]], procs: list[Process], state: Path) -> int:
+def _register_challenger(
+    exp: dict[str, Any],
+    best: dict[str, Any],
+    kubectl: Callable[..., str],
+    get: Callable[[str, str], dict[str, Any]],
+    procs: list[Process],
+    state: Path,
+) -> int:
     """The runner-up trial's run as a second version of the model, with the alias ``challenger``."""
     best_run = best["spec"]["source"].split("/")[1]
     artifact = best["spec"]["source"].split("/", 2)[2]
     goal = exp["spec"]["search"]["objective"].get("goal", "maximize")
-    done = [t for t in exp["status"].get("trials") or []
-            if t.get("phase") == "Succeeded" and t.get("runId") and t.get("objective") is not None
-            and t["runId"] != best_run]
+    done = [
+        t
+        for t in exp["status"].get("trials") or []
+        if t.get("phase") == "Succeeded"
+        and t.get("runId")
+        and t.get("objective") is not None
+        and t["runId"] != best_run
+    ]
     if not done:
         raise SystemExit("the experiment has no second finished trial to be the challenger")
     runner_up = sorted(done, key=lambda t: t["objective"], reverse=goal == "maximize")[0]
     manifest = state / "iris-challenger.yaml"
-    manifest.write_text(yaml.safe_dump({
-        "apiVersion": "modelship.io/v1alpha1", "kind": "ModelVersion",
-        "metadata": {"name": "iris-challenger", "namespace": "default"},
-        "spec": {"model": best["spec"]["model"], "source": f"runs:/{runner_up['runId']}/{artifact}",
-                 "aliases": ["challenger"], "description": f"trial {runner_up['number']}, the runner-up"}}))
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "modelship.io/v1alpha1",
+                "kind": "ModelVersion",
+                "metadata": {"name": "iris-challenger", "namespace": "default"},
+                "spec": {
+                    "model": best["spec"]["model"],
+                    "source": f"runs:/{runner_up['runId']}/{artifact}",
+                    "aliases": ["challenger"],
+                    "description": f"trial {runner_up['number']}, the runner-up",
+                },
+            }
+        )
+    )
     print(kubectl("apply", "-f", str(manifest)))
-    mv = wait_for(lambda: (m := get("modelversion", "iris-challenger")).get("status", {}).get("version") and m, 120,
-                  "the challenger's version number", interval=1, processes=procs)
+    mv = wait_for(
+        lambda: (m := get("modelversion", "iris-challenger")).get("status", {}).get("version") and m,
+        120,
+        "the challenger's version number",
+        interval=1,
+        processes=procs,
+    )
     print(f"challenger: trial {runner_up['number']} objective={runner_up['objective']:.4f}")
     return int(mv["status"]["version"])
 
 
 def _iris_deployment(gateway: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "modelship.io/v1alpha1", "kind": "ModelDeployment",
-            "metadata": {"name": "iris", "namespace": "default"},
-            "spec": {"model": "iris", "image": IMAGE,
-                     "variants": [{"name": "champion", "stage": "Production", "weight": 90},
-                                  {"name": "challenger", "alias": "challenger", "weight": 10}],
-                     "routing": {"mode": "gatewayAPI", "hostnames": [DEMO_HOST],
-                                 "gateway": {"name": gateway["name"], "namespace": gateway["namespace"]},
-                                 "mirror": "TraefikService"}}}
+    return {
+        "apiVersion": "modelship.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "iris", "namespace": "default"},
+        "spec": {
+            "model": "iris",
+            "image": IMAGE,
+            "variants": [
+                {"name": "champion", "stage": "Production", "weight": 90},
+                {"name": "challenger", "alias": "challenger", "weight": 10},
+            ],
+            "routing": {
+                "mode": "gatewayAPI",
+                "hostnames": [DEMO_HOST],
+                "gateway": {"name": gateway["name"], "namespace": gateway["namespace"]},
+                "mirror": "TraefikService",
+            },
+        },
+    }
 
 
-def _watch_deployment(get: Callable[[str, str], dict[str, Any]], kubectl: Callable[..., str], versions: dict[str, int],
-                      procs: list[Process], timeout: float = 300) -> None:
+def _watch_deployment(
+    get: Callable[[str, str], dict[str, Any]],
+    kubectl: Callable[..., str],
+    versions: dict[str, int],
+    procs: list[Process],
+    timeout: float = 300,
+) -> None:
     deadline, last = time.monotonic() + timeout, ""
     while time.monotonic() < deadline:
         for p in procs:
@@ -235,9 +324,14 @@ def _predict(host: str, port: int, headers: dict[str, str]) -> tuple[int, str]:
 
     conn = http.client.HTTPConnection(host, port, timeout=10)
     try:
-        body = json.dumps({"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)",
-                                                           "petal length (cm)", "petal width (cm)"],
-                                               "data": [[5.9, 3.0, 5.1, 1.8]]}})
+        body = json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"],
+                    "data": [[5.9, 3.0, 5.1, 1.8]],
+                }
+            }
+        )
         conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json", **headers})
         resp = conn.getresponse()
         resp.read()
@@ -288,8 +382,13 @@ def _iris_repo(root: Path) -> str:
     if root.exists():
         shutil.rmtree(root)
     shutil.copytree(REPO / "manifests" / "examples" / "iris", root / "examples" / "iris")
-    git_env = {**os.environ, "GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@example.com",
-               "GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": "demo@example.com"}
+    git_env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "demo",
+        "GIT_AUTHOR_EMAIL": "demo@example.com",
+        "GIT_COMMITTER_NAME": "demo",
+        "GIT_COMMITTER_EMAIL": "demo@example.com",
+    }
     for argv in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "iris"]):
         subprocess.run(["git", *argv], cwd=root, env=git_env, check=True)
     return f"file://{root}"
@@ -313,8 +412,13 @@ def _complete(exp: dict[str, Any]) -> bool:
     return False
 
 
-def _watch(read: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool], kubectl: Callable[..., str],
-           timeout: float, procs: list[Process]) -> dict[str, Any]:
+def _watch(
+    read: Callable[[], dict[str, Any]],
+    done: Callable[[dict[str, Any]], bool],
+    kubectl: Callable[..., str],
+    timeout: float,
+    procs: list[Process],
+) -> dict[str, Any]:
     deadline, last = time.monotonic() + timeout, ""
     while time.monotonic() < deadline:
         for p in procs:

@@ -21,6 +21,7 @@ run_stage() {
 run_stage unit tests/unit -q
 echo "=== lint"
 .venv/bin/ruff check operator tests scripts benchmarks
+.venv/bin/ruff format --check operator tests scripts benchmarks
 .venv/bin/mypy
 (cd operator && ../.venv/bin/lint-imports --config ../pyproject.toml)
 if [ -d tests/integration ]; then run_stage integration tests/integration -q; fi

@@ -21,9 +21,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 120.0,
-              log: Path | None = None) -> None:
+def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 120.0, log: Path | None = None) -> None:
     """Poll ``url`` until it answers 200; fail with the server's log if it exits or never answers."""
+
     def tail() -> str:
         return f":\n{log.read_text(errors='replace')[-4000:]}" if log else ""
 
@@ -71,8 +71,18 @@ def _leads_group(proc: subprocess.Popen[Any]) -> bool:
 def mlflow_server_command(state: Path, port: int) -> list[str]:
     """``mlflow server`` on 127.0.0.1:port, one worker, SQLite and artifacts under ``state``."""
     return [
-        sys.executable, "-m", "mlflow", "server",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}",
-        "--artifacts-destination", str(state / "artifacts"),
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{state / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(state / "artifacts"),
     ]

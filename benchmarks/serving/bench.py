@@ -46,9 +46,7 @@ def ensure_mlserver() -> Path:
     exe = MLSERVER_VENV / "bin" / "mlserver"
     if not exe.exists():
         subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
-        subprocess.run(
-            [str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", *MLSERVER_PKGS], check=True
-        )
+        subprocess.run([str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", *MLSERVER_PKGS], check=True)
     return exe
 
 
@@ -188,9 +186,7 @@ def median(values: list[float]) -> float:
     return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
-def measure(
-    plan: list[tuple[str, str, str, Path]], args: argparse.Namespace
-) -> dict[str, dict[str, Any]]:
+def measure(plan: list[tuple[str, str, str, Path]], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Interleave: every round measures every (server, scenario) once, so a change in the
     machine's load hits all servers alike; the result is the median over rounds."""
     raw: dict[tuple[str, str], list[dict[str, float]]] = {}
@@ -218,13 +214,9 @@ def measure(
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=5, help="seconds per measurement")
-    ap.add_argument(
-        "--rounds", type=int, default=3, help="interleaved rounds (medians are reported)"
-    )
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians are reported)")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--work", type=Path, default=CACHE / "run")
     args = ap.parse_args()
@@ -340,9 +332,7 @@ def main() -> int:
         "vs_mlserver_100row_p99": mv["v2-100"]["p99_ms"] / ms["v2-100"]["p99_ms"],
     }
     out["ratios"] = ratios
-    print(
-        "\nratios (Modelship / other for throughput, other / Modelship for p99: > 1 means Modelship is better)"
-    )
+    print("\nratios (Modelship / other for throughput, other / Modelship for p99: > 1 means Modelship is better)")
     for k, v in ratios.items():
         print(f"  {k:<32} {v:6.2f}x")
     print("\nresident memory after the run")
@@ -356,9 +346,7 @@ def main() -> int:
         and all(v > 1 for k, v in ratios.items() if k.endswith("p99"))
     )
     out["goal_met"] = goal
-    print(
-        f"\ngoal (>=10x MLflow, ahead of MLServer with lower p99 on every row): {'MET' if goal else 'NOT MET'}"
-    )
+    print(f"\ngoal (>=10x MLflow, ahead of MLServer with lower p99 on every row): {'MET' if goal else 'NOT MET'}")
     print(f"load average during the run: {os.getloadavg()}  (cpus: {os.cpu_count()})")
     (HERE / "results.json").write_text(json.dumps(out, indent=2))
     return 0

@@ -73,8 +73,15 @@ PATHS = ("pod", "service", "gateway")
 # Stated, though it is the default: a promotion is a rolling update here. A canary (status.canary)
 # is recorded and printed if the operator runs one anyway.
 STRATEGY = {"type": "RollingUpdate"}
-STEPS = ("cli_done", "modelversion_stage", "deployment_template", "status_version", "pod_ready", "first_answer",
-         "rollout_done")
+STEPS = (
+    "cli_done",
+    "modelversion_stage",
+    "deployment_template",
+    "status_version",
+    "pod_ready",
+    "first_answer",
+    "rollout_done",
+)
 
 
 def step(text: str) -> None:
@@ -91,9 +98,16 @@ def install_crds(api: KubeApi) -> None:
         api.apply(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{names[-1]}", crd)
 
     def established() -> bool:
-        return all(any(c["type"] == "Established" and c["status"] == "True" for c in api.get(
-            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{n}").get("status", {}).get("conditions") or [])
-            for n in names)
+        return all(
+            any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{n}")
+                .get("status", {})
+                .get("conditions")
+                or []
+            )
+            for n in names
+        )
 
     wait_for(established, 60, "the CRDs Established", interval=0.5)
 
@@ -110,10 +124,24 @@ def http_ok(host: str, port: int, path: str) -> bool:
 def start_tracking(bed: Bed, state: Path) -> tuple[Process, str]:
     """As the e2e ``tracking_server`` fixture: on the bed's host address, registry read from the bed."""
     host, port = bed.host_address, free_port(bed.host_address)
-    proc = Process("tracking-server", [
-        MODELSHIP, "tracking-server", "--host", host, "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{state / 'tracking.db'}", "--artifacts-destination", str(state / "artifacts"),
-        "--registry-kubeconfig", str(bed.kubeconfig)], state).start()
+    proc = Process(
+        "tracking-server",
+        [
+            MODELSHIP,
+            "tracking-server",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{state / 'tracking.db'}",
+            "--artifacts-destination",
+            str(state / "artifacts"),
+            "--registry-kubeconfig",
+            str(bed.kubeconfig),
+        ],
+        state,
+    ).start()
     wait_for(lambda: http_ok(host, port, "/health"), 60, "tracking server health", interval=0.3, processes=[proc])
     return proc, f"http://{host}:{port}"
 
@@ -121,12 +149,25 @@ def start_tracking(bed: Bed, state: Path) -> tuple[Process, str]:
 def start_operator(bed: Bed, tracking_url: str, state: Path) -> Process:
     """As the e2e ``operator`` fixture (no webhooks): every namespace, health on loopback."""
     health, metrics = free_port(), free_port()
-    proc = Process("operator", [
-        MODELSHIP, "operator", "--all-namespaces", "--health-host", "127.0.0.1", "--liveness-port", str(health),
-        "--metrics-port", str(metrics), "--tracking-url", tracking_url,
-    ], state, env={**os.environ, "KUBECONFIG": str(bed.kubeconfig)}).start()
-    wait_for(lambda: http_ok("127.0.0.1", health, "/healthz"), 60, "operator liveness", interval=0.5,
-             processes=[proc])
+    proc = Process(
+        "operator",
+        [
+            MODELSHIP,
+            "operator",
+            "--all-namespaces",
+            "--health-host",
+            "127.0.0.1",
+            "--liveness-port",
+            str(health),
+            "--metrics-port",
+            str(metrics),
+            "--tracking-url",
+            tracking_url,
+        ],
+        state,
+        env={**os.environ, "KUBECONFIG": str(bed.kubeconfig)},
+    ).start()
+    wait_for(lambda: http_ok("127.0.0.1", health, "/healthz"), 60, "operator liveness", interval=0.5, processes=[proc])
     return proc
 
 
@@ -135,19 +176,32 @@ def wrk(url: str, body: Path, seconds: int, connections: int, host: str | None =
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(HERE / "post.lua")]
     if host:
         argv += ["-H", f"Host: {host}"]
-    out = subprocess.run([*argv, url, "--", str(body), "application/json"], capture_output=True, text=True,
-                         check=True, timeout=seconds + 60).stdout
-    vals = {k: int(v) for line in out.splitlines() if line.startswith("BENCH ")
-            for k, v in re.findall(r"(\w+)=(\d+)", line)}
+    out = subprocess.run(
+        [*argv, url, "--", str(body), "application/json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    vals = {
+        k: int(v) for line in out.splitlines() if line.startswith("BENCH ") for k, v in re.findall(r"(\w+)=(\d+)", line)
+    }
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()))) if sock else {}
-    return {"rps": vals["requests"] / (vals["duration_us"] / 1e6), "p50_ms": vals["p50_us"] / 1000,
-            "p99_ms": vals["p99_us"] / 1000, "requests": vals["requests"], "non2xx": vals["non2xx"],
-            "socket_errors": sum(errors.values()), "socket_errors_by_kind": errors}
+    return {
+        "rps": vals["requests"] / (vals["duration_us"] / 1e6),
+        "p50_ms": vals["p50_us"] / 1000,
+        "p99_ms": vals["p99_us"] / 1000,
+        "requests": vals["requests"],
+        "non2xx": vals["non2xx"],
+        "socket_errors": sum(errors.values()),
+        "socket_errors_by_kind": errors,
+    }
 
 
-def steady_state(targets: dict[str, tuple[str, str | None]], pod_ip: str, body: Path,
-                 args: argparse.Namespace) -> dict[str, Any]:
+def steady_state(
+    targets: dict[str, tuple[str, str | None]], pod_ip: str, body: Path, args: argparse.Namespace
+) -> dict[str, Any]:
     """Every round runs every path once (a change of the machine's load hits all alike); medians."""
     for name, (url, host) in targets.items():  # warm-up: connections, Traefik's pool, the model
         wrk(url, body, 2, args.connections, host)
@@ -159,18 +213,24 @@ def steady_state(targets: dict[str, tuple[str, str | None]], pod_ip: str, body: 
             time.sleep(0.5)  # the last replies counted
             res["pod_counted"] = int(_invocations(pod_ip) - before)
             raw[name].append(res)
-            print(f"  round {r + 1}  {name:<8} {res['rps']:>7.0f} req/s  p50 {res['p50_ms']:>6.1f} ms  "
-                  f"p99 {res['p99_ms']:>6.1f} ms  non-2xx {res['non2xx']}  socket errors {res['socket_errors']} "
-                  f"{res['socket_errors_by_kind'] or ''}  pod counted {res['pod_counted']} of {res['requests']}",
-                  flush=True)
+            print(
+                f"  round {r + 1}  {name:<8} {res['rps']:>7.0f} req/s  p50 {res['p50_ms']:>6.1f} ms  "
+                f"p99 {res['p99_ms']:>6.1f} ms  non-2xx {res['non2xx']}  socket errors {res['socket_errors']} "
+                f"{res['socket_errors_by_kind'] or ''}  pod counted {res['pod_counted']} of {res['requests']}",
+                flush=True,
+            )
     out: dict[str, Any] = {}
     for name, runs in raw.items():
-        out[name] = {"rps": statistics.median(x["rps"] for x in runs),
-                     "p50_ms": statistics.median(x["p50_ms"] for x in runs),
-                     "p99_ms": statistics.median(x["p99_ms"] for x in runs),
-                     "non2xx": sum(x["non2xx"] for x in runs), "socket_errors": sum(x["socket_errors"] for x in runs),
-                     "requests": sum(x["requests"] for x in runs), "pod_counted": sum(x["pod_counted"] for x in runs),
-                     "rounds": runs}
+        out[name] = {
+            "rps": statistics.median(x["rps"] for x in runs),
+            "p50_ms": statistics.median(x["p50_ms"] for x in runs),
+            "p99_ms": statistics.median(x["p99_ms"] for x in runs),
+            "non2xx": sum(x["non2xx"] for x in runs),
+            "socket_errors": sum(x["socket_errors"] for x in runs),
+            "requests": sum(x["requests"] for x in runs),
+            "pod_counted": sum(x["pod_counted"] for x in runs),
+            "rounds": runs,
+        }
     return out
 
 
@@ -219,14 +279,20 @@ def pods(api: KubeApi) -> list[dict[str, Any]]:
     return api.get(path_for("v1", "pods", NAMESPACE), labelSelector=f"modelship.io/variant={VARIANT}")["items"]
 
 
-def promote(api: KubeApi, env: dict[str, str], service_ip: str, number: int, mv_name: str,
-            timeout: float = 300) -> dict[str, Any]:
+def promote(
+    api: KubeApi, env: dict[str, str], service_ip: str, number: int, mv_name: str, timeout: float = 300
+) -> dict[str, Any]:
     new = str(number)
     t0 = time.monotonic()
     poller = VersionPoller(service_ip, 80, new, t0)
     poller.start()
-    cli = subprocess.Popen([MODELSHIP, "promote", MODEL, new, "--to", "Production", "-n", NAMESPACE], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cli = subprocess.Popen(
+        [MODELSHIP, "promote", MODEL, new, "--to", "Production", "-n", NAMESPACE],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     marks: dict[str, float] = {}
     canary_phases: dict[str, float] = {}  # status.canary.phase of this version, first seen at
 
@@ -244,7 +310,9 @@ def promote(api: KubeApi, env: dict[str, str], service_ip: str, number: int, mv_
             mv_status = api.get(path_for(API, "modelversions", NAMESPACE, mv_name)).get("status") or {}
             mark("modelversion_stage", mv_status.get("stage") == "Production")
             dep = api.get(path_for("apps/v1", "deployments", NAMESPACE, f"{NAME}-{VARIANT}"))
-            mark("deployment_template", dep["spec"]["template"]["metadata"]["labels"].get("modelship.io/version") == new)
+            mark(
+                "deployment_template", dep["spec"]["template"]["metadata"]["labels"].get("modelship.io/version") == new
+            )
             st = md_status(api, NAMESPACE, NAME)
             served = {v["name"]: v.get("version") for v in st.get("variants") or []}
             mark("status_version", served.get(VARIANT) == number)
@@ -257,32 +325,49 @@ def promote(api: KubeApi, env: dict[str, str], service_ip: str, number: int, mv_
             if str(can.get("toVersion")) == new and can.get("phase"):
                 canary_phases.setdefault(can["phase"], round(time.monotonic() - t0, 2))
                 if can["phase"] == "RolledBack":
-                    raise RuntimeError(f"the operator ran a canary for version {number} and rolled it back: "
-                                       f"{can.get('message')}")
-            mark("rollout_done", st.get("phase") == "Healthy" and served.get(VARIANT) == number and not any(
-                p["metadata"]["labels"].get("modelship.io/version") != new or p["metadata"]["labels"].get(
-                    "modelship.io/track") == "canary" for p in all_pods))
+                    raise RuntimeError(
+                        f"the operator ran a canary for version {number} and rolled it back: {can.get('message')}"
+                    )
+            mark(
+                "rollout_done",
+                st.get("phase") == "Healthy"
+                and served.get(VARIANT) == number
+                and not any(
+                    p["metadata"]["labels"].get("modelship.io/version") != new
+                    or p["metadata"]["labels"].get("modelship.io/track") == "canary"
+                    for p in all_pods
+                ),
+            )
             if all(k in marks for k in STEPS) and poller.new_in_a_row >= 20:
                 break
             time.sleep(0.1)
         else:
-            raise TimeoutError(f"promotion to version {number} not done in {timeout}s: marks {marks}, "
-                               f"status {json.dumps(md_status(api, NAMESPACE, NAME))[-2000:]}")
+            raise TimeoutError(
+                f"promotion to version {number} not done in {timeout}s: marks {marks}, "
+                f"status {json.dumps(md_status(api, NAMESPACE, NAME))[-2000:]}"
+            )
     finally:
         poller.finish()
         if cli.poll() is None:
             cli.kill()
             cli.wait()
-    return {"version": number, **{k: round(marks[k], 2) for k in STEPS},
-            "last_old_answer": round(poller.last_old, 2) if poller.last_old is not None else None,
-            "polls": poller.sent, "failures": poller.failures, "canary_phases": canary_phases}
+    return {
+        "version": number,
+        **{k: round(marks[k], 2) for k in STEPS},
+        "last_old_answer": round(poller.last_old, 2) if poller.last_old is not None else None,
+        "polls": poller.sent,
+        "failures": poller.failures,
+        "canary_phases": canary_phases,
+    }
 
 
 # --- output --------------------------------------------------------------------------------------
 def ratios(paths: dict[str, Any]) -> dict[str, dict[str, float]]:
     pod = paths["pod"]
-    return {f"{name}/pod": {"rps": paths[name]["rps"] / pod["rps"], "p99": paths[name]["p99_ms"] / pod["p99_ms"]}
-            for name in ("service", "gateway")}
+    return {
+        f"{name}/pod": {"rps": paths[name]["rps"] / pod["rps"], "p99": paths[name]["p99_ms"] / pod["p99_ms"]}
+        for name in ("service", "gateway")
+    }
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -291,10 +376,12 @@ def markdown(res: dict[str, Any]) -> str:
     load_end = " / ".join(f"{x:.2f}" for x in res["load_end"])
     lines = [
         BEGIN,
-        (f"{res['date']}, `cluster.py --seconds {a['seconds']} --connections {a['connections']} "
-         f"--rounds {a['rounds']} --promotions {a['promotions']}`, {res['cpus']} cores, load average "
-         f"(1/5/15 min) {load} at the start, {load_end} at the end; Traefik {res['traefik']}, "
-         f"Kubernetes {res['kubernetes']}. Medians over the rounds:"),
+        (
+            f"{res['date']}, `cluster.py --seconds {a['seconds']} --connections {a['connections']} "
+            f"--rounds {a['rounds']} --promotions {a['promotions']}`, {res['cpus']} cores, load average "
+            f"(1/5/15 min) {load} at the start, {load_end} at the end; Traefik {res['traefik']}, "
+            f"Kubernetes {res['kubernetes']}. Medians over the rounds:"
+        ),
         "",
         "| path | req/s | p50 | p99 | non-2xx | socket errors | requests counted by the pod |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -302,24 +389,41 @@ def markdown(res: dict[str, Any]) -> str:
     labels = {"pod": "pod IP:8080", "service": "Service (kube-proxy)", "gateway": "Gateway (Traefik)"}
     for name in PATHS:
         p = paths[name]
-        lines.append(f"| {labels[name]} | {p['rps']:.0f} | {p['p50_ms']:.1f} ms | {p['p99_ms']:.1f} ms | "
-                     f"{p['non2xx']} | {p['socket_errors']} | {p['pod_counted']} of {p['requests']} |")
-    lines += ["", "Ratios: " + "; ".join(f"{k} throughput {v['rps']:.2f}x, p99 {v['p99']:.2f}x" for k, v in rat.items())
-              + ".", ""]
+        lines.append(
+            f"| {labels[name]} | {p['rps']:.0f} | {p['p50_ms']:.1f} ms | {p['p99_ms']:.1f} ms | "
+            f"{p['non2xx']} | {p['socket_errors']} | {p['pod_counted']} of {p['requests']} |"
+        )
+    lines += [
+        "",
+        "Ratios: " + "; ".join(f"{k} throughput {v['rps']:.2f}x, p99 {v['p99']:.2f}x" for k, v in rat.items()) + ".",
+        "",
+    ]
     promo = res["promotion"]
     if promo["runs"]:
-        lines += [(f"Promotion (`modelship promote` to the first answer of the new version through the Service), "
-                   f"seconds after the CLI started, median of {len(promo['runs'])}:"), "",
-                  "| " + " | ".join(STEPS) + " |", "| " + " | ".join("---" for _ in STEPS) + " |",
-                  "| " + " | ".join(f"{promo['median'][k]:.1f}" for k in STEPS) + " |", "",
-                  "Each run: " + "; ".join(f"v{r['version']} {r['first_answer']:.1f} s" for r in promo["runs"])
-                  + f". Failed `/version` polls while promoting: {sum(len(r['failures']) for r in promo['runs'])}.",
-                  ""]
+        lines += [
+            (
+                f"Promotion (`modelship promote` to the first answer of the new version through the Service), "
+                f"seconds after the CLI started, median of {len(promo['runs'])}:"
+            ),
+            "",
+            "| " + " | ".join(STEPS) + " |",
+            "| " + " | ".join("---" for _ in STEPS) + " |",
+            "| " + " | ".join(f"{promo['median'][k]:.1f}" for k in STEPS) + " |",
+            "",
+            "Each run: "
+            + "; ".join(f"v{r['version']} {r['first_answer']:.1f} s" for r in promo["runs"])
+            + f". Failed `/version` polls while promoting: {sum(len(r['failures']) for r in promo['runs'])}.",
+            "",
+        ]
         canaries = [r for r in promo["runs"] if r["canary_phases"]]
         if canaries:
-            lines += [f"The operator ran a canary in {len(canaries)} of {len(promo['runs'])} promotions although "
-                      f"`strategy.type` is RollingUpdate (status.canary phases, s: "
-                      + "; ".join(f"v{r['version']} {r['canary_phases']}" for r in canaries) + ").", ""]
+            lines += [
+                f"The operator ran a canary in {len(canaries)} of {len(promo['runs'])} promotions although "
+                f"`strategy.type` is RollingUpdate (status.canary phases, s: "
+                + "; ".join(f"v{r['version']} {r['canary_phases']}" for r in canaries)
+                + ").",
+                "",
+            ]
     lines.append(END)
     return "\n".join(lines)
 
@@ -329,7 +433,7 @@ def save(res: dict[str, Any]) -> None:
     text = README.read_text()
     block = markdown(res)
     if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     README.write_text(text)
@@ -375,36 +479,59 @@ def main() -> int:
 
         step(f"a ModelDeployment of {MODEL}: one variant, one replica, routing.mode gatewayAPI")
         api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-        wait_for(lambda: api.exists(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default"), 30,
-                 "the default service account")
+        wait_for(
+            lambda: api.exists(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default"),
+            30,
+            "the default service account",
+        )
         names = {register(api, NAMESPACE, "v1", MODEL, run_id, "Production"): "v1"}
         for i in range(2, args.promotions + 2):
             names[register(api, NAMESPACE, f"v{i}", MODEL, run_id)] = f"v{i}"
         gw = json.loads((bed.state_dir / "bed.json").read_text())["gateway"]
         hostname = f"{NAMESPACE}.models.test"
-        api.create(path_for(API, "modeldeployments", NAMESPACE), model_deployment(NAME, MODEL, [
-            {"name": VARIANT, "stage": "Production", "weight": 100, "replicas": 1}],
-            routing={"mode": "gatewayAPI", "gateway": {"name": gw["name"], "namespace": gw["namespace"]},
-                     "hostnames": [hostname]}, strategy=STRATEGY))
+        api.create(
+            path_for(API, "modeldeployments", NAMESPACE),
+            model_deployment(
+                NAME,
+                MODEL,
+                [{"name": VARIANT, "stage": "Production", "weight": 100, "replicas": 1}],
+                routing={
+                    "mode": "gatewayAPI",
+                    "gateway": {"name": gw["name"], "namespace": gw["namespace"]},
+                    "hostnames": [hostname],
+                },
+                strategy=STRATEGY,
+            ),
+        )
         wait_healthy(api, NAMESPACE, NAME, **{VARIANT: 1})
         (pod,) = ready_pods(api, NAMESPACE, f"modelship.io/variant={VARIANT}")
         pod_ip = pod["status"]["podIP"]
         service_ip = api.get(path_for("v1", "services", NAMESPACE, NAME))["spec"]["clusterIP"]
         gw_addr, gw_port = gw["address"], int(gw["port"])
         host_header = {"Host": hostname}
-        wait_for(lambda: predict(gw_addr, gw_port, host_header, timeout=5)[0] == 200, 90,
-                 "the Gateway's route answering", interval=0.5)
+        wait_for(
+            lambda: predict(gw_addr, gw_port, host_header, timeout=5)[0] == 200,
+            90,
+            "the Gateway's route answering",
+            interval=0.5,
+        )
         for h, p, hd in ((pod_ip, 8080, None), (service_ip, 80, None), (gw_addr, gw_port, host_header)):
             status, variant = predict(h, p, hd)
             assert (status, variant) == (200, VARIANT), (h, p, status, variant)
-        targets = {"pod": (f"http://{pod_ip}:8080/invocations", None),
-                   "service": (f"http://{service_ip}:80/invocations", None),
-                   "gateway": (f"http://{gw_addr}:{gw_port}/invocations", hostname)}
-        print(f"pod {pod['metadata']['name']} {pod_ip}:8080; Service {service_ip}:80; "
-              f"Gateway {gw_addr}:{gw_port} Host {hostname}")
+        targets = {
+            "pod": (f"http://{pod_ip}:8080/invocations", None),
+            "service": (f"http://{service_ip}:80/invocations", None),
+            "gateway": (f"http://{gw_addr}:{gw_port}/invocations", hostname),
+        }
+        print(
+            f"pod {pod['metadata']['name']} {pod_ip}:8080; Service {service_ip}:80; "
+            f"Gateway {gw_addr}:{gw_port} Host {hostname}"
+        )
 
-        step(f"steady state: wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds, "
-             f"POST /invocations with one row")
+        step(
+            f"steady state: wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds, "
+            f"POST /invocations with one row"
+        )
         body = state / "rows.json"
         body.write_text(json.dumps(ROWS))
         load_start = os.getloadavg()
@@ -414,12 +541,16 @@ def main() -> int:
         print()
         for name in PATHS:
             p = paths[name]
-            print(f"{name:<8} {p['rps']:>7.0f} req/s  p99 {p['p99_ms']:>6.1f} ms  non-2xx {p['non2xx']}  "
-                  f"socket errors {p['socket_errors']}  pod counted {p['pod_counted']} of {p['requests']}")
+            print(
+                f"{name:<8} {p['rps']:>7.0f} req/s  p99 {p['p99_ms']:>6.1f} ms  non-2xx {p['non2xx']}  "
+                f"socket errors {p['socket_errors']}  pod counted {p['pod_counted']} of {p['requests']}"
+            )
         for k, v in rat.items():
             print(f"{k:<12} throughput {v['rps']:.2f}x  p99 {v['p99']:.2f}x")
-        print(f"load average {' / '.join(f'{x:.2f}' for x in load_start)} -> "
-              f"{' / '.join(f'{x:.2f}' for x in load_end)} ({os.cpu_count()} cores)")
+        print(
+            f"load average {' / '.join(f'{x:.2f}' for x in load_start)} -> "
+            f"{' / '.join(f'{x:.2f}' for x in load_end)} ({os.cpu_count()} cores)"
+        )
 
         env = {**os.environ, "KUBECONFIG": str(bed.kubeconfig)}
         runs = []
@@ -427,29 +558,51 @@ def main() -> int:
             step(f"promoting {MODEL} version {number} to Production")
             r = promote(api, env, service_ip, number, names[number])
             runs.append(r)
-            print("  " + "  ".join(f"{k} {r[k]:.1f}s" for k in STEPS) +
-                  f"  (last answer of the old version {r['last_old_answer']}s; {r['polls']} polls, "
-                  f"{len(r['failures'])} failed {r['failures'][:5]})", flush=True)
+            print(
+                "  "
+                + "  ".join(f"{k} {r[k]:.1f}s" for k in STEPS)
+                + f"  (last answer of the old version {r['last_old_answer']}s; {r['polls']} polls, "
+                f"{len(r['failures'])} failed {r['failures'][:5]})",
+                flush=True,
+            )
             if r["canary_phases"]:
-                print(f"  WARNING: the operator ran a canary (strategy.type RollingUpdate): status.canary.phase "
-                      f"first seen at {r['canary_phases']} s", flush=True)
+                print(
+                    f"  WARNING: the operator ran a canary (strategy.type RollingUpdate): status.canary.phase "
+                    f"first seen at {r['canary_phases']} s",
+                    flush=True,
+                )
         median = {k: statistics.median(r[k] for r in runs) for k in STEPS} if runs else {}
         if runs:
             print("median  " + "  ".join(f"{k} {median[k]:.1f}s" for k in STEPS))
 
-        res = {"date": time.strftime("%d %b %Y %H:%M"), "cpus": os.cpu_count(), "load_start": load_start,
-               "load_end": load_end, "load_after_promotions": os.getloadavg(), "args": vars(args),
-               "traefik": bed.versions.get("traefik", "?"), "kubernetes": bed.versions.get("kubernetes", "?"),
-               "paths": paths, "ratios": rat, "promotion": {"runs": runs, "median": median}}
+        res = {
+            "date": time.strftime("%d %b %Y %H:%M"),
+            "cpus": os.cpu_count(),
+            "load_start": load_start,
+            "load_end": load_end,
+            "load_after_promotions": os.getloadavg(),
+            "args": vars(args),
+            "traefik": bed.versions.get("traefik", "?"),
+            "kubernetes": bed.versions.get("kubernetes", "?"),
+            "paths": paths,
+            "ratios": rat,
+            "promotion": {"runs": runs, "median": median},
+        }
         if not args.no_save:
             save(res)
             print(f"wrote {RESULTS.relative_to(REPO)} and the results block of {README.relative_to(REPO)}")
-        bad = {n: (paths[n]["non2xx"], paths[n]["socket_errors"]) for n in PATHS
-               if paths[n]["non2xx"] or paths[n]["socket_errors"]}
+        bad = {
+            n: (paths[n]["non2xx"], paths[n]["socket_errors"])
+            for n in PATHS
+            if paths[n]["non2xx"] or paths[n]["socket_errors"]
+        }
         if bad:
             raise SystemExit(f"FAILED: requests not answered 2xx on the steady paths (non-2xx, socket errors): {bad}")
-        short = {n: (paths[n]["pod_counted"], paths[n]["requests"]) for n in PATHS
-                 if paths[n]["pod_counted"] < paths[n]["requests"]}
+        short = {
+            n: (paths[n]["pod_counted"], paths[n]["requests"])
+            for n in PATHS
+            if paths[n]["pod_counted"] < paths[n]["requests"]
+        }
         if short:
             raise SystemExit(f"FAILED: the pod counted fewer requests than wrk got answers for: {short}")
         failed = [f for r in runs for f in r["failures"]]

@@ -68,8 +68,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def family(pid: int) -> list[int]:
     """A process and its children (mlflow server runs its worker as a child)."""
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True,
-                         check=False)
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False)
     return [pid] + [int(p) for p in out.stdout.split()]
 
 
@@ -106,9 +105,17 @@ def drive(uri: str, mode: str, n: int, clients: int, servers: list[int]) -> dict
     sidecar and the server it forwards to, measured once its log has drained)."""
     # Telemetry off: no network here, and its thread races os.environ in mlflow 3.17.
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri, MLFLOW_DISABLE_TELEMETRY="true")
-    procs = [subprocess.Popen([PY, str(HERE / "driver.py"), mode, str(n)], env=env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(clients)]
+    procs = [
+        subprocess.Popen(
+            [PY, str(HERE / "driver.py"), mode, str(n)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(clients)
+    ]
     try:
         for p in procs:
             assert p.stdout is not None
@@ -137,9 +144,14 @@ def drive(uri: str, mode: str, n: int, clients: int, servers: list[int]) -> dict
     server_cpu = cpu_seconds(servers) - cpu0
     count = sum(int(r["count"]) for r in results)
     seconds = max(r["end"] for r in results) - min(r["start"] for r in results)
-    return {"count": count, "seconds": seconds, "per_second": count / seconds,
-            "server_cpu_ms_per_1000": server_cpu * 1e6 / count, "drain_seconds": drain,
-            "run_ids": [r["run_id"] for r in results]}
+    return {
+        "count": count,
+        "seconds": seconds,
+        "per_second": count / seconds,
+        "server_cpu_ms_per_1000": server_cpu * 1e6 / count,
+        "drain_seconds": drain,
+        "run_ids": [r["run_id"] for r in results],
+    }
 
 
 def write_replay_bodies(directory: Path, count: int) -> None:
@@ -152,42 +164,56 @@ def write_replay_bodies(directory: Path, count: int) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     ts = int(time.time() * 1000)
     for i in range(count):
-        metrics = [Metric(f"m{k % 10}", float(i * 1000 + k), ts + i, i * 100 + k // 10).to_proto()
-                   for k in range(1000)]
+        metrics = [Metric(f"m{k % 10}", float(i * 1000 + k), ts + i, i * 100 + k // 10).to_proto() for k in range(1000)]
         body = message_to_json(LogBatch(run_id="RUN_ID_PLACEHOLDER", metrics=metrics))
         (directory / f"{i}.json").write_text(body)
 
 
 def new_run(base: str) -> str:
     api = f"{base}/api/2.0/mlflow"
-    exp = httpx.post(f"{api}/experiments/create", json={"name": f"replay-{time.time_ns()}"},
-                     timeout=60).json()["experiment_id"]
+    exp = httpx.post(f"{api}/experiments/create", json={"name": f"replay-{time.time_ns()}"}, timeout=60).json()[
+        "experiment_id"
+    ]
     run = httpx.post(f"{api}/runs/create", json={"experiment_id": exp}, timeout=60).json()
     return str(run["run"]["info"]["run_id"])
 
 
-def replay(uri: str, mode: str, seconds: int, connections: int, bodies: Path,
-           count: int, servers: list[int]) -> dict[str, Any]:
+def replay(
+    uri: str, mode: str, seconds: int, connections: int, bodies: Path, count: int, servers: list[int]
+) -> dict[str, Any]:
     """wrk sends the client's requests (replay.lua) for ``seconds``: the rate a server
     absorbs when the client costs next to nothing. Checks every answered write landed."""
     run_id = new_run(uri)
     args = ["batch", str(bodies), str(count), run_id] if mode == "batch" else ["single", run_id]
     cpu0 = cpu_seconds(servers)
-    proc = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "120s",
-                           "-s", str(HERE / "replay.lua"), uri, "--", *args],
-                          capture_output=True, text=True, timeout=seconds + 600, check=False)
+    proc = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "120s",
+            "-s",
+            str(HERE / "replay.lua"),
+            uri,
+            "--",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 600,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed: {proc.stderr[-2000:]}")
     out = proc.stdout
-    got = dict(kv.split("=") for line in out.splitlines() if line.startswith("BENCH ")
-               for kv in line[6:].split())
+    got = dict(kv.split("=") for line in out.splitlines() if line.startswith("BENCH ") for kv in line[6:].split())
     requests, non2xx = int(got["requests"]), int(got["non2xx"])
     if non2xx or int(got["socket_errors"]):
-        raise RuntimeError(f"{uri} {mode}: {non2xx} non-2xx replies, {got['socket_errors']} "
-                           f"socket errors\n{out}")
+        raise RuntimeError(f"{uri} {mode}: {non2xx} non-2xx replies, {got['socket_errors']} socket errors\n{out}")
     if mode == "batch" and requests > count:
-        raise RuntimeError(f"{requests} batches sent but only {count} distinct bodies: "
-                           "raise --replay-bodies")
+        raise RuntimeError(f"{requests} batches sent but only {count} distinct bodies: raise --replay-bodies")
     per = 1000 if mode == "batch" else 1
     # A read through the sidecar waits until its log has drained: forwarding is part of
     # the sidecar's cost. The read-back below is not.
@@ -198,14 +224,19 @@ def replay(uri: str, mode: str, seconds: int, connections: int, bodies: Path,
     landed = sum(history_len(uri, run_id, key) for key in keys)
     assert requests * per <= landed <= (requests + connections) * per, (uri, mode, requests, landed)
     seconds_run = int(got["duration_us"]) / 1e6
-    return {"count": requests * per, "seconds": seconds_run,
-            "per_second": requests * per / seconds_run,
-            "server_cpu_ms_per_1000": server_cpu * 1e6 / max(landed, 1), "run_ids": [run_id]}
+    return {
+        "count": requests * per,
+        "seconds": seconds_run,
+        "per_second": requests * per / seconds_run,
+        "server_cpu_ms_per_1000": server_cpu * 1e6 / max(landed, 1),
+        "run_ids": [run_id],
+    }
 
 
 def history_len(base: str, run_id: str, key: str) -> int:
-    r = httpx.get(f"{base}/api/2.0/mlflow/metrics/get-history",
-                  params={"run_id": run_id, "metric_key": key}, timeout=120)
+    r = httpx.get(
+        f"{base}/api/2.0/mlflow/metrics/get-history", params={"run_id": run_id, "metric_key": key}, timeout=120
+    )
     return len(r.json().get("metrics", []))
 
 
@@ -214,32 +245,83 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--singles", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--clients", type=int, default=4,
-                    help="concurrent mlflow clients for the server-capacity measurement")
+    ap.add_argument(
+        "--clients", type=int, default=4, help="concurrent mlflow clients for the server-capacity measurement"
+    )
     ap.add_argument("--json", help="also write the results to this file")
-    ap.add_argument("--replay-seconds", type=int, default=5,
-                    help="length of each wrk replay of the client's requests (0: skip them)")
-    ap.add_argument("--replay-bodies", type=int, default=800,
-                    help="distinct log-batch bodies for the replay (each is sent at most once)")
+    ap.add_argument(
+        "--replay-seconds",
+        type=int,
+        default=5,
+        help="length of each wrk replay of the client's requests (0: skip them)",
+    )
+    ap.add_argument(
+        "--replay-bodies",
+        type=int,
+        default=800,
+        help="distinct log-batch bodies for the replay (each is sent at most once)",
+    )
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="modelship-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
         mp = free_port()
         mlflow_server = start(
-            [PY, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(mp),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{work}/mlflow.db",
-             "--artifacts-destination", str(work / "mlflow-art")], mp, work / "mlflow.log")
+            [
+                PY,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(mp),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{work}/mlflow.db",
+                "--artifacts-destination",
+                str(work / "mlflow-art"),
+            ],
+            mp,
+            work / "mlflow.log",
+        )
         procs.append(mlflow_server)
         sp = free_port()
-        ours = start([PY, "-m", "modelship", "tracking-server", "--port", str(sp),
-                      "--backend-store-uri", f"sqlite:///{work}/modelship.db",
-                      "--artifacts-destination", str(work / "ms-art")], sp, work / "ms.log")
+        ours = start(
+            [
+                PY,
+                "-m",
+                "modelship",
+                "tracking-server",
+                "--port",
+                str(sp),
+                "--backend-store-uri",
+                f"sqlite:///{work}/modelship.db",
+                "--artifacts-destination",
+                str(work / "ms-art"),
+            ],
+            sp,
+            work / "ms.log",
+        )
         procs.append(ours)
         cp = free_port()
-        sidecar = start([PY, "-m", "modelship", "tracking-sidecar", "--port", str(cp),
-                         "--server", f"http://127.0.0.1:{sp}", "--buffer-dir",
-                         str(work / "buffer")], cp, work / "sidecar.log")
+        sidecar = start(
+            [
+                PY,
+                "-m",
+                "modelship",
+                "tracking-sidecar",
+                "--port",
+                str(cp),
+                "--server",
+                f"http://127.0.0.1:{sp}",
+                "--buffer-dir",
+                str(work / "buffer"),
+            ],
+            cp,
+            work / "sidecar.log",
+        )
         procs.append(sidecar)
         np_ = free_port()
         null = start([PY, str(HERE / "null_server.py"), str(np_)], np_, work / "null.log")
@@ -248,8 +330,7 @@ def main() -> None:
         n_uri = f"http://127.0.0.1:{np_}"
 
         k = a.clients
-        m_pids, s_pids, c_pids, n_pids = ([mlflow_server.pid], [ours.pid],
-                                          [sidecar.pid, ours.pid], [null.pid])
+        m_pids, s_pids, c_pids, n_pids = ([mlflow_server.pid], [ours.pid], [sidecar.pid, ours.pid], [null.pid])
         plan = {
             "mlflow_batch": (m_uri, "batch", a.batches, 1, m_pids),
             "modelship_batch": (s_uri, "batch", a.batches, 1, s_pids),
@@ -281,26 +362,29 @@ def main() -> None:
             for key, (uri, mode, n, clients, pids) in plan.items():
                 runs[key].append(drive(uri, mode, n, clients, pids))
             for key, (uri, mode, connections, pids) in replays.items():
-                runs[key].append(replay(uri, mode, a.replay_seconds, connections, bodies,
-                                        a.replay_bodies, pids))
+                runs[key].append(replay(uri, mode, a.replay_seconds, connections, bodies, a.replay_bodies, pids))
         r = {key: max(v, key=lambda x: x["per_second"]) for key, v in runs.items()}
         # Everything the sidecar acknowledged reached the server (read through the sidecar
         # waits for its log to drain), and every batch is stored, on both servers.
         landed = history_len(c_uri, r["modelship_single_sidecar"]["run_ids"][0], "loss")
         drain_s = r["modelship_single_sidecar"]["drain_seconds"]
         assert landed == a.singles, (landed, a.singles)
-        for key, uri in (("modelship_batch", s_uri), ("mlflow_batch", m_uri),
-                         (f"modelship_batch_{k}_clients", s_uri),
-                         (f"mlflow_batch_{k}_clients", m_uri)):
+        for key, uri in (
+            ("modelship_batch", s_uri),
+            ("mlflow_batch", m_uri),
+            (f"modelship_batch_{k}_clients", s_uri),
+            (f"mlflow_batch_{k}_clients", m_uri),
+        ):
             for run_id in r[key]["run_ids"]:
                 n = sum(history_len(uri, run_id, f"m{i}") for i in range(10))
                 assert n == a.batches * 1000, (key, run_id, n)
 
-        print(f"{'measurement':32} {'count':>7} {'seconds':>8} {'per second':>11} "
-              f"{'server CPU ms/1000':>19}")
+        print(f"{'measurement':32} {'count':>7} {'seconds':>8} {'per second':>11} {'server CPU ms/1000':>19}")
         for key, v in r.items():
-            print(f"{key:32} {v['count']:7d} {v['seconds']:8.2f} {v['per_second']:11.0f} "
-                  f"{v['server_cpu_ms_per_1000']:19.0f}")
+            print(
+                f"{key:32} {v['count']:7d} {v['seconds']:8.2f} {v['per_second']:11.0f} "
+                f"{v['server_cpu_ms_per_1000']:19.0f}"
+            )
 
         def ratio(ours_key: str, theirs_key: str) -> float:
             return float(r[ours_key]["per_second"] / r[theirs_key]["per_second"])
@@ -313,9 +397,9 @@ def main() -> None:
         }
         if replays:
             ratios[f"batched_replay_{k}_connections"] = ratio(
-                f"modelship_batch_replay_{k}_connections", f"mlflow_batch_replay_{k}_connections")
-            ratios["single_replay_via_sidecar"] = ratio(
-                "modelship_single_replay_sidecar", "mlflow_single_replay")
+                f"modelship_batch_replay_{k}_connections", f"mlflow_batch_replay_{k}_connections"
+            )
+            ratios["single_replay_via_sidecar"] = ratio("modelship_single_replay_sidecar", "mlflow_single_replay")
         ceilings = {
             "batched_1_client": ratio("client_floor_batch", "mlflow_batch"),
             f"batched_{k}_clients": ratio(f"client_floor_batch_{k}_clients", f"mlflow_batch_{k}_clients"),
@@ -334,27 +418,52 @@ def main() -> None:
             ceil = f"{ceilings[name]:8.1f}x" if name in ceilings else " " * 9
             goal = f"{goals[name]:5d}x" if name in goals else ""
             print(f"{name:30} {value:8.1f}x {ceil} {goal}")
-        print(f"server CPU per metric, mlflow / modelship: {efficiency['batched']:.1f}x batched, "
-              f"{efficiency['single_via_sidecar']:.1f}x single calls (sidecar + server)")
-        print("ceiling: the same clients against a server that stores nothing; no server can "
-              "pass it with this client on this machine")
+        print(
+            f"server CPU per metric, mlflow / modelship: {efficiency['batched']:.1f}x batched, "
+            f"{efficiency['single_via_sidecar']:.1f}x single calls (sidecar + server)"
+        )
+        print(
+            "ceiling: the same clients against a server that stores nothing; no server can "
+            "pass it with this client on this machine"
+        )
         if replays:
-            print(f"replay: wrk sends the requests the mlflow client serialized ({k} connections "
-                  "for batches, 1 for single calls, the sidecar's through the sidecar): the rate "
-                  "each server absorbs when the client costs next to nothing")
+            print(
+                f"replay: wrk sends the requests the mlflow client serialized ({k} connections "
+                "for batches, 1 for single calls, the sidecar's through the sidecar): the rate "
+                "each server absorbs when the client costs next to nothing"
+            )
         print(f"sidecar backlog after the single-call run drained in {drain_s:.2f}s")
-        rss = {"modelship_server": rss_mb(ours.pid), "modelship_sidecar": rss_mb(sidecar.pid),
-               "mlflow_server": rss_mb(mlflow_server.pid)}
-        print(f"RSS: modelship server {rss['modelship_server']:.0f} MiB, sidecar "
-              f"{rss['modelship_sidecar']:.0f} MiB, mlflow server {rss['mlflow_server']:.0f} MiB "
-              "(with its workers)")
+        rss = {
+            "modelship_server": rss_mb(ours.pid),
+            "modelship_sidecar": rss_mb(sidecar.pid),
+            "mlflow_server": rss_mb(mlflow_server.pid),
+        }
+        print(
+            f"RSS: modelship server {rss['modelship_server']:.0f} MiB, sidecar "
+            f"{rss['modelship_sidecar']:.0f} MiB, mlflow server {rss['mlflow_server']:.0f} MiB "
+            "(with its workers)"
+        )
         if a.json:
             load = os.getloadavg()
-            Path(a.json).write_text(json.dumps({
-                "args": vars(a), "best": {key: {x: v[x] for x in ("count", "seconds", "per_second", "server_cpu_ms_per_1000")}
-                                          for key, v in r.items()},
-                "ratios": ratios, "ceilings": ceilings, "server_cpu_efficiency": efficiency, "rss_mib": rss,
-                "loadavg_after": load, "nproc": os.cpu_count()}, indent=2) + "\n")
+            Path(a.json).write_text(
+                json.dumps(
+                    {
+                        "args": vars(a),
+                        "best": {
+                            key: {x: v[x] for x in ("count", "seconds", "per_second", "server_cpu_ms_per_1000")}
+                            for key, v in r.items()
+                        },
+                        "ratios": ratios,
+                        "ceilings": ceilings,
+                        "server_cpu_efficiency": efficiency,
+                        "rss_mib": rss,
+                        "loadavg_after": load,
+                        "nproc": os.cpu_count(),
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
     finally:
         for p in reversed(procs):
             stop(p)

@@ -28,8 +28,10 @@ def main() -> None:
     ts = int(time.time() * 1000)
     # warm-up (connection, first-call costs), not timed
     client.log_metric(rid, "warmup", 0.0, timestamp=ts, step=0)
-    batches = [[Metric(f"m{k % 10}", float(i * 1000 + k), ts + i, i * 100 + k // 10)
-                for k in range(1000)] for i in range(n if mode == "batch" else 0)]
+    batches = [
+        [Metric(f"m{k % 10}", float(i * 1000 + k), ts + i, i * 100 + k // 10) for k in range(1000)]
+        for i in range(n if mode == "batch" else 0)
+    ]
     print("ready", flush=True)
     sys.stdin.readline()
     start = time.time()
@@ -40,13 +42,22 @@ def main() -> None:
         count = n * 1000
     else:
         for i in range(n):
-            client.log_metric(rid, "loss", 1.0 / (i + 1), timestamp=ts + i, step=i,
-                              synchronous=True)
+            client.log_metric(rid, "loss", 1.0 / (i + 1), timestamp=ts + i, step=i, synchronous=True)
         count = n
     elapsed = time.perf_counter() - t0
-    print(json.dumps({"mode": mode, "run_id": rid, "count": count, "seconds": elapsed,
-                      "start": start, "end": start + elapsed,
-                      "per_second": count / elapsed}))
+    print(
+        json.dumps(
+            {
+                "mode": mode,
+                "run_id": rid,
+                "count": count,
+                "seconds": elapsed,
+                "start": start,
+                "end": start + elapsed,
+                "per_second": count / elapsed,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

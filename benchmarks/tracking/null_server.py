@@ -11,10 +11,12 @@ from typing import Any
 
 import uvicorn
 
-RUN = (b'{"run": {"info": {"run_id": "0123456789abcdef0123456789abcdef", "run_uuid": '
-       b'"0123456789abcdef0123456789abcdef", "experiment_id": "1", "status": "RUNNING", '
-       b'"start_time": 1, "artifact_uri": "mlflow-artifacts:/1/x/artifacts", '
-       b'"lifecycle_stage": "active"}, "data": {}}}')
+RUN = (
+    b'{"run": {"info": {"run_id": "0123456789abcdef0123456789abcdef", "run_uuid": '
+    b'"0123456789abcdef0123456789abcdef", "experiment_id": "1", "status": "RUNNING", '
+    b'"start_time": 1, "artifact_uri": "mlflow-artifacts:/1/x/artifacts", '
+    b'"lifecycle_stage": "active"}, "data": {}}}'
+)
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -31,8 +33,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = RUN
     else:
         body = b"{}"
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -77,14 +77,20 @@ def configure(kubeconfig: str) -> None:
         _client = client.ApiClient(configuration)
 
 
-def core_path(namespace: str | None, resource: str, name: str | None = None, *,
-              subresource: str | None = None) -> str:
+def core_path(namespace: str | None, resource: str, name: str | None = None, *, subresource: str | None = None) -> str:
     """``/api/v1[/namespaces/<ns>]/<resource>[/<name>[/<subresource>]]``."""
     return _path("/api/v1", namespace, resource, name, subresource)
 
 
-def custom_path(namespace: str | None, plural: str, name: str | None = None, *, subresource: str | None = None,
-                group: str = GROUP, version: str = VERSION) -> str:
+def custom_path(
+    namespace: str | None,
+    plural: str,
+    name: str | None = None,
+    *,
+    subresource: str | None = None,
+    group: str = GROUP,
+    version: str = VERSION,
+) -> str:
     """``/apis/<group>/<version>[/namespaces/<ns>]/<plural>[/<name>[/<subresource>]]``."""
     return _path(f"/apis/{group}/{version}", namespace, plural, name, subresource)
 
@@ -94,8 +100,9 @@ def api_base(api_version: str) -> str:
     return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
 
 
-def object_path(api_version: str, plural: str, namespace: str | None, name: str | None = None, *,
-                subresource: str | None = None) -> str:
+def object_path(
+    api_version: str, plural: str, namespace: str | None, name: str | None = None, *, subresource: str | None = None
+) -> str:
     """The path of any object (or collection), by its apiVersion and resource plural."""
     return _path(api_base(api_version), namespace, plural, name, subresource)
 
@@ -133,8 +140,15 @@ def _path(base: str, namespace: str | None, resource: str, name: str | None, sub
     return path
 
 
-def request(method: str, path: str, body: Any = None, *, content_type: str = "application/json",
-            timeout: float = 30.0, **params: Any) -> Any:
+def request(
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    content_type: str = "application/json",
+    timeout: float = 30.0,
+    **params: Any,
+) -> Any:
     """One call; returns the decoded JSON body (None when empty). ``params`` go in the query."""
     api = api_client()
     headers = {"Accept": "application/json"}
@@ -142,7 +156,11 @@ def request(method: str, path: str, body: Any = None, *, content_type: str = "ap
         headers["Content-Type"] = content_type
     query = [(k, v) for k, v in params.items() if v is not None]
     _method, url, headers, serialized, _ = api.param_serialize(
-        method=method, resource_path=path, query_params=query, header_params=headers, body=body,
+        method=method,
+        resource_path=path,
+        query_params=query,
+        header_params=headers,
+        body=body,
         auth_settings=["BearerToken"],
     )
     try:

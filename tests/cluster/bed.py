@@ -42,8 +42,9 @@ INFO_FILE = "bed.json"
 
 def build_binaries() -> Path:
     """Run build.sh (a no-op when the cache is warm) and return the bin directory."""
-    out = subprocess.run(["bash", str(REPO / "tests" / "cluster" / "build.sh")], check=True,
-                         stdout=subprocess.PIPE, text=True)
+    out = subprocess.run(
+        ["bash", str(REPO / "tests" / "cluster" / "build.sh")], check=True, stdout=subprocess.PIPE, text=True
+    )
     return Path(out.stdout.strip().splitlines()[-1])
 
 
@@ -107,23 +108,52 @@ class Bed:
         self._write_info(ready=False)
         try:
             self.network.setup()
-            self.control_plane = ControlPlane(bin_dir, self.state_dir, self.network, secrets.token_hex(24),
-                                              node_name=NODE_NAME)
+            self.control_plane = ControlPlane(
+                bin_dir, self.state_dir, self.network, secrets.token_hex(24), node_name=NODE_NAME
+            )
             self.control_plane.start()
             self.api = KubeApi.from_kubeconfig(self.kubeconfig)
-            self.agent = Process("node-agent", [
-                sys.executable, "-m", "tests.cluster.node_agent", f"--kubeconfig={self.kubeconfig}",
-                f"--node-name={NODE_NAME}", f"--bed-index={index}", f"--state-dir={self.state_dir}",
-                f"--kubelet-port={KUBELET_PORT}", f"--pki-dir={self.state_dir / 'pki'}", f"--bin-dir={bin_dir}",
-            ], self.state_dir / "logs", env={**os.environ, "PYTHONPATH": str(REPO)}, wrap=self.network.in_node).start()
+            self.agent = Process(
+                "node-agent",
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.cluster.node_agent",
+                    f"--kubeconfig={self.kubeconfig}",
+                    f"--node-name={NODE_NAME}",
+                    f"--bed-index={index}",
+                    f"--state-dir={self.state_dir}",
+                    f"--kubelet-port={KUBELET_PORT}",
+                    f"--pki-dir={self.state_dir / 'pki'}",
+                    f"--bin-dir={bin_dir}",
+                ],
+                self.state_dir / "logs",
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                wrap=self.network.in_node,
+            ).start()
             wait_for(self._node_ready, 60, f"node {NODE_NAME} Ready", interval=0.5, processes=self.processes)
             self.control_plane.start_kube_proxy()
-            self.provisioner = Process("provisioner", [
-                sys.executable, "-m", "tests.cluster.provisioner", f"--kubeconfig={self.kubeconfig}",
-                f"--root={self.state_dir / 'volumes'}", f"--node-name={NODE_NAME}",
-            ], self.state_dir / "logs", env={**os.environ, "PYTHONPATH": str(REPO)}, wrap=self.network.in_node).start()
-            wait_for(lambda: self.api.exists("/api/v1/namespaces/default/serviceaccounts/default"), 60,
-                     "the default service account", interval=0.5, processes=self.processes)
+            self.provisioner = Process(
+                "provisioner",
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.cluster.provisioner",
+                    f"--kubeconfig={self.kubeconfig}",
+                    f"--root={self.state_dir / 'volumes'}",
+                    f"--node-name={NODE_NAME}",
+                ],
+                self.state_dir / "logs",
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                wrap=self.network.in_node,
+            ).start()
+            wait_for(
+                lambda: self.api.exists("/api/v1/namespaces/default/serviceaccounts/default"),
+                60,
+                "the default service account",
+                interval=0.5,
+                processes=self.processes,
+            )
             self._install_addons()
             self._write_info(ready=True)
         except BaseException:
@@ -148,24 +178,48 @@ class Bed:
         """Gateway API and Traefik CRDs, CoreDNS, Traefik with the bed's Gateway, the StorageClass."""
         assert self.api is not None and self.network is not None and self.bin_dir is not None
         manifests = self.bin_dir.parent / "manifests"
-        crds = _yaml_documents(manifests / "gateway-api-standard.yaml") + _yaml_documents(manifests / "traefik-crds.yaml")
+        crds = _yaml_documents(manifests / "gateway-api-standard.yaml") + _yaml_documents(
+            manifests / "traefik-crds.yaml"
+        )
         self._apply(crds)
         self._apply([addons.storage_class()])
         self._apply(addons.coredns(self.network, self.versions))
-        wait_for(lambda: all(self._established(c["metadata"]["name"]) for c in crds), 60,
-                 "the Gateway API and Traefik CRDs Established", interval=0.5, processes=self.processes)
+        wait_for(
+            lambda: all(self._established(c["metadata"]["name"]) for c in crds),
+            60,
+            "the Gateway API and Traefik CRDs Established",
+            interval=0.5,
+            processes=self.processes,
+        )
         self._apply(addons.traefik(self.network, self.versions) + addons.gateway())
-        wait_for(lambda: self._deployment_ready(addons.DNS_NAMESPACE, "coredns"), 120, "CoreDNS Ready",
-                 interval=0.5, processes=self.processes)
-        wait_for(lambda: self._deployment_ready(addons.GATEWAY_NAMESPACE, "traefik"), 120, "Traefik Ready",
-                 interval=0.5, processes=self.processes)
-        wait_for(self._gateway_programmed, 120, f"Gateway {addons.GATEWAY_NAMESPACE}/{addons.GATEWAY_NAME} Programmed",
-                 interval=0.5, processes=self.processes)
+        wait_for(
+            lambda: self._deployment_ready(addons.DNS_NAMESPACE, "coredns"),
+            120,
+            "CoreDNS Ready",
+            interval=0.5,
+            processes=self.processes,
+        )
+        wait_for(
+            lambda: self._deployment_ready(addons.GATEWAY_NAMESPACE, "traefik"),
+            120,
+            "Traefik Ready",
+            interval=0.5,
+            processes=self.processes,
+        )
+        wait_for(
+            self._gateway_programmed,
+            120,
+            f"Gateway {addons.GATEWAY_NAMESPACE}/{addons.GATEWAY_NAME} Programmed",
+            interval=0.5,
+            processes=self.processes,
+        )
 
     def _established(self, crd: str) -> bool:
         assert self.api is not None
         obj = self.api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
-        return any(c["type"] == "Established" and c["status"] == "True" for c in obj.get("status", {}).get("conditions") or [])
+        return any(
+            c["type"] == "Established" and c["status"] == "True" for c in obj.get("status", {}).get("conditions") or []
+        )
 
     def _deployment_ready(self, namespace: str, name: str) -> bool:
         assert self.api is not None
@@ -174,8 +228,9 @@ class Bed:
 
     def _gateway_programmed(self) -> bool:
         assert self.api is not None
-        gw = self.api.get(f"/apis/gateway.networking.k8s.io/v1/namespaces/{addons.GATEWAY_NAMESPACE}/gateways/"
-                          f"{addons.GATEWAY_NAME}")
+        gw = self.api.get(
+            f"/apis/gateway.networking.k8s.io/v1/namespaces/{addons.GATEWAY_NAMESPACE}/gateways/{addons.GATEWAY_NAME}"
+        )
         conds = {c["type"]: c["status"] for c in gw.get("status", {}).get("conditions") or []}
         return conds.get("Programmed") == "True" and bool(gw["status"].get("addresses"))
 
@@ -184,15 +239,30 @@ class Bed:
         assert self.network is not None
         net = self.network
         info: dict[str, Any] = {
-            "ready": ready, "index": net.index, "pid": os.getpid(), "stateDir": str(self.state_dir),
-            "kubeconfig": str(self.state_dir / "kubeconfig"), "apiServer": f"https://{net.node_ip}:{API_PORT}",
-            "kubectl": str(self.bin_dir / "kubectl") if self.bin_dir else None, "binDir": str(self.bin_dir or ""),
-            "nodeName": NODE_NAME, "nodeNetns": net.node_netns, "nodeIP": net.node_ip, "hostIP": net.host_ip,
-            "podCIDR": net.pod_cidr, "serviceCIDR": net.service_cidr, "dnsIP": net.dns_service_ip,
-            "gateway": {"namespace": addons.GATEWAY_NAMESPACE, "name": addons.GATEWAY_NAME,
-                        "className": addons.GATEWAY_CLASS, "address": addons.gateway_ip(net),
-                        "port": addons.GATEWAY_HTTP_PORT},
-            "storageClass": addons.STORAGE_CLASS, "versions": self.versions,
+            "ready": ready,
+            "index": net.index,
+            "pid": os.getpid(),
+            "stateDir": str(self.state_dir),
+            "kubeconfig": str(self.state_dir / "kubeconfig"),
+            "apiServer": f"https://{net.node_ip}:{API_PORT}",
+            "kubectl": str(self.bin_dir / "kubectl") if self.bin_dir else None,
+            "binDir": str(self.bin_dir or ""),
+            "nodeName": NODE_NAME,
+            "nodeNetns": net.node_netns,
+            "nodeIP": net.node_ip,
+            "hostIP": net.host_ip,
+            "podCIDR": net.pod_cidr,
+            "serviceCIDR": net.service_cidr,
+            "dnsIP": net.dns_service_ip,
+            "gateway": {
+                "namespace": addons.GATEWAY_NAMESPACE,
+                "name": addons.GATEWAY_NAME,
+                "className": addons.GATEWAY_CLASS,
+                "address": addons.gateway_ip(net),
+                "port": addons.GATEWAY_HTTP_PORT,
+            },
+            "storageClass": addons.STORAGE_CLASS,
+            "versions": self.versions,
         }
         return info
 
@@ -266,8 +336,10 @@ def down(state_dir: Path, timeout: float = 60.0) -> list[str]:
     done = []
     holder = BedLock.holder(index)
     if holder is not None and holder != pid:
-        raise SystemExit(f"bed index {index} now belongs to another bed (pid {holder}); the bed of "
-                         f"{state_dir} is gone and that bed cleaned what it left")
+        raise SystemExit(
+            f"bed index {index} now belongs to another bed (pid {holder}); the bed of "
+            f"{state_dir} is gone and that bed cleaned what it left"
+        )
     if holder == pid:
         os.kill(pid, signal.SIGTERM)
         done.append(f"sent SIGTERM to bed up (pid {pid})")
@@ -329,8 +401,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(bed.info()), flush=True)
         else:
-            print(f"test bed {bed.info()['index']} up: export KUBECONFIG={bed.kubeconfig}; "
-                  f"kubectl is {bed.bin_dir}/kubectl; Gateway at http://{bed.gateway_address}/", flush=True)
+            print(
+                f"test bed {bed.info()['index']} up: export KUBECONFIG={bed.kubeconfig}; "
+                f"kubectl is {bed.bin_dir}/kubectl; Gateway at http://{bed.gateway_address}/",
+                flush=True,
+            )
         while True:
             bed.check_alive()
             time.sleep(2)

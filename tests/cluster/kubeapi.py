@@ -37,7 +37,9 @@ class KubeApi:
     def __init__(self, server: str, token: str, ca_file: str | Path, timeout: float = 30.0):
         self.server = server
         self._client = httpx.Client(
-            base_url=server, verify=ssl.create_default_context(cafile=str(ca_file)), timeout=timeout,
+            base_url=server,
+            verify=ssl.create_default_context(cafile=str(ca_file)),
+            timeout=timeout,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
         )
 
@@ -60,8 +62,11 @@ class KubeApi:
 
         tmp = Path(tempfile.mkdtemp(prefix="kubeapi-"))
         files = {}
-        for key, name in (("certificate-authority-data", "ca.crt"), ("client-certificate-data", "client.crt"),
-                          ("client-key-data", "client.key")):
+        for key, name in (
+            ("certificate-authority-data", "ca.crt"),
+            ("client-certificate-data", "client.crt"),
+            ("client-key-data", "client.key"),
+        ):
             data = cluster.get(key) or user.get(key)
             (tmp / name).write_bytes(base64.b64decode(data))
             files[name] = str(tmp / name)
@@ -69,15 +74,22 @@ class KubeApi:
         ctx.load_cert_chain(files["client.crt"], files["client.key"])
         api = cls.__new__(cls)
         api.server = cluster["server"]
-        api._client = httpx.Client(base_url=cluster["server"], verify=ctx, timeout=30.0,
-                                   headers={"Accept": "application/json"})
+        api._client = httpx.Client(
+            base_url=cluster["server"], verify=ctx, timeout=30.0, headers={"Accept": "application/json"}
+        )
         return api
 
     def close(self) -> None:
         self._client.close()
 
-    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
-                params: dict[str, Any] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        params: dict[str, Any] | None = None,
+    ) -> Any:
         headers = {}
         content = None
         if body is not None:
@@ -122,10 +134,17 @@ class KubeApi:
                 return False
             raise
 
-    def watch(self, path: str, resource_version: str, timeout_seconds: int = 60, **params: Any) -> Iterator[dict[str, Any]]:
+    def watch(
+        self, path: str, resource_version: str, timeout_seconds: int = 60, **params: Any
+    ) -> Iterator[dict[str, Any]]:
         """Yield watch events ({type, object}) until the server ends the stream."""
-        query = {"watch": "1", "resourceVersion": resource_version, "timeoutSeconds": str(timeout_seconds),
-                 "allowWatchBookmarks": "true", **params}
+        query = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout_seconds),
+            "allowWatchBookmarks": "true",
+            **params,
+        }
         with self._client.stream("GET", path, params=query, timeout=timeout_seconds + 10) as resp:
             if resp.status_code >= 400:
                 resp.read()
@@ -135,8 +154,9 @@ class KubeApi:
                     yield json.loads(line)
 
 
-def path_for(api_version: str, plural: str, namespace: str | None = None, name: str | None = None,
-             subresource: str | None = None) -> str:
+def path_for(
+    api_version: str, plural: str, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+) -> str:
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     parts = [base]
     if namespace:

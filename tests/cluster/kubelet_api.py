@@ -21,6 +21,7 @@ LogFinder = Callable[[str, str, str, bool], "tuple[Path, Callable[[], bool]] | N
 
 def serve(host: str, port: int, cert: Path, key: Path, client_ca: Path, find: LogFinder) -> ThreadingHTTPServer:
     """Serve on host:port; only clients with a certificate of ``client_ca`` (the API server) get in."""
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *_: object) -> None:  # the agent logs what matters
             pass
@@ -44,7 +45,7 @@ def serve(host: str, port: int, cert: Path, key: Path, client_ca: Path, find: Lo
             data = path.read_bytes() if path.exists() else b""
             tail = query.get("tailLines")
             if tail:
-                data = b"".join(data.splitlines(keepends=True)[-int(tail[0]):])
+                data = b"".join(data.splitlines(keepends=True)[-int(tail[0]) :])
             self.wfile.write(data)
             if query.get("follow", ["false"])[0] == "true":
                 offset = path.stat().st_size if path.exists() else 0

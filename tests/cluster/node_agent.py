@@ -46,8 +46,9 @@ def micro_now() -> str:
 
 
 class NodeAgent:
-    def __init__(self, api: KubeApi, node: str, network: BedNetwork, state_dir: Path, venv_bin: Path,
-                 bin_dir: Path | None = None):
+    def __init__(
+        self, api: KubeApi, node: str, network: BedNetwork, state_dir: Path, venv_bin: Path, bin_dir: Path | None = None
+    ):
         self.api = api
         self.node = node
         self.network = network
@@ -57,11 +58,18 @@ class NodeAgent:
         versions_file = bin_dir.parent / "versions.json" if bin_dir else None
         versions = json.loads(versions_file.read_text()) if versions_file and versions_file.exists() else {}
         self.context = NodeContext(
-            network=network, pods_dir=self.pods_dir, lookup=self.lookup, issue_token=self.issue_token,
-            claim_path=self.claim_path, base_env=self.base_env(), host_ip=network.node_ip,
+            network=network,
+            pods_dir=self.pods_dir,
+            lookup=self.lookup,
+            issue_token=self.issue_token,
+            claim_path=self.claim_path,
+            base_env=self.base_env(),
+            host_ip=network.node_ip,
             upstream_images=podspec.upstream_images(versions) if versions else {},
-            bin_dir=str(bin_dir or ""), cluster_dns=network.dns_service_ip,
-            node_resolv=_read("/etc/resolv.conf"))
+            bin_dir=str(bin_dir or ""),
+            cluster_dns=network.dns_service_ip,
+            node_resolv=_read("/etc/resolv.conf"),
+        )
         self.free_ips = network.pod_ips()
         self.workers: dict[str, PodWorker] = {}
         self.lock = threading.Lock()
@@ -69,8 +77,14 @@ class NodeAgent:
         self.kubelet_port = 0
 
     def serve_logs(self, port: int, pki_dir: Path) -> None:
-        kubelet_api.serve(self.network.node_ip, port, pki_dir / "apiserver.crt", pki_dir / "apiserver.key",
-                          pki_dir / "ca.crt", self.find_log)
+        kubelet_api.serve(
+            self.network.node_ip,
+            port,
+            pki_dir / "apiserver.crt",
+            pki_dir / "apiserver.key",
+            pki_dir / "ca.crt",
+            self.find_log,
+        )
         self.kubelet_port = port
 
     def find_log(self, namespace: str, pod: str, container: str, previous: bool):
@@ -92,38 +106,78 @@ class NodeAgent:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 mem_kib = int(line.split()[1])
-        capacity = {"cpu": str(os.cpu_count() or 1), "memory": f"{mem_kib}Ki", "pods": "110",
-                    "ephemeral-storage": "100Gi"}
+        capacity = {
+            "cpu": str(os.cpu_count() or 1),
+            "memory": f"{mem_kib}Ki",
+            "pods": "110",
+            "ephemeral-storage": "100Gi",
+        }
         return {
             "capacity": capacity,
             "allocatable": capacity,
             "conditions": [
-                {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test-bed node agent is ready",
-                 "lastHeartbeatTime": now, "lastTransitionTime": now},
-                {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory",
-                 "lastHeartbeatTime": now, "lastTransitionTime": now},
-                {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure",
-                 "lastHeartbeatTime": now, "lastTransitionTime": now},
-                {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID",
-                 "lastHeartbeatTime": now, "lastTransitionTime": now},
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "test-bed node agent is ready",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                },
+                {
+                    "type": "MemoryPressure",
+                    "status": "False",
+                    "reason": "KubeletHasSufficientMemory",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                },
+                {
+                    "type": "DiskPressure",
+                    "status": "False",
+                    "reason": "KubeletHasNoDiskPressure",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                },
+                {
+                    "type": "PIDPressure",
+                    "status": "False",
+                    "reason": "KubeletHasSufficientPID",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                },
             ],
-            "addresses": [{"type": "InternalIP", "address": self.network.node_ip},
-                          {"type": "Hostname", "address": self.node}],
+            "addresses": [
+                {"type": "InternalIP", "address": self.network.node_ip},
+                {"type": "Hostname", "address": self.node},
+            ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
             "nodeInfo": {
-                "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": os.uname().release,
-                "osImage": "modelship test bed", "containerRuntimeVersion": "modelship-testbed://0.1",
-                "kubeletVersion": K8S_VERSION, "kubeProxyVersion": "", "operatingSystem": "linux",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+                "kernelVersion": os.uname().release,
+                "osImage": "modelship test bed",
+                "containerRuntimeVersion": "modelship-testbed://0.1",
+                "kubeletVersion": K8S_VERSION,
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
                 "architecture": "amd64",
             },
         }
 
     def register(self) -> None:
         body = {
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": self.node, "labels": {
-                "kubernetes.io/hostname": self.node, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                "node.modelship.io/test-bed": "true"}},
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.node,
+                "labels": {
+                    "kubernetes.io/hostname": self.node,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "node.modelship.io/test-bed": "true",
+                },
+            },
             "spec": {"podCIDR": self.network.pod_cidr, "podCIDRs": [self.network.pod_cidr]},
         }
         try:
@@ -138,9 +192,12 @@ class NodeAgent:
         last_status = 0.0
         while not self.stopping.is_set():
             try:
-                lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                         "metadata": {"name": self.node, "namespace": "kube-node-lease"},
-                         "spec": {"holderIdentity": self.node, "leaseDurationSeconds": 40, "renewTime": micro_now()}}
+                lease = {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {"name": self.node, "namespace": "kube-node-lease"},
+                    "spec": {"holderIdentity": self.node, "leaseDurationSeconds": 40, "renewTime": micro_now()},
+                }
                 self.api.apply(lease_path, lease, manager="modelship-node-agent")
                 if time.monotonic() - last_status > 20:
                     self.api.patch(f"/api/v1/nodes/{self.node}/status", {"status": self.node_status()}, STRATEGIC)
@@ -163,9 +220,14 @@ class NodeAgent:
         return dict(obj.get("data") or {})
 
     def issue_token(self, namespace: str, sa: str, audience: str | None, seconds: int, pod: str, uid: str) -> str:
-        body: dict[str, Any] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                                "spec": {"expirationSeconds": max(seconds, 600),
-                                         "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid}}}
+        body: dict[str, Any] = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "expirationSeconds": max(seconds, 600),
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid},
+            },
+        }
         if audience:
             body["spec"]["audiences"] = [audience]
         out = self.api.create(path_for("v1", "serviceaccounts", namespace, sa, "token"), body)
@@ -240,7 +302,9 @@ class NodeAgent:
         with self.lock:
             worker = self.workers.get(uid)
             if worker is None:
-                if pod.get("status", {}).get("phase") in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
+                if pod.get("status", {}).get("phase") in ("Succeeded", "Failed") and not pod["metadata"].get(
+                    "deletionTimestamp"
+                ):
                     return  # finished before this agent started; nothing to run
                 if not self.free_ips:
                     log.error("no free pod IP on %s", self.node)
@@ -348,8 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     network = BedNetwork(args.bed_index)
-    agent = NodeAgent(KubeApi.from_kubeconfig(args.kubeconfig), args.node_name, network, args.state_dir,
-                      args.venv_bin, args.bin_dir)
+    agent = NodeAgent(
+        KubeApi.from_kubeconfig(args.kubeconfig), args.node_name, network, args.state_dir, args.venv_bin, args.bin_dir
+    )
 
     def on_term(signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping pods", signum)

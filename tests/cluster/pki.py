@@ -47,9 +47,15 @@ def make_pki(directory: Path, ips: list[str], dns_names: list[str]) -> dict[str,
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -73,10 +79,14 @@ def make_pki(directory: Path, ips: list[str], dns_names: list[str]) -> dict[str,
     client_key = _key()
     client_cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver-kubelet-client"),
-        ]))
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver-kubelet-client"),
+                ]
+            )
+        )
         .issuer_name(ca_name)
         .public_key(client_key.public_key())
         .serial_number(x509.random_serial_number())
@@ -87,7 +97,9 @@ def make_pki(directory: Path, ips: list[str], dns_names: list[str]) -> dict[str,
     )
     sa_key = _key()
     return {
-        "kubelet-client.crt": _write(directory / "kubelet-client.crt", client_cert.public_bytes(serialization.Encoding.PEM)),
+        "kubelet-client.crt": _write(
+            directory / "kubelet-client.crt", client_cert.public_bytes(serialization.Encoding.PEM)
+        ),
         "kubelet-client.key": _write(directory / "kubelet-client.key", _pem_key(client_key)),
         "ca.crt": _write(directory / "ca.crt", ca_cert.public_bytes(serialization.Encoding.PEM)),
         "ca.key": _write(directory / "ca.key", _pem_key(ca_key)),

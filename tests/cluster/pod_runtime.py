@@ -101,7 +101,9 @@ class PodRuntime:
         self.host_veth = f"v{network.index}-{self.uid[:10]}"
         spec = pod["spec"]
         self.restart_policy = spec.get("restartPolicy", "Always")
-        self.init = [Container(c, "sidecar" if podspec.is_sidecar(c) else "init") for c in spec.get("initContainers") or []]
+        self.init = [
+            Container(c, "sidecar" if podspec.is_sidecar(c) else "init") for c in spec.get("initContainers") or []
+        ]
         self.main = [Container(c, "main") for c in spec.get("containers") or []]
         self.grace = int(spec.get("terminationGracePeriodSeconds", 30))
         self.start_time = now_rfc3339()
@@ -146,8 +148,14 @@ class PodRuntime:
         if self.volume_dirs is None:
             try:
                 self.volume_dirs = {
-                    v["name"]: volumes.prepare(self.pod, v, self.dir / "volumes" / v["name"], self.lookup,
-                                               self.issue_token, self.node.claim_path)
+                    v["name"]: volumes.prepare(
+                        self.pod,
+                        v,
+                        self.dir / "volumes" / v["name"],
+                        self.lookup,
+                        self.issue_token,
+                        self.node.claim_path,
+                    )
                     for v in self.pod["spec"].get("volumes") or []
                 }
                 self.config_error = ""
@@ -234,16 +242,29 @@ class PodRuntime:
         work = Path(c.spec.get("workingDir") or self.dir / "work" / c.name)
         work.mkdir(parents=True, exist_ok=True)
         spec_file = self.dir / f"{c.name}.launch.json"
-        spec_file.write_text(json.dumps({
-            "netns": self.netns, "hostname": self.pod["metadata"]["name"][:63], "mounts": mounts,
-            "workingDir": str(work), "argv": argv, "env": env,
-        }))
+        spec_file.write_text(
+            json.dumps(
+                {
+                    "netns": self.netns,
+                    "hostname": self.pod["metadata"]["name"][:63],
+                    "mounts": mounts,
+                    "workingDir": str(work),
+                    "argv": argv,
+                    "env": env,
+                }
+            )
+        )
         log_path = self.dir / f"{c.name}.log"
         if c.restarts and log_path.exists():
             os.replace(log_path, self.dir / f"{c.name}.previous.log")
         with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-            c.popen = subprocess.Popen([sys.executable, LAUNCHER, str(spec_file)], stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            c.popen = subprocess.Popen(
+                [sys.executable, LAUNCHER, str(spec_file)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.events.append(f"started {c.name} (#{c.restarts}): {argv}")
         c.state, c.started_at, c.finished_at, c.exit_code = "running", now_rfc3339(), None, None
         c.ready = "readinessProbe" not in c.spec and c.role != "init"
@@ -254,10 +275,15 @@ class PodRuntime:
     def _mounts(self, c: Container) -> list[dict[str, Any]]:
         termination_log = self.dir / f"{c.name}.termination-log"
         termination_log.write_bytes(b"")
-        mounts = [{"source": str(self.dir / "hosts"), "target": "/etc/hosts", "readOnly": False},
-                  {"source": str(self.dir / "resolv.conf"), "target": "/etc/resolv.conf", "readOnly": False},
-                  {"source": str(termination_log),
-                   "target": c.spec.get("terminationMessagePath") or "/dev/termination-log", "readOnly": False}]
+        mounts = [
+            {"source": str(self.dir / "hosts"), "target": "/etc/hosts", "readOnly": False},
+            {"source": str(self.dir / "resolv.conf"), "target": "/etc/resolv.conf", "readOnly": False},
+            {
+                "source": str(termination_log),
+                "target": c.spec.get("terminationMessagePath") or "/dev/termination-log",
+                "readOnly": False,
+            },
+        ]
         for vm in c.spec.get("volumeMounts") or []:
             if self.volume_dirs is None or vm["name"] not in self.volume_dirs:
                 raise podspec.ConfigError(f"volumeMount {vm['name']!r} names no volume of the pod")
@@ -272,8 +298,7 @@ class PodRuntime:
     def _write_hosts(self) -> None:
         name = self.pod["metadata"]["name"]
         (self.dir / "hosts").write_text(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-            f"{self.pod_ip}\t{name}\n"
+            f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{self.pod_ip}\t{name}\n"
         )
 
     def _reap(self) -> None:
@@ -393,12 +418,19 @@ class PodRuntime:
                 with urllib.request.urlopen(req, timeout=timeout) as resp:
                     return 200 <= resp.status < 400
             if "tcpSocket" in probe:
-                with socket.create_connection((self.pod_ip, self._port(c, probe["tcpSocket"]["port"])), timeout=timeout):
+                with socket.create_connection(
+                    (self.pod_ip, self._port(c, probe["tcpSocket"]["port"])), timeout=timeout
+                ):
                     return True
             if "exec" in probe:
                 argv = probe["exec"]["command"]
-                res = subprocess.run(["ip", "netns", "exec", self.netns, *argv], timeout=max(timeout, 1),
-                                     capture_output=True, env={**self.base_env}, check=False)
+                res = subprocess.run(
+                    ["ip", "netns", "exec", self.netns, *argv],
+                    timeout=max(timeout, 1),
+                    capture_output=True,
+                    env={**self.base_env},
+                    check=False,
+                )
                 return res.returncode == 0
         except Exception:  # noqa: BLE001 - any failure to reach the probe is a failed probe
             return False
@@ -432,9 +464,13 @@ class PodRuntime:
         return podspec.pod_phase(self.init_done, self.init_failed, outcome, started_any)
 
     def _terminated_state(self, c: Container) -> dict[str, Any]:
-        state = {"exitCode": c.exit_code, "reason": c.term_reason or ("Completed" if c.exit_code == 0 else "Error"),
-                 "startedAt": c.started_at, "finishedAt": c.finished_at,
-                 "containerID": f"testbed://{self.uid}/{c.name}/{c.restarts}"}
+        state = {
+            "exitCode": c.exit_code,
+            "reason": c.term_reason or ("Completed" if c.exit_code == 0 else "Error"),
+            "startedAt": c.started_at,
+            "finishedAt": c.finished_at,
+            "containerID": f"testbed://{self.uid}/{c.name}/{c.restarts}",
+        }
         if c.term_message:
             state["message"] = c.term_message
         return state
@@ -451,9 +487,14 @@ class PodRuntime:
                 state["waiting"]["message"] = c.waiting_message
         last: dict[str, Any] = {"waiting": None, "running": None, "terminated": c.last_terminated}
         status = {
-            "name": c.name, "image": c.spec.get("image", ""), "imageID": "",
-            "ready": c.ready and c.state == "running", "started": c.state == "running" and c.started,
-            "restartCount": c.restarts, "state": state, "lastState": last,
+            "name": c.name,
+            "image": c.spec.get("image", ""),
+            "imageID": "",
+            "ready": c.ready and c.state == "running",
+            "started": c.state == "running" and c.started,
+            "restartCount": c.restarts,
+            "state": state,
+            "lastState": last,
         }
         if c.started_at:
             status["containerID"] = f"testbed://{self.uid}/{c.name}/{c.restarts}"
@@ -470,15 +511,30 @@ class PodRuntime:
         conds = [c for c in prev if c.get("type") == "PodScheduled"]
         conds.append(podspec.condition("PodReadyToStartContainers", self.sandbox or done, now, prev))
         conds.append(podspec.condition("Initialized", self.init_done, now, prev))
-        conds.append(podspec.condition("ContainersReady", main_ready and not done, now, prev,
-                                       "PodCompleted" if done else ("" if main_ready else "ContainersNotReady")))
-        conds.append(podspec.condition("Ready", main_ready and not done, now, prev,
-                                       "PodCompleted" if done else ("" if main_ready else "ContainersNotReady")))
+        conds.append(
+            podspec.condition(
+                "ContainersReady",
+                main_ready and not done,
+                now,
+                prev,
+                "PodCompleted" if done else ("" if main_ready else "ContainersNotReady"),
+            )
+        )
+        conds.append(
+            podspec.condition(
+                "Ready",
+                main_ready and not done,
+                now,
+                prev,
+                "PodCompleted" if done else ("" if main_ready else "ContainersNotReady"),
+            )
+        )
         self.conditions = conds
         status: dict[str, Any] = {
             "phase": phase,
             "conditions": conds,
-            "hostIP": self.host_ip, "hostIPs": [{"ip": self.host_ip}],
+            "hostIP": self.host_ip,
+            "hostIPs": [{"ip": self.host_ip}],
             "startTime": self.start_time,
             "initContainerStatuses": [self._container_status(c) for c in self.init] or None,
             "containerStatuses": [self._container_status(c) for c in self.main],

@@ -76,8 +76,7 @@ def entrypoint(image: str, upstream: dict[str, str] | None = None, bin_dir: str 
     return list(PROJECT_ENTRYPOINT)
 
 
-def resolv_conf(pod: dict[str, Any], cluster_dns: str, node_resolv: str,
-                cluster_domain: str = "cluster.local") -> str:
+def resolv_conf(pod: dict[str, Any], cluster_dns: str, node_resolv: str, cluster_domain: str = "cluster.local") -> str:
     """/etc/resolv.conf for a pod, by the kubelet's rules for dnsPolicy and dnsConfig.
 
     ClusterFirst (the default, and ClusterFirstWithHostNet): the cluster DNS with the
@@ -179,7 +178,7 @@ def _ref_value(ref: dict[str, Any], kind: str, namespace: str, lookup: Lookup) -
     if ref["key"] not in data:
         if optional:
             return None
-        raise ConfigError(f'couldn\'t find key {ref["key"]} in {kind} {namespace}/{ref["name"]}')
+        raise ConfigError(f"couldn't find key {ref['key']} in {kind} {namespace}/{ref['name']}")
     return data[ref["key"]]
 
 
@@ -230,7 +229,9 @@ def resource_field(container: dict[str, Any], ref: dict[str, Any]) -> str:
     return str(value) if value is not None else "0"
 
 
-def container_argv(container: dict[str, Any], env: dict[str, str], image_entrypoint: list[str] | None = None) -> list[str]:
+def container_argv(
+    container: dict[str, Any], env: dict[str, str], image_entrypoint: list[str] | None = None
+) -> list[str]:
     """command/args as the kubelet combines them with the image's entrypoint."""
     command = container.get("command")
     args = container.get("args")
@@ -295,8 +296,12 @@ def condition(ctype: str, ok: bool, now: str, previous: list[dict[str, Any]], re
     status = "True" if ok else "False"
     for c in previous:
         if c.get("type") == ctype and c.get("status") == status:
-            out = {"type": ctype, "status": status, "lastTransitionTime": c.get("lastTransitionTime") or now,
-                   "lastProbeTime": None}
+            out = {
+                "type": ctype,
+                "status": status,
+                "lastTransitionTime": c.get("lastTransitionTime") or now,
+                "lastProbeTime": None,
+            }
             if reason:
                 out["reason"] = reason
             return out

@@ -15,8 +15,14 @@ from pathlib import Path
 
 
 class Process:
-    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None,
-                 wrap: Callable[[list[str]], list[str]] | None = None):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+    ):
         """``wrap`` turns argv into the command that runs it where it belongs (the node's namespace)."""
         self.name = name
         self.argv = wrap(argv) if wrap else argv

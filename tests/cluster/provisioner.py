@@ -59,7 +59,8 @@ def volume_for_claim(pvc: dict[str, Any], sc: dict[str, Any], root: Path, node: 
     meta, spec = pvc["metadata"], pvc["spec"]
     name = volume_name(pvc)
     return {
-        "apiVersion": "v1", "kind": "PersistentVolume",
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
         "metadata": {"name": name, "annotations": {ANN_PROVISIONED_BY: PROVISIONER_NAME}},
         "spec": {
             "capacity": {"storage": spec["resources"]["requests"]["storage"]},
@@ -68,10 +69,20 @@ def volume_for_claim(pvc: dict[str, Any], sc: dict[str, Any], root: Path, node: 
             "storageClassName": sc["metadata"]["name"],
             "volumeMode": spec.get("volumeMode") or "Filesystem",
             "hostPath": {"path": str(root / f"{meta['namespace']}_{meta['name']}_{name}"), "type": "DirectoryOrCreate"},
-            "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": meta["namespace"],
-                         "name": meta["name"], "uid": meta["uid"]},
-            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}},
+            "claimRef": {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+            },
+            "nodeAffinity": {
+                "required": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}
+                    ]
+                }
+            },
         },
     }
 
@@ -80,8 +91,11 @@ def volume_to_delete(pv: dict[str, Any]) -> bool:
     """A volume of ours whose claim is gone, under reclaim policy Delete."""
     ours = (pv["metadata"].get("annotations") or {}).get(ANN_PROVISIONED_BY) == PROVISIONER_NAME
     spec = pv.get("spec", {})
-    return (ours and spec.get("persistentVolumeReclaimPolicy") == "Delete"
-            and pv.get("status", {}).get("phase") in ("Released", "Failed"))
+    return (
+        ours
+        and spec.get("persistentVolumeReclaimPolicy") == "Delete"
+        and pv.get("status", {}).get("phase") in ("Released", "Failed")
+    )
 
 
 class Provisioner:
@@ -102,8 +116,12 @@ class Provisioner:
         Path(pv["spec"]["hostPath"]["path"]).mkdir(parents=True, exist_ok=True)
         try:
             self.api.create("/api/v1/persistentvolumes", pv)
-            log.info("provisioned %s for %s/%s", pv["metadata"]["name"], pvc["metadata"]["namespace"],
-                     pvc["metadata"]["name"])
+            log.info(
+                "provisioned %s for %s/%s",
+                pv["metadata"]["name"],
+                pvc["metadata"]["namespace"],
+                pvc["metadata"]["name"],
+            )
         except ApiError as exc:
             if exc.status != 409:  # made on an earlier pass; the PV controller binds it
                 raise

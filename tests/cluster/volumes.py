@@ -28,8 +28,9 @@ def _write_file(root: Path, rel: str, content: str | bytes, mode: int | None) ->
     os.replace(tmp, path)
 
 
-def _write_keys(root: Path, data: dict[str, str | bytes], items: list[dict[str, Any]] | None,
-                default_mode: int | None, what: str) -> None:
+def _write_keys(
+    root: Path, data: dict[str, str | bytes], items: list[dict[str, Any]] | None, default_mode: int | None, what: str
+) -> None:
     if items:
         for item in items:
             if item["key"] not in data:
@@ -40,8 +41,9 @@ def _write_keys(root: Path, data: dict[str, str | bytes], items: list[dict[str, 
             _write_file(root, key, value, default_mode)
 
 
-def _source(kind: str, ref: dict[str, Any], namespace: str, lookup: Lookup, root: Path,
-            default_mode: int | None) -> None:
+def _source(
+    kind: str, ref: dict[str, Any], namespace: str, lookup: Lookup, root: Path, default_mode: int | None
+) -> None:
     name = ref.get("name") or ref.get("secretName")
     data = lookup(kind, namespace, name)
     if data is None:
@@ -52,8 +54,14 @@ def _source(kind: str, ref: dict[str, Any], namespace: str, lookup: Lookup, root
     _write_keys(root, raw, ref.get("items"), ref.get("defaultMode", default_mode), f"{kind} {name}")
 
 
-def prepare(pod: dict[str, Any], volume: dict[str, Any], root: Path, lookup: Lookup, issue_token: TokenIssuer,
-            claim_path: ClaimResolver | None = None) -> Path:
+def prepare(
+    pod: dict[str, Any],
+    volume: dict[str, Any],
+    root: Path,
+    lookup: Lookup,
+    issue_token: TokenIssuer,
+    claim_path: ClaimResolver | None = None,
+) -> Path:
     """Fill ``root`` for one volume and return the directory to bind-mount."""
     namespace = pod["metadata"]["namespace"]
     root.mkdir(parents=True, exist_ok=True)
@@ -81,8 +89,12 @@ def prepare(pod: dict[str, Any], volume: dict[str, Any], root: Path, lookup: Loo
             if "serviceAccountToken" in src:
                 sat = src["serviceAccountToken"]
                 token = issue_token(
-                    namespace, pod["spec"].get("serviceAccountName") or "default", sat.get("audience"),
-                    int(sat.get("expirationSeconds") or 3600), pod["metadata"]["name"], pod["metadata"]["uid"],
+                    namespace,
+                    pod["spec"].get("serviceAccountName") or "default",
+                    sat.get("audience"),
+                    int(sat.get("expirationSeconds") or 3600),
+                    pod["metadata"]["name"],
+                    pod["metadata"]["uid"],
                 )
                 _write_file(root, sat["path"], token, mode)
             elif "configMap" in src:

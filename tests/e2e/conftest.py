@@ -50,12 +50,25 @@ def tracking_server(bed, tmp_path_factory: pytest.TempPathFactory):
     host = bed.host_address
     port = free_port(host)
     state = tmp_path_factory.mktemp("tracking")
-    proc = Process("tracking-server", [
-        str(Path(sys.executable).with_name("modelship")), "tracking-server", "--host", host, "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{state / 'tracking.db'}", "--artifacts-destination", str(state / "artifacts"),
-        # The MLflow registry API, read from the bed's ModelVersions (all namespaces).
-        "--registry-kubeconfig", str(bed.kubeconfig),
-    ], state).start()
+    proc = Process(
+        "tracking-server",
+        [
+            str(Path(sys.executable).with_name("modelship")),
+            "tracking-server",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{state / 'tracking.db'}",
+            "--artifacts-destination",
+            str(state / "artifacts"),
+            # The MLflow registry API, read from the bed's ModelVersions (all namespaces).
+            "--registry-kubeconfig",
+            str(bed.kubeconfig),
+        ],
+        state,
+    ).start()
     url = f"http://{host}:{port}"
 
     def up() -> bool:
@@ -88,14 +101,21 @@ def webhook_receiver(kube: KubeApi):
 
     key = secrets.token_bytes(32)
     try:
-        kube.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                           "metadata": {"name": WEBHOOK_NAMESPACE}})
+        kube.create(
+            "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": WEBHOOK_NAMESPACE}}
+        )
     except ApiError as exc:
         if exc.status != 409:
             raise
-    kube.apply(f"/api/v1/namespaces/{WEBHOOK_NAMESPACE}/secrets/{WEBHOOK_SECRET}", {
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": WEBHOOK_SECRET, "namespace": WEBHOOK_NAMESPACE},
-        "data": {"secret": base64.b64encode(key).decode()}})
+    kube.apply(
+        f"/api/v1/namespaces/{WEBHOOK_NAMESPACE}/secrets/{WEBHOOK_SECRET}",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": WEBHOOK_SECRET, "namespace": WEBHOOK_NAMESPACE},
+            "data": {"secret": base64.b64encode(key).decode()},
+        },
+    )
     receiver = Receiver(key).start()
     try:
         yield receiver
@@ -114,12 +134,28 @@ def operator(bed, crds, tracking_server: str, webhook_receiver, tmp_path_factory
     from tests.local_servers import free_port
 
     health, metrics = free_port(), free_port()
-    proc = Process("operator", [
-        str(Path(sys.executable).with_name("modelship")), "operator", "--all-namespaces",
-        "--health-host", "127.0.0.1", "--liveness-port", str(health), "--metrics-port", str(metrics),
-        "--tracking-url", tracking_server,
-        "--webhook-url", webhook_receiver.url, "--webhook-secret", f"{WEBHOOK_NAMESPACE}/{WEBHOOK_SECRET}",
-    ], tmp_path_factory.mktemp("operator"), env={**os.environ, "KUBECONFIG": str(bed.kubeconfig)}).start()
+    proc = Process(
+        "operator",
+        [
+            str(Path(sys.executable).with_name("modelship")),
+            "operator",
+            "--all-namespaces",
+            "--health-host",
+            "127.0.0.1",
+            "--liveness-port",
+            str(health),
+            "--metrics-port",
+            str(metrics),
+            "--tracking-url",
+            tracking_server,
+            "--webhook-url",
+            webhook_receiver.url,
+            "--webhook-secret",
+            f"{WEBHOOK_NAMESPACE}/{WEBHOOK_SECRET}",
+        ],
+        tmp_path_factory.mktemp("operator"),
+        env={**os.environ, "KUBECONFIG": str(bed.kubeconfig)},
+    ).start()
 
     def live() -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=2) as resp:

@@ -20,11 +20,22 @@ def _pods(kube: KubeApi, ns: str, selector: str) -> list[dict]:
 
 
 def test_deployment_pod_becomes_ready_and_answers_on_its_pod_ip(kube: KubeApi, namespace: str, bed: Bed) -> None:
-    web = container("web", HTTP_SERVER, ports=[{"containerPort": 8000, "name": "http"}],
-                    readinessProbe={"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1})
+    web = container(
+        "web",
+        HTTP_SERVER,
+        ports=[{"containerPort": 8000, "name": "http"}],
+        readinessProbe={"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
+    )
     kube.create(path_for("apps/v1", "deployments", namespace), deployment("web", [web]))
-    dep = wait(lambda: (d := kube.get(path_for("apps/v1", "deployments", namespace, "web")))
-               .get("status", {}).get("readyReplicas") == 1 and d, 90, "deployment ready")
+    dep = wait(
+        lambda: (
+            (d := kube.get(path_for("apps/v1", "deployments", namespace, "web"))).get("status", {}).get("readyReplicas")
+            == 1
+            and d
+        ),
+        90,
+        "deployment ready",
+    )
     assert dep["status"]["availableReplicas"] == 1
     pod = _pods(kube, namespace, "app=web")[0]
     ip = pod["status"]["podIP"]
@@ -39,8 +50,11 @@ def test_deployment_pod_becomes_ready_and_answers_on_its_pod_ip(kube: KubeApi, n
 def test_job_that_exits_zero_completes(kube: KubeApi, namespace: str) -> None:
     script = "open('/dev/termination-log', 'w').write('trained 3 epochs'); print('done')"
     kube.create(path_for("batch/v1", "jobs", namespace), job("ok", [container("main", ["python", "-c", script])]))
-    done = wait(lambda: job_condition(j := kube.get(path_for("batch/v1", "jobs", namespace, "ok")), "Complete") and j,
-                90, "job Complete")
+    done = wait(
+        lambda: job_condition(j := kube.get(path_for("batch/v1", "jobs", namespace, "ok")), "Complete") and j,
+        90,
+        "job Complete",
+    )
     assert done["status"]["succeeded"] == 1
     pod = _pods(kube, namespace, "batch.kubernetes.io/job-name=ok")[0]
     term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
@@ -50,8 +64,10 @@ def test_job_that_exits_zero_completes(kube: KubeApi, namespace: str) -> None:
 
 def test_job_that_exits_one_fails(kube: KubeApi, namespace: str) -> None:
     script = "import sys; print('first line'); print('the reason it failed', file=sys.stderr); sys.exit(1)"
-    kube.create(path_for("batch/v1", "jobs", namespace),
-                job("bad", [container("main", ["python", "-c", script], terminationMessagePolicy="FallbackToLogsOnError")]))
+    kube.create(
+        path_for("batch/v1", "jobs", namespace),
+        job("bad", [container("main", ["python", "-c", script], terminationMessagePolicy="FallbackToLogsOnError")]),
+    )
     wait(lambda: job_condition(kube.get(path_for("batch/v1", "jobs", namespace, "bad")), "Failed"), 90, "job Failed")
     pod = _pods(kube, namespace, "batch.kubernetes.io/job-name=bad")[0]
     term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
@@ -61,15 +77,21 @@ def test_job_that_exits_one_fails(kube: KubeApi, namespace: str) -> None:
 
 def test_native_sidecar_does_not_keep_a_job_from_completing(kube: KubeApi, namespace: str, bed: Bed) -> None:
     # The sidecar serves forever; the main container talks to it over the pod's localhost.
-    sidecar = container("helper", ["python", "-m", "http.server", "9000", "--bind", "0.0.0.0"],
-                        restartPolicy="Always",
-                        startupProbe={"tcpSocket": {"port": 9000}, "periodSeconds": 1, "failureThreshold": 30})
-    client = container("main", ["python", "-c",
-                                "import urllib.request as u; print(u.urlopen('http://127.0.0.1:9000/').status)"])
+    sidecar = container(
+        "helper",
+        ["python", "-m", "http.server", "9000", "--bind", "0.0.0.0"],
+        restartPolicy="Always",
+        startupProbe={"tcpSocket": {"port": 9000}, "periodSeconds": 1, "failureThreshold": 30},
+    )
+    client = container(
+        "main", ["python", "-c", "import urllib.request as u; print(u.urlopen('http://127.0.0.1:9000/').status)"]
+    )
     body = job("sc", [client])
     body["spec"]["template"]["spec"]["initContainers"] = [sidecar]
     kube.create(path_for("batch/v1", "jobs", namespace), body)
-    wait(lambda: job_condition(kube.get(path_for("batch/v1", "jobs", namespace, "sc")), "Complete"), 120, "job Complete")
+    wait(
+        lambda: job_condition(kube.get(path_for("batch/v1", "jobs", namespace, "sc")), "Complete"), 120, "job Complete"
+    )
     pod = _pods(kube, namespace, "batch.kubernetes.io/job-name=sc")[0]
     assert pod["status"]["phase"] == "Succeeded"
     assert "200" in bed.pod_log(namespace, pod["metadata"]["name"], "main")
@@ -79,8 +101,12 @@ def test_native_sidecar_does_not_keep_a_job_from_completing(kube: KubeApi, names
 
 
 def test_image_of_another_project_fails_like_a_pull_error(kube: KubeApi, namespace: str) -> None:
-    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "alien"},
-            "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "alien"},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]},
+    }
     kube.create(path_for("v1", "pods", namespace), body)
 
     def waiting_reason() -> str | None:
@@ -94,10 +120,19 @@ def test_image_of_another_project_fails_like_a_pull_error(kube: KubeApi, namespa
 
 
 def test_pod_gets_env_volumes_and_a_service_account_token(kube: KubeApi, namespace: str, bed: Bed) -> None:
-    kube.create(path_for("v1", "configmaps", namespace),
-                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"mode": "fast", "file.txt": "hello"}})
-    kube.create(path_for("v1", "secrets", namespace),
-                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec"}, "stringData": {"token": "s3cret"}})
+    kube.create(
+        path_for("v1", "configmaps", namespace),
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cfg"},
+            "data": {"mode": "fast", "file.txt": "hello"},
+        },
+    )
+    kube.create(
+        path_for("v1", "secrets", namespace),
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec"}, "stringData": {"token": "s3cret"}},
+    )
     script = (
         "import json, os, urllib.request, ssl\n"
         "sa = '/var/run/secrets/kubernetes.io/serviceaccount'\n"
@@ -110,36 +145,58 @@ def test_pod_gets_env_volumes_and_a_service_account_token(kube: KubeApi, namespa
         "  'file': open('/etc/cfg/file.txt').read(), 'ns': open(sa + '/namespace').read(), 'version': version,\n"
         "  'scratch': os.path.isdir('/scratch')}))\n"
     )
-    main = container("main", ["python", "-c", script], env=[
-        {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}},
-        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "token"}}},
-        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-    ], volumeMounts=[{"name": "cfg", "mountPath": "/etc/cfg"}, {"name": "scratch", "mountPath": "/scratch"}])
-    body = job("env", [main], volumes=[{"name": "cfg", "configMap": {"name": "cfg"}}, {"name": "scratch", "emptyDir": {}}])
+    main = container(
+        "main",
+        ["python", "-c", script],
+        env=[
+            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}},
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "token"}}},
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        volumeMounts=[{"name": "cfg", "mountPath": "/etc/cfg"}, {"name": "scratch", "mountPath": "/scratch"}],
+    )
+    body = job(
+        "env", [main], volumes=[{"name": "cfg", "configMap": {"name": "cfg"}}, {"name": "scratch", "emptyDir": {}}]
+    )
     kube.create(path_for("batch/v1", "jobs", namespace), body)
-    wait(lambda: job_condition(kube.get(path_for("batch/v1", "jobs", namespace, "env")), "Complete"), 90, "job Complete")
+    wait(
+        lambda: job_condition(kube.get(path_for("batch/v1", "jobs", namespace, "env")), "Complete"), 90, "job Complete"
+    )
     pod = _pods(kube, namespace, "batch.kubernetes.io/job-name=env")[0]
     out = json.loads(bed.pod_log(namespace, pod["metadata"]["name"], "main").strip().splitlines()[-1])
     assert out.pop("version").startswith("v1.")
-    assert out == {"mode": "fast", "token": "s3cret", "pod": pod["metadata"]["name"], "file": "hello",
-                   "ns": namespace, "scratch": True}
+    assert out == {
+        "mode": "fast",
+        "token": "s3cret",
+        "pod": pod["metadata"]["name"],
+        "file": "hello",
+        "ns": namespace,
+        "scratch": True,
+    }
 
 
-def test_deleting_an_owner_collects_its_children_and_stops_their_processes(kube: KubeApi, namespace: str,
-                                                                           bed: Bed) -> None:
+def test_deleting_an_owner_collects_its_children_and_stops_their_processes(
+    kube: KubeApi, namespace: str, bed: Bed
+) -> None:
     marker = f"sleeper-{namespace}"
     sleeper = container("main", ["python", "-c", f"import time; time.sleep(3600)  # {marker}"])
     kube.create(path_for("apps/v1", "deployments", namespace), deployment("sleepy", [sleeper]))
-    pod = wait(lambda: [p for p in _pods(kube, namespace, "app=sleepy") if p["status"].get("phase") == "Running"], 90,
-               "pod running")[0]
+    pod = wait(
+        lambda: [p for p in _pods(kube, namespace, "app=sleepy") if p["status"].get("phase") == "Running"],
+        90,
+        "pod running",
+    )[0]
     netns = f"ms{pod['status']['podIP'].split('.')[2]}-{pod['metadata']['uid'][:8]}"
     if bed.local:  # on kind the processes live in containers this host cannot see
         wait(lambda: _running(marker), 30, "the pod's process to exec")
         assert netns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
     assert kube.get(path_for("apps/v1", "replicasets", namespace), labelSelector="app=sleepy")["items"]
     kube.delete(path_for("apps/v1", "deployments", namespace, "sleepy"), {"propagationPolicy": "Background"})
-    wait(lambda: not kube.get(path_for("apps/v1", "replicasets", namespace), labelSelector="app=sleepy")["items"], 60,
-         "replicaset collected")
+    wait(
+        lambda: not kube.get(path_for("apps/v1", "replicasets", namespace), labelSelector="app=sleepy")["items"],
+        60,
+        "replicaset collected",
+    )
     wait(lambda: not _pods(kube, namespace, "app=sleepy"), 60, "pod collected")
     if bed.local:
         assert not _running(marker), "deleting the pod must stop its process"
@@ -151,21 +208,43 @@ def _running(marker: str) -> bool:
 
 
 def test_init_container_runs_first_and_pods_reach_each_other(kube: KubeApi, namespace: str, bed: Bed) -> None:
-    web = container("web", HTTP_SERVER, ports=[{"containerPort": 8000}],
-                    readinessProbe={"tcpSocket": {"port": 8000}, "periodSeconds": 1})
+    web = container(
+        "web",
+        HTTP_SERVER,
+        ports=[{"containerPort": 8000}],
+        readinessProbe={"tcpSocket": {"port": 8000}, "periodSeconds": 1},
+    )
     kube.create(path_for("apps/v1", "deployments", namespace), deployment("peer", [web]))
-    wait(lambda: kube.get(path_for("apps/v1", "deployments", namespace, "peer")).get("status", {}).get("readyReplicas") == 1,
-         90, "peer ready")
+    wait(
+        lambda: (
+            kube.get(path_for("apps/v1", "deployments", namespace, "peer")).get("status", {}).get("readyReplicas") == 1
+        ),
+        90,
+        "peer ready",
+    )
     peer_ip = _pods(kube, namespace, "app=peer")[0]["status"]["podIP"]
-    init = container("fetch", ["python", "-c",
-                               f"import urllib.request as u; open('/shared/peer.txt','w').write(str(u.urlopen('http://{peer_ip}:8000/').status))"],
-                     volumeMounts=[{"name": "work", "mountPath": "/shared"}])
-    main = container("main", ["python", "-c", "print('peer said', open('/shared/peer.txt').read())"],
-                     volumeMounts=[{"name": "work", "mountPath": "/shared"}])
+    init = container(
+        "fetch",
+        [
+            "python",
+            "-c",
+            f"import urllib.request as u; open('/shared/peer.txt','w').write(str(u.urlopen('http://{peer_ip}:8000/').status))",
+        ],
+        volumeMounts=[{"name": "work", "mountPath": "/shared"}],
+    )
+    main = container(
+        "main",
+        ["python", "-c", "print('peer said', open('/shared/peer.txt').read())"],
+        volumeMounts=[{"name": "work", "mountPath": "/shared"}],
+    )
     body = job("chain", [main], volumes=[{"name": "work", "emptyDir": {}}])
     body["spec"]["template"]["spec"]["initContainers"] = [init]
     kube.create(path_for("batch/v1", "jobs", namespace), body)
-    wait(lambda: job_condition(kube.get(path_for("batch/v1", "jobs", namespace, "chain")), "Complete"), 90, "job Complete")
+    wait(
+        lambda: job_condition(kube.get(path_for("batch/v1", "jobs", namespace, "chain")), "Complete"),
+        90,
+        "job Complete",
+    )
     pod = _pods(kube, namespace, "batch.kubernetes.io/job-name=chain")[0]
     assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
     assert "peer said 200" in bed.pod_log(namespace, pod["metadata"]["name"], "main")
@@ -173,13 +252,17 @@ def test_init_container_runs_first_and_pods_reach_each_other(kube: KubeApi, name
 
 def test_failing_liveness_probe_restarts_the_container(kube: KubeApi, namespace: str) -> None:
     # Serves for a moment, then stops answering while the process lives on.
-    script = ("import http.server, threading, time\n"
-              "s = http.server.HTTPServer(('0.0.0.0', 8000), http.server.SimpleHTTPRequestHandler)\n"
-              "threading.Timer(3, s.shutdown).start()\n"
-              "s.serve_forever(); s.server_close(); time.sleep(3600)\n")
+    script = (
+        "import http.server, threading, time\n"
+        "s = http.server.HTTPServer(('0.0.0.0', 8000), http.server.SimpleHTTPRequestHandler)\n"
+        "threading.Timer(3, s.shutdown).start()\n"
+        "s.serve_forever(); s.server_close(); time.sleep(3600)\n"
+    )
     probe = {"httpGet": {"path": "/", "port": 8000}, "periodSeconds": 1, "failureThreshold": 2}
-    kube.create(path_for("apps/v1", "deployments", namespace),
-                deployment("flaky", [container("main", ["python", "-c", script], livenessProbe=probe)]))
+    kube.create(
+        path_for("apps/v1", "deployments", namespace),
+        deployment("flaky", [container("main", ["python", "-c", script], livenessProbe=probe)]),
+    )
 
     def restarted() -> bool:
         pods = _pods(kube, namespace, "app=flaky")
@@ -191,19 +274,37 @@ def test_failing_liveness_probe_restarts_the_container(kube: KubeApi, namespace:
     assert last["exitCode"] != 0
 
 
-def test_pod_deletion_sends_sigterm_then_sigkill_after_the_grace_period(kube: KubeApi, namespace: str, bed: Bed) -> None:
-    polite = ("import signal, sys, time\n"
-              "def bye(*_):\n    print('got SIGTERM', flush=True); sys.exit(0)\n"
-              "signal.signal(signal.SIGTERM, bye)\nprint('up', flush=True)\ntime.sleep(3600)\n")
-    stubborn = ("import signal, time\nsignal.signal(signal.SIGTERM, lambda *_: print('ignoring SIGTERM', flush=True))\n"
-                "print('up', flush=True)\ntime.sleep(3600)\n")
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bye"},
-           "spec": {"terminationGracePeriodSeconds": 3, "containers": [
-               container("polite", ["python", "-c", polite]), container("stubborn", ["python", "-c", stubborn])]}}
+def test_pod_deletion_sends_sigterm_then_sigkill_after_the_grace_period(
+    kube: KubeApi, namespace: str, bed: Bed
+) -> None:
+    polite = (
+        "import signal, sys, time\n"
+        "def bye(*_):\n    print('got SIGTERM', flush=True); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, bye)\nprint('up', flush=True)\ntime.sleep(3600)\n"
+    )
+    stubborn = (
+        "import signal, time\nsignal.signal(signal.SIGTERM, lambda *_: print('ignoring SIGTERM', flush=True))\n"
+        "print('up', flush=True)\ntime.sleep(3600)\n"
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bye"},
+        "spec": {
+            "terminationGracePeriodSeconds": 3,
+            "containers": [
+                container("polite", ["python", "-c", polite]),
+                container("stubborn", ["python", "-c", stubborn]),
+            ],
+        },
+    }
     kube.create(path_for("v1", "pods", namespace), pod)
     wait(lambda: kube.get(path_for("v1", "pods", namespace, "bye"))["status"].get("phase") == "Running", 60, "running")
-    wait(lambda: "up" in bed.pod_log(namespace, "bye", "polite") and "up" in bed.pod_log(namespace, "bye", "stubborn"),
-         30, "both containers up")
+    wait(
+        lambda: "up" in bed.pod_log(namespace, "bye", "polite") and "up" in bed.pod_log(namespace, "bye", "stubborn"),
+        30,
+        "both containers up",
+    )
     started = time.monotonic()
     kube.delete(path_for("v1", "pods", namespace, "bye"))
     wait(lambda: not kube.exists(path_for("v1", "pods", namespace, "bye")), 60, "pod gone")

@@ -26,8 +26,14 @@ def bed_cli(*args: str) -> list[str]:
 def up(state: Path, index: int) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """`bed up --json` in the background; the JSON it prints once ready."""
     log = open(state.parent / f"{state.name}.up.log", "w")  # noqa: SIM115 - the child writes it until killed
-    proc = subprocess.Popen(bed_cli("up", "--state-dir", str(state), "--index", str(index), "--json"), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        bed_cli("up", "--state-dir", str(state), "--index", str(index), "--json"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the bed's own start-up waits are bounded; it prints or exits
     if not line:
@@ -71,8 +77,9 @@ def test_a_killed_bed_is_cleaned_by_the_next_of_its_index_and_by_bed_down(bed, t
     nodes = [n["metadata"]["name"] for n in api.get("/api/v1/nodes")["items"]]
     assert nodes == [info["nodeName"]]
     api.close()
-    tables = subprocess.run(["ip", "netns", "exec", info["nodeNetns"], "nft", "list", "tables"],
-                            capture_output=True, text=True, check=True).stdout
+    tables = subprocess.run(
+        ["ip", "netns", "exec", info["nodeNetns"], "nft", "list", "tables"], capture_output=True, text=True, check=True
+    ).stdout
     assert "table ip kube-proxy" in tables
     assert not [t for t in host_nft_tables() if "kube" in t]  # the machine's own tables stay the machine's
     apiserver_pid = int((tmp_path / "first" / "logs" / "kube-apiserver.pid").read_text())
@@ -95,8 +102,14 @@ def test_a_killed_bed_is_cleaned_by_the_next_of_its_index_and_by_bed_down(bed, t
     os.killpg(second.pid, signal.SIGKILL)
     second.wait(10)
     assert net.leftovers()
-    out = subprocess.run(bed_cli("down", "--state-dir", str(tmp_path / "second")), cwd=REPO, capture_output=True, check=False,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        bed_cli("down", "--state-dir", str(tmp_path / "second")),
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert f"removed network namespace {net.node_netns}" in out.stdout
     assert net.leftovers() == []
@@ -106,8 +119,14 @@ def test_a_killed_bed_is_cleaned_by_the_next_of_its_index_and_by_bed_down(bed, t
     assert net.pod_cidr not in routes and net.service_cidr not in routes
 
     # `down` of a state dir whose bed is gone and cleaned says so and changes nothing.
-    again = subprocess.run(bed_cli("down", "--state-dir", str(tmp_path / "first")), cwd=REPO, capture_output=True, check=False,
-                           text=True, timeout=60)
+    again = subprocess.run(
+        bed_cli("down", "--state-dir", str(tmp_path / "first")),
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
     assert again.returncode == 0, again.stderr
     assert net.leftovers() == []
 

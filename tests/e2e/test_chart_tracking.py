@@ -19,14 +19,18 @@ from tests.conftest import wait
 from tests.unit.test_install import CHART, HELM
 
 API = "/api/2.0/mlflow"
-TRACKING_TEMPLATES = ("tracking-serviceaccount.yaml", "tracking-rbac.yaml", "tracking-pvc.yaml",
-                      "tracking-deployment.yaml", "tracking-service.yaml")
+TRACKING_TEMPLATES = (
+    "tracking-serviceaccount.yaml",
+    "tracking-rbac.yaml",
+    "tracking-pvc.yaml",
+    "tracking-deployment.yaml",
+    "tracking-service.yaml",
+)
 
 
 def rendered(release: str, namespace: str) -> list[dict[str, Any]]:
     assert HELM, "helm is needed to render the chart: scripts/setup.sh builds it"
-    command = [HELM, "template", release, str(CHART), "--namespace", namespace,
-               "--kube-version", "1.36.0"]
+    command = [HELM, "template", release, str(CHART), "--namespace", namespace, "--kube-version", "1.36.0"]
     for name in TRACKING_TEMPLATES:
         command += ["--show-only", f"templates/{name}"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -34,9 +38,14 @@ def rendered(release: str, namespace: str) -> list[dict[str, Any]]:
 
 
 def object_path(obj: dict[str, Any], namespace: str) -> str:
-    plural = {"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles",
-              "ClusterRoleBinding": "clusterrolebindings", "Deployment": "deployments",
-              "Service": "services", "PersistentVolumeClaim": "persistentvolumeclaims"}[obj["kind"]]
+    plural = {
+        "ServiceAccount": "serviceaccounts",
+        "ClusterRole": "clusterroles",
+        "ClusterRoleBinding": "clusterrolebindings",
+        "Deployment": "deployments",
+        "Service": "services",
+        "PersistentVolumeClaim": "persistentvolumeclaims",
+    }[obj["kind"]]
     cluster_scoped = obj["kind"].startswith("Cluster")
     return path_for(obj["apiVersion"], plural, None if cluster_scoped else namespace)
 
@@ -46,7 +55,13 @@ def chart_tracking(kube: KubeApi, namespace: str, crds: list[dict]) -> Iterator[
     release = f"t{uuid.uuid4().hex[:6]}"
     objects = rendered(release, namespace)
     assert sorted(o["kind"] for o in objects) == [
-        "ClusterRole", "ClusterRoleBinding", "Deployment", "PersistentVolumeClaim", "Service", "ServiceAccount"]
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "PersistentVolumeClaim",
+        "Service",
+        "ServiceAccount",
+    ]
     for obj in objects:
         kube.create(object_path(obj, namespace), obj)
     yield objects
@@ -56,19 +71,26 @@ def chart_tracking(kube: KubeApi, namespace: str, crds: list[dict]) -> Iterator[
 
 
 def test_the_charts_tracking_server_serves_tracking_and_the_registry(
-        kube: KubeApi, namespace: str, chart_tracking: list[dict[str, Any]]) -> None:
+    kube: KubeApi, namespace: str, chart_tracking: list[dict[str, Any]]
+) -> None:
     deployment = next(o for o in chart_tracking if o["kind"] == "Deployment")
     name = deployment["metadata"]["name"]
     dep_path = path_for("apps/v1", "deployments", namespace, name)
     selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
     try:
-        wait(lambda: kube.get(dep_path).get("status", {}).get("readyReplicas") == 1, 180,
-             "the chart's tracking server Ready (readiness probe on /health)")
+        wait(
+            lambda: kube.get(dep_path).get("status", {}).get("readyReplicas") == 1,
+            180,
+            "the chart's tracking server Ready (readiness probe on /health)",
+        )
     except AssertionError as exc:
         pods = kube.get(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)["items"]
         states = [(p["metadata"]["name"], p.get("status", {}).get("containerStatuses")) for p in pods]
-        logs = [kube.text(f"/api/v1/namespaces/{namespace}/pods/{p['metadata']['name']}/log",
-                          tailLines=40) for p in pods if p.get("status", {}).get("containerStatuses")]
+        logs = [
+            kube.text(f"/api/v1/namespaces/{namespace}/pods/{p['metadata']['name']}/log", tailLines=40)
+            for p in pods
+            if p.get("status", {}).get("containerStatuses")
+        ]
         raise AssertionError(f"{exc}\npods: {states}\nlogs: {logs}") from None
     (pod,) = kube.get(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)["items"]
     assert pod["spec"]["serviceAccountName"] == name
@@ -82,15 +104,18 @@ def test_the_charts_tracking_server_serves_tracking_and_the_registry(
 
     with httpx.Client(base_url=base, timeout=30) as http:
         exp = http.post(f"{API}/experiments/create", json={"name": "chart"}).json()["experiment_id"]
-        run_id = http.post(f"{API}/runs/create", json={"experiment_id": exp}).json()[
-            "run"]["info"]["run_id"]
-        points = [{"key": "loss", "value": 1.0 / (i + 1), "timestamp": 1000 + i, "step": i}
-                  for i in range(5)]
-        assert http.post(f"{API}/runs/log-batch", json={
-            "run_id": run_id, "metrics": points, "params": [{"key": "lr", "value": "0.1"}]}
-        ).status_code == 200
-        history = http.get(f"{API}/metrics/get-history",
-                           params={"run_id": run_id, "metric_key": "loss"}).json()["metrics"]
+        run_id = http.post(f"{API}/runs/create", json={"experiment_id": exp}).json()["run"]["info"]["run_id"]
+        points = [{"key": "loss", "value": 1.0 / (i + 1), "timestamp": 1000 + i, "step": i} for i in range(5)]
+        assert (
+            http.post(
+                f"{API}/runs/log-batch",
+                json={"run_id": run_id, "metrics": points, "params": [{"key": "lr", "value": "0.1"}]},
+            ).status_code
+            == 200
+        )
+        history = http.get(f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "loss"}).json()[
+            "metrics"
+        ]
         assert [h["step"] for h in history] == list(range(5))
         run = http.get(f"{API}/runs/get", params={"run_id": run_id}).json()["run"]
         assert run["data"]["params"] == [{"key": "lr", "value": "0.1"}]
@@ -99,9 +124,15 @@ def test_the_charts_tracking_server_serves_tracking_and_the_registry(
         # operator is not needed: the status a numbered version would have is written here.
         model = f"chart-{uuid.uuid4().hex[:6]}"
         mv_path = path_for("modelship.io/v1alpha1", "modelversions", namespace)
-        kube.create(mv_path, {"apiVersion": "modelship.io/v1alpha1", "kind": "ModelVersion",
-                              "metadata": {"name": model},
-                              "spec": {"model": model, "source": f"runs:/{run_id}/model"}})
+        kube.create(
+            mv_path,
+            {
+                "apiVersion": "modelship.io/v1alpha1",
+                "kind": "ModelVersion",
+                "metadata": {"name": model},
+                "spec": {"model": model, "source": f"runs:/{run_id}/model"},
+            },
+        )
         kube.patch(f"{mv_path}/{model}/status", {"status": {"version": 1}})
 
         def listed() -> dict[str, Any] | None:
@@ -117,9 +148,11 @@ def test_the_charts_tracking_server_serves_tracking_and_the_registry(
 
     def replaced() -> bool:
         items = kube.get(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)["items"]
-        return any(p["metadata"]["name"] != pod["metadata"]["name"] and any(
-            c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions") or [])
-            for p in items)
+        return any(
+            p["metadata"]["name"] != pod["metadata"]["name"]
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions") or [])
+            for p in items
+        )
 
     wait(replaced, 180, "a new tracking server pod Ready")
 

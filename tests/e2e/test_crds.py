@@ -11,22 +11,37 @@ from tests.cluster.kubeapi import ApiError, KubeApi, path_for
 API = "modelship.io/v1alpha1"
 
 EXPERIMENT: dict[str, Any] = {
-    "apiVersion": API, "kind": "Experiment", "metadata": {"name": "exp"},
+    "apiVersion": API,
+    "kind": "Experiment",
+    "metadata": {"name": "exp"},
     "spec": {
         "project": {"git": {"url": "https://example.invalid/iris.git"}, "entryPoint": "main"},
-        "search": {"algorithm": "tpe", "objective": {"metric": "accuracy"},
-                   "space": {"C": {"type": "float", "low": 0.01, "high": 10, "log": True}},
-                   "maxTrials": 6, "parallelism": 2},
+        "search": {
+            "algorithm": "tpe",
+            "objective": {"metric": "accuracy"},
+            "space": {"C": {"type": "float", "low": 0.01, "high": 10, "log": True}},
+            "maxTrials": 6,
+            "parallelism": 2,
+        },
     },
 }
 MODEL_VERSION: dict[str, Any] = {
-    "apiVersion": API, "kind": "ModelVersion", "metadata": {"name": "mv"},
+    "apiVersion": API,
+    "kind": "ModelVersion",
+    "metadata": {"name": "mv"},
     "spec": {"model": "iris", "source": "runs:/abc/model", "stage": "Staging"},
 }
 DEPLOYMENT: dict[str, Any] = {
-    "apiVersion": API, "kind": "ModelDeployment", "metadata": {"name": "md"},
-    "spec": {"model": "iris", "variants": [{"name": "blue", "stage": "Production", "weight": 90},
-                                           {"name": "green", "version": 2, "weight": 10}]},
+    "apiVersion": API,
+    "kind": "ModelDeployment",
+    "metadata": {"name": "md"},
+    "spec": {
+        "model": "iris",
+        "variants": [
+            {"name": "blue", "stage": "Production", "weight": 90},
+            {"name": "green", "version": 2, "weight": 10},
+        ],
+    },
 }
 
 
@@ -62,20 +77,36 @@ BAD = [
     (_with(DEPLOYMENT, ["spec", "variants", 0, "weight"], 120), "variant weight must be within 0..100"),
     (_with(DEPLOYMENT, ["spec", "variants", 0, "weight"], 50), "variant weights must sum to 100"),
     (_with(DEPLOYMENT, ["spec", "variants", 1, "name"], "blue"), "variant names must be unique"),
-    (_with(DEPLOYMENT, ["spec", "variants", 1, "stage"], "Staging"), "a variant names exactly one of version, stage or alias"),
-    (_with(DEPLOYMENT, ["spec", "variants"], [{"name": "a", "weight": 100}]), "a variant names exactly one of version, stage or alias"),
+    (
+        _with(DEPLOYMENT, ["spec", "variants", 1, "stage"], "Staging"),
+        "a variant names exactly one of version, stage or alias",
+    ),
+    (
+        _with(DEPLOYMENT, ["spec", "variants"], [{"name": "a", "weight": 100}]),
+        "a variant names exactly one of version, stage or alias",
+    ),
     (_with(MODEL_VERSION, ["spec", "stage"], "Prod"), "stage must be one of None, Staging, Production, Archived"),
     (_with(EXPERIMENT, ["spec", "search", "parallelism"], 7), "search.parallelism must not exceed search.maxTrials"),
-    (_with(EXPERIMENT, ["spec", "search", "space"], {"C": {"type": "categorical"}}), "a categorical parameter needs values"),
+    (
+        _with(EXPERIMENT, ["spec", "search", "space"], {"C": {"type": "categorical"}}),
+        "a categorical parameter needs values",
+    ),
     (_with(EXPERIMENT, ["spec", "project"], {"entryPoint": "main"}), "project needs git, image, or both"),
-    (_with(EXPERIMENT, ["spec", "search", "space"], {}), "spec.search.space: Invalid value: 0: spec.search.space in body should have at least 1 properties"),
-    (_with(EXPERIMENT, ["spec", "search", "space"], {"C": {"type": "float", "low": 0, "high": 1, "log": True}}), "a log-scale range needs low > 0"),
+    (
+        _with(EXPERIMENT, ["spec", "search", "space"], {}),
+        "spec.search.space: Invalid value: 0: spec.search.space in body should have at least 1 properties",
+    ),
+    (
+        _with(EXPERIMENT, ["spec", "search", "space"], {"C": {"type": "float", "low": 0, "high": 1, "log": True}}),
+        "a log-scale range needs low > 0",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("obj", "message"), BAD, ids=[m for _, m in BAD])
-def test_bad_objects_are_refused_with_the_rule_message(kube: KubeApi, namespace: str, crds: list,
-                                                       obj: dict[str, Any], message: str) -> None:
+def test_bad_objects_are_refused_with_the_rule_message(
+    kube: KubeApi, namespace: str, crds: list, obj: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ApiError) as err:
         _create(kube, namespace, obj)
     assert err.value.status == 422

@@ -36,8 +36,13 @@ def iris_repo(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The iris project in a git repository of its own; its file:// URL."""
     root = tmp_path_factory.mktemp("iris-repo")
     shutil.copytree(EXAMPLE, root / "examples" / "iris")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "iris"]):
         subprocess.run(["git", *args], cwd=root, env=env, check=True)
     return f"file://{root}"
@@ -74,8 +79,9 @@ def tracking_runs(tracking_url: str, namespace: str, name: str) -> list[dict[str
     with urllib.request.urlopen(f"{tracking_url}/api/2.0/mlflow/experiments/get-by-name?{query}", timeout=10) as r:
         exp_id = json.load(r)["experiment"]["experiment_id"]
     body = json.dumps({"experiment_ids": [exp_id], "max_results": 1000}).encode()
-    req = urllib.request.Request(f"{tracking_url}/api/2.0/mlflow/runs/search", body,
-                                 {"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{tracking_url}/api/2.0/mlflow/runs/search", body, {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.load(r).get("runs") or []
 
@@ -123,8 +129,9 @@ def test_iris_search_runs_trials_and_registers_the_best(
     metrics = {m["key"]: m["value"] for m in best_run["data"]["metrics"]}
     assert metrics["accuracy"] == best["objective"]
     assert best_run["info"]["status"] == "FINISHED"
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=iris_repo.removeprefix("file://"),
-                            capture_output=True, text=True, check=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=iris_repo.removeprefix("file://"), capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert tags(best_run)["mlflow.source.git.commit"] == commit
     assert status["trackingUrl"].startswith(tracking_server)
 
@@ -187,10 +194,16 @@ def test_operator_killed_mid_search_makes_no_duplicates(
 
 
 def _create_run(tracking_url: str, experiment_id: str, run_tags: dict[str, str]) -> str:
-    body = json.dumps({"experiment_id": experiment_id, "start_time": int(time.time() * 1000),
-                       "tags": [{"key": k, "value": v} for k, v in run_tags.items()]}).encode()
-    req = urllib.request.Request(f"{tracking_url}/api/2.0/mlflow/runs/create", body,
-                                 {"Content-Type": "application/json"})
+    body = json.dumps(
+        {
+            "experiment_id": experiment_id,
+            "start_time": int(time.time() * 1000),
+            "tags": [{"key": k, "value": v} for k, v in run_tags.items()],
+        }
+    ).encode()
+    req = urllib.request.Request(
+        f"{tracking_url}/api/2.0/mlflow/runs/create", body, {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         return str(json.load(r)["run"]["info"]["run_id"])
 

@@ -23,8 +23,12 @@ from modelship.resources.experiment import Owner
 from modelship.tracking.client import TrackingClient
 
 API = "modelship.io/v1alpha1"
-ROWS = {"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)",
-                                       "petal width (cm)"], "data": [[5.1, 3.5, 1.4, 0.2]]}}
+ROWS = {
+    "dataframe_split": {
+        "columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"],
+        "data": [[5.1, 3.5, 1.4, 0.2]],
+    }
+}
 
 
 def log_iris_model(tracking_url: str, work: Path, experiment: str = "modeldeployment-e2e") -> str:
@@ -52,16 +56,26 @@ def iris_run(tracking_server: str, tmp_path_factory: pytest.TempPathFactory) -> 
     return log_iris_model(tracking_server, tmp_path_factory.mktemp("iris"))
 
 
-def register(kube: KubeApi, namespace: str, name: str, model: str, run_id: str, stage: str = "None",
-             **spec: Any) -> int:
+def register(
+    kube: KubeApi, namespace: str, name: str, model: str, run_id: str, stage: str = "None", **spec: Any
+) -> int:
     kube.create(path_for(API, "modelversions", namespace), mv(name, model, f"runs:/{run_id}/model", stage, **spec))
-    return int(wait(lambda: kube.get(path_for(API, "modelversions", namespace, name)).get("status", {}).get("version"),
-                    60, f"ModelVersion {name} numbered"))
+    return int(
+        wait(
+            lambda: kube.get(path_for(API, "modelversions", namespace, name)).get("status", {}).get("version"),
+            60,
+            f"ModelVersion {name} numbered",
+        )
+    )
 
 
 def model_deployment(name: str, model: str, variants: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ModelDeployment", "metadata": {"name": name},
-            "spec": {"model": model, "variants": variants, **spec}}
+    return {
+        "apiVersion": API,
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {"model": model, "variants": variants, **spec},
+    }
 
 
 def md_status(kube: KubeApi, namespace: str, name: str) -> dict[str, Any]:
@@ -79,15 +93,21 @@ def wait_healthy(kube: KubeApi, namespace: str, name: str, timeout: float = 240,
     try:
         return wait(healthy, timeout, f"ModelDeployment {name} Healthy with {versions or 'its versions'}")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\nstatus: {json.dumps(md_status(kube, namespace, name), indent=1)[-3000:]}") from None
+        raise AssertionError(
+            f"{exc}\nstatus: {json.dumps(md_status(kube, namespace, name), indent=1)[-3000:]}"
+        ) from None
 
 
 def predict(host: str, port: int, headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, str]:
     """One prediction on a connection of its own; (status, the variant that answered)."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("POST", "/invocations", body=json.dumps(ROWS),
-                     headers={"Content-Type": "application/json", **(headers or {})})
+        conn.request(
+            "POST",
+            "/invocations",
+            body=json.dumps(ROWS),
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
         resp = conn.getresponse()
         body = resp.read()
         if resp.status == 200:
@@ -109,8 +129,9 @@ def variants_of(host: str, port: int, n: int, headers: dict[str, str] | None = N
 class Load(threading.Thread):
     """Predictions in a loop while something changes: bounded in count and time, every failure kept."""
 
-    def __init__(self, host: str, port: int, headers: dict[str, str] | None = None, limit: int = 20000,
-                 seconds: float = 300):
+    def __init__(
+        self, host: str, port: int, headers: dict[str, str] | None = None, limit: int = 20000, seconds: float = 300
+    ):
         super().__init__(daemon=True)
         self.host, self.port, self.headers = host, port, headers
         self.limit, self.deadline = limit, time.monotonic() + seconds
@@ -136,18 +157,31 @@ class Load(threading.Thread):
 
 def ready_pods(kube: KubeApi, namespace: str, selector: str) -> list[dict[str, Any]]:
     pods = kube.get(path_for("v1", "pods", namespace), labelSelector=selector)["items"]
-    return [p for p in pods if not p["metadata"].get("deletionTimestamp") and any(
-        c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions") or [])]
+    return [
+        p
+        for p in pods
+        if not p["metadata"].get("deletionTimestamp")
+        and any(c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions") or [])
+    ]
 
 
 def test_replicas_mode_splits_by_pods_and_a_promotion_rolls_with_no_failed_request(
-        kube: KubeApi, namespace: str, operator, iris_run: str) -> None:
+    kube: KubeApi, namespace: str, operator, iris_run: str
+) -> None:
     model = f"iris-{namespace}"
     register(kube, namespace, "v1", model, iris_run, "Production")
     register(kube, namespace, "v2", model, iris_run, "Staging")
-    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("iris", model, [
-        {"name": "blue", "stage": "Production", "weight": 75, "replicas": 3},
-        {"name": "green", "stage": "Staging", "weight": 25, "replicas": 1}]))
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment(
+            "iris",
+            model,
+            [
+                {"name": "blue", "stage": "Production", "weight": 75, "replicas": 3},
+                {"name": "green", "stage": "Staging", "weight": 25, "replicas": 1},
+            ],
+        ),
+    )
     st = wait_healthy(kube, namespace, "iris", blue=1, green=2)
     assert st["split"] == "blue=75 green=25" and st["ready"] == "4/4"
     assert st["url"] == f"http://iris.{namespace}.svc.cluster.local"
@@ -183,24 +217,40 @@ def test_replicas_mode_splits_by_pods_and_a_promotion_rolls_with_no_failed_reque
     load.finish()
     assert load.sent > 50 and load.failures == [], (load.sent, load.failures[:10])
     assert fewest_ready >= 3
-    versions = {p["metadata"]["labels"]["modelship.io/version"]
-                for p in ready_pods(kube, namespace, "modelship.io/variant=blue")}
+    versions = {
+        p["metadata"]["labels"]["modelship.io/version"]
+        for p in ready_pods(kube, namespace, "modelship.io/variant=blue")
+    }
     assert versions == {"3"}
 
 
-def test_gateway_mode_weights_pins_edits_and_a_shadow(kube: KubeApi, namespace: str, operator, bed,
-                                                       iris_run: str) -> None:
+def test_gateway_mode_weights_pins_edits_and_a_shadow(
+    kube: KubeApi, namespace: str, operator, bed, iris_run: str
+) -> None:
     model = f"iris-{namespace}"
     register(kube, namespace, "v1", model, iris_run, "Production")
     register(kube, namespace, "v2", model, iris_run)
     info = json.loads((bed.state_dir / "bed.json").read_text())["gateway"]
     hostname = f"{namespace}.models.test"
-    routing = {"mode": "gatewayAPI", "gateway": {"name": info["name"], "namespace": info["namespace"]},
-               "hostnames": [hostname], "mirror": "TraefikService"}
-    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("iris", model, [
-        {"name": "blue", "version": 1, "weight": 80},
-        {"name": "green", "version": 2, "weight": 20},
-        {"name": "cand", "version": 2, "weight": 0, "shadow": True}], routing=routing))
+    routing = {
+        "mode": "gatewayAPI",
+        "gateway": {"name": info["name"], "namespace": info["namespace"]},
+        "hostnames": [hostname],
+        "mirror": "TraefikService",
+    }
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment(
+            "iris",
+            model,
+            [
+                {"name": "blue", "version": 1, "weight": 80},
+                {"name": "green", "version": 2, "weight": 20},
+                {"name": "cand", "version": 2, "weight": 0, "shadow": True},
+            ],
+            routing=routing,
+        ),
+    )
     st = wait_healthy(kube, namespace, "iris", blue=1, green=2, cand=2)
     assert st["split"] == "blue=80 green=20 cand=shadow"
     route = kube.get(path_for("gateway.networking.k8s.io/v1", "httproutes", namespace, "iris"))
@@ -208,9 +258,11 @@ def test_gateway_mode_weights_pins_edits_and_a_shadow(kube: KubeApi, namespace: 
     # What the API server stores is exactly what the operator wrote: no defaulted field, so
     # nothing drifts under Argo CD.
     md = kube.get(path_for(API, "modeldeployments", namespace, "iris"))
-    want = serving.build_route(ModelDeploymentSpec.model_validate(md["spec"]),
-                               serving.plan_variants(ModelDeploymentSpec.model_validate(md["spec"])),
-                               Owner("iris", namespace, md["metadata"]["uid"], kind="ModelDeployment"))
+    want = serving.build_route(
+        ModelDeploymentSpec.model_validate(md["spec"]),
+        serving.plan_variants(ModelDeploymentSpec.model_validate(md["spec"])),
+        Owner("iris", namespace, md["metadata"]["uid"], kind="ModelDeployment"),
+    )
     assert route["spec"] == next(o for o in want if o["kind"] == "HTTPRoute")["spec"]
     gw, port, host = info["address"], int(info["port"]), {"Host": hostname}
     wait(lambda: _answers(gw, port, host) == {"blue", "green"}, 90, "the route answering from both variants")
@@ -225,13 +277,29 @@ def test_gateway_mode_weights_pins_edits_and_a_shadow(kube: KubeApi, namespace: 
     wait(lambda: _invocations(cand["status"]["podIP"]) >= n, 30, "the shadow to see a copy of the traffic")
 
     # 50/50 -> 100/0: after the route changes, the 0-weight variant gets no request.
-    patch = {"spec": {"variants": [{"name": "blue", "version": 1, "weight": 100},
-                                   {"name": "green", "version": 2, "weight": 0},
-                                   {"name": "cand", "version": 2, "weight": 0, "shadow": True}]}}
+    patch = {
+        "spec": {
+            "variants": [
+                {"name": "blue", "version": 1, "weight": 100},
+                {"name": "green", "version": 2, "weight": 0},
+                {"name": "cand", "version": 2, "weight": 0, "shadow": True},
+            ]
+        }
+    }
     kube.patch(path_for(API, "modeldeployments", namespace, "iris"), patch)
-    wait(lambda: [b["weight"] for b in kube.get(path_for("gateway.networking.k8s.io/v1", "httproutes", namespace,
-                                                         "iris"))["spec"]["rules"][-1]["backendRefs"]] == [100, 0],
-         60, "the route's weights 100/0")
+    wait(
+        lambda: (
+            [
+                b["weight"]
+                for b in kube.get(path_for("gateway.networking.k8s.io/v1", "httproutes", namespace, "iris"))["spec"][
+                    "rules"
+                ][-1]["backendRefs"]
+            ]
+            == [100, 0]
+        ),
+        60,
+        "the route's weights 100/0",
+    )
     wait(lambda: "green" not in variants_of(gw, port, 40, host), 30, "Traefik to take the new weights")
     assert variants_of(gw, port, 300, host) == Counter({"blue": 300})
     assert md_status(kube, namespace, "iris")["split"].startswith("blue=100 green=0")
@@ -263,13 +331,20 @@ def _invocations(pod_ip: str) -> float:
     return total
 
 
-def test_children_follow_the_spec_and_go_with_the_deployment(kube: KubeApi, namespace: str, operator,
-                                                              iris_run: str) -> None:
+def test_children_follow_the_spec_and_go_with_the_deployment(
+    kube: KubeApi, namespace: str, operator, iris_run: str
+) -> None:
     model = f"iris-{namespace}"
     register(kube, namespace, "v1", model, iris_run, "Production")
-    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("auto", model, [
-        {"name": "main", "stage": "Production", "weight": 100}],
-        autoscaling={"minReplicas": 1, "maxReplicas": 4, "targetCpuUtilization": 65}))
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment(
+            "auto",
+            model,
+            [{"name": "main", "stage": "Production", "weight": 100}],
+            autoscaling={"minReplicas": 1, "maxReplicas": 4, "targetCpuUtilization": 65},
+        ),
+    )
     wait_healthy(kube, namespace, "auto", main=1)
     hpa = kube.get(path_for("autoscaling/v2", "horizontalpodautoscalers", namespace, "auto-main"))
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)
@@ -283,10 +358,13 @@ def test_children_follow_the_spec_and_go_with_the_deployment(kube: KubeApi, name
     kube.delete(path_for(API, "modeldeployments", namespace, "auto"))
 
     def gone() -> bool:
-        for api_version, plural, name in (("apps/v1", "deployments", "auto-main"), ("v1", "services", "auto-main"),
-                                          ("v1", "services", "auto"),
-                                          ("policy/v1", "poddisruptionbudgets", "auto-main"),
-                                          ("autoscaling/v2", "horizontalpodautoscalers", "auto-main")):
+        for api_version, plural, name in (
+            ("apps/v1", "deployments", "auto-main"),
+            ("v1", "services", "auto-main"),
+            ("v1", "services", "auto"),
+            ("policy/v1", "poddisruptionbudgets", "auto-main"),
+            ("autoscaling/v2", "horizontalpodautoscalers", "auto-main"),
+        ):
             try:
                 kube.get(path_for(api_version, plural, namespace, name))
                 return False
@@ -298,25 +376,36 @@ def test_children_follow_the_spec_and_go_with_the_deployment(kube: KubeApi, name
     wait(gone, 90, "every child deleted with the ModelDeployment")
 
 
-def test_bad_input_is_a_condition_that_names_the_field_and_the_fix(kube: KubeApi, namespace: str, operator,
-                                                                   iris_run: str) -> None:
+def test_bad_input_is_a_condition_that_names_the_field_and_the_fix(
+    kube: KubeApi, namespace: str, operator, iris_run: str
+) -> None:
     model = f"iris-{namespace}"
-    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("empty", model, [
-        {"name": "main", "stage": "Production", "weight": 100}]))
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment("empty", model, [{"name": "main", "stage": "Production", "weight": 100}]),
+    )
     st = wait(lambda: (s := md_status(kube, namespace, "empty")).get("phase") == "Degraded" and s, 60, "Degraded")
     assert "has no a version in stage Production (numbered versions: none)" in st["message"]
     assert "spec.variants[main].stage" in st["message"]
     register(kube, namespace, "v1", model, iris_run, "Production")
     wait_healthy(kube, namespace, "empty", main=1)  # a version appears: it serves, with no edit
 
-    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("alias", model, [
-        {"name": "main", "alias": "champion", "weight": 100}]))
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment("alias", model, [{"name": "main", "alias": "champion", "weight": 100}]),
+    )
     st = wait(lambda: (s := md_status(kube, namespace, "alias")).get("phase") == "Degraded" and s, 60, "Degraded")
     assert "alias 'champion'" in st["message"] and "spec.variants[main].alias" in st["message"]
 
-    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("nogateway", model, [
-        {"name": "main", "version": 1, "weight": 100}],
-        routing={"mode": "gatewayAPI", "gateway": {"name": "no-such-gateway"}}))
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment(
+            "nogateway",
+            model,
+            [{"name": "main", "version": 1, "weight": 100}],
+            routing={"mode": "gatewayAPI", "gateway": {"name": "no-such-gateway"}},
+        ),
+    )
     st = wait(lambda: (s := md_status(kube, namespace, "nogateway")).get("phase") == "Degraded" and s, 60, "Degraded")
     assert f"Gateway {namespace}/no-such-gateway, which does not exist" in st["message"]
     assert "spec.routing.gateway" in st["message"]
@@ -324,24 +413,33 @@ def test_bad_input_is_a_condition_that_names_the_field_and_the_fix(kube: KubeApi
     # Refused by the API server itself (CEL), before the operator sees it.
     for variants, message in (
         ([{"name": "a", "version": 1, "weight": 60}, {"name": "b", "version": 1, "weight": 30}], "sum to 100"),
-        ([{"name": "a", "version": 1, "weight": 90}, {"name": "s", "version": 1, "weight": 10, "shadow": True}],
-         "shadow variant takes no live traffic"),
+        (
+            [{"name": "a", "version": 1, "weight": 90}, {"name": "s", "version": 1, "weight": 10, "shadow": True}],
+            "shadow variant takes no live traffic",
+        ),
     ):
         with pytest.raises(ApiError) as refused:
             kube.create(path_for(API, "modeldeployments", namespace), model_deployment("bad", model, variants))
         assert refused.value.status == 422 and message in refused.value.message
     with pytest.raises(ApiError) as refused:
-        kube.create(path_for(API, "modeldeployments", namespace), model_deployment(
-            "nogw", model, [{"name": "a", "version": 1, "weight": 100}], routing={"mode": "gatewayAPI"}))
+        kube.create(
+            path_for(API, "modeldeployments", namespace),
+            model_deployment(
+                "nogw", model, [{"name": "a", "version": 1, "weight": 100}], routing={"mode": "gatewayAPI"}
+            ),
+        )
     assert "needs routing.gateway" in refused.value.message
 
 
-def test_a_version_that_cannot_load_leaves_the_old_one_serving(kube: KubeApi, namespace: str, operator,
-                                                                iris_run: str, tracking_server: str) -> None:
+def test_a_version_that_cannot_load_leaves_the_old_one_serving(
+    kube: KubeApi, namespace: str, operator, iris_run: str, tracking_server: str
+) -> None:
     model = f"iris-{namespace}"
     register(kube, namespace, "good", model, iris_run, "Production")
-    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("iris", model, [
-        {"name": "main", "stage": "Production", "weight": 100}]))
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment("iris", model, [{"name": "main", "stage": "Production", "weight": 100}]),
+    )
     wait_healthy(kube, namespace, "iris", main=1)
     host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
     # A run whose model directory has an MLmodel naming a flavor that does not exist.
@@ -367,11 +465,16 @@ def test_a_version_that_cannot_load_leaves_the_old_one_serving(kube: KubeApi, na
 
 # --- canary ---------------------------------------------------------------------------------
 FAILING_MLMODEL = "flavors:\n  python_function:\n    loader_module: failing_model\n    code: code\n"
-FAILING_CODE = ("class _Model:\n    def predict(self, data):\n"
-                "        raise RuntimeError('this version fails on every prediction')\n\n\n"
-                "def _load_pyfunc(path):\n    return _Model()\n")
-CANARY = {"type": "Canary", "steps": [{"weight": 25, "pauseSeconds": 8}, {"weight": 50, "pauseSeconds": 8}],
-          "analysis": {"maxErrorRate": 0.05, "minRequests": 5, "maxP99LatencyMs": 2000}}
+FAILING_CODE = (
+    "class _Model:\n    def predict(self, data):\n"
+    "        raise RuntimeError('this version fails on every prediction')\n\n\n"
+    "def _load_pyfunc(path):\n    return _Model()\n"
+)
+CANARY = {
+    "type": "Canary",
+    "steps": [{"weight": 25, "pauseSeconds": 8}, {"weight": 50, "pauseSeconds": 8}],
+    "analysis": {"maxErrorRate": 0.05, "minRequests": 5, "maxP99LatencyMs": 2000},
+}
 
 
 @pytest.fixture(scope="module")
@@ -387,8 +490,11 @@ def failing_run(tracking_server: str) -> str:
 
 
 def events(kube: KubeApi, namespace: str, name: str) -> list[dict[str, Any]]:
-    return [e for e in kube.get(path_for("v1", "events", namespace))["items"]
-            if e.get("involvedObject", {}).get("name") == name]
+    return [
+        e
+        for e in kube.get(path_for("v1", "events", namespace))["items"]
+        if e.get("involvedObject", {}).get("name") == name
+    ]
 
 
 def canary_deployed(kube: KubeApi, namespace: str, name: str) -> bool:
@@ -401,13 +507,22 @@ def canary_deployed(kube: KubeApi, namespace: str, name: str) -> bool:
         raise
 
 
-def test_a_canary_that_fails_on_predict_rolls_back_by_itself(kube: KubeApi, namespace: str, operator,
-                                                              iris_run: str, failing_run: str) -> None:
+def test_a_canary_that_fails_on_predict_rolls_back_by_itself(
+    kube: KubeApi, namespace: str, operator, iris_run: str, failing_run: str
+) -> None:
     model = f"iris-{namespace}"
     register(kube, namespace, "v1", model, iris_run, "Production")
     # The failing model is a loader_module model: code of its author, so it needs the opt-in.
-    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("iris", model, [
-        {"name": "main", "stage": "Production", "weight": 100, "replicas": 2}], strategy=CANARY, allowPickle=True))
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment(
+            "iris",
+            model,
+            [{"name": "main", "stage": "Production", "weight": 100, "replicas": 2}],
+            strategy=CANARY,
+            allowPickle=True,
+        ),
+    )
     wait_healthy(kube, namespace, "iris", main=1)
     host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
     load = Load(host, 80)
@@ -424,8 +539,11 @@ def test_a_canary_that_fails_on_predict_rolls_back_by_itself(kube: KubeApi, name
     assert "version 2 rolled back at step 1/2" in st["message"] and "error rate" in st["message"], st["message"]
     assert st["canary"]["analysis"]["errors"] > 0
     wait(lambda: not canary_deployed(kube, namespace, "iris-main-canary"), 60, "the canary's Deployment gone")
-    wait(lambda: not kube.get(path_for("v1", "pods", namespace), labelSelector="modelship.io/track=canary")["items"],
-         60, "the canary's pods gone")
+    wait(
+        lambda: not kube.get(path_for("v1", "pods", namespace), labelSelector="modelship.io/track=canary")["items"],
+        60,
+        "the canary's pods gone",
+    )
     assert any(e["reason"] == "CanaryRolledBack" for e in events(kube, namespace, "iris"))
     load.finish()
     assert load.failures, "the canary's 500s should have reached some clients"  # what the analysis caught
@@ -437,21 +555,40 @@ def test_a_canary_that_fails_on_predict_rolls_back_by_itself(kube: KubeApi, name
     assert st["canary"]["phase"] == "RolledBack" and {v["name"]: v["version"] for v in st["variants"]} == {"main": 1}
 
 
-def test_a_good_canary_promotes_and_an_operator_killed_mid_way_resumes(kube: KubeApi, namespace: str, operator,
-                                                                       iris_run: str) -> None:
+def test_a_good_canary_promotes_and_an_operator_killed_mid_way_resumes(
+    kube: KubeApi, namespace: str, operator, iris_run: str
+) -> None:
     model = f"iris-{namespace}"
     register(kube, namespace, "v1", model, iris_run, "Production")
-    strategy = {**CANARY, "steps": [{"weight": 25, "pauseSeconds": 8}, {"weight": 50, "pauseSeconds": 15},
-                                    {"weight": 75, "pauseSeconds": 8}]}
-    kube.create(path_for(API, "modeldeployments", namespace), model_deployment("iris", model, [
-        {"name": "main", "stage": "Production", "weight": 100, "replicas": 2}], strategy=strategy))
+    strategy = {
+        **CANARY,
+        "steps": [
+            {"weight": 25, "pauseSeconds": 8},
+            {"weight": 50, "pauseSeconds": 15},
+            {"weight": 75, "pauseSeconds": 8},
+        ],
+    }
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment(
+            "iris", model, [{"name": "main", "stage": "Production", "weight": 100, "replicas": 2}], strategy=strategy
+        ),
+    )
     wait_healthy(kube, namespace, "iris", main=1)
     host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
     load = Load(host, 80)
     load.start()
     register(kube, namespace, "v2", model, iris_run, "Production")
-    st = wait(lambda: (s := md_status(kube, namespace, "iris")).get("canary", {}) and
-              s["canary"].get("step", 0) >= 1 and s["canary"].get("stepStartedAt") and s, 120, "the canary's step 2")
+    st = wait(
+        lambda: (
+            (s := md_status(kube, namespace, "iris")).get("canary", {})
+            and s["canary"].get("step", 0) >= 1
+            and s["canary"].get("stepStartedAt")
+            and s
+        ),
+        120,
+        "the canary's step 2",
+    )
     assert st["rollout"] == "Canary 2/3 v2"
     step_before = st["canary"]["step"]
 

@@ -22,15 +22,22 @@ GATEWAY_API = "gateway.networking.k8s.io/v1"
 
 
 def echo(name: str, replicas: int = 1) -> dict[str, Any]:
-    web = container("echo", ECHO, ports=[{"containerPort": 8000, "name": "http"}],
-                    readinessProbe={"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 1,
-                                    "failureThreshold": 1})
+    web = container(
+        "echo",
+        ECHO,
+        ports=[{"containerPort": 8000, "name": "http"}],
+        readinessProbe={"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 1, "failureThreshold": 1},
+    )
     return deployment(name, [web], replicas=replicas)
 
 
 def service(name: str, port: int = 80) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-            "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": port, "targetPort": 8000}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": port, "targetPort": 8000}]},
+    }
 
 
 def serve(kube: KubeApi, namespace: str, name: str, replicas: int = 1) -> dict[str, Any]:
@@ -57,18 +64,24 @@ def serve(kube: KubeApi, namespace: str, name: str, replicas: int = 1) -> dict[s
 
 
 def ready_endpoints(kube: KubeApi, namespace: str, svc: str) -> list[str]:
-    slices = kube.get(path_for("discovery.k8s.io/v1", "endpointslices", namespace),
-                      labelSelector=f"kubernetes.io/service-name={svc}")["items"]
-    return [ep["targetRef"]["name"] for s in slices for ep in s.get("endpoints") or []
-            if ep.get("conditions", {}).get("ready")]
+    slices = kube.get(
+        path_for("discovery.k8s.io/v1", "endpointslices", namespace), labelSelector=f"kubernetes.io/service-name={svc}"
+    )["items"]
+    return [
+        ep["targetRef"]["name"]
+        for s in slices
+        for ep in s.get("endpoints") or []
+        if ep.get("conditions", {}).get("ready")
+    ]
 
 
 def pods(kube: KubeApi, namespace: str, app: str) -> list[dict[str, Any]]:
     return kube.get(path_for("v1", "pods", namespace), labelSelector=f"app={app}")["items"]
 
 
-def request(host: str, port: int, path: str = "/", headers: dict[str, str] | None = None,
-            method: str = "GET") -> tuple[int, str]:
+def request(
+    host: str, port: int, path: str = "/", headers: dict[str, str] | None = None, method: str = "GET"
+) -> tuple[int, str]:
     """One request on a connection of its own (so kube-proxy chooses a backend each time)."""
     conn = http.client.HTTPConnection(host, port, timeout=10)
     try:
@@ -100,9 +113,18 @@ def hits(host: str, port: int, n: int, path: str = "/", headers: dict[str, str] 
 
 def run_in_pod(kube: KubeApi, namespace: str, name: str, script: str, **spec: Any) -> str:
     """Run a Python script as a Job's pod and return what it printed."""
-    kube.create(path_for("batch/v1", "jobs", namespace), job(name, [container("main", ["python", "-c", script])], **spec))
-    done = wait(lambda: (j := kube.get(path_for("batch/v1", "jobs", namespace, name))) and
-                (job_condition(j, "Complete") or job_condition(j, "Failed")) and j, 180, f"job {name} finished")
+    kube.create(
+        path_for("batch/v1", "jobs", namespace), job(name, [container("main", ["python", "-c", script])], **spec)
+    )
+    done = wait(
+        lambda: (
+            (j := kube.get(path_for("batch/v1", "jobs", namespace, name)))
+            and (job_condition(j, "Complete") or job_condition(j, "Failed"))
+            and j
+        ),
+        180,
+        f"job {name} finished",
+    )
     (pod,) = kube.get(path_for("v1", "pods", namespace), labelSelector=f"batch.kubernetes.io/job-name={name}")["items"]
     out = kube.text(path_for("v1", "pods", namespace, pod["metadata"]["name"], "log"))
     assert job_condition(done, "Complete"), f"job {name} failed:\n{out}"
@@ -178,15 +200,27 @@ def test_pods_resolve_services_by_short_name_namespace_and_fqdn(kube: KubeApi, n
     assert out["no-such-host.example.com"] == {"errno": socket.EAI_NONAME}, out
     lines = out["resolv.conf"].splitlines()
     dns = kube.get(path_for("v1", "services", "kube-system", "kube-dns"))["spec"]["clusterIP"]
-    assert lines == [f"nameserver {dns}",
-                     f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local", "options ndots:5"]
+    assert lines == [
+        f"nameserver {dns}",
+        f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local",
+        "options ndots:5",
+    ]
 
 
 def test_dns_policy_none_gives_the_pod_its_dns_config(kube: KubeApi, namespace: str, bed) -> None:
     script = "print(open('/etc/resolv.conf').read(), end='')"
-    out = run_in_pod(kube, namespace, "custom-dns", script, dnsPolicy="None",
-                     dnsConfig={"nameservers": ["198.18.255.53"], "searches": ["models.example"],
-                                "options": [{"name": "ndots", "value": "2"}]})
+    out = run_in_pod(
+        kube,
+        namespace,
+        "custom-dns",
+        script,
+        dnsPolicy="None",
+        dnsConfig={
+            "nameservers": ["198.18.255.53"],
+            "searches": ["models.example"],
+            "options": [{"name": "ndots", "value": "2"}],
+        },
+    )
     assert out.splitlines() == ["nameserver 198.18.255.53", "search models.example", "options ndots:2"]
 
 
@@ -204,16 +238,28 @@ class Gateway:
         else:
             host, _, port = bed.gateway_address.partition(":")
             assert host, "MODELSHIP_GATEWAY_ADDRESS names the external cluster's Gateway (host:port)"
-            info = {"namespace": os.environ.get("MODELSHIP_GATEWAY_NAMESPACE", "default"),
-                    "name": os.environ.get("MODELSHIP_GATEWAY_NAME", "gateway"), "address": host, "port": int(port or 80)}
-        self.ref = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": info["namespace"],
-                    "name": info["name"]}
+            info = {
+                "namespace": os.environ.get("MODELSHIP_GATEWAY_NAMESPACE", "default"),
+                "name": os.environ.get("MODELSHIP_GATEWAY_NAME", "gateway"),
+                "address": host,
+                "port": int(port or 80),
+            }
+        self.ref = {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "namespace": info["namespace"],
+            "name": info["name"],
+        }
         self.address, self.port = info["address"], int(info["port"])
         self.hostname = f"{namespace}.bed.test"
 
     def route(self, name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"apiVersion": GATEWAY_API, "kind": "HTTPRoute", "metadata": {"name": name},
-                "spec": {"parentRefs": [self.ref], "hostnames": [self.hostname], "rules": rules}}
+        return {
+            "apiVersion": GATEWAY_API,
+            "kind": "HTTPRoute",
+            "metadata": {"name": name},
+            "spec": {"parentRefs": [self.ref], "hostnames": [self.hostname], "rules": rules},
+        }
 
     def request(self, path: str = "/", headers: dict[str, str] | None = None) -> tuple[int, str]:
         return request(self.address, self.port, path, {"Host": self.hostname, **(headers or {})})
@@ -249,8 +295,13 @@ def route_conditions(kube: KubeApi, namespace: str, name: str) -> dict[str, str]
 
 
 def wait_route(kube: KubeApi, namespace: str, name: str) -> None:
-    wait(lambda: (c := route_conditions(kube, namespace, name)).get("Accepted") == "True"
-         and c.get("ResolvedRefs") == "True", 60, f"HTTPRoute {name} Accepted with its refs resolved")
+    wait(
+        lambda: (
+            (c := route_conditions(kube, namespace, name)).get("Accepted") == "True" and c.get("ResolvedRefs") == "True"
+        ),
+        60,
+        f"HTTPRoute {name} Accepted with its refs resolved",
+    )
 
 
 def binomial_bounds(n: int, p: float, z: float = 3.29) -> tuple[float, float]:
@@ -266,17 +317,26 @@ def test_httproute_splits_by_weight_and_a_header_pins_a_backend(kube: KubeApi, n
     (green,) = [p["metadata"]["name"] for p in pods(kube, namespace, "green")]
     gw = Gateway(bed, namespace)
     rules = [
-        {"matches": [{"path": {"type": "PathPrefix", "value": "/"},
-                      "headers": [{"type": "Exact", "name": "x-modelship-variant", "value": "green"}]}],
-         "backendRefs": [backend("green", weight=1)]},
-        {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-         "backendRefs": [backend("blue", weight=80), backend("green", weight=20)]},
+        {
+            "matches": [
+                {
+                    "path": {"type": "PathPrefix", "value": "/"},
+                    "headers": [{"type": "Exact", "name": "x-modelship-variant", "value": "green"}],
+                }
+            ],
+            "backendRefs": [backend("green", weight=1)],
+        },
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+            "backendRefs": [backend("blue", weight=80), backend("green", weight=20)],
+        },
     ]
     kube.create(path_for(GATEWAY_API, "httproutes", namespace), gw.route("split", rules))
     wait_route(kube, namespace, "split")
     seen: set[str] = set()
-    wait(lambda: seen.update(gw.answered_by() for _ in range(10)) or {blue, green} <= seen, 60,
-         "both backends answering")
+    wait(
+        lambda: seen.update(gw.answered_by() for _ in range(10)) or {blue, green} <= seen, 60, "both backends answering"
+    )
 
     n = 1000
     counts = gw.hits(n)
@@ -298,13 +358,22 @@ def test_a_mirrored_backend_sees_copies_and_answers_no_client(kube: KubeApi, nam
     serve(kube, namespace, "shadow")
     (live,) = [p["metadata"]["name"] for p in pods(kube, namespace, "live")]
     (shadow,) = pods(kube, namespace, "shadow")
-    mirrored = {"apiVersion": "traefik.io/v1alpha1", "kind": "TraefikService", "metadata": {"name": "live-mirrored"},
-                "spec": {"mirroring": {"name": "live", "port": 80, "mirrors": [{"name": "shadow", "port": 80,
-                                                                                "percent": 100}]}}}
+    mirrored = {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "TraefikService",
+        "metadata": {"name": "live-mirrored"},
+        "spec": {
+            "mirroring": {"name": "live", "port": 80, "mirrors": [{"name": "shadow", "port": 80, "percent": 100}]}
+        },
+    }
     kube.create(path_for("traefik.io/v1alpha1", "traefikservices", namespace), mirrored)
     gw = Gateway(bed, namespace)
-    rules = [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-              "backendRefs": [{"group": "traefik.io", "kind": "TraefikService", "name": "live-mirrored", "weight": 1}]}]
+    rules = [
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+            "backendRefs": [{"group": "traefik.io", "kind": "TraefikService", "name": "live-mirrored", "weight": 1}],
+        }
+    ]
     kube.create(path_for(GATEWAY_API, "httproutes", namespace), gw.route("mirror", rules))
     wait_route(kube, namespace, "mirror")
     wait(lambda: gw.answered_by() == live, 60, "the route answering")
@@ -331,9 +400,13 @@ def test_traefik_does_not_implement_the_request_mirror_filter(kube: KubeApi, nam
     a later Traefik implement the filter, this test fails and the bed can use it."""
     serve(kube, namespace, "live")
     gw = Gateway(bed, namespace)
-    rules = [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-              "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": backend("live")}}],
-              "backendRefs": [backend("live", weight=1)]}]
+    rules = [
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+            "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": backend("live")}}],
+            "backendRefs": [backend("live", weight=1)],
+        }
+    ]
     kube.create(path_for(GATEWAY_API, "httproutes", namespace), gw.route("std-mirror", rules))
     wait_route(kube, namespace, "std-mirror")
     wait(lambda: gw.status() == 500, 60, "Traefik to program the route")
@@ -341,10 +414,15 @@ def test_traefik_does_not_implement_the_request_mirror_filter(kube: KubeApi, nam
 
 
 # --- volumes --------------------------------------------------------------------------------
-def test_a_claim_gets_a_volume_that_outlives_its_pod_and_goes_with_the_claim(kube: KubeApi, namespace: str,
-                                                                             local_bed) -> None:
-    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
-             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+def test_a_claim_gets_a_volume_that_outlives_its_pod_and_goes_with_the_claim(
+    kube: KubeApi, namespace: str, local_bed
+) -> None:
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
     kube.create(path_for("v1", "persistentvolumeclaims", namespace), claim)
     mount = {"volumeMounts": [{"name": "data", "mountPath": "/data"}]}
     volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
@@ -352,9 +430,14 @@ def test_a_claim_gets_a_volume_that_outlives_its_pod_and_goes_with_the_claim(kub
     def run(name: str, script: str) -> str:
         body = job(name, [container("main", ["python", "-c", script], **mount)], volumes=volumes)
         kube.create(path_for("batch/v1", "jobs", namespace), body)
-        wait(lambda: job_condition(kube.get(path_for("batch/v1", "jobs", namespace, name)), "Complete"), 120,
-             f"job {name} Complete")
-        (pod,) = kube.get(path_for("v1", "pods", namespace), labelSelector=f"batch.kubernetes.io/job-name={name}")["items"]
+        wait(
+            lambda: job_condition(kube.get(path_for("batch/v1", "jobs", namespace, name)), "Complete"),
+            120,
+            f"job {name} Complete",
+        )
+        (pod,) = kube.get(path_for("v1", "pods", namespace), labelSelector=f"batch.kubernetes.io/job-name={name}")[
+            "items"
+        ]
         return kube.text(path_for("v1", "pods", namespace, pod["metadata"]["name"], "log"))
 
     run("writer", "open('/data/model.txt', 'w').write('weights v1')")

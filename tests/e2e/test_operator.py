@@ -25,15 +25,21 @@ def test_operator_sets_observed_generation_and_ready_on_each_kind(kube: KubeApi,
         created = kube.create(path_for(API, plural, namespace), template)
         name = created["metadata"]["name"]
         path = path_for(API, plural, namespace, name)
-        first = wait(lambda path=path: (o := kube.get(path)).get("status", {}).get("observedGeneration") == 1 and o, 60,
-                     f"{template['kind']} observedGeneration 1")
+        first = wait(
+            lambda path=path: (o := kube.get(path)).get("status", {}).get("observedGeneration") == 1 and o,
+            60,
+            f"{template['kind']} observedGeneration 1",
+        )
         assert _ready(first) is not None, first["status"]
         assert _ready(first)["observedGeneration"] == 1
         # A spec change bumps the generation; the operator catches up.
         kube.patch(path, {"metadata": {"labels": {"touched": "yes"}}, "spec": _spec_change(template["kind"])})
         assert kube.get(path)["metadata"]["generation"] == 2
-        wait(lambda path=path: kube.get(path).get("status", {}).get("observedGeneration") == 2, 60,
-             f"{template['kind']} observedGeneration 2")
+        wait(
+            lambda path=path: kube.get(path).get("status", {}).get("observedGeneration") == 2,
+            60,
+            f"{template['kind']} observedGeneration 2",
+        )
 
 
 def _spec_change(kind: str) -> dict[str, Any]:
@@ -51,7 +57,9 @@ def test_operator_exports_metrics_and_liveness(kube: KubeApi, namespace: str, op
 
     def reconciles() -> str | None:
         text = urllib.request.urlopen(operator.metrics_url, timeout=5).read().decode()
-        lines = [l for l in text.splitlines() if l.startswith("modelship_reconcile_total") and 'kind="ModelVersion"' in l]
+        lines = [
+            l for l in text.splitlines() if l.startswith("modelship_reconcile_total") and 'kind="ModelVersion"' in l
+        ]
         return text if lines and any(float(l.rsplit(" ", 1)[1]) >= 1 for l in lines) else None
 
     text = wait(reconciles, 30, "reconcile counter")

@@ -54,8 +54,12 @@ def upload(tracking_url: str, artifact_uri: str, content: str | bytes) -> None:
 
 
 def mv(name: str, model: str, source: str, stage: str = "None", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ModelVersion", "metadata": {"name": name},
-            "spec": {"model": model, "source": source, "stage": stage, **spec}}
+    return {
+        "apiVersion": API,
+        "kind": "ModelVersion",
+        "metadata": {"name": name},
+        "spec": {"model": model, "source": source, "stage": stage, **spec},
+    }
 
 
 def status(kube: KubeApi, namespace: str, name: str) -> dict[str, Any]:
@@ -67,8 +71,9 @@ def condition(st: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 def wait_stage(kube: KubeApi, namespace: str, name: str, stage: str, timeout: float = 60) -> dict[str, Any]:
-    return wait(lambda: (s := status(kube, namespace, name)).get("stage") == stage and s, timeout,
-                f"{name} effective {stage}")
+    return wait(
+        lambda: (s := status(kube, namespace, name)).get("stage") == stage and s, timeout, f"{name} effective {stage}"
+    )
 
 
 def set_stage(kube: KubeApi, namespace: str, name: str, stage: str) -> None:
@@ -87,8 +92,7 @@ def test_twenty_versions_created_at_once_get_1_to_20(kube: KubeApi, namespace: s
     path = path_for(API, "modelversions", namespace)
     started = time.monotonic()
     with ThreadPoolExecutor(20) as pool:
-        list(pool.map(lambda i: kube.create(path, mv(f"iris-{i:02d}", "iris", f"runs:/{good_run}/model")),
-                      range(20)))
+        list(pool.map(lambda i: kube.create(path, mv(f"iris-{i:02d}", "iris", f"runs:/{good_run}/model")), range(20)))
 
     def numbered() -> list[int] | None:
         got = [(o.get("status") or {}).get("version") for o in kube.get(path)["items"]]
@@ -120,17 +124,27 @@ def test_source_is_resolved_with_signature_and_metrics(kube: KubeApi, namespace:
     assert condition(st, "Ready")["status"] == "True", st
 
 
-def test_a_missing_source_is_ready_false_then_recovers(kube: KubeApi, namespace: str, operator,
-                                                       tracking_server: str) -> None:
+def test_a_missing_source_is_ready_false_then_recovers(
+    kube: KubeApi, namespace: str, operator, tracking_server: str
+) -> None:
     missing_run = mv("ghost", "iris", "runs:/0123456789abcdef0123456789abcdef/model")
     later = f"mlflow-artifacts:/registry-e2e/{namespace}/model"
     kube.create(path_for(API, "modelversions", namespace), missing_run)
     kube.create(path_for(API, "modelversions", namespace), mv("later", "iris", later, stage="Staging"))
-    st = wait(lambda: (s := status(kube, namespace, "ghost")) and condition(s, "Ready").get("status") == "False" and s,
-              60, "ghost Ready=False")
+    st = wait(
+        lambda: (s := status(kube, namespace, "ghost")) and condition(s, "Ready").get("status") == "False" and s,
+        60,
+        "ghost Ready=False",
+    )
     assert condition(st, "Ready")["reason"] == "RunNotFound" and st["version"] in (1, 2)
-    st = wait(lambda: condition(status(kube, namespace, "later"), "Ready").get("reason") == "SourceNotFound"
-              and status(kube, namespace, "later"), 60, "later SourceNotFound")
+    st = wait(
+        lambda: (
+            condition(status(kube, namespace, "later"), "Ready").get("reason") == "SourceNotFound"
+            and status(kube, namespace, "later")
+        ),
+        60,
+        "later SourceNotFound",
+    )
     assert st["stage"] == "None"  # an unresolved source never takes a stage
     upload(tracking_server, f"{later}/MLmodel", MLMODEL)  # the model appears; the retry picks it up
     st = wait_stage(kube, namespace, "later", "Staging", timeout=90)
@@ -156,8 +170,10 @@ def test_promotion_supersede_history_and_events(kube: KubeApi, namespace: str, o
     sup = condition(st1, "Superseded")
     assert sup["status"] == "True" and "Version 2 (v2)" in sup["message"]
     assert [(h["from"], h["to"], h["reason"]) for h in st1["stageHistory"]] == [
-        ("None", "Staging", "Requested"), ("Staging", "Production", "Requested"),
-        ("Production", "Archived", "Superseded")]
+        ("None", "Staging", "Requested"),
+        ("Staging", "Production", "Requested"),
+        ("Production", "Archived", "Superseded"),
+    ]
     assert all(h["time"].endswith("Z") for h in st1["stageHistory"])
     assert kube.get(path_for(API, "modelversions", namespace, "v1"))["spec"]["stage"] == "Production"  # spec untouched
 
@@ -172,16 +188,20 @@ def test_promotion_supersede_history_and_events(kube: KubeApi, namespace: str, o
     assert condition(st1, "Superseded")["status"] == "False" and not st1.get("supersededBy")
 
 
-def test_a_gate_blocks_a_version_whose_accuracy_is_too_low(kube: KubeApi, namespace: str, operator,
-                                                           good_run: str, tracking_server: str) -> None:
+def test_a_gate_blocks_a_version_whose_accuracy_is_too_low(
+    kube: KubeApi, namespace: str, operator, good_run: str, tracking_server: str
+) -> None:
     bad_run = make_run(tracking_server, 0.72)
     gates = [{"metric": "accuracy", "op": ">=", "value": 0.9}]
     path = path_for(API, "modelversions", namespace)
     kube.create(path, mv("good", "iris", f"runs:/{good_run}/model", stage="Production", gates=gates))
     wait_stage(kube, namespace, "good", "Production")
     kube.create(path, mv("bad", "iris", f"runs:/{bad_run}/model", stage="Production", gates=gates))
-    st = wait(lambda: (s := status(kube, namespace, "bad")) and condition(s, "GatesPassed").get("status") == "False"
-              and s, 60, "bad GatesPassed=False")
+    st = wait(
+        lambda: (s := status(kube, namespace, "bad")) and condition(s, "GatesPassed").get("status") == "False" and s,
+        60,
+        "bad GatesPassed=False",
+    )
     gate = condition(st, "GatesPassed")
     assert gate["reason"] == "GateFailed" and "gate accuracy >= 0.9 failed: accuracy is 0.72" in gate["message"]
     assert st["stage"] == "None" and st["version"] == 2
@@ -216,7 +236,8 @@ def _restart(operator) -> None:
 
 
 def test_webhooks_signed_retried_and_delivered_once_across_a_restart(
-        kube: KubeApi, namespace: str, operator, webhook_receiver, good_run: str) -> None:
+    kube: KubeApi, namespace: str, operator, webhook_receiver, good_run: str
+) -> None:
     receiver = webhook_receiver
     receiver.fail_first = True  # every delivery's first attempt gets 503: retries are exercised
     try:
@@ -225,19 +246,27 @@ def test_webhooks_signed_retried_and_delivered_once_across_a_restart(
         kube.create(path, mv("w1", "iris", source, stage="Staging", aliases=["champion"]))
 
         def kinds() -> list[tuple[str, str, str | None]]:
-            return sorted((d.event, d.body["data"]["version"], d.body["data"].get("to_stage") or
-                           d.body["data"].get("alias")) for d in receiver.for_namespace(namespace))
+            return sorted(
+                (d.event, d.body["data"]["version"], d.body["data"].get("to_stage") or d.body["data"].get("alias"))
+                for d in receiver.for_namespace(namespace)
+            )
 
-        before = {("model_version.created", "1", None), ("model_version_stage.transitioned", "1", "Staging"),
-                  ("model_version_alias.created", "1", "champion")}
+        before = {
+            ("model_version.created", "1", None),
+            ("model_version_stage.transitioned", "1", "Staging"),
+            ("model_version_alias.created", "1", "champion"),
+        }
         wait(lambda: set(kinds()) >= before, 60, "first deliveries")
         # While the operator is down: promote w1 and create w2, which takes the alias.
         operator.stop()
         set_stage(kube, namespace, "w1", "Production")
         kube.create(path, mv("w2", "iris", source, aliases=["champion"]))
         _restart(operator)
-        after = before | {("model_version_stage.transitioned", "1", "Production"),
-                          ("model_version.created", "2", None), ("model_version_alias.created", "2", "champion")}
+        after = before | {
+            ("model_version_stage.transitioned", "1", "Production"),
+            ("model_version.created", "2", None),
+            ("model_version_alias.created", "2", "champion"),
+        }
         wait(lambda: set(kinds()) >= after, 90, "deliveries after the restart")
         time.sleep(3)  # anything sent twice would arrive within the worker's scan interval
         accepted = receiver.for_namespace(namespace)
@@ -257,8 +286,9 @@ def test_webhooks_signed_retried_and_delivered_once_across_a_restart(
 # --- 7. the CLI -----------------------------------------------------------------------------------
 
 
-def test_cli_promote_patches_spec_and_archives_existing(kube: KubeApi, namespace: str, operator, bed,
-                                                        good_run: str) -> None:
+def test_cli_promote_patches_spec_and_archives_existing(
+    kube: KubeApi, namespace: str, operator, bed, good_run: str
+) -> None:
     path = path_for(API, "modelversions", namespace)
     kube.create(path, mv("c1", "iris", f"runs:/{good_run}/model", stage="Production"))
     wait_stage(kube, namespace, "c1", "Production")
@@ -266,24 +296,37 @@ def test_cli_promote_patches_spec_and_archives_existing(kube: KubeApi, namespace
     wait(lambda: status(kube, namespace, "c2").get("version") == 2, 60, "c2 numbered")
     cli = str(Path(sys.executable).with_name("modelship"))
     env = {**os.environ, "KUBECONFIG": str(bed.kubeconfig)}
-    out = subprocess.run([cli, "promote", "iris", "2", "--to", "Production", "--archive-existing", "-n", namespace,
-                          "--wait", "60"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [cli, "promote", "iris", "2", "--to", "Production", "--archive-existing", "-n", namespace, "--wait", "60"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr + out.stdout
     assert "modelversion/c2: effective stage Production" in out.stdout
     c1 = kube.get(path_for(API, "modelversions", namespace, "c1"))
     assert c1["spec"]["stage"] == "Archived"
     wait_stage(kube, namespace, "c1", "Archived")
     assert not status(kube, namespace, "c1").get("supersededBy")  # archived by request, not superseded
-    missing = subprocess.run([cli, "promote", "iris", "9", "--to", "Staging", "-n", namespace], env=env,
-                             capture_output=True, text=True, timeout=60, check=False)
+    missing = subprocess.run(
+        [cli, "promote", "iris", "9", "--to", "Staging", "-n", namespace],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert missing.returncode == 1 and "has no version 9" in missing.stderr
 
 
 # --- 6. the MLflow registry API ---------------------------------------------------------------------
 
 
-def test_the_real_mlflow_client_reads_the_registry(kube: KubeApi, namespace: str, operator, tracking_server: str,
-                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_real_mlflow_client_reads_the_registry(
+    kube: KubeApi, namespace: str, operator, tracking_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mlflow
     import mlflow.sklearn
     from mlflow import MlflowClient

@@ -61,8 +61,9 @@ class Receiver:
                 with receiver.lock:
                     seen = any(d.delivery_id == delivery_id for d in receiver.attempts)
                     status = 503 if receiver.fail_first and not seen else 200
-                    receiver.attempts.append(Delivery(delivery_id, self.headers.get("X-Modelship-Event") or "",
-                                                      json.loads(raw), ok, status))
+                    receiver.attempts.append(
+                        Delivery(delivery_id, self.headers.get("X-Modelship-Event") or "", json.loads(raw), ok, status)
+                    )
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -38,9 +38,12 @@ ENV = {
     "PYTHONUNBUFFERED": "1",
 }
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
-ROW = {"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)",
-                                       "petal length (cm)", "petal width (cm)"],
-                           "data": [[5.1, 3.5, 1.4, 0.2]]}}
+ROW = {
+    "dataframe_split": {
+        "columns": ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"],
+        "data": [[5.1, 3.5, 1.4, 0.2]],
+    }
+}
 
 
 def with_password(url: str) -> str:
@@ -58,17 +61,22 @@ class Procs:
     def log(self, name: str) -> Path:
         return self.root / f"{name}.log"
 
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None
-              ) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         with self.log(name).open("ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "modelship", *args], stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, **ENV, **(env or {})}, start_new_session=True, cwd=self.root)
+                [sys.executable, "-m", "modelship", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **ENV, **(env or {})},
+                start_new_session=True,
+                cwd=self.root,
+            )
         self.started.append(proc)
         return proc
 
-    def server(self, name: str, health: str, *args: str, env: dict[str, str] | None = None
-               ) -> tuple[subprocess.Popen[bytes], str]:
+    def server(
+        self, name: str, health: str, *args: str, env: dict[str, str] | None = None
+    ) -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
         proc = self.start(name, *args, "--host", "127.0.0.1", "--port", str(port), env=env)
         url = f"http://127.0.0.1:{port}"
@@ -93,22 +101,34 @@ def upload_model(sidecar: str, artifact_root: str, tmp: Path) -> None:
     rel = artifact_root.split(":", 1)[1].lstrip("/")
     for f in sorted(local.rglob("*")):
         if f.is_file():
-            resp = httpx.put(f"{sidecar}{ARTIFACTS}/{rel}/model/{f.relative_to(local)}",
-                             content=f.read_bytes(), headers={"Authorization": f"Bearer {TOKEN}"})
+            resp = httpx.put(
+                f"{sidecar}{ARTIFACTS}/{rel}/model/{f.relative_to(local)}",
+                content=f.read_bytes(),
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
             resp.raise_for_status()
 
 
 def serve(procs: Procs, name: str, model_uri: str, tracking: str) -> None:
     """``modelship serve`` with the planted credentials; a good and a bad request; SIGTERM."""
     proc, url = procs.server(
-        name, "/v2/health/ready", "serve", "-m", model_uri, "--log-level", "debug",
+        name,
+        "/v2/health/ready",
+        "serve",
+        "-m",
+        model_uri,
+        "--log-level",
+        "debug",
         "--access-log",
-        env={"MLFLOW_TRACKING_URI": with_password(tracking),
-             "MODELSHIP_MODEL_CACHE": str(procs.root / f"{name}-cache")})
+        env={
+            "MLFLOW_TRACKING_URI": with_password(tracking),
+            "MODELSHIP_MODEL_CACHE": str(procs.root / f"{name}-cache"),
+        },
+    )
     assert httpx.post(f"{url}/invocations", json=ROW).json() == {"predictions": [0]}
-    assert httpx.post(f"{url}/invocations", json={"dataframe_split": {"columns": ["x"],
-                                                                      "data": [[1]]}}
-                      ).status_code == 400
+    assert (
+        httpx.post(f"{url}/invocations", json={"dataframe_split": {"columns": ["x"], "data": [[1]]}}).status_code == 400
+    )
     stop(proc)
 
 
@@ -123,13 +143,29 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     termination.write_text("")
     try:
         _, tracking = procs.server(
-            "tracking-server", "/health", "tracking-server",
-            "--backend-store-uri", f"sqlite:///{root / 'tracking.db'}",
-            "--artifacts-destination", str(root / "artifacts"), "--log-level", "debug")
+            "tracking-server",
+            "/health",
+            "tracking-server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'tracking.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--log-level",
+            "debug",
+        )
         _, sidecar = procs.server(
-            "sidecar", "/health", "tracking-sidecar", "--server", with_password(tracking),
-            "--server-token", TOKEN, "--buffer-dir", str(root / "buffer"),
-            "--log-level", "debug")
+            "sidecar",
+            "/health",
+            "tracking-sidecar",
+            "--server",
+            with_password(tracking),
+            "--server-token",
+            TOKEN,
+            "--buffer-dir",
+            str(root / "buffer"),
+            "--log-level",
+            "debug",
+        )
 
         # A run with a metric, a param and a model, written through the sidecar.
         with TrackingClient(sidecar, token=TOKEN) as client:
@@ -146,29 +182,54 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         project.mkdir()
         (project / "MLproject").write_text(
             "entry_points:\n  main:\n    parameters: {alpha: {type: float, default: 0.1}}\n"
-            "    command: \"python -c 'print(1)' {alpha}\"\n")
+            "    command: \"python -c 'print(1)' {alpha}\"\n"
+        )
         with procs.log("modelship-run").open("ab") as out:
             done = subprocess.run(
-                [sys.executable, "-m", "modelship", "run", str(project), "-P", "alpha=0.2",
-                 "--tracking-uri", with_password(sidecar), "--experiment-name", "secrets"],
-                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **ENV}, timeout=120,
-                check=False)
+                [
+                    sys.executable,
+                    "-m",
+                    "modelship",
+                    "run",
+                    str(project),
+                    "-P",
+                    "alpha=0.2",
+                    "--tracking-uri",
+                    with_password(sidecar),
+                    "--experiment-name",
+                    "secrets",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **ENV},
+                timeout=120,
+                check=False,
+            )
         assert done.returncode == 0, procs.log("modelship-run").read_text()
 
         serve(procs, "serve-runs-uri", f"runs:/{run_id}/model", tracking)
         path = artifact_root.split(":", 1)[1].lstrip("/")
-        serve(procs, "serve-uri-with-credentials",
-              with_password(f"mlflow-artifacts://127.0.0.1/{path}/model"), tracking)
+        serve(
+            procs, "serve-uri-with-credentials", with_password(f"mlflow-artifacts://127.0.0.1/{path}/model"), tracking
+        )
 
         # A model URI that does not load: the error is logged, and written where
         # Kubernetes reads why the container stopped.
         failing = procs.start(
-            "serve-load-failure", "serve", "-m",
+            "serve-load-failure",
+            "serve",
+            "-m",
             with_password(f"mlflow-artifacts://127.0.0.1/{path}/no-model"),
-            "--port", str(free_port()), "--log-level", "debug",
-            env={"MLFLOW_TRACKING_URI": with_password(tracking),
-                 "MODELSHIP_MODEL_CACHE": str(root / "failing-cache"),
-                 "MODELSHIP_TERMINATION_LOG": str(termination)})
+            "--port",
+            str(free_port()),
+            "--log-level",
+            "debug",
+            env={
+                "MLFLOW_TRACKING_URI": with_password(tracking),
+                "MODELSHIP_MODEL_CACHE": str(root / "failing-cache"),
+                "MODELSHIP_TERMINATION_LOG": str(termination),
+            },
+        )
         assert failing.wait(120) == 1
     finally:
         procs.stop_all()
@@ -181,9 +242,17 @@ def leaks(text: str) -> list[str]:
     return [line[:400] for line in text.splitlines() if any(s in line for s in PLANTED)]
 
 
-@pytest.mark.parametrize("component", ["tracking-server", "sidecar", "modelship-run",
-                                       "serve-runs-uri", "serve-uri-with-credentials",
-                                       "serve-load-failure"])
+@pytest.mark.parametrize(
+    "component",
+    [
+        "tracking-server",
+        "sidecar",
+        "modelship-run",
+        "serve-runs-uri",
+        "serve-uri-with-credentials",
+        "serve-load-failure",
+    ],
+)
 def test_no_planted_secret_in_the_log(logs: dict[str, str], component: str) -> None:
     text = logs[component]
     assert text.strip(), f"{component} wrote no log: the test would prove nothing"

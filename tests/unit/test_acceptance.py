@@ -37,13 +37,17 @@ DEPLOYMENT = {"model": "iris", "variants": [{"name": "blue", "version": 1}]}
         pytest.param(
             ExperimentSpec,
             {**EXPERIMENT, "parameters": {"alpha": [1, 2]}},
-            ["spec.parameters.alpha: input should be a valid string, a valid integer, a valid number or a valid boolean (got [1, 2])"],
+            [
+                "spec.parameters.alpha: input should be a valid string, a valid integer, a valid number or a valid boolean (got [1, 2])"
+            ],
             id="union-folded-into-one-problem",
         ),
         pytest.param(
             ExperimentSpec,
             {**EXPERIMENT, "parameters": {"learning-rate": {"x": 1}}},
-            ["spec.parameters['learning-rate']: input should be a valid string, a valid integer, a valid number or a valid boolean (got {'x': 1})"],
+            [
+                "spec.parameters['learning-rate']: input should be a valid string, a valid integer, a valid number or a valid boolean (got {'x': 1})"
+            ],
             id="map-key-with-dash",
         ),
         pytest.param(
@@ -101,30 +105,89 @@ def _ready(status: dict[str, Any]) -> dict[str, Any]:
     ("kind", "model", "raw", "status", "accepted", "reason", "changed", "transition"),
     [
         pytest.param("ModelVersion", ModelVersionSpec, VERSION, None, True, ACCEPTED, True, NOW, id="first-accept"),
-        pytest.param("ModelVersion", ModelVersionSpec, {"model": "iris"}, None, False, INVALID_SPEC, True, NOW, id="first-refuse"),
         pytest.param(
-            "ModelVersion", ModelVersionSpec, VERSION,
-            {"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True", "reason": ACCEPTED,
-             "message": "The ModelVersion spec is valid and accepted.", "lastTransitionTime": EARLIER, "observedGeneration": 2}]},
-            True, ACCEPTED, False, EARLIER, id="nothing-new-no-patch",
+            "ModelVersion", ModelVersionSpec, {"model": "iris"}, None, False, INVALID_SPEC, True, NOW, id="first-refuse"
         ),
         pytest.param(
-            "ModelVersion", ModelVersionSpec, VERSION,
-            {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True", "reason": ACCEPTED,
-             "message": "The ModelVersion spec is valid and accepted.", "lastTransitionTime": EARLIER, "observedGeneration": 1}]},
-            True, ACCEPTED, True, EARLIER, id="new-generation-same-status-keeps-time",
+            "ModelVersion",
+            ModelVersionSpec,
+            VERSION,
+            {
+                "observedGeneration": 2,
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": ACCEPTED,
+                        "message": "The ModelVersion spec is valid and accepted.",
+                        "lastTransitionTime": EARLIER,
+                        "observedGeneration": 2,
+                    }
+                ],
+            },
+            True,
+            ACCEPTED,
+            False,
+            EARLIER,
+            id="nothing-new-no-patch",
         ),
         pytest.param(
-            "ModelVersion", ModelVersionSpec, {"model": "iris"},
-            {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True", "reason": ACCEPTED,
-             "message": "", "lastTransitionTime": EARLIER, "observedGeneration": 1}]},
-            False, INVALID_SPEC, True, NOW, id="became-invalid",
+            "ModelVersion",
+            ModelVersionSpec,
+            VERSION,
+            {
+                "observedGeneration": 1,
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": ACCEPTED,
+                        "message": "The ModelVersion spec is valid and accepted.",
+                        "lastTransitionTime": EARLIER,
+                        "observedGeneration": 1,
+                    }
+                ],
+            },
+            True,
+            ACCEPTED,
+            True,
+            EARLIER,
+            id="new-generation-same-status-keeps-time",
+        ),
+        pytest.param(
+            "ModelVersion",
+            ModelVersionSpec,
+            {"model": "iris"},
+            {
+                "observedGeneration": 1,
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": ACCEPTED,
+                        "message": "",
+                        "lastTransitionTime": EARLIER,
+                        "observedGeneration": 1,
+                    }
+                ],
+            },
+            False,
+            INVALID_SPEC,
+            True,
+            NOW,
+            id="became-invalid",
         ),
     ],
 )
 def test_decide_acceptance(
-    kind: str, model: type[BaseModel], raw: Any, status: dict[str, Any] | None,
-    accepted: bool, reason: str, changed: bool, transition: Any,
+    kind: str,
+    model: type[BaseModel],
+    raw: Any,
+    status: dict[str, Any] | None,
+    accepted: bool,
+    reason: str,
+    changed: bool,
+    transition: Any,
 ) -> None:
     decision = decide_acceptance(kind, parse_spec(model, raw), generation=2, status=status, now=NOW)
     assert decision.accepted is accepted
@@ -156,8 +219,13 @@ def test_many_problems_are_counted_not_listed() -> None:
 
 
 def test_other_conditions_survive() -> None:
-    status = {"conditions": [{"type": "GatesPassed", "status": "True", "reason": "Passed", "message": "",
-                              "lastTransitionTime": EARLIER}]}
-    decision = decide_acceptance("ModelVersion", parse_spec(ModelVersionSpec, VERSION), generation=1, status=status, now=NOW)
+    status = {
+        "conditions": [
+            {"type": "GatesPassed", "status": "True", "reason": "Passed", "message": "", "lastTransitionTime": EARLIER}
+        ]
+    }
+    decision = decide_acceptance(
+        "ModelVersion", parse_spec(ModelVersionSpec, VERSION), generation=1, status=status, now=NOW
+    )
     assert [c["type"] for c in decision.status_patch["conditions"]] == ["GatesPassed", "Ready"]
     assert decision.status_patch["conditions"][0] == status["conditions"][0]

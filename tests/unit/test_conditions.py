@@ -20,7 +20,9 @@ T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 T1 = datetime(2026, 1, 1, 12, 5, 0, tzinfo=UTC)
 
 
-def cond(type_: str, status: str, reason: str = "R", message: str = "", when: datetime = T0, gen: int | None = 1) -> dict[str, Any]:
+def cond(
+    type_: str, status: str, reason: str = "R", message: str = "", when: datetime = T0, gen: int | None = 1
+) -> dict[str, Any]:
     return make_condition(type_, status, reason, message, now=when, observed_generation=gen)  # type: ignore[arg-type]
 
 
@@ -82,7 +84,11 @@ def test_set_condition(old: list[dict[str, Any]] | None, new: dict[str, Any], ex
 def test_merge_conditions_applies_in_order() -> None:
     merged = merge_conditions(
         [cond("Ready", "False", when=T0)],
-        [cond("Ready", "True", when=T1), cond("Progressing", "False", when=T1), cond("Ready", "True", "Later", when=T1)],
+        [
+            cond("Ready", "True", when=T1),
+            cond("Progressing", "False", when=T1),
+            cond("Ready", "True", "Later", when=T1),
+        ],
     )
     assert merged == [cond("Ready", "True", "Later", when=T1), cond("Progressing", "False", when=T1)]
 
@@ -97,7 +103,9 @@ def test_merge_conditions_applies_in_order() -> None:
         ([cond("Degraded", "True")], "Ready", None, False),
     ],
 )
-def test_find_and_is_true(conditions: list[dict[str, Any]] | None, type_: str, found: dict[str, Any] | None, true: bool) -> None:
+def test_find_and_is_true(
+    conditions: list[dict[str, Any]] | None, type_: str, found: dict[str, Any] | None, true: bool
+) -> None:
     assert find_condition(conditions, type_) == found
     assert is_true(conditions, type_) is true
 

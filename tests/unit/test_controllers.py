@@ -59,22 +59,57 @@ def test_handler_modules_cover_every_kind() -> None:
 @pytest.mark.parametrize(
     ("argv", "env", "expected"),
     [
-        pytest.param([], {}, {"namespaces": [], "clusterwide": True, "liveness_endpoint": "http://127.0.0.1:8080/healthz",
-                              "metrics_port": 9090, "peering_name": None, "log_format": "logfmt"}, id="defaults"),
-        pytest.param(["-n", "a", "--namespace", "b"], {}, {"namespaces": ["a", "b"], "clusterwide": False}, id="namespaces"),
-        pytest.param(["--all-namespaces"], {"MODELSHIP_NAMESPACES": "x"}, {"namespaces": [], "clusterwide": True}, id="flag-beats-env"),
+        pytest.param(
+            [],
+            {},
+            {
+                "namespaces": [],
+                "clusterwide": True,
+                "liveness_endpoint": "http://127.0.0.1:8080/healthz",
+                "metrics_port": 9090,
+                "peering_name": None,
+                "log_format": "logfmt",
+            },
+            id="defaults",
+        ),
+        pytest.param(
+            ["-n", "a", "--namespace", "b"], {}, {"namespaces": ["a", "b"], "clusterwide": False}, id="namespaces"
+        ),
+        pytest.param(
+            ["--all-namespaces"],
+            {"MODELSHIP_NAMESPACES": "x"},
+            {"namespaces": [], "clusterwide": True},
+            id="flag-beats-env",
+        ),
         pytest.param([], {"MODELSHIP_NAMESPACES": "x, y"}, {"namespaces": ["x", "y"]}, id="env-comma-list"),
-        pytest.param(["--health-host", "0.0.0.0", "--liveness-port", "8081"], {},
-                     {"liveness_endpoint": "http://0.0.0.0:8081/healthz"}, id="liveness"),
+        pytest.param(
+            ["--health-host", "0.0.0.0", "--liveness-port", "8081"],
+            {},
+            {"liveness_endpoint": "http://0.0.0.0:8081/healthz"},
+            id="liveness",
+        ),
         pytest.param(["--liveness-port", "0"], {}, {"liveness_endpoint": None}, id="liveness-off"),
-        pytest.param([], {"MODELSHIP_METRICS_PORT": "9100", "MODELSHIP_VERBOSE": "true"},
-                     {"metrics_port": 9100, "verbose": True}, id="env"),
-        pytest.param(["--metrics-port", "9200"], {"MODELSHIP_METRICS_PORT": "9100"}, {"metrics_port": 9200}, id="flag-over-env"),
-        pytest.param(["--peering", "modelship", "--priority", "10"], {}, {"peering_name": "modelship", "priority": 10}, id="peering"),
+        pytest.param(
+            [],
+            {"MODELSHIP_METRICS_PORT": "9100", "MODELSHIP_VERBOSE": "true"},
+            {"metrics_port": 9100, "verbose": True},
+            id="env",
+        ),
+        pytest.param(
+            ["--metrics-port", "9200"], {"MODELSHIP_METRICS_PORT": "9100"}, {"metrics_port": 9200}, id="flag-over-env"
+        ),
+        pytest.param(
+            ["--peering", "modelship", "--priority", "10"],
+            {},
+            {"peering_name": "modelship", "priority": 10},
+            id="peering",
+        ),
         pytest.param([], {"MODELSHIP_PEERING_NAME": "p"}, {"peering_name": "p", "priority": None}, id="peering-env"),
     ],
 )
-def test_config(argv: list[str], env: dict[str, str], expected: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config(
+    argv: list[str], env: dict[str, str], expected: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     config = _config(argv)
@@ -155,20 +190,38 @@ def _body(spec: Any, generation: int = 1, status: dict[str, Any] | None = None) 
 
 def test_accept_spec_writes_status_and_returns_the_model() -> None:
     patch = kopf.Patch()
-    spec = accept_spec(kind_by_name("ModelVersion"), ModelVersionSpec, _body({"model": "iris", "source": "runs:/a/m"}, 3), patch, now=NOW)
+    spec = accept_spec(
+        kind_by_name("ModelVersion"),
+        ModelVersionSpec,
+        _body({"model": "iris", "source": "runs:/a/m"}, 3),
+        patch,
+        now=NOW,
+    )
     assert spec.model == "iris"
     status = dict(patch)["status"]
     assert status["observedGeneration"] == 3
-    assert status["conditions"] == [{
-        "type": "Ready", "status": "True", "reason": "Accepted", "message": "The ModelVersion spec is valid and accepted.",
-        "lastTransitionTime": "2026-02-03T04:05:06Z", "observedGeneration": 3,
-    }]
+    assert status["conditions"] == [
+        {
+            "type": "Ready",
+            "status": "True",
+            "reason": "Accepted",
+            "message": "The ModelVersion spec is valid and accepted.",
+            "lastTransitionTime": "2026-02-03T04:05:06Z",
+            "observedGeneration": 3,
+        }
+    ]
 
 
 def test_accept_spec_refuses_permanently_after_writing_status() -> None:
     patch = kopf.Patch()
     with pytest.raises(InvalidSpec) as caught:
-        accept_spec(kind_by_name("Experiment"), ExperimentSpec, _body({"project": {"image": "i"}, "parameters": {"a": [1]}}), patch, now=NOW)
+        accept_spec(
+            kind_by_name("Experiment"),
+            ExperimentSpec,
+            _body({"project": {"image": "i"}, "parameters": {"a": [1]}}),
+            patch,
+            now=NOW,
+        )
     assert isinstance(caught.value, kopf.PermanentError)
     assert "spec.parameters.a" in str(caught.value)
     (ready,) = dict(patch)["status"]["conditions"]
@@ -181,7 +234,9 @@ def test_accept_spec_skips_the_patch_when_status_already_says_so() -> None:
     body = _body({"model": "iris", "source": "runs:/a/m"}, 2)
     accept_spec(kind_by_name("ModelVersion"), ModelVersionSpec, body, first, now=NOW)
     again = kopf.Patch()
-    accept_spec(kind_by_name("ModelVersion"), ModelVersionSpec, {**body, "status": dict(first)["status"]}, again, now=NOW)
+    accept_spec(
+        kind_by_name("ModelVersion"), ModelVersionSpec, {**body, "status": dict(first)["status"]}, again, now=NOW
+    )
     assert not again
 
 
@@ -208,8 +263,11 @@ def test_a_model_deployment_without_a_tracking_server_says_which_flag_is_missing
     before = _sample("modelship_reconcile_total", kind=kind, result="success")
     patch = kopf.Patch()
     spec = {"model": "iris", "variants": [{"name": "a", "stage": "Production"}]}
-    asyncio.run(modeldeployment.reconcile(body=_body(spec), patch=patch, logger=logging.getLogger("test"),
-                                          memo=kopf.Memo(config=OperatorConfig())))
+    asyncio.run(
+        modeldeployment.reconcile(
+            body=_body(spec), patch=patch, logger=logging.getLogger("test"), memo=kopf.Memo(config=OperatorConfig())
+        )
+    )
     status = dict(patch)["status"]
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (status["phase"], ready["status"], ready["reason"]) == ("Degraded", "False", "NoTrackingServer")
@@ -221,8 +279,14 @@ def test_an_invalid_spec_counts_as_a_permanent_error() -> None:
     labels = {"kind": "ModelDeployment"}
     before = _sample("modelship_reconcile_errors_total", reason="InvalidSpec", **labels)
     with pytest.raises(kopf.PermanentError):
-        asyncio.run(modeldeployment.reconcile(body=_body({"model": "iris"}), patch=kopf.Patch(),
-                                              logger=logging.getLogger("t"), memo=kopf.Memo(config=OperatorConfig())))
+        asyncio.run(
+            modeldeployment.reconcile(
+                body=_body({"model": "iris"}),
+                patch=kopf.Patch(),
+                logger=logging.getLogger("t"),
+                memo=kopf.Memo(config=OperatorConfig()),
+            )
+        )
     assert _sample("modelship_reconcile_errors_total", reason="InvalidSpec", **labels) == before + 1
     assert _sample("modelship_reconcile_total", result="permanent_error", **labels) >= 1
 
@@ -263,7 +327,9 @@ def test_measured(raised: BaseException | None, result: str, reason: str | None)
             asyncio.run(handler())
     assert registry.get_sample_value("modelship_reconcile_total", {"kind": "Experiment", "result": result}) == 1
     assert registry.get_sample_value("modelship_reconcile_duration_seconds_count", {"kind": "Experiment"}) == 1
-    errors = registry.get_sample_value("modelship_reconcile_errors_total", {"kind": "Experiment", "reason": reason or ""})
+    errors = registry.get_sample_value(
+        "modelship_reconcile_errors_total", {"kind": "Experiment", "reason": reason or ""}
+    )
     assert errors == (1 if reason else None)
     assert handler.__name__ == "handler"
 
@@ -367,8 +433,11 @@ def test_a_model_deployment_that_allows_pickle_is_refused_where_the_operator_for
     patch = kopf.Patch()
     spec = {"model": "iris", "allowPickle": True, "variants": [{"name": "a", "stage": "Production"}]}
     config = OperatorConfig(tracking_url="http://tracking:5000", forbid_pickle=True)
-    asyncio.run(modeldeployment.reconcile(body=_body(spec), patch=patch, logger=logging.getLogger("test"),
-                                          memo=kopf.Memo(config=config)))
+    asyncio.run(
+        modeldeployment.reconcile(
+            body=_body(spec), patch=patch, logger=logging.getLogger("test"), memo=kopf.Memo(config=config)
+        )
+    )
     status = dict(patch)["status"]
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (status["phase"], ready["reason"]) == ("Degraded", "PickleForbidden")

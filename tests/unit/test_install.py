@@ -97,7 +97,9 @@ def test_install_clusterrole_grants_exactly_what_the_code_needs() -> None:
 
 def test_chart_rules_grant_exactly_what_the_code_needs() -> None:
     base = granted_by(yaml.safe_load((CHART / "files/rbac/rules.yaml").read_text()))
-    assert base == required_grants(peering=False), _explain(required_grants(peering=False), base, "chart files/rbac/rules.yaml")
+    assert base == required_grants(peering=False), _explain(
+        required_grants(peering=False), base, "chart files/rbac/rules.yaml"
+    )
     peering = granted_by(yaml.safe_load((CHART / "files/rbac/peering-rules.yaml").read_text()))
     expected = grants(r for r in REQUIRED_RULES if r.peering_only)
     assert peering == expected, _explain(expected, peering, "chart files/rbac/peering-rules.yaml")
@@ -107,7 +109,8 @@ def test_chart_tracking_rules_grant_exactly_what_the_registry_reader_needs() -> 
     declared = granted_by(yaml.safe_load((CHART / "files/rbac/tracking-rules.yaml").read_text()))
     expected = grants(REGISTRY_READER_RULES)
     assert declared == expected, _explain(expected, declared, "chart files/rbac/tracking-rules.yaml").replace(
-        "REQUIRED_RULES", "REGISTRY_READER_RULES")
+        "REQUIRED_RULES", "REGISTRY_READER_RULES"
+    )
 
 
 def _verb(method: str, path: str, params: dict[str, Any]) -> tuple[str, str, str]:
@@ -139,8 +142,11 @@ def test_the_registry_reader_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(kube, "request", request)
     assert KubeReader(namespace).list_versions() == [{"a": 1}, {"b": 2}]
     expected = grants(REGISTRY_READER_RULES)
-    assert calls == expected, _explain(expected, calls, "KubeReader's calls").replace(
-        "must grant exactly", "must use exactly").replace("REQUIRED_RULES", "REGISTRY_READER_RULES")
+    assert calls == expected, (
+        _explain(expected, calls, "KubeReader's calls")
+        .replace("must grant exactly", "must use exactly")
+        .replace("REQUIRED_RULES", "REGISTRY_READER_RULES")
+    )
 
 
 def test_install_binding_ties_the_role_to_the_deployments_account() -> None:
@@ -148,7 +154,11 @@ def test_install_binding_ties_the_role_to_the_deployments_account() -> None:
     binding = objects[("ClusterRoleBinding", "modelship-operator")]
     deployment = objects[("Deployment", "modelship-operator")]
     account = objects[("ServiceAccount", "modelship-operator")]
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "modelship-operator"}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "modelship-operator",
+    }
     (subject,) = binding["subjects"]
     pod = deployment["spec"]["template"]["spec"]
     assert subject == {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": "modelship-system"}
@@ -279,7 +289,8 @@ def _object_nodes(node: dict[str, Any], path: str = "values") -> list[tuple[str,
 
 def test_schema_objects_refuse_unknown_keys() -> None:
     loose = [
-        path for path, node in _object_nodes(_values_schema())
+        path
+        for path, node in _object_nodes(_values_schema())
         if node.get("additionalProperties") is not False
         and path not in ("values.operator.extraEnv[]", "values.tracking.extraEnv[]")  # EnvVar has many shapes
     ]
@@ -324,9 +335,19 @@ def test_chart_version_and_image() -> None:
     assert chart["apiVersion"] == "v2"
     assert chart["appVersion"] == __version__
     assert _values()["image"]["repository"] == IMAGE.rsplit(":", 1)[0]
-    for name in ("_helpers.tpl", "NOTES.txt", "crds.yaml", "deployment.yaml", "clusterrole.yaml", "serviceaccount.yaml",
-                 "tracking-deployment.yaml", "tracking-service.yaml", "tracking-pvc.yaml",
-                 "tracking-serviceaccount.yaml", "tracking-rbac.yaml"):
+    for name in (
+        "_helpers.tpl",
+        "NOTES.txt",
+        "crds.yaml",
+        "deployment.yaml",
+        "clusterrole.yaml",
+        "serviceaccount.yaml",
+        "tracking-deployment.yaml",
+        "tracking-service.yaml",
+        "tracking-pvc.yaml",
+        "tracking-serviceaccount.yaml",
+        "tracking-rbac.yaml",
+    ):
         assert (CHART / "templates" / name).exists(), name
     assert "helm.sh/resource-policy" in (CHART / "templates" / "crds.yaml").read_text()
 
@@ -335,7 +356,10 @@ def _find_helm() -> str | None:
     """$MODELSHIP_HELM, else the helm that scripts/setup.sh builds into the cache, else PATH."""
     if os.environ.get("MODELSHIP_HELM"):
         return os.environ["MODELSHIP_HELM"]
-    cache = Path(os.environ.get("MODELSHIP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelship")
+    cache = Path(
+        os.environ.get("MODELSHIP_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelship"
+    )
     built = sorted(cache.glob("tools/helm-*/helm"))
     return str(built[-1]) if built else shutil.which("helm")
 
@@ -421,7 +445,14 @@ def test_rendered_chart(sets: tuple[str, ...], peering: bool) -> None:
 
 # --- the chart's tracking server -------------------------------------------------------
 
-TRACKING_KINDS = {"Deployment", "Service", "PersistentVolumeClaim", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
+TRACKING_KINDS = {
+    "Deployment",
+    "Service",
+    "PersistentVolumeClaim",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+}
 
 
 def _tracking_kinds(objects: dict[tuple[str, str], dict[str, Any]]) -> set[str]:
@@ -514,8 +545,16 @@ def test_the_operators_tracking_url(sets: tuple[str, ...], url: str | None) -> N
     [
         ((), {"persistentVolumeClaim": {"claimName": TRACKING}}, True),
         (("tracking.persistence.enabled=false",), {"emptyDir": {}}, False),
-        (("tracking.persistence.existingClaim=tracking-data",), {"persistentVolumeClaim": {"claimName": "tracking-data"}}, False),
-        (("tracking.persistence.enabled=false", "tracking.persistence.existingClaim=tracking-data"), {"emptyDir": {}}, False),
+        (
+            ("tracking.persistence.existingClaim=tracking-data",),
+            {"persistentVolumeClaim": {"claimName": "tracking-data"}},
+            False,
+        ),
+        (
+            ("tracking.persistence.enabled=false", "tracking.persistence.existingClaim=tracking-data"),
+            {"emptyDir": {}},
+            False,
+        ),
     ],
 )
 def test_rendered_tracking_data_volume(sets: tuple[str, ...], data: dict[str, Any], pvc: bool) -> None:
@@ -529,7 +568,8 @@ def test_rendered_tracking_data_volume(sets: tuple[str, ...], data: dict[str, An
 @pytest.mark.parametrize(("storage_class", "expected"), [("fast-ssd", "fast-ssd"), ("-", "")])
 def test_rendered_tracking_storage_class(storage_class: str, expected: str) -> None:
     spec = _render(f"tracking.persistence.storageClass={storage_class}", "tracking.persistence.size=50Gi")[
-        ("PersistentVolumeClaim", TRACKING)]["spec"]
+        ("PersistentVolumeClaim", TRACKING)
+    ]["spec"]
     assert spec["storageClassName"] == expected
     assert spec["resources"]["requests"]["storage"] == "50Gi"
 
@@ -537,15 +577,22 @@ def test_rendered_tracking_storage_class(storage_class: str, expected: str) -> N
 def test_rendered_tracking_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """Secret-sourced URL and token reach the server through the environment, and no flag overrides them."""
     objects = _render(
-        "tracking.backendStoreUriSecret.name=tracking-db", "tracking.backendStoreUriSecret.key=uri",
-        "tracking.authTokenSecret.name=tracking-token", "tracking.authTokenSecret.key=token",
+        "tracking.backendStoreUriSecret.name=tracking-db",
+        "tracking.backendStoreUriSecret.key=uri",
+        "tracking.authTokenSecret.name=tracking-token",
+        "tracking.authTokenSecret.key=token",
         "tracking.artifactsDestination=s3://bucket/mlflow",
-        "tracking.extraEnv[0].name=MLFLOW_S3_ENDPOINT_URL", "tracking.extraEnv[0].value=http://minio.minio:9000",
+        "tracking.extraEnv[0].name=MLFLOW_S3_ENDPOINT_URL",
+        "tracking.extraEnv[0].value=http://minio.minio:9000",
     )
     _, container = _pod(objects, TRACKING)
     env = {e["name"]: e for e in container["env"]}
-    assert env["MODELSHIP_TRACKING_BACKEND_STORE_URI"]["valueFrom"] == {"secretKeyRef": {"name": "tracking-db", "key": "uri"}}
-    assert env["MODELSHIP_TRACKING_AUTH_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "tracking-token", "key": "token"}}
+    assert env["MODELSHIP_TRACKING_BACKEND_STORE_URI"]["valueFrom"] == {
+        "secretKeyRef": {"name": "tracking-db", "key": "uri"}
+    }
+    assert env["MODELSHIP_TRACKING_AUTH_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "tracking-token", "key": "token"}
+    }
     assert env["MLFLOW_S3_ENDPOINT_URL"] == {"name": "MLFLOW_S3_ENDPOINT_URL", "value": "http://minio.minio:9000"}
     assert not [a for a in container["args"] if a.startswith(("--backend-store-uri", "--auth-token"))]
     args = _tracking_args(container, monkeypatch)
@@ -568,7 +615,9 @@ def test_rendered_tracking_backend_store_flag(monkeypatch: pytest.MonkeyPatch) -
         (("rbac.create=false",), TRACKING_KINDS - {"ClusterRole", "ClusterRoleBinding"}),
     ],
 )
-def test_rendered_tracking_registry_reader(sets: tuple[str, ...], kinds: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rendered_tracking_registry_reader(
+    sets: tuple[str, ...], kinds: set[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     objects = _render(*sets)
     assert _tracking_kinds(objects) == kinds
     pod, container = _pod(objects, TRACKING)
@@ -582,9 +631,12 @@ def test_rendered_tracking_registry_reader(sets: tuple[str, ...], kinds: set[str
 
 def test_rendered_tracking_scheduling() -> None:
     objects = _render(
-        "tracking.nodeSelector.disk=ssd", "tracking.tolerations[0].key=dedicated",
-        "tracking.tolerations[0].operator=Exists", "tracking.podAnnotations.team=ml",
-        "tracking.service.type=LoadBalancer", "tracking.resources.limits.memory=2Gi",
+        "tracking.nodeSelector.disk=ssd",
+        "tracking.tolerations[0].key=dedicated",
+        "tracking.tolerations[0].operator=Exists",
+        "tracking.podAnnotations.team=ml",
+        "tracking.service.type=LoadBalancer",
+        "tracking.resources.limits.memory=2Gi",
     )
     deployment = objects[("Deployment", TRACKING)]
     pod, container = _pod(objects, TRACKING)

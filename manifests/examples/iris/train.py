@@ -43,9 +43,7 @@ def main() -> None:
     scaler = StandardScaler().fit(x_train)
     train_scaled, test_scaled = scaler.transform(x_train), scaler.transform(x_test)
     chunk = max(1, math.ceil(args.max_iter / STEPS))
-    classifier = LogisticRegression(
-        C=args.C, solver=args.solver, max_iter=chunk, warm_start=True, random_state=SEED
-    )
+    classifier = LogisticRegression(C=args.C, solver=args.solver, max_iter=chunk, warm_start=True, random_state=SEED)
 
     with mlflow.start_run():
         # Same text as `modelship run` logs for these values, so the two never disagree.

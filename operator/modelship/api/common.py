@@ -65,9 +65,7 @@ class Condition(ApiModel):
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(default="", description="One CamelCase word saying why.")
     message: str = Field(default="", description="What happened and, when it failed, the fix.")
-    last_transition_time: str = Field(
-        default="", description="When status last changed (RFC 3339)."
-    )
+    last_transition_time: str = Field(default="", description="When status last changed (RFC 3339).")
     observed_generation: int | None = Field(
         default=None, description="The metadata.generation this condition was computed for."
     )

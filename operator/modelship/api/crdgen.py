@@ -87,9 +87,7 @@ def openapi_schema(model: type) -> dict[str, Any]:
 def build_crd(kind: Kind) -> dict[str, Any]:
     spec_schema = openapi_schema(kind.spec)
     status_schema = openapi_schema(kind.status)
-    columns = [
-        {**c, "priority": int(c["priority"])} if "priority" in c else dict(c) for c in kind.columns
-    ]
+    columns = [{**c, "priority": int(c["priority"])} if "priority" in c else dict(c) for c in kind.columns]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

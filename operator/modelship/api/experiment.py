@@ -42,9 +42,7 @@ class ProjectSource(ApiModel):
         description="Container image of the trainer; with git, the image the code runs in.",
         max_length=1024,
     )
-    entry_point: str = Field(
-        default="main", description="MLproject entry point to run.", max_length=256
-    )
+    entry_point: str = Field(default="main", description="MLproject entry point to run.", max_length=256)
 
 
 class Objective(ApiModel):
@@ -72,9 +70,7 @@ class ParameterSpace(ApiModel):
     low: float | None = Field(default=None, description="Lowest value (float and int).")
     high: float | None = Field(default=None, description="Highest value, inclusive (float and int).")
     log: bool | None = Field(default=None, description="Sample on a log scale (float and int).")
-    step: float | None = Field(
-        default=None, description="Grid step; required by the grid algorithm for float ranges."
-    )
+    step: float | None = Field(default=None, description="Grid step; required by the grid algorithm for float ranges.")
     values: list[str] | None = Field(
         default=None,
         description="Choices of a categorical parameter, as strings (quote numbers: '16'); "
@@ -108,14 +104,10 @@ class SearchSpec(ApiModel):
 
     algorithm: Literal["grid", "random", "tpe"] = Field(default="tpe", description="grid, random or tpe.")
     objective: Objective = Field(description="What to optimise.")
-    space: dict[str, ParameterSpace] = Field(
-        description="Parameter name to its range.", min_length=1, max_length=64
-    )
+    space: dict[str, ParameterSpace] = Field(description="Parameter name to its range.", min_length=1, max_length=64)
     max_trials: int = Field(default=10, ge=1, le=10000, description="Trials in all.")
     parallelism: int = Field(default=1, ge=1, le=1000, description="Trials running at once.")
-    max_failed_trials: int = Field(
-        default=3, ge=0, description="Failed trials after which the search stops as Failed."
-    )
+    max_failed_trials: int = Field(default=3, ge=0, description="Failed trials after which the search stops as Failed.")
     early_stopping: EarlyStopping | None = Field(default=None, description="Stop hopeless trials early.")
 
 
@@ -123,7 +115,9 @@ class Registration(ApiModel):
     """Register the best trial's model as a ModelVersion when the search ends."""
 
     model_name: str = Field(description="Registered model name.", pattern=MODEL_NAME, max_length=253)
-    artifact_path: str = Field(default="model", description="Artifact path of the model inside the run.", max_length=1024)
+    artifact_path: str = Field(
+        default="model", description="Artifact path of the model inside the run.", max_length=1024
+    )
     threshold: float | None = Field(
         default=None,
         description="Register only when the best objective is at least this (at most, when minimizing).",
@@ -142,11 +136,11 @@ class ExperimentSpec(ApiModel):
     )
     resources: ResourceRequirements | None = Field(default=None, description="Resources of the trainer container.")
     env: list[EnvVar] | None = Field(default=None, description="Extra environment for the trainer.", max_length=128)
-    service_account_name: str | None = Field(default=None, description="Service account of the trial pods.", max_length=253)
-    backoff_limit: int = Field(default=0, ge=0, le=10, description="Retries of a trial's Job before it fails.")
-    registration: Registration | None = Field(
-        default=None, alias="register", description="Register the best model."
+    service_account_name: str | None = Field(
+        default=None, description="Service account of the trial pods.", max_length=253
     )
+    backoff_limit: int = Field(default=0, ge=0, le=10, description="Retries of a trial's Job before it fails.")
+    registration: Registration | None = Field(default=None, alias="register", description="Register the best model.")
 
 
 class TrialStatus(ApiModel):

@@ -34,8 +34,10 @@ class Variant(ApiModel):
                 "a variant names exactly one of version, stage or alias",
             ),
             ("self.weight >= 0 && self.weight <= 100", "variant weight must be within 0..100"),
-            ("!has(self.shadow) || !self.shadow || self.weight == 0",
-             "a shadow variant takes no live traffic: set its weight to 0"),
+            (
+                "!has(self.shadow) || !self.shadow || self.weight == 0",
+                "a shadow variant takes no live traffic: set its weight to 0",
+            ),
         )
     }
 
@@ -47,7 +49,9 @@ class Variant(ApiModel):
     alias: str | None = Field(default=None, description="Follow the version holding this alias.", max_length=63)
     weight: int = Field(default=100, description="Share of traffic in percent; the weights sum to 100.")
     replicas: int = Field(
-        default=1, ge=0, le=1000,
+        default=1,
+        ge=0,
+        le=1000,
         description="Pods of this variant. In routing mode replicas the pods of all live variants are "
         "shared out by weight instead (largest remainder), so the sum of these is the total.",
     )
@@ -64,7 +68,9 @@ class GatewayRef(ApiModel):
 
     name: str = Field(description="Gateway name.", pattern=DNS_LABEL, max_length=253)
     namespace: str | None = Field(
-        default=None, description="Gateway namespace; defaults to the ModelDeployment's.", pattern=DNS_LABEL,
+        default=None,
+        description="Gateway namespace; defaults to the ModelDeployment's.",
+        pattern=DNS_LABEL,
         max_length=63,
     )
     section_name: str | None = Field(
@@ -77,8 +83,10 @@ class Routing(ApiModel):
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": cel(
-            ("!has(self.mode) || self.mode != 'gatewayAPI' || has(self.gateway)",
-             "routing.mode gatewayAPI needs routing.gateway (the Gateway the HTTPRoute attaches to)"),
+            (
+                "!has(self.mode) || self.mode != 'gatewayAPI' || has(self.gateway)",
+                "routing.mode gatewayAPI needs routing.gateway (the Gateway the HTTPRoute attaches to)",
+            ),
         )
     }
 
@@ -171,7 +179,9 @@ class ModelDeploymentSpec(ApiModel):
     strategy: Strategy | None = Field(default=None, description="Rollout strategy.")
     autoscaling: Autoscaling | None = Field(default=None, description="Horizontal autoscaling.")
     monitoring: Monitoring | None = Field(default=None, description="Drift detection.")
-    image: str | None = Field(default=None, description="Model server image; defaults to the operator's.", max_length=1024)
+    image: str | None = Field(
+        default=None, description="Model server image; defaults to the operator's.", max_length=1024
+    )
     allow_pickle: bool = Field(
         default=False,
         description="Let the model servers load pickle, cloudpickle and loader_module models, which run the code "
@@ -201,7 +211,9 @@ class CanaryStatus(ApiModel):
     variant: str = Field(description="The variant whose version is changing.")
     from_version: int = Field(description="The version it served before.")
     to_version: int = Field(description="The version on trial.")
-    phase: Literal["Progressing", "Promoting", "RolledBack"] = Field(description="Progressing, Promoting or RolledBack.")
+    phase: Literal["Progressing", "Promoting", "RolledBack"] = Field(
+        description="Progressing, Promoting or RolledBack."
+    )
     step: int = Field(description="Index of the step in progress (from 0).")
     steps: int = Field(description="Number of steps.")
     step_started_at: str | None = Field(default=None, description="When the step in progress began.")

@@ -36,12 +36,17 @@ class ModelVersionSpec(ApiModel):
         min_length=1,
         max_length=4096,
     )
-    stage: str = Field(default="None", description="Requested stage: None, Staging, Production or Archived.", max_length=32)
+    stage: str = Field(
+        default="None", description="Requested stage: None, Staging, Production or Archived.", max_length=32
+    )
     aliases: list[str] | None = Field(
         default=None,
         description="Aliases such as champion; one version per model holds each alias.",
         max_length=32,
-        json_schema_extra={"x-kubernetes-list-type": "set", "items": {"type": "string", "maxLength": 63, "pattern": "^[A-Za-z0-9_-]+$"}},
+        json_schema_extra={
+            "x-kubernetes-list-type": "set",
+            "items": {"type": "string", "maxLength": 63, "pattern": "^[A-Za-z0-9_-]+$"},
+        },
     )
     description: str | None = Field(default=None, description="Free text.", max_length=65536)
     tags: dict[str, str] | None = Field(default=None, description="Key/value annotations.")

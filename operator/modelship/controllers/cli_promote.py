@@ -25,11 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="registered model name (spec.model)")
     parser.add_argument("version", metavar="VERSION", type=int, help="version number (status.version)")
     parser.add_argument("--to", required=True, choices=STAGES, dest="stage", help="the stage to request")
-    parser.add_argument("--archive-existing", action="store_true",
-                        help="set the other versions that request this stage to Archived")
+    parser.add_argument(
+        "--archive-existing", action="store_true", help="set the other versions that request this stage to Archived"
+    )
     parser.add_argument("-n", "--namespace", default=None, help="namespace (default: the kubeconfig context's)")
-    parser.add_argument("--wait", type=float, default=0, metavar="SECONDS",
-                        help="wait up to this long for the stage to take effect and print the outcome")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="wait up to this long for the stage to take effect and print the outcome",
+    )
 
 
 def _namespace(given: str | None) -> str:
@@ -63,8 +69,11 @@ def run(args: argparse.Namespace) -> int:
     target = next((o for o in versions if (o.get("status") or {}).get("version") == args.version), None)
     if target is None:
         numbered = sorted((o.get("status") or {}).get("version") or 0 for o in versions)
-        print(f"modelship promote: model {args.model!r} has no version {args.version} in namespace {namespace} "
-              f"(versions: {', '.join(map(str, [n for n in numbered if n])) or 'none'})", file=sys.stderr)
+        print(
+            f"modelship promote: model {args.model!r} has no version {args.version} in namespace {namespace} "
+            f"(versions: {', '.join(map(str, [n for n in numbered if n])) or 'none'})",
+            file=sys.stderr,
+        )
         return 1
     name = target["metadata"]["name"]
     _set_stage(namespace, name, args.stage)
@@ -74,8 +83,10 @@ def run(args: argparse.Namespace) -> int:
             if other is target or (other.get("spec") or {}).get("stage") != args.stage:
                 continue
             _set_stage(namespace, other["metadata"]["name"], "Archived")
-            print(f"modelversion/{other['metadata']['name']}: spec.stage=Archived "
-                  f"(version {(other.get('status') or {}).get('version')})")
+            print(
+                f"modelversion/{other['metadata']['name']}: spec.stage=Archived "
+                f"(version {(other.get('status') or {}).get('version')})"
+            )
     if args.wait:
         return _wait(namespace, name, args.stage, args.wait)
     return 0
@@ -91,8 +102,12 @@ def _wait(namespace: str, name: str, stage: str, timeout: float) -> int:
             return 0
         time.sleep(0.5)
     status = obj.get("status") or {}
-    why = [f"{c['type']}={c['status']} ({c.get('reason')}: {c.get('message')})"
-           for c in status.get("conditions") or [] if (c.get("status") == "True") == (c["type"] == "Superseded")]
-    print(f"modelversion/{name}: effective stage is {status.get('stage')}, not {stage}: {'; '.join(why)}",
-          file=sys.stderr)
+    why = [
+        f"{c['type']}={c['status']} ({c.get('reason')}: {c.get('message')})"
+        for c in status.get("conditions") or []
+        if (c.get("status") == "True") == (c["type"] == "Superseded")
+    ]
+    print(
+        f"modelversion/{name}: effective stage is {status.get('stage')}, not {stage}: {'; '.join(why)}", file=sys.stderr
+    )
     return 1

@@ -90,8 +90,12 @@ def needs_work(meta: Mapping[str, Any], status: Mapping[str, Any], **_: Any) -> 
     """False once the search ended for the current generation: then kopf stops the timer,
     and starts it again when the spec changes (more trials, say)."""
     complete = next((c for c in status.get("conditions") or () if c.get("type") == trials.COMPLETE), None)
-    return not (status.get("phase") in TERMINAL and complete is not None and complete.get("status") == "True"
-                and complete.get("observedGeneration") == meta.get("generation"))
+    return not (
+        status.get("phase") in TERMINAL
+        and complete is not None
+        and complete.get("status") == "True"
+        and complete.get("observedGeneration") == meta.get("generation")
+    )
 
 
 def tick(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo, **_: Any) -> None:
@@ -109,9 +113,14 @@ def tick(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Mem
         patch.status["phase"] = "Pending"
         patch.status["conditions"] = set_condition(
             patch.status.get("conditions") or status.get("conditions"),
-            make_condition(trials.COMPLETE, "False", "NoTrackingServer",
-                           "the operator has no --tracking-url; trials cannot run.", now=utcnow(),
-                           observed_generation=generation),
+            make_condition(
+                trials.COMPLETE,
+                "False",
+                "NoTrackingServer",
+                "the operator has no --tracking-url; trials cannot run.",
+                now=utcnow(),
+                observed_generation=generation,
+            ),
         )
         return
     with TrackingClient(config.tracking_url, timeout=10) as tracking:
@@ -122,16 +131,17 @@ def tick(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Mem
     # Ready (from _accept) and the trial loop's fields go out in one PATCH.
     accepted = patch.status.get("conditions")
     if accepted is not None:
-        new_status["conditions"] = [
-            c for c in accepted if c["type"] == READY
-        ] + [c for c in new_status["conditions"] if c["type"] != READY]
+        new_status["conditions"] = [c for c in accepted if c["type"] == READY] + [
+            c for c in new_status["conditions"] if c["type"] != READY
+        ]
     if trials.status_changed(status, new_status):
         for key, value in new_status.items():
             patch.status[key] = value
 
 
-def _step(body: kopf.Body, spec: ExperimentSpec, config: OperatorConfig, tracking: TrackingClient,
-          logger: kopf.Logger) -> dict[str, Any]:
+def _step(
+    body: kopf.Body, spec: ExperimentSpec, config: OperatorConfig, tracking: TrackingClient, logger: kopf.Logger
+) -> dict[str, Any]:
     meta = body["metadata"]
     owner = build.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
     generation = meta.get("generation")
@@ -140,23 +150,31 @@ def _step(body: kopf.Body, spec: ExperimentSpec, config: OperatorConfig, trackin
 
     # 1. observe
     jobs = [
-        job for job in children.list_jobs(owner.namespace, f"{build.LABEL_EXPERIMENT}={build.label_value(owner.name)}")
+        job
+        for job in children.list_jobs(owner.namespace, f"{build.LABEL_EXPERIMENT}={build.label_value(owner.name)}")
         if any(ref.get("uid") == owner.uid for ref in job["metadata"].get("ownerReferences") or ())
     ]
     observed = [t for t in map(trials.trial_of_job, jobs) if t is not None]
-    early = spec.search is not None and spec.search.early_stopping is not None \
+    early = (
+        spec.search is not None
+        and spec.search.early_stopping is not None
         and spec.search.early_stopping.algorithm == "median"
+    )
     known = [_with_tracking(t, spec, metric, tracking, owner, early) for t in observed]
 
     # 2. decide, 3. apply: stop trials first, so that their slots count as free.
     progress = trials.decide_progress(spec, known)
-    to_stop = [t for t in known if t.phase in search.ACTIVE and (
-        progress.stop_active or search.should_stop(spec, known, t))]
+    to_stop = [
+        t for t in known if t.phase in search.ACTIVE and (progress.stop_active or search.should_stop(spec, known, t))
+    ]
     for trial in to_stop:
         why = "maxFailedTrials reached" if progress.stop_active else "median rule"
         logger.info("stopping trial %d (%s): %s", trial.number, trial.name, why)
-        children.suspend_job(owner.namespace, trial.name,
-                             {build.ANNOTATION_STOPPED: "true", build.ANNOTATION_STOPPED_REASON: f"stopped: {why}"})
+        children.suspend_job(
+            owner.namespace,
+            trial.name,
+            {build.ANNOTATION_STOPPED: "true", build.ANNOTATION_STOPPED_REASON: f"stopped: {why}"},
+        )
         kopf.event(body, type="Normal", reason="TrialStopped", message=f"trial {trial.number} ({trial.name}): {why}")
         if trial.run_id:
             tracking.set_terminated(trial.run_id, "KILLED")
@@ -177,16 +195,35 @@ def _step(body: kopf.Body, spec: ExperimentSpec, config: OperatorConfig, trackin
         for suggestion in search.suggest(spec, known, numbers, experiment_uid=owner.uid):
             run_id = _ensure_run(tracking, owner, experiment_id, suggestion.number)
             job = build.build_trial_job(
-                owner, spec, number=suggestion.number, parameters=suggestion.parameters, run_id=run_id,
-                experiment_id=experiment_id, tracking_url=str(config.tracking_url),
+                owner,
+                spec,
+                number=suggestion.number,
+                parameters=suggestion.parameters,
+                run_id=run_id,
+                experiment_id=experiment_id,
+                tracking_url=str(config.tracking_url),
                 default_image=config.trainer_image or f"ghcr.io/modelship/modelship:{__version__}",
                 sampler_attrs=suggestion.sampler_attrs,
             )
             created = children.ensure_job(job)
-            logger.info("trial %d: Job %s %s, run %s, parameters %s", suggestion.number, job["metadata"]["name"],
-                        "created" if created else "already existed", run_id, suggestion.parameters)
-            known.append(search.Trial(suggestion.number, job["metadata"]["name"], suggestion.parameters,
-                                      search.RUNNING, run_id, sampler_attrs=suggestion.sampler_attrs))
+            logger.info(
+                "trial %d: Job %s %s, run %s, parameters %s",
+                suggestion.number,
+                job["metadata"]["name"],
+                "created" if created else "already existed",
+                run_id,
+                suggestion.parameters,
+            )
+            known.append(
+                search.Trial(
+                    suggestion.number,
+                    job["metadata"]["name"],
+                    suggestion.parameters,
+                    search.RUNNING,
+                    run_id,
+                    sampler_attrs=suggestion.sampler_attrs,
+                )
+            )
         progress = trials.decide_progress(spec, known)
 
     best = trials.best_trial(spec, known)
@@ -194,25 +231,42 @@ def _step(body: kopf.Body, spec: ExperimentSpec, config: OperatorConfig, trackin
     model_version = (body.get("status") or {}).get("modelVersion")
     if registration is not None and registration.register and spec.registration is not None and best is not None:
         mv = build.build_model_version(
-            owner, model=spec.registration.model_name, run_id=str(best.run_id),
-            artifact_path=spec.registration.artifact_path, objective=metric or "objective",
+            owner,
+            model=spec.registration.model_name,
+            run_id=str(best.run_id),
+            artifact_path=spec.registration.artifact_path,
+            objective=metric or "objective",
             value=float(best.objective or 0.0),
         )
         if children.ensure_model_version(mv):
             logger.info("registered run %s as ModelVersion %s", best.run_id, mv["metadata"]["name"])
-            kopf.event(body, type="Normal", reason="Registered",
-                       message=f"run {best.run_id} registered as ModelVersion {mv['metadata']['name']}")
+            kopf.event(
+                body,
+                type="Normal",
+                reason="Registered",
+                message=f"run {best.run_id} registered as ModelVersion {mv['metadata']['name']}",
+            )
         model_version = mv["metadata"]["name"]
 
     was = (body.get("status") or {}).get("phase")
     if progress.finished and was != progress.phase:
-        kopf.event(body, type="Normal" if progress.phase == "Succeeded" else "Warning",
-                   reason=progress.reason, message=progress.message[:1024])
+        kopf.event(
+            body,
+            type="Normal" if progress.phase == "Succeeded" else "Warning",
+            reason=progress.reason,
+            message=progress.message[:1024],
+        )
     return trials.build_status(
-        spec, known, progress, old_status=body.get("status"), generation=generation, now=utcnow(),
+        spec,
+        known,
+        progress,
+        old_status=body.get("status"),
+        generation=generation,
+        now=utcnow(),
         experiment_id=experiment_id,
         tracking_url=f"{str(config.tracking_url).rstrip('/')}/#/experiments/{experiment_id}",
-        registration=registration, model_version=model_version,
+        registration=registration,
+        model_version=model_version,
     )
 
 
@@ -242,8 +296,14 @@ def _ensure_run(tracking: TrackingClient, owner: build.Owner, experiment_id: str
     )
 
 
-def _with_tracking(trial: search.Trial, spec: ExperimentSpec, metric: str | None, tracking: TrackingClient,
-                   owner: build.Owner, early: bool) -> search.Trial:
+def _with_tracking(
+    trial: search.Trial,
+    spec: ExperimentSpec,
+    metric: str | None,
+    tracking: TrackingClient,
+    owner: build.Owner,
+    early: bool,
+) -> search.Trial:
     """The trial with what the tracking server and the pods say about it."""
     run_id = trial.run_id
     if run_id is None:
@@ -295,8 +355,7 @@ def _with_tracking(trial: search.Trial, spec: ExperimentSpec, metric: str | None
             pass  # the run was deleted: nothing to close
         with CACHE.lock:
             CACHE.closed.add(run_id)
-    return trials.with_result(trial, objective=objective, metric=metric or "", history=history,
-                              message=message or None)
+    return trials.with_result(trial, objective=objective, metric=metric or "", history=history, message=message or None)
 
 
 def _history(tracking: TrackingClient, run_id: str, metric: str | None) -> tuple[tuple[int, float], ...]:
@@ -320,8 +379,14 @@ def register(registry: kopf.OperatorRegistry) -> None:
     """Register this kind's handlers on ``registry``."""
     register_reconcile(registry, KIND, reconcile)
     kopf.timer(
-        group=GROUP, version=VERSION, plural=KIND.plural, id="trials", interval=INTERVAL, backoff=5,
-        when=needs_work, registry=registry,
+        group=GROUP,
+        version=VERSION,
+        plural=KIND.plural,
+        id="trials",
+        interval=INTERVAL,
+        backoff=5,
+        when=needs_work,
+        registry=registry,
     )(tick)
     objects = logging.getLogger("kopf.objects")
     if not any(isinstance(f, _QuietTimer) for f in objects.filters):

@@ -47,16 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="watch every namespace (the default when no --namespace is given)",
     )
-    parser.add_argument(
-        "--health-host", help="address of the liveness and metrics endpoints (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--liveness-port", type=int, help="port of /healthz (default 8080; 0 turns it off)"
-    )
+    parser.add_argument("--health-host", help="address of the liveness and metrics endpoints (default 127.0.0.1)")
+    parser.add_argument("--liveness-port", type=int, help="port of /healthz (default 8080; 0 turns it off)")
     parser.add_argument("--metrics-host", help="address of /metrics (default: --health-host)")
-    parser.add_argument(
-        "--metrics-port", type=int, help="port of /metrics (default 9090; 0 turns it off)"
-    )
+    parser.add_argument("--metrics-port", type=int, help="port of /metrics (default 9090; 0 turns it off)")
     parser.add_argument(
         "--peering",
         dest="peering_name",
@@ -73,7 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--trainer-image", help="image of trial pods without spec.project.image (default: this version's)"
     )
     parser.add_argument(
-        "--forbid-pickle", action="store_true", default=None,
+        "--forbid-pickle",
+        action="store_true",
+        default=None,
         help="refuse ModelDeployments with spec.allowPickle (models that run their author's code on load)",
     )
     parser.add_argument(
@@ -88,12 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAMESPACE/NAME",
         help="Secret holding the HMAC key that signs webhook deliveries (key: secret)",
     )
-    parser.add_argument(
-        "--log-format", choices=["logfmt", "json", "text"], help="log line format (default logfmt)"
-    )
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", default=None, help="log at DEBUG level"
-    )
+    parser.add_argument("--log-format", choices=["logfmt", "json", "text"], help="log line format (default logfmt)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=None, help="log at DEBUG level")
     parser.epilog = (
         "The cluster is reached through KUBECONFIG (or ~/.kube/config), or the in-cluster "
         "service account. Every flag has a MODELSHIP_* environment variable."
@@ -103,9 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
     """Settings from the environment, overridden by the flags that were given."""
     given = {
-        key: value
-        for key, value in vars(args).items()
-        if value is not None and key in OperatorConfig.model_fields
+        key: value for key, value in vars(args).items() if value is not None and key in OperatorConfig.model_fields
     }
     if getattr(args, "all_namespaces", False):
         given["namespaces"] = []
@@ -119,9 +109,7 @@ def build_kopf_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     # modelship.io/reconcile (progress) and modelship.io/last-handled-configuration.
     # Annotations, not status: status belongs to the schema and would be pruned.
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix=ANNOTATIONS_PREFIX
-    )
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATIONS_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATIONS_PREFIX, key="last-handled-configuration"
     )

@@ -43,19 +43,25 @@ KIND = kind_by_name("ModelDeployment")
 log = logging.getLogger(__name__)
 FOLLOW_INTERVAL = 2.0
 RESYNC_SECONDS = 60.0
-CHILD_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("policy/v1", "PodDisruptionBudget"),
-               ("autoscaling/v2", "HorizontalPodAutoscaler"), ("gateway.networking.k8s.io/v1", "HTTPRoute"),
-               ("traefik.io/v1alpha1", "TraefikService"))
+CHILD_KINDS = (
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("traefik.io/v1alpha1", "TraefikService"),
+)
 
 
 # --- indices ---------------------------------------------------------------------------------
 def index_model_versions(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
     """ModelVersions by (namespace, model): what resolving a variant needs."""
     spec, status = body.get("spec") or {}, body.get("status") or {}
-    slim = {"metadata": {"name": body.metadata.name, "deletionTimestamp": body.metadata.get("deletionTimestamp")},
-            "spec": {"model": spec.get("model"), "source": spec.get("source")},
-            "status": {"version": status.get("version"), "stage": status.get("stage"),
-                       "aliases": status.get("aliases")}}
+    slim = {
+        "metadata": {"name": body.metadata.name, "deletionTimestamp": body.metadata.get("deletionTimestamp")},
+        "spec": {"model": spec.get("model"), "source": spec.get("source")},
+        "status": {"version": status.get("version"), "stage": status.get("stage"), "aliases": status.get("aliases")},
+    }
     return {(body.metadata.namespace or "", str(spec.get("model"))): slim}
 
 
@@ -65,11 +71,14 @@ def index_deployments(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[s
     if not owners:
         return {}
     template = (body.get("spec") or {}).get("template") or {}
-    slim = {"name": body.metadata.name, "variant": body.metadata.labels.get(serving.LABEL_VARIANT),
-            "track": body.metadata.labels.get(serving.LABEL_TRACK, "stable"),
-            "generation": body.metadata.get("generation"),
-            "templateVersion": ((template.get("metadata") or {}).get("labels") or {}).get(serving.LABEL_VERSION),
-            "status": dict(body.get("status") or {})}
+    slim = {
+        "name": body.metadata.name,
+        "variant": body.metadata.labels.get(serving.LABEL_VARIANT),
+        "track": body.metadata.labels.get(serving.LABEL_TRACK, "stable"),
+        "generation": body.metadata.get("generation"),
+        "templateVersion": ((template.get("metadata") or {}).get("labels") or {}).get(serving.LABEL_VERSION),
+        "status": dict(body.get("status") or {}),
+    }
     return {(body.metadata.namespace or "", str(owners[0])): slim}
 
 
@@ -90,11 +99,17 @@ def _observe(deployments: list[Mapping[str, Any]], pods_of: Any) -> dict[str, se
         if ready < replicas or updated < replicas or not replicas:
             failure, serving_versions = pods_of(d["variant"], version)
         out[str(d["variant"])] = serving.ObservedVariant(
-            replicas=replicas, ready=ready, updated=updated, available=int(st.get("availableReplicas") or 0),
-            exists=True, up_to_date=st.get("observedGeneration") == d.get("generation"),
-            version=int(version) if version and str(version).isdigit() else None, failure=failure,
+            replicas=replicas,
+            ready=ready,
+            updated=updated,
+            available=int(st.get("availableReplicas") or 0),
+            exists=True,
+            up_to_date=st.get("observedGeneration") == d.get("generation"),
+            version=int(version) if version and str(version).isdigit() else None,
+            failure=failure,
             serving_versions=tuple(serving_versions),
-            progress_deadline_exceeded=progressing.get("reason") == "ProgressDeadlineExceeded")
+            progress_deadline_exceeded=progressing.get("reason") == "ProgressDeadlineExceeded",
+        )
     return out
 
 
@@ -102,8 +117,10 @@ def scrape_canary(namespace: str, deployment: str, variant: str, version: int) -
     """The canary pods' prediction counters, summed; None when a Ready pod cannot be read."""
     import httpx
 
-    selector = (f"{serving.LABEL_DEPLOYMENT}={serving.label_value(deployment)},{serving.LABEL_VARIANT}={variant},"
-                f"{serving.LABEL_TRACK}=canary,{serving.LABEL_VERSION}={version}")
+    selector = (
+        f"{serving.LABEL_DEPLOYMENT}={serving.label_value(deployment)},{serving.LABEL_VARIANT}={variant},"
+        f"{serving.LABEL_TRACK}=canary,{serving.LABEL_VERSION}={version}"
+    )
     snapshots = []
     for pod in kube.list_items(kube.core_path(namespace, "pods"), labelSelector=selector):
         status = pod.get("status") or {}
@@ -119,9 +136,16 @@ def scrape_canary(namespace: str, deployment: str, variant: str, version: int) -
     return canary.total(snapshots) if snapshots else None
 
 
-def plan_canary(spec: ModelDeploymentSpec, state: Mapping[str, Any] | None, resolved: Mapping[str, serving.Resolved],
-                versions: list[Any], deployments: list[Mapping[str, Any]], namespace: str, name: str,
-                now: datetime) -> tuple[canary.Decision | None, serving.CanaryPlan | None]:
+def plan_canary(
+    spec: ModelDeploymentSpec,
+    state: Mapping[str, Any] | None,
+    resolved: Mapping[str, serving.Resolved],
+    versions: list[Any],
+    deployments: list[Mapping[str, Any]],
+    namespace: str,
+    name: str,
+    now: datetime,
+) -> tuple[canary.Decision | None, serving.CanaryPlan | None]:
     """Which variant's canary moves now, and how (at most one at a time). None without ``strategy.type: Canary``."""
     strategy = spec.strategy or Strategy()
     if strategy.type != "Canary":
@@ -140,28 +164,42 @@ def plan_canary(spec: ModelDeploymentSpec, state: Mapping[str, Any] | None, reso
         mine = state if state and state.get("variant") == v.name else None
         cd = candidates.get(v.name)
         cd_status = (cd or {}).get("status") or {}
-        canary_ready = bool(cd) and int(cd_status.get("readyReplicas") or 0) >= max(1, int(cd_status.get("replicas") or 0))
+        canary_ready = bool(cd) and int(cd_status.get("readyReplicas") or 0) >= max(
+            1, int(cd_status.get("replicas") or 0)
+        )
         snapshot = None
         if canary_ready and mine and mine.get("phase") == "Progressing":
             snapshot = scrape_canary(namespace, name, v.name, int(mine["toVersion"]))
         elif not mine:
             snapshot = canary.Snapshot()  # nothing to judge before the first step
-        decision = canary.decide(mine, variant=v.name, serving_version=serving_version, wanted_version=r.version,
-                                 strategy=strategy, now=now, snapshot=snapshot, canary_ready=canary_ready)
+        decision = canary.decide(
+            mine,
+            variant=v.name,
+            serving_version=serving_version,
+            wanted_version=r.version,
+            strategy=strategy,
+            now=now,
+            snapshot=snapshot,
+            canary_ready=canary_ready,
+        )
         if decision.action == "none":
             continue
         st = decision.state or {}
-        old = serving.resolve_variant(Variant(name=v.name, version=int(st.get("fromVersion") or r.version),
-                                              weight=v.weight), spec.model, versions)
+        old = serving.resolve_variant(
+            Variant(name=v.name, version=int(st.get("fromVersion") or r.version), weight=v.weight), spec.model, versions
+        )
         if decision.action == "promote":
             sd_status = (sd or {}).get("status") or {}
             want = int(sd_status.get("replicas") or 0)
-            done = (serving_version == r.version and want > 0 and int(sd_status.get("updatedReplicas") or 0) == want
-                    and int(sd_status.get("readyReplicas") or 0) == want
-                    and sd_status.get("observedGeneration") == (sd or {}).get("generation"))
+            done = (
+                serving_version == r.version
+                and want > 0
+                and int(sd_status.get("updatedReplicas") or 0) == want
+                and int(sd_status.get("readyReplicas") or 0) == want
+                and sd_status.get("observedGeneration") == (sd or {}).get("generation")
+            )
             if done:
-                return (canary.Decision(None, "done", f"canary of {v.name}: version {r.version} promoted"),
-                        None)
+                return (canary.Decision(None, "done", f"canary of {v.name}: version {r.version} promoted"), None)
             return decision, serving.CanaryPlan(v.name, stable=r, candidate=r, weight=decision.weight, pods=True)
         pods = decision.action in ("start", "wait", "advance")
         held = old if old.version is not None else r
@@ -186,11 +224,15 @@ def gateway_problem(spec: ModelDeploymentSpec, namespace: str) -> str | None:
             kube.get("/apis/gateway.networking.k8s.io/v1")
         except kube.KubeError as inner:
             if inner.status == 404:
-                return ("the cluster has no Gateway API (gateway.networking.k8s.io/v1 is not served): install "
-                        "its CRDs and an implementation, or set spec.routing.mode to replicas")
+                return (
+                    "the cluster has no Gateway API (gateway.networking.k8s.io/v1 is not served): install "
+                    "its CRDs and an implementation, or set spec.routing.mode to replicas"
+                )
             raise
-        return (f"spec.routing.gateway names Gateway {gw_namespace}/{gw.name}, which does not exist: create it "
-                f"or name one that does (kubectl get gateways -A)")
+        return (
+            f"spec.routing.gateway names Gateway {gw_namespace}/{gw.name}, which does not exist: create it "
+            f"or name one that does (kubectl get gateways -A)"
+        )
     return None
 
 
@@ -215,8 +257,12 @@ def pod_facts(namespace: str, deployment: str, variant: str, version: str | None
             if c.get("restartCount", 0) > 0 and last:
                 text = (last.get("message") or last.get("reason") or "").strip()
                 failure = f"pod {pod['metadata']['name']} exited {last.get('exitCode')}: {text[-600:]}"
-            elif waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError",
-                                           "InvalidImageName"):
+            elif waiting.get("reason") in (
+                "ErrImagePull",
+                "ImagePullBackOff",
+                "CreateContainerConfigError",
+                "InvalidImageName",
+            ):
                 failure = f"pod {pod['metadata']['name']}: {waiting['reason']}: {waiting.get('message', '')}"
     return failure, sorted(serving_versions)
 
@@ -254,19 +300,28 @@ def prune_children(namespace: str, name: str, uid: str, keep: set[tuple[str, str
 
 # --- reconcile -------------------------------------------------------------------------------
 @METRICS.measured(KIND.kind)
-async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo,
-                    modelversions_by_model: kopf.Index[Any, Any] | None = None,
-                    modeldeployment_children: kopf.Index[Any, Any] | None = None, **_: Any) -> None:
+async def reconcile(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    logger: kopf.Logger,
+    memo: kopf.Memo,
+    modelversions_by_model: kopf.Index[Any, Any] | None = None,
+    modeldeployment_children: kopf.Index[Any, Any] | None = None,
+    **_: Any,
+) -> None:
     """Observe the ModelDeployment and its world, apply the plan, write status into ``patch``."""
     spec, scratch = accept_into_scratch(KIND, ModelDeploymentSpec, body, patch)
     config: OperatorConfig = memo.config
     meta = body.get("metadata") or {}
     name, namespace, uid = meta.get("name") or "", meta.get("namespace") or "", meta.get("uid") or ""
     owner = Owner(name, namespace, uid, kind=KIND.kind)
-    versions: list[Any] = list(modelversions_by_model.get((namespace, spec.model), [])) if modelversions_by_model else []
+    versions: list[Any] = (
+        list(modelversions_by_model.get((namespace, spec.model), [])) if modelversions_by_model else []
+    )
     resolved = {v.name: serving.resolve_variant(v, spec.model, versions) for v in spec.variants}
-    deployments: list[Any] = (list(modeldeployment_children.get((namespace, uid), []))
-                              if modeldeployment_children else [])
+    deployments: list[Any] = (
+        list(modeldeployment_children.get((namespace, uid), [])) if modeldeployment_children else []
+    )
     existing = {str(d["name"]) for d in deployments}
     image = spec.image or config.trainer_image or f"ghcr.io/modelship/modelship:{__version__}"
     now = utcnow()
@@ -275,29 +330,54 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
 
     refusal = None
     if not config.tracking_url:
-        refusal = ("NoTrackingServer", ("the operator has no tracking server to fetch models from: start it with "
-                   "--tracking-url (MODELSHIP_TRACKING_URL), as the chart does"))
+        refusal = (
+            "NoTrackingServer",
+            (
+                "the operator has no tracking server to fetch models from: start it with "
+                "--tracking-url (MODELSHIP_TRACKING_URL), as the chart does"
+            ),
+        )
     elif spec.allow_pickle and config.forbid_pickle:
-        refusal = ("PickleForbidden", ("spec.allowPickle is forbidden on this cluster (the operator runs with "
-                   "--forbid-pickle): save the model with skops (the default of modelship's save_model) and "
-                   "remove spec.allowPickle"))
+        refusal = (
+            "PickleForbidden",
+            (
+                "spec.allowPickle is forbidden on this cluster (the operator runs with "
+                "--forbid-pickle): save the model with skops (the default of modelship's save_model) and "
+                "remove spec.allowPickle"
+            ),
+        )
     if refusal is not None:
         reason, message = refusal
-        _write_status(patch, body, {"phase": "Degraded", "message": message}, [
-            make_condition(READY, "False", reason, message, now=now, observed_generation=generation),
-            make_condition("Degraded", "True", reason, message, now=now, observed_generation=generation),
-        ], scratch)
+        _write_status(
+            patch,
+            body,
+            {"phase": "Degraded", "message": message},
+            [
+                make_condition(READY, "False", reason, message, now=now, observed_generation=generation),
+                make_condition("Degraded", "True", reason, message, now=now, observed_generation=generation),
+            ],
+            scratch,
+        )
         return
 
     assert config.tracking_url is not None  # refused above
     ctx = serving.ServingContext(owner, image, config.tracking_url)
     old_status = dict(body.get("status") or {})
     decision, canary_plan = await asyncio.to_thread(
-        plan_canary, spec, old_status.get("canary"), resolved, versions, deployments, namespace, name, now)
+        plan_canary, spec, old_status.get("canary"), resolved, versions, deployments, namespace, name, now
+    )
     if decision is not None and decision.event:
-        _event(body, "Warning" if decision.action == "rollback" else "Normal",
-               {"start": "CanaryStarted", "promote": "CanaryPassed", "rollback": "CanaryRolledBack",
-                "done": "CanaryPromoted"}.get(decision.action, "Canary"), decision.event)
+        _event(
+            body,
+            "Warning" if decision.action == "rollback" else "Normal",
+            {
+                "start": "CanaryStarted",
+                "promote": "CanaryPassed",
+                "rollback": "CanaryRolledBack",
+                "done": "CanaryPromoted",
+            }.get(decision.action, "Canary"),
+            decision.event,
+        )
     plan = serving.plan_children(spec, resolved, ctx, existing, canary_plan)
     route_problem = None
     if spec.routing is not None and spec.routing.mode == "gatewayAPI":
@@ -335,35 +415,60 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
     if canary_state is not None:
         rolled_back = canary_state.get("phase") == "RolledBack"
         message = str(canary_state.get("message") or "")
-        verdict = serving.Verdict("Degraded" if rolled_back else "Progressing", message, ready=verdict.ready,
-                                  progressing=not rolled_back, degraded=rolled_back,
-                                  reason="CanaryRolledBack" if rolled_back else "Canary")
+        verdict = serving.Verdict(
+            "Degraded" if rolled_back else "Progressing",
+            message,
+            ready=verdict.ready,
+            progressing=not rolled_back,
+            degraded=rolled_back,
+            reason="CanaryRolledBack" if rolled_back else "Canary",
+        )
     if route_problem:
-        verdict = serving.Verdict("Degraded", route_problem, ready=False, progressing=verdict.progressing,
-                                  degraded=True, reason="GatewayNotFound")
+        verdict = serving.Verdict(
+            "Degraded",
+            route_problem,
+            ready=False,
+            progressing=verdict.progressing,
+            degraded=True,
+            reason="GatewayNotFound",
+        )
     variants = serving.variant_status(spec, plans, effective, observed)
     split_problem = serving.split_message(spec, plans)
     ready_pods = sum(v["readyReplicas"] for v in variants)
     desired = sum(v["replicas"] or 0 for v in variants)
     status: dict[str, Any] = {
-        "phase": verdict.phase, "message": verdict.message, "variants": variants,
-        "split": serving.split_summary(variants), "ready": f"{ready_pods}/{desired}",
+        "phase": verdict.phase,
+        "message": verdict.message,
+        "variants": variants,
+        "split": serving.split_summary(variants),
+        "ready": f"{ready_pods}/{desired}",
         "url": f"http://{name}.{namespace}.svc.cluster.local",
-        "rollout": canary.rollout_summary(canary_state) if canary_state or decision is not None
+        "rollout": canary.rollout_summary(canary_state)
+        if canary_state or decision is not None
         else ("RollingUpdate" if verdict.progressing else "Stable"),
         "canary": canary_state,
     }
+
     def cond(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
-        return make_condition(type_, "True" if ok else "False", reason, message, now=now,
-                              observed_generation=generation)
+        return make_condition(
+            type_, "True" if ok else "False", reason, message, now=now, observed_generation=generation
+        )
 
     conditions = [
         cond(READY, verdict.ready, verdict.reason, verdict.message),
         cond("Progressing", verdict.progressing, "RollingOut" if verdict.progressing else "Stable", verdict.message),
-        cond("Degraded", verdict.degraded, verdict.reason if verdict.degraded else "AsExpected",
-             verdict.message if verdict.degraded else ""),
-        cond("SplitExpressible", not split_problem,
-             "ReplicasCannotExpressWeights" if split_problem else "Expressible", split_problem or ""),
+        cond(
+            "Degraded",
+            verdict.degraded,
+            verdict.reason if verdict.degraded else "AsExpected",
+            verdict.message if verdict.degraded else "",
+        ),
+        cond(
+            "SplitExpressible",
+            not split_problem,
+            "ReplicasCannotExpressWeights" if split_problem else "Expressible",
+            split_problem or "",
+        ),
     ]
     _write_status(patch, body, status, conditions, scratch)
 
@@ -375,8 +480,9 @@ def _event(body: Any, type_: str, reason: str, message: str) -> None:
         log.warning("no Event %s for %s: %s", reason, (body.get("metadata") or {}).get("name"), exc)
 
 
-def _write_status(patch: kopf.Patch, body: kopf.Body, status: dict[str, Any], conditions: list[dict[str, Any]],
-                  scratch: kopf.Patch) -> None:
+def _write_status(
+    patch: kopf.Patch, body: kopf.Body, status: dict[str, Any], conditions: list[dict[str, Any]], scratch: kopf.Patch
+) -> None:
     """Merge our conditions over the acceptance ones; patch only what differs from the stored status."""
     old = dict(body.get("status") or {})
     base = scratch.status.get("conditions") or old.get("conditions")
@@ -400,7 +506,13 @@ async def follow(**kwargs: Any) -> None:
 def register(registry: kopf.OperatorRegistry) -> None:
     """Register this kind's handlers and the indices they read on ``registry``."""
     kopf.index(GROUP, VERSION, "modelversions", id="modelversions_by_model", registry=registry)(index_model_versions)
-    kopf.index("apps", "v1", "deployments", id="modeldeployment_children", registry=registry,
-               labels={serving.LABEL_DEPLOYMENT: kopf.PRESENT})(index_deployments)
+    kopf.index(
+        "apps",
+        "v1",
+        "deployments",
+        id="modeldeployment_children",
+        registry=registry,
+        labels={serving.LABEL_DEPLOYMENT: kopf.PRESENT},
+    )(index_deployments)
     register_reconcile(registry, KIND, reconcile)
     kopf.timer(GROUP, VERSION, KIND.plural, id="follow", interval=FOLLOW_INTERVAL, registry=registry)(follow)

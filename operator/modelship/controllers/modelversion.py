@@ -44,8 +44,9 @@ def retry_delay(retry: int) -> float:
 
 
 @METRICS.measured(KIND.kind)
-async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo,
-                    retry: int = 0, **_: Any) -> None:
+async def reconcile(
+    body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo, retry: int = 0, **_: Any
+) -> None:
     """Observe the ModelVersion, decide the model with pure functions, write status."""
     spec, scratch = accept_into_scratch(KIND, ModelVersionSpec, body, patch)
     config: OperatorConfig = memo.config
@@ -55,7 +56,10 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
     version = status.get("version")
     if version is None:
         version = await asyncio.to_thread(
-            registry.assign_version, namespace, spec.model, uid,
+            registry.assign_version,
+            namespace,
+            spec.model,
+            uid,
             settled=lambda: registry.settled_claims(namespace, spec.model),
         )
         logger.info("model %s: version %d", spec.model, version)
@@ -77,19 +81,32 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
     if resolved is not None:
         own_status.update(resolved.status())
         ready = find_condition(scratch.status.get("conditions"), READY) or make_condition(
-            READY, "True", "Accepted", "", now=now)
-        ready = {**ready, "reason": "SourceResolved",
-                 "message": f"Version {version} of {spec.model}: model at {resolved.artifact_uri}."}
+            READY, "True", "Accepted", "", now=now
+        )
+        ready = {
+            **ready,
+            "reason": "SourceResolved",
+            "message": f"Version {version} of {spec.model}: model at {resolved.artifact_uri}.",
+        }
     else:
         assert error is not None
-        ready = make_condition(READY, "False", error.reason,
-                               f"{error.message}. Retrying in {retry_delay(retry):.0f}s.", now=now,
-                               observed_generation=body.metadata.get("generation"))
+        ready = make_condition(
+            READY,
+            "False",
+            error.reason,
+            f"{error.message}. Retrying in {retry_delay(retry):.0f}s.",
+            now=now,
+            observed_generation=body.metadata.get("generation"),
+        )
     own = registry.Own(uid, own_status, [ready])
 
     deliverer: webhooks.Deliverer | None = getattr(memo, "deliverer", None)
     result = await asyncio.to_thread(
-        registry.sync_model, namespace, spec.model, now=utcnow, own=own,
+        registry.sync_model,
+        namespace,
+        spec.model,
+        now=utcnow,
+        own=own,
         before_write=_outbox_writer(namespace, spec.model, uid, config.webhook_urls if deliverer else []),
     )
     _post_events(result)
@@ -102,16 +119,18 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, mem
 def _outbox_writer(namespace: str, model: str, uid: str, urls: list[str]) -> Any:
     """The ``before_write`` step: events of this decision into the durable outbox."""
 
-    def write(decisions: list[reg.VersionDecision], objects: dict[str, dict[str, Any]],
-              originals: dict[str, dict[str, Any]]) -> None:
+    def write(
+        decisions: list[reg.VersionDecision], objects: dict[str, dict[str, Any]], originals: dict[str, dict[str, Any]]
+    ) -> None:
         if not urls:
             return
         now = utcnow()
         entries: dict[str, str] = {}
         for d in decisions:
             if d.uid == uid and (originals[d.uid].get("status") or {}).get("version") is None:
-                entries.update(wh.entries_for(reg.version_created_event(model, d.uid, d.version, objects[d.uid]),
-                                              urls, now=now))
+                entries.update(
+                    wh.entries_for(reg.version_created_event(model, d.uid, d.version, objects[d.uid]), urls, now=now)
+                )
             for event in reg.decision_events(model, namespace, d):
                 entries.update(wh.entries_for(event, urls, now=now))
         registry.enqueue(namespace, model, entries)
@@ -127,9 +146,13 @@ def _post_events(result: registry.SyncResult) -> None:
             kind = "Warning" if t.reason in ("GatesFailed", "SourceNotReady") and t.from_ != reg.NONE else "Normal"
             kopf.event(body_of, type=kind, reason=f"Stage{t.to}", message=t.message)
         for move in d.alias_moves:
-            kopf.event(body_of, type="Normal", reason="AliasMoved",
-                       message=f"Alias {move.alias!r} now points at version {d.version}"
-                       + (f" (was version {move.previous_version})" if move.previous_version else ""))
+            kopf.event(
+                body_of,
+                type="Normal",
+                reason="AliasMoved",
+                message=f"Alias {move.alias!r} now points at version {d.version}"
+                + (f" (was version {move.previous_version})" if move.previous_version else ""),
+            )
 
 
 def _is_deletion(type: str, **_: Any) -> bool:
@@ -148,7 +171,10 @@ async def on_deleted(body: kopf.Body, type: str, memo: kopf.Memo, logger: kopf.L
     deliverer: webhooks.Deliverer | None = getattr(memo, "deliverer", None)
     try:
         result = await asyncio.to_thread(
-            registry.sync_model, namespace, model, now=utcnow,
+            registry.sync_model,
+            namespace,
+            model,
+            now=utcnow,
             before_write=_outbox_writer(namespace, model, "", config.webhook_urls if deliverer else []),
         )
     except Exception as exc:  # noqa: BLE001 -- event handlers are not retried; the next reconcile of the model fixes it
@@ -162,6 +188,7 @@ async def on_deleted(body: kopf.Body, type: str, memo: kopf.Memo, logger: kopf.L
 def register(registry_: kopf.OperatorRegistry) -> None:
     """Register this kind's handlers on ``registry_``."""
     register_reconcile(registry_, KIND, reconcile)
-    kopf.on.event(group=GROUP, version=VERSION, plural=KIND.plural, id="registry-deleted",
-                  when=_is_deletion, registry=registry_)(on_deleted)
+    kopf.on.event(
+        group=GROUP, version=VERSION, plural=KIND.plural, id="registry-deleted", when=_is_deletion, registry=registry_
+    )(on_deleted)
     webhooks.register(registry_)

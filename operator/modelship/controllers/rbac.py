@@ -85,9 +85,7 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         ("list", "watch"),
         "kopf discovers the served kinds and notices CRDs installed after it starts",
     ),
-    Rule(
-        "", ("namespaces",), ("list", "watch"), "kopf follows namespaces that appear and disappear"
-    ),
+    Rule("", ("namespaces",), ("list", "watch"), "kopf follows namespaces that appear and disappear"),
     Rule("batch", ("jobs",), MANAGE, "one Job per Experiment trial"),
     Rule("apps", ("deployments",), MANAGE, "one Deployment per ModelDeployment variant"),
     Rule("", ("services",), MANAGE, "the Service in front of a ModelDeployment and one per variant"),
@@ -95,12 +93,8 @@ REQUIRED_RULES: tuple[Rule, ...] = (
     Rule("autoscaling", ("horizontalpodautoscalers",), MANAGE, "a variant's HPA when spec.autoscaling is set"),
     Rule("gateway.networking.k8s.io", ("httproutes",), MANAGE, "the weighted HTTPRoute of routing.mode gatewayAPI"),
     Rule("traefik.io", ("traefikservices",), MANAGE, "a shadow variant's mirror with routing.mirror TraefikService"),
-    Rule(
-        "", ("configmaps",), MANAGE, "rendered trial configuration; per-model registry counters and webhook outboxes"
-    ),
-    Rule(
-        "", ("pods",), READ, "phase, readiness and failure reasons of trial and model-server pods"
-    ),
+    Rule("", ("configmaps",), MANAGE, "rendered trial configuration; per-model registry counters and webhook outboxes"),
+    Rule("", ("pods",), READ, "phase, readiness and failure reasons of trial and model-server pods"),
     Rule("", ("secrets",), READ, "webhook signing keys and tracking tokens that specs refer to"),
     Rule(
         "kopf.dev",

@@ -109,7 +109,7 @@ def list_model(namespace: str, model: str) -> list[dict[str, Any]]:
 def settled_claims(namespace: str, model: str) -> list[str]:
     """uids whose counter claim is no longer needed: numbered in status, or deleted."""
     counter = kube.get_or_none(kube.core_path(namespace, "configmaps", reg.counter_name(model))) or {}
-    claims = {k[len(reg.CLAIM_PREFIX):] for k in (counter.get("data") or {}) if k.startswith(reg.CLAIM_PREFIX)}
+    claims = {k[len(reg.CLAIM_PREFIX) :] for k in (counter.get("data") or {}) if k.startswith(reg.CLAIM_PREFIX)}
     if not claims:
         return []
     live = {(o["metadata"]["uid"]): (o.get("status") or {}).get("version") for o in list_model(namespace, model)}
@@ -163,10 +163,15 @@ def _gains(patch: dict[str, Any], original: dict[str, Any]) -> bool:
     return bool(set(patch.get("aliases") or []) - set(old.get("aliases") or []))
 
 
-def sync_model(namespace: str, model: str, *, now: Callable[[], datetime], own: Own | None = None,
-               before_write: Callable[[list[reg.VersionDecision], dict[str, dict[str, Any]], dict[str, dict[str, Any]]], None]
-               | None = None,
-               ) -> SyncResult:
+def sync_model(
+    namespace: str,
+    model: str,
+    *,
+    now: Callable[[], datetime],
+    own: Own | None = None,
+    before_write: Callable[[list[reg.VersionDecision], dict[str, dict[str, Any]], dict[str, dict[str, Any]]], None]
+    | None = None,
+) -> SyncResult:
     """Decide the whole model and write each version's status that differs.
 
     ``own`` carries the handled object's freshly observed fields; they are written in the

@@ -58,8 +58,9 @@ def resolve(source: str, *, tracking_url: str | None, lookup: Lookup) -> Resolve
         return _from_registry(source, lookup)
     if scheme in ("runs", "mlflow-artifacts"):
         if not tracking_url:
-            raise SourceError("NoTrackingServer", f"{source} needs the tracking server: start the operator with "
-                                                  "--tracking-url")
+            raise SourceError(
+                "NoTrackingServer", f"{source} needs the tracking server: start the operator with --tracking-url"
+            )
         return _from_tracking(source, scheme, tracking_url)
     if scheme in ("", "file"):
         path = unquote(urlparse(source).path) if scheme == "file" else source
@@ -78,18 +79,20 @@ def _from_tracking(source: str, scheme: str, tracking_url: str) -> Resolved:
         run_id = None
         metrics: dict[str, float] = {}
         if scheme == "runs":
-            run_id = source[len("runs:/"):].lstrip("/").partition("/")[0]
+            run_id = source[len("runs:/") :].lstrip("/").partition("/")[0]
             try:
                 run = client._get("/api/2.0/mlflow/runs/get", run_id=run_id)["run"]
             except ModelURIError as exc:
-                raise SourceError("RunNotFound", f"{source}: run {run_id} not found on the tracking server "
-                                                 f"({exc})") from None
+                raise SourceError(
+                    "RunNotFound", f"{source}: run {run_id} not found on the tracking server ({exc})"
+                ) from None
             metrics = {m["key"]: float(m["value"]) for m in (run.get("data") or {}).get("metrics") or []}
             try:
                 artifact_uri = client.run_model_uri(source)
             except ModelURIError as exc:
-                raise SourceError("SourceNotFound", f"{exc}: the run has no model directory with an {MLMODEL_FILE} "
-                                                    "file at that path") from None
+                raise SourceError(
+                    "SourceNotFound", f"{exc}: the run has no model directory with an {MLMODEL_FILE} file at that path"
+                ) from None
         else:
             artifact_uri = source
         text = _proxy_text(client, artifact_uri)
@@ -139,21 +142,24 @@ def _signature(mlmodel_text: str) -> dict[str, Any] | None:
 
 
 def _from_registry(source: str, lookup: Lookup) -> Resolved:
-    rest = source[len("models:/"):].lstrip("/")
+    rest = source[len("models:/") :].lstrip("/")
     if "@" in rest:
         name, alias = rest.split("@", 1)
         ref = "@" + alias
     else:
         name, _, ref = rest.rpartition("/")
     if not name or not ref:
-        raise SourceError("InvalidSource", f"{source}: expected models:/<name>/<version|stage|latest> or "
-                                           "models:/<name>@<alias>")
+        raise SourceError(
+            "InvalidSource", f"{source}: expected models:/<name>/<version|stage|latest> or models:/<name>@<alias>"
+        )
     status = lookup(name, ref)
     if not status or not status.get("artifactUri"):
-        raise SourceError("SourceNotFound", f"{source}: no resolved version {ref!r} of model {name!r} in this "
-                                            "namespace")
-    return Resolved(status["artifactUri"], status.get("runId"), status.get("signature"),
-                    dict(status.get("metrics") or {}))
+        raise SourceError(
+            "SourceNotFound", f"{source}: no resolved version {ref!r} of model {name!r} in this namespace"
+        )
+    return Resolved(
+        status["artifactUri"], status.get("runId"), status.get("signature"), dict(status.get("metrics") or {})
+    )
 
 
 def find_in_registry(versions: list[dict[str, Any]], name: str, ref: str) -> dict[str, Any] | None:

@@ -97,8 +97,13 @@ class Deliverer:
             log.warning("webhook dropped after %d attempts (%s): %s", failed.attempts, why, wh.describe(entry))
             return
         kube.merge_patch(path, {"data": {key: failed.dump()}})
-        log.info("webhook attempt %d failed (%s), retry in %.0fs: %s", failed.attempts, why,
-                 failed.next_attempt - time.time(), wh.describe(entry))
+        log.info(
+            "webhook attempt %d failed (%s), retry in %.0fs: %s",
+            failed.attempts,
+            why,
+            failed.next_attempt - time.time(),
+            wh.describe(entry),
+        )
 
     async def run(self) -> None:
         while True:

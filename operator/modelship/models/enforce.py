@@ -48,12 +48,7 @@ class Enforcer:
             self.names = schema.names()
             self.index = {n: i for i, n in enumerate(self.names)}
             kinds = {c.type for c in self.columns if isinstance(c.type, str)}
-            if (
-                self.columns
-                and len(kinds) == 1
-                and kinds <= NUMERIC_TYPES
-                and all(c.scalar for c in self.columns)
-            ):
+            if self.columns and len(kinds) == 1 and kinds <= NUMERIC_TYPES and all(c.scalar for c in self.columns):
                 self.uniform_dtype = self.columns[0].dtype
 
     @property
@@ -61,9 +56,7 @@ class Enforcer:
         return self.schema is not None and self.schema.is_tensor
 
     # -- fast path -----------------------------------------------------------------------
-    def rows_fast(
-        self, columns: list[Any] | None, rows: Any, *, may_hold_bools: bool = True
-    ) -> np.ndarray | None:
+    def rows_fast(self, columns: list[Any] | None, rows: Any, *, may_hold_bools: bool = True) -> np.ndarray | None:
         """A 2-D array in schema column order, or None when the fast path does not apply.
 
         Applies when all schema columns share a numeric type, every value is an int or a
@@ -80,11 +73,7 @@ class Enforcer:
         if (
             columns is not None
             and columns != self.names
-            and (
-                not isinstance(columns, list)
-                or len(columns) != width
-                or set(columns) != set(self.names)
-            )
+            and (not isinstance(columns, list) or len(columns) != width or set(columns) != set(self.names))
             or columns is None
             and self.names
         ):
@@ -105,11 +94,7 @@ class Enforcer:
                 arr = np.array(rows)
             except (OverflowError, ValueError, TypeError):
                 return None
-            if (
-                arr.ndim != 2
-                or arr.shape[1] != width
-                or arr.dtype.kind not in ("iu" if dtype.kind in "iu" else "iuf")
-            ):
+            if arr.ndim != 2 or arr.shape[1] != width or arr.dtype.kind not in ("iu" if dtype.kind in "iu" else "iuf"):
                 return None
             if arr.dtype != dtype:
                 if dtype.kind in "iu" and arr.dtype.kind == "u" and arr.dtype.itemsize >= 8:
@@ -145,9 +130,7 @@ class Enforcer:
                     out[spec.name] = _convert(df[spec.name], spec)
             return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
         if df.shape[1] != len(self.columns):
-            raise SchemaError(
-                f"Model expects {len(self.columns)} unnamed input columns, got {df.shape[1]}"
-            )
+            raise SchemaError(f"Model expects {len(self.columns)} unnamed input columns, got {df.shape[1]}")
         out_pos = {i: _convert(df.iloc[:, i], spec) for i, spec in enumerate(self.columns)}
         return pd.DataFrame(out_pos, index=pd.RangeIndex(len(df)))
 
@@ -177,15 +160,8 @@ def _tensor(value: Any, spec: TensorSpec, name: str) -> np.ndarray:
         raise SchemaError(f"tensor {name!r} is not a rectangular array: {exc}") from None
     want = spec.dtype
     if arr.dtype.kind in "OUS" and want.kind not in "OUS":
-        raise SchemaError(
-            f"tensor {name!r} must hold numbers of type {want}, got {_dtype_name(arr)}"
-        )
-    if (
-        arr.dtype != want
-        and not isinstance(value, np.ndarray)
-        and arr.dtype.kind in "iuf"
-        and want.kind in "iuf"
-    ):
+        raise SchemaError(f"tensor {name!r} must hold numbers of type {want}, got {_dtype_name(arr)}")
+    if arr.dtype != want and not isinstance(value, np.ndarray) and arr.dtype.kind in "iuf" and want.kind in "iuf":
         # JSON numbers have no width: like MLflow, read them as the spec's dtype, as long
         # as no fraction is lost
         if want.kind in "iu" and arr.dtype.kind == "f" and not np.all(np.mod(arr, 1) == 0):
@@ -197,20 +173,17 @@ def _tensor(value: Any, spec: TensorSpec, name: str) -> np.ndarray:
     if arr.dtype != want:
         if not _safe_cast(arr.dtype, want):
             raise SchemaError(
-                f"Incompatible input types for tensor {name!r}. "
-                f"Can not safely convert {arr.dtype} to {want}."
+                f"Incompatible input types for tensor {name!r}. Can not safely convert {arr.dtype} to {want}."
             )
         arr = arr.astype(want)
     if len(spec.shape) != arr.ndim:
         raise SchemaError(
-            f"Shape of input {list(arr.shape)} for tensor {name!r} does not match "
-            f"expected shape {list(spec.shape)}"
+            f"Shape of input {list(arr.shape)} for tensor {name!r} does not match expected shape {list(spec.shape)}"
         )
     for got, exp in zip(arr.shape, spec.shape):
         if exp != -1 and got != exp:
             raise SchemaError(
-                f"Shape of input {list(arr.shape)} for tensor {name!r} does not match "
-                f"expected shape {list(spec.shape)}"
+                f"Shape of input {list(arr.shape)} for tensor {name!r} does not match expected shape {list(spec.shape)}"
             )
     return arr
 
@@ -244,9 +217,7 @@ def _convert(col: pd.Series, spec: ColSpec) -> pd.Series:
         want = spec.dtype
         if dtype.kind == "O":
             vals = col.dropna()
-            bad = [
-                v for v in vals if isinstance(v, bool) or not isinstance(v, (int, float, np.number))
-            ]
+            bad = [v for v in vals if isinstance(v, bool) or not isinstance(v, (int, float, np.number))]
             if bad:
                 raise SchemaError(
                     f"Incompatible input types for column {name!r}. "
@@ -259,8 +230,7 @@ def _convert(col: pd.Series, spec: ColSpec) -> pd.Series:
             dtype = col.dtype
         if dtype.kind == "b" or dtype.kind not in "iuf":
             raise SchemaError(
-                f"Incompatible input types for column {name!r}. "
-                f"Can not safely convert {dtype} to {want}."
+                f"Incompatible input types for column {name!r}. Can not safely convert {dtype} to {want}."
             )
         if dtype == want:
             return col
@@ -270,8 +240,7 @@ def _convert(col: pd.Series, spec: ColSpec) -> pd.Series:
                 raise SchemaError(f"Column {name!r} of type {kind} has missing values")
             if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
                 raise SchemaError(
-                    f"Incompatible input types for column {name!r}. "
-                    f"Can not safely convert {dtype} to {want}."
+                    f"Incompatible input types for column {name!r}. Can not safely convert {dtype} to {want}."
                 )
             try:
                 return col.astype(want)
@@ -279,8 +248,7 @@ def _convert(col: pd.Series, spec: ColSpec) -> pd.Series:
                 raise SchemaError(f"Column {name!r}: value out of range for {kind}") from None
         if not _safe_cast(dtype, want):
             raise SchemaError(
-                f"Incompatible input types for column {name!r}. "
-                f"Can not safely convert {dtype} to {want}."
+                f"Incompatible input types for column {name!r}. Can not safely convert {dtype} to {want}."
             )
         return col.astype(want)
     if kind == "boolean":
@@ -289,9 +257,7 @@ def _convert(col: pd.Series, spec: ColSpec) -> pd.Series:
         vals = col.dropna()
         if dtype.kind == "O" and all(isinstance(v, (bool, np.bool_)) for v in vals):
             return col if has_na else col.astype(bool)
-        raise SchemaError(
-            f"Incompatible input types for column {name!r}. Expected boolean, got {dtype}"
-        )
+        raise SchemaError(f"Incompatible input types for column {name!r}. Expected boolean, got {dtype}")
     if kind == "string":
         vals = col.dropna()
         if dtype.kind in "OU" or pd.api.types.is_string_dtype(dtype):
@@ -302,9 +268,7 @@ def _convert(col: pd.Series, spec: ColSpec) -> pd.Series:
                 f"Incompatible input types for column {name!r}. "
                 f"Expected string, got {type(bad[0]).__name__} value {bad[0]!r}"
             )
-        raise SchemaError(
-            f"Incompatible input types for column {name!r}. Expected string, got {dtype}"
-        )
+        raise SchemaError(f"Incompatible input types for column {name!r}. Expected string, got {dtype}")
     if kind == "binary":
 
         def decode(v: Any) -> Any:

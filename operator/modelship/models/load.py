@@ -47,27 +47,21 @@ class LoadedModel:
         if self.input_schema is None:
             if isinstance(data, list):
                 return pd.DataFrame(data)
-            return data  # type: ignore[no-any-return]
+            return data
         if self.enforcer.is_tensor:
             if isinstance(data, pd.DataFrame):
                 data = data.to_numpy()
             return self.enforcer.tensor(data)
         if isinstance(data, np.ndarray):
             if data.ndim == 1:
-                data = (
-                    data.reshape(1, -1)
-                    if len(self.enforcer.columns) == data.shape[0]
-                    else data.reshape(-1, 1)
-                )
+                data = data.reshape(1, -1) if len(self.enforcer.columns) == data.shape[0] else data.reshape(-1, 1)
             if data.ndim != 2 or data.shape[1] != len(self.enforcer.columns):
                 raise SchemaError(
                     f"Model expects {len(self.enforcer.columns)} input columns, got array of shape {list(data.shape)}"
                 )
             data = pd.DataFrame(data, columns=self.enforcer.names or None)
         elif isinstance(data, dict):
-            data = pd.DataFrame(
-                {k: v if isinstance(v, (list, np.ndarray)) else [v] for k, v in data.items()}
-            )
+            data = pd.DataFrame({k: v if isinstance(v, (list, np.ndarray)) else [v] for k, v in data.items()})
         elif isinstance(data, list):
             data = pd.DataFrame(data)
             positional = not all(isinstance(c, str) for c in data.columns)
@@ -90,9 +84,7 @@ class LoadedModel:
                 bad: Any = np.where(~np.isfinite(data).all(axis=0))[0] if data.ndim == 2 else []
                 names = self.enforcer.names
                 col = names[bad[0]] if len(bad) and names else (int(bad[0]) if len(bad) else 0)
-                raise SchemaError(
-                    f"Column {col!r} has missing or infinite values, which this model does not accept"
-                )
+                raise SchemaError(f"Column {col!r} has missing or infinite values, which this model does not accept")
         elif isinstance(data, pd.DataFrame):
             for name in data.columns:
                 col = data[name]
@@ -101,16 +93,10 @@ class LoadedModel:
                         f"Column {name!r} has missing or infinite values, which this model does not accept"
                     )
                 if col.dtype.kind == "O" and col.isna().any():
-                    raise SchemaError(
-                        f"Column {name!r} has missing values, which this model does not accept"
-                    )
+                    raise SchemaError(f"Column {name!r} has missing values, which this model does not accept")
         elif isinstance(data, dict):
             for name, arr in data.items():
-                if (
-                    isinstance(arr, np.ndarray)
-                    and arr.dtype.kind == "f"
-                    and not np.isfinite(arr).all()
-                ):
+                if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and not np.isfinite(arr).all():
                     raise SchemaError(
                         f"Input {name!r} has missing or infinite values, which this model does not accept"
                     )
@@ -127,8 +113,7 @@ class LoadedModel:
             allowed = _PARAM_TYPES.get(spec.type)
             values = value if spec.shape is not None and isinstance(value, list) else [value]
             if allowed and any(
-                not isinstance(v, allowed) or (isinstance(v, bool) and bool not in allowed)
-                for v in values
+                not isinstance(v, allowed) or (isinstance(v, bool) and bool not in allowed) for v in values
             ):
                 raise SchemaError(f"Param {key!r} must be of type {spec.type}, got {value!r}")
             out[key] = value

@@ -25,9 +25,7 @@ class MLModel:
     signature: ModelSignature | None = None
     saved_input_example_info: dict[str, Any] | None = None
     model_uuid: str = field(default_factory=lambda: uuid.uuid4().hex)
-    utc_time_created: str = field(
-        default_factory=lambda: str(dt.datetime.now(dt.UTC).replace(tzinfo=None))
-    )
+    utc_time_created: str = field(default_factory=lambda: str(dt.datetime.now(dt.UTC).replace(tzinfo=None)))
     mlflow_version: str | None = None
     metadata: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)

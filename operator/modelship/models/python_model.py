@@ -28,9 +28,7 @@ class PythonModel:
     def load_context(self, context: PythonModelContext) -> None:
         pass
 
-    def predict(
-        self, context: PythonModelContext, model_input: Any, params: dict[str, Any] | None = None
-    ) -> Any:
+    def predict(self, context: PythonModelContext, model_input: Any, params: dict[str, Any] | None = None) -> Any:
         raise NotImplementedError
 
 

@@ -68,9 +68,7 @@ def save_model(
         raise FileExistsError(f"{out} already exists and is not empty")
     out.mkdir(parents=True, exist_ok=True)
     if input_example is None and training_data is not None:
-        input_example = (
-            training_data[:5] if isinstance(training_data, np.ndarray) else training_data.head(5)
-        )
+        input_example = training_data[:5] if isinstance(training_data, np.ndarray) else training_data.head(5)
     mlmodel = MLModel(metadata=dict(metadata or {}))
     mlmodel.extra["modelship_version"] = _modelship_version()
     env = {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}
@@ -82,13 +80,7 @@ def save_model(
             raise ValueError(f"serialization_format must be one of {SERIALIZATION_FORMATS}")
         filename = "model.skops" if serialization_format == "skops" else "model.pkl"
         _dump_sklearn(model, out / filename, serialization_format)
-        reqs.append(
-            _pin(
-                {"skops": "skops", "cloudpickle": "cloudpickle"}.get(
-                    serialization_format, "scikit-learn"
-                )
-            )
-        )
+        reqs.append(_pin({"skops": "skops", "cloudpickle": "cloudpickle"}.get(serialization_format, "scikit-learn")))
         if not hasattr(model, predict_fn):
             raise ValueError(f"model has no {predict_fn}()")
         mlmodel.add_flavor(
@@ -108,9 +100,7 @@ def save_model(
             skops_trusted_types=None,
         )
         predict = getattr(model, predict_fn)
-    elif isinstance(model, PythonModel) or (
-        hasattr(model, "predict") and hasattr(model, "load_context")
-    ):
+    elif isinstance(model, PythonModel) or (hasattr(model, "predict") and hasattr(model, "load_context")):
         import cloudpickle
 
         with (out / "python_model.pkl").open("wb") as f:
@@ -144,9 +134,7 @@ def save_model(
             runtime.load()
             predict = runtime.predict
     else:
-        raise TypeError(
-            f"cannot save a {type(model).__name__}: not a sklearn estimator or PythonModel"
-        )
+        raise TypeError(f"cannot save a {type(model).__name__}: not a sklearn estimator or PythonModel")
     reqs += [_pin("numpy"), _pin("pandas")]
 
     if signature is None:
@@ -214,9 +202,7 @@ def _save_input_example(out: Path, example: Any) -> dict[str, Any]:
         split = json.loads(example.to_json(orient="split", index=False, date_format="iso"))
         payload = {"columns": split["columns"], "data": split["data"]}
         (out / "input_example.json").write_text(json.dumps(payload))
-        (out / "serving_input_example.json").write_text(
-            json.dumps({"dataframe_split": payload}, indent=2)
-        )
+        (out / "serving_input_example.json").write_text(json.dumps({"dataframe_split": payload}, indent=2))
         return {
             "artifact_path": "input_example.json",
             "type": "dataframe",

@@ -130,8 +130,7 @@ class Schema:
         if not isinstance(items, list):
             raise ValueError("a schema is a JSON list of specs")  # noqa: TRY004 - bad document
         specs: list[Any] = [
-            TensorSpec.from_dict(i) if i.get("type") == "tensor" else ColSpec.from_dict(i)
-            for i in items
+            TensorSpec.from_dict(i) if i.get("type") == "tensor" else ColSpec.from_dict(i) for i in items
         ]
         return cls(tuple(specs))
 
@@ -195,9 +194,7 @@ def _column_type(series: pd.Series) -> str | dict[str, Any]:
     if pd.api.types.is_bool_dtype(dtype):
         return "boolean"
     if pd.api.types.is_integer_dtype(dtype):
-        return (
-            "long" if dtype.itemsize > 4 or dtype.kind == "u" and dtype.itemsize == 4 else "integer"
-        )
+        return "long" if dtype.itemsize > 4 or dtype.kind == "u" and dtype.itemsize == 4 else "integer"
     if pd.api.types.is_float_dtype(dtype):
         return "double" if dtype.itemsize > 4 else "float"
     if pd.api.types.is_datetime64_any_dtype(dtype):
@@ -221,22 +218,15 @@ def _schema_of(data: Any) -> Schema:
             )
         )
     if isinstance(data, pd.Series):
-        return Schema(
-            (ColSpec(type=_column_type(data), name=None if data.name is None else str(data.name)),)
-        )
+        return Schema((ColSpec(type=_column_type(data), name=None if data.name is None else str(data.name)),))
     if isinstance(data, np.ndarray):
         return Schema((TensorSpec(dtype=data.dtype, shape=(-1, *data.shape[1:])),))
     if isinstance(data, dict):
         if all(isinstance(v, np.ndarray) for v in data.values()):
             return Schema(
-                tuple(
-                    TensorSpec(dtype=v.dtype, shape=(-1, *v.shape[1:]), name=str(k))
-                    for k, v in data.items()
-                )
+                tuple(TensorSpec(dtype=v.dtype, shape=(-1, *v.shape[1:]), name=str(k)) for k, v in data.items())
             )
-        return _schema_of(
-            pd.DataFrame({k: v if isinstance(v, list) else [v] for k, v in data.items()})
-        )
+        return _schema_of(pd.DataFrame({k: v if isinstance(v, list) else [v] for k, v in data.items()}))
     if isinstance(data, list):
         if data and all(isinstance(r, dict) for r in data):
             return _schema_of(pd.DataFrame(data))
@@ -248,9 +238,7 @@ def _schema_of(data: Any) -> Schema:
     raise TypeError(f"cannot infer a schema from {type(data).__name__}")
 
 
-def infer_signature(
-    model_input: Any, model_output: Any = None, params: dict[str, Any] | None = None
-) -> ModelSignature:
+def infer_signature(model_input: Any, model_output: Any = None, params: dict[str, Any] | None = None) -> ModelSignature:
     """Infer a signature from example data, as ``mlflow.models.infer_signature`` does."""
     param_specs = None
     if params:

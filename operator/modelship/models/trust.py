@@ -46,10 +46,7 @@ class TrustPolicy:
         """The policy of ``MODELSHIP_ALLOW_PICKLE`` and ``MODELSHIP_SKOPS_TRUSTED_TYPES``."""
         raw = environ.get(ALLOW_PICKLE_ENV, "").strip().lower()
         if raw not in _TRUE | _FALSE:
-            raise ValueError(
-                f"{ALLOW_PICKLE_ENV}={environ[ALLOW_PICKLE_ENV]!r} is not a boolean "
-                "(use true or false)"
-            )
+            raise ValueError(f"{ALLOW_PICKLE_ENV}={environ[ALLOW_PICKLE_ENV]!r} is not a boolean (use true or false)")
         return cls(
             allow_pickle=raw in _TRUE,
             skops_trusted_types=split_types(environ.get(SKOPS_TRUSTED_TYPES_ENV, "")),
@@ -68,9 +65,7 @@ class TrustPolicy:
         return cls(
             allow_pickle=env.allow_pickle if allow_pickle is None else allow_pickle,
             skops_trusted_types=(
-                env.skops_trusted_types
-                if skops_trusted_types is None
-                else split_types(skops_trusted_types)
+                env.skops_trusted_types if skops_trusted_types is None else split_types(skops_trusted_types)
             ),
         )
 

@@ -98,9 +98,7 @@ def _cache_dir(uri: str) -> Path:
 class TrackingClient:
     """The few tracking-server REST calls needed to find and fetch a model."""
 
-    def __init__(
-        self, base_url: str, headers: dict[str, str] | None = None, timeout: float = 60.0
-    ) -> None:
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None, timeout: float = 60.0) -> None:
         import httpx
 
         # A user and password in the URL go as a header, not in every request's URL,
@@ -116,9 +114,7 @@ class TrackingClient:
     def from_env(cls) -> TrackingClient:
         url = os.environ.get("MLFLOW_TRACKING_URI", "")
         if not url.startswith(("http://", "https://")):
-            raise ModelURIError(
-                "runs:/ and models:/ URIs need MLFLOW_TRACKING_URI set to an http(s) tracking server"
-            )
+            raise ModelURIError("runs:/ and models:/ URIs need MLFLOW_TRACKING_URI set to an http(s) tracking server")
         headers = {}
         if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
             headers["Authorization"] = f"Bearer {token}"
@@ -162,8 +158,7 @@ class TrackingClient:
     def _has_mlmodel(self, artifact_uri: str) -> bool:
         try:
             return any(
-                f["path"].rsplit("/", 1)[-1] == "MLmodel" and not f.get("is_dir")
-                for f in self._list(artifact_uri)
+                f["path"].rsplit("/", 1)[-1] == "MLmodel" and not f.get("is_dir") for f in self._list(artifact_uri)
             )
         except ModelURIError:
             return False
@@ -182,28 +177,22 @@ class TrackingClient:
         else:
             name, _, ref = rest.rpartition("/")
             if not name or not ref:
-                raise ModelURIError(
-                    f"{uri}: expected models:/<name>/<version|stage|latest> or models:/<name>@<alias>"
-                )
+                raise ModelURIError(f"{uri}: expected models:/<name>/<version|stage|latest> or models:/<name>@<alias>")
             if ref.isdigit():
                 version = ref
             else:
                 body: dict[str, Any] = {"name": name}
                 if ref.lower() != "latest":
                     if ref.lower() not in STAGES:
-                        raise ModelURIError(
-                            f"{uri}: {ref!r} is not a version, a stage, 'latest' or an alias"
-                        )
+                        raise ModelURIError(f"{uri}: {ref!r} is not a version, a stage, 'latest' or an alias")
                     body["stages"] = [ref.capitalize() if ref.lower() != "none" else "None"]
-                versions = self._post(
-                    "/api/2.0/mlflow/registered-models/get-latest-versions", body
-                ).get("model_versions", [])
+                versions = self._post("/api/2.0/mlflow/registered-models/get-latest-versions", body).get(
+                    "model_versions", []
+                )
                 if not versions:
                     raise ModelURIError(f"{uri}: no version of {name!r} in stage {ref!r}")
                 version = str(max(int(v["version"]) for v in versions))
-        got = self._get(
-            "/api/2.0/mlflow/model-versions/get-download-uri", name=name, version=version
-        )
+        got = self._get("/api/2.0/mlflow/model-versions/get-download-uri", name=name, version=version)
         return str(got["artifact_uri"])
 
     # -- artifacts ------------------------------------------------------------------------
@@ -261,9 +250,7 @@ class TrackingClient:
                 self._download_tree(root, child, out)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with self.http.stream(
-                "GET", f"/api/2.0/mlflow-artifacts/artifacts/{quote(child)}"
-            ) as resp:
+            with self.http.stream("GET", f"/api/2.0/mlflow-artifacts/artifacts/{quote(child)}") as resp:
                 if resp.status_code >= 400:
                     raise ModelURIError(f"download {child}: HTTP {resp.status_code}")
                 with target.open("wb") as f:

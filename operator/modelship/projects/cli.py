@@ -27,27 +27,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="project directory or git URL; append #subdir for a project inside the repository",
     )
     parser.add_argument("-e", "--entry-point", default="main", help="entry point (default: main)")
+    parser.add_argument("-v", "--version", default=None, help="git branch, tag or commit to check out (default: HEAD)")
     parser.add_argument(
-        "-v", "--version", default=None, help="git branch, tag or commit to check out (default: HEAD)"
-    )
-    parser.add_argument(
-        "-P", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+        "-P",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="a parameter of the entry point; repeat for several",
     )
     parser.add_argument("--experiment-name", default=None, help="experiment to run in (created if missing)")
     parser.add_argument("--experiment-id", default=None, help="experiment id to run in")
     parser.add_argument(
-        "--run-id", default=None,
+        "--run-id",
+        default=None,
         help="run to take over instead of creating one (default: $MLFLOW_RUN_ID if set)",
     )
     parser.add_argument("--run-name", default=None, help="name of the run")
     parser.add_argument(
-        "--env-manager", default="local", choices=ENV_MANAGERS,
+        "--env-manager",
+        default="local",
+        choices=ENV_MANAGERS,
         help="only local: the entry point runs in the current environment",
     )
-    parser.add_argument(
-        "--tracking-uri", default=None, help="tracking server URL (default: $MLFLOW_TRACKING_URI)"
-    )
+    parser.add_argument("--tracking-uri", default=None, help="tracking server URL (default: $MLFLOW_TRACKING_URI)")
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:

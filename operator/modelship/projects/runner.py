@@ -70,8 +70,7 @@ def run_project(
         for name, path in resolved.local_paths.items():
             if not os.path.exists(path):
                 raise ProjectError(
-                    f'entry point "{resolved.entry_point}": parameter "{name}" names {path!r}, '
-                    "which does not exist"
+                    f'entry point "{resolved.entry_point}": parameter "{name}" names {path!r}, which does not exist'
                 )
         run = _start_run(request, client, source, resolved, environ)
         print(
@@ -183,9 +182,7 @@ def _execute(command: str, directory: Path, env: Mapping[str, str]) -> tuple[int
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, forward)
     try:
-        process = subprocess.Popen(
-            ["bash", "-c", command], cwd=directory, env=dict(env), start_new_session=True
-        )
+        process = subprocess.Popen(["bash", "-c", command], cwd=directory, env=dict(env), start_new_session=True)
         started.append(process)
         if received:
             _signal_group(process, received[-1])
@@ -213,8 +210,7 @@ def _note_environment(project: Project, log: TextIO) -> None:
         )
     elif env.kind in ("python", "conda"):
         print(
-            f"modelship run: using the current environment; {env.file} is not installed "
-            "(--env-manager local)",
+            f"modelship run: using the current environment; {env.file} is not installed (--env-manager local)",
             file=log,
         )
 

@@ -120,11 +120,7 @@ def parse_project(text: str, *, source: str = MLPROJECT_FILE) -> Project:
         document = {}
     if not isinstance(document, dict):
         raise ProjectError(f"{source}: must be a mapping, got {_kind(document)}")
-    warnings = [
-        f"{source}: unknown field {key!r} is ignored"
-        for key in document
-        if key not in KNOWN_FIELDS
-    ]
+    warnings = [f"{source}: unknown field {key!r} is ignored" for key in document if key not in KNOWN_FIELDS]
     name = document.get("name")
     if name is not None and not isinstance(name, (str, int, float)):
         raise ProjectError(f"{source}: name must be a string, got {_kind(name)}")
@@ -162,8 +158,7 @@ def load_project(directory: str | Path) -> Project:
     env = project.environment
     if env.file is not None and not (root / env.file).is_file():
         raise ProjectError(
-            f"the MLproject names the {env.kind} environment file {env.file!r}, "
-            f"which does not exist in {str(root)!r}"
+            f"the MLproject names the {env.kind} environment file {env.file!r}, which does not exist in {str(root)!r}"
         )
     if env.kind == "none":
         defaults: tuple[tuple[str, EnvironmentKind], ...] = (
@@ -230,8 +225,7 @@ def _parse_entry_point(name: str, raw: Any) -> tuple[EntryPoint, list[str]]:
         if placeholder not in parameters:
             declared = ", ".join(f'"{p}"' for p in parameters) or "none"
             raise ProjectError(
-                f"{where}: the command uses {{{placeholder}}}, which is not a declared "
-                f"parameter (declared: {declared})"
+                f"{where}: the command uses {{{placeholder}}}, which is not a declared parameter (declared: {declared})"
             )
     return EntryPoint(name=name, command=command, parameters=parameters), warnings
 
@@ -276,7 +270,9 @@ def template_fields(command: str, where: str) -> list[str]:
     try:
         pieces = list(string.Formatter().parse(command))
     except ValueError as exc:
-        raise ProjectError(f"{where}: the command is not a valid template: {exc} (write {{{{ for a literal brace)") from None
+        raise ProjectError(
+            f"{where}: the command is not a valid template: {exc} (write {{{{ for a literal brace)"
+        ) from None
     for _, field_name, spec, conversion in pieces:
         if field_name is None:
             continue

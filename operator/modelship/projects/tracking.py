@@ -64,8 +64,7 @@ class TrackingClient:
     ) -> None:
         if not uri.startswith(("http://", "https://")):
             raise TrackingError(
-                "the tracking URI must be an http(s) URL of a tracking server, "
-                f"got {redact_url(uri)!r}"
+                f"the tracking URI must be an http(s) URL of a tracking server, got {redact_url(uri)!r}"
             )
         self.uri = uri.rstrip("/")
         """The URL as given: what the entry point gets as ``MLFLOW_TRACKING_URI``."""
@@ -76,9 +75,7 @@ class TrackingClient:
         # A user and password in the URL go as basic auth, not in every request's URL,
         # which httpx logs and errors repeat; credentials given explicitly win.
         base_url, credentials = split_credentials(self.uri)
-        if credentials is not None and auth is None and "authorization" not in {
-            k.lower() for k in headers or {}
-        }:
+        if credentials is not None and auth is None and "authorization" not in {k.lower() for k in headers or {}}:
             auth = credentials
         self._http = httpx.Client(
             base_url=base_url,

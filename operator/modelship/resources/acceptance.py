@@ -186,15 +186,13 @@ def decide_acceptance(
     else:
         accepted, reason, ready = False, INVALID_SPEC, "False"
         message = invalid_message(kind, parsed.problems)
-    condition = make_condition(
-        READY, ready, reason, message, now=now, observed_generation=generation
-    )
+    condition = make_condition(READY, ready, reason, message, now=now, observed_generation=generation)
     old_conditions = status.get("conditions") or []
     conditions = set_condition(old_conditions, condition)
     patch: dict[str, Any] = {"conditions": conditions}
     if generation is not None:
         patch["observedGeneration"] = generation
-    changed = status.get("observedGeneration") != generation or find_condition(
-        old_conditions, READY
-    ) != find_condition(conditions, READY)
+    changed = status.get("observedGeneration") != generation or find_condition(old_conditions, READY) != find_condition(
+        conditions, READY
+    )
     return StatusDecision(accepted, reason, message, patch, changed)

@@ -37,8 +37,11 @@ class Snapshot:
     buckets: tuple[tuple[float, float], ...] = ()  # (upper bound in seconds, cumulative count)
 
     def wire(self) -> dict[str, Any]:
-        return {"requests": self.requests, "errors": self.errors,
-                "buckets": [[("+Inf" if math.isinf(le) else le), n] for le, n in self.buckets]}
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "buckets": [[("+Inf" if math.isinf(le) else le), n] for le, n in self.buckets],
+        }
 
     @classmethod
     def from_wire(cls, raw: Mapping[str, Any] | None) -> Snapshot:
@@ -132,8 +135,7 @@ class Evaluation:
         return f"{self.requests} requests, {self.errors} errors ({self.error_rate:.1%}), p99 {p99}"
 
     def wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"requests": self.requests, "errors": self.errors,
-                               "errorRate": round(self.error_rate, 4)}
+        out: dict[str, Any] = {"requests": self.requests, "errors": self.errors, "errorRate": round(self.error_rate, 4)}
         if self.p99_ms is not None and not math.isinf(self.p99_ms):
             out["p99Ms"] = round(self.p99_ms, 1)
         return out
@@ -147,8 +149,9 @@ def evaluate(delta: Snapshot, analysis: Analysis) -> Evaluation:
     p99 = p99_ms(delta)
     failures = []
     if requests < analysis.min_requests:
-        failures.append(f"only {requests} requests reached the canary (analysis.minRequests is "
-                        f"{analysis.min_requests})")
+        failures.append(
+            f"only {requests} requests reached the canary (analysis.minRequests is {analysis.min_requests})"
+        )
     if requests and rate > analysis.max_error_rate:
         failures.append(f"error rate {rate:.1%} is over analysis.maxErrorRate {analysis.max_error_rate:.1%}")
     if analysis.max_p99_latency_ms is not None and p99 is not None and p99 > analysis.max_p99_latency_ms:
@@ -176,8 +179,17 @@ def _parse_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
-def decide(state: Mapping[str, Any] | None, *, variant: str, serving_version: int | None, wanted_version: int,
-           strategy: Strategy, now: datetime, snapshot: Snapshot | None, canary_ready: bool) -> Decision:
+def decide(
+    state: Mapping[str, Any] | None,
+    *,
+    variant: str,
+    serving_version: int | None,
+    wanted_version: int,
+    strategy: Strategy,
+    now: datetime,
+    snapshot: Snapshot | None,
+    canary_ready: bool,
+) -> Decision:
     """One tick of a variant's canary.
 
     ``serving_version`` is what the stable Deployment serves (None when there is none yet,
@@ -198,11 +210,19 @@ def decide(state: Mapping[str, Any] | None, *, variant: str, serving_version: in
     if not state:
         if serving_version is None or serving_version == wanted_version:
             return Decision(None, "none")
-        first = {"variant": variant, "fromVersion": serving_version, "toVersion": wanted_version,
-                 "phase": "Progressing", "step": 0, "steps": len(steps), "stepStartedAt": None,
-                 "baseline": None, "analysis": None, "message": "starting the canary pods"}
-        return Decision(first, "start", f"canary of {variant}: version {serving_version} -> {wanted_version}",
-                        weight=0)
+        first = {
+            "variant": variant,
+            "fromVersion": serving_version,
+            "toVersion": wanted_version,
+            "phase": "Progressing",
+            "step": 0,
+            "steps": len(steps),
+            "stepStartedAt": None,
+            "baseline": None,
+            "analysis": None,
+            "message": "starting the canary pods",
+        }
+        return Decision(first, "start", f"canary of {variant}: version {serving_version} -> {wanted_version}", weight=0)
     st = dict(state)
     step = int(st["step"])
     if st.get("phase") == "Promoting":
@@ -212,8 +232,11 @@ def decide(state: Mapping[str, Any] | None, *, variant: str, serving_version: in
         st["message"] = f"waiting for the canary pods of version {st['toVersion']} to be Ready"
         return Decision(st, "wait", weight=0 if st.get("stepStartedAt") is None else weight)
     if st.get("stepStartedAt") is None:
-        st.update(stepStartedAt=rfc3339(now), baseline=snapshot.wire(),
-                  message=f"step {step + 1}/{len(steps)}: {weight}% of {variant}'s traffic for {pause}s")
+        st.update(
+            stepStartedAt=rfc3339(now),
+            baseline=snapshot.wire(),
+            message=f"step {step + 1}/{len(steps)}: {weight}% of {variant}'s traffic for {pause}s",
+        )
         return Decision(st, "advance", weight=weight)
     elapsed = (now - _parse_time(st["stepStartedAt"])).total_seconds()
     if elapsed < pause:
@@ -221,18 +244,33 @@ def decide(state: Mapping[str, Any] | None, *, variant: str, serving_version: in
     result = evaluate(snapshot.since(Snapshot.from_wire(st.get("baseline"))), analysis)
     st["analysis"] = result.wire()
     if not result.passed:
-        st.update(phase="RolledBack", message=(
-            f"version {st['toVersion']} rolled back at step {step + 1}/{len(steps)}: {'; '.join(result.failures)} "
-            f"({result.figures()}); version {st['fromVersion']} serves"))
+        st.update(
+            phase="RolledBack",
+            message=(
+                f"version {st['toVersion']} rolled back at step {step + 1}/{len(steps)}: {'; '.join(result.failures)} "
+                f"({result.figures()}); version {st['fromVersion']} serves"
+            ),
+        )
         return Decision(st, "rollback", st["message"], weight=0)
     if step + 1 >= len(steps):
-        st.update(phase="Promoting", step=step + 1, message=(
-            f"version {st['toVersion']} passed {len(steps)} steps ({result.figures()} in the last); promoting"))
+        st.update(
+            phase="Promoting",
+            step=step + 1,
+            message=(
+                f"version {st['toVersion']} passed {len(steps)} steps ({result.figures()} in the last); promoting"
+            ),
+        )
         return Decision(st, "promote", st["message"], weight=100)
     next_weight, next_pause = steps[step + 1]
-    st.update(step=step + 1, stepStartedAt=rfc3339(now), baseline=snapshot.wire(), message=(
-        f"step {step + 2}/{len(steps)}: {next_weight}% of {variant}'s traffic for {next_pause}s "
-        f"(step {step + 1}: {result.figures()})"))
+    st.update(
+        step=step + 1,
+        stepStartedAt=rfc3339(now),
+        baseline=snapshot.wire(),
+        message=(
+            f"step {step + 2}/{len(steps)}: {next_weight}% of {variant}'s traffic for {next_pause}s "
+            f"(step {step + 1}: {result.figures()})"
+        ),
+    )
     return Decision(st, "advance", weight=next_weight)
 
 

@@ -53,9 +53,7 @@ def make_condition(
     return condition
 
 
-def find_condition(
-    conditions: Iterable[Mapping[str, Any]] | None, type_: str
-) -> dict[str, Any] | None:
+def find_condition(conditions: Iterable[Mapping[str, Any]] | None, type_: str) -> dict[str, Any] | None:
     """The condition of this type, or None."""
     for condition in conditions or ():
         if condition.get("type") == type_:
@@ -63,9 +61,7 @@ def find_condition(
     return None
 
 
-def set_condition(
-    conditions: Sequence[Mapping[str, Any]] | None, new: Mapping[str, Any]
-) -> list[dict[str, Any]]:
+def set_condition(conditions: Sequence[Mapping[str, Any]] | None, new: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The list with ``new`` in place of the condition of its type (appended when absent).
 
     ``lastTransitionTime`` keeps its old value when the status does not change, as

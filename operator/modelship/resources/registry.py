@@ -140,8 +140,11 @@ def evaluate_gates(gates: Sequence[Mapping[str, Any]], metrics: Mapping[str, flo
     for gate in gates:
         metric = str(gate["metric"])
         actual = metrics.get(metric)
-        results.append(GateResult(metric, str(gate.get("op") or ">="), float(gate["value"]),
-                                  None if actual is None else float(actual)))
+        results.append(
+            GateResult(
+                metric, str(gate.get("op") or ">="), float(gate["value"]), None if actual is None else float(actual)
+            )
+        )
     return results
 
 
@@ -245,11 +248,14 @@ def decide_model(views: Sequence[VersionView], *, now: datetime) -> list[Version
         stage, superseded_by, why = _effective(v, holders, eligible[v.uid])
         held = sorted(a for a in v.aliases if alias_holders[a].uid == v.uid)
         lost = sorted(a for a in v.aliases if alias_holders[a].uid != v.uid)
-        conditions = merge_conditions(v.conditions, [
-            _gates_condition(v, gates[v.uid], now),
-            _superseded_condition(v, superseded_by, holders, now),
-            _aliases_condition(lost, alias_holders, now),
-        ])
+        conditions = merge_conditions(
+            v.conditions,
+            [
+                _gates_condition(v, gates[v.uid], now),
+                _superseded_condition(v, superseded_by, holders, now),
+                _aliases_condition(lost, alias_holders, now),
+            ],
+        )
         before = v.stage or NONE
         history = [dict(h) for h in v.history]
         transition = None
@@ -258,8 +264,9 @@ def decide_model(views: Sequence[VersionView], *, now: datetime) -> list[Version
             history.append({"from": before, "to": stage, "time": rfc3339(now), "reason": why})
             history = history[-MAX_HISTORY:]
         moves = [AliasMove(a, previous_alias_owner.get(a)) for a in held if a not in v.held_aliases]
-        decision = VersionDecision(v.name, v.uid, v.version, stage, superseded_by, held, conditions, history,
-                                   transition, moves)
+        decision = VersionDecision(
+            v.name, v.uid, v.version, stage, superseded_by, held, conditions, history, transition, moves
+        )
         decision.status_patch = _status_patch(v, decision)
         decisions.append(decision)
     return decisions
@@ -296,28 +303,34 @@ def _gates_condition(v: VersionView, results: Sequence[GateResult], now: datetim
     return make_condition(GATES_PASSED, status, reason, message, now=now)
 
 
-def _superseded_condition(v: VersionView, by: str | None, holders: Mapping[str, VersionView],
-                          now: datetime) -> dict[str, Any]:
+def _superseded_condition(
+    v: VersionView, by: str | None, holders: Mapping[str, VersionView], now: datetime
+) -> dict[str, Any]:
     if by is None:
-        return make_condition(SUPERSEDED, "False", "NotSuperseded", "No newer version holds the requested stage.",
-                              now=now)
+        return make_condition(
+            SUPERSEDED, "False", "NotSuperseded", "No newer version holds the requested stage.", now=now
+        )
     holder = holders[v.requested]
     return make_condition(
-        SUPERSEDED, "True", "NewerVersionHoldsStage",
+        SUPERSEDED,
+        "True",
+        "NewerVersionHoldsStage",
         f"Version {holder.version} ({holder.name}) is newer and holds {v.requested}; this version is "
-        "effective Archived until that changes.", now=now)
+        "effective Archived until that changes.",
+        now=now,
+    )
 
 
 def _aliases_condition(lost: Sequence[str], holders: Mapping[str, VersionView], now: datetime) -> dict[str, Any]:
     if not lost:
-        return make_condition(ALIASES_HELD, "True", "AllAliasesHeld", "This version holds every alias it claims.",
-                              now=now)
+        return make_condition(
+            ALIASES_HELD, "True", "AllAliasesHeld", "This version holds every alias it claims.", now=now
+        )
     parts = [f"alias {a!r} is held by newer version {holders[a].version} ({holders[a].name})" for a in lost]
     return make_condition(ALIASES_HELD, "False", "AliasHeldByNewerVersion", "; ".join(parts) + ".", now=now)
 
 
-def _transition_message(v: VersionView, before: str, after: str, why: str,
-                        holders: Mapping[str, VersionView]) -> str:
+def _transition_message(v: VersionView, before: str, after: str, why: str, holders: Mapping[str, VersionView]) -> str:
     text = f"Version {v.version} of model: {before} -> {after}"
     if why == "Superseded":
         holder = holders[v.requested]
@@ -363,11 +376,21 @@ def _id(*parts: object) -> str:
 def version_created_event(model: str, uid: str, version: int, obj: Mapping[str, Any]) -> RegistryEvent:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     meta = obj.get("metadata") or {}
-    return RegistryEvent(_id(uid, "created"), "model_version", "created", {
-        "name": model, "version": str(version), "source": spec.get("source"), "run_id": status.get("runId"),
-        "tags": spec.get("tags") or {}, "description": spec.get("description"),
-        "namespace": meta.get("namespace"), "object": meta.get("name"),
-    })
+    return RegistryEvent(
+        _id(uid, "created"),
+        "model_version",
+        "created",
+        {
+            "name": model,
+            "version": str(version),
+            "source": spec.get("source"),
+            "run_id": status.get("runId"),
+            "tags": spec.get("tags") or {},
+            "description": spec.get("description"),
+            "namespace": meta.get("namespace"),
+            "object": meta.get("name"),
+        },
+    )
 
 
 def decision_events(model: str, namespace: str | None, d: VersionDecision) -> list[RegistryEvent]:
@@ -376,12 +399,25 @@ def decision_events(model: str, namespace: str | None, d: VersionDecision) -> li
     base = {"name": model, "version": str(d.version), "namespace": namespace, "object": d.name}
     if d.transition is not None:
         t = d.transition
-        events.append(RegistryEvent(_id(d.uid, "stage", len(d.history), t.from_, t.to), "model_version_stage",
-                                    "transitioned", {**base, "from_stage": t.from_, "to_stage": t.to,
-                                                     "reason": t.reason}))
+        events.append(
+            RegistryEvent(
+                _id(d.uid, "stage", len(d.history), t.from_, t.to),
+                "model_version_stage",
+                "transitioned",
+                {**base, "from_stage": t.from_, "to_stage": t.to, "reason": t.reason},
+            )
+        )
     for move in d.alias_moves:
-        events.append(RegistryEvent(
-            _id(d.uid, "alias", move.alias, len(d.history), move.previous_version), "model_version_alias", "created",
-            {**base, "alias": move.alias,
-             "previous_version": None if move.previous_version is None else str(move.previous_version)}))
+        events.append(
+            RegistryEvent(
+                _id(d.uid, "alias", move.alias, len(d.history), move.previous_version),
+                "model_version_alias",
+                "created",
+                {
+                    **base,
+                    "alias": move.alias,
+                    "previous_version": None if move.previous_version is None else str(move.previous_version),
+                },
+            )
+        )
     return events

@@ -140,7 +140,7 @@ def seed_for(experiment_uid: str, number: int) -> int:
 def _sampler(search: SearchSpec, seed: int) -> optuna.samplers.BaseSampler:
     if search.algorithm == "grid":
         grid = {name: grid_values(space) for name, space in sorted(search.space.items())}
-        return optuna.samplers.GridSampler(grid, seed=seed)  # type: ignore[arg-type]
+        return optuna.samplers.GridSampler(grid, seed=seed)
     if search.algorithm == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # TPE's default of 10 random start-up trials would make a small search all random;
@@ -152,16 +152,12 @@ def _sampler(search: SearchSpec, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
 
 
-def build_study(
-    search: SearchSpec, trials: Sequence[Trial], *, seed: int, sampler: bool = True
-) -> optuna.Study:
+def build_study(search: SearchSpec, trials: Sequence[Trial], *, seed: int, sampler: bool = True) -> optuna.Study:
     """An in-memory study holding ``trials`` as optuna trials."""
     direction = search.objective.goal
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study = optuna.create_study(
-            direction=direction, sampler=_sampler(search, seed) if sampler else None
-        )
+        study = optuna.create_study(direction=direction, sampler=_sampler(search, seed) if sampler else None)
     dists = distributions(search)
     for trial in sorted(trials, key=lambda t: t.number):
         study.add_trial(_frozen(trial, dists))
@@ -257,8 +253,6 @@ def should_stop(spec: ExperimentSpec, trials: Sequence[Trial], candidate: Trial)
     rule = search.early_stopping
     others = [t for t in trials if t.number != candidate.number]
     study = build_study(search, others, seed=0, sampler=False)
-    pruner = optuna.pruners.MedianPruner(
-        n_startup_trials=rule.min_trials_required, n_warmup_steps=rule.start_step
-    )
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=rule.min_trials_required, n_warmup_steps=rule.start_step)
     frozen = _frozen(candidate, distributions(search))
     return bool(pruner.prune(study, frozen))

@@ -92,9 +92,13 @@ def resolve_variant(variant: Variant, model: str, versions: Sequence[Mapping[str
     if not matches:
         known = ", ".join(str(c[0]) for c in sorted(candidates)) or "none"
         field_name = "version" if variant.version is not None else "stage" if variant.stage is not None else "alias"
-        return Resolved(variant.name, error=(
-            f"variant {variant.name}: model {model} has no {what} (numbered versions: {known}); "
-            f"register or promote one, or change spec.variants[{variant.name}].{field_name}"))
+        return Resolved(
+            variant.name,
+            error=(
+                f"variant {variant.name}: model {model} has no {what} (numbered versions: {known}); "
+                f"register or promote one, or change spec.variants[{variant.name}].{field_name}"
+            ),
+        )
     number, name, source, _ = max(matches)
     return Resolved(variant.name, version=number, model_version=name, source=source)
 
@@ -156,8 +160,10 @@ def split_message(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan]) -> st
         return None
     shown = ", ".join(f"{n} {got[n]}% (asked {wanted[n]}%)" for n in wanted)
     need = _pods_for(list(wanted.values()))
-    return (f"{total} pods cannot split {'/'.join(str(w) for w in wanted.values())}: they give {shown}; "
-            f"set the variants' replicas to sum to {need} (or a multiple), or use routing.mode gatewayAPI")
+    return (
+        f"{total} pods cannot split {'/'.join(str(w) for w in wanted.values())}: they give {shown}; "
+        f"set the variants' replicas to sum to {need} (or a multiple), or use routing.mode gatewayAPI"
+    )
 
 
 def _pods_for(weights: list[int]) -> int:
@@ -180,16 +186,19 @@ class ServingContext:
 
 
 def _labels(owner: Owner, model: str, variant: str | None = None) -> dict[str, str]:
-    labels = {LABEL_DEPLOYMENT: label_value(owner.name), LABEL_MODEL: label_value(model),
-              "app.kubernetes.io/name": "modelship-model-server", "app.kubernetes.io/managed-by": "modelship"}
+    labels = {
+        LABEL_DEPLOYMENT: label_value(owner.name),
+        LABEL_MODEL: label_value(model),
+        "app.kubernetes.io/name": "modelship-model-server",
+        "app.kubernetes.io/managed-by": "modelship",
+    }
     if variant:
         labels[LABEL_VARIANT] = variant
     return labels
 
 
 def _meta(name: str, owner: Owner, labels: Mapping[str, str]) -> dict[str, Any]:
-    return {"name": name, "namespace": owner.namespace, "labels": dict(labels),
-            "ownerReferences": [owner.reference()]}
+    return {"name": name, "namespace": owner.namespace, "labels": dict(labels), "ownerReferences": [owner.reference()]}
 
 
 def _selector(owner: Owner, variant: str, track: str | None = None) -> dict[str, str]:
@@ -199,8 +208,15 @@ def _selector(owner: Owner, variant: str, track: str | None = None) -> dict[str,
     return sel
 
 
-def build_deployment(spec: ModelDeploymentSpec, plan: VariantPlan, resolved: Resolved,
-                     ctx: ServingContext, *, track: str = "stable", replicas: int | None = None) -> dict[str, Any]:
+def build_deployment(
+    spec: ModelDeploymentSpec,
+    plan: VariantPlan,
+    resolved: Resolved,
+    ctx: ServingContext,
+    *,
+    track: str = "stable",
+    replicas: int | None = None,
+) -> dict[str, Any]:
     """The variant's Deployment (or its canary's): the model server for the resolved version."""
     variant = next(v for v in spec.variants if v.name == plan.name)
     owner = ctx.owner
@@ -219,35 +235,60 @@ def build_deployment(spec: ModelDeploymentSpec, plan: VariantPlan, resolved: Res
         {"name": "MODELSHIP_SHUTDOWN_DELAY_S", "value": str(SHUTDOWN_DELAY_S)},
         *[e.wire() for e in spec.env or []],
     ]
-    probe = {"httpGet": {"path": "/ping", "port": "http", "scheme": "HTTP"}, "timeoutSeconds": 2,
-             "successThreshold": 1}
-    resources = variant.resources.wire() if variant.resources else {
-        "requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}}
+    probe = {"httpGet": {"path": "/ping", "port": "http", "scheme": "HTTP"}, "timeoutSeconds": 2, "successThreshold": 1}
+    resources = (
+        variant.resources.wire()
+        if variant.resources
+        else {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}}
+    )
     container = {
         "name": "model-server",
         "image": spec.image or ctx.image,
         "imagePullPolicy": "IfNotPresent",
-        "args": ["serve", "--model-uri", resolved.source, "--host", "0.0.0.0", "--port", str(SERVER_PORT),
-                 "--model-name", spec.model, "--model-version", str(resolved.version), "--variant", plan.name,
-                 *(["--allow-pickle"] if spec.allow_pickle else [])],
+        "args": [
+            "serve",
+            "--model-uri",
+            resolved.source,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(SERVER_PORT),
+            "--model-name",
+            spec.model,
+            "--model-version",
+            str(resolved.version),
+            "--variant",
+            plan.name,
+            *(["--allow-pickle"] if spec.allow_pickle else []),
+        ],
         "env": env,
         "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
         # /ping answers 200 only once the model is loaded: no traffic before, and 5 min to load.
         "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 150},
         "readinessProbe": {**probe, "periodSeconds": 2, "failureThreshold": 2},
-        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http", "scheme": "HTTP"},
-                          "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3, "successThreshold": 1},
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http", "scheme": "HTTP"},
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+            "successThreshold": 1,
+        },
         "resources": resources,
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     name = canary_name(owner.name, plan.name) if track == "canary" else variant_name(owner.name, plan.name)
     body: dict[str, Any] = {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": _meta(name, owner, {**_labels(owner, spec.model, plan.name), LABEL_TRACK: track}),
         "spec": {
             "selector": {"matchLabels": _selector(owner, plan.name, track)},
@@ -264,8 +305,13 @@ def build_deployment(spec: ModelDeploymentSpec, plan: VariantPlan, resolved: Res
                     "restartPolicy": "Always",
                     "dnsPolicy": "ClusterFirst",
                     "terminationGracePeriodSeconds": 30,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS,
-                                        "fsGroup": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUN_AS,
+                        "runAsGroup": RUN_AS,
+                        "fsGroup": RUN_AS,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
                 },
             },
         },
@@ -278,13 +324,22 @@ def build_deployment(spec: ModelDeploymentSpec, plan: VariantPlan, resolved: Res
 
 
 def _service(name: str, owner: Owner, labels: Mapping[str, str], selector: Mapping[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, owner, labels),
-            "spec": {"type": "ClusterIP", "selector": dict(selector), "sessionAffinity": "None",
-                     "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, owner, labels),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": dict(selector),
+            "sessionAffinity": "None",
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
 
 
-def build_variant_service(spec: ModelDeploymentSpec, variant: str, owner: Owner,
-                          track: str = "stable") -> dict[str, Any]:
+def build_variant_service(
+    spec: ModelDeploymentSpec, variant: str, owner: Owner, track: str = "stable"
+) -> dict[str, Any]:
     name = canary_name(owner.name, variant) if track == "canary" else variant_name(owner.name, variant)
     return _service(name, owner, _labels(owner, spec.model, variant), _selector(owner, variant, track))
 
@@ -297,25 +352,48 @@ def build_service(spec: ModelDeploymentSpec, owner: Owner) -> dict[str, Any]:
 
 def build_pdb(spec: ModelDeploymentSpec, variant: str, owner: Owner) -> dict[str, Any]:
     """At most one pod of the variant away by a voluntary disruption (a drain, an eviction)."""
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": _meta(variant_name(owner.name, variant), owner, _labels(owner, spec.model, variant)),
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(owner, variant)}}}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(variant_name(owner.name, variant), owner, _labels(owner, spec.model, variant)),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(owner, variant)}},
+    }
 
 
 def build_hpa(spec: ModelDeploymentSpec, variant: str, owner: Owner) -> dict[str, Any]:
     assert spec.autoscaling is not None
     a = spec.autoscaling
     name = variant_name(owner.name, variant)
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-            "metadata": _meta(name, owner, _labels(owner, spec.model, variant)),
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                     "minReplicas": a.min_replicas, "maxReplicas": a.max_replicas,
-                     "metrics": [{"type": "Resource", "resource": {
-                         "name": "cpu", "target": {"type": "Utilization", "averageUtilization": a.target_cpu_utilization}}}]}}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(name, owner, _labels(owner, spec.model, variant)),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": a.min_replicas,
+            "maxReplicas": a.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": a.target_cpu_utilization},
+                    },
+                }
+            ],
+        },
+    }
 
 
-def _backend(name: str, weight: int, *, group: str = "", kind: str = "Service", port: int | None = SERVICE_PORT,
-             namespace: str | None = None) -> dict[str, Any]:
+def _backend(
+    name: str,
+    weight: int,
+    *,
+    group: str = "",
+    kind: str = "Service",
+    port: int | None = SERVICE_PORT,
+    namespace: str | None = None,
+) -> dict[str, Any]:
     ref: dict[str, Any] = {"group": group, "kind": kind, "name": name}
     if namespace:
         ref["namespace"] = namespace
@@ -329,8 +407,9 @@ def mirror_service_name(owner: Owner, variant: str) -> str:
     return shorten(owner.name, f"-{variant}-mirrored")
 
 
-def build_route(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], owner: Owner,
-                canary: CanaryPlan | None = None) -> list[dict[str, Any]]:
+def build_route(
+    spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], owner: Owner, canary: CanaryPlan | None = None
+) -> list[dict[str, Any]]:
     """The HTTPRoute (and, mirroring the Traefik way, its TraefikServices).
 
     One rule per live variant that a ``x-modelship-variant: <name>`` header pins, then the
@@ -347,8 +426,9 @@ def build_route(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], owner: 
 
     def one(variant: str, weight: int) -> dict[str, Any]:
         if traefik:
-            return _backend(mirror_service_name(owner, variant), weight, group="traefik.io", kind="TraefikService",
-                            port=None)
+            return _backend(
+                mirror_service_name(owner, variant), weight, group="traefik.io", kind="TraefikService", port=None
+            )
         return _backend(variant_name(owner.name, variant), weight)
 
     splitting = canary is not None and canary.weight > 0
@@ -361,40 +441,76 @@ def build_route(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], owner: 
         assert canary is not None
         if canary.variant != variant:
             return [one(variant, weight * 100)]
-        return [one(variant, weight * (100 - canary.weight)),
-                _backend(canary_name(owner.name, variant), weight * canary.weight)]
+        return [
+            one(variant, weight * (100 - canary.weight)),
+            _backend(canary_name(owner.name, variant), weight * canary.weight),
+        ]
 
     if traefik:
         assert shadow is not None
         for p in live:
-            objects.append({
-                "apiVersion": "traefik.io/v1alpha1", "kind": "TraefikService",
-                "metadata": _meta(mirror_service_name(owner, p.name), owner, _labels(owner, spec.model, p.name)),
-                "spec": {"mirroring": {"name": variant_name(owner.name, p.name), "port": SERVICE_PORT,
-                                       "mirrors": [{"name": variant_name(owner.name, shadow.name),
-                                                    "port": SERVICE_PORT, "percent": 100}]}}})
+            objects.append(
+                {
+                    "apiVersion": "traefik.io/v1alpha1",
+                    "kind": "TraefikService",
+                    "metadata": _meta(mirror_service_name(owner, p.name), owner, _labels(owner, spec.model, p.name)),
+                    "spec": {
+                        "mirroring": {
+                            "name": variant_name(owner.name, p.name),
+                            "port": SERVICE_PORT,
+                            "mirrors": [
+                                {"name": variant_name(owner.name, shadow.name), "port": SERVICE_PORT, "percent": 100}
+                            ],
+                        }
+                    },
+                }
+            )
     prefix = {"path": {"type": "PathPrefix", "value": "/"}}
     rules: list[dict[str, Any]] = [
-        {"matches": [{**prefix, "headers": [{"type": "Exact", "name": VARIANT_HEADER, "value": p.name}]}],
-         "backendRefs": targets(p.name, 1)}
+        {
+            "matches": [{**prefix, "headers": [{"type": "Exact", "name": VARIANT_HEADER, "value": p.name}]}],
+            "backendRefs": targets(p.name, 1),
+        }
         for p in live
     ]
-    split: dict[str, Any] = {"matches": [prefix],
-                             "backendRefs": [ref for p in live for ref in targets(p.name, p.weight)]}
+    split: dict[str, Any] = {
+        "matches": [prefix],
+        "backendRefs": [ref for p in live for ref in targets(p.name, p.weight)],
+    }
     if shadow is not None and not traefik:
-        split["filters"] = [{"type": "RequestMirror", "requestMirror": {
-            "backendRef": {"group": "", "kind": "Service", "name": variant_name(owner.name, shadow.name),
-                           "port": SERVICE_PORT}}}]
+        split["filters"] = [
+            {
+                "type": "RequestMirror",
+                "requestMirror": {
+                    "backendRef": {
+                        "group": "",
+                        "kind": "Service",
+                        "name": variant_name(owner.name, shadow.name),
+                        "port": SERVICE_PORT,
+                    }
+                },
+            }
+        ]
     rules.append(split)
-    parent: dict[str, Any] = {"group": GATEWAY_GROUP, "kind": "Gateway", "namespace": gw.namespace or owner.namespace,
-                              "name": gw.name}
+    parent: dict[str, Any] = {
+        "group": GATEWAY_GROUP,
+        "kind": "Gateway",
+        "namespace": gw.namespace or owner.namespace,
+        "name": gw.name,
+    }
     if gw.section_name:
         parent["sectionName"] = gw.section_name
     route_spec: dict[str, Any] = {"parentRefs": [parent], "rules": rules}
     if routing.hostnames:
         route_spec["hostnames"] = list(routing.hostnames)
-    objects.append({"apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "HTTPRoute",
-                    "metadata": _meta(owner.name, owner, _labels(owner, spec.model)), "spec": route_spec})
+    objects.append(
+        {
+            "apiVersion": f"{GATEWAY_GROUP}/v1",
+            "kind": "HTTPRoute",
+            "metadata": _meta(owner.name, owner, _labels(owner, spec.model)),
+            "spec": route_spec,
+        }
+    )
     return objects
 
 
@@ -429,8 +545,13 @@ class ChildPlan:
         return hashlib.sha256(json.dumps(self.objects, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def plan_children(spec: ModelDeploymentSpec, resolved: Mapping[str, Resolved], ctx: ServingContext,
-                  existing_deployments: set[str], canary: CanaryPlan | None = None) -> ChildPlan:
+def plan_children(
+    spec: ModelDeploymentSpec,
+    resolved: Mapping[str, Resolved],
+    ctx: ServingContext,
+    existing_deployments: set[str],
+    canary: CanaryPlan | None = None,
+) -> ChildPlan:
     """What to apply. A variant whose version cannot be resolved keeps the Deployment it has
     (it goes on serving what it served); with none yet, it gets none. A variant in its
     canary keeps the old version, and the new one runs beside it on track ``canary``."""
@@ -479,8 +600,12 @@ class ObservedVariant:
     progress_deadline_exceeded: bool = False
 
 
-def variant_status(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], resolved: Mapping[str, Resolved],
-                   observed: Mapping[str, ObservedVariant]) -> list[dict[str, Any]]:
+def variant_status(
+    spec: ModelDeploymentSpec,
+    plans: Sequence[VariantPlan],
+    resolved: Mapping[str, Resolved],
+    observed: Mapping[str, ObservedVariant],
+) -> list[dict[str, Any]]:
     mode = spec.routing.mode if spec.routing else "replicas"
     live_ready = {p.name: observed.get(p.name, ObservedVariant()).ready for p in plans if not p.shadow}
     if mode == "replicas":
@@ -491,10 +616,14 @@ def variant_status(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], reso
     for p in plans:
         o = observed.get(p.name, ObservedVariant())
         r = resolved[p.name]
-        entry: dict[str, Any] = {"name": p.name, "version": o.version if o.version is not None else r.version,
-                                 "replicas": p.replicas if spec.autoscaling is None else o.replicas,
-                                 "readyReplicas": o.ready, "updatedReplicas": o.updated,
-                                 "effectiveWeight": 0 if p.shadow else effective.get(p.name, 0)}
+        entry: dict[str, Any] = {
+            "name": p.name,
+            "version": o.version if o.version is not None else r.version,
+            "replicas": p.replicas if spec.autoscaling is None else o.replicas,
+            "readyReplicas": o.ready,
+            "updatedReplicas": o.updated,
+            "effectiveWeight": 0 if p.shadow else effective.get(p.name, 0),
+        }
         if r.model_version:
             entry["modelVersion"] = r.model_version
         if p.shadow:
@@ -516,8 +645,12 @@ class Verdict:
     reason: str
 
 
-def decide_phase(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], resolved: Mapping[str, Resolved],
-                 observed: Mapping[str, ObservedVariant]) -> Verdict:
+def decide_phase(
+    spec: ModelDeploymentSpec,
+    plans: Sequence[VariantPlan],
+    resolved: Mapping[str, Resolved],
+    observed: Mapping[str, ObservedVariant],
+) -> Verdict:
     """Healthy when every variant serves its resolved version with all its pods ready."""
     problems, rolling = [], []
     for p in plans:
@@ -528,19 +661,38 @@ def decide_phase(spec: ModelDeploymentSpec, plans: Sequence[VariantPlan], resolv
         if o.failure or o.progress_deadline_exceeded:
             older = [v for v in o.serving_versions if v != r.version]
             kept = f"; version {', '.join(map(str, older))} keeps serving" if older else "; nothing serves it"
-            problems.append(f"variant {p.name} version {r.version}: "
-                            f"{o.failure or 'the rollout exceeded its deadline'}{kept}")
+            problems.append(
+                f"variant {p.name} version {r.version}: {o.failure or 'the rollout exceeded its deadline'}{kept}"
+            )
             continue
         want = o.replicas if spec.autoscaling is not None else p.replicas
-        if not o.exists or not o.up_to_date or o.version != r.version or o.updated < want or o.ready < want \
-                or o.replicas > want:
+        if (
+            not o.exists
+            or not o.up_to_date
+            or o.version != r.version
+            or o.updated < want
+            or o.ready < want
+            or o.replicas > want
+        ):
             rolling.append(f"{p.name} {o.ready}/{want} ready of version {r.version}")
     if problems:
-        return Verdict("Degraded", "; ".join(problems), ready=not rolling and _all_serving(plans, observed),
-                       progressing=bool(rolling), degraded=True, reason="VariantFailing")
+        return Verdict(
+            "Degraded",
+            "; ".join(problems),
+            ready=not rolling and _all_serving(plans, observed),
+            progressing=bool(rolling),
+            degraded=True,
+            reason="VariantFailing",
+        )
     if rolling:
-        return Verdict("Progressing", "rolling out: " + ", ".join(rolling), ready=False, progressing=True,
-                       degraded=False, reason="RollingOut")
+        return Verdict(
+            "Progressing",
+            "rolling out: " + ", ".join(rolling),
+            ready=False,
+            progressing=True,
+            degraded=False,
+            reason="RollingOut",
+        )
     split = ", ".join(f"{p.name} v{resolved[p.name].version}" for p in plans)
     return Verdict("Healthy", f"serving {split}", ready=True, progressing=False, degraded=False, reason="Serving")
 
@@ -551,5 +703,6 @@ def _all_serving(plans: Sequence[VariantPlan], observed: Mapping[str, ObservedVa
 
 def split_summary(status_variants: Sequence[Mapping[str, Any]]) -> str:
     """``blue=80 green=20`` (a shadow shows as ``name=shadow``)."""
-    return " ".join(f"{v['name']}={'shadow' if v.get('shadow') else v.get('effectiveWeight', 0)}"
-                    for v in status_variants)
+    return " ".join(
+        f"{v['name']}={'shadow' if v.get('shadow') else v.get('effectiveWeight', 0)}" for v in status_variants
+    )

@@ -121,8 +121,14 @@ def pod_failure(pods: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
-def with_result(trial: Trial, *, objective: float | None, metric: str, history: Sequence[tuple[int, float]] = (),
-                message: str | None = None) -> Trial:
+def with_result(
+    trial: Trial,
+    *,
+    objective: float | None,
+    metric: str,
+    history: Sequence[tuple[int, float]] = (),
+    message: str | None = None,
+) -> Trial:
     """The trial after asking the tracking server: a completed Job without the objective
     metric failed; a failed one carries the pods' reason."""
     phase, note = trial.phase, message or trial.message
@@ -131,8 +137,14 @@ def with_result(trial: Trial, *, objective: float | None, metric: str, history: 
     elif phase == FAILED and message and trial.message:
         note = f"{trial.message}; {message}"
     return Trial(
-        number=trial.number, name=trial.name, parameters=trial.parameters, phase=phase,
-        run_id=trial.run_id, objective=objective, history=tuple(history), message=note,
+        number=trial.number,
+        name=trial.name,
+        parameters=trial.parameters,
+        phase=phase,
+        run_id=trial.run_id,
+        objective=objective,
+        history=tuple(history),
+        message=note,
         sampler_attrs=trial.sampler_attrs,
     )
 
@@ -178,16 +190,32 @@ def decide_progress(spec: ExperimentSpec, trials: Sequence[Trial]) -> Progress:
     stopped = sum(t.phase == STOPPED for t in trials)
     active = sum(t.phase in ACTIVE for t in trials)
     limit = max_failed(spec)
-    counts = {"planned": planned, "launched": launched, "succeeded": succeeded, "failed": failed, "stopped": stopped, "active": active}
+    counts = {
+        "planned": planned,
+        "launched": launched,
+        "succeeded": succeeded,
+        "failed": failed,
+        "stopped": stopped,
+        "active": active,
+    }
     if failed >= limit:
         last = max((t for t in trials if t.phase == FAILED), key=lambda t: t.number)
         if spec.search is None:
             return Progress(
-                **counts, to_launch=0, stop_active=False, finished=active == 0, phase="Failed",
-                reason="TrialFailed", message=f"the trial ({last.name}) failed: {last.message or 'unknown'}",
+                **counts,
+                to_launch=0,
+                stop_active=False,
+                finished=active == 0,
+                phase="Failed",
+                reason="TrialFailed",
+                message=f"the trial ({last.name}) failed: {last.message or 'unknown'}",
             )
         return Progress(
-            **counts, to_launch=0, stop_active=active > 0, finished=active == 0, phase="Failed",
+            **counts,
+            to_launch=0,
+            stop_active=active > 0,
+            finished=active == 0,
+            phase="Failed",
             reason="MaxFailedTrialsReached",
             message=f"{failed} trials failed (maxFailedTrials {limit}); the search stopped. "
             f"Last failure, trial {last.number} ({last.name}): {last.message or 'unknown'}",
@@ -195,13 +223,34 @@ def decide_progress(spec: ExperimentSpec, trials: Sequence[Trial]) -> Progress:
     to_launch = max(0, min(parallelism - active, planned - launched))
     if launched + to_launch >= planned and active == 0 and to_launch == 0:
         if succeeded:
-            return Progress(**counts, to_launch=0, stop_active=False, finished=True, phase="Succeeded",
-                            reason="SearchSucceeded", message=f"{succeeded} of {launched} trials succeeded.")
-        return Progress(**counts, to_launch=0, stop_active=False, finished=True, phase="Failed",
-                        reason="NoTrialSucceeded", message=f"none of the {launched} trials succeeded.")
+            return Progress(
+                **counts,
+                to_launch=0,
+                stop_active=False,
+                finished=True,
+                phase="Succeeded",
+                reason="SearchSucceeded",
+                message=f"{succeeded} of {launched} trials succeeded.",
+            )
+        return Progress(
+            **counts,
+            to_launch=0,
+            stop_active=False,
+            finished=True,
+            phase="Failed",
+            reason="NoTrialSucceeded",
+            message=f"none of the {launched} trials succeeded.",
+        )
     phase = "Running" if launched or to_launch else "Pending"
-    return Progress(**counts, to_launch=to_launch, stop_active=False, finished=False, phase=phase,
-                    reason="TrialsRunning", message=f"{active + to_launch} running, {succeeded + failed + stopped} of {planned} done.")
+    return Progress(
+        **counts,
+        to_launch=to_launch,
+        stop_active=False,
+        finished=False,
+        phase=phase,
+        reason="TrialsRunning",
+        message=f"{active + to_launch} running, {succeeded + failed + stopped} of {planned} done.",
+    )
 
 
 def best_trial(spec: ExperimentSpec, trials: Sequence[Trial]) -> Trial | None:
@@ -235,10 +284,13 @@ def decide_registration(spec: ExperimentSpec, progress: Progress, best: Trial | 
     minimize = spec.search is not None and spec.search.objective.goal == "minimize"
     if reg.threshold is not None and (value > reg.threshold if minimize else value < reg.threshold):
         return RegistrationDecision(
-            False, "BelowThreshold",
+            False,
+            "BelowThreshold",
             f"best objective {value:g} does not meet the threshold {reg.threshold:g}; nothing registered.",
         )
-    return RegistrationDecision(True, "Registered", f"trial {best.number} (run {best.run_id}) registered as {reg.model_name}.")
+    return RegistrationDecision(
+        True, "Registered", f"trial {best.number} (run {best.run_id}) registered as {reg.model_name}."
+    )
 
 
 def objective_name(spec: ExperimentSpec) -> str | None:
@@ -277,23 +329,38 @@ def build_status(
     ordered = sorted(trials, key=lambda t: t.number)
     updates = [
         make_condition(
-            COMPLETE, "True" if progress.finished else "False", progress.reason, progress.message,
-            now=now, observed_generation=generation,
+            COMPLETE,
+            "True" if progress.finished else "False",
+            progress.reason,
+            progress.message,
+            now=now,
+            observed_generation=generation,
         )
     ]
     failures = [t for t in ordered if t.phase == FAILED]
     if failures:
         last = failures[-1]
-        updates.append(make_condition(
-            DEGRADED, "True", "TrialFailed",
-            f"{len(failures)} trial(s) failed; trial {last.number} ({last.name}): {last.message or 'unknown'}",
-            now=now, observed_generation=generation,
-        ))
+        updates.append(
+            make_condition(
+                DEGRADED,
+                "True",
+                "TrialFailed",
+                f"{len(failures)} trial(s) failed; trial {last.number} ({last.name}): {last.message or 'unknown'}",
+                now=now,
+                observed_generation=generation,
+            )
+        )
     if registration is not None:
-        updates.append(make_condition(
-            REGISTERED, "True" if registration.register else "False", registration.reason,
-            registration.message, now=now, observed_generation=generation,
-        ))
+        updates.append(
+            make_condition(
+                REGISTERED,
+                "True" if registration.register else "False",
+                registration.reason,
+                registration.message,
+                now=now,
+                observed_generation=generation,
+            )
+        )
     if len(ordered) > MAX_TRIALS_IN_STATUS:  # the summary and counts still cover them all
         ordered = ordered[-MAX_TRIALS_IN_STATUS:]
     status: dict[str, Any] = {

@@ -65,8 +65,17 @@ class OutboxEntry:
     """Unix time before which the entry is not retried."""
 
     def dump(self) -> str:
-        return json.dumps({"id": self.delivery_id, "url": self.url, "event": self.event, "body": self.body,
-                           "attempts": self.attempts, "next": self.next_attempt}, sort_keys=True)
+        return json.dumps(
+            {
+                "id": self.delivery_id,
+                "url": self.url,
+                "event": self.event,
+                "body": self.body,
+                "attempts": self.attempts,
+                "next": self.next_attempt,
+            },
+            sort_keys=True,
+        )
 
     @classmethod
     def load(cls, text: str) -> OutboxEntry:

@@ -148,9 +148,7 @@ class MicroBatcher:
             except Exception:
                 log.exception("on_batch hook failed")
         # one wake-up of the event loop for the whole batch, not one per request
-        loop.call_soon_threadsafe(
-            _settle_all, [(item.future, res) for item, res in zip(batch, results)]
-        )
+        loop.call_soon_threadsafe(_settle_all, [(item.future, res) for item, res in zip(batch, results)])
 
     def _call(self, data: ModelInput) -> Any:
         try:
@@ -183,8 +181,8 @@ def _compatible(a: ModelInput, b: ModelInput) -> bool:
 
 def _concat(parts: list[ModelInput]) -> ModelInput:
     if isinstance(parts[0], np.ndarray):
-        return np.concatenate(parts)  # type: ignore[arg-type]
-    return pd.concat(parts, ignore_index=True)  # type: ignore[arg-type]
+        return np.concatenate(parts)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _length(out: Any) -> int | None:

@@ -11,33 +11,19 @@ log = logging.getLogger("modelship.batch")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-m", "--model-uri", required=True, help="model (path, file://, runs:/, models:/, s3://)"
-    )
+    parser.add_argument("-m", "--model-uri", required=True, help="model (path, file://, runs:/, models:/, s3://)")
     parser.add_argument(
         "--allow-pickle",
         action="store_true",
         help="load pickle, cloudpickle and loader_module models, which run the code of whoever "
         "made the model (MODELSHIP_ALLOW_PICKLE)",
     )
-    parser.add_argument(
-        "-i", "--input-path", required=True, help="input file (.csv, .parquet, .jsonl)"
-    )
-    parser.add_argument(
-        "-o", "--output-path", required=True, help="output file (.csv, .parquet, .jsonl)"
-    )
-    parser.add_argument(
-        "--input-format", choices=["csv", "parquet", "jsonl"], help="default: from the extension"
-    )
-    parser.add_argument(
-        "--output-format", choices=["csv", "parquet", "jsonl"], help="default: from the extension"
-    )
-    parser.add_argument(
-        "--chunk-size", type=int, default=10_000, help="rows per predict call (default 10000)"
-    )
-    parser.add_argument(
-        "--prediction-column", default="prediction", help="name of the output column"
-    )
+    parser.add_argument("-i", "--input-path", required=True, help="input file (.csv, .parquet, .jsonl)")
+    parser.add_argument("-o", "--output-path", required=True, help="output file (.csv, .parquet, .jsonl)")
+    parser.add_argument("--input-format", choices=["csv", "parquet", "jsonl"], help="default: from the extension")
+    parser.add_argument("--output-format", choices=["csv", "parquet", "jsonl"], help="default: from the extension")
+    parser.add_argument("--chunk-size", type=int, default=10_000, help="rows per predict call (default 10000)")
+    parser.add_argument("--prediction-column", default="prediction", help="name of the output column")
     parser.add_argument(
         "--predictions-only",
         action="store_true",

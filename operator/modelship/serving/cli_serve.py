@@ -11,17 +11,11 @@ log = logging.getLogger("modelship.serving")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-m", "--model-uri", help="model to serve (path, file://, runs:/, models:/, s3://)"
-    )
+    parser.add_argument("-m", "--model-uri", help="model to serve (path, file://, runs:/, models:/, s3://)")
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1; MODELSHIP_HOST)")
     parser.add_argument("-p", "--port", type=int, help="port (default 5000; MODELSHIP_PORT)")
-    parser.add_argument(
-        "-w", "--workers", type=int, default=1, help="only 1: one process batches best"
-    )
-    parser.add_argument(
-        "-t", "--timeout", type=float, help="predict timeout in seconds (default 60)"
-    )
+    parser.add_argument("-w", "--workers", type=int, default=1, help="only 1: one process batches best")
+    parser.add_argument("-t", "--timeout", type=float, help="predict timeout in seconds (default 60)")
     parser.add_argument(
         "--env-manager",
         default="local",
@@ -31,12 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-name", help="name in v2 URLs and metrics labels")
     parser.add_argument("--model-version", help="version in v2 URLs and metrics labels")
     parser.add_argument("--variant", help="variant label of metrics")
-    parser.add_argument(
-        "--max-batch-size", type=int, help="most rows in one predict call (default 256)"
-    )
-    parser.add_argument(
-        "--max-batch-delay-ms", type=float, help="extra wait for a batch to fill (default 0)"
-    )
+    parser.add_argument("--max-batch-size", type=int, help="most rows in one predict call (default 256)")
+    parser.add_argument("--max-batch-delay-ms", type=float, help="extra wait for a batch to fill (default 0)")
     parser.add_argument("--batching", choices=["auto", "on", "off"], default=None)
     parser.add_argument("--log-level", help="debug, info, warning, error")
     parser.add_argument("--access-log", action="store_true", default=None)
@@ -71,11 +61,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     if args.allow_pickle:
         given["allow_pickle"] = True
     return ServingSettings(
-        **{
-            k: v
-            for k, v in given.items()
-            if v is not None or k == "batching" and "batching" in given
-        }
+        **{k: v for k, v in given.items() if v is not None or k == "batching" and "batching" in given}
     )
 
 
@@ -175,9 +161,7 @@ def run(args: argparse.Namespace) -> int:
         timeout_keep_alive=75,
         backlog=2048,
     )
-    log.info(
-        "serving", extra={"uri": redact_url(settings.model_uri), "host": settings.host, "port": settings.port}
-    )
+    log.info("serving", extra={"uri": redact_url(settings.model_uri), "host": settings.host, "port": settings.port})
     _server_class(app, settings.shutdown_delay_s)(config).run()
     if core.load_error:
         _termination_message(f"model {redact_url(settings.model_uri)} could not be loaded: {core.load_error}")

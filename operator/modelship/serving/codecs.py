@@ -36,8 +36,6 @@ class Parsed:
     rows: int | None  # rows when the input can be concatenated with others, else None
 
 
-
-
 def _loads(body: bytes) -> Any:
     try:
         return orjson.loads(body)
@@ -50,9 +48,7 @@ def _loads(body: bytes) -> Any:
         text = body.decode("utf-8")
         obj = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise BadRequest(
-            f"Ensure that input is a valid JSON formatted string. Error: {exc}"
-        ) from None
+        raise BadRequest(f"Ensure that input is a valid JSON formatted string. Error: {exc}") from None
     if has_lone_surrogate(text, obj):
         raise BadRequest(
             "Ensure that input is a valid JSON formatted string. Error: a string holds a "
@@ -93,9 +89,7 @@ def parse_invocations(model: LoadedModel, body: bytes, content_type: str) -> Par
             return Parsed(data, None, _rows_of(data))
     except SchemaError as exc:
         raise BadRequest(str(exc)) from None
-    raise UnsupportedMediaType(
-        f"Content type {mime!r} is not supported: use application/json or text/csv"
-    )
+    raise UnsupportedMediaType(f"Content type {mime!r} is not supported: use application/json or text/csv")
 
 
 class UnsupportedMediaType(BadRequest):
@@ -120,14 +114,12 @@ def _parse_csv(model: LoadedModel, body: bytes) -> Parsed:
 def _parse_json(model: LoadedModel, obj: Any, may_hold_bools: bool = True) -> Parsed:
     if not isinstance(obj, dict):
         raise BadRequest(
-            "The input must be a JSON object with one of the keys "
-            f"{list(FORMATS)}; received a {type(obj).__name__}"
+            f"The input must be a JSON object with one of the keys {list(FORMATS)}; received a {type(obj).__name__}"
         )
     keys = [k for k in FORMATS if k in obj]
     if len(keys) != 1:
         raise BadRequest(
-            f"The input must have exactly one of the keys {list(FORMATS)}; "
-            f"received the keys {sorted(obj)}"
+            f"The input must have exactly one of the keys {list(FORMATS)}; received the keys {sorted(obj)}"
         )
     params = obj.get("params")
     if params is not None and not isinstance(params, dict):
@@ -143,9 +135,7 @@ def _parse_json(model: LoadedModel, obj: Any, may_hold_bools: bool = True) -> Pa
         rows = payload.get("data")
         if not isinstance(rows, list):
             raise BadRequest("'dataframe_split' must have a 'data' list of rows")
-        if columns is not None and not (
-            isinstance(columns, list) and all(isinstance(c, (str, int)) for c in columns)
-        ):
+        if columns is not None and not (isinstance(columns, list) and all(isinstance(c, (str, int)) for c in columns)):
             raise BadRequest("'dataframe_split.columns' must be a list of column names")
         if not rows:
             raise BadRequest("'dataframe_split.data' is empty")
@@ -157,9 +147,7 @@ def _parse_json(model: LoadedModel, obj: Any, may_hold_bools: bool = True) -> Pa
         width = len(columns) if columns is not None else None
         for i, r in enumerate(rows):
             if width is not None and len(r) != width:
-                raise BadRequest(
-                    f"row {i} of 'dataframe_split.data' has {len(r)} values, expected {width}"
-                )
+                raise BadRequest(f"row {i} of 'dataframe_split.data' has {len(r)} values, expected {width}")
         try:
             df = pd.DataFrame(rows, columns=columns)
         except (ValueError, TypeError) as exc:
@@ -178,9 +166,7 @@ def _parse_json(model: LoadedModel, obj: Any, may_hold_bools: bool = True) -> Pa
         except SchemaError as exc:
             raise BadRequest(str(exc)) from None
         rows = int(data.shape[0]) if isinstance(data, np.ndarray) and data.ndim >= 1 else None
-        return Parsed(
-            data, params, rows if isinstance(data, np.ndarray) and data.ndim == 2 else None
-        )
+        return Parsed(data, params, rows if isinstance(data, np.ndarray) and data.ndim == 2 else None)
     if isinstance(payload, list):
         if not payload:
             raise BadRequest(f"'{fmt}' is empty")
@@ -189,9 +175,7 @@ def _parse_json(model: LoadedModel, obj: Any, may_hold_bools: bool = True) -> Pa
         if model.input_schema is None:
             return Parsed(_array(payload, fmt), params, None)
         if all(isinstance(r, list) for r in payload):
-            fast = enforcer.rows_fast(
-                enforcer.names or None, payload, may_hold_bools=may_hold_bools
-            )
+            fast = enforcer.rows_fast(enforcer.names or None, payload, may_hold_bools=may_hold_bools)
             if fast is not None:
                 return Parsed(fast, params, len(fast))
             width = len(enforcer.columns)
@@ -200,12 +184,8 @@ def _parse_json(model: LoadedModel, obj: Any, may_hold_bools: bool = True) -> Pa
                     raise BadRequest(f"row {i} of '{fmt}' has {len(r)} values, expected {width}")
             return _coerced(model, pd.DataFrame(payload, columns=enforcer.names or None), params)
         if len(enforcer.columns) == 1:
-            return _coerced(
-                model, pd.DataFrame({enforcer.names[0] if enforcer.names else 0: payload}), params
-            )
-        raise BadRequest(
-            f"'{fmt}' must be a list of rows, a list of objects or an object of columns"
-        )
+            return _coerced(model, pd.DataFrame({enforcer.names[0] if enforcer.names else 0: payload}), params)
+        raise BadRequest(f"'{fmt}' must be a list of rows, a list of objects or an object of columns")
     if isinstance(payload, dict):
         if model.input_schema is None:
             return Parsed({k: np.asarray(v) for k, v in payload.items()}, params, None)
@@ -238,9 +218,7 @@ def _array(value: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _records(
-    model: LoadedModel, records: list[dict[str, Any]], params: dict[str, Any] | None
-) -> Parsed:
+def _records(model: LoadedModel, records: list[dict[str, Any]], params: dict[str, Any] | None) -> Parsed:
     enforcer = model.enforcer
     if enforcer.uniform_dtype is not None and enforcer.names:
         names = enforcer.names
@@ -275,9 +253,7 @@ _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 def jsonable(pred: Any) -> Any:
     """What MLflow puts under ``predictions``: records for a DataFrame, a list otherwise."""
     if isinstance(pred, pd.DataFrame):
-        return [
-            {str(k): _scalar(v) for k, v in row.items()} for row in pred.to_dict(orient="records")
-        ]
+        return [{str(k): _scalar(v) for k, v in row.items()} for row in pred.to_dict(orient="records")]
     if isinstance(pred, pd.Series):
         return jsonable(pred.to_numpy())
     if isinstance(pred, np.ndarray):

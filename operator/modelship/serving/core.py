@@ -166,9 +166,7 @@ class ModelServer:
         else:
             # our own future, so a timeout can settle it while the thread still runs
             fut = loop.create_future()
-            inner = loop.run_in_executor(
-                self.executor, self._predict_alone, parsed.data, parsed.params
-            )
+            inner = loop.run_in_executor(self.executor, self._predict_alone, parsed.data, parsed.params)
             inner.add_done_callback(lambda f: _copy(f, fut))
         handle = loop.call_later(self.settings.timeout_s, _expire, fut)
         try:
@@ -214,14 +212,10 @@ class ModelServer:
         try:
             pred = await self.predict(parsed)
         except PredictTimeout:
-            return mlflow_error(
-                504, "DEADLINE_EXCEEDED", f"predict took longer than {self.settings.timeout_s}s"
-            )
+            return mlflow_error(504, "DEADLINE_EXCEEDED", f"predict took longer than {self.settings.timeout_s}s")
         except Exception as exc:  # noqa: BLE001 - model code raised: 500, keep serving
             log.warning("predict failed", extra={"error": f"{type(exc).__name__}: {exc}"})
-            return mlflow_error(
-                500, "INTERNAL_ERROR", f"The model raised {type(exc).__name__}: {exc}"
-            )
+            return mlflow_error(500, "INTERNAL_ERROR", f"The model raised {type(exc).__name__}: {exc}")
         try:
             return Reply(200, await self._work(off_loop, predictions_body, pred))
         except Exception as exc:  # noqa: BLE001

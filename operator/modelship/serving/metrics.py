@@ -33,9 +33,7 @@ LATENCY_BUCKETS = (
     10.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-VALUE_BUCKETS = np.array(
-    [-1e6, -1e3, -100, -10, -1, -0.5, 0, 0.25, 0.5, 0.75, 1, 2, 5, 10, 100, 1e3, 1e6]
-)
+VALUE_BUCKETS = np.array([-1e6, -1e3, -100, -10, -1, -0.5, 0, 0.25, 0.5, 0.75, 1, 2, 5, 10, 100, 1e3, 1e6])
 MAX_CLASSES = 50
 
 
@@ -68,9 +66,7 @@ class PredictionCollector(Collector):
                 self.counts += counts
                 self.total += float(finite.sum())
             return
-        values, counts = np.unique(
-            pred.astype(str) if pred.dtype.kind == "O" else pred, return_counts=True
-        )
+        values, counts = np.unique(pred.astype(str) if pred.dtype.kind == "O" else pred, return_counts=True)
         with self.lock:
             for v, c in zip(values.tolist(), counts.tolist()):
                 key = str(v)
@@ -85,17 +81,13 @@ class PredictionCollector(Collector):
             counts = self.counts.copy()
             total = self.total
             classes = dict(self.classes)
-        hist = HistogramMetricFamily(
-            "modelship_prediction_value", "Distribution of numeric predictions", labels=names
-        )
+        hist = HistogramMetricFamily("modelship_prediction_value", "Distribution of numeric predictions", labels=names)
         cum = np.cumsum(counts)
         buckets = [(repr(float(b)), int(cum[i])) for i, b in enumerate(VALUE_BUCKETS)]
         buckets.append(("+Inf", int(cum[-1])))
         hist.add_metric(values, buckets, total)
         yield hist
-        cnt = CounterMetricFamily(
-            "modelship_predictions", "Predictions by class", labels=[*names, "class"]
-        )
+        cnt = CounterMetricFamily("modelship_predictions", "Predictions by class", labels=[*names, "class"])
         for key, c in classes.items():
             cnt.add_metric([*values, key], c)
         yield cnt
@@ -143,9 +135,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         ).labels(**base)
-        self.ready = Gauge(
-            "modelship_model_ready", "1 once the model is loaded", names, registry=self.registry
-        ).labels(**base)
+        self.ready = Gauge("modelship_model_ready", "1 once the model is loaded", names, registry=self.registry).labels(
+            **base
+        )
         self.inflight = Gauge(
             "modelship_inflight_requests", "Requests being handled", names, registry=self.registry
         ).labels(**base)
@@ -158,9 +150,7 @@ class Metrics:
         key = (endpoint, status)
         child = self._req.get(key)
         if child is None:
-            child = self._req[key] = self.requests.labels(
-                **self._base, endpoint=endpoint, status=str(status)
-            )
+            child = self._req[key] = self.requests.labels(**self._base, endpoint=endpoint, status=str(status))
         child.inc()
         lat = self._lat.get(endpoint)
         if lat is None:

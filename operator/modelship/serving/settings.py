@@ -9,9 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ServingSettings(BaseSettings):
     """Settings of one model server process."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MODELSHIP_", extra="ignore", protected_namespaces=()
-    )
+    model_config = SettingsConfigDict(env_prefix="MODELSHIP_", extra="ignore", protected_namespaces=())
 
     model_uri: str = ""
     """The model to serve: a path, file://, runs:/, models:/, mlflow-artifacts:/ or s3:// URI."""

@@ -75,9 +75,7 @@ def _decode_tensor(inp: Any, i: int, may_hold_bools: bool = True) -> tuple[str, 
     if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
         raise BadRequest(f"input {name!r}: 'shape' must be a list of non-negative integers")
     if not isinstance(datatype, str) or datatype not in DATATYPES:
-        raise BadRequest(
-            f"input {name!r}: unknown datatype {datatype!r}; one of {sorted(DATATYPES)}"
-        )
+        raise BadRequest(f"input {name!r}: unknown datatype {datatype!r}; one of {sorted(DATATYPES)}")
     if "data" not in inp:
         raise BadRequest(f"input {name!r} has no 'data'")
     data = inp["data"]
@@ -109,9 +107,7 @@ def _decode_tensor(inp: Any, i: int, may_hold_bools: bool = True) -> tuple[str, 
         ok = {bool} if dtype.kind == "b" else ({int} if dtype.kind in "iu" else {int, float})
         if not kinds <= ok:
             bad = sorted(k.__name__ for k in kinds - ok)
-            raise BadRequest(
-                f"input {name!r}: datatype {datatype} cannot hold values of type {bad}"
-            )
+            raise BadRequest(f"input {name!r}: datatype {datatype} cannot hold values of type {bad}")
         try:
             arr = np.array(flat, dtype=dtype)
         except (OverflowError, ValueError) as exc:
@@ -150,9 +146,7 @@ def parse_infer(model: LoadedModel, body: bytes) -> tuple[Parsed, dict[str, Any]
         raise BadRequest(str(exc)) from None
 
 
-def _to_input(
-    model: LoadedModel, tensors: dict[str, np.ndarray], params: dict[str, Any] | None
-) -> Parsed:
+def _to_input(model: LoadedModel, tensors: dict[str, np.ndarray], params: dict[str, Any] | None) -> Parsed:
     enforcer = model.enforcer
     if model.input_schema is None:
         if len(tensors) == 1:
@@ -161,9 +155,7 @@ def _to_input(
         return Parsed(tensors, params, None)
     if enforcer.is_tensor:
         data = enforcer.tensor(
-            tensors
-            if model.input_schema.has_names or len(tensors) > 1
-            else next(iter(tensors.values()))
+            tensors if model.input_schema.has_names or len(tensors) > 1 else next(iter(tensors.values()))
         )
         rows = int(data.shape[0]) if isinstance(data, np.ndarray) and data.ndim == 2 else None
         return Parsed(data, params, rows)
@@ -179,11 +171,7 @@ def _to_input(
                 f"in signature order), got {list(arr.shape)}"
             )
         want = enforcer.uniform_dtype
-        if (
-            want is not None
-            and arr.dtype.kind in "iuf"
-            and (arr.dtype == want or _widens(arr.dtype, want))
-        ):
+        if want is not None and arr.dtype.kind in "iuf" and (arr.dtype == want or _widens(arr.dtype, want)):
             return Parsed(arr.astype(want, copy=False), params, int(arr.shape[0]))
         data = model.coerce(pd.DataFrame(arr, columns=names or None))
         return Parsed(data, params, len(data))
@@ -192,9 +180,7 @@ def _to_input(
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]
         if arr.ndim != 1:
-            raise BadRequest(
-                f"input {name!r}: a column must have shape [N] or [N, 1], got {list(arr.shape)}"
-            )
+            raise BadRequest(f"input {name!r}: a column must have shape [N] or [N, 1], got {list(arr.shape)}")
         columns[name] = arr
     lengths = {len(a) for a in columns.values()}
     if len(lengths) != 1:
@@ -205,9 +191,7 @@ def _to_input(
 
 def _widens(src: np.dtype[Any], dst: np.dtype[Any]) -> bool:
     if dst.kind == "f":
-        return src.kind in "iuf" and (
-            src.itemsize < dst.itemsize or (src.kind in "iu" and dst.itemsize >= 8)
-        )
+        return src.kind in "iuf" and (src.itemsize < dst.itemsize or (src.kind in "iu" and dst.itemsize >= 8))
     if dst.kind in "iu":
         return bool(np.can_cast(src, dst, casting="safe"))
     return False

@@ -17,22 +17,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = ServerSettings()
     parser.add_argument("--host", default=defaults.host)
     parser.add_argument("--port", "-p", type=int, default=defaults.port)
-    parser.add_argument("--backend-store-uri", default=defaults.backend_store_uri,
-                        help="sqlite:///path (default) or postgresql://user@host:port/db")
-    parser.add_argument("--artifacts-destination", default=defaults.artifacts_destination,
-                        help="local directory / PVC mount, or s3://bucket/prefix")
-    parser.add_argument("--auth-token", default=defaults.auth_token,
-                        help="bearer token required for writes (env MODELSHIP_TRACKING_AUTH_TOKEN)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="accepted for mlflow compatibility; must be 1 (SQLite has one writer)")
+    parser.add_argument(
+        "--backend-store-uri",
+        default=defaults.backend_store_uri,
+        help="sqlite:///path (default) or postgresql://user@host:port/db",
+    )
+    parser.add_argument(
+        "--artifacts-destination",
+        default=defaults.artifacts_destination,
+        help="local directory / PVC mount, or s3://bucket/prefix",
+    )
+    parser.add_argument(
+        "--auth-token",
+        default=defaults.auth_token,
+        help="bearer token required for writes (env MODELSHIP_TRACKING_AUTH_TOKEN)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="accepted for mlflow compatibility; must be 1 (SQLite has one writer)"
+    )
     parser.add_argument("--log-level", default=defaults.log_level)
-    parser.add_argument("--registry-kubeconfig", metavar="PATH",
-                        help="serve the MLflow registry read API from ModelVersion objects, read with this "
-                             "kubeconfig")
-    parser.add_argument("--registry-in-cluster", action="store_true",
-                        help="the same, read with the pod's service account (needs list on modelversions)")
-    parser.add_argument("--registry-namespace", metavar="NS",
-                        help="namespace of the ModelVersions (default: all; a name in two is then ambiguous)")
+    parser.add_argument(
+        "--registry-kubeconfig",
+        metavar="PATH",
+        help="serve the MLflow registry read API from ModelVersion objects, read with this kubeconfig",
+    )
+    parser.add_argument(
+        "--registry-in-cluster",
+        action="store_true",
+        help="the same, read with the pod's service account (needs list on modelversions)",
+    )
+    parser.add_argument(
+        "--registry-namespace",
+        metavar="NS",
+        help="namespace of the ModelVersions (default: all; a name in two is then ambiguous)",
+    )
 
 
 def run(args: argparse.Namespace) -> int | None:
@@ -44,9 +62,13 @@ def run(args: argparse.Namespace) -> int | None:
     if args.workers != 1:
         raise SystemExit("modelship tracking-server runs one worker (--workers 1)")
     settings = ServerSettings(
-        host=args.host, port=args.port, backend_store_uri=args.backend_store_uri,
-        artifacts_destination=args.artifacts_destination, auth_token=args.auth_token,
-        log_level=args.log_level)
+        host=args.host,
+        port=args.port,
+        backend_store_uri=args.backend_store_uri,
+        artifacts_destination=args.artifacts_destination,
+        auth_token=args.auth_token,
+        log_level=args.log_level,
+    )
     logs.setup(settings.log_level)
     store = TrackingStore(settings.backend_store_uri)
     registry = None
@@ -55,14 +77,22 @@ def run(args: argparse.Namespace) -> int | None:
 
         registry = KubeReader(args.registry_namespace, kubeconfig=args.registry_kubeconfig)
     app = create_app(settings, store, registry=registry)
-    logs.event(log, "tracking server starting", host=settings.host, port=settings.port,
-               database=store.engine.dialect.name, pid=os.getpid(),
-               artifacts=settings.artifacts_destination, auth=bool(settings.auth_token))
+    logs.event(
+        log,
+        "tracking server starting",
+        host=settings.host,
+        port=settings.port,
+        database=store.engine.dialect.name,
+        pid=os.getpid(),
+        artifacts=settings.artifacts_destination,
+        auth=bool(settings.auth_token),
+    )
     # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal
     # with the handler that was installed before it; a no-op one here makes a clean
     # shutdown exit 0, which is what a pod's container status should show.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                access_log=False, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level="warning", access_log=False, timeout_graceful_shutdown=10
+    )
     store.close()
     return 0

@@ -32,11 +32,15 @@ def _now_ms() -> int:
 class TrackingClient:
     """``TrackingClient("http://tracking:5000", token=...)``; usable as a context manager."""
 
-    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers,
-                                 timeout=timeout, transport=transport)
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
 
     def __enter__(self) -> Self:
         return self
@@ -47,8 +51,9 @@ class TrackingClient:
     def close(self) -> None:
         self.http.close()
 
-    def _call(self, method: str, path: str, body: Any = None,
-              params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def _call(
+        self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         r = self.http.request(method, API + path, json=body, params=params)
         if r.status_code != 200:
             try:
@@ -66,8 +71,9 @@ class TrackingClient:
 
     def get_experiment_by_name(self, name: str) -> dict[str, Any] | None:
         try:
-            exp: dict[str, Any] = self._call(
-                "GET", "/experiments/get-by-name", params={"experiment_name": name})["experiment"]
+            exp: dict[str, Any] = self._call("GET", "/experiments/get-by-name", params={"experiment_name": name})[
+                "experiment"
+            ]
             return exp
         except TrackingError as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
@@ -88,10 +94,13 @@ class TrackingClient:
             return str(found["experiment_id"])
 
     # ---- runs --------------------------------------------------------------------------
-    def create_run(self, experiment_id: str, run_name: str | None = None,
-                   tags: Mapping[str, str] | None = None) -> str:
-        body = {"experiment_id": experiment_id, "run_name": run_name, "start_time": _now_ms(),
-                "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}
+    def create_run(self, experiment_id: str, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> str:
+        body = {
+            "experiment_id": experiment_id,
+            "run_name": run_name,
+            "start_time": _now_ms(),
+            "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
+        }
         return str(self._call("POST", "/runs/create", body)["run"]["info"]["run_id"])
 
     def get_run(self, run_id: str) -> dict[str, Any]:
@@ -102,11 +111,12 @@ class TrackingClient:
         """The latest value of each metric of a run (what MLflow's run view shows)."""
         return {m["key"]: float(m["value"]) for m in self.get_run(run_id)["data"].get("metrics", [])}
 
-    def log_metric(self, run_id: str, key: str, value: float, step: int = 0,
-                   timestamp: int | None = None) -> None:
-        self._call("POST", "/runs/log-metric", {
-            "run_id": run_id, "key": key, "value": _float(value),
-            "timestamp": timestamp or _now_ms(), "step": step})
+    def log_metric(self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
+        self._call(
+            "POST",
+            "/runs/log-metric",
+            {"run_id": run_id, "key": key, "value": _float(value), "timestamp": timestamp or _now_ms(), "step": step},
+        )
 
     def log_param(self, run_id: str, key: str, value: Any) -> None:
         self._call("POST", "/runs/log-parameter", {"run_id": run_id, "key": key, "value": str(value)})
@@ -114,23 +124,29 @@ class TrackingClient:
     def set_tag(self, run_id: str, key: str, value: str) -> None:
         self._call("POST", "/runs/set-tag", {"run_id": run_id, "key": key, "value": value})
 
-    def log_batch(self, run_id: str,
-                  metrics: Iterable[tuple[str, float, int] | tuple[str, float, int, int]] = (),
-                  params: Mapping[str, Any] | None = None,
-                  tags: Mapping[str, str] | None = None) -> None:
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Iterable[tuple[str, float, int] | tuple[str, float, int, int]] = (),
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
         """Metrics as ``(key, value, step[, timestamp_ms])``; split at MLflow's limits."""
         now = _now_ms()
-        ms = [{"key": m[0], "value": _float(m[1]), "step": m[2],
-               "timestamp": m[3] if len(m) > 3 else now} for m in metrics]
+        ms = [
+            {"key": m[0], "value": _float(m[1]), "step": m[2], "timestamp": m[3] if len(m) > 3 else now}
+            for m in metrics
+        ]
         ps = [{"key": k, "value": str(v)} for k, v in (params or {}).items()]
         ts = [{"key": k, "value": v} for k, v in (tags or {}).items()]
         while ms or ps or ts:
             p_chunk, t_chunk = ps[:MAX_PARAMS_PER_BATCH], ts[:MAX_TAGS_PER_BATCH]
             room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(p_chunk) - len(t_chunk))
             m_chunk = ms[:room]
-            self._call("POST", "/runs/log-batch", {
-                "run_id": run_id, "metrics": m_chunk, "params": p_chunk, "tags": t_chunk})
-            ms, ps, ts = ms[len(m_chunk):], ps[len(p_chunk):], ts[len(t_chunk):]
+            self._call(
+                "POST", "/runs/log-batch", {"run_id": run_id, "metrics": m_chunk, "params": p_chunk, "tags": t_chunk}
+            )
+            ms, ps, ts = ms[len(m_chunk) :], ps[len(p_chunk) :], ts[len(t_chunk) :]
 
     def set_terminated(self, run_id: str, status: str = "FINISHED") -> None:
         self._call("POST", "/runs/update", {"run_id": run_id, "status": status, "end_time": _now_ms()})
@@ -148,16 +164,29 @@ class TrackingClient:
             if not token:
                 return out
 
-    def search_runs(self, experiment_ids: list[str], filter_string: str = "",
-                    order_by: list[str] | None = None, page_size: int = 1000,
-                    view_type: str = "ACTIVE_ONLY") -> Iterator[dict[str, Any]]:
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        filter_string: str = "",
+        order_by: list[str] | None = None,
+        page_size: int = 1000,
+        view_type: str = "ACTIVE_ONLY",
+    ) -> Iterator[dict[str, Any]]:
         """Every matching run, page by page."""
         token: str | None = None
         while True:
-            page = self._call("POST", "/runs/search", {
-                "experiment_ids": experiment_ids, "filter": filter_string,
-                "order_by": order_by or [], "max_results": page_size,
-                "run_view_type": view_type, "page_token": token})
+            page = self._call(
+                "POST",
+                "/runs/search",
+                {
+                    "experiment_ids": experiment_ids,
+                    "filter": filter_string,
+                    "order_by": order_by or [],
+                    "max_results": page_size,
+                    "run_view_type": view_type,
+                    "page_token": token,
+                },
+            )
             yield from page.get("runs", [])
             token = page.get("next_page_token")
             if not token:

@@ -25,10 +25,20 @@ mlflow_server: ServerCommand = mlflow_server_command
 
 def modelship_server(state: Path, port: int) -> list[str]:
     return [
-        sys.executable, "-m", "modelship", "tracking-server",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{state / 'modelship.db'}",
-        "--artifacts-destination", str(state / "artifacts"),
+        sys.executable,
+        "-m",
+        "modelship",
+        "tracking-server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{state / 'modelship.db'}",
+        "--artifacts-destination",
+        str(state / "artifacts"),
     ]
 
 

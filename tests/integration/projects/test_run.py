@@ -33,7 +33,11 @@ entry_points:
 def modelship_run(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "modelship", "run", *args],
-        env=env, cwd=cwd, capture_output=True, text=True, check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -61,8 +65,17 @@ def test_iris(
 ) -> None:
     done = modelship_run(
         run_env,
-        f"{iris_repo.url}#{SUBDIR}", "-e", "main", "-P", "C=0.5", "-P", "solver=newton-cg",
-        "--experiment-name", "iris-projects", "--run-name", "iris-0",
+        f"{iris_repo.url}#{SUBDIR}",
+        "-e",
+        "main",
+        "-P",
+        "C=0.5",
+        "-P",
+        "solver=newton-cg",
+        "--experiment-name",
+        "iris-projects",
+        "--run-name",
+        "iris-0",
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
@@ -81,7 +94,9 @@ def test_iris(
     assert tags["mlflow.project.entryPoint"] == "main"
     # logged by modelship run and again by train.py: the same text, so MLflow accepted both
     assert {k: run.data.params[k] for k in ("C", "solver", "max_iter")} == {
-        "C": "0.5", "solver": "newton-cg", "max_iter": "200",
+        "C": "0.5",
+        "solver": "newton-cg",
+        "max_iter": "200",
     }
     accuracy = run.data.metrics["accuracy"]
     assert 0.0 <= accuracy <= 1.0 and "log_loss" in run.data.metrics
@@ -103,16 +118,16 @@ def test_iris(
     assert len(predictions) == 10 and set(predictions) <= {0, 1, 2}
 
 
-def test_failure_ends_an_existing_run_failed(
-    tracking_server: Server, run_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_failure_ends_an_existing_run_failed(tracking_server: Server, run_env: dict[str, str], tmp_path: Path) -> None:
     project = tmp_path / "probe"
     project.mkdir()
     (project / "MLproject").write_text(PROBE)
     client = MlflowClient(tracking_uri=tracking_server.url)
     experiment_id = client.create_experiment("probe-failures")
     made = client.create_run(experiment_id)
-    done = modelship_run(run_env, str(project), "-e", "fail", "-P", "code=4", "--run-id", made.info.run_id, cwd=tmp_path)
+    done = modelship_run(
+        run_env, str(project), "-e", "fail", "-P", "code=4", "--run-id", made.info.run_id, cwd=tmp_path
+    )
     assert done.returncode == 4, done.stderr
     run = client.get_run(made.info.run_id)
     assert run.info.status == "FAILED" and run.info.end_time is not None
@@ -125,7 +140,9 @@ def test_bad_parameter_creates_no_run(tracking_server: Server, run_env: dict[str
     project = tmp_path / "probe"
     project.mkdir()
     (project / "MLproject").write_text(PROBE)
-    done = modelship_run(run_env, str(project), "-e", "fail", "-P", "code=x", "--experiment-name", "probe-bad", cwd=tmp_path)
+    done = modelship_run(
+        run_env, str(project), "-e", "fail", "-P", "code=x", "--experiment-name", "probe-bad", cwd=tmp_path
+    )
     assert done.returncode == 2
     assert 'entry point "fail": parameter "code" must be an int, got "x"' in done.stderr
     assert MlflowClient(tracking_uri=tracking_server.url).get_experiment_by_name("probe-bad") is None
@@ -139,7 +156,11 @@ def test_sigterm_is_forwarded_and_the_run_killed(
     (project / "MLproject").write_text(PROBE)
     process = subprocess.Popen(
         [sys.executable, "-m", "modelship", "run", str(project), "-e", "wait", "--experiment-name", "probe-kill"],
-        env=run_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=run_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None

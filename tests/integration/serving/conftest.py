@@ -22,9 +22,7 @@ HERE = Path(__file__).parent
 def mlflow_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """Model directories written by ``mlflow.*.save_model`` and MLflow's own predictions."""
     out = tmp_path_factory.mktemp("mlflow-models")
-    subprocess.run(
-        [sys.executable, str(HERE / "make_models.py"), str(out)], check=True, timeout=300
-    )
+    subprocess.run([sys.executable, str(HERE / "make_models.py"), str(out)], check=True, timeout=300)
     return out, json.loads((out / "expected.json").read_text())
 
 
@@ -77,8 +75,7 @@ def mlflow_tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = root / "server.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(mlflow_server_command(root, port), stdout=out,
-                                stderr=subprocess.STDOUT, cwd=root)
+        proc = subprocess.Popen(mlflow_server_command(root, port), stdout=out, stderr=subprocess.STDOUT, cwd=root)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/health", proc, timeout=180, log=log)

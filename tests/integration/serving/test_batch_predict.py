@@ -16,12 +16,8 @@ from modelship.models import load_model
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize(
-    ("src", "dst"), [("csv", "csv"), ("parquet", "parquet"), ("jsonl", "csv"), ("csv", "jsonl")]
-)
-def test_batch_predict_formats(
-    tmp_path: Path, mlflow_models: tuple[Path, dict[str, Any]], src: str, dst: str
-) -> None:
+@pytest.mark.parametrize(("src", "dst"), [("csv", "csv"), ("parquet", "parquet"), ("jsonl", "csv"), ("csv", "jsonl")])
+def test_batch_predict_formats(tmp_path: Path, mlflow_models: tuple[Path, dict[str, Any]], src: str, dst: str) -> None:
     from sklearn.datasets import load_wine
 
     root, _ = mlflow_models
@@ -59,9 +55,7 @@ def test_batch_predict_formats(
     assert list(got.columns[:-1]) == list(X.columns)
 
 
-def test_batch_predict_reports_bad_rows(
-    tmp_path: Path, mlflow_models: tuple[Path, dict[str, Any]]
-) -> None:
+def test_batch_predict_reports_bad_rows(tmp_path: Path, mlflow_models: tuple[Path, dict[str, Any]]) -> None:
     root, _ = mlflow_models
     inp = tmp_path / "in.csv"
     pd.DataFrame({"alcohol": [1.0, 2.0]}).to_csv(inp, index=False)

@@ -42,9 +42,7 @@ def test_pyfunc_saved_by_mlflow(mlflow_models: tuple[Path, dict[str, Any]]) -> N
     assert model.predict(ex, {"k": 3}).to_dict(orient="records") == expected["scaler_k3"]
 
 
-def test_modelship_saved_models_load_in_mlflow(
-    tmp_path: Path, mlflow_models: tuple[Path, dict[str, Any]]
-) -> None:
+def test_modelship_saved_models_load_in_mlflow(tmp_path: Path, mlflow_models: tuple[Path, dict[str, Any]]) -> None:
     root, expected = mlflow_models
     X = sample(expected)
     sk = load_model(root / "wine").runtime.model

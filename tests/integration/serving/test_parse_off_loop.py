@@ -21,8 +21,7 @@ pytestmark = pytest.mark.integration
 def wide_csv(columns: int) -> bytes:
     """A header of ``columns`` names and one row: seconds of pandas' work, then a 400 (the
     model's columns are missing), so no predict runs meanwhile."""
-    return (",".join(f"c{i}" for i in range(columns)) + "\n" + ",".join(["1"] * columns)
-            + "\n").encode()
+    return (",".join(f"c{i}" for i in range(columns)) + "\n" + ",".join(["1"] * columns) + "\n").encode()
 
 
 def test_ping_is_answered_while_a_large_body_is_parsed(
@@ -37,13 +36,14 @@ def test_ping_is_answered_while_a_large_body_is_parsed(
 
     def chunks() -> Iterator[bytes]:
         for i in range(0, len(body), 1 << 16):
-            yield body[i:i + (1 << 16)]
+            yield body[i : i + (1 << 16)]
         sent.set()  # httpx asks for more only once it wrote the last chunk
 
     def large() -> None:
         try:
-            result["large"] = httpx.post(f"{server.url}/invocations", content=chunks(),
-                                         headers={"content-type": "text/csv"}, timeout=120)
+            result["large"] = httpx.post(
+                f"{server.url}/invocations", content=chunks(), headers={"content-type": "text/csv"}, timeout=120
+            )
         finally:
             finished.append("large")
 

@@ -32,24 +32,18 @@ def formats(s: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_every_format_matches_mlflow(
-    mlflow_models: tuple[Path, dict[str, Any]], modelship_server: Any
-) -> None:
+def test_every_format_matches_mlflow(mlflow_models: tuple[Path, dict[str, Any]], modelship_server: Any) -> None:
     root, expected = mlflow_models
     server = modelship_server(str(root / "wine"), "--model-name", "wine")
     for name, body in formats(expected["sample"]).items():
         resp = server.http.post("/invocations", json=body)
         assert resp.status_code == 200, (name, resp.text)
         assert resp.json() == {"predictions": expected["wine"]}, name
-    csv = pd.DataFrame(expected["sample"]["data"], columns=expected["sample"]["columns"]).to_csv(
-        index=False
-    )
+    csv = pd.DataFrame(expected["sample"]["data"], columns=expected["sample"]["columns"]).to_csv(index=False)
     resp = server.http.post("/invocations", content=csv, headers={"content-type": "text/csv"})
     assert resp.json() == {"predictions": expected["wine"]}
     rows = expected["sample"]["data"]
-    v2 = {
-        "inputs": [{"name": "input-0", "shape": [len(rows), 13], "datatype": "FP64", "data": rows}]
-    }
+    v2 = {"inputs": [{"name": "input-0", "shape": [len(rows), 13], "datatype": "FP64", "data": rows}]}
     resp = server.http.post("/v2/models/wine/infer", json=v2)
     assert resp.status_code == 200
     assert resp.json()["outputs"][0]["data"] == expected["wine"]
@@ -69,9 +63,7 @@ def test_every_format_matches_mlflow(
     )
 
 
-def test_predict_proba_model(
-    mlflow_models: tuple[Path, dict[str, Any]], modelship_server: Any
-) -> None:
+def test_predict_proba_model(mlflow_models: tuple[Path, dict[str, Any]], modelship_server: Any) -> None:
     root, expected = mlflow_models
     server = modelship_server(str(root / "wine_proba"), "--allow-pickle")  # cloudpickle
     resp = server.http.post("/invocations", json={"dataframe_split": expected["sample"]})
@@ -84,17 +76,29 @@ def test_a_pickled_model_is_refused_without_the_opt_in(
     root, _ = mlflow_models
     env = {k: v for k, v in os.environ.items() if k != "MODELSHIP_ALLOW_PICKLE"}
     out = subprocess.run(
-        [sys.executable, "-m", "modelship", "serve", "-m", str(root / "wine_proba"),
-         "--host", "127.0.0.1", "--port", str(free_port())],
-        capture_output=True, text=True, timeout=120, env=env, check=False,
+        [
+            sys.executable,
+            "-m",
+            "modelship",
+            "serve",
+            "-m",
+            str(root / "wine_proba"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
     )
     assert out.returncode == 1
     assert "UntrustedModelError" in out.stderr and "--allow-pickle" in out.stderr
 
 
-def test_pyfunc_params_errors_and_recovery(
-    mlflow_models: tuple[Path, dict[str, Any]], modelship_server: Any
-) -> None:
+def test_pyfunc_params_errors_and_recovery(mlflow_models: tuple[Path, dict[str, Any]], modelship_server: Any) -> None:
     root, expected = mlflow_models
     server = modelship_server(  # python_model.pkl: the opt-in, here as the setting
         str(root / "scaler"), env={"MODELSHIP_VARIANT": "green", "MODELSHIP_ALLOW_PICKLE": "true"}
@@ -104,9 +108,7 @@ def test_pyfunc_params_errors_and_recovery(
     assert server.http.post("/invocations", json={**body, "params": {"k": 3}}).json() == {
         "predictions": expected["scaler_k3"]
     }
-    resp = server.http.post(
-        "/invocations", json={"dataframe_split": {"columns": ["a", "b"], "data": [[-1, 0.5]]}}
-    )
+    resp = server.http.post("/invocations", json={"dataframe_split": {"columns": ["a", "b"], "data": [[-1, 0.5]]}})
     assert resp.status_code == 500 and "negative a" in resp.json()["message"]
     assert server.http.post("/invocations", json=body).status_code == 200
     assert 'variant="green"' in server.http.get("/metrics").text

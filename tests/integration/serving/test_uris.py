@@ -55,9 +55,7 @@ def tracking_env(mlflow_tracking: str, monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_uri_resolves_and_predicts(logged: dict[str, Any], tracking_env: str, uri: str) -> None:
     model = load_model(uri.format(run_id=logged["run_id"], model_uri=logged["model_uri"]))
     s = logged["sample"]
-    assert (
-        model.predict(pd.DataFrame(s["data"], columns=s["columns"])).tolist() == logged["expected"]
-    )
+    assert model.predict(pd.DataFrame(s["data"], columns=s["columns"])).tolist() == logged["expected"]
 
 
 def test_unknown_names_are_clear_errors(logged: dict[str, Any], tracking_env: str) -> None:
@@ -71,12 +69,8 @@ def test_unknown_names_are_clear_errors(logged: dict[str, Any], tracking_env: st
         resolve_model_uri("models:/wine-uri/Production")
 
 
-def test_serve_from_a_registry_uri(
-    logged: dict[str, Any], tracking_env: str, modelship_server: Any
-) -> None:
-    server = modelship_server(
-        "models:/wine-uri@champion", env={"MLFLOW_TRACKING_URI": tracking_env}
-    )
+def test_serve_from_a_registry_uri(logged: dict[str, Any], tracking_env: str, modelship_server: Any) -> None:
+    server = modelship_server("models:/wine-uri@champion", env={"MLFLOW_TRACKING_URI": tracking_env})
     resp = server.http.post("/invocations", json={"dataframe_split": logged["sample"]})
     assert resp.json() == {"predictions": logged["expected"]}
     assert server.http.get("/v2/models/wine-uri/ready").status_code == 200

@@ -36,8 +36,9 @@ os.environ["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9"
 class Proc:
     """A ``modelship`` subprocess that answers on ``http://127.0.0.1:<port>/health``."""
 
-    def __init__(self, args: list[str], port: int, log_path: Path,
-                 env: dict[str, str] | None = None, module: str = "modelship") -> None:
+    def __init__(
+        self, args: list[str], port: int, log_path: Path, env: dict[str, str] | None = None, module: str = "modelship"
+    ) -> None:
         self.args, self.port, self.log_path = args, port, log_path
         self.env, self.module = env, module
         self.url = f"http://127.0.0.1:{port}"
@@ -47,8 +48,12 @@ class Proc:
     def start(self, timeout: float = 90.0) -> Proc:
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", self.module, *self.args], stdout=log, stderr=log,
-                start_new_session=True, env=dict(os.environ, **(self.env or {})))
+                [sys.executable, "-m", self.module, *self.args],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                env=dict(os.environ, **(self.env or {})),
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
@@ -85,24 +90,52 @@ class Launcher:
         self.root = root
         self.procs: list[Proc] = []
 
-    def server(self, db_url: str | None = None, port: int | None = None,
-               token: str | None = None, name: str = "server", artifacts: str | None = None,
-               env: dict[str, str] | None = None) -> Proc:
+    def server(
+        self,
+        db_url: str | None = None,
+        port: int | None = None,
+        token: str | None = None,
+        name: str = "server",
+        artifacts: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Proc:
         port = port or free_port()
-        args = ["tracking-server", "--host", "127.0.0.1", "--port", str(port),
-                "--backend-store-uri", db_url or f"sqlite:///{self.root / (name + '.db')}",
-                "--artifacts-destination", artifacts or str(self.root / (name + "-artifacts"))]
+        args = [
+            "tracking-server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            db_url or f"sqlite:///{self.root / (name + '.db')}",
+            "--artifacts-destination",
+            artifacts or str(self.root / (name + "-artifacts")),
+        ]
         if token:
             args += ["--auth-token", token]
         proc = Proc(args, port, self.root / f"{name}.log", env=env)
         self.procs.append(proc)
         return proc.start()
 
-    def sidecar(self, server_url: str, port: int | None = None, name: str = "sidecar",
-                extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Proc:
+    def sidecar(
+        self,
+        server_url: str,
+        port: int | None = None,
+        name: str = "sidecar",
+        extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> Proc:
         port = port or free_port()
-        args = ["tracking-sidecar", "--port", str(port), "--server", server_url,
-                "--buffer-dir", str(self.root / (name + "-buffer")), *extra]
+        args = [
+            "tracking-sidecar",
+            "--port",
+            str(port),
+            "--server",
+            server_url,
+            "--buffer-dir",
+            str(self.root / (name + "-buffer")),
+            *extra,
+        ]
         proc = Proc(args, port, self.root / f"{name}.log", env=env)
         self.procs.append(proc)
         return proc.start()
@@ -110,8 +143,7 @@ class Launcher:
     def s3(self) -> Proc:
         """A moto S3 server on loopback (moto answers /moto-api/ as its health check)."""
         port = free_port()
-        proc = Proc(["-H", "127.0.0.1", "-p", str(port)], port, self.root / "moto.log",
-                    module="moto.server")
+        proc = Proc(["-H", "127.0.0.1", "-p", str(port)], port, self.root / "moto.log", module="moto.server")
         proc.health = "/moto-api/"
         self.procs.append(proc)
         return proc.start()
@@ -156,8 +188,9 @@ METRICS_SCRIPT = Path(__file__).with_name("metrics_script.py")
 
 def start_script(script: Path, tracking_uri: str, *args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, str(script), *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(script), *args], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def finish_script(proc: subprocess.Popen[str], timeout: float = 300) -> str:
@@ -177,8 +210,7 @@ def run_id_of(output: str) -> str:
 
 # ---- PostgreSQL ---------------------------------------------------------------------------
 def _pg_bin() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                   key=lambda p: int(p.split("/")[4]))
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
     if found:
         return Path(found[-1]).parent
     on_path = shutil.which("pg_ctl")
@@ -200,19 +232,41 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(root, "postgres")
         shutil.chown(sock, "postgres")
     port = free_port()
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                    "--auth=trust", "-E", "UTF8", "--no-sync"], check=True,
-                   capture_output=True)
-    opts = (f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off")
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts,
-                    "-l", str(root / "postgres.log"), "-w", "-t", "60", "start"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    opts = (
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off"
+    )
+    subprocess.run(
+        [
+            *prefix,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-l",
+            str(root / "postgres.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                        "-w", "stop"], capture_output=True, check=False)
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 

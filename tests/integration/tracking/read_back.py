@@ -35,19 +35,25 @@ def main() -> None:
     X = np.random.default_rng(0).normal(size=(5, 4))
     prediction = [int(p) for p in model.predict(X)]
     logged = client.search_logged_models([exp.experiment_id])
-    print(json.dumps({
-        "found": [r.info.run_id for r in found],
-        "missed": [r.info.run_id for r in missed],
-        "params": run.data.params,
-        "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
-        "status": run.info.status,
-        "metrics": run.data.metrics,
-        "history": [(m.step, m.value) for m in history],
-        "notes": notes,
-        "prediction": prediction,
-        "logged_models": [(m.name, m.status.to_proto() if hasattr(m.status, "to_proto") else str(m.status)) for m in logged],
-        "model_outputs": [o.model_id for o in (run.outputs.model_outputs if run.outputs else [])],
-    }))
+    print(
+        json.dumps(
+            {
+                "found": [r.info.run_id for r in found],
+                "missed": [r.info.run_id for r in missed],
+                "params": run.data.params,
+                "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+                "status": run.info.status,
+                "metrics": run.data.metrics,
+                "history": [(m.step, m.value) for m in history],
+                "notes": notes,
+                "prediction": prediction,
+                "logged_models": [
+                    (m.name, m.status.to_proto() if hasattr(m.status, "to_proto") else str(m.status)) for m in logged
+                ],
+                "model_outputs": [o.model_id for o in (run.outputs.model_outputs if run.outputs else [])],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

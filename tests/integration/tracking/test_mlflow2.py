@@ -25,8 +25,10 @@ MLFLOW2 = "2.22.1"
 def mlflow2_python() -> Path:
     """A venv with mlflow-skinny 2.x and scikit-learn, built once into the cache directory
     (the same cache as the test bed: $MODELSHIP_CACHE or ~/.cache/modelship)."""
-    cache = Path(os.environ.get("MODELSHIP_CACHE")
-                 or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelship")
+    cache = Path(
+        os.environ.get("MODELSHIP_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelship"
+    )
     venv = cache / f"mlflow-{MLFLOW2}-venv"
     python = venv / "bin" / "python"
     if (venv / ".complete").exists():
@@ -35,9 +37,12 @@ def mlflow2_python() -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", str(venv)], check=True, capture_output=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", f"mlflow-skinny=={MLFLOW2}",
-                    "scikit-learn", "pandas", "numpy"], check=True, capture_output=True,
-                   timeout=1500)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", f"mlflow-skinny=={MLFLOW2}", "scikit-learn", "pandas", "numpy"],
+        check=True,
+        capture_output=True,
+        timeout=1500,
+    )
     (venv / ".complete").touch()
     return python
 
@@ -49,11 +54,17 @@ def test_mlflow_2x_client(tracking_server: Proc, tracking_sidecar: Proc) -> None
     python = mlflow2_python()
     experiment = f"mlflow2-{uuid.uuid4().hex[:6]}"
     env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_sidecar.url, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([str(python), str(TRAIN_SCRIPT), experiment, "12"], env=env,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(python), str(TRAIN_SCRIPT), experiment, "12"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     run_id = run_id_of(finish_script(proc))
-    run = httpx.get(f"{tracking_sidecar.url}/api/2.0/mlflow/runs/get",
-                    params={"run_id": run_id}, timeout=60).json()["run"]
+    run = httpx.get(f"{tracking_sidecar.url}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=60).json()[
+        "run"
+    ]
     assert run["info"]["status"] == "FINISHED"
     tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
     history = json.loads(tags["mlflow.log-model.history"])

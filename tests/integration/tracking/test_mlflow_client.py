@@ -30,7 +30,8 @@ def read_back(tracking_uri: str, experiment: str, run_id: str) -> None:
     found = client.search_runs(
         [exp.experiment_id],
         filter_string="metrics.accuracy > 0.5 AND params.solver = 'lbfgs' AND tags.team = 'modelship'",
-        order_by=["metrics.accuracy DESC"])
+        order_by=["metrics.accuracy DESC"],
+    )
     assert [r.info.run_id for r in found] == [run_id]
     assert client.search_runs([exp.experiment_id], filter_string="metrics.accuracy > 1.5") == []
     assert client.search_runs([exp.experiment_id], filter_string="params.solver = 'sgd'") == []
@@ -44,8 +45,7 @@ def read_back(tracking_uri: str, experiment: str, run_id: str) -> None:
     assert run.data.metrics["accuracy"] > 0.9
 
     history = client.get_metric_history(run_id, "loss")
-    assert [(m.step, m.value) for m in history] == [
-        (s, pytest.approx(1.0 / (s + 1))) for s in range(30)]
+    assert [(m.step, m.value) for m in history] == [(s, pytest.approx(1.0 / (s + 1))) for s in range(30)]
 
     with tempfile.TemporaryDirectory() as d:
         local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="notes", dst_path=d)
@@ -60,19 +60,18 @@ def read_back(tracking_uri: str, experiment: str, run_id: str) -> None:
     X = np.random.default_rng(0).normal(size=(50, 4))
     predicted = model.predict(X)
     assert list(predicted) == list((X[:, 0] + X[:, 1] > 0).astype(int)) or (
-        np.mean(predicted == (X[:, 0] + X[:, 1] > 0)) > 0.9)
+        np.mean(predicted == (X[:, 0] + X[:, 1] > 0)) > 0.9
+    )
 
 
 def test_training_script_logs_and_reads_back(tracking_server: Proc, tracking_sidecar: Proc) -> None:
     # The same script twice at once: straight to the server, and through the sidecar.
     suffix = uuid.uuid4().hex[:6]
     targets = {"server": tracking_server.url, "sidecar": tracking_sidecar.url}
-    scripts = {name: start_script(TRAIN_SCRIPT, uri, f"train-{name}-{suffix}", "30")
-               for name, uri in targets.items()}
+    scripts = {name: start_script(TRAIN_SCRIPT, uri, f"train-{name}-{suffix}", "30") for name, uri in targets.items()}
     run_ids = {name: run_id_of(finish_script(proc)) for name, proc in scripts.items()}
     # A read through the sidecar waits until its earlier writes reached the server.
-    r = httpx.get(f"{tracking_sidecar.url}/api/2.0/mlflow/runs/get",
-                  params={"run_id": run_ids["sidecar"]}, timeout=60)
+    r = httpx.get(f"{tracking_sidecar.url}/api/2.0/mlflow/runs/get", params={"run_id": run_ids["sidecar"]}, timeout=60)
     assert r.json()["run"]["info"]["status"] == "FINISHED"
     # Then everything is read back from the server, for both runs.
     for name, run_id in run_ids.items():

@@ -25,13 +25,15 @@ def test_store_semantics_on_postgres(postgres_url: str) -> None:
         with pytest.raises(TrackingError):
             store.create_experiment("pg")
         rid = store.create_run(eid, "me", "r", 1000, [("k", "v")])["info"]["run_id"]
-        store.log_batch(rid, [("m", 1.0, 10, 0, None), ("m", 3.0, 5, 2, None),
-                              ("m", 2.0, 20, 1, None), ("n", math.nan, 1, 0, None)],
-                        [("lr", "0.1")], [("t", "1")])
+        store.log_batch(
+            rid,
+            [("m", 1.0, 10, 0, None), ("m", 3.0, 5, 2, None), ("m", 2.0, 20, 1, None), ("n", math.nan, 1, 0, None)],
+            [("lr", "0.1")],
+            [("t", "1")],
+        )
         store.log_batch(rid, [("m", 1.0, 10, 0, None)], [("lr", "0.1")])
         # the latest value across calls: the upsert's conditions, in PostgreSQL's dialect
-        for point in [("l", 1.0, 5, 1, None), ("l", 0.5, 6, 1, None), ("l", 9.0, 1, 0, None),
-                      ("l", 0.7, 6, 1, None)]:
+        for point in [("l", 1.0, 5, 1, None), ("l", 0.5, 6, 1, None), ("l", 9.0, 1, 0, None), ("l", 0.7, 6, 1, None)]:
             store.log_batch(rid, [point])
         hist, _ = store.get_metric_history(rid, "m")
         assert [(h["step"], h["value"]) for h in hist] == [(0, 1.0), (1, 2.0), (2, 3.0)]
@@ -68,13 +70,16 @@ def test_server_on_postgres_with_the_mlflow_client(launcher: Launcher, postgres_
         eid = client.create_experiment(f"pg-{uuid.uuid4().hex[:6]}")
         run = client.create_run(eid, run_name="pg-run")
         rid = run.info.run_id
-        client.log_batch(rid, metrics=[Metric("loss", 1.0 / (i + 1), 1000 + i, i) for i in range(300)],
-                         params=[Param("opt", "adam")], tags=[RunTag("db", "pg")])
+        client.log_batch(
+            rid,
+            metrics=[Metric("loss", 1.0 / (i + 1), 1000 + i, i) for i in range(300)],
+            params=[Param("opt", "adam")],
+            tags=[RunTag("db", "pg")],
+        )
         for i in range(300, 310):
             client.log_metric(rid, "loss", 1.0 / (i + 1), timestamp=1000 + i, step=i)
         client.set_terminated(rid)
-        found = client.search_runs([eid], "params.opt = 'adam' AND metrics.loss < 0.01",
-                                   order_by=["metrics.loss ASC"])
+        found = client.search_runs([eid], "params.opt = 'adam' AND metrics.loss < 0.01", order_by=["metrics.loss ASC"])
         assert [r.info.run_id for r in found] == [rid]
         hist = client.get_metric_history(rid, "loss")
         assert sorted(m.step for m in hist) == list(range(310))

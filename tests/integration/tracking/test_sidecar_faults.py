@@ -29,8 +29,7 @@ def post(base: str, path: str, body: dict, timeout: float = 60) -> dict:
 
 
 def history(base: str, run_id: str, key: str) -> list[tuple[int, float]]:
-    r = httpx.get(f"{base}{API}/metrics/get-history",
-                  params={"run_id": run_id, "metric_key": key}, timeout=60)
+    r = httpx.get(f"{base}{API}/metrics/get-history", params={"run_id": run_id, "metric_key": key}, timeout=60)
     assert r.status_code == 200, r.text
     return [(m["step"], m["value"]) for m in r.json().get("metrics", [])]
 
@@ -54,12 +53,16 @@ def test_server_stopped_mid_run_every_metric_arrives_once(launcher: Launcher, tm
     env = dict(os.environ, MLFLOW_TRACKING_URI=sidecar.url, PYTHONUNBUFFERED="1")
     script = subprocess.Popen(
         [sys.executable, str(METRICS_SCRIPT), "fault", str(steps), str(pause)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = wait_for_line(script, "PAUSED")
         run_id = next(x.split("=", 1)[1] for x in lines if x.startswith("RUN_ID="))
-        server.stop()                       # the server goes away mid-run ...
-        pause.unlink()                      # ... and the script goes on
+        server.stop()  # the server goes away mid-run ...
+        pause.unlink()  # ... and the script goes on
         wait_for_line(script, "LOGGED")
         # The sidecar notices on its next forward attempt, which a loaded machine may delay:
         # poll for the state, with a bound, instead of asserting it at once.
@@ -69,7 +72,7 @@ def test_server_stopped_mid_run_every_metric_arrives_once(launcher: Launcher, tm
             time.sleep(0.2)
             status = httpx.get(f"{sidecar.url}/modelship/sidecar/status").json()
         assert status["pending"] > 0 and status["server_up"] is False, status
-        launcher.server(port=server.port)   # the server comes back (same database)
+        launcher.server(port=server.port)  # the server comes back (same database)
         (tmp_path / "pause.release").touch()
         wait_for_line(script, "ENDED")
         assert script.wait(120) == 0, script.stderr.read() if script.stderr else ""
@@ -89,13 +92,19 @@ def test_server_stopped_mid_run_every_metric_arrives_once(launcher: Launcher, tm
 
 def _write_some(base: str, run_id: str, start: int, n: int) -> None:
     for i in range(start, start + n):
-        post(base, "runs/log-metric", {"run_id": run_id, "key": "m", "value": i * 0.5,
-                                        "timestamp": 1000 + i, "step": i})
-    post(base, "runs/log-batch", {"run_id": run_id,
-                                  "metrics": [{"key": "b", "value": float(i), "timestamp": 7,
-                                               "step": i} for i in range(start, start + n)],
-                                  "params": [{"key": "p", "value": "1"}],
-                                  "tags": [{"key": "t", "value": str(start)}]})
+        post(
+            base, "runs/log-metric", {"run_id": run_id, "key": "m", "value": i * 0.5, "timestamp": 1000 + i, "step": i}
+        )
+    post(
+        base,
+        "runs/log-batch",
+        {
+            "run_id": run_id,
+            "metrics": [{"key": "b", "value": float(i), "timestamp": 7, "step": i} for i in range(start, start + n)],
+            "params": [{"key": "p", "value": "1"}],
+            "tags": [{"key": "t", "value": str(start)}],
+        },
+    )
 
 
 def test_killed_sidecar_replays_its_log_without_duplicates(launcher: Launcher, tmp_path: Path) -> None:
@@ -104,8 +113,8 @@ def test_killed_sidecar_replays_its_log_without_duplicates(launcher: Launcher, t
     exp = post(sidecar.url, "experiments/create", {"name": f"kill-{uuid.uuid4().hex[:6]}"})
     run_id = post(sidecar.url, "runs/create", {"experiment_id": exp["experiment_id"]})["run"]["info"]["run_id"]
     server.stop()
-    _write_some(sidecar.url, run_id, 0, 25)      # acknowledged while the server is away
-    sidecar.kill()                               # SIGKILL: no drain, no goodbye
+    _write_some(sidecar.url, run_id, 0, 25)  # acknowledged while the server is away
+    sidecar.kill()  # SIGKILL: no drain, no goodbye
     wal = tmp_path / "sc-buffer" / "wal.log"
     assert wal.stat().st_size > 0
     saved = tmp_path / "wal.copy"

@@ -43,14 +43,27 @@ def spec(**changes: Any) -> ExperimentSpec:
     return ExperimentSpec.model_validate(raw)
 
 
-def job(number: int, *, conditions: list[dict[str, Any]] | None = None, stopped: bool = False,
-        parameters: dict[str, Any] | None = None, run_id: str = "run", name: str = "iris") -> dict[str, Any]:
-    annotations = {"modelship.io/parameters": json.dumps(parameters or {"C": 1.0}), "modelship.io/run-id": f"{run_id}{number}"}
+def job(
+    number: int,
+    *,
+    conditions: list[dict[str, Any]] | None = None,
+    stopped: bool = False,
+    parameters: dict[str, Any] | None = None,
+    run_id: str = "run",
+    name: str = "iris",
+) -> dict[str, Any]:
+    annotations = {
+        "modelship.io/parameters": json.dumps(parameters or {"C": 1.0}),
+        "modelship.io/run-id": f"{run_id}{number}",
+    }
     if stopped:
         annotations["modelship.io/stopped"] = "true"
     return {
-        "metadata": {"name": f"{name}-trial-{number}", "labels": {"modelship.io/trial": str(number)},
-                     "annotations": annotations},
+        "metadata": {
+            "name": f"{name}-trial-{number}",
+            "labels": {"modelship.io/trial": str(number)},
+            "annotations": annotations,
+        },
         "status": {"conditions": conditions or []},
     }
 

@@ -22,8 +22,14 @@ OWNER = Owner(name="iris", namespace="ml", uid="0123456789abcdef")
 
 def _job(**changes: Any) -> dict[str, Any]:
     return build_trial_job(
-        OWNER, spec(**changes), number=3, parameters={"C": 0.5, "solver": "saga", "max_iter": 200},
-        run_id="r3", experiment_id="7", tracking_url="http://tracking:5000", default_image="default:1",
+        OWNER,
+        spec(**changes),
+        number=3,
+        parameters={"C": 0.5, "solver": "saga", "max_iter": 200},
+        run_id="r3",
+        experiment_id="7",
+        tracking_url="http://tracking:5000",
+        default_image="default:1",
         sampler_attrs={"grid_id": 4},
     )
 
@@ -61,10 +67,16 @@ def test_job_identity_labels_annotations_and_owner() -> None:
     assert json.loads(meta["annotations"]["modelship.io/parameters"]) == {"C": 0.5, "max_iter": 200, "solver": "saga"}
     assert meta["annotations"]["modelship.io/run-id"] == "r3"
     assert json.loads(meta["annotations"]["modelship.io/sampler-attrs"]) == {"grid_id": 4}
-    assert meta["ownerReferences"] == [{
-        "apiVersion": "modelship.io/v1alpha1", "kind": "Experiment", "name": "iris", "uid": OWNER.uid,
-        "controller": True, "blockOwnerDeletion": True,
-    }]
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "modelship.io/v1alpha1",
+            "kind": "Experiment",
+            "name": "iris",
+            "uid": OWNER.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     assert job["spec"]["backoffLimit"] == 0
     assert job["spec"]["template"]["metadata"]["labels"] == meta["labels"]
 
@@ -76,8 +88,16 @@ def test_pod_checkout_sidecar_and_trainer() -> None:
     buffer = next(v for v in pod["volumes"] if v["name"] == "tracking-buffer")
     assert buffer["emptyDir"] == {"sizeLimit": "1Gi"}  # bounded, as the sidecar's own cap is
     checkout, sidecar = pod["initContainers"]
-    assert checkout["command"] == ["modelship", "checkout", "https://example.com/ml.git", "/workspace/src",
-                                   "--ref", "main", "--path", "examples/iris"]
+    assert checkout["command"] == [
+        "modelship",
+        "checkout",
+        "https://example.com/ml.git",
+        "/workspace/src",
+        "--ref",
+        "main",
+        "--path",
+        "examples/iris",
+    ]
     assert sidecar["restartPolicy"] == "Always"
     assert sidecar["command"][:2] == ["modelship", "tracking-sidecar"]
     assert "--server" in sidecar["command"] and "http://tracking:5000" in sidecar["command"]
@@ -86,20 +106,40 @@ def test_pod_checkout_sidecar_and_trainer() -> None:
     (trainer,) = pod["containers"]
     assert trainer["image"] == "ghcr.io/modelship/modelship:dev"
     assert trainer["command"] == [
-        "modelship", "run", "/workspace/src/examples/iris", "-e", "main",
-        "-P", "C=0.5", "-P", "max_iter=200", "-P", "solver=saga", "--run-id", "r3",
+        "modelship",
+        "run",
+        "/workspace/src/examples/iris",
+        "-e",
+        "main",
+        "-P",
+        "C=0.5",
+        "-P",
+        "max_iter=200",
+        "-P",
+        "solver=saga",
+        "--run-id",
+        "r3",
     ]
     env = {e["name"]: e.get("value") for e in trainer["env"]}
     assert env == {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5001", "MLFLOW_RUN_ID": "r3", "MLFLOW_EXPERIMENT_ID": "7"}
 
 
-
 def test_image_only_project_and_extras() -> None:
     job = build_trial_job(
         OWNER,
-        spec(project={"image": "me/trainer:2", "entryPoint": "train"}, env=[{"name": "A", "value": "1"}],
-             resources={"limits": {"memory": "1Gi"}}, serviceAccountName="trainer", backoffLimit=2),
-        number=0, parameters={}, run_id="r", experiment_id="1", tracking_url="http://t", default_image="d:1",
+        spec(
+            project={"image": "me/trainer:2", "entryPoint": "train"},
+            env=[{"name": "A", "value": "1"}],
+            resources={"limits": {"memory": "1Gi"}},
+            serviceAccountName="trainer",
+            backoffLimit=2,
+        ),
+        number=0,
+        parameters={},
+        run_id="r",
+        experiment_id="1",
+        tracking_url="http://t",
+        default_image="d:1",
     )
     pod = job["spec"]["template"]["spec"]
     assert [c["name"] for c in pod["initContainers"]] == ["tracking"]
@@ -122,7 +162,9 @@ def test_model_version_name(experiment: str, model: str, expected: str) -> None:
 
 
 def test_model_version_has_no_owner_and_points_at_the_run() -> None:
-    mv = build_model_version(OWNER, model="iris", run_id="abc", artifact_path="/model/", objective="accuracy", value=0.97)
+    mv = build_model_version(
+        OWNER, model="iris", run_id="abc", artifact_path="/model/", objective="accuracy", value=0.97
+    )
     assert "ownerReferences" not in mv["metadata"]
     assert mv["spec"]["source"] == "runs:/abc/model"
     assert mv["spec"]["model"] == "iris" and mv["spec"]["stage"] == "None"
@@ -131,8 +173,14 @@ def test_model_version_has_no_owner_and_points_at_the_run() -> None:
 
 def test_git_without_image_runs_the_default_image() -> None:
     job = build_trial_job(
-        OWNER, spec(project={"git": {"url": "file:///r"}}), number=1, parameters={}, run_id="r",
-        experiment_id="1", tracking_url="http://t", default_image="ghcr.io/modelship/modelship:0.1.0",
+        OWNER,
+        spec(project={"git": {"url": "file:///r"}}),
+        number=1,
+        parameters={},
+        run_id="r",
+        experiment_id="1",
+        tracking_url="http://t",
+        default_image="ghcr.io/modelship/modelship:0.1.0",
     )
     pod = job["spec"]["template"]["spec"]
     assert {c["image"] for c in pod["initContainers"] + pod["containers"]} == {"ghcr.io/modelship/modelship:0.1.0"}

@@ -100,8 +100,9 @@ def _run_search(changes: dict[str, Any], rounds: int, per_round: int, uid: str =
         for sug in suggest(s, trials, numbers, experiment_uid=uid):
             params = json.loads(json.dumps(sug.parameters))
             attrs = json.loads(json.dumps(sug.sampler_attrs))
-            trials.append(Trial(sug.number, f"t{sug.number}", params, SUCCEEDED, objective=float(sug.number),
-                                sampler_attrs=attrs))
+            trials.append(
+                Trial(sug.number, f"t{sug.number}", params, SUCCEEDED, objective=float(sug.number), sampler_attrs=attrs)
+            )
     return trials
 
 
@@ -131,8 +132,10 @@ def test_grid_visits_every_point_once_then_is_exhausted() -> None:
 def test_grid_counts_running_and_failed_trials_as_taken() -> None:
     s = spec(search_algorithm="grid", search_space=GRID_SPACE)
     first = suggest(s, [], [0, 1, 2], experiment_uid="u")
-    history = [Trial(x.number, "t", x.parameters, phase, sampler_attrs=json.loads(json.dumps(x.sampler_attrs)))
-               for x, phase in zip(first, (RUNNING, FAILED, STOPPED))]
+    history = [
+        Trial(x.number, "t", x.parameters, phase, sampler_attrs=json.loads(json.dumps(x.sampler_attrs)))
+        for x, phase in zip(first, (RUNNING, FAILED, STOPPED))
+    ]
     rest = suggest(s, history, [3, 4, 5], experiment_uid="u")
     taken = {(t.parameters["C"], t.parameters["solver"]) for t in history}
     fresh = {(x.parameters["C"], x.parameters["solver"]) for x in rest}
@@ -161,8 +164,9 @@ GOOD = ((1, 0.8), (2, 0.9), (3, 0.95))
         pytest.param(MEDIAN, "maximize", 2, (), False, id="nothing-logged-yet"),
     ],
 )
-def test_should_stop(early: dict[str, Any] | None, goal: str, done: int,
-                     history: tuple[tuple[int, float], ...], stop: bool) -> None:
+def test_should_stop(
+    early: dict[str, Any] | None, goal: str, done: int, history: tuple[tuple[int, float], ...], stop: bool
+) -> None:
     s = spec(search_earlyStopping=early, search_objective={"metric": "accuracy", "goal": goal})
     completed = [Trial(i, f"t{i}", {"C": 1.0}, SUCCEEDED, objective=0.95, history=GOOD) for i in range(done)]
     candidate = Trial(9, "t9", {"C": 1.0}, RUNNING, history=history)

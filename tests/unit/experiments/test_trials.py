@@ -43,7 +43,13 @@ def test_job_state(job_obj: dict[str, Any], state: str, message: str | None) -> 
 def test_trial_of_job() -> None:
     t = trial_of_job(job(4, conditions=[cond("Complete")], parameters={"C": 0.5}))
     assert t is not None
-    assert (t.number, t.name, t.phase, t.run_id, dict(t.parameters)) == (4, "iris-trial-4", SUCCEEDED, "run4", {"C": 0.5})
+    assert (t.number, t.name, t.phase, t.run_id, dict(t.parameters)) == (
+        4,
+        "iris-trial-4",
+        SUCCEEDED,
+        "run4",
+        {"C": 0.5},
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,7 +57,13 @@ def test_trial_of_job() -> None:
     [
         {"metadata": {"name": "x", "labels": {}}},
         {"metadata": {"name": "x", "labels": {"modelship.io/trial": "one"}}},
-        {"metadata": {"name": "x", "labels": {"modelship.io/trial": "1"}, "annotations": {"modelship.io/parameters": "{"}}},
+        {
+            "metadata": {
+                "name": "x",
+                "labels": {"modelship.io/trial": "1"},
+                "annotations": {"modelship.io/parameters": "{"},
+            }
+        },
     ],
 )
 def test_a_foreign_or_broken_job_is_no_trial(broken: dict[str, Any]) -> None:
@@ -72,10 +84,23 @@ def _pod(name: str, code: int, message: str | None = None, init: bool = False) -
         ([], None),
         ([_pod("trainer", 0)], None),
         ([_pod("trainer", 2)], "container trainer exited with code 2: the MLproject refused the request"),
-        ([_pod("trainer", 1, "ValueError: bad solver")], "container trainer exited with code 1. Last output: ValueError: bad solver"),
+        (
+            [_pod("trainer", 1, "ValueError: bad solver")],
+            "container trainer exited with code 1. Last output: ValueError: bad solver",
+        ),
         ([_pod("checkout", 1, init=True)], "container checkout exited with code 1: the git checkout failed"),
-        ([{"status": {"containerStatuses": [{"name": "trainer", "state": {"waiting": {"reason": "ErrImagePull", "message": "no"}}}]}}],
-         "container trainer: ErrImagePull: no"),
+        (
+            [
+                {
+                    "status": {
+                        "containerStatuses": [
+                            {"name": "trainer", "state": {"waiting": {"reason": "ErrImagePull", "message": "no"}}}
+                        ]
+                    }
+                }
+            ],
+            "container trainer: ErrImagePull: no",
+        ),
     ],
 )
 def test_pod_failure(pods: list[dict[str, Any]], expected: str | None) -> None:
@@ -95,16 +120,27 @@ def test_pod_failure(pods: list[dict[str, Any]], expected: str | None) -> None:
         (RUNNING, 0.5, None, RUNNING, None),
     ],
 )
-def test_with_result(phase: str, objective: float | None, message: str | None, phase_after: str,
-                     message_after: str | None) -> None:
+def test_with_result(
+    phase: str, objective: float | None, message: str | None, phase_after: str, message_after: str | None
+) -> None:
     before = Trial(1, "t1", {}, phase, "r1", message="BackoffLimitExceeded" if phase == FAILED else None)
     after = with_result(before, objective=objective, metric="accuracy", message=message)
     assert (after.phase, after.message) == (phase_after, message_after)
 
 
 def _trials(*phases: str) -> list[Trial]:
-    return [Trial(i, f"t{i}", {"C": 1.0}, p, f"r{i}", objective=0.5 + i / 100 if p == SUCCEEDED else None,
-                  message="boom" if p == FAILED else None) for i, p in enumerate(phases)]
+    return [
+        Trial(
+            i,
+            f"t{i}",
+            {"C": 1.0},
+            p,
+            f"r{i}",
+            objective=0.5 + i / 100 if p == SUCCEEDED else None,
+            message="boom" if p == FAILED else None,
+        )
+        for i, p in enumerate(phases)
+    ]
 
 
 S, F, R, X = SUCCEEDED, FAILED, RUNNING, STOPPED
@@ -118,19 +154,55 @@ S, F, R, X = SUCCEEDED, FAILED, RUNNING, STOPPED
         pytest.param({}, (R, R), {"to_launch": 0, "phase": "Running", "finished": False}, id="parallelism-full"),
         pytest.param({}, (S, S, S, S, R), {"to_launch": 1, "finished": False, "summary": "4/6"}, id="last-one"),
         pytest.param({}, (S, S, S, S, R, R), {"to_launch": 0, "finished": False}, id="all-launched"),
-        pytest.param({}, (S, X, S, F, S, S), {"to_launch": 0, "finished": True, "phase": "Succeeded",
-                                                  "reason": "SearchSucceeded", "summary": "6/6"}, id="done"),
-        pytest.param({}, (S, F, R, F), {"to_launch": 0, "stop_active": True, "finished": False, "phase": "Failed",
-                                            "reason": "MaxFailedTrialsReached"}, id="max-failed-stops-active"),
-        pytest.param({}, (S, F, X, F), {"to_launch": 0, "stop_active": False, "finished": True, "phase": "Failed",
-                                            "reason": "MaxFailedTrialsReached"}, id="max-failed-done"),
-        pytest.param({"search_maxFailedTrials": 10}, (F, F, F, F, F, F),
-                     {"finished": True, "phase": "Failed", "reason": "NoTrialSucceeded"}, id="none-succeeded"),
-        pytest.param({"search_maxFailedTrials": 0}, (F,), {"finished": True, "reason": "MaxFailedTrialsReached"},
-                     id="zero-counts-as-one"),
+        pytest.param(
+            {},
+            (S, X, S, F, S, S),
+            {"to_launch": 0, "finished": True, "phase": "Succeeded", "reason": "SearchSucceeded", "summary": "6/6"},
+            id="done",
+        ),
+        pytest.param(
+            {},
+            (S, F, R, F),
+            {
+                "to_launch": 0,
+                "stop_active": True,
+                "finished": False,
+                "phase": "Failed",
+                "reason": "MaxFailedTrialsReached",
+            },
+            id="max-failed-stops-active",
+        ),
+        pytest.param(
+            {},
+            (S, F, X, F),
+            {
+                "to_launch": 0,
+                "stop_active": False,
+                "finished": True,
+                "phase": "Failed",
+                "reason": "MaxFailedTrialsReached",
+            },
+            id="max-failed-done",
+        ),
+        pytest.param(
+            {"search_maxFailedTrials": 10},
+            (F, F, F, F, F, F),
+            {"finished": True, "phase": "Failed", "reason": "NoTrialSucceeded"},
+            id="none-succeeded",
+        ),
+        pytest.param(
+            {"search_maxFailedTrials": 0},
+            (F,),
+            {"finished": True, "reason": "MaxFailedTrialsReached"},
+            id="zero-counts-as-one",
+        ),
         pytest.param({"search": None}, (), {"to_launch": 1, "planned": 1, "phase": "Running"}, id="single-start"),
-        pytest.param({"search": None}, (S,), {"finished": True, "phase": "Succeeded", "summary": "1/1"}, id="single-done"),
-        pytest.param({"search": None}, (F,), {"finished": True, "phase": "Failed", "reason": "TrialFailed"}, id="single-failed"),
+        pytest.param(
+            {"search": None}, (S,), {"finished": True, "phase": "Succeeded", "summary": "1/1"}, id="single-done"
+        ),
+        pytest.param(
+            {"search": None}, (F,), {"finished": True, "phase": "Failed", "reason": "TrialFailed"}, id="single-failed"
+        ),
     ],
 )
 def test_decide_progress(changes: dict[str, Any], phases: tuple[str, ...], expected: dict[str, Any]) -> None:
@@ -168,10 +240,16 @@ def test_best_trial(goal: str, objectives: list[float], best: int | None) -> Non
         ("maximize", 0.9, 0.95, (F,), False, "SearchFailed"),
     ],
 )
-def test_decide_registration(goal: str, threshold: float | None, objective: float, phases: tuple[str, ...],
-                             register: bool, reason: str) -> None:
-    s = spec(search_objective={"metric": "m", "goal": goal}, search_maxTrials=1, search_parallelism=1,
-             search_maxFailedTrials=5, register={"modelName": "iris", "threshold": threshold})
+def test_decide_registration(
+    goal: str, threshold: float | None, objective: float, phases: tuple[str, ...], register: bool, reason: str
+) -> None:
+    s = spec(
+        search_objective={"metric": "m", "goal": goal},
+        search_maxTrials=1,
+        search_parallelism=1,
+        search_maxFailedTrials=5,
+        register={"modelName": "iris", "threshold": threshold},
+    )
     trials = [Trial(0, "t0", {}, phases[0], "r0", objective=objective if phases[0] == S else None)]
     progress = decide_progress(s, trials)
     decision = decide_registration(s, progress, best_trial(s, trials))
@@ -198,8 +276,16 @@ def test_build_status() -> None:
     s = spec()
     trials = _trials(S, F, R)
     progress = decide_progress(s, trials)
-    status = build_status(s, trials, progress, old_status={"conditions": [{"type": "Ready", "status": "True"}]},
-                          generation=3, now=NOW, experiment_id="7", tracking_url="http://t/#/experiments/7")
+    status = build_status(
+        s,
+        trials,
+        progress,
+        old_status={"conditions": [{"type": "Ready", "status": "True"}]},
+        generation=3,
+        now=NOW,
+        experiment_id="7",
+        tracking_url="http://t/#/experiments/7",
+    )
     assert status["phase"] == "Running"
     assert status["trialsSummary"] == "2/6"
     assert (status["succeededTrials"], status["failedTrials"]) == (1, 1)
@@ -213,8 +299,16 @@ def test_build_status() -> None:
     assert types["Degraded"]["reason"] == "TrialFailed" and "t1" in types["Degraded"]["message"]
     assert status["experimentId"] == "7"
     # Written again from its own output, nothing changes: no needless PATCH.
-    again = build_status(s, trials, progress, old_status=status, generation=3, now=NOW.replace(hour=13),
-                         experiment_id="7", tracking_url="http://t/#/experiments/7")
+    again = build_status(
+        s,
+        trials,
+        progress,
+        old_status=status,
+        generation=3,
+        now=NOW.replace(hour=13),
+        experiment_id="7",
+        tracking_url="http://t/#/experiments/7",
+    )
     assert not status_changed(status, again)
 
 

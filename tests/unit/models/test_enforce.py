@@ -13,9 +13,7 @@ COLS = Schema.from_json(
 )
 DOUBLES = Schema.from_json('[{"type": "double", "name": "x"}, {"type": "double", "name": "y"}]')
 LONGS = Schema.from_json('[{"type": "long", "name": "x"}, {"type": "long", "name": "y"}]')
-TENSOR = Schema.from_json(
-    '[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 2]}}]'
-)
+TENSOR = Schema.from_json('[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 2]}}]')
 
 
 def test_frame_keeps_schema_columns_in_order_and_drops_extras() -> None:
@@ -41,9 +39,7 @@ def test_missing_required_column_is_named() -> None:
         ("flag", "yes", "column 'flag'"),
     ],
 )
-def test_wrong_types_are_refused_with_the_column_named(
-    column: str, value: object, message: str
-) -> None:
+def test_wrong_types_are_refused_with_the_column_named(column: str, value: object, message: str) -> None:
     row = {"a": 1, "b": 1.0, "s": "x", "flag": True}
     row[column] = value
     with pytest.raises(SchemaError, match=message):

@@ -29,8 +29,6 @@ def test_shim_registers_python_model_when_mlflow_is_absent(tmp_path: Path) -> No
         print('ok')
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"

@@ -47,9 +47,7 @@ class _Planted:
 
 
 class Echo(PythonModel):
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> Any:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         return model_input["x"]
 
 
@@ -65,8 +63,7 @@ def sklearn_dir(path: Path, payload_name: str, fmt: str | None, **sklearn: Any) 
     return path
 
 
-@pytest.mark.parametrize(("fmt", "name"), [("pickle", "model.pkl"), ("cloudpickle", "model.pkl"),
-                                           (None, "model.pkl")])
+@pytest.mark.parametrize(("fmt", "name"), [("pickle", "model.pkl"), ("cloudpickle", "model.pkl"), (None, "model.pkl")])
 def test_a_pickle_is_refused_and_not_run(tmp_path: Path, fmt: str | None, name: str) -> None:
     marker = tmp_path / "ran"
     model = tmp_path / "m"
@@ -83,7 +80,10 @@ def test_a_pickle_is_refused_and_not_run(tmp_path: Path, fmt: str | None, name: 
 
 @pytest.mark.parametrize("fmt", ["pickle", "cloudpickle"])
 def test_pickled_sklearn_loads_with_the_opt_in(
-    tmp_path: Path, wine: tuple[pd.DataFrame, pd.Series], wine_model: Pipeline, fmt: str,
+    tmp_path: Path,
+    wine: tuple[pd.DataFrame, pd.Series],
+    wine_model: Pipeline,
+    fmt: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     X, _ = wine
@@ -111,8 +111,7 @@ def test_python_model_pickle_is_not_run_when_refused(tmp_path: Path) -> None:
     model.mkdir()
     (model / "python_model.pkl").write_bytes(pickle.dumps(_Planted(marker)))
     MLModel(
-        flavors={"python_function": {"loader_module": "mlflow.pyfunc.model",
-                                     "python_model": "python_model.pkl"}}
+        flavors={"python_function": {"loader_module": "mlflow.pyfunc.model", "python_model": "python_model.pkl"}}
     ).save(model / "MLmodel")
     with pytest.raises(UntrustedModelError):
         load_model(model)
@@ -173,29 +172,23 @@ def skops_dir(path: Path, model: Any, **sklearn: Any) -> Path:
 def test_skops_trusted_types_of_the_model_file_are_ignored(tmp_path: Path) -> None:
     # A transformer whose function is os.system; the MLmodel file trusts it, as a crafted
     # model would (MLflow writes the list it was given at save time into MLmodel).
-    model = skops_dir(tmp_path / "m", FunctionTransformer(func=os.system),
-                      skops_trusted_types=["posix.system"])
+    model = skops_dir(tmp_path / "m", FunctionTransformer(func=os.system), skops_trusted_types=["posix.system"])
     with pytest.raises(UntrustedModelError) as info:
         load_model(model)
     message = str(info.value)
     assert "posix.system" in message and "MODELSHIP_SKOPS_TRUSTED_TYPES" in message
 
 
-def test_skops_trusted_types_come_from_the_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_skops_trusted_types_come_from_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     X = np.arange(8.0).reshape(4, 2)
-    fitted = make_pipeline(FunctionTransformer(func=operator.neg), LinearRegression()).fit(
-        X, X.sum(axis=1)
-    )
+    fitted = make_pipeline(FunctionTransformer(func=operator.neg), LinearRegression()).fit(X, X.sum(axis=1))
     model = skops_dir(tmp_path / "m", fitted)
     with pytest.raises(UntrustedModelError, match="_operator.neg"):
         load_model(model)
     monkeypatch.setenv("MODELSHIP_SKOPS_TRUSTED_TYPES", " numpy.foo , _operator.neg")
     assert np.allclose(load_model(model).predict(X), X.sum(axis=1))
     monkeypatch.delenv("MODELSHIP_SKOPS_TRUSTED_TYPES")
-    assert np.allclose(load_model(model, skops_trusted_types=["_operator.neg"]).predict(X),
-                       X.sum(axis=1))
+    assert np.allclose(load_model(model, skops_trusted_types=["_operator.neg"]).predict(X), X.sum(axis=1))
 
 
 def test_default_skops_models_need_no_opt_in(
@@ -203,17 +196,23 @@ def test_default_skops_models_need_no_opt_in(
 ) -> None:
     X, _ = wine
     save_model(tmp_path / "m", wine_model, training_data=X)
-    assert load_model(tmp_path / "m").predict(X.head(2)).tolist() == wine_model.predict(
-        X.head(2)
-    ).tolist()
+    assert load_model(tmp_path / "m").predict(X.head(2)).tolist() == wine_model.predict(X.head(2)).tolist()
 
 
-@pytest.mark.parametrize(("value", "allowed"), [("true", True), ("1", True), ("YES", True),
-                                                ("on", True), ("false", False), ("0", False),
-                                                ("", False), ("off", False)])
-def test_the_setting_reads_like_a_boolean_setting(
-    monkeypatch: pytest.MonkeyPatch, value: str, allowed: bool
-) -> None:
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [
+        ("true", True),
+        ("1", True),
+        ("YES", True),
+        ("on", True),
+        ("false", False),
+        ("0", False),
+        ("", False),
+        ("off", False),
+    ],
+)
+def test_the_setting_reads_like_a_boolean_setting(monkeypatch: pytest.MonkeyPatch, value: str, allowed: bool) -> None:
     from modelship.models.trust import TrustPolicy
 
     monkeypatch.setenv("MODELSHIP_ALLOW_PICKLE", value)
@@ -229,7 +228,9 @@ def test_a_misspelt_setting_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_serve_flag_allow_pickle(
-    tmp_path: Path, wine: tuple[pd.DataFrame, pd.Series], wine_model: Pipeline,
+    tmp_path: Path,
+    wine: tuple[pd.DataFrame, pd.Series],
+    wine_model: Pipeline,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``modelship serve --allow-pickle`` reaches the loader through the server's settings."""
@@ -249,6 +250,4 @@ def test_serve_flag_allow_pickle(
     settings = settings_from_args(parser.parse_args(["-m", str(tmp_path / "m"), "--allow-pickle"]))
     assert settings.allow_pickle is True
     loaded = load_model(settings.model_uri, allow_pickle=settings.allow_pickle)
-    assert loaded.predict(X.head(1)).tolist() == wine_model.predict(
-        X.head(1)
-    ).tolist()
+    assert loaded.predict(X.head(1)).tolist() == wine_model.predict(X.head(1)).tolist()

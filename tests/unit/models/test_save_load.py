@@ -19,9 +19,7 @@ class AddOne(PythonModel):
     def load_context(self, context: Any) -> None:
         self.offset = float(Path(context.artifacts["offset"]).read_text())
 
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> Any:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         return model_input["x"] + self.offset
 
 
@@ -55,10 +53,7 @@ def test_skops_is_the_default_and_files_are_written(
         "serving_input_example.json",
         "training_profile.json",
     } <= names
-    assert any(
-        r.startswith("scikit-learn==")
-        for r in (tmp_path / "m" / "requirements.txt").read_text().split()
-    )
+    assert any(r.startswith("scikit-learn==") for r in (tmp_path / "m" / "requirements.txt").read_text().split())
     assert mlmodel.signature is not None and mlmodel.signature.inputs is not None
     assert mlmodel.signature.inputs.names() == list(X.columns)
     assert mlmodel.signature.outputs is not None and mlmodel.signature.outputs.is_tensor
@@ -77,11 +72,7 @@ def test_profile_has_quantiles_and_frequencies(
     prof = compute_profile(df)
     assert prof["rows"] == 101
     x = prof["features"]["x"]
-    assert (
-        x["type"] == "numeric"
-        and x["quantiles"]["0.50"] == 50.0
-        and x["quantiles"]["1.00"] == 100.0
-    )
+    assert x["type"] == "numeric" and x["quantiles"]["0.50"] == 50.0 and x["quantiles"]["1.00"] == 100.0
     c = prof["features"]["c"]
     assert c["type"] == "categorical" and c["frequencies"] == {"a": 0.7, "b": 0.3}
     assert c["missing_rate"] == pytest.approx(1 / 101)
@@ -89,9 +80,7 @@ def test_profile_has_quantiles_and_frequencies(
     save_model(tmp_path / "m", wine_model, training_data=X)
     saved = json.loads((tmp_path / "m" / "training_profile.json").read_text())
     assert set(saved["features"]) == set(X.columns)
-    assert MLModel.load(tmp_path / "m").metadata == {
-        "modelship.training_profile": "training_profile.json"
-    }
+    assert MLModel.load(tmp_path / "m").metadata == {"modelship.training_profile": "training_profile.json"}
 
 
 def test_python_model_round_trip_with_artifacts(tmp_path: Path) -> None:
@@ -103,9 +92,7 @@ def test_python_model_round_trip_with_artifacts(tmp_path: Path) -> None:
     assert loaded.flavor == "python_function"
     assert loaded.predict(df).tolist() == [2.5, 3.5]
     sig = MLModel.load(tmp_path / "m").signature
-    assert (
-        sig is not None and sig.outputs is not None
-    )  # inferred by running the model on the example
+    assert sig is not None and sig.outputs is not None  # inferred by running the model on the example
 
 
 def test_enforcement_applies_on_predict(
@@ -147,9 +134,7 @@ def test_loader_module_flavor(tmp_path: Path) -> None:
     )
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "MLmodel").write_text(
-        yaml.safe_dump(
-            {"flavors": {"python_function": {"loader_module": "my_loader_mod", "data": "."}}}
-        )
+        yaml.safe_dump({"flavors": {"python_function": {"loader_module": "my_loader_mod", "data": "."}}})
     )
     import sys
 

@@ -14,9 +14,7 @@ MLFLOW_PARAMS = '[{"name": "k", "default": 1, "shape": null, "type": "long"}]'
 
 
 def test_parses_the_json_strings_mlflow_writes() -> None:
-    sig = ModelSignature.from_dict(
-        {"inputs": MLFLOW_INPUTS, "outputs": MLFLOW_TENSOR, "params": MLFLOW_PARAMS}
-    )
+    sig = ModelSignature.from_dict({"inputs": MLFLOW_INPUTS, "outputs": MLFLOW_TENSOR, "params": MLFLOW_PARAMS})
     assert sig.inputs is not None and sig.outputs is not None and sig.params is not None
     assert [(c.name, c.type, c.required) for c in sig.inputs.specs] == [
         ("a", "long", True),
@@ -73,9 +71,7 @@ def test_infers_a_tensor_spec_from_an_array() -> None:
 
 
 def test_params_are_inferred_with_types() -> None:
-    sig = infer_signature(
-        pd.DataFrame({"a": [1]}), params={"k": 2, "t": 0.5, "name": "x", "on": True}
-    )
+    sig = infer_signature(pd.DataFrame({"a": [1]}), params={"k": 2, "t": 0.5, "name": "x", "on": True})
     assert sig.params is not None
     assert {p.name: p.type for p in sig.params} == {
         "k": "long",

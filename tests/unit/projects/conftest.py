@@ -42,8 +42,6 @@ def fake_tracking() -> FakeTracking:
 
 @pytest.fixture
 def tracking_client(fake_tracking: FakeTracking) -> Iterator[TrackingClient]:
-    client = TrackingClient(
-        "http://tracking.test", transport=httpx.MockTransport(fake_tracking.handle), retries=0
-    )
+    client = TrackingClient("http://tracking.test", transport=httpx.MockTransport(fake_tracking.handle), retries=0)
     yield client
     client.close()

@@ -60,8 +60,7 @@ EXPECTED = {
 
 
 def run(command: str, cwd: Path) -> str:
-    out = subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True,
-                         timeout=30, check=False)
+    out = subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=30, check=False)
     assert out.returncode == 0, (command, out.stderr)
     return out.stdout
 
@@ -103,9 +102,7 @@ def test_how_each_place_is_quoted() -> None:
     escaped, so ``"{v}"`` gets the value and not its single-quoted form. In single quotes:
     the quote is closed around the quoted value."""
     ep = entry_point("python train.py --name {v} --tag=\"{v}\" '{v}'")
-    assert render_command(ep, {"v": "a b"}).command == (
-        "python train.py --name 'a b' --tag=\"a b\" '''a b'''"
-    )
+    assert render_command(ep, {"v": "a b"}).command == ("python train.py --name 'a b' --tag=\"a b\" '''a b'''")
     assert render_command(ep, {"v": "$(id)"}).command == (
         "python train.py --name '$(id)' --tag=\"\\$(id)\" '''$(id)'''"
     )
@@ -121,9 +118,7 @@ def test_how_each_place_is_quoted() -> None:
         ("cat <<EOF\n{v}\nEOF", "here-document"),
     ],
 )
-def test_places_that_cannot_be_quoted_take_only_plain_values(
-    tmp_path: Path, template: str, where: str
-) -> None:
+def test_places_that_cannot_be_quoted_take_only_plain_values(tmp_path: Path, template: str, where: str) -> None:
     ep = entry_point(template)
     with pytest.raises(ProjectError) as info:
         render_command(ep, {"v": "$(touch pwned)"})
@@ -142,10 +137,8 @@ def test_a_newline_value_in_a_comment_is_refused() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(value=st.text(alphabet="$`\"'\\ \n\t#;&|(){}<>*?!~a=-", max_size=12),
-       template=st.sampled_from(list(TEMPLATES)))
-def test_any_value_is_received_literally(tmp_path_factory: pytest.TempPathFactory, value: str,
-                                         template: str) -> None:
+@given(value=st.text(alphabet="$`\"'\\ \n\t#;&|(){}<>*?!~a=-", max_size=12), template=st.sampled_from(list(TEMPLATES)))
+def test_any_value_is_received_literally(tmp_path_factory: pytest.TempPathFactory, value: str, template: str) -> None:
     cwd = tmp_path_factory.mktemp("q")
     command = render_command(entry_point(TEMPLATES[template]), {"v": value}).command
     out = run(command + " && ls", cwd)  # ls: any file a value made would show

@@ -67,7 +67,13 @@ def test_render(given: dict[str, Value], command: str, logged: dict[str, str]) -
     """``logged``: the logged parameters that differ from the defaults."""
     resolved = render_command(MAIN, given)
     assert resolved.command == command
-    defaults = {"alpha": "0.5", "epochs": "10", "name": "run one", "data": "data/train.csv", "source": "s3://bucket/key"}
+    defaults = {
+        "alpha": "0.5",
+        "epochs": "10",
+        "name": "run one",
+        "data": "data/train.csv",
+        "source": "s3://bucket/key",
+    }
     assert resolved.parameters == {**defaults, **logged}
     assert list(resolved.parameters) == [*defaults, *resolved.extra]
     assert resolved.extra == tuple(k for k in given if k not in MAIN.parameters)

@@ -42,7 +42,9 @@ def recorded(directory: Path) -> list[str]:
 
 
 def run(client: TrackingClient, request: RunRequest, tmp_path: Path, **environ: str) -> int:
-    return run_project(request, client, environ={"PATH": "/usr/bin:/bin", **environ}, cwd=str(tmp_path), log=io.StringIO())
+    return run_project(
+        request, client, environ={"PATH": "/usr/bin:/bin", **environ}, cwd=str(tmp_path), log=io.StringIO()
+    )
 
 
 def test_local_directory(tmp_path: Path, tracking_client: TrackingClient, fake_tracking: FakeTracking) -> None:
@@ -98,7 +100,9 @@ def test_local_clone_in_place_names_its_remote(
     assert recorded(repo.path / "sub")[5] == str(repo.path / "sub")
 
 
-def test_failing_command(tmp_path: Path, tracking_client: TrackingClient, fake_tracking: FakeTracking, capfd: pytest.CaptureFixture[str]) -> None:
+def test_failing_command(
+    tmp_path: Path, tracking_client: TrackingClient, fake_tracking: FakeTracking, capfd: pytest.CaptureFixture[str]
+) -> None:
     project = write_project(tmp_path / "project")
     assert run(tracking_client, RunRequest(str(project), entry_point="fail"), tmp_path) == 3
     [stored] = fake_tracking.runs.values()
@@ -116,7 +120,9 @@ def test_script_entry_point(tmp_path: Path, tracking_client: TrackingClient, fak
     assert stored["tags"]["mlflow.project.entryPoint"] == "script.sh"
 
 
-def test_existing_run_is_taken_over(tmp_path: Path, tracking_client: TrackingClient, fake_tracking: FakeTracking) -> None:
+def test_existing_run_is_taken_over(
+    tmp_path: Path, tracking_client: TrackingClient, fake_tracking: FakeTracking
+) -> None:
     project = write_project(tmp_path / "project")
     made = tracking_client.create_run("0", tags={"from": "operator"})
     tracking_client.log_batch(made.run_id, params={"alpha": "0.25"})
@@ -146,8 +152,14 @@ def test_existing_run_with_other_parameters_is_refused(
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        (RunRequest("PROJECT", parameters={"alpha": "abc"}), 'entry point "main": parameter "alpha" must be a float, got "abc"'),
-        (RunRequest("PROJECT", entry_point="train"), 'unknown entry point "train": the project declares "main", "fail"'),
+        (
+            RunRequest("PROJECT", parameters={"alpha": "abc"}),
+            'entry point "main": parameter "alpha" must be a float, got "abc"',
+        ),
+        (
+            RunRequest("PROJECT", entry_point="train"),
+            'unknown entry point "train": the project declares "main", "fail"',
+        ),
         (RunRequest("PROJECT", parameters={"data": "missing.csv"}), 'parameter "data" names'),
         (RunRequest("PROJECT", env_manager="conda"), "--env-manager conda is not supported"),
         (RunRequest("PROJECT#../up"), "must be relative and inside the repository"),
@@ -171,7 +183,11 @@ def test_bad_requests_fail_before_any_run(
     [({}, "0"), ({"MLFLOW_EXPERIMENT_ID": "5"}, "5"), ({"MLFLOW_EXPERIMENT_NAME": "from-env"}, "1")],
 )
 def test_experiment_from_the_environment(
-    tmp_path: Path, tracking_client: TrackingClient, fake_tracking: FakeTracking, environ: dict[str, str], experiment: str
+    tmp_path: Path,
+    tracking_client: TrackingClient,
+    fake_tracking: FakeTracking,
+    environ: dict[str, str],
+    experiment: str,
 ) -> None:
     project = write_project(tmp_path / "project")
     assert run(tracking_client, RunRequest(str(project)), tmp_path, **environ) == 0
@@ -188,7 +204,10 @@ def test_parse_params(pairs: list[str], params: dict[str, str]) -> None:
     assert parse_params(pairs) == params
 
 
-@pytest.mark.parametrize(("pairs", "message"), [(["a"], "expected KEY=VALUE"), (["=1"], "expected KEY=VALUE"), (["a=1", "a=2"], "more than once")])
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [(["a"], "expected KEY=VALUE"), (["=1"], "expected KEY=VALUE"), (["a=1", "a=2"], "more than once")],
+)
 def test_parse_params_refused(pairs: list[str], message: str) -> None:
     with pytest.raises(ProjectError, match=message):
         parse_params(pairs)
@@ -205,7 +224,12 @@ def test_parse_params_refused(pairs: list[str], message: str) -> None:
     ],
 )
 def test_cli_exit_codes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, message: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    code: int,
+    message: str,
 ) -> None:
     # Nothing listens on the discard port; every case fails before the first request.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")

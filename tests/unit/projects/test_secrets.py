@@ -26,9 +26,10 @@ def test_credentials_in_the_url_go_as_a_header(caplog: pytest.LogCaptureFixture)
         seen.append(request)
         return httpx.Response(200, json={"experiment": {"experiment_id": "3"}})
 
-    with caplog.at_level(logging.DEBUG), TrackingClient(
-        URL, transport=httpx.MockTransport(handle), retries=0
-    ) as client:
+    with (
+        caplog.at_level(logging.DEBUG),
+        TrackingClient(URL, transport=httpx.MockTransport(handle), retries=0) as client,
+    ):
         assert client.experiment_id("x") == "3"
     assert "s3cr3tPass" not in str(seen[0].url)
     basic = base64.b64encode(b"user:s3cr3tPass").decode()
@@ -72,8 +73,7 @@ def test_a_run_logs_no_credentials(tmp_path: Path, fake_tracking: FakeTracking) 
     log = io.StringIO()
     transport = httpx.MockTransport(fake_tracking.handle)
     with TrackingClient(URL, transport=transport, retries=0) as client:
-        code = run_project(RunRequest(uri=str(project)), client, environ={"PATH": "/usr/bin:/bin"},
-                           log=log)
+        code = run_project(RunRequest(uri=str(project)), client, environ={"PATH": "/usr/bin:/bin"}, log=log)
     assert code == 0 and "Running command" in log.getvalue()
     assert "s3cr3tPass" not in log.getvalue()
 

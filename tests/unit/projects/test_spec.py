@@ -112,7 +112,10 @@ def test_environments(text: str, environment: Environment) -> None:
             'parameter "u" must be a URI with a scheme',
         ),
         ("entry_points: {main: {command: x, parameters: {a: 3}}}", 'parameter "a": must be a type name or a mapping'),
-        ("entry_points: {main: {command: x, parameters: {a: {type: [float]}}}}", 'parameter "a": type must be a string'),
+        (
+            "entry_points: {main: {command: x, parameters: {a: {type: [float]}}}}",
+            'parameter "a": type must be a string',
+        ),
         (
             "entry_points: {main: {command: x, parameters: {a: {default: [1]}}}}",
             'parameter "a": default must be a scalar, got a list',
@@ -136,7 +139,9 @@ def test_unknown_type_is_a_string_with_a_warning() -> None:
         "entry_points: {main: {command: 'x {flag}', parameters: {flag: {type: bool, default: true}}}}"
     )
     assert project.entry_points["main"].parameters["flag"] == Parameter("flag", "string", "true", "bool")
-    assert project.warnings == ('entry point "main": parameter "flag": unknown type \'bool\' is treated as string (known: float, int, string, path, uri)',)
+    assert project.warnings == (
+        'entry point "main": parameter "flag": unknown type \'bool\' is treated as string (known: float, int, string, path, uri)',
+    )
 
 
 def test_unknown_field_warns() -> None:
@@ -188,7 +193,10 @@ def test_load_without_mlproject(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("files", "message"),
     [
-        ({"MLproject": "python_env: missing.yaml"}, "names the python environment file 'missing.yaml', which does not exist"),
+        (
+            {"MLproject": "python_env: missing.yaml"},
+            "names the python environment file 'missing.yaml', which does not exist",
+        ),
         ({"MLproject": "name: [x"}, "MLproject: not valid YAML"),
     ],
 )

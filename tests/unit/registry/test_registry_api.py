@@ -15,22 +15,42 @@ from modelship.tracking.server.registry import StaticReader, parse_filter, regis
 API = "/api/2.0/mlflow"
 
 
-def obj(version: int | None, stage: str, *, model: str = "iris", aliases: list[str] | None = None,
-        ready: str = "True", ns: str = "ml") -> dict[str, Any]:
-    status: dict[str, Any] = {"stage": stage, "aliases": aliases or [], "runId": f"run{version}",
-                              "artifactUri": f"mlflow-artifacts:/1/run{version}/artifacts/model",
-                              "conditions": [{"type": "Ready", "status": ready, "message": "m",
-                                              "lastTransitionTime": "2026-01-01T00:00:10Z"}]}
+def obj(
+    version: int | None,
+    stage: str,
+    *,
+    model: str = "iris",
+    aliases: list[str] | None = None,
+    ready: str = "True",
+    ns: str = "ml",
+) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "stage": stage,
+        "aliases": aliases or [],
+        "runId": f"run{version}",
+        "artifactUri": f"mlflow-artifacts:/1/run{version}/artifacts/model",
+        "conditions": [
+            {"type": "Ready", "status": ready, "message": "m", "lastTransitionTime": "2026-01-01T00:00:10Z"}
+        ],
+    }
     if version is not None:
         status["version"] = version
-    return {"metadata": {"name": f"{model}-{version}", "namespace": ns, "creationTimestamp": "2026-01-01T00:00:00Z"},
-            "spec": {"model": model, "source": f"runs:/run{version}/model", "tags": {"team": "a"}},
-            "status": status}
+    return {
+        "metadata": {"name": f"{model}-{version}", "namespace": ns, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"model": model, "source": f"runs:/run{version}/model", "tags": {"team": "a"}},
+        "status": status,
+    }
 
 
-OBJECTS = [obj(1, "Archived"), obj(2, "Production", aliases=["champion"]), obj(3, "Staging"), obj(4, "None"),
-           obj(5, "None", ready="False"),
-           obj(None, "None"), obj(1, "Production", model="wine")]
+OBJECTS = [
+    obj(1, "Archived"),
+    obj(2, "Production", aliases=["champion"]),
+    obj(3, "Staging"),
+    obj(4, "None"),
+    obj(5, "None", ready="False"),
+    obj(None, "None"),
+    obj(1, "Production", model="wine"),
+]
 
 
 def client(objects: list[dict[str, Any]] = OBJECTS, scoped: bool = True) -> TestClient:
@@ -50,7 +70,11 @@ def test_get_latest_versions_per_stage() -> None:
     assert [(v["version"], v["current_stage"]) for v in got.json()["model_versions"]] == [("2", "Production")]
     every = c.post(f"{API}/registered-models/get-latest-versions", json={"name": "iris"}).json()["model_versions"]
     assert [(v["version"], v["current_stage"]) for v in every] == [
-        ("1", "Archived"), ("2", "Production"), ("3", "Staging"), ("5", "None")]
+        ("1", "Archived"),
+        ("2", "Production"),
+        ("3", "Staging"),
+        ("5", "None"),
+    ]
     get = c.get(f"{API}/registered-models/get-latest-versions", params={"name": "iris", "stages": "staging"})
     assert [v["version"] for v in get.json()["model_versions"]] == ["3"]
 
@@ -94,8 +118,9 @@ def test_registered_model_and_search() -> None:
     assert len(paged["registered_models"]) == 1 and paged["next_page_token"] == "1"
     versions = c.get(f"{API}/model-versions/search", params={"filter": "name='iris'"}).json()["model_versions"]
     assert [v["version"] for v in versions] == ["5", "4", "3", "2", "1"]  # the unnumbered one is not listed
-    prompts = c.get(f"{API}/registered-models/search",
-                    params={"filter": "tag.`mlflow.prompt.is_prompt` != 'true'"}).json()["registered_models"]
+    prompts = c.get(
+        f"{API}/registered-models/search", params={"filter": "tag.`mlflow.prompt.is_prompt` != 'true'"}
+    ).json()["registered_models"]
     assert [m["name"] for m in prompts] == ["iris", "wine"]
     tagged = c.get(f"{API}/model-versions/search", params={"filter": "name='iris' AND tag.team = 'a'"}).json()
     assert len(tagged["model_versions"]) == 5
@@ -116,11 +141,14 @@ def test_a_name_in_two_namespaces_is_ambiguous_when_unscoped() -> None:
 
 @pytest.mark.parametrize(
     ("text", "clauses"),
-    [("", []), ("name='iris'", [("name", "=", "iris")]),
-     ("name = \"a b\" AND run_id != 'x'", [("name", "=", "a b"), ("run_id", "!=", "x")]),
-     ("name ILIKE '%IR%'", [("name", "ILIKE", "%IR%")]),
-     ("tag.`mlflow.prompt.is_prompt` != 'true'", [("tag.mlflow.prompt.is_prompt", "!=", "true")]),
-     ("tags.team = 'a'", [("tag.team", "=", "a")])],
+    [
+        ("", []),
+        ("name='iris'", [("name", "=", "iris")]),
+        ("name = \"a b\" AND run_id != 'x'", [("name", "=", "a b"), ("run_id", "!=", "x")]),
+        ("name ILIKE '%IR%'", [("name", "ILIKE", "%IR%")]),
+        ("tag.`mlflow.prompt.is_prompt` != 'true'", [("tag.mlflow.prompt.is_prompt", "!=", "true")]),
+        ("tags.team = 'a'", [("tag.team", "=", "a")]),
+    ],
 )
 def test_parse_filter(text: str, clauses: list[tuple[str, str, str]]) -> None:
     assert parse_filter(text) == clauses
@@ -134,8 +162,9 @@ def _app(tmp_path: Any, registry: Any) -> TestClient:
     from modelship.tracking.settings import ServerSettings
     from modelship.tracking.store.sql import TrackingStore
 
-    settings = ServerSettings(backend_store_uri=f"sqlite:///{tmp_path}/t.db",
-                              artifacts_destination=str(tmp_path / "art"), auth_token="tok")
+    settings = ServerSettings(
+        backend_store_uri=f"sqlite:///{tmp_path}/t.db", artifacts_destination=str(tmp_path / "art"), auth_token="tok"
+    )
     return TestClient(create_app(settings, TrackingStore(settings.backend_store_uri), registry=registry))
 
 

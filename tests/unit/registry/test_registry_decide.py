@@ -34,8 +34,13 @@ def by_version(decisions: list[reg.VersionDecision]) -> dict[int, reg.VersionDec
         # A retry after a crash between the counter write and the status write.
         ({"last": "5", "uid-a": "5"}, "a", [], 5, {}),
         # Settled claims are pruned in the same write; the caller's own is kept.
-        ({"last": "5", "uid-a": "5", "uid-b": "4"}, "c", ["a", "b"], 6,
-         {"uid-a": None, "uid-b": None, "last": "6", "uid-c": "6"}),
+        (
+            {"last": "5", "uid-a": "5", "uid-b": "4"},
+            "c",
+            ["a", "b"],
+            6,
+            {"uid-a": None, "uid-b": None, "last": "6", "uid-c": "6"},
+        ),
         # A claim above last (a broken writer) is never handed out again.
         ({"last": "2", "uid-x": "7"}, "a", [], 8, {"last": "8", "uid-a": "8"}),
     ],
@@ -87,12 +92,23 @@ def test_counter_names_differ_by_case() -> None:
         # Two ask for Production: the newest holds it, the other is superseded.
         ([v(1, "Production"), v(2, "Production")], {1: ("Archived", "mv-2"), 2: ("Production", None)}),
         # Staging and Production are decided separately.
-        ([v(1, "Production"), v(2, "Staging"), v(3, "Staging")],
-         {1: ("Production", None), 2: ("Archived", "mv-3"), 3: ("Staging", None)}),
+        (
+            [v(1, "Production"), v(2, "Staging"), v(3, "Staging")],
+            {1: ("Production", None), 2: ("Archived", "mv-3"), 3: ("Staging", None)},
+        ),
         # A version whose gate fails never takes effect, and does not supersede the older one.
-        ([v(1, "Production"), v(2, "Production", metrics={"accuracy": 0.5}, gates=({"metric": "accuracy",
-                                                                                   "op": ">=", "value": 0.9},))],
-         {1: ("Production", None), 2: ("None", None)}),
+        (
+            [
+                v(1, "Production"),
+                v(
+                    2,
+                    "Production",
+                    metrics={"accuracy": 0.5},
+                    gates=({"metric": "accuracy", "op": ">=", "value": 0.9},),
+                ),
+            ],
+            {1: ("Production", None), 2: ("None", None)},
+        ),
         # An unresolved source cannot hold a stage.
         ([v(1, "Production"), v(2, "Production", source_ready=False)], {1: ("Production", None), 2: ("None", None)}),
         # Not numbered yet: not decided.
@@ -116,10 +132,14 @@ def test_superseded_condition_names_the_holder() -> None:
     [
         ((), {"accuracy": 0.1}, "True", "NoGates", ""),
         (({"metric": "accuracy", "op": ">=", "value": 0.9},), {"accuracy": 0.95}, "True", "AllGatesPassed", ""),
-        (({"metric": "accuracy", "op": ">=", "value": 0.9},), {"accuracy": 0.72}, "False", "GateFailed",
-         "gate accuracy >= 0.9 failed: accuracy is 0.72"),
-        (({"metric": "loss", "op": "<", "value": 0.3},), {"accuracy": 0.9}, "False", "GateFailed",
-         "no metric 'loss'"),
+        (
+            ({"metric": "accuracy", "op": ">=", "value": 0.9},),
+            {"accuracy": 0.72},
+            "False",
+            "GateFailed",
+            "gate accuracy >= 0.9 failed: accuracy is 0.72",
+        ),
+        (({"metric": "loss", "op": "<", "value": 0.3},), {"accuracy": 0.9}, "False", "GateFailed", "no metric 'loss'"),
         (({"metric": "rmse", "op": "<=", "value": 1},), {"rmse": 1.0}, "True", "AllGatesPassed", ""),
         (({"metric": "f1", "op": "==", "value": 0.5},), {"f1": 0.5}, "True", "AllGatesPassed", ""),
         (({"metric": "f1", "op": ">", "value": 0.5},), {"f1": 0.5}, "False", "GateFailed", "f1 > 0.5"),
@@ -155,8 +175,15 @@ def test_history_records_each_transition_once() -> None:
     (d,) = reg.decide_model([v(1, "Staging", stage="None")], now=NOW)
     assert d.history == [{"from": "None", "to": "Staging", "time": "2026-02-03T04:05:06Z", "reason": "Requested"}]
     assert d.transition and (d.transition.from_, d.transition.to) == ("None", "Staging")
-    settled = reg.VersionView(**{**v(1, "Staging").__dict__, "stage": "Staging", "history": tuple(d.history),
-                                 "conditions": tuple(d.conditions), "held_aliases": ()})
+    settled = reg.VersionView(
+        **{
+            **v(1, "Staging").__dict__,
+            "stage": "Staging",
+            "history": tuple(d.history),
+            "conditions": tuple(d.conditions),
+            "held_aliases": (),
+        }
+    )
     (again,) = reg.decide_model([settled], now=NOW)
     assert again.transition is None and not again.changed
 
@@ -164,8 +191,12 @@ def test_history_records_each_transition_once() -> None:
 def test_supersede_writes_a_history_entry_with_the_reason() -> None:
     views = [v(1, "Production", stage="Production"), v(2, "Production", stage="Staging")]
     got = by_version(reg.decide_model(views, now=NOW))
-    assert got[1].history[-1] == {"from": "Production", "to": "Archived", "time": "2026-02-03T04:05:06Z",
-                                  "reason": "Superseded"}
+    assert got[1].history[-1] == {
+        "from": "Production",
+        "to": "Archived",
+        "time": "2026-02-03T04:05:06Z",
+        "reason": "Superseded",
+    }
     assert got[2].history[-1]["to"] == "Production"
 
 
@@ -176,14 +207,29 @@ def test_history_is_bounded() -> None:
 
 
 def test_from_object_reads_the_wire_shape() -> None:
-    obj = {"metadata": {"name": "m", "uid": "u"},
-           "spec": {"model": "iris", "stage": "Production", "aliases": ["champion"],
-                    "gates": [{"metric": "accuracy", "value": 0.9}]},
-           "status": {"version": 3, "stage": "Staging", "metrics": {"accuracy": 0.91},
-                      "conditions": [{"type": "Ready", "status": "True"}]}}
+    obj = {
+        "metadata": {"name": "m", "uid": "u"},
+        "spec": {
+            "model": "iris",
+            "stage": "Production",
+            "aliases": ["champion"],
+            "gates": [{"metric": "accuracy", "value": 0.9}],
+        },
+        "status": {
+            "version": 3,
+            "stage": "Staging",
+            "metrics": {"accuracy": 0.91},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
     view = reg.VersionView.from_object(obj)
     assert (view.version, view.requested, view.aliases, view.source_ready, view.stage) == (
-        3, "Production", ("champion",), True, "Staging")
+        3,
+        "Production",
+        ("champion",),
+        True,
+        "Staging",
+    )
 
 
 # --- events --------------------------------------------------------------------------------------

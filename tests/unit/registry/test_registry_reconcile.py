@@ -13,9 +13,12 @@ from modelship.controllers import modelversion, registry
 from modelship.controllers.registry_source import Resolved, SourceError, find_in_registry
 from modelship.controllers.settings import OperatorConfig
 
-BODY = {"apiVersion": "modelship.io/v1alpha1", "kind": "ModelVersion",
-        "metadata": {"name": "x", "namespace": "ns", "uid": "u1", "generation": 1},
-        "spec": {"model": "iris", "source": "runs:/r1/model"}}
+BODY = {
+    "apiVersion": "modelship.io/v1alpha1",
+    "kind": "ModelVersion",
+    "metadata": {"name": "x", "namespace": "ns", "uid": "u1", "generation": 1},
+    "spec": {"model": "iris", "source": "runs:/r1/model"},
+}
 
 
 @pytest.fixture
@@ -39,13 +42,15 @@ def _run(body: dict[str, Any], resolve: Any, monkeypatch: pytest.MonkeyPatch, re
     monkeypatch.setattr(modelversion, "resolve", resolve)
     patch = kopf.Patch()
     memo = kopf.Memo(config=OperatorConfig(tracking_url="http://t"))
-    asyncio.run(modelversion.reconcile(body=kopf.Body(body), patch=patch, logger=logging.getLogger("t"),
-                                       memo=memo, retry=retry))
+    asyncio.run(
+        modelversion.reconcile(body=kopf.Body(body), patch=patch, logger=logging.getLogger("t"), memo=memo, retry=retry)
+    )
     return patch
 
 
-def test_numbers_resolves_and_writes_through_the_model_writer(fakes: dict[str, Any],
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_numbers_resolves_and_writes_through_the_model_writer(
+    fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     resolved = Resolved("mlflow-artifacts:/1/r1/artifacts/model", "r1", {"inputs": "[]"}, {"accuracy": 0.9})
     patch = _run(BODY, lambda *a, **k: resolved, monkeypatch)
     own: registry.Own = fakes["own"]
@@ -63,7 +68,8 @@ def test_a_numbered_version_is_not_numbered_again(fakes: dict[str, Any], monkeyp
 
 @pytest.mark.parametrize(("retry", "delay"), [(0, 5.0), (1, 10.0), (3, 40.0), (10, 300.0)])
 def test_a_missing_source_is_ready_false_and_retried_with_backoff(
-        fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch, retry: int, delay: float) -> None:
+    fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch, retry: int, delay: float
+) -> None:
     def missing(*_: Any, **__: Any) -> Resolved:
         raise SourceError("RunNotFound", "runs:/r1/model: run r1 not found")
 
@@ -86,9 +92,11 @@ def test_an_invalid_spec_is_refused_before_numbering(fakes: dict[str, Any], monk
     [("2", 2), ("latest", 3), ("Production", 2), ("production", 2), ("@champion", 1), ("9", None), ("Staging", None)],
 )
 def test_models_uri_lookup(ref: str, version: int | None) -> None:
-    objs = [{"spec": {"model": "iris"}, "status": {"version": 1, "stage": "None", "aliases": ["champion"]}},
-            {"spec": {"model": "iris"}, "status": {"version": 2, "stage": "Production"}},
-            {"spec": {"model": "iris"}, "status": {"version": 3, "stage": "Archived"}},
-            {"spec": {"model": "other"}, "status": {"version": 4, "stage": "Staging"}}]
+    objs = [
+        {"spec": {"model": "iris"}, "status": {"version": 1, "stage": "None", "aliases": ["champion"]}},
+        {"spec": {"model": "iris"}, "status": {"version": 2, "stage": "Production"}},
+        {"spec": {"model": "iris"}, "status": {"version": 3, "stage": "Archived"}},
+        {"spec": {"model": "other"}, "status": {"version": 4, "stage": "Staging"}},
+    ]
     got = find_in_registry(objs, "iris", ref)
     assert (got or {}).get("version") == version

@@ -16,8 +16,12 @@ EVENT = RegistryEvent("d" * 32, "model_version", "created", {"name": "iris", "ve
 
 def test_body_has_mlflows_webhook_shape() -> None:
     body = json.loads(wh.body_of(EVENT, now=NOW))
-    assert body == {"entity": "model_version", "action": "created", "timestamp": "2026-02-03T04:05:06Z",
-                    "data": {"name": "iris", "version": "1"}}
+    assert body == {
+        "entity": "model_version",
+        "action": "created",
+        "timestamp": "2026-02-03T04:05:06Z",
+        "data": {"name": "iris", "version": "1"},
+    }
 
 
 @pytest.mark.parametrize(("secret", "body"), [(b"k", "{}"), (b"s3cr3t", '{"a":1}'), (b"", "")])

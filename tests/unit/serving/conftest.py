@@ -29,9 +29,7 @@ class Doubler(PythonModel):
     def load_context(self, context: Any) -> None:
         self.factor = 2
 
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> Any:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         if (model_input["a"] < 0).any():
             raise ValueError("negative a is not allowed")
         k = (params or {}).get("k", 1)
@@ -59,9 +57,7 @@ def pyfunc_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     path = tmp_path_factory.mktemp("models") / "doubler"
     example = pd.DataFrame({"a": [1, 2], "b": [0.5, 1.5]})
-    save_model(
-        path, Doubler(), signature=infer_signature(example, params={"k": 1}), input_example=example
-    )
+    save_model(path, Doubler(), signature=infer_signature(example, params={"k": 1}), input_example=example)
     return path
 
 

@@ -12,9 +12,13 @@ from modelship.resources import canary
 from modelship.resources.canary import Snapshot
 
 T0 = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
-STRATEGY = Strategy.model_validate({"type": "Canary", "steps": [{"weight": 20, "pauseSeconds": 30},
-                                                                {"weight": 50, "pauseSeconds": 30}],
-                                    "analysis": {"maxErrorRate": 0.05, "maxP99LatencyMs": 500, "minRequests": 10}})
+STRATEGY = Strategy.model_validate(
+    {
+        "type": "Canary",
+        "steps": [{"weight": 20, "pauseSeconds": 30}, {"weight": 50, "pauseSeconds": 30}],
+        "analysis": {"maxErrorRate": 0.05, "maxP99LatencyMs": 500, "minRequests": 10},
+    }
+)
 
 METRICS = """# HELP modelship_requests_total Requests by endpoint and HTTP status
 # TYPE modelship_requests_total counter
@@ -64,10 +68,25 @@ def test_evaluate(delta: Snapshot, passed: bool, why: str) -> None:
 NOTHING = Snapshot()
 
 
-def tick(state: dict[str, Any] | None, *, at: float = 0, serving: int | None = 1, wanted: int = 2,
-         snapshot: Snapshot | None = NOTHING, ready: bool = True) -> canary.Decision:
-    return canary.decide(state, variant="main", serving_version=serving, wanted_version=wanted, strategy=STRATEGY,
-                         now=T0 + timedelta(seconds=at), snapshot=snapshot, canary_ready=ready)
+def tick(
+    state: dict[str, Any] | None,
+    *,
+    at: float = 0,
+    serving: int | None = 1,
+    wanted: int = 2,
+    snapshot: Snapshot | None = NOTHING,
+    ready: bool = True,
+) -> canary.Decision:
+    return canary.decide(
+        state,
+        variant="main",
+        serving_version=serving,
+        wanted_version=wanted,
+        strategy=STRATEGY,
+        now=T0 + timedelta(seconds=at),
+        snapshot=snapshot,
+        canary_ready=ready,
+    )
 
 
 GOOD = Snapshot(100, 0, ((0.1, 100.0), (float("inf"), 100.0)))

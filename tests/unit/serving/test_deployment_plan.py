@@ -14,17 +14,32 @@ OWNER = Owner("iris", "team", "uid-1", kind="ModelDeployment")
 CTX = serving.ServingContext(OWNER, "ghcr.io/modelship/modelship:dev", "http://tracking:5000")
 
 
-def mv(name: str, version: int | None, stage: str | None = None, aliases: list[str] | None = None,
-       model: str = "iris", deleting: bool = False) -> dict[str, Any]:
+def mv(
+    name: str,
+    version: int | None,
+    stage: str | None = None,
+    aliases: list[str] | None = None,
+    model: str = "iris",
+    deleting: bool = False,
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    return {"metadata": meta, "spec": {"model": model, "source": f"runs:/{name}/model"},
-            "status": {"version": version, "stage": stage, "aliases": aliases}}
+    return {
+        "metadata": meta,
+        "spec": {"model": model, "source": f"runs:/{name}/model"},
+        "status": {"version": version, "stage": stage, "aliases": aliases},
+    }
 
 
-VERSIONS = [mv("v1", 1, "Archived"), mv("v2", 2, "Production", ["champion"]), mv("v3", 3, "Staging", ["challenger"]),
-            mv("v4", None), mv("other", 9, "Production", model="wine"), mv("v5", 5, "Production", deleting=True)]
+VERSIONS = [
+    mv("v1", 1, "Archived"),
+    mv("v2", 2, "Production", ["champion"]),
+    mv("v3", 3, "Staging", ["challenger"]),
+    mv("v4", None),
+    mv("other", 9, "Production", model="wine"),
+    mv("v5", 5, "Production", deleting=True),
+]
 
 
 def spec(**fields: Any) -> ModelDeploymentSpec:
@@ -85,17 +100,25 @@ def test_replica_split_is_largest_remainder(weights: list[tuple[str, int]], tota
 
 
 def test_replicas_mode_shares_the_pods_of_live_variants_by_weight() -> None:
-    s = spec(variants=[{"name": "a", "version": 1, "weight": 75, "replicas": 2},
-                       {"name": "b", "version": 2, "weight": 25, "replicas": 2},
-                       {"name": "s", "version": 3, "weight": 0, "shadow": True, "replicas": 1}])
+    s = spec(
+        variants=[
+            {"name": "a", "version": 1, "weight": 75, "replicas": 2},
+            {"name": "b", "version": 2, "weight": 25, "replicas": 2},
+            {"name": "s", "version": 3, "weight": 0, "shadow": True, "replicas": 1},
+        ]
+    )
     plans = {p.name: p for p in serving.plan_variants(s)}
     assert (plans["a"].replicas, plans["b"].replicas, plans["s"].replicas) == (3, 1, 1)
     assert serving.split_message(s, list(plans.values())) is None
 
 
 def test_a_split_the_replicas_cannot_express_is_explained() -> None:
-    s = spec(variants=[{"name": "a", "version": 1, "weight": 90, "replicas": 1},
-                       {"name": "b", "version": 2, "weight": 10, "replicas": 1}])
+    s = spec(
+        variants=[
+            {"name": "a", "version": 1, "weight": 90, "replicas": 1},
+            {"name": "b", "version": 2, "weight": 10, "replicas": 1},
+        ]
+    )
     message = serving.split_message(s, serving.plan_variants(s))
     assert message is not None
     assert "a 100% (asked 90%)" in message and "sum to 10" in message and "gatewayAPI" in message
@@ -110,13 +133,22 @@ def kinds(objects: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def test_children_of_a_replicas_deployment() -> None:
-    s = spec(variants=[{"name": "blue", "stage": "Production", "weight": 50, "replicas": 1},
-                       {"name": "green", "alias": "challenger", "weight": 50, "replicas": 1}])
+    s = spec(
+        variants=[
+            {"name": "blue", "stage": "Production", "weight": 50, "replicas": 1},
+            {"name": "green", "alias": "challenger", "weight": 50, "replicas": 1},
+        ]
+    )
     plan = serving.plan_children(s, resolved_all(s), CTX, set())
     assert kinds(plan.objects) == [
-        ("Deployment", "iris-blue"), ("Service", "iris-blue"), ("PodDisruptionBudget", "iris-blue"),
-        ("Deployment", "iris-green"), ("Service", "iris-green"), ("PodDisruptionBudget", "iris-green"),
-        ("Service", "iris")]
+        ("Deployment", "iris-blue"),
+        ("Service", "iris-blue"),
+        ("PodDisruptionBudget", "iris-blue"),
+        ("Deployment", "iris-green"),
+        ("Service", "iris-green"),
+        ("PodDisruptionBudget", "iris-green"),
+        ("Service", "iris"),
+    ]
     dep = plan.objects[0]
     assert dep["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
     assert dep["spec"]["replicas"] == 1
@@ -128,9 +160,13 @@ def test_children_of_a_replicas_deployment() -> None:
     assert c["args"][:3] == ["serve", "--model-uri", "runs:/v2/model"]
     assert c["args"][c["args"].index("--variant") + 1] == "blue"
     assert c["readinessProbe"]["httpGet"]["path"] == "/ping"  # 200 only once the model is loaded
-    assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                    "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
-                                    "seccompProfile": {"type": "RuntimeDefault"}}
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert {"name": "MLFLOW_TRACKING_URI", "value": "http://tracking:5000"} in c["env"]
     service = plan.objects[-1]
@@ -167,55 +203,83 @@ def route_of(s: ModelDeploymentSpec) -> tuple[dict[str, Any], list[dict[str, Any
 
 
 def test_the_http_route_writes_out_every_default_and_pins_by_header() -> None:
-    s = spec(routing=GATEWAY, variants=[{"name": "blue", "version": 2, "weight": 80},
-                                        {"name": "green", "version": 3, "weight": 20}])
+    s = spec(
+        routing=GATEWAY,
+        variants=[{"name": "blue", "version": 2, "weight": 80}, {"name": "green", "version": 3, "weight": 20}],
+    )
     route, traefik = route_of(s)
     assert not traefik
-    assert route["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
-                                            "namespace": "traefik", "name": "bed"}]
+    assert route["spec"]["parentRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "traefik", "name": "bed"}
+    ]
     rules = route["spec"]["rules"]
     assert rules[0]["matches"][0]["headers"] == [{"type": "Exact", "name": "x-modelship-variant", "value": "blue"}]
     assert rules[0]["backendRefs"] == [{"group": "", "kind": "Service", "name": "iris-blue", "port": 80, "weight": 1}]
     assert rules[-1]["backendRefs"] == [
         {"group": "", "kind": "Service", "name": "iris-blue", "port": 80, "weight": 80},
-        {"group": "", "kind": "Service", "name": "iris-green", "port": 80, "weight": 20}]
+        {"group": "", "kind": "Service", "name": "iris-green", "port": 80, "weight": 20},
+    ]
     assert rules[-1]["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
 
 
 def test_a_zero_weight_variant_stays_in_the_route_with_weight_zero() -> None:
-    s = spec(routing=GATEWAY, variants=[{"name": "blue", "version": 2, "weight": 100},
-                                        {"name": "green", "version": 3, "weight": 0}])
+    s = spec(
+        routing=GATEWAY,
+        variants=[{"name": "blue", "version": 2, "weight": 100}, {"name": "green", "version": 3, "weight": 0}],
+    )
     route, _ = route_of(s)
     assert [b["weight"] for b in route["spec"]["rules"][-1]["backendRefs"]] == [100, 0]
 
 
 @pytest.mark.parametrize("mirror", ["RequestMirror", "TraefikService"])
 def test_a_shadow_variant_gets_a_copy_and_no_pin(mirror: str) -> None:
-    s = spec(routing={**GATEWAY, "mirror": mirror},
-             variants=[{"name": "live", "version": 2, "weight": 100},
-                       {"name": "cand", "version": 3, "weight": 0, "shadow": True}])
+    s = spec(
+        routing={**GATEWAY, "mirror": mirror},
+        variants=[
+            {"name": "live", "version": 2, "weight": 100},
+            {"name": "cand", "version": 3, "weight": 0, "shadow": True},
+        ],
+    )
     route, traefik = route_of(s)
     rules = route["spec"]["rules"]
     assert len(rules) == 2  # a pin for the live variant, the split; the shadow answers no client
     if mirror == "RequestMirror":
-        assert rules[-1]["filters"] == [{"type": "RequestMirror", "requestMirror": {
-            "backendRef": {"group": "", "kind": "Service", "name": "iris-cand", "port": 80}}}]
+        assert rules[-1]["filters"] == [
+            {
+                "type": "RequestMirror",
+                "requestMirror": {"backendRef": {"group": "", "kind": "Service", "name": "iris-cand", "port": 80}},
+            }
+        ]
         assert rules[-1]["backendRefs"][0]["name"] == "iris-live"
     else:
         assert "filters" not in rules[-1]
-        assert rules[-1]["backendRefs"] == [{"group": "traefik.io", "kind": "TraefikService",
-                                             "name": "iris-live-mirrored", "weight": 100}]
+        assert rules[-1]["backendRefs"] == [
+            {"group": "traefik.io", "kind": "TraefikService", "name": "iris-live-mirrored", "weight": 100}
+        ]
         (ts,) = traefik
-        assert ts["spec"]["mirroring"] == {"name": "iris-live", "port": 80,
-                                           "mirrors": [{"name": "iris-cand", "port": 80, "percent": 100}]}
+        assert ts["spec"]["mirroring"] == {
+            "name": "iris-live",
+            "port": 80,
+            "mirrors": [{"name": "iris-cand", "port": 80, "percent": 100}],
+        }
     plans = serving.plan_children(s, resolved_all(s), CTX, set()).objects
     cand = next(o for o in plans if o["kind"] == "Deployment" and o["metadata"]["name"] == "iris-cand")
     assert serving.LABEL_SERVING not in cand["spec"]["template"]["metadata"]["labels"]  # not behind the main Service
 
 
-def obs(replicas: int, ready: int, version: int | None, updated: int | None = None, **kw: Any) -> serving.ObservedVariant:
-    return serving.ObservedVariant(replicas=replicas, ready=ready, updated=ready if updated is None else updated,
-                                   available=ready, exists=True, up_to_date=True, version=version, **kw)
+def obs(
+    replicas: int, ready: int, version: int | None, updated: int | None = None, **kw: Any
+) -> serving.ObservedVariant:
+    return serving.ObservedVariant(
+        replicas=replicas,
+        ready=ready,
+        updated=ready if updated is None else updated,
+        available=ready,
+        exists=True,
+        up_to_date=True,
+        version=version,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize(
@@ -245,8 +309,12 @@ def test_a_failing_new_version_is_degraded_with_the_pods_message_and_the_old_one
 
 
 def test_effective_weights_follow_ready_pods_in_replicas_mode() -> None:
-    s = spec(variants=[{"name": "a", "version": 1, "weight": 75, "replicas": 3},
-                       {"name": "b", "version": 2, "weight": 25, "replicas": 1}])
+    s = spec(
+        variants=[
+            {"name": "a", "version": 1, "weight": 75, "replicas": 3},
+            {"name": "b", "version": 2, "weight": 25, "replicas": 1},
+        ]
+    )
     plans = serving.plan_variants(s)
     variants = serving.variant_status(s, plans, resolved_all(s), {"a": obs(3, 3, 1), "b": obs(1, 0, 2)})
     assert [(v["name"], v["effectiveWeight"]) for v in variants] == [("a", 100), ("b", 0)]
@@ -256,16 +324,18 @@ def test_effective_weights_follow_ready_pods_in_replicas_mode() -> None:
 
 
 @pytest.mark.parametrize(("routing", "behind_service"), [(None, True), (GATEWAY, False)])
-def test_a_canary_is_behind_the_main_service_only_in_replicas_mode(routing: dict[str, Any] | None,
-                                                                    behind_service: bool) -> None:
+def test_a_canary_is_behind_the_main_service_only_in_replicas_mode(
+    routing: dict[str, Any] | None, behind_service: bool
+) -> None:
     fields: dict[str, Any] = {"variants": [{"name": "main", "stage": "Production", "weight": 100, "replicas": 3}]}
     if routing:
         fields["routing"] = routing
     s = spec(**fields)
     r = resolved_all(s)["main"]
     old = serving.Resolved("main", version=1, model_version="v1", source="runs:/v1/model")
-    plan = serving.plan_children(s, {"main": r}, CTX, {"iris-main"},
-                                 serving.CanaryPlan("main", stable=old, candidate=r, weight=25))
+    plan = serving.plan_children(
+        s, {"main": r}, CTX, {"iris-main"}, serving.CanaryPlan("main", stable=old, candidate=r, weight=25)
+    )
     deps = {o["metadata"]["name"]: o for o in plan.objects if o["kind"] == "Deployment"}
     stable, cand = deps["iris-main"], deps["iris-main-canary"]
     assert stable["spec"]["template"]["metadata"]["labels"][serving.LABEL_VERSION] == "1"  # held
@@ -278,7 +348,9 @@ def test_a_canary_is_behind_the_main_service_only_in_replicas_mode(routing: dict
         assert cand["spec"]["replicas"] == 1
         route = next(o for o in plan.objects if o["kind"] == "HTTPRoute")
         assert [(b["name"], b["weight"]) for b in route["spec"]["rules"][-1]["backendRefs"]] == [
-            ("iris-main", 7500), ("iris-main-canary", 2500)]
+            ("iris-main", 7500),
+            ("iris-main-canary", 2500),
+        ]
     else:
         assert cand["spec"]["replicas"] == 1  # 3 stable + 1 canary: 25 %
 

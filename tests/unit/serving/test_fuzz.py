@@ -39,14 +39,10 @@ scalars = st.one_of(
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: (
-        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner, max_size=5)
-    ),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner, max_size=5),
     max_leaves=30,
 )
-numbers = st.one_of(
-    st.floats(allow_nan=False, allow_infinity=False, width=64), st.integers(-(10**6), 10**6)
-)
+numbers = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64), st.integers(-(10**6), 10**6))
 cell = st.one_of(numbers, numbers, numbers, scalars, st.lists(numbers, max_size=2))
 column_names = st.one_of(st.sampled_from(COLUMNS), st.text(max_size=4))
 rows = st.lists(st.lists(cell, min_size=0, max_size=15), min_size=0, max_size=4)
@@ -57,22 +53,12 @@ split = st.fixed_dictionaries(
         "data": st.one_of(rows, json_values),
     }
 ).map(lambda d: {"dataframe_split": d})
-records = st.lists(st.dictionaries(column_names, cell, max_size=14), max_size=3).map(
-    lambda r: {"dataframe_records": r}
-)
-tf_style = st.tuples(st.sampled_from(["inputs", "instances"]), st.one_of(rows, json_values)).map(
-    lambda t: {t[0]: t[1]}
-)
-with_params = st.tuples(st.one_of(split, records, tf_style), json_values).map(
-    lambda t: {**t[0], "params": t[1]}
-)
-invocation_bodies = st.one_of(
-    split, records, tf_style, with_params, json_values.map(lambda v: {"inputs": v})
-)
+records = st.lists(st.dictionaries(column_names, cell, max_size=14), max_size=3).map(lambda r: {"dataframe_records": r})
+tf_style = st.tuples(st.sampled_from(["inputs", "instances"]), st.one_of(rows, json_values)).map(lambda t: {t[0]: t[1]})
+with_params = st.tuples(st.one_of(split, records, tf_style), json_values).map(lambda t: {**t[0], "params": t[1]})
+invocation_bodies = st.one_of(split, records, tf_style, with_params, json_values.map(lambda v: {"inputs": v}))
 
-datatypes = st.sampled_from(
-    ["FP64", "FP32", "INT64", "INT8", "UINT8", "BOOL", "BYTES", "FP16", "XX"]
-)
+datatypes = st.sampled_from(["FP64", "FP32", "INT64", "INT8", "UINT8", "BOOL", "BYTES", "FP16", "XX"])
 tensor = st.fixed_dictionaries(
     {
         "name": st.one_of(st.sampled_from(["input-0", *COLUMNS[:2]]), st.text(max_size=3)),
@@ -83,15 +69,11 @@ tensor = st.fixed_dictionaries(
 )
 infer_bodies = st.one_of(
     st.fixed_dictionaries({"inputs": st.lists(tensor, max_size=3)}),
-    st.fixed_dictionaries(
-        {"inputs": st.lists(tensor, min_size=1, max_size=2), "parameters": json_values}
-    ),
+    st.fixed_dictionaries({"inputs": st.lists(tensor, min_size=1, max_size=2), "parameters": json_values}),
     json_values,
 )
 
-FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
-)
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +120,7 @@ def test_v2_infer_structured(client: Any, body: Any) -> None:
 @FUZZ
 @given(
     body=st.binary(max_size=200),
-    ctype=st.sampled_from(
-        ["application/json", "text/csv", "text/csv; charset=utf-8", "application/x-parquet"]
-    ),
+    ctype=st.sampled_from(["application/json", "text/csv", "text/csv; charset=utf-8", "application/x-parquet"]),
 )
 def test_invocations_raw_bytes(client: Any, body: bytes, ctype: str) -> None:
     _post(client, "/invocations", body, ctype)
@@ -155,9 +135,7 @@ def test_v2_raw_bytes(client: Any, body: bytes) -> None:
 @FUZZ
 @given(
     text=st.lists(
-        st.lists(
-            st.one_of(st.sampled_from(COLUMNS), st.text(max_size=4), numbers.map(str)), max_size=14
-        ),
+        st.lists(st.one_of(st.sampled_from(COLUMNS), st.text(max_size=4), numbers.map(str)), max_size=14),
         max_size=4,
     )
 )

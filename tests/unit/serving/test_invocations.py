@@ -46,9 +46,7 @@ def payloads(df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize(
-    "fmt", ["split", "split_reordered", "records", "instances", "inputs_rows", "inputs_columns"]
-)
+@pytest.mark.parametrize("fmt", ["split", "split_reordered", "records", "instances", "inputs_rows", "inputs_columns"])
 def test_every_json_format_predicts_the_same(
     wine_client: Any, wine: pd.DataFrame, expected: list[int], fmt: str
 ) -> None:
@@ -57,9 +55,7 @@ def test_every_json_format_predicts_the_same(
     assert resp.json() == {"predictions": expected}
 
 
-def test_integers_are_accepted_for_double_columns(
-    wine_client: Any, wine: pd.DataFrame, wine_dir: Path
-) -> None:
+def test_integers_are_accepted_for_double_columns(wine_client: Any, wine: pd.DataFrame, wine_dir: Path) -> None:
     df = wine.head(3).round()
     resp = wine_client.post("/invocations", json=payloads(df)["ints_for_doubles"])
     assert resp.status_code == 200
@@ -73,9 +69,7 @@ def test_csv(wine_client: Any, wine: pd.DataFrame, expected: list[int]) -> None:
     assert resp.json() == {"predictions": expected}
 
 
-def test_a_concurrent_burst_is_answered_correctly(
-    wine_client: Any, wine: pd.DataFrame, wine_dir: Path
-) -> None:
+def test_a_concurrent_burst_is_answered_correctly(wine_client: Any, wine: pd.DataFrame, wine_dir: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     model = load_model(wine_dir)
@@ -105,9 +99,7 @@ def test_a_concurrent_burst_is_answered_correctly(
         (b'{"inputs": [[1]], "params": [1]}', 400, "params"),
     ],
 )
-def test_malformed_bodies_get_a_400_naming_the_problem(
-    wine_client: Any, body: bytes, status: int, needle: str
-) -> None:
+def test_malformed_bodies_get_a_400_naming_the_problem(wine_client: Any, body: bytes, status: int, needle: str) -> None:
     resp = wine_client.post("/invocations", content=body, headers=JSON)
     assert resp.status_code == status, resp.text
     assert resp.json()["error_code"] == "BAD_REQUEST"
@@ -131,16 +123,12 @@ def test_a_boolean_for_a_double_column_is_refused(wine_client: Any, wine: pd.Dat
 
 
 def test_unsupported_content_type_is_415(wine_client: Any) -> None:
-    resp = wine_client.post(
-        "/invocations", content=b"x", headers={"content-type": "application/xml"}
-    )
+    resp = wine_client.post("/invocations", content=b"x", headers={"content-type": "application/xml"})
     assert resp.status_code == 415
 
 
 def test_bad_csv_is_400(wine_client: Any) -> None:
-    resp = wine_client.post(
-        "/invocations", content=b"alcohol\n1\n", headers={"content-type": "text/csv"}
-    )
+    resp = wine_client.post("/invocations", content=b"alcohol\n1\n", headers={"content-type": "text/csv"})
     assert resp.status_code == 400 and "missing inputs" in resp.json()["message"]
 
 
@@ -153,9 +141,7 @@ def test_pyfunc_model_with_params_and_500_on_raise(serve: Any, pyfunc_dir: Path)
     assert resp.json() == {"predictions": [{"a": 6, "b": 3.0}, {"a": 12, "b": 9.0}]}
     resp = client.post("/invocations", json={**body, "params": {"k": "three"}})
     assert resp.status_code == 400 and "'k'" in resp.json()["message"]
-    resp = client.post(
-        "/invocations", json={"dataframe_split": {"columns": ["a", "b"], "data": [[-1, 0.5]]}}
-    )
+    resp = client.post("/invocations", json={"dataframe_split": {"columns": ["a", "b"], "data": [[-1, 0.5]]}})
     assert resp.status_code == 500
     assert "negative a is not allowed" in resp.json()["message"]
     # and the server keeps serving
@@ -164,9 +150,7 @@ def test_pyfunc_model_with_params_and_500_on_raise(serve: Any, pyfunc_dir: Path)
 
 def test_long_column_refuses_fractions(serve: Any, pyfunc_dir: Path) -> None:
     client = serve(pyfunc_dir, allow_pickle=True)
-    resp = client.post(
-        "/invocations", json={"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, 0.5]]}}
-    )
+    resp = client.post("/invocations", json={"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, 0.5]]}})
     assert resp.status_code == 400 and "'a'" in resp.json()["message"]
 
 

@@ -19,8 +19,7 @@ ROW = b"[" + b", ".join([b"1.0"] * 13) + b"]"
 class Echo(PythonModel):
     """Returns its one string column."""
 
-    def predict(self, context: Any, model_input: pd.DataFrame,
-                params: dict[str, Any] | None = None) -> Any:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         return model_input["s"]
 
 
@@ -37,34 +36,39 @@ def post(client: Any, path: str, raw: bytes) -> Any:
 
 
 def tensor(datatype: str, data: bytes, shape: str = "[1, 13]") -> bytes:
-    return (b'{"name": "x", "shape": %s, "datatype": "%s", "data": %s}'
-            % (shape.encode(), datatype.encode(), data))
+    return b'{"name": "x", "shape": %s, "datatype": "%s", "data": %s}' % (shape.encode(), datatype.encode(), data)
 
 
-@pytest.mark.parametrize(("model", "path", "raw"), [
-    ("echo", "/invocations", b'{"inputs": ["\\ud800"]}'),
-    ("echo", "/invocations", b'{"dataframe_split": {"columns": ["s"], "data": [["\\udfff"]]}}'),
-    ("echo", "/invocations", b'{"dataframe_records": [{"s": "\\ud800"}]}'),
-    ("echo", "/invocations", b'{"inputs": ["ok", NaN, "\\ud800"]}'),  # Python's json path
-    ("echo", "/invocations", b'{"inputs": ["\xed\xa0\x80"]}'),  # the surrogate's raw bytes
-    ("wine", "/invocations", b'{"inputs": [' + ROW + b'], "params": {"\\ud800": 1}}'),
-    ("wine", "/v2/models/m/infer",
-     b'{"inputs": [' + tensor("BYTES", b'["\\ud800"]', "[1]") + b"]}"),
-    ("wine", "/v2/models/m/infer",
-     b'{"inputs": [' + tensor("BYTES", b"[" + b", ".join([b'"\\ud800"'] * 13) + b"]") + b"]}"),
-    ("wine", "/v2/models/m/infer", b'{"id": "\\ud800", "inputs": [' + tensor("FP64", ROW) + b"]}"),
-])
-def test_a_lone_surrogate_is_a_400(serve: Any, wine_dir: Path, echo_dir: Path, model: str,
-                                   path: str, raw: bytes) -> None:
-    client = serve(wine_dir, model_name="m") if model == "wine" else serve(
-        echo_dir, model_name="m", allow_pickle=True)
+@pytest.mark.parametrize(
+    ("model", "path", "raw"),
+    [
+        ("echo", "/invocations", b'{"inputs": ["\\ud800"]}'),
+        ("echo", "/invocations", b'{"dataframe_split": {"columns": ["s"], "data": [["\\udfff"]]}}'),
+        ("echo", "/invocations", b'{"dataframe_records": [{"s": "\\ud800"}]}'),
+        ("echo", "/invocations", b'{"inputs": ["ok", NaN, "\\ud800"]}'),  # Python's json path
+        ("echo", "/invocations", b'{"inputs": ["\xed\xa0\x80"]}'),  # the surrogate's raw bytes
+        ("wine", "/invocations", b'{"inputs": [' + ROW + b'], "params": {"\\ud800": 1}}'),
+        ("wine", "/v2/models/m/infer", b'{"inputs": [' + tensor("BYTES", b'["\\ud800"]', "[1]") + b"]}"),
+        (
+            "wine",
+            "/v2/models/m/infer",
+            b'{"inputs": [' + tensor("BYTES", b"[" + b", ".join([b'"\\ud800"'] * 13) + b"]") + b"]}",
+        ),
+        ("wine", "/v2/models/m/infer", b'{"id": "\\ud800", "inputs": [' + tensor("FP64", ROW) + b"]}"),
+    ],
+)
+def test_a_lone_surrogate_is_a_400(
+    serve: Any, wine_dir: Path, echo_dir: Path, model: str, path: str, raw: bytes
+) -> None:
+    client = serve(wine_dir, model_name="m") if model == "wine" else serve(echo_dir, model_name="m", allow_pickle=True)
     resp = post(client, path, raw)
     assert resp.status_code == 400, resp.text
     message = resp.json()["error" if path.startswith("/v2") else "message"]
     assert "surrogate" in message or "UTF-8" in message or "utf-8" in message, message
     # and the server goes on serving
-    ok = post(client, "/invocations", b'{"inputs": ["\\ud83d\\ude00"]}' if model == "echo"
-              else b'{"inputs": [' + ROW + b"]}")
+    ok = post(
+        client, "/invocations", b'{"inputs": ["\\ud83d\\ude00"]}' if model == "echo" else b'{"inputs": [' + ROW + b"]}"
+    )
     assert ok.status_code == 200, ok.text
 
 
@@ -81,8 +85,7 @@ def test_v2_bytes_tensors(serve: Any, wine_dir: Path, echo_dir: Path) -> None:
     body = {"inputs": [{"name": "s", "shape": [2], "datatype": "BYTES", "data": ["x", "y"]}]}
     resp = echo.post("/v2/models/echo/infer", json=body)
     assert resp.status_code == 200, resp.text
-    assert resp.json()["outputs"] == [
-        {"name": "s", "shape": [2], "datatype": "BYTES", "data": ["x", "y"]}]
+    assert resp.json()["outputs"] == [{"name": "s", "shape": [2], "datatype": "BYTES", "data": ["x", "y"]}]
     body["inputs"][0]["shape"] = [2, 1]
     assert echo.post("/v2/models/echo/infer", json=body).status_code == 200
     wine = serve(wine_dir, model_name="wine")

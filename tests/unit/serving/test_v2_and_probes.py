@@ -36,35 +36,18 @@ def test_v2_infer_with_one_tensor_of_rows(serve: Any, wine_dir: Path, wine: pd.D
         resp = client.post(path, json=tensor_body(df))
         assert resp.status_code == 200, resp.text
         body = resp.json()
-        assert (
-            body["model_name"] == "wine" and body["model_version"] == "3" and body["id"] == "req-1"
-        )
-        assert body["outputs"] == [
-            {"name": "predict", "shape": [5], "datatype": "INT64", "data": expected}
-        ]
+        assert body["model_name"] == "wine" and body["model_version"] == "3" and body["id"] == "req-1"
+        assert body["outputs"] == [{"name": "predict", "shape": [5], "datatype": "INT64", "data": expected}]
 
 
-def test_v2_infer_with_nested_data_and_one_tensor_per_column(
-    serve: Any, wine_dir: Path, wine: pd.DataFrame
-) -> None:
+def test_v2_infer_with_nested_data_and_one_tensor_per_column(serve: Any, wine_dir: Path, wine: pd.DataFrame) -> None:
     client = serve(wine_dir, model_name="wine")
     df = wine.head(4)
     expected = load_model(wine_dir).predict(df).tolist()
-    nested = {
-        "inputs": [{"name": "x", "shape": [4, 13], "datatype": "FP64", "data": df.values.tolist()}]
-    }
-    assert (
-        client.post("/v2/models/wine/infer", json=nested).json()["outputs"][0]["data"] == expected
-    )
-    columns = {
-        "inputs": [
-            {"name": c, "shape": [4], "datatype": "FP64", "data": df[c].tolist()}
-            for c in df.columns
-        ]
-    }
-    assert (
-        client.post("/v2/models/wine/infer", json=columns).json()["outputs"][0]["data"] == expected
-    )
+    nested = {"inputs": [{"name": "x", "shape": [4, 13], "datatype": "FP64", "data": df.values.tolist()}]}
+    assert client.post("/v2/models/wine/infer", json=nested).json()["outputs"][0]["data"] == expected
+    columns = {"inputs": [{"name": c, "shape": [4], "datatype": "FP64", "data": df[c].tolist()} for c in df.columns]}
+    assert client.post("/v2/models/wine/infer", json=columns).json()["outputs"][0]["data"] == expected
 
 
 @pytest.mark.parametrize(
@@ -106,9 +89,7 @@ def test_v2_infer_with_nested_data_and_one_tensor_per_column(
         ),
     ],
 )
-def test_v2_bad_requests_are_400_with_a_message(
-    serve: Any, wine_dir: Path, body: dict[str, Any], needle: str
-) -> None:
+def test_v2_bad_requests_are_400_with_a_message(serve: Any, wine_dir: Path, body: dict[str, Any], needle: str) -> None:
     client = serve(wine_dir, model_name="wine")
     resp = client.post("/v2/models/wine/infer", json=body)
     assert resp.status_code == 400, resp.text
@@ -155,13 +136,9 @@ def test_not_ready_until_loaded(wine_dir: Path) -> None:
     assert client.post("/invocations", json={"inputs": [[1]]}).status_code == 503
 
 
-def test_metrics_are_labelled_and_count_requests(
-    serve: Any, wine_dir: Path, wine: pd.DataFrame
-) -> None:
+def test_metrics_are_labelled_and_count_requests(serve: Any, wine_dir: Path, wine: pd.DataFrame) -> None:
     client = serve(wine_dir, model_name="wine", model_version="7", variant="blue")
-    body = {
-        "dataframe_split": {"columns": list(wine.columns), "data": wine.head(3).values.tolist()}
-    }
+    body = {"dataframe_split": {"columns": list(wine.columns), "data": wine.head(3).values.tolist()}}
     client.post("/invocations", json=body)
     client.post("/invocations", json={"bad": 1})
     text = client.get("/metrics").text

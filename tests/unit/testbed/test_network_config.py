@@ -19,22 +19,46 @@ def pod(namespace: str = "team", **spec: object) -> dict:
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ({}, "nameserver 198.19.3.10\nsearch team.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"),
-        ({"dnsPolicy": "ClusterFirst"},
-         "nameserver 198.19.3.10\nsearch team.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"),
-        ({"dnsPolicy": "ClusterFirstWithHostNet", "hostNetwork": True},
-         "nameserver 198.19.3.10\nsearch team.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"),
+        (
+            {},
+            "nameserver 198.19.3.10\nsearch team.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n",
+        ),
+        (
+            {"dnsPolicy": "ClusterFirst"},
+            "nameserver 198.19.3.10\nsearch team.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n",
+        ),
+        (
+            {"dnsPolicy": "ClusterFirstWithHostNet", "hostNetwork": True},
+            "nameserver 198.19.3.10\nsearch team.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n",
+        ),
         # ClusterFirst on the host's network falls back to the node's own resolver, as the kubelet does.
         ({"hostNetwork": True}, "nameserver 10.0.0.2\nsearch corp.example\noptions edns0 timeout:2\n"),
         ({"dnsPolicy": "Default"}, "nameserver 10.0.0.2\nsearch corp.example\noptions edns0 timeout:2\n"),
-        ({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.2.3.4"], "searches": ["a.b"],
-                                              "options": [{"name": "ndots", "value": "2"}, {"name": "rotate"}]}},
-         "nameserver 1.2.3.4\nsearch a.b\noptions ndots:2 rotate\n"),
+        (
+            {
+                "dnsPolicy": "None",
+                "dnsConfig": {
+                    "nameservers": ["1.2.3.4"],
+                    "searches": ["a.b"],
+                    "options": [{"name": "ndots", "value": "2"}, {"name": "rotate"}],
+                },
+            },
+            "nameserver 1.2.3.4\nsearch a.b\noptions ndots:2 rotate\n",
+        ),
         # dnsConfig adds to ClusterFirst: servers and searches appended, options override by name.
-        ({"dnsConfig": {"nameservers": ["1.2.3.4"], "searches": ["extra.example", "svc.cluster.local"],
-                        "options": [{"name": "ndots", "value": "1"}, {"name": "edns0"}]}},
-         ("nameserver 198.19.3.10\nnameserver 1.2.3.4\n"
-          "search team.svc.cluster.local svc.cluster.local cluster.local extra.example\noptions ndots:1 edns0\n")),
+        (
+            {
+                "dnsConfig": {
+                    "nameservers": ["1.2.3.4"],
+                    "searches": ["extra.example", "svc.cluster.local"],
+                    "options": [{"name": "ndots", "value": "1"}, {"name": "edns0"}],
+                }
+            },
+            (
+                "nameserver 198.19.3.10\nnameserver 1.2.3.4\n"
+                "search team.svc.cluster.local svc.cluster.local cluster.local extra.example\noptions ndots:1 edns0\n"
+            ),
+        ),
     ],
 )
 def test_resolv_conf(spec: dict, expected: str) -> None:
@@ -45,7 +69,10 @@ def test_resolv_conf_keeps_three_nameservers_at_most() -> None:
     spec = {"dnsConfig": {"nameservers": ["1.1.1.1", "2.2.2.2", "3.3.3.3"]}}
     out = podspec.resolv_conf(pod(**spec), "198.19.0.10", "")
     assert [line for line in out.splitlines() if line.startswith("nameserver")] == [
-        "nameserver 198.19.0.10", "nameserver 1.1.1.1", "nameserver 2.2.2.2"]
+        "nameserver 198.19.0.10",
+        "nameserver 1.1.1.1",
+        "nameserver 2.2.2.2",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -100,7 +127,10 @@ def test_pull_message_names_the_pinned_images() -> None:
 def test_args_follow_the_upstream_entrypoint_and_command_replaces_it() -> None:
     entry = ["/bin/dir/coredns"]
     assert podspec.container_argv({"args": ["-conf", "/etc/coredns/Corefile"]}, {}, entry) == [
-        "/bin/dir/coredns", "-conf", "/etc/coredns/Corefile"]
+        "/bin/dir/coredns",
+        "-conf",
+        "/etc/coredns/Corefile",
+    ]
     assert podspec.container_argv({"command": ["sh"], "args": ["-c", "x"]}, {}, entry) == ["sh", "-c", "x"]
 
 

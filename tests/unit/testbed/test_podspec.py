@@ -63,8 +63,15 @@ def test_container_env_resolves_every_source_in_order() -> None:
     }
     env = podspec.container_env(POD, container, {"PATH": "/bin"}, _lookup)
     assert env == {
-        "PATH": "/bin", "CM_k": "from-cm", "CM_x": "1", "NAME": "p", "IP": "198.18.0.7", "APP": "web",
-        "PW": "hunter2", "K": "from-cm", "URL": "http://198.18.0.7:80/p",
+        "PATH": "/bin",
+        "CM_k": "from-cm",
+        "CM_x": "1",
+        "NAME": "p",
+        "IP": "198.18.0.7",
+        "APP": "web",
+        "PW": "hunter2",
+        "K": "from-cm",
+        "URL": "http://198.18.0.7:80/p",
     }
 
 
@@ -96,8 +103,14 @@ def test_container_argv(container: dict, argv: list[str]) -> None:
 
 @pytest.mark.parametrize(
     ("policy", "code", "restart"),
-    [("Always", 0, True), ("Always", 1, True), ("OnFailure", 0, False), ("OnFailure", 2, True),
-     ("Never", 1, False), ("Never", 0, False)],
+    [
+        ("Always", 0, True),
+        ("Always", 1, True),
+        ("OnFailure", 0, False),
+        ("OnFailure", 2, True),
+        ("Never", 1, False),
+        ("Never", 0, False),
+    ],
 )
 def test_should_restart(policy: str, code: int, restart: bool) -> None:
     assert podspec.should_restart(policy, code) is restart
@@ -111,7 +124,13 @@ def test_should_restart(policy: str, code: int, restart: bool) -> None:
         (True, False, MainOutcome("Never", running={"a"}, names=["a"]), True, "Running"),
         (True, False, MainOutcome("Never", terminated={"a": Terminated(0)}, names=["a"]), True, "Succeeded"),
         (True, False, MainOutcome("Never", terminated={"a": Terminated(1)}, names=["a"]), True, "Failed"),
-        (True, False, MainOutcome("Never", terminated={"a": Terminated(0)}, running={"b"}, names=["a", "b"]), True, "Running"),
+        (
+            True,
+            False,
+            MainOutcome("Never", terminated={"a": Terminated(0)}, running={"b"}, names=["a", "b"]),
+            True,
+            "Running",
+        ),
         (True, False, MainOutcome("OnFailure", terminated={"a": Terminated(0)}, names=["a"]), True, "Succeeded"),
         (True, False, MainOutcome("Always", terminated={"a": Terminated(0)}, names=["a"]), True, "Running"),
     ],

@@ -16,17 +16,30 @@ from tests.cluster.provisioner import (
 )
 
 SC = addons.storage_class()
-CLASSES = {SC["metadata"]["name"]: SC,
-           "immediate": {**SC, "metadata": {"name": "immediate"}, "volumeBindingMode": "Immediate"},
-           "other": {**SC, "metadata": {"name": "other"}, "provisioner": "ebs.csi.aws.com"}}
+CLASSES = {
+    SC["metadata"]["name"]: SC,
+    "immediate": {**SC, "metadata": {"name": "immediate"}, "volumeBindingMode": "Immediate"},
+    "other": {**SC, "metadata": {"name": "other"}, "provisioner": "ebs.csi.aws.com"},
+}
 
 
 def claim(sc: str = "standard", annotations: dict | None = None, **spec: object) -> dict:
-    return {"metadata": {"name": "data", "namespace": "team", "uid": "1234-abcd",
-                         "annotations": {ANN_PROVISIONER: addons.PROVISIONER_NAME, ANN_SELECTED_NODE: "bed-node-0"}
-                         if annotations is None else annotations},
-            "spec": {"storageClassName": sc, "accessModes": ["ReadWriteOnce"],
-                     "resources": {"requests": {"storage": "1Gi"}}, **spec}}
+    return {
+        "metadata": {
+            "name": "data",
+            "namespace": "team",
+            "uid": "1234-abcd",
+            "annotations": {ANN_PROVISIONER: addons.PROVISIONER_NAME, ANN_SELECTED_NODE: "bed-node-0"}
+            if annotations is None
+            else annotations,
+        },
+        "spec": {
+            "storageClassName": sc,
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}},
+            **spec,
+        },
+    }
 
 
 @pytest.mark.parametrize(
@@ -53,14 +66,24 @@ def test_volume_reserves_a_directory_for_the_claim(tmp_path: Path) -> None:
     assert pv["metadata"]["name"] == "pvc-1234-abcd"
     assert pv["metadata"]["annotations"] == {ANN_PROVISIONED_BY: addons.PROVISIONER_NAME}
     spec = pv["spec"]
-    assert spec["claimRef"] == {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "team",
-                                "name": "data", "uid": "1234-abcd"}
+    assert spec["claimRef"] == {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "namespace": "team",
+        "name": "data",
+        "uid": "1234-abcd",
+    }
     assert (spec["capacity"], spec["accessModes"], spec["storageClassName"]) == (
-        {"storage": "1Gi"}, ["ReadWriteOnce"], "standard")
+        {"storage": "1Gi"},
+        ["ReadWriteOnce"],
+        "standard",
+    )
     assert spec["persistentVolumeReclaimPolicy"] == "Delete"
     assert Path(spec["hostPath"]["path"]).parent == tmp_path
     terms = spec["nodeAffinity"]["required"]["nodeSelectorTerms"]
-    assert terms == [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["bed-node-0"]}]}]
+    assert terms == [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["bed-node-0"]}]}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -74,6 +97,9 @@ def test_volume_reserves_a_directory_for_the_claim(tmp_path: Path) -> None:
     ],
 )
 def test_volume_to_delete(annotations: dict, policy: str, phase: str, delete: bool) -> None:
-    pv = {"metadata": {"name": "pvc-x", "annotations": annotations},
-          "spec": {"persistentVolumeReclaimPolicy": policy}, "status": {"phase": phase}}
+    pv = {
+        "metadata": {"name": "pvc-x", "annotations": annotations},
+        "spec": {"persistentVolumeReclaimPolicy": policy},
+        "status": {"phase": phase},
+    }
     assert volume_to_delete(pv) is delete

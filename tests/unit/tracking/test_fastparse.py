@@ -12,8 +12,7 @@ from modelship.tracking.server import fastparse
 
 
 def test_log_metric_accepts_proto3_json_spellings() -> None:
-    rid, m = fastparse.log_metric(
-        b'{"run_id": "r", "key": "k", "value": "NaN", "timestamp": "12", "step": 3.0}')
+    rid, m = fastparse.log_metric(b'{"run_id": "r", "key": "k", "value": "NaN", "timestamp": "12", "step": 3.0}')
     assert rid == "r" and m[0] == "k" and math.isnan(m[1]) and m[2:] == (12, 3, None)
     _, m = fastparse.log_metric(b'{"run_uuid": "r", "key": "k", "value": Infinity, "timestamp": 1}')
     assert m[1] == math.inf and m[3] == 0  # NaN/Infinity literals, default step
@@ -21,9 +20,12 @@ def test_log_metric_accepts_proto3_json_spellings() -> None:
 
 
 def test_log_batch_round_trip() -> None:
-    body = {"run_id": "r", "metrics": [{"key": f"m{i}", "value": i, "timestamp": 5, "step": i,
-                                        "model_id": "m-1"} for i in range(3)],
-            "params": [{"key": "p", "value": "1"}], "tags": [{"key": "t", "value": ""}]}
+    body = {
+        "run_id": "r",
+        "metrics": [{"key": f"m{i}", "value": i, "timestamp": 5, "step": i, "model_id": "m-1"} for i in range(3)],
+        "params": [{"key": "p", "value": "1"}],
+        "tags": [{"key": "t", "value": ""}],
+    }
     rid, metrics, params, tags = fastparse.log_batch(orjson.dumps(body))
     assert rid == "r" and params == [("p", "1")] and tags == [("t", "")]
     assert [fastparse.metric_json(m) for m in metrics] == body["metrics"]

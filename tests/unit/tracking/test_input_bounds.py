@@ -50,13 +50,16 @@ def dumps(body: Any) -> bytes:
 METRIC = {"run_id": "r", "key": "k", "value": 1.0, "timestamp": 1, "step": 0}
 
 
-@pytest.mark.parametrize(("override", "field"), [
-    ({"step": BIG}, "step"),
-    ({"step": -(2**64)}, "step"),
-    ({"timestamp": 2**64}, "timestamp"),  # orjson reads it as a float
-    ({"timestamp": str(BIG)}, "timestamp"),
-    ({"timestamp": 1e30}, "timestamp"),
-])
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"step": BIG}, "step"),
+        ({"step": -(2**64)}, "step"),
+        ({"timestamp": 2**64}, "timestamp"),  # orjson reads it as a float
+        ({"timestamp": str(BIG)}, "timestamp"),
+        ({"timestamp": 1e30}, "timestamp"),
+    ],
+)
 def test_log_metric_integers_beyond_64_bits(override: dict[str, Any], field: str) -> None:
     assert_refused(fastparse.log_metric, dumps({**METRIC, **override}), field=f"'{field}'")
 
@@ -77,26 +80,31 @@ def test_a_value_beyond_a_double_is_refused() -> None:
     assert_refused(fastparse.log_metric, raw, field="'value'")
 
 
-@pytest.mark.parametrize(("model", "body", "field"), [
-    (msg.CreateRun, {"experiment_id": "0", "start_time": BIG}, "'start_time'"),
-    (msg.UpdateRun, {"run_id": "r", "end_time": str(BIG)}, "'end_time'"),
-    (msg.LogOutputs, {"run_id": "r", "models": [{"model_id": "m", "step": BIG}]}, "step"),
-    (msg.SearchRuns, {"max_results": BIG}, "'max_results'"),
-])
-def test_request_models_refuse_integers_beyond_64_bits(model: Any, body: dict[str, Any],
-                                                      field: str) -> None:
+@pytest.mark.parametrize(
+    ("model", "body", "field"),
+    [
+        (msg.CreateRun, {"experiment_id": "0", "start_time": BIG}, "'start_time'"),
+        (msg.UpdateRun, {"run_id": "r", "end_time": str(BIG)}, "'end_time'"),
+        (msg.LogOutputs, {"run_id": "r", "models": [{"model_id": "m", "step": BIG}]}, "step"),
+        (msg.SearchRuns, {"max_results": BIG}, "'max_results'"),
+    ],
+)
+def test_request_models_refuse_integers_beyond_64_bits(model: Any, body: dict[str, Any], field: str) -> None:
     assert_refused(parse_body, dumps(body), model, field=field)
 
 
-@pytest.mark.parametrize("call", [
-    lambda s: s.get_experiment(str(BIG)),
-    lambda s: s.delete_experiment(str(BIG)),
-    lambda s: s.update_experiment(str(BIG), "x"),
-    lambda s: s.set_experiment_tag(str(BIG), "k", "v"),
-    lambda s: s.create_run(str(BIG), None, None, None),
-    lambda s: s.search_runs([str(BIG)]),
-    lambda s: s.create_logged_model(str(BIG), None, None, None, [], []),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.get_experiment(str(BIG)),
+        lambda s: s.delete_experiment(str(BIG)),
+        lambda s: s.update_experiment(str(BIG), "x"),
+        lambda s: s.set_experiment_tag(str(BIG), "k", "v"),
+        lambda s: s.create_run(str(BIG), None, None, None),
+        lambda s: s.search_runs([str(BIG)]),
+        lambda s: s.create_logged_model(str(BIG), None, None, None, [], []),
+    ],
+)
 def test_experiment_ids_beyond_64_bits(store: TrackingStore, call: Any) -> None:
     assert_refused(call, store, field="'experiment_id'")
 
@@ -112,20 +120,26 @@ def test_a_page_token_beyond_64_bits(store: TrackingStore) -> None:
 
 
 # ---- JSON the parsers cannot take --------------------------------------------------------
-@pytest.mark.parametrize("raw", [
-    b"[" * 100_000 + b"]" * 100_000,
-    b'{"run_id": "r", "metrics": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"run_id": "r", "metrics": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ],
+)
 def test_deeply_nested_json_is_malformed(raw: bytes) -> None:
     for parse in (fastparse.log_metric, fastparse.log_batch):
         assert_refused(parse, raw, field="nests deeper", code="MALFORMED_REQUEST")
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"run_id": "r", "params": [{"key": "p", "value": "\\ud800"}], "x": NaN}',
-    b'{"run_id": "r", "tags": [{"key": "t", "value": "\\udfff"}], "x": NaN}',
-    b'{"run_id": "r", "tags": [{"key": "t", "value": "\xed\xa0\x80"}], "x": NaN}',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"run_id": "r", "params": [{"key": "p", "value": "\\ud800"}], "x": NaN}',
+        b'{"run_id": "r", "tags": [{"key": "t", "value": "\\udfff"}], "x": NaN}',
+        b'{"run_id": "r", "tags": [{"key": "t", "value": "\xed\xa0\x80"}], "x": NaN}',
+    ],
+)
 def test_lone_surrogates_are_malformed(raw: bytes) -> None:
     with pytest.raises(TrackingError) as err:
         fastparse.log_batch(raw)
@@ -142,8 +156,7 @@ def test_a_filter_joins_a_bounded_number_of_comparisons(store: TrackingStore) ->
     many = " AND ".join(["metrics.a > 1"] * 2001)
     assert_refused(parse_filter, many, field="'filter'")
     assert_refused(store.search_runs, ["0"], many, field="'filter'")
-    assert_refused(store.search_experiments, None, None, " AND ".join(["name = 'x'"] * 2001),
-                   field="'filter'")
+    assert_refused(store.search_experiments, None, None, " AND ".join(["name = 'x'"] * 2001), field="'filter'")
     assert len(parse_filter(" AND ".join(["metrics.a > 1"] * 200))) == 200
     assert store.search_runs(["0"], " AND ".join(["metrics.a > 1"] * 200))[0] == []
 
@@ -154,13 +167,16 @@ def test_a_filter_holds_a_bounded_number_of_in_values() -> None:
 
 
 # ---- artifact paths ----------------------------------------------------------------------
-@pytest.mark.parametrize(("path", "needle"), [
-    ("a/" + "n" * 256, "longer than 255 bytes"),
-    ("a/" + "é" * 128, "longer than 255 bytes"),  # 256 bytes in UTF-8
-    ("/".join(["d" * 200] * 6), "longer than 1024 bytes"),
-    (".uploads", "reserved"),
-    ("./.uploads/x", "reserved"),
-])
+@pytest.mark.parametrize(
+    ("path", "needle"),
+    [
+        ("a/" + "n" * 256, "longer than 255 bytes"),
+        ("a/" + "é" * 128, "longer than 255 bytes"),  # 256 bytes in UTF-8
+        ("/".join(["d" * 200] * 6), "longer than 1024 bytes"),
+        (".uploads", "reserved"),
+        ("./.uploads/x", "reserved"),
+    ],
+)
 def test_safe_path_refuses_names_no_store_can_hold(path: str, needle: str) -> None:
     assert_refused(safe_path, path, field=needle)
 

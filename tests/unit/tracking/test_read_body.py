@@ -25,13 +25,16 @@ def chunk(data: bytes, more: bool) -> dict[str, Any]:
     return {"type": "http.request", "body": data, "more_body": more}
 
 
-@pytest.mark.parametrize("messages,expected", [
-    ([chunk(b"", False)], b""),
-    ([{"type": "http.request"}], b""),
-    ([chunk(b'{"a": 1}', False)], b'{"a": 1}'),
-    ([chunk(b'{"a"', True), chunk(b"", True), chunk(b": 1}", False)], b'{"a": 1}'),
-    ([chunk(b"x" * 10, False)], b"x" * 10),  # exactly the limit
-])
+@pytest.mark.parametrize(
+    "messages,expected",
+    [
+        ([chunk(b"", False)], b""),
+        ([{"type": "http.request"}], b""),
+        ([chunk(b'{"a": 1}', False)], b'{"a": 1}'),
+        ([chunk(b'{"a"', True), chunk(b"", True), chunk(b": 1}", False)], b'{"a": 1}'),
+        ([chunk(b"x" * 10, False)], b"x" * 10),  # exactly the limit
+    ],
+)
 def test_reads_the_whole_body(messages: list[dict[str, Any]], expected: bytes) -> None:
     assert body_of(messages, limit=10) == expected
 

@@ -24,15 +24,14 @@ from modelship.tracking.store.search import (
         ("params.lr = '0.1'", [Clause("param", "lr", "=", "0.1")]),
         ('parameters.opt != "adam"', [Clause("param", "opt", "!=", "adam")]),
         ("tags.`mlflow.runName` LIKE 'tr%'", [Clause("tag", "mlflow.runName", "LIKE", "tr%")]),
-        ('tags."a b" ILIKE \'%X%\'', [Clause("tag", "a b", "ILIKE", "%X%")]),
-        ("attributes.status IN ('FINISHED', 'FAILED')",
-         [Clause("attribute", "status", "IN", ("FINISHED", "FAILED"))]),
-        ("attribute.start_time >= 1700000000000",
-         [Clause("attribute", "start_time", ">=", 1700000000000.0)]),
+        ("tags.\"a b\" ILIKE '%X%'", [Clause("tag", "a b", "ILIKE", "%X%")]),
+        ("attributes.status IN ('FINISHED', 'FAILED')", [Clause("attribute", "status", "IN", ("FINISHED", "FAILED"))]),
+        ("attribute.start_time >= 1700000000000", [Clause("attribute", "start_time", ">=", 1700000000000.0)]),
         ("run_name = 'x'", [Clause("attribute", "run_name", "=", "x")]),
-        ("metrics.a > 1 AND params.b = '2' and tags.c = 'it''s'",
-         [Clause("metric", "a", ">", 1.0), Clause("param", "b", "=", "2"),
-          Clause("tag", "c", "=", "it's")]),
+        (
+            "metrics.a > 1 AND params.b = '2' and tags.c = 'it''s'",
+            [Clause("metric", "a", ">", 1.0), Clause("param", "b", "=", "2"), Clause("tag", "c", "=", "it's")],
+        ),
         ("metrics.loss/val < 3", [Clause("metric", "loss/val", "<", 3.0)]),
     ],
 )
@@ -43,11 +42,11 @@ def test_parse_filter(text: str, expected: list[Clause]) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "metrics.acc > 'high'",          # metric compared with a string
-        "params.lr > 0.1",               # param values are strings
+        "metrics.acc > 'high'",  # metric compared with a string
+        "params.lr > 0.1",  # param values are strings
         "metrics.acc LIKE 0.1",
         "metrics.acc > 1 OR metrics.b > 2",
-        "foo.acc > 1",                   # unknown entity
+        "foo.acc > 1",  # unknown entity
         "metrics.acc >> 1",
         "metrics.acc",
         "params.lr = 'unterminated",
@@ -63,8 +62,10 @@ def test_parse_filter_refuses(text: str) -> None:
 
 def test_order_by() -> None:
     assert parse_order_by(["metrics.acc DESC", "params.`a b`", "start_time asc"]) == [
-        OrderBy("metric", "acc", False), OrderBy("param", "a b", True),
-        OrderBy("attribute", "start_time", True)]
+        OrderBy("metric", "acc", False),
+        OrderBy("param", "a b", True),
+        OrderBy("attribute", "start_time", True),
+    ]
     with pytest.raises(TrackingError):
         parse_order_by(["metrics.acc SIDEWAYS"])
 

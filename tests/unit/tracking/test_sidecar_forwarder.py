@@ -41,18 +41,28 @@ class FakeServer:
 
 
 def metric(step: int, key: str = "m") -> dict[str, Any]:
-    return {"method": "POST", "path": f"{API}/runs/log-metric", "run_id": "r",
-            "body": {"run_id": "r", "key": key, "value": 1.0, "timestamp": 1, "step": step}}
+    return {
+        "method": "POST",
+        "path": f"{API}/runs/log-metric",
+        "run_id": "r",
+        "body": {"run_id": "r", "key": key, "value": 1.0, "timestamp": 1, "step": step},
+    }
 
 
-def forwarder(tmp_path: Path, server: FakeServer, records: list[dict[str, Any]],
-              max_attempts: int = 3) -> Forwarder:
+def forwarder(tmp_path: Path, server: FakeServer, records: list[dict[str, Any]], max_attempts: int = 3) -> Forwarder:
     wal = DurableLog(tmp_path)
     for record in records:
         wal.append(record)
-    return Forwarder(wal, "http://server", retry_initial=0.001, retry_max=0.005, linger=0,
-                     max_attempts=max_attempts, dead_letter=DeadLetter(tmp_path, 1 << 20),
-                     transport=httpx.MockTransport(server))
+    return Forwarder(
+        wal,
+        "http://server",
+        retry_initial=0.001,
+        retry_max=0.005,
+        linger=0,
+        max_attempts=max_attempts,
+        dead_letter=DeadLetter(tmp_path, 1 << 20),
+        transport=httpx.MockTransport(server),
+    )
 
 
 async def run_until(f: Forwarder, done: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -75,6 +85,7 @@ def writes_with_step(step: int) -> Callable[[httpx.Request, dict[str, Any]], int
         if any(m["step"] == step for m in body.get("metrics", [])):
             return 500  # e.g. the OverflowError of a value it cannot store
         return None
+
     return answer
 
 
@@ -85,8 +96,7 @@ def test_a_record_the_server_fails_on_moves_aside_after_max_attempts(tmp_path: P
     assert f.wal.pending_count == 0
     assert sorted(server.steps) == [0, 2, 3, 4]
     dead = dead_letter(tmp_path)
-    assert [(d["record"]["body"]["step"], d["reason"], d["status"]) for d in dead] == [
-        (1, "failed", 500)]
+    assert [(d["record"]["body"]["step"], d["reason"], d["status"]) for d in dead] == [(1, "failed", 500)]
     # the merged batch, then each record alone: step 1 three times
     assert server.calls.count(f"{API}/runs/log-batch") == 1 + 1 + 3 + 3
     assert f.dead.counts == {"refused": 0, "failed": 1} and f.rejected == 1
@@ -129,14 +139,14 @@ def test_a_refused_record_of_a_merged_batch_goes_alone(tmp_path: Path) -> None:
     def answer(request: httpx.Request, body: dict[str, Any]) -> int | None:
         keys = [m["key"] for m in body.get("metrics", [])]
         return 400 if "deleted-run-key" in keys else None
+
     server = FakeServer(answer)
     records = [metric(0), metric(1, "deleted-run-key"), metric(2), metric(3)]
     f = forwarder(tmp_path, server, records)
     asyncio.run(run_until(f, lambda: f.wal.pending_count == 0))
     assert sorted(server.steps) == [0, 2, 3]
     dead = dead_letter(tmp_path)
-    assert [(d["record"]["body"]["step"], d["reason"], d["status"]) for d in dead] == [
-        (1, "refused", 400)]
+    assert [(d["record"]["body"]["step"], d["reason"], d["status"]) for d in dead] == [(1, "refused", 400)]
     assert "answer 400" in dead[0]["response"]
 
 
@@ -162,8 +172,13 @@ def test_a_reader_does_not_wait_while_the_forwarder_backs_off(tmp_path: Path) ->
 
 def test_an_upload_whose_body_is_gone_does_not_block(tmp_path: Path) -> None:
     server = FakeServer(lambda request, body: None)
-    upload = {"method": "PUT", "path": "/api/2.0/mlflow-artifacts/artifacts/1/x", "run_id": None,
-              "body": None, "blob": "gone"}
+    upload = {
+        "method": "PUT",
+        "path": "/api/2.0/mlflow-artifacts/artifacts/1/x",
+        "run_id": None,
+        "body": None,
+        "blob": "gone",
+    }
     f = forwarder(tmp_path, server, [upload, metric(0)])
     asyncio.run(run_until(f, lambda: f.wal.pending_count == 0))
     assert server.steps == [0]

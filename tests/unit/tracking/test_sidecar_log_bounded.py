@@ -16,9 +16,15 @@ API = "/api/2.0/mlflow"
 
 
 def batch(run: str, i: int, n: int = 100) -> dict[str, Any]:
-    return {"method": "POST", "path": f"{API}/runs/log-batch", "run_id": run, "body": {
-        "run_id": run, "metrics": [{"key": "loss", "value": i + j / n, "timestamp": i,
-                                    "step": i * n + j} for j in range(n)]}}
+    return {
+        "method": "POST",
+        "path": f"{API}/runs/log-batch",
+        "run_id": run,
+        "body": {
+            "run_id": run,
+            "metrics": [{"key": "loss", "value": i + j / n, "timestamp": i, "step": i * n + j} for j in range(n)],
+        },
+    }
 
 
 def peak_bytes(fn: Callable[[], Any]) -> int:

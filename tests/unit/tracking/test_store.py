@@ -58,8 +58,7 @@ def test_metrics_history_latest_and_dedup(store: TrackingStore) -> None:
     hist, _ = store.get_metric_history(rid, "m")
     assert [(h["step"], h["value"]) for h in hist] == [(0, 1.0), (1, 2.0), (2, 3.0)]
     # latest = highest step, not the last written
-    assert store.get_run(rid)["data"]["metrics"] == [
-        {"key": "m", "value": 3.0, "timestamp": 5, "step": 2}]
+    assert store.get_run(rid)["data"]["metrics"] == [{"key": "m", "value": 3.0, "timestamp": 5, "step": 2}]
     store.log_batch(rid, [("n", math.nan, 1, 0, None), ("i", math.inf, 1, 0, None)])
     values = {m["key"]: m["value"] for m in store.get_run(rid)["data"]["metrics"]}
     assert values["n"] == "NaN" and values["i"] == "Infinity"
@@ -72,17 +71,16 @@ LATEST_CASES = [
     ("lower step later loses", [(3, 1, 1.0), (2, 99, 9.0)], (3, 1, 1.0)),
     ("same step, later timestamp wins", [(1, 5, 9.0), (1, 6, 1.0)], (1, 6, 1.0)),
     ("same step, earlier timestamp loses", [(1, 6, 1.0), (1, 5, 9.0)], (1, 6, 1.0)),
-    ("same step and timestamp, greater value wins", [(1, 5, 1.0), (1, 5, 2.0), (1, 5, 1.5)],
-     (1, 5, 2.0)),
+    ("same step and timestamp, greater value wins", [(1, 5, 1.0), (1, 5, 2.0), (1, 5, 1.5)], (1, 5, 2.0)),
     ("the same point twice", [(2, 2, 2.0), (2, 2, 2.0)], (2, 2, 2.0)),
     ("negative steps", [(-1, 1, 1.0), (-5, 9, 2.0)], (-1, 1, 1.0)),
 ]
 
 
-@pytest.mark.parametrize("points,expected", [c[1:] for c in LATEST_CASES],
-                         ids=[c[0] for c in LATEST_CASES])
-def test_latest_metric_across_calls(store: TrackingStore, points: list[tuple[int, int, float]],
-                                    expected: tuple[int, int, float]) -> None:
+@pytest.mark.parametrize("points,expected", [c[1:] for c in LATEST_CASES], ids=[c[0] for c in LATEST_CASES])
+def test_latest_metric_across_calls(
+    store: TrackingStore, points: list[tuple[int, int, float]], expected: tuple[int, int, float]
+) -> None:
     rid = new_run(store)
     for step, ts, value in points:
         store.log_batch(rid, [("m", value, ts, step, None)])
@@ -142,8 +140,7 @@ def test_search_runs_filter_order_pages(store: TrackingStore) -> None:
         rid = store.create_run(eid, "me", f"r{i}", 1000 + i, [("k", "even" if i % 2 == 0 else "odd")])["info"]["run_id"]
         store.log_batch(rid, [("acc", i / 10, 1, 0, None)], [("i", str(i))])
         ids.append(rid)
-    runs, _ = store.search_runs([eid], "metrics.acc >= 0.3 AND tags.k = 'even'",
-                                order_by=["metrics.acc DESC"])
+    runs, _ = store.search_runs([eid], "metrics.acc >= 0.3 AND tags.k = 'even'", order_by=["metrics.acc DESC"])
     assert [r["info"]["run_name"] for r in runs] == ["r6", "r4"]
     runs, _ = store.search_runs([eid], "params.i IN ('1', '2')")
     assert sorted(r["info"]["run_name"] for r in runs) == ["r1", "r2"]

@@ -11,8 +11,12 @@ API = "/api/2.0/mlflow"
 
 
 def metric(run: str, i: int) -> dict:
-    return {"method": "POST", "path": f"{API}/runs/log-metric", "run_id": run,
-            "body": {"run_id": run, "key": "m", "value": float(i), "timestamp": i, "step": i}}
+    return {
+        "method": "POST",
+        "path": f"{API}/runs/log-metric",
+        "run_id": run,
+        "body": {"run_id": run, "key": "m", "value": float(i), "timestamp": i, "step": i},
+    }
 
 
 def test_append_survives_reopen_and_cursor_skips_forwarded(tmp_path: Path) -> None:
@@ -56,8 +60,15 @@ def test_fully_forwarded_log_is_truncated(tmp_path: Path) -> None:
 
 def test_plan_merges_one_runs_writes_into_log_batch() -> None:
     records = [dict(metric("a", i), seq=i + 1) for i in range(3)]
-    records.append({"method": "POST", "path": f"{API}/runs/log-parameter", "run_id": "a",
-                    "seq": 4, "body": {"run_id": "a", "key": "p", "value": "1"}})
+    records.append(
+        {
+            "method": "POST",
+            "path": f"{API}/runs/log-parameter",
+            "run_id": "a",
+            "seq": 4,
+            "body": {"run_id": "a", "key": "p", "value": "1"},
+        }
+    )
     records.append(dict(metric("b", 9), seq=5))
     req = plan(records, 1000)
     assert req is not None and req.path == f"{API}/runs/log-batch"
@@ -70,12 +81,24 @@ def test_plan_respects_mlflow_limits_and_ordering() -> None:
     records = [dict(metric("a", i), seq=i + 1) for i in range(1500)]
     req = plan(records, 1000)
     assert req is not None and len(req.body["metrics"]) == 1000
-    update = {"method": "POST", "path": f"{API}/runs/update", "run_id": "a", "seq": 1,
-              "body": {"run_id": "a", "status": "FINISHED"}}
+    update = {
+        "method": "POST",
+        "path": f"{API}/runs/update",
+        "run_id": "a",
+        "seq": 1,
+        "body": {"run_id": "a", "status": "FINISHED"},
+    }
     req = plan([update, dict(metric("a", 1), seq=2)], 1000)
     assert req is not None and req.path == f"{API}/runs/update" and len(req.records) == 1
-    params = [{"method": "POST", "path": f"{API}/runs/log-parameter", "run_id": "a",
-               "seq": i, "body": {"run_id": "a", "key": f"p{i}", "value": "1"}}
-              for i in range(150)]
+    params = [
+        {
+            "method": "POST",
+            "path": f"{API}/runs/log-parameter",
+            "run_id": "a",
+            "seq": i,
+            "body": {"run_id": "a", "key": f"p{i}", "value": "1"},
+        }
+        for i in range(150)
+    ]
     req = plan(params, 1000)
     assert req is not None and len(req.body["params"]) == 100

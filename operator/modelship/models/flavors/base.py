@@ -33,21 +33,14 @@ class ModelRuntime(ABC):
     #: estimators): such values are then refused as a bad request before predict.
     accepts_non_finite: bool = True
 
-    def __init__(
-        self, model_dir: Path, mlmodel: MLModel, policy: TrustPolicy | None = None
-    ) -> None:
+    def __init__(self, model_dir: Path, mlmodel: MLModel, policy: TrustPolicy | None = None) -> None:
         self.model_dir = model_dir
         self.mlmodel = mlmodel
         # Without a policy a runtime trusts the least; load_model passes the server's.
         self.policy = policy or TrustPolicy()
         self.column_names: list[str] | None = None
         sig = mlmodel.signature
-        if (
-            sig is not None
-            and sig.inputs is not None
-            and not sig.inputs.is_tensor
-            and sig.inputs.has_names
-        ):
+        if sig is not None and sig.inputs is not None and not sig.inputs.is_tensor and sig.inputs.has_names:
             self.column_names = sig.inputs.names()
 
     @abstractmethod
@@ -65,9 +58,7 @@ class ModelRuntime(ABC):
         return data
 
 
-def select_runtime(
-    model_dir: Path, mlmodel: MLModel, policy: TrustPolicy | None = None
-) -> ModelRuntime:
+def select_runtime(model_dir: Path, mlmodel: MLModel, policy: TrustPolicy | None = None) -> ModelRuntime:
     """Pick the runtime: native sklearn, then a python_function user class, then any
     importable ``loader_module`` (MLflow's generic pyfunc contract). ``policy`` says what
     the runtime may load (``modelship.models.trust``); the default trusts the least."""
@@ -85,6 +76,4 @@ def select_runtime(
         return PythonModelRuntime(model_dir, mlmodel, policy)
     if pyfunc.get("loader_module"):
         return LoaderModuleRuntime(model_dir, mlmodel, policy)
-    raise ValueError(
-        f"{model_dir}: no flavor this server can load (flavors: {sorted(mlmodel.flavors)})"
-    )
+    raise ValueError(f"{model_dir}: no flavor this server can load (flavors: {sorted(mlmodel.flavors)})")

@@ -28,8 +28,7 @@ class LoaderModuleRuntime(ModelRuntime):
         conf = self.mlmodel.flavors[PYFUNC]
         shipped = " from the model's code directory" if conf.get("code") else ""
         self.policy.require_code(
-            f"the model's python_function flavor imports loader_module "
-            f"{conf['loader_module']!r}{shipped}"
+            f"the model's python_function flavor imports loader_module {conf['loader_module']!r}{shipped}"
         )
         if conf.get("code"):
             code_dir = str(self.model_dir / conf["code"])

@@ -40,15 +40,11 @@ class PythonModelRuntime(ModelRuntime):
             name: str(self.model_dir / (spec["path"] if isinstance(spec, dict) else spec))
             for name, spec in (conf.get("artifacts") or {}).items()
         }
-        self.context = PythonModelContext(
-            artifacts=artifacts, model_config=conf.get("model_config") or {}
-        )
+        self.context = PythonModelContext(artifacts=artifacts, model_config=conf.get("model_config") or {})
         if hasattr(self.python_model, "load_context"):
             self.python_model.load_context(self.context)
         sig = inspect.signature(self.python_model.predict).parameters
-        positional = [
-            p for p in sig.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
+        positional = [p for p in sig.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         self._with_context = "context" in sig or len(positional) >= 2
         self._with_params = "params" in sig
 

@@ -31,9 +31,7 @@ class SklearnRuntime(ModelRuntime):
         conf = self.mlmodel.flavors["sklearn"]
         pyfunc = self.mlmodel.flavors.get(PYFUNC) or {}
         path = self.model_dir / str(conf.get("pickled_model") or pyfunc.get("model_path"))
-        fmt = conf.get(
-            "serialization_format", "skops" if path.suffix == ".skops" else "cloudpickle"
-        )
+        fmt = conf.get("serialization_format", "skops" if path.suffix == ".skops" else "cloudpickle")
         if fmt == "skops":
             self.model = _load_skops(path, self.policy.skops_trusted_types)
         elif fmt in ("cloudpickle", "pickle"):
@@ -83,9 +81,7 @@ class SklearnRuntime(ModelRuntime):
             return True
         if not np.array_equal(np.asarray(by_frame), np.asarray(by_array)):
             return True
-        warnings.filterwarnings(
-            "ignore", message="X does not have valid feature names", category=UserWarning
-        )
+        warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
         return False
 
     def predict(self, data: ModelInput, params: dict[str, Any] | None = None) -> Any:
@@ -103,8 +99,7 @@ def _load_skops(path: Path, trusted: tuple[str, ...]) -> Any:
         raise UntrustedModelError(
             f"the skops file {path.name} holds types that are not trusted: {untrusted}. "
             "A model's own MLmodel list (skops_trusted_types) is not used; trust them on the "
-            f"server, if the model comes from a source you trust: {SKOPS_TRUSTED_TYPES_ENV}="
-            + ",".join(untrusted)
+            f"server, if the model comes from a source you trust: {SKOPS_TRUSTED_TYPES_ENV}=" + ",".join(untrusted)
         )
     return skops.io.load(path, trusted=list(trusted) or None)
 

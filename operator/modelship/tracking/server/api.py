@@ -23,9 +23,15 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     def route(path: str, method: str, body: type[Any] | None = None) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
             router.add_api_route(
-                PREFIX + path, fn, methods=[method], name=fn.__name__,
-                summary=fn.__doc__, openapi_extra=body_schema(body) if body else None)
+                PREFIX + path,
+                fn,
+                methods=[method],
+                name=fn.__name__,
+                summary=fn.__doc__,
+                openapi_extra=body_schema(body) if body else None,
+            )
             return fn
+
         return register
 
     # ---- experiments -------------------------------------------------------------------
@@ -33,8 +39,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     async def create_experiment(request: Request) -> Response:
         """Create an experiment."""
         m = await parse(request, msg.CreateExperiment)
-        return ok({"experiment_id": store.create_experiment(
-            m.name, m.artifact_location, kv(m.tags))})
+        return ok({"experiment_id": store.create_experiment(m.name, m.artifact_location, kv(m.tags))})
 
     @route("/experiments/get", "GET")
     async def get_experiment(request: Request) -> Response:
@@ -45,15 +50,13 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     @route("/experiments/get-by-name", "GET")
     async def get_experiment_by_name(request: Request) -> Response:
         """Get an experiment by name."""
-        return ok({"experiment": store.get_experiment_by_name(
-            query(request, "experiment_name") or "")})
+        return ok({"experiment": store.get_experiment_by_name(query(request, "experiment_name") or "")})
 
     @route("/experiments/search", "POST", msg.SearchExperiments)
     async def search_experiments(request: Request) -> Response:
         """Search experiments."""
         m = await parse(request, msg.SearchExperiments)
-        exps, token = store.search_experiments(
-            m.view_type, m.max_results, m.filter, m.order_by, m.page_token)
+        exps, token = store.search_experiments(m.view_type, m.max_results, m.filter, m.order_by, m.page_token)
         out: dict[str, Any] = {"experiments": exps}
         if token:
             out["next_page_token"] = token
@@ -63,9 +66,12 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     async def search_experiments_get(request: Request) -> Response:
         """Search experiments (GET form)."""
         exps, token = store.search_experiments(
-            request.query_params.get("view_type"), query_int(request, "max_results"),
-            request.query_params.get("filter"), request.query_params.getlist("order_by"),
-            request.query_params.get("page_token"))
+            request.query_params.get("view_type"),
+            query_int(request, "max_results"),
+            request.query_params.get("filter"),
+            request.query_params.getlist("order_by"),
+            request.query_params.get("page_token"),
+        )
         return ok({"experiments": exps, **({"next_page_token": token} if token else {})})
 
     @route("/experiments/update", "POST", msg.UpdateExperiment)
@@ -106,8 +112,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     async def create_run(request: Request) -> Response:
         """Create a run."""
         m = await parse(request, msg.CreateRun)
-        return ok({"run": store.create_run(
-            m.experiment_id, m.user_id, m.run_name, m.start_time, kv(m.tags))})
+        return ok({"run": store.create_run(m.experiment_id, m.user_id, m.run_name, m.start_time, kv(m.tags))})
 
     @route("/runs/get", "GET")
     async def get_run(request: Request) -> Response:
@@ -136,8 +141,9 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     async def search_runs(request: Request) -> Response:
         """Search runs with MLflow's filter language."""
         m = await parse(request, msg.SearchRuns)
-        runs, token = store.search_runs(m.experiment_ids, m.filter, m.run_view_type,
-                                        m.max_results, m.order_by, m.page_token)
+        runs, token = store.search_runs(
+            m.experiment_ids, m.filter, m.run_view_type, m.max_results, m.order_by, m.page_token
+        )
         out: dict[str, Any] = {"runs": runs}
         if token:
             out["next_page_token"] = token
@@ -201,8 +207,11 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     async def get_metric_history(request: Request) -> Response:
         """Every logged point of one metric of a run."""
         metrics, token = store.get_metric_history(
-            query(request, "run_id", "run_uuid") or "", query(request, "metric_key") or "",
-            query_int(request, "max_results"), request.query_params.get("page_token"))
+            query(request, "run_id", "run_uuid") or "",
+            query(request, "metric_key") or "",
+            query_int(request, "max_results"),
+            request.query_params.get("page_token"),
+        )
         out: dict[str, Any] = {"metrics": metrics}
         if token:
             out["next_page_token"] = token
@@ -213,16 +222,21 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     async def create_logged_model(request: Request) -> Response:
         """Create a logged model (status PENDING until finalized)."""
         m = await parse(request, msg.CreateLoggedModel)
-        return ok({"model": store.create_logged_model(
-            m.experiment_id, m.name, m.model_type, m.source_run_id, kv(m.params), kv(m.tags))})
+        return ok(
+            {
+                "model": store.create_logged_model(
+                    m.experiment_id, m.name, m.model_type, m.source_run_id, kv(m.params), kv(m.tags)
+                )
+            }
+        )
 
     @route("/logged-models/search", "POST", msg.SearchLoggedModels)
     async def search_logged_models(request: Request) -> Response:
         """Search logged models."""
         m = await parse(request, msg.SearchLoggedModels)
         models, token = store.search_logged_models(
-            m.experiment_ids, m.filter, m.max_results,
-            [o.model_dump() for o in m.order_by], m.page_token)
+            m.experiment_ids, m.filter, m.max_results, [o.model_dump() for o in m.order_by], m.page_token
+        )
         out: dict[str, Any] = {"models": models}
         if token:
             out["next_page_token"] = token
@@ -258,8 +272,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     @route("/logged-models/{model_id}/tags/{tag_key:path}", "DELETE")
     async def delete_logged_model_tag(request: Request) -> Response:
         """Delete one tag of a logged model."""
-        store.delete_logged_model_tag(request.path_params["model_id"],
-                                      request.path_params["tag_key"])
+        store.delete_logged_model_tag(request.path_params["model_id"], request.path_params["tag_key"])
         return ok()
 
     @route("/logged-models/{model_id}/params", "POST", msg.LoggedModelParams)

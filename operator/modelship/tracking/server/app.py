@@ -33,10 +33,16 @@ log = logging.getLogger("modelship.tracking.server")
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Searches are POSTs that write nothing; a reader with no token may call them.
-READ_POSTS = frozenset({
-    "/api/2.0/mlflow/runs/search", "/api/2.0/mlflow/experiments/search",
-    "/api/2.0/mlflow/logged-models/search",
-}) | REGISTRY_READ_POSTS
+READ_POSTS = (
+    frozenset(
+        {
+            "/api/2.0/mlflow/runs/search",
+            "/api/2.0/mlflow/experiments/search",
+            "/api/2.0/mlflow/logged-models/search",
+        }
+    )
+    | REGISTRY_READ_POSTS
+)
 
 
 class BearerAuth:
@@ -47,12 +53,10 @@ class BearerAuth:
         self.expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] == "http" and scope["method"] in WRITE_METHODS
-                and scope["path"] not in READ_POSTS):
+        if scope["type"] == "http" and scope["method"] in WRITE_METHODS and scope["path"] not in READ_POSTS:
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
-                exc = TrackingError("A valid bearer token is required for writes",
-                                    errors.UNAUTHENTICATED)
+                exc = TrackingError("A valid bearer token is required for writes", errors.UNAUTHENTICATED)
                 await error_response(exc)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -109,13 +113,18 @@ def server_info(store: TrackingStore) -> dict[str, Any]:
 
 
 def create_app(
-    settings: ServerSettings, store: TrackingStore, artifacts: ArtifactStore | None = None,
+    settings: ServerSettings,
+    store: TrackingStore,
+    artifacts: ArtifactStore | None = None,
     registry: RegistryReader | None = None,
 ) -> FastAPI:
     """The app; with ``registry``, also the MLflow registry read API over ModelVersion objects."""
     artifacts = artifacts or open_artifact_store(settings.artifacts_destination)
-    app = FastAPI(title="Modelship tracking server", version=__version__,
-                  description="The MLflow Tracking REST API, served by Modelship.")
+    app = FastAPI(
+        title="Modelship tracking server",
+        version=__version__,
+        description="The MLflow Tracking REST API, served by Modelship.",
+    )
     app.include_router(tracking_router(store))
     app.include_router(artifacts_router(store, artifacts))
     if registry is not None:
@@ -157,13 +166,11 @@ def create_app(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            spec = get_openapi(title=app.title, version=app.version,
-                               description=app.description, routes=app.routes)
+            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             _, defs = models_json_schema(
-                [(m, "validation") for m in messages.ALL],
-                ref_template="#/components/schemas/{model}")
-            spec.setdefault("components", {}).setdefault("schemas", {}).update(
-                defs.get("$defs", {}))
+                [(m, "validation") for m in messages.ALL], ref_template="#/components/schemas/{model}"
+            )
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
             app.openapi_schema = spec
         return app.openapi_schema
 

@@ -24,8 +24,7 @@ def ok(body: dict[str, Any] | None = None) -> Response:
 
 
 def error_response(exc: TrackingError) -> Response:
-    return Response(orjson.dumps(exc.body()), status_code=exc.http_status,
-                    media_type="application/json")
+    return Response(orjson.dumps(exc.body()), status_code=exc.http_status, media_type="application/json")
 
 
 async def read_body(receive: Receive, limit: int = MAX_WRITE_BODY) -> bytes:
@@ -39,8 +38,10 @@ async def read_body(receive: Receive, limit: int = MAX_WRITE_BODY) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise invalid(f"Request body larger than {limit} bytes; a log-batch holds at most "
-                          "1000 metrics, 100 params and 100 tags: send smaller batches")
+            raise invalid(
+                f"Request body larger than {limit} bytes; a log-batch holds at most "
+                "1000 metrics, 100 params and 100 tags: send smaller batches"
+            )
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -48,9 +49,13 @@ async def read_body(receive: Receive, limit: int = MAX_WRITE_BODY) -> bytes:
 
 async def send_json(send: Send, status: int, body: bytes) -> None:
     """A complete JSON response as raw ASGI messages."""
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -67,8 +72,7 @@ def parse_body(raw: bytes, model: type[M]) -> M:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise TrackingError("Malformed request JSON: the body is not valid JSON",
-                                MALFORMED_REQUEST) from None
+            raise TrackingError("Malformed request JSON: the body is not valid JSON", MALFORMED_REQUEST) from None
         raise invalid(validation_message(exc)) from None
 
 
@@ -98,8 +102,12 @@ def query_int(request: Request, name: str) -> int | None:
 
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:
     """``openapi_extra`` that documents a request body parsed by hand (see app.openapi)."""
-    return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+    }
 
 
 def kv(items: list[Any]) -> list[tuple[str, str]]:

@@ -21,7 +21,6 @@ from modelship.tracking.store.validation import INT64_MAX, INT64_MIN, encode_flo
 MetricTuple = tuple[str, float, int, int, "str | None"]
 
 
-
 def _malformed(why: str) -> TrackingError:
     return TrackingError(f"Malformed request JSON: {why}", MALFORMED_REQUEST)
 
@@ -74,8 +73,7 @@ def _float(value: Any, where: str) -> float:
         try:
             return float(value)
         except OverflowError:
-            raise invalid(f"Invalid value for '{where}': the integer is beyond the range of "
-                          "a double") from None
+            raise invalid(f"Invalid value for '{where}': the integer is beyond the range of a double") from None
     if isinstance(value, str):
         try:
             return float(value)
@@ -117,10 +115,15 @@ def metric(m: Any, index: int | None = None) -> MetricTuple:
         # (``type(x) is int`` is false for bool, as required).
         key, value, ts, step = m.get("key"), m.get("value"), m.get("timestamp"), m.get("step", 0)
         model_id = m.get("model_id")
-        if (type(key) is str and (type(value) is float or type(value) is int)
-                and type(ts) is int and type(step) is int
-                and INT64_MIN <= ts <= INT64_MAX and INT64_MIN <= step <= INT64_MAX
-                and (model_id is None or type(model_id) is str)):
+        if (
+            type(key) is str
+            and (type(value) is float or type(value) is int)
+            and type(ts) is int
+            and type(step) is int
+            and INT64_MIN <= ts <= INT64_MAX
+            and INT64_MIN <= step <= INT64_MAX
+            and (model_id is None or type(model_id) is str)
+        ):
             try:
                 return key, float(value), ts, step, model_id or None
             except OverflowError:  # an integer beyond a double: the slow path says so
@@ -131,10 +134,13 @@ def metric(m: Any, index: int | None = None) -> MetricTuple:
         raise invalid(f"Invalid value for '{where}': expected an object")
     key = _str(m, "key", where)
     assert key is not None
-    return (key, _float(m.get("value"), f"{where}value"),
-            _int(m.get("timestamp"), f"{where}timestamp"),
-            _int(m.get("step"), f"{where}step", 0),
-            _str(m, "model_id", where, required=False) or None)
+    return (
+        key,
+        _float(m.get("value"), f"{where}value"),
+        _int(m.get("timestamp"), f"{where}timestamp"),
+        _int(m.get("step"), f"{where}step", 0),
+        _str(m, "model_id", where, required=False) or None,
+    )
 
 
 def _pairs(obj: dict[str, Any], name: str) -> list[tuple[str, str]]:
@@ -171,8 +177,12 @@ def log_batch(raw: bytes) -> tuple[str, list[MetricTuple], list[tuple[str, str]]
 
 def metric_json(m: MetricTuple) -> dict[str, Any]:
     """A parsed metric back in JSON form (NaN and infinities spelled as proto3 strings)."""
-    out: dict[str, Any] = {"key": m[0], "value": encode_float(m[1]) if not math.isfinite(m[1]) else m[1],
-                           "timestamp": m[2], "step": m[3]}
+    out: dict[str, Any] = {
+        "key": m[0],
+        "value": encode_float(m[1]) if not math.isfinite(m[1]) else m[1],
+        "timestamp": m[2],
+        "step": m[3],
+    }
     if m[4]:
         out["model_id"] = m[4]
     return out

@@ -55,16 +55,19 @@ class Limit:
         return BodyTooLarge(
             f"Request body larger than {self.size} bytes ({_size(self.size)}), the limit of "
             f"{method} {path}: the server's setting {self.setting} ({env}) raises it{self.hint}",
-            INVALID_PARAMETER_VALUE)
+            INVALID_PARAMETER_VALUE,
+        )
 
 
 def route_limits(settings: ServerSettings) -> tuple[Limit, Limit, Limit]:
     """(every other call, the batch calls, artifact uploads)."""
     return (
         Limit(settings.max_request_body_bytes, "max_request_body_bytes"),
-        Limit(settings.max_log_batch_body_bytes, "max_log_batch_body_bytes",
-              "; a log-batch holds at most 1000 metrics, 100 params and 100 tags: send "
-              "smaller batches"),
+        Limit(
+            settings.max_log_batch_body_bytes,
+            "max_log_batch_body_bytes",
+            "; a log-batch holds at most 1000 metrics, 100 params and 100 tags: send smaller batches",
+        ),
         Limit(settings.max_artifact_bytes, "max_artifact_bytes"),
     )
 

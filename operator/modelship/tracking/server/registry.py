@@ -61,8 +61,7 @@ class KubeReader:
     ambiguous and refused with a message that names them.
     """
 
-    def __init__(self, namespace: str | None = None, *, ttl: float = 1.0,
-                 kubeconfig: str | None = None) -> None:
+    def __init__(self, namespace: str | None = None, *, ttl: float = 1.0, kubeconfig: str | None = None) -> None:
         from modelship import kube
 
         if kubeconfig:
@@ -103,8 +102,11 @@ def model_version_json(obj: Mapping[str, Any]) -> dict[str, Any]:
     """A ModelVersion object as MLflow's ``ModelVersion`` message."""
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     ready: Mapping[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
-    state = "READY" if ready.get("status") == "True" else (
-        "FAILED_REGISTRATION" if ready.get("status") == "False" else "PENDING_REGISTRATION")
+    state = (
+        "READY"
+        if ready.get("status") == "True"
+        else ("FAILED_REGISTRATION" if ready.get("status") == "False" else "PENDING_REGISTRATION")
+    )
     out: dict[str, Any] = {
         "name": spec.get("model"),
         "version": str(status.get("version")),
@@ -148,15 +150,16 @@ class Registry:
         if not self.scoped and len(spaces) > 1:
             raise TrackingError(
                 f"Registered model {name!r} exists in namespaces {', '.join(sorted(spaces))}; start the tracking "
-                "server with --registry-namespace to choose one", errors.INVALID_PARAMETER_VALUE)
+                "server with --registry-namespace to choose one",
+                errors.INVALID_PARAMETER_VALUE,
+            )
         return self.models[name]
 
     def version(self, name: str, version: str) -> Mapping[str, Any]:
         for obj in self.versions(name):
             if str(obj["status"]["version"]) == str(version):
                 return obj
-        raise TrackingError(f"Model Version (name={name}, version={version}) not found",
-                            errors.RESOURCE_DOES_NOT_EXIST)
+        raise TrackingError(f"Model Version (name={name}, version={version}) not found", errors.RESOURCE_DOES_NOT_EXIST)
 
     def by_alias(self, name: str, alias: str) -> Mapping[str, Any]:
         for obj in self.versions(name):
@@ -176,8 +179,11 @@ class Registry:
     def registered_model(self, name: str) -> dict[str, Any]:
         versions = self.versions(name)
         first = versions[0]
-        aliases = [{"alias": a, "version": str(o["status"]["version"])}
-                   for o in versions for a in o["status"].get("aliases") or []]
+        aliases = [
+            {"alias": a, "version": str(o["status"]["version"])}
+            for o in versions
+            for a in o["status"].get("aliases") or []
+        ]
         return {
             "name": name,
             "creation_timestamp": min(_ms(o["metadata"].get("creationTimestamp")) for o in versions),
@@ -189,8 +195,10 @@ class Registry:
         }
 
 
-_CLAUSE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.(?:`[^`]+`|[A-Za-z0-9_.]+))?)\s*(=|!=|LIKE|ILIKE)\s*(['\"])(.*)\3\s*$",
-                     re.IGNORECASE)
+_CLAUSE = re.compile(
+    r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.(?:`[^`]+`|[A-Za-z0-9_.]+))?)\s*(=|!=|LIKE|ILIKE)\s*(['\"])(.*)\3\s*$",
+    re.IGNORECASE,
+)
 
 
 def parse_filter(text: str | None) -> list[tuple[str, str, str]]:
@@ -202,8 +210,11 @@ def parse_filter(text: str | None) -> list[tuple[str, str, str]]:
     for part in re.split(r"\s+AND\s+", text.strip(), flags=re.IGNORECASE):
         m = _CLAUSE.match(part)
         if not m:
-            raise TrackingError(f"Unsupported filter clause {part!r}: use name = '...', name LIKE '...', "
-                                "run_id = '...' or tag.<key> = '...'", errors.INVALID_PARAMETER_VALUE)
+            raise TrackingError(
+                f"Unsupported filter clause {part!r}: use name = '...', name LIKE '...', "
+                "run_id = '...' or tag.<key> = '...'",
+                errors.INVALID_PARAMETER_VALUE,
+            )
         key = m.group(1).replace("`", "")
         head, dot, rest = key.partition(".")
         key = f"tag.{rest}" if dot and head.lower() in ("tag", "tags") else key.lower()
@@ -216,8 +227,9 @@ def _like(pattern: str, value: str, *, ignore_case: bool) -> bool:
     return re.match(rx, value, re.IGNORECASE if ignore_case else 0) is not None
 
 
-def matches(clauses: list[tuple[str, str, str]], fields: Mapping[str, str],
-            tags: Mapping[str, str] | None = None) -> bool:
+def matches(
+    clauses: list[tuple[str, str, str]], fields: Mapping[str, str], tags: Mapping[str, str] | None = None
+) -> bool:
     """Whether an entity passes every clause. A tag that is not set is unequal to anything."""
     for key, op, value in clauses:
         if key.startswith("tag."):
@@ -241,24 +253,37 @@ def _page(items: list[Any], request: Request, default: int) -> tuple[list[Any], 
     limit = query_int(request, "max_results") or default
     start = query_int(request, "page_token") or 0
     if limit < 1 or start < 0:
-        raise TrackingError("Invalid value for 'max_results' or 'page_token': 'max_results' "
-                            "must be at least 1, 'page_token' not negative",
-                            errors.INVALID_PARAMETER_VALUE)
-    page = items[start:start + limit]
+        raise TrackingError(
+            "Invalid value for 'max_results' or 'page_token': 'max_results' "
+            "must be at least 1, 'page_token' not negative",
+            errors.INVALID_PARAMETER_VALUE,
+        )
+    page = items[start : start + limit]
     return page, (str(start + limit) if start + limit < len(items) else None)
 
 
-READ_POSTS = frozenset({f"{API}/registered-models/search", f"{API}/registered-models/get-latest-versions",
-                        f"{API}/model-versions/search"})
+READ_POSTS = frozenset(
+    {f"{API}/registered-models/search", f"{API}/registered-models/get-latest-versions", f"{API}/model-versions/search"}
+)
 """POSTs of this router that write nothing (a reader without a write token may call them)."""
 
 # --- the router -----------------------------------------------------------------------------------
 
-READ_ONLY = ("registered-models/create", "registered-models/rename", "registered-models/update",
-             "registered-models/delete", "registered-models/set-tag", "registered-models/delete-tag",
-             "registered-models/alias", "model-versions/create", "model-versions/update",
-             "model-versions/delete", "model-versions/transition-stage", "model-versions/set-tag",
-             "model-versions/delete-tag")
+READ_ONLY = (
+    "registered-models/create",
+    "registered-models/rename",
+    "registered-models/update",
+    "registered-models/delete",
+    "registered-models/set-tag",
+    "registered-models/delete-tag",
+    "registered-models/alias",
+    "model-versions/create",
+    "model-versions/update",
+    "model-versions/delete",
+    "model-versions/transition-stage",
+    "model-versions/set-tag",
+    "model-versions/delete-tag",
+)
 
 
 def registry_router(reader: RegistryReader) -> APIRouter:
@@ -317,8 +342,10 @@ def registry_router(reader: RegistryReader) -> APIRouter:
         obj = (await registry()).version(name, version)
         uri = (obj.get("status") or {}).get("artifactUri")
         if not uri:
-            raise TrackingError(f"Model Version (name={name}, version={version}) has no resolved source yet",
-                                errors.RESOURCE_DOES_NOT_EXIST)
+            raise TrackingError(
+                f"Model Version (name={name}, version={version}) has no resolved source yet",
+                errors.RESOURCE_DOES_NOT_EXIST,
+            )
         return ok({"artifact_uri": uri})
 
     @router.api_route(f"{API}/model-versions/search", methods=["GET", "POST"])
@@ -326,9 +353,15 @@ def registry_router(reader: RegistryReader) -> APIRouter:
         reg, p = await registry(), await params(request)
         clauses = parse_filter(p.get("filter"))
         found = [model_version_json(o) for versions in reg.models.values() for o in versions]
-        found = [mv for mv in found if matches(clauses, {"name": mv["name"], "run_id": mv["run_id"],
-                                                         "source_path": mv["source"]},
-                                               {t["key"]: t["value"] for t in mv["tags"]})]
+        found = [
+            mv
+            for mv in found
+            if matches(
+                clauses,
+                {"name": mv["name"], "run_id": mv["run_id"], "source_path": mv["source"]},
+                {t["key"]: t["value"] for t in mv["tags"]},
+            )
+        ]
         found.sort(key=lambda mv: (mv["name"], -int(mv["version"])))
         page, token = _page(found, request, 10000)
         out: dict[str, Any] = {"model_versions": page}
@@ -341,10 +374,14 @@ def registry_router(reader: RegistryReader) -> APIRouter:
             raise TrackingError(
                 f"{path} is not served: Modelship's registry is ModelVersion objects in Kubernetes. Register or "
                 "promote by changing a ModelVersion (git, kubectl apply, or `modelship promote MODEL VERSION "
-                "--to STAGE`).", errors.INVALID_STATE)
+                "--to STAGE`).",
+                errors.INVALID_STATE,
+            )
+
         return read_only
 
     for path in READ_ONLY:
-        router.add_api_route(f"{API}/{path}", refuse(path), methods=["POST", "PATCH", "DELETE"],
-                             include_in_schema=False)
+        router.add_api_route(
+            f"{API}/{path}", refuse(path), methods=["POST", "PATCH", "DELETE"], include_in_schema=False
+        )
     return router

@@ -78,16 +78,24 @@ def _headers(exc: TrackingError) -> dict[str, str]:
 
 
 class Sidecar:
-    def __init__(self, settings: SidecarSettings, wal: DurableLog, forwarder: Forwarder,
-                 limits: SidecarLimits | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: SidecarSettings,
+        wal: DurableLog,
+        forwarder: Forwarder,
+        limits: SidecarLimits | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.settings, self.wal, self.forwarder = settings, wal, forwarder
         self.limits = limits or SidecarLimits()
         self.buffer_full = 0
         headers = {"Authorization": f"Bearer {settings.server_token}"} if settings.server_token else {}
-        self.http = httpx.AsyncClient(base_url=settings.server.rstrip("/"), headers=headers,
-                                      timeout=httpx.Timeout(60.0, connect=3.0),
-                                      transport=transport)
+        self.http = httpx.AsyncClient(
+            base_url=settings.server.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(60.0, connect=3.0),
+            transport=transport,
+        )
         # run id -> params known to be set (None: the server could not be asked).
         self.runs: dict[str, dict[str, str] | None] = {}
         self.unverified: dict[str, float] = {}
@@ -101,15 +109,22 @@ class Sidecar:
             return
         self.buffer_full += 1
         if self.buffer_full == 1 or self.buffer_full % 1000 == 0:
-            event(log, "buffer full; answering writes with 503 until the server takes some",
-                  logging.WARNING, buffered_bytes=self.wal.pending_bytes,
-                  max_buffer_bytes=self.limits.max_buffer_bytes, refused=self.buffer_full,
-                  server_up=self.forwarder.server_up, auth_failing=self.forwarder.auth_failing)
+            event(
+                log,
+                "buffer full; answering writes with 503 until the server takes some",
+                logging.WARNING,
+                buffered_bytes=self.wal.pending_bytes,
+                max_buffer_bytes=self.limits.max_buffer_bytes,
+                refused=self.buffer_full,
+                server_up=self.forwarder.server_up,
+                auth_failing=self.forwarder.auth_failing,
+            )
         raise BufferFull(
             f"The sidecar's buffer is full ({self.wal.pending_bytes} bytes of writes not yet "
             f"delivered; the cap is {self.limits.max_buffer_bytes}, "
             "MODELSHIP_SIDECAR_MAX_BUFFER_BYTES): retry later",
-            retry_after(not self.forwarder.stalled))
+            retry_after(not self.forwarder.stalled),
+        )
 
     async def accept(self, method: str, path: str, raw: bytes, model: type[BaseModel]) -> bytes:
         """Validate a write, append it to the log and return the response body; raises
@@ -123,8 +138,7 @@ class Sidecar:
         self.wal.append({"method": method, "path": path, "run_id": run_id, "body": body})
         self.forwarder.notify()
         if isinstance(m, msg.UpdateRun):
-            info: dict[str, Any] = {"run_id": run_id, "run_uuid": run_id,
-                                    "status": m.status or "RUNNING"}
+            info: dict[str, Any] = {"run_id": run_id, "run_uuid": run_id, "status": m.status or "RUNNING"}
             if m.end_time:
                 info["end_time"] = m.end_time
             return orjson.dumps({"run_info": info})
@@ -135,17 +149,16 @@ class Sidecar:
         body = await self.accept(request.method, request.url.path, await request.body(), model)
         return Response(body, media_type="application/json")
 
-    def _check_params(self, run_id: str, known: dict[str, str] | None,
-                      params: list[tuple[str, str]]) -> None:
+    def _check_params(self, run_id: str, known: dict[str, str] | None, params: list[tuple[str, str]]) -> None:
         seen: dict[str, str] = {}
         for key, value in params:
-            old = seen.setdefault(key, value) if known is None else (
-                known.get(key) or seen.setdefault(key, value))
+            old = seen.setdefault(key, value) if known is None else (known.get(key) or seen.setdefault(key, value))
             if old != value:
                 raise invalid(
                     "Changing param values is not allowed. Params were already logged='"
                     f"[{{'key': '{key}', 'old_value': '{old}', 'new_value': '{value}'}}]' "
-                    f"for run ID='{run_id}'.")
+                    f"for run ID='{run_id}'."
+                )
         if known is not None:
             known.update(params)
 
@@ -183,7 +196,7 @@ class Sidecar:
         return None
 
     async def buffered_artifact(self, request: Request) -> Response:
-        path = safe_path(request.url.path[len(ARTIFACTS):], allow_root=False)
+        path = safe_path(request.url.path[len(ARTIFACTS) :], allow_root=False)
         self.admit()
         name = uuid.uuid4().hex
         target = self.wal.blob_path(name)
@@ -196,8 +209,7 @@ class Sidecar:
                 f.flush()
                 os.fsync(f.fileno())
         part.rename(target)
-        self.wal.append({"method": "PUT", "path": ARTIFACTS + path, "run_id": None,
-                         "body": None, "blob": name})
+        self.wal.append({"method": "PUT", "path": ARTIFACTS + path, "run_id": None, "body": None, "blob": name})
         self.forwarder.notify()
         return ok()
 
@@ -206,33 +218,32 @@ class Sidecar:
         # Read-your-writes: what this pod wrote before this request reaches the server first.
         if request.url.path.startswith(ARTIFACTS):
             # Checked here too: an HTTP client would normalise the dots away on the way on.
-            safe_path(request.url.path[len(ARTIFACTS):])
+            safe_path(request.url.path[len(ARTIFACTS) :])
         elif request.url.path.rstrip("/") == ARTIFACTS.rstrip("/"):
             safe_path(request.query_params.get("path"))
-        await self.forwarder.wait_forwarded(self.wal.last_seq, self.settings.read_wait,
-                                            until_failure=True)
+        await self.forwarder.wait_forwarded(self.wal.last_seq, self.settings.read_wait, until_failure=True)
         headers = {k: val for k, val in request.headers.items() if k.lower() not in HOP_HEADERS}
         if self.settings.server_token:
             headers.pop("authorization", None)
         url = httpx.URL(path=request.url.path, query=request.url.query.encode())
         try:
             upstream = await self.http.send(
-                self.http.build_request(request.method, url, headers=headers,
-                                        content=await request.body()),
-                stream=True)
+                self.http.build_request(request.method, url, headers=headers, content=await request.body()), stream=True
+            )
         except (httpx.TransportError, OSError) as exc:
-            return error_response(TrackingError(
-                f"tracking server unreachable: {redact_url(repr(exc))}",
-                errors.TEMPORARILY_UNAVAILABLE))
-        keep = {k: val for k, val in upstream.headers.items()
-                if k.lower() in ("content-type", "content-disposition")}
+            return error_response(
+                TrackingError(f"tracking server unreachable: {redact_url(repr(exc))}", errors.TEMPORARILY_UNAVAILABLE)
+            )
+        keep = {k: val for k, val in upstream.headers.items() if k.lower() in ("content-type", "content-disposition")}
         if request.method == "GET" and request.url.path.startswith(ARTIFACTS):
+
             async def body() -> AsyncIterator[bytes]:
                 try:
                     async for chunk in upstream.aiter_raw():
                         yield chunk
                 finally:
                     await upstream.aclose()
+
             return StreamingResponse(body(), status_code=upstream.status_code, headers=keep)
         content = await upstream.aread()
         await upstream.aclose()
@@ -258,16 +269,23 @@ class Sidecar:
 
     def report(self) -> dict[str, Any]:
         f, dead = self.forwarder, self.forwarder.dead
-        return {"pending": self.wal.pending_count, "buffered_bytes": self.wal.pending_bytes,
-                "max_buffer_bytes": self.limits.max_buffer_bytes,
-                "log_file_bytes": self.wal.file_bytes, "buffer_full": self.buffer_full,
-                "forwarded_seq": self.wal.forwarded, "last_seq": self.wal.last_seq,
-                "server": redact_url(self.settings.server), "server_up": f.server_up,
-                "auth_failing": f.auth_failing, "last_failure": f.last_failure,
-                "rejected": dead.total,
-                "dead_letter": {**dead.counts, "dropped": dead.dropped, "bytes": dead.size,
-                                "path": str(dead.path)},
-                "requests_sent": f.sent_requests, "forward_failures": f.failures}
+        return {
+            "pending": self.wal.pending_count,
+            "buffered_bytes": self.wal.pending_bytes,
+            "max_buffer_bytes": self.limits.max_buffer_bytes,
+            "log_file_bytes": self.wal.file_bytes,
+            "buffer_full": self.buffer_full,
+            "forwarded_seq": self.wal.forwarded,
+            "last_seq": self.wal.last_seq,
+            "server": redact_url(self.settings.server),
+            "server_up": f.server_up,
+            "auth_failing": f.auth_failing,
+            "last_failure": f.last_failure,
+            "rejected": dead.total,
+            "dead_letter": {**dead.counts, "dropped": dead.dropped, "bytes": dead.size, "path": str(dead.path)},
+            "requests_sent": f.sent_requests,
+            "forward_failures": f.failures,
+        }
 
     async def status(self, _: Request) -> Response:
         return ok(self.report())
@@ -310,39 +328,63 @@ class BufferedWrites:
             status, body = exc.http_status, orjson.dumps(exc.body())
         except Exception as exc:  # noqa: BLE001 - nothing was acknowledged; say so
             event(log, "write failed", logging.ERROR, path=scope["path"], error=repr(exc))
-            failure = TrackingError(f"the sidecar could not record the write: {exc!r}",
-                                    errors.INTERNAL_ERROR)
+            failure = TrackingError(f"the sidecar could not record the write: {exc!r}", errors.INTERNAL_ERROR)
             status, body = failure.http_status, orjson.dumps(failure.body())
         await send_json(send, status, body)
 
 
 async def _send_error(send: Send, exc: BufferFull) -> None:
     body = orjson.dumps(exc.body())
-    await send({"type": "http.response.start", "status": exc.http_status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"retry-after", str(exc.retry_after).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.http_status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(exc.retry_after).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
-def create_sidecar_app(settings: SidecarSettings, wal: DurableLog | None = None,
-                       limits: SidecarLimits | None = None,
-                       transport: httpx.AsyncBaseTransport | None = None) -> ASGIApp:
+def create_sidecar_app(
+    settings: SidecarSettings,
+    wal: DurableLog | None = None,
+    limits: SidecarLimits | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> ASGIApp:
     """The sidecar; ``transport`` replaces the network to the server (in-process tests)."""
     wal = wal or DurableLog(settings.buffer_dir)
     limits = limits or SidecarLimits()
-    forwarder = Forwarder(wal, settings.server, settings.server_token,
-                          settings.batch_max_entities, settings.retry_initial, settings.retry_max,
-                          settings.linger, limits.max_attempts,
-                          DeadLetter(wal.dir, limits.dead_letter_max_bytes), transport)
+    forwarder = Forwarder(
+        wal,
+        settings.server,
+        settings.server_token,
+        settings.batch_max_entities,
+        settings.retry_initial,
+        settings.retry_max,
+        settings.linger,
+        limits.max_attempts,
+        DeadLetter(wal.dir, limits.dead_letter_max_bytes),
+        transport,
+    )
     sidecar = Sidecar(settings, wal, forwarder, limits, transport)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         forwarder.start()
-        event(log, "sidecar started", server=redact_url(settings.server), pending=wal.pending_count,
-              buffered_bytes=wal.pending_bytes, max_buffer_bytes=limits.max_buffer_bytes,
-              max_attempts=limits.max_attempts, buffer_dir=settings.buffer_dir)
+        event(
+            log,
+            "sidecar started",
+            server=redact_url(settings.server),
+            pending=wal.pending_count,
+            buffered_bytes=wal.pending_bytes,
+            max_buffer_bytes=limits.max_buffer_bytes,
+            max_attempts=limits.max_attempts,
+            buffer_dir=settings.buffer_dir,
+        )
         try:
             yield
         finally:
@@ -355,11 +397,14 @@ def create_sidecar_app(settings: SidecarSettings, wal: DurableLog | None = None,
         return Response("OK", media_type="text/plain")
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    app = Starlette(routes=[
-        Route("/health", health, methods=["GET"]),
-        Route("/modelship/sidecar/status", sidecar.status, methods=["GET"]),
-        Route("/modelship/sidecar/metrics", sidecar.metrics, methods=["GET"]),
-        Route("/{path:path}", sidecar.dispatch, methods=methods),
-    ], lifespan=lifespan)
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/modelship/sidecar/status", sidecar.status, methods=["GET"]),
+            Route("/modelship/sidecar/metrics", sidecar.metrics, methods=["GET"]),
+            Route("/{path:path}", sidecar.dispatch, methods=methods),
+        ],
+        lifespan=lifespan,
+    )
     app.state.sidecar = sidecar
     return BufferedWrites(app, sidecar)

@@ -13,8 +13,7 @@ from typing import Any
 from modelship.tracking.store import validation as v
 
 API = "/api/2.0/mlflow"
-MERGEABLE = {f"{API}/runs/log-metric", f"{API}/runs/log-parameter", f"{API}/runs/set-tag",
-             f"{API}/runs/log-batch"}
+MERGEABLE = {f"{API}/runs/log-metric", f"{API}/runs/log-parameter", f"{API}/runs/set-tag", f"{API}/runs/log-batch"}
 
 
 def entities(record: dict[str, Any]) -> tuple[list[Any], list[Any], list[Any]]:
@@ -36,10 +35,10 @@ def entities(record: dict[str, Any]) -> tuple[list[Any], list[Any], list[Any]]:
 class Request:
     """One HTTP call to the server that covers the records ``records``."""
 
-    def __init__(self, method: str, path: str, records: list[dict[str, Any]],
-                 body: Any = None, blob: str | None = None) -> None:
-        self.method, self.path, self.records, self.body, self.blob = (
-            method, path, records, body, blob)
+    def __init__(
+        self, method: str, path: str, records: list[dict[str, Any]], body: Any = None, blob: str | None = None
+    ) -> None:
+        self.method, self.path, self.records, self.body, self.blob = (method, path, records, body, blob)
 
     @property
     def last_seq(self) -> int:

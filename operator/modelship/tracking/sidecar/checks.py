@@ -56,9 +56,11 @@ def check_write(path: str, raw: bytes, model: type[BaseModel]) -> Write:
         for key, value in tags:
             v.key(key, "tag")
             v.string(value, key, v.MAX_TAG_VALUE_LENGTH)
-        body = {"metrics": [fastparse.metric_json(x) for x in metrics],
-                "params": [{"key": k, "value": val} for k, val in params],
-                "tags": [{"key": k, "value": val} for k, val in tags]}
+        body = {
+            "metrics": [fastparse.metric_json(x) for x in metrics],
+            "params": [{"key": k, "value": val} for k, val in params],
+            "tags": [{"key": k, "value": val} for k, val in tags],
+        }
     else:
         m = parse_body(raw, model)
         body = m.model_dump(exclude_none=True)

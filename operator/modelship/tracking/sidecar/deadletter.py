@@ -46,11 +46,15 @@ class DeadLetter:
         except FileNotFoundError:
             return 0
 
-    def add(self, record: dict[str, Any], reason: str, status: int, response: str,
-            blob: Path | None = None) -> None:
+    def add(self, record: dict[str, Any], reason: str, status: int, response: str, blob: Path | None = None) -> None:
         self.counts[reason] += 1
-        line: dict[str, Any] = {"record": record, "reason": reason, "status": status,
-                                "response": response[:2000], "ts": round(time.time(), 3)}
+        line: dict[str, Any] = {
+            "record": record,
+            "reason": reason,
+            "status": status,
+            "response": response[:2000],
+            "ts": round(time.time(), 3),
+        }
         data = orjson.dumps(line) + b"\n"
         kept = self.size + len(data) <= self.max_bytes
         if kept:
@@ -64,8 +68,17 @@ class DeadLetter:
                 f.write(data)
         else:
             self.dropped += 1
-        event(log, f"buffered write moved to the dead letter ({reason})"
-              if kept else f"buffered write dropped ({reason}); the dead letter is full",
-              logging.ERROR, seq=record.get("seq"), path=record.get("path"),
-              run_id=record.get("run_id"), reason=reason, status=status,
-              response=response[:300], dead_letter=str(self.path))
+        event(
+            log,
+            f"buffered write moved to the dead letter ({reason})"
+            if kept
+            else f"buffered write dropped ({reason}); the dead letter is full",
+            logging.ERROR,
+            seq=record.get("seq"),
+            path=record.get("path"),
+            run_id=record.get("run_id"),
+            reason=reason,
+            status=status,
+            response=response[:300],
+            dead_letter=str(self.path),
+        )

@@ -61,24 +61,32 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
 
 
 class Forwarder:
-    def __init__(self, wal: DurableLog, server: str, token: str | None = None,
-                 max_entities: int = 1000, retry_initial: float = 0.2,
-                 retry_max: float = 5.0, linger: float = 0.05, max_attempts: int = 10,
-                 dead_letter: DeadLetter | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        wal: DurableLog,
+        server: str,
+        token: str | None = None,
+        max_entities: int = 1000,
+        retry_initial: float = 0.2,
+        retry_max: float = 5.0,
+        linger: float = 0.05,
+        max_attempts: int = 10,
+        dead_letter: DeadLetter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.wal = wal
         self.linger = linger
         self.dead = dead_letter or DeadLetter(wal.dir, 64 << 20)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers,
-                                      timeout=httpx.Timeout(30.0, connect=3.0),
-                                      transport=transport)
+        self.http = httpx.AsyncClient(
+            base_url=server.rstrip("/"), headers=headers, timeout=httpx.Timeout(30.0, connect=3.0), transport=transport
+        )
         self.max_entities = max_entities
         self.retry_initial, self.retry_max = retry_initial, retry_max
         self.max_attempts = max_attempts
         self._wake = asyncio.Event()
-        self._flush = asyncio.Event()   # a reader or the shutdown waits: do not linger
-        self._nudge = asyncio.Event()   # ... and do not sit out the back-off either
+        self._flush = asyncio.Event()  # a reader or the shutdown waits: do not linger
+        self._nudge = asyncio.Event()  # ... and do not sit out the back-off either
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self.server_up = True
@@ -88,7 +96,7 @@ class Forwarder:
         self.sent_requests = 0
         self.failures = 0
         self.last_failure: dict[str, Any] | None = None
-        self._single_until = 0          # records up to this seq are sent one by one
+        self._single_until = 0  # records up to this seq are sent one by one
         self._attempts: tuple[int, int] = (0, 0)  # (seq, its own failures) of the head
         self._auth_reported = 0.0
         self._sick = False
@@ -114,9 +122,12 @@ class Forwarder:
         failures = self.failures
         async with self._progress:
             try:
-                await asyncio.wait_for(self._progress.wait_for(
-                    lambda: self.wal.forwarded >= seq
-                    or (until_failure and self.failures > failures)), timeout)
+                await asyncio.wait_for(
+                    self._progress.wait_for(
+                        lambda: self.wal.forwarded >= seq or (until_failure and self.failures > failures)
+                    ),
+                    timeout,
+                )
             except TimeoutError:
                 return False
         return self.wal.forwarded >= seq
@@ -139,9 +150,13 @@ class Forwarder:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if (self.linger > 0 and not self._flush.is_set() and request.path.endswith("/log-batch")
-                    and request.last_seq > self._single_until
-                    and len(request.records) == self.wal.pending_count):
+            if (
+                self.linger > 0
+                and not self._flush.is_set()
+                and request.path.endswith("/log-batch")
+                and request.last_seq > self._single_until
+                and len(request.records) == self.wal.pending_count
+            ):
                 # A trainer logging one metric per call would otherwise cost one server call
                 # per metric: wait a moment for more, unless a reader or shutdown is waiting.
                 try:
@@ -166,8 +181,7 @@ class Forwarder:
         record went to the dead letter), False when the forwarder is to back off."""
         record = request.records[0]
         if request.blob is not None and not self.wal.blob_path(request.blob).exists():
-            await self._dead_letter(record, "failed", NO_ANSWER,
-                                    "the buffered body of this upload is gone")
+            await self._dead_letter(record, "failed", NO_ANSWER, "the buffered body of this upload is gone")
             return True
         status, text = await self._send(request)
         outcome = classify(status)
@@ -180,9 +194,14 @@ class Forwarder:
             # Reads fail too: the server is sick (its database is down), not the records.
             self._note(outcome, status, text, record, 0)
             if not self._sick:
-                event(log, "server fails on writes and reads; keeping writes in the log",
-                      logging.WARNING, status=status, error=text[:200],
-                      pending=self.wal.pending_count)
+                event(
+                    log,
+                    "server fails on writes and reads; keeping writes in the log",
+                    logging.WARNING,
+                    status=status,
+                    error=text[:200],
+                    pending=self.wal.pending_count,
+                )
             self._sick = True
             return False
         if outcome in (Outcome.REFUSED, Outcome.FAILED) and len(request.records) > 1:
@@ -204,13 +223,27 @@ class Forwarder:
             if n >= self.max_attempts:
                 await self._dead_letter(record, "failed", status, text)
                 return True
-            event(log, "server failed on a buffered write; retrying it", logging.WARNING,
-                  seq=record["seq"], path=record["path"], status=status, attempts=n,
-                  max_attempts=self.max_attempts, response=text[:300])
+            event(
+                log,
+                "server failed on a buffered write; retrying it",
+                logging.WARNING,
+                seq=record["seq"],
+                path=record["path"],
+                status=status,
+                attempts=n,
+                max_attempts=self.max_attempts,
+                response=text[:300],
+            )
             return False
         if was_up:
-            event(log, "server unavailable; keeping writes in the log", logging.WARNING,
-                  status=status, error=text[:200], pending=self.wal.pending_count)
+            event(
+                log,
+                "server unavailable; keeping writes in the log",
+                logging.WARNING,
+                status=status,
+                error=text[:200],
+                pending=self.wal.pending_count,
+            )
         self._note(outcome, status, text, record, 0)
         return False
 
@@ -220,17 +253,22 @@ class Forwarder:
             if request.blob is not None:
                 path = self.wal.blob_path(request.blob)
                 r = await self.http.request(
-                    request.method, request.path, content=_chunks(path),
-                    headers={"Content-Length": str(path.stat().st_size)})
+                    request.method,
+                    request.path,
+                    content=_chunks(path),
+                    headers={"Content-Length": str(path.stat().st_size)},
+                )
             else:
                 r = await self.http.request(
-                    request.method, request.path, content=orjson.dumps(request.body),
-                    headers={"Content-Type": "application/json"})
+                    request.method,
+                    request.path,
+                    content=orjson.dumps(request.body),
+                    headers={"Content-Type": "application/json"},
+                )
         except (httpx.TransportError, OSError) as exc:
             return NO_ANSWER, redact_url(repr(exc))  # it may name the URL
         except Exception as exc:  # noqa: BLE001 - a record the sidecar cannot send is a failure of it
-            event(log, "could not send a buffered write", logging.ERROR, path=request.path,
-                  error=repr(exc))
+            event(log, "could not send a buffered write", logging.ERROR, path=request.path, error=repr(exc))
             return 500, f"the sidecar could not send it: {exc!r}"
         if r.status_code == 404 and request.path.endswith("/delete-tag"):
             return 200, ""  # already deleted: a replay of an applied delete
@@ -244,29 +282,39 @@ class Forwarder:
         return r.status_code
 
     # ---- state and reports ---------------------------------------------------------------
-    def _note(self, outcome: Outcome, status: int, text: str, record: dict[str, Any],
-              attempts: int) -> None:
+    def _note(self, outcome: Outcome, status: int, text: str, record: dict[str, Any], attempts: int) -> None:
         self.stalled = True
-        self.last_failure = {"outcome": outcome.value, "status": status, "error": text[:300],
-                             "seq": record["seq"], "path": record["path"],
-                             "attempts": attempts, "at": round(time.time(), 3)}
+        self.last_failure = {
+            "outcome": outcome.value,
+            "status": status,
+            "error": text[:300],
+            "seq": record["seq"],
+            "path": record["path"],
+            "attempts": attempts,
+            "at": round(time.time(), 3),
+        }
 
     def _unauthorized(self, status: int, text: str, record: dict[str, Any]) -> None:
         self._note(Outcome.UNAUTHORIZED, status, text, record, 0)
         now = time.monotonic()
         if not self.auth_failing or now - self._auth_reported >= AUTH_REMINDER_SECONDS:
-            event(log, "the server refuses the sidecar's credentials; writes are kept in the "
-                  "log until it accepts them: check --server-token "
-                  "(MODELSHIP_SIDECAR_SERVER_TOKEN)", logging.ERROR, status=status,
-                  response=text[:300], pending=self.wal.pending_count,
-                  pending_bytes=self.wal.pending_bytes)
+            event(
+                log,
+                "the server refuses the sidecar's credentials; writes are kept in the "
+                "log until it accepts them: check --server-token "
+                "(MODELSHIP_SIDECAR_SERVER_TOKEN)",
+                logging.ERROR,
+                status=status,
+                response=text[:300],
+                pending=self.wal.pending_count,
+                pending_bytes=self.wal.pending_bytes,
+            )
             self._auth_reported = now
         self.auth_failing = True
 
     def _recovered(self) -> None:
         if self.auth_failing:
-            event(log, "the server accepts the sidecar's writes again",
-                  pending=self.wal.pending_count)
+            event(log, "the server accepts the sidecar's writes again", pending=self.wal.pending_count)
         elif not self.server_up:
             event(log, "server reachable again; forwarding", pending=self.wal.pending_count)
         self.server_up, self.auth_failing, self.stalled, self._sick = True, False, False, False
@@ -276,8 +324,7 @@ class Forwarder:
         async with self._progress:
             self._progress.notify_all()
 
-    async def _dead_letter(self, record: dict[str, Any], reason: str, status: int,
-                           text: str) -> None:
+    async def _dead_letter(self, record: dict[str, Any], reason: str, status: int, text: str) -> None:
         blob = self.wal.blob_path(record["blob"]) if record.get("blob") else None
         self.dead.add(record, reason, status, text, blob)
         await self._advance(int(record["seq"]))
@@ -296,10 +343,17 @@ class Forwarder:
             event(log, "drain finished", pending=0)
         else:
             # On an emptyDir these writes end with the pod: say why they could not go.
-            event(log, "drain timed out; writes stay in the log", logging.ERROR,
-                  pending=self.wal.pending_count, pending_bytes=self.wal.pending_bytes,
-                  server_up=self.server_up, auth_failing=self.auth_failing,
-                  last_failure=self.last_failure, buffer_dir=str(self.wal.dir))
+            event(
+                log,
+                "drain timed out; writes stay in the log",
+                logging.ERROR,
+                pending=self.wal.pending_count,
+                pending_bytes=self.wal.pending_bytes,
+                server_up=self.server_up,
+                auth_failing=self.auth_failing,
+                last_failure=self.last_failure,
+                buffer_dir=str(self.wal.dir),
+            )
         return done
 
     async def close(self) -> None:

@@ -34,8 +34,7 @@ COMPACT_MIN_BYTES = 64 << 20
 
 
 class DurableLog:
-    def __init__(self, directory: str | Path, fsync: bool = False,
-                 compact_min_bytes: int = COMPACT_MIN_BYTES) -> None:
+    def __init__(self, directory: str | Path, fsync: bool = False, compact_min_bytes: int = COMPACT_MIN_BYTES) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.blobs = self.dir / "blobs"
@@ -50,7 +49,7 @@ class DurableLog:
         """Bytes the pending records hold on disk: their frames and their artifact blobs."""
         self.last_seq = self.forwarded
         self._head = 0  # file offset of the first pending record
-        self._end = 0   # file offset after the last record
+        self._end = 0  # file offset after the last record
         # Pending records read from the head and not yet forwarded: (record, frame, blob bytes).
         self._window: deque[tuple[dict[str, Any], int, int]] = deque()
         self._window_end = 0
@@ -135,7 +134,7 @@ class DurableLog:
             self._buf = os.pread(self._rfd, max(n, _READ_AHEAD), offset)
             self._buf_at = offset
         start = offset - self._buf_at
-        return self._buf[start:start + n]
+        return self._buf[start : start + n]
 
     def _read_next(self) -> bool:
         """Read the record after the window into it; False at the end of the log."""

@@ -41,15 +41,14 @@ def safe_path(path: str | None, allow_root: bool = True) -> str:
     if not norm and not allow_root:
         raise invalid("Artifact path must not be empty")
     if len(norm.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
-        raise invalid(f"Invalid artifact path: '{norm[:100]}...' is longer than "
-                      f"{MAX_PATH_BYTES} bytes")
+        raise invalid(f"Invalid artifact path: '{norm[:100]}...' is longer than {MAX_PATH_BYTES} bytes")
     for part in parts:
         if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-            raise invalid(f"Invalid artifact path: the name '{part[:40]}...' is longer than "
-                          f"{MAX_NAME_BYTES} bytes")
+            raise invalid(f"Invalid artifact path: the name '{part[:40]}...' is longer than {MAX_NAME_BYTES} bytes")
     if parts and parts[0] == UPLOADS:
-        raise invalid(f"Invalid artifact path: '{norm[:100]}': '{UPLOADS}' at the root is "
-                      "reserved for uploads in progress")
+        raise invalid(
+            f"Invalid artifact path: '{norm[:100]}': '{UPLOADS}' at the root is reserved for uploads in progress"
+        )
     return norm
 
 
@@ -93,8 +92,7 @@ class LocalArtifactStore:
             if entry.is_dir():
                 out.append({"path": entry.name, "is_dir": True})
             else:
-                out.append({"path": entry.name, "is_dir": False,
-                            "file_size": entry.stat().st_size})
+                out.append({"path": entry.name, "is_dir": False, "file_size": entry.stat().st_size})
         return out
 
     def exists_file(self, path: str) -> bool:
@@ -120,8 +118,10 @@ class LocalArtifactStore:
         while parent != self.root and not parent.exists():
             parent = parent.parent
         if not parent.is_dir():
-            raise invalid(f"Invalid artifact path: '{parent.relative_to(self.root)}' is a file, "
-                          f"so '{path}' cannot be created under it")
+            raise invalid(
+                f"Invalid artifact path: '{parent.relative_to(self.root)}' is a file, "
+                f"so '{path}' cannot be created under it"
+            )
 
     async def write(self, path: str, chunks: AsyncIterator[bytes]) -> int:
         path = safe_path(path, allow_root=False)
@@ -173,7 +173,7 @@ def relative_to_proxy(uri: str) -> str:
     """``mlflow-artifacts:/1/abc/artifacts`` -> ``1/abc/artifacts`` (the proxy's path)."""
     for prefix in ("mlflow-artifacts://", "mlflow-artifacts:/"):
         if uri.startswith(prefix):
-            rest = uri[len(prefix):]
+            rest = uri[len(prefix) :]
             if prefix.endswith("//"):  # mlflow-artifacts://host:port/path
                 rest = rest.partition("/")[2]
             return posixpath.normpath(rest).lstrip("/")

@@ -13,7 +13,7 @@ def normalize_url(url: str) -> str:
     """Accept the URLs ``mlflow server`` accepts; pick psycopg 3 for PostgreSQL."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

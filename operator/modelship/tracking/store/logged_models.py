@@ -23,8 +23,12 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
     from sqlalchemy.engine import Engine
 
-STATUSES = ("LOGGED_MODEL_STATUS_UNSPECIFIED", "LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY",
-            "LOGGED_MODEL_UPLOAD_FAILED")
+STATUSES = (
+    "LOGGED_MODEL_STATUS_UNSPECIFIED",
+    "LOGGED_MODEL_PENDING",
+    "LOGGED_MODEL_READY",
+    "LOGGED_MODEL_UPLOAD_FAILED",
+)
 
 MODEL_ATTRIBUTES: dict[str, Any] = {
     "model_id": t.logged_models.c.model_id,
@@ -53,8 +57,12 @@ class LoggedModelsMixin:
         raise NotImplementedError
 
     def create_logged_model(
-        self, experiment_id: str, name: str | None, model_type: str | None,
-        source_run_id: str | None, params: Sequence[tuple[str, str]],
+        self,
+        experiment_id: str,
+        name: str | None,
+        model_type: str | None,
+        source_run_id: str | None,
+        params: Sequence[tuple[str, str]],
         tags: Sequence[tuple[str, str]],
     ) -> dict[str, Any]:
         from modelship.tracking.store.sql import experiment_int
@@ -69,27 +77,47 @@ class LoggedModelsMixin:
         now = now_ms()
         with self.engine.begin() as c:
             exp = self._experiment_for_write(c, eid)
-            if source_run_id and c.execute(select(t.runs.c.run_uuid).where(
-                    t.runs.c.run_uuid == source_run_id)).first() is None:
+            if (
+                source_run_id
+                and c.execute(select(t.runs.c.run_uuid).where(t.runs.c.run_uuid == source_run_id)).first() is None
+            ):
                 raise not_found(f"Run with id={source_run_id} not found")
-            c.execute(t.logged_models.insert().values(
-                model_id=model_id, experiment_id=eid, name=name,
-                artifact_location=f"{exp['artifact_location']}/models/{model_id}/artifacts",
-                creation_timestamp_ms=now, last_updated_timestamp_ms=now,
-                status="LOGGED_MODEL_PENDING", lifecycle_stage="active",
-                model_type=model_type or None, source_run_id=source_run_id or None))
+            c.execute(
+                t.logged_models.insert().values(
+                    model_id=model_id,
+                    experiment_id=eid,
+                    name=name,
+                    artifact_location=f"{exp['artifact_location']}/models/{model_id}/artifacts",
+                    creation_timestamp_ms=now,
+                    last_updated_timestamp_ms=now,
+                    status="LOGGED_MODEL_PENDING",
+                    lifecycle_stage="active",
+                    model_type=model_type or None,
+                    source_run_id=source_run_id or None,
+                )
+            )
             if params:
-                c.execute(t.logged_model_params.insert(), [
-                    {"model_id": model_id, "key": k, "value": val} for k, val in dict(params).items()])
+                c.execute(
+                    t.logged_model_params.insert(),
+                    [{"model_id": model_id, "key": k, "value": val} for k, val in dict(params).items()],
+                )
             if tags:
-                c.execute(t.logged_model_tags.insert(), [
-                    {"model_id": model_id, "key": k, "value": val} for k, val in dict(tags).items()])
+                c.execute(
+                    t.logged_model_tags.insert(),
+                    [{"model_id": model_id, "key": k, "value": val} for k, val in dict(tags).items()],
+                )
         return self.get_logged_model(model_id)
 
     def _model_row(self, c: Connection, model_id: str) -> Any:
-        row = c.execute(select(t.logged_models).where(and_(
-            t.logged_models.c.model_id == model_id,
-            t.logged_models.c.lifecycle_stage == "active"))).mappings().first()
+        row = (
+            c.execute(
+                select(t.logged_models).where(
+                    and_(t.logged_models.c.model_id == model_id, t.logged_models.c.lifecycle_stage == "active")
+                )
+            )
+            .mappings()
+            .first()
+        )
         if row is None:
             raise not_found(f"Logged model with ID '{model_id}' not found.")
         return row
@@ -106,31 +134,32 @@ class LoggedModelsMixin:
         params: dict[str, list[dict[str, str]]] = {i: [] for i in ids}
         metrics: dict[str, dict[str, Any]] = {i: {} for i in ids}
         if ids:
-            for g in c.execute(select(t.logged_model_tags).where(
-                    t.logged_model_tags.c.model_id.in_(ids))):
+            for g in c.execute(select(t.logged_model_tags).where(t.logged_model_tags.c.model_id.in_(ids))):
                 tags[g.model_id].append({"key": g.key, "value": g.value})
-            for p in c.execute(select(t.logged_model_params).where(
-                    t.logged_model_params.c.model_id.in_(ids))):
+            for p in c.execute(select(t.logged_model_params).where(t.logged_model_params.c.model_id.in_(ids))):
                 params[p.model_id].append({"key": p.key, "value": p.value})
-            for m in c.execute(select(t.metrics).where(t.metrics.c.model_id.in_(ids))
-                               .order_by(t.metrics.c.step, t.metrics.c.timestamp)):
+            for m in c.execute(
+                select(t.metrics).where(t.metrics.c.model_id.in_(ids)).order_by(t.metrics.c.step, t.metrics.c.timestamp)
+            ):
                 out = metric_out(m, run_id=True)
                 out["model_id"] = m.model_id
                 metrics[m.model_id][m.key] = out  # keeps the latest per key
         return [
             {
                 "info": {
-                    "model_id": r["model_id"], "experiment_id": str(r["experiment_id"]),
-                    "name": r["name"], "creation_timestamp_ms": r["creation_timestamp_ms"],
+                    "model_id": r["model_id"],
+                    "experiment_id": str(r["experiment_id"]),
+                    "name": r["name"],
+                    "creation_timestamp_ms": r["creation_timestamp_ms"],
                     "last_updated_timestamp_ms": r["last_updated_timestamp_ms"],
-                    "artifact_uri": r["artifact_location"], "status": r["status"],
+                    "artifact_uri": r["artifact_location"],
+                    "status": r["status"],
                     "model_type": r["model_type"] or "",
                     "source_run_id": r["source_run_id"] or "",
                     "status_message": r["status_message"] or "",
                     "tags": tags[r["model_id"]],
                 },
-                "data": {"params": params[r["model_id"]],
-                         "metrics": list(metrics[r["model_id"]].values())},
+                "data": {"params": params[r["model_id"]], "metrics": list(metrics[r["model_id"]].values())},
             }
             for r in rows
         ]
@@ -139,8 +168,11 @@ class LoggedModelsMixin:
         name = status_name(status)
         with self.engine.begin() as c:
             self._model_row(c, model_id)
-            c.execute(update(t.logged_models).where(t.logged_models.c.model_id == model_id)
-                      .values(status=name, last_updated_timestamp_ms=now_ms()))
+            c.execute(
+                update(t.logged_models)
+                .where(t.logged_models.c.model_id == model_id)
+                .values(status=name, last_updated_timestamp_ms=now_ms())
+            )
         return self.get_logged_model(model_id)
 
     def set_logged_model_tags(self, model_id: str, tags: Sequence[tuple[str, str]]) -> None:
@@ -151,16 +183,19 @@ class LoggedModelsMixin:
             self._model_row(c, model_id)
             if tags:
                 ins = upsert(self.engine, t.logged_model_tags)
-                c.execute(ins.on_conflict_do_update(
-                    index_elements=["model_id", "key"], set_={"value": ins.excluded.value}),
-                    [{"model_id": model_id, "key": k, "value": val} for k, val in dict(tags).items()])
+                c.execute(
+                    ins.on_conflict_do_update(index_elements=["model_id", "key"], set_={"value": ins.excluded.value}),
+                    [{"model_id": model_id, "key": k, "value": val} for k, val in dict(tags).items()],
+                )
 
     def delete_logged_model_tag(self, model_id: str, key: str) -> None:
         with self.engine.begin() as c:
             self._model_row(c, model_id)
-            done = c.execute(delete(t.logged_model_tags).where(and_(
-                t.logged_model_tags.c.model_id == model_id,
-                t.logged_model_tags.c.key == key))).rowcount
+            done = c.execute(
+                delete(t.logged_model_tags).where(
+                    and_(t.logged_model_tags.c.model_id == model_id, t.logged_model_tags.c.key == key)
+                )
+            ).rowcount
             if not done:
                 raise not_found(f"No tag with key {key!r} on logged model {model_id}")
 
@@ -171,19 +206,26 @@ class LoggedModelsMixin:
         with self.engine.begin() as c:
             self._model_row(c, model_id)
             if params:
-                c.execute(upsert(self.engine, t.logged_model_params).on_conflict_do_nothing(),
-                          [{"model_id": model_id, "key": k, "value": val}
-                           for k, val in dict(params).items()])
+                c.execute(
+                    upsert(self.engine, t.logged_model_params).on_conflict_do_nothing(),
+                    [{"model_id": model_id, "key": k, "value": val} for k, val in dict(params).items()],
+                )
 
     def delete_logged_model(self, model_id: str) -> None:
         with self.engine.begin() as c:
             self._model_row(c, model_id)
-            c.execute(update(t.logged_models).where(t.logged_models.c.model_id == model_id)
-                      .values(lifecycle_stage="deleted", last_updated_timestamp_ms=now_ms()))
+            c.execute(
+                update(t.logged_models)
+                .where(t.logged_models.c.model_id == model_id)
+                .values(lifecycle_stage="deleted", last_updated_timestamp_ms=now_ms())
+            )
 
     def search_logged_models(
-        self, experiment_ids: Sequence[str], filter_string: str | None,
-        max_results: int | None, order_by: Sequence[dict[str, Any]],
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None,
+        max_results: int | None,
+        order_by: Sequence[dict[str, Any]],
         page_token: str | None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         from modelship.tracking.store.runsearch import compare
@@ -192,8 +234,7 @@ class LoggedModelsMixin:
         lm = t.logged_models
         limit = v.max_results(max_results, 100, 1000)
         offset = decode_page_token(page_token)
-        q = select(lm).where(lm.c.lifecycle_stage == "active",
-                             lm.c.experiment_id.in_(experiment_ints(experiment_ids)))
+        q = select(lm).where(lm.c.lifecycle_stage == "active", lm.c.experiment_id.in_(experiment_ints(experiment_ids)))
         for cl in parse_filter(filter_string):
             if cl.kind == "attribute":
                 if cl.key not in MODEL_ATTRIBUTES:
@@ -201,14 +242,27 @@ class LoggedModelsMixin:
                 q = q.where(compare(MODEL_ATTRIBUTES[cl.key], cl.op, cl.value))
             elif cl.kind in ("tag", "param"):
                 table = t.logged_model_tags if cl.kind == "tag" else t.logged_model_params
-                q = q.where(exists().where(and_(
-                    table.c.model_id == lm.c.model_id, table.c.key == cl.key,
-                    compare(table.c.value, cl.op, cl.value))))
+                q = q.where(
+                    exists().where(
+                        and_(
+                            table.c.model_id == lm.c.model_id,
+                            table.c.key == cl.key,
+                            compare(table.c.value, cl.op, cl.value),
+                        )
+                    )
+                )
             else:
                 m = t.metrics
-                q = q.where(exists().where(and_(
-                    m.c.model_id == lm.c.model_id, m.c.key == cl.key, m.c.is_nan == false(),
-                    compare(m.c.value, cl.op, cl.value))))
+                q = q.where(
+                    exists().where(
+                        and_(
+                            m.c.model_id == lm.c.model_id,
+                            m.c.key == cl.key,
+                            m.c.is_nan == false(),
+                            compare(m.c.value, cl.op, cl.value),
+                        )
+                    )
+                )
         keys: list[Any] = []
         for o in order_by:
             column = MODEL_ATTRIBUTES.get(str(o.get("field_name", "")).removeprefix("attributes."))

@@ -51,36 +51,49 @@ def compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
 
 
 def _kv_exists(table: Any, owner_col: str, owner: Any, clause: Clause) -> ColumnElement[bool]:
-    return exists().where(and_(
-        getattr(table.c, owner_col) == owner, table.c.key == clause.key,
-        compare(table.c.value, clause.op, clause.value)))
+    return exists().where(
+        and_(
+            getattr(table.c, owner_col) == owner,
+            table.c.key == clause.key,
+            compare(table.c.value, clause.op, clause.value),
+        )
+    )
 
 
 def run_condition(clause: Clause) -> ColumnElement[bool]:
     r = t.runs.c.run_uuid
     if clause.kind == "metric":
         lm = t.latest_metrics
-        return exists().where(and_(
-            lm.c.run_uuid == r, lm.c.key == clause.key, lm.c.is_nan == false(),
-            compare(lm.c.value, clause.op, clause.value)))
+        return exists().where(
+            and_(
+                lm.c.run_uuid == r,
+                lm.c.key == clause.key,
+                lm.c.is_nan == false(),
+                compare(lm.c.value, clause.op, clause.value),
+            )
+        )
     if clause.kind == "param":
         return _kv_exists(t.params, "run_uuid", r, clause)
     if clause.kind == "tag":
         return _kv_exists(t.tags, "run_uuid", r, clause)
     column = RUN_ATTRIBUTES.get(clause.key)
     if column is None:
-        raise invalid(f"Invalid attribute key '{clause.key}' specified. Valid keys are "
-                      f"{sorted(RUN_ATTRIBUTES)}")
+        raise invalid(f"Invalid attribute key '{clause.key}' specified. Valid keys are {sorted(RUN_ATTRIBUTES)}")
     return compare(column, clause.op, clause.value)
 
 
 def search_run_ids(
-    c: Connection, experiment_ids: Sequence[int], stages: Sequence[str],
-    filter_string: str | None, order_by: Sequence[str], offset: int, limit: int,
+    c: Connection,
+    experiment_ids: Sequence[int],
+    stages: Sequence[str],
+    filter_string: str | None,
+    order_by: Sequence[str],
+    offset: int,
+    limit: int,
 ) -> list[str]:
     q = select(t.runs.c.run_uuid).where(
-        t.runs.c.experiment_id.in_(list(experiment_ids)),
-        t.runs.c.lifecycle_stage.in_(list(stages)))
+        t.runs.c.experiment_id.in_(list(experiment_ids)), t.runs.c.lifecycle_stage.in_(list(stages))
+    )
     for clause in parse_filter(filter_string):
         q = q.where(run_condition(clause))
     q = _order_runs(q, order_by)
@@ -97,8 +110,7 @@ def _order_runs(q: Select[Any], order_by: Sequence[str]) -> Select[Any]:
         else:
             table = {"metric": t.latest_metrics, "param": t.params, "tag": t.tags}[o.kind]
             alias = table.alias(f"ob{n}")
-            q = q.outerjoin(alias, and_(alias.c.run_uuid == t.runs.c.run_uuid,
-                                        alias.c.key == o.key))
+            q = q.outerjoin(alias, and_(alias.c.run_uuid == t.runs.c.run_uuid, alias.c.key == o.key))
             column = alias.c.value
         keys.append((column.asc() if o.ascending else column.desc()).nulls_last())
     keys += [t.runs.c.start_time.desc(), t.runs.c.run_uuid.asc()]
@@ -114,7 +126,9 @@ EXPERIMENT_ATTRIBUTES: dict[str, Any] = {
 
 
 def experiment_query(
-    stages: Sequence[str], filter_string: str | None, order_by: Sequence[str],
+    stages: Sequence[str],
+    filter_string: str | None,
+    order_by: Sequence[str],
     page_token: str | None,
 ) -> tuple[Select[Any], int]:
     e = t.experiments

@@ -21,7 +21,7 @@ from modelship.tracking.store.artifacts import safe_path
 
 class S3ArtifactStore:
     def __init__(self, destination: str, client: Any = None) -> None:
-        bucket, _, prefix = destination[len("s3://"):].partition("/")
+        bucket, _, prefix = destination[len("s3://") :].partition("/")
         if not bucket:
             raise invalid(f"Invalid S3 destination {destination!r}")
         self.bucket, self.prefix = bucket, prefix.strip("/")
@@ -46,12 +46,11 @@ class S3ArtifactStore:
             return [{"path": key.rsplit("/", 1)[-1], "is_dir": False, "file_size": size}]
         prefix = f"{key}/" if key else ""
         out: list[dict[str, Any]] = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
             for cp in page.get("CommonPrefixes", []):
-                out.append({"path": cp["Prefix"][len(prefix):].rstrip("/"), "is_dir": True})
+                out.append({"path": cp["Prefix"][len(prefix) :].rstrip("/"), "is_dir": True})
             for obj in page.get("Contents", []):
-                name = obj["Key"][len(prefix):]
+                name = obj["Key"][len(prefix) :]
                 if name:
                     out.append({"path": name, "is_dir": False, "file_size": obj["Size"]})
         return sorted(out, key=lambda f: f["path"])
@@ -93,10 +92,12 @@ class S3ArtifactStore:
         if self.exists_file(path):
             self.s3.delete_object(Bucket=self.bucket, Key=key)
             return
-        keys = [obj["Key"] for page in self.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=key + "/") for obj in page.get("Contents", [])]
+        keys = [
+            obj["Key"]
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=key + "/")
+            for obj in page.get("Contents", [])
+        ]
         if not keys:
             raise not_found(f"Artifact '{path}' does not exist")
         for i in range(0, len(keys), 1000):
-            self.s3.delete_objects(Bucket=self.bucket, Delete={
-                "Objects": [{"Key": k} for k in keys[i:i + 1000]]})
+            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]]})

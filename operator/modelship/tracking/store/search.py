@@ -82,7 +82,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise invalid(f"Invalid search expression near {text[pos:pos + 20]!r}")
+            raise invalid(f"Invalid search expression near {text[pos : pos + 20]!r}")
         kind = m.lastgroup or ""
         out.append((kind, m.group(kind)))
         pos = m.end()
@@ -107,10 +107,7 @@ def _identifier(toks: list[tuple[str, str]], i: int) -> tuple[Kind, str, int]:
         return "attribute", text, i + 1
     entity, _, key = text.partition(".")
     if entity.lower() not in _ENTITY:
-        raise invalid(
-            f"Invalid entity type '{entity}'. Valid values are "
-            "['metric', 'parameter', 'tag', 'attribute']"
-        )
+        raise invalid(f"Invalid entity type '{entity}'. Valid values are ['metric', 'parameter', 'tag', 'attribute']")
     if key == "":
         if i + 1 >= len(toks) or toks[i + 1][0] not in ("bt", "str"):
             raise invalid(f"Invalid identifier {text!r}")
@@ -128,8 +125,9 @@ def parse_filter(text: str | None) -> list[Clause]:
     i = 0
     while True:
         if len(clauses) == MAX_FILTER_CLAUSES:
-            raise invalid(f"Invalid value for 'filter': a filter joins at most "
-                          f"{MAX_FILTER_CLAUSES} comparisons with AND")
+            raise invalid(
+                f"Invalid value for 'filter': a filter joins at most {MAX_FILTER_CLAUSES} comparisons with AND"
+            )
         kind, key, i = _identifier(toks, i)
         if i >= len(toks):
             raise invalid(f"Invalid filter {text!r}: expected a comparison after {key!r}")
@@ -140,9 +138,7 @@ def parse_filter(text: str | None) -> list[Clause]:
         elif t == "word" and v.upper() in ("LIKE", "ILIKE", "IN"):
             op = v.upper()
             i += 1
-        elif (
-            t == "word" and v.upper() == "NOT" and i + 1 < len(toks) and toks[i + 1][1].upper() == "IN"
-        ):
+        elif t == "word" and v.upper() == "NOT" and i + 1 < len(toks) and toks[i + 1][1].upper() == "IN":
             op = "NOT IN"
             i += 2
         else:
@@ -164,8 +160,9 @@ def parse_filter(text: str | None) -> list[Clause]:
             i += 1
             values += len(items)
             if values > MAX_FILTER_VALUES:
-                raise invalid(f"Invalid value for 'filter': its IN lists hold at most "
-                              f"{MAX_FILTER_VALUES} values in all")
+                raise invalid(
+                    f"Invalid value for 'filter': its IN lists hold at most {MAX_FILTER_VALUES} values in all"
+                )
             value = tuple(items)
         else:
             if i >= len(toks):
@@ -180,9 +177,7 @@ def parse_filter(text: str | None) -> list[Clause]:
                 value = float(v)
             else:
                 if t != "str":
-                    raise invalid(
-                        f"Value of {key!r} must be a quoted string, got {v!r}"
-                    )
+                    raise invalid(f"Value of {key!r} must be a quoted string, got {v!r}")
                 if op not in STRING_OPS and kind != "attribute":
                     raise invalid(f"Comparator {op!r} is not supported for {kind} {key!r}")
                 value = _unquote(v)

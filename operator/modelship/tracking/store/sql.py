@@ -84,7 +84,8 @@ class TrackingStore(LoggedModelsMixin):
         self._run_stage_sql = f"SELECT lifecycle_stage FROM runs WHERE run_uuid = {ph}"
         self._metric_insert_sql = (
             "INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan, model_id) "
-            f"VALUES ({', '.join([ph] * 7)}) ON CONFLICT DO NOTHING")
+            f"VALUES ({', '.join([ph] * 7)}) ON CONFLICT DO NOTHING"
+        )
         # latest_metrics keeps the greatest (step, timestamp, value) per key, as MLflow does.
         self._latest_upsert_sql = (
             "INSERT INTO latest_metrics (run_uuid, key, step, timestamp, value, is_nan) "
@@ -94,7 +95,8 @@ class TrackingStore(LoggedModelsMixin):
             "OR (excluded.step = latest_metrics.step "
             "AND (excluded.timestamp > latest_metrics.timestamp "
             "OR (excluded.timestamp = latest_metrics.timestamp "
-            "AND excluded.value > latest_metrics.value)))")
+            "AND excluded.value > latest_metrics.value)))"
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -102,15 +104,26 @@ class TrackingStore(LoggedModelsMixin):
     # ---- experiments -------------------------------------------------------------------
     def _ensure_default_experiment(self) -> None:
         with self.engine.begin() as c:
-            if c.execute(select(t.experiments.c.experiment_id).where(
-                    t.experiments.c.experiment_id == 0)).first() is None:
+            if (
+                c.execute(select(t.experiments.c.experiment_id).where(t.experiments.c.experiment_id == 0)).first()
+                is None
+            ):
                 now = now_ms()
-                c.execute(t.experiments.insert().values(
-                    experiment_id=0, name="Default", artifact_location=f"{self.artifact_root}/0",
-                    lifecycle_stage=ACTIVE, creation_time=now, last_update_time=now))
+                c.execute(
+                    t.experiments.insert().values(
+                        experiment_id=0,
+                        name="Default",
+                        artifact_location=f"{self.artifact_root}/0",
+                        lifecycle_stage=ACTIVE,
+                        creation_time=now,
+                        last_update_time=now,
+                    )
+                )
 
     def create_experiment(
-        self, name: str, artifact_location: str | None = None,
+        self,
+        name: str,
+        artifact_location: str | None = None,
         tags: Sequence[tuple[str, str]] = (),
     ) -> str:
         if not isinstance(name, str) or not name.strip():
@@ -119,21 +132,31 @@ class TrackingStore(LoggedModelsMixin):
         now = now_ms()
         try:
             with self.engine.begin() as c:
-                if c.execute(select(t.experiments.c.experiment_id).where(
-                        t.experiments.c.name == name)).first() is not None:
+                if (
+                    c.execute(select(t.experiments.c.experiment_id).where(t.experiments.c.name == name)).first()
+                    is not None
+                ):
                     raise already_exists(f"Experiment '{name}' already exists.")
-                new_id = c.execute(t.experiments.insert().values(
-                    name=name, artifact_location=artifact_location or "",
-                    lifecycle_stage=ACTIVE, creation_time=now, last_update_time=now,
-                ).returning(t.experiments.c.experiment_id)).scalar_one()
+                new_id = c.execute(
+                    t.experiments.insert()
+                    .values(
+                        name=name,
+                        artifact_location=artifact_location or "",
+                        lifecycle_stage=ACTIVE,
+                        creation_time=now,
+                        last_update_time=now,
+                    )
+                    .returning(t.experiments.c.experiment_id)
+                ).scalar_one()
                 if not artifact_location:
-                    c.execute(update(t.experiments).where(
-                        t.experiments.c.experiment_id == new_id).values(
-                        artifact_location=f"{self.artifact_root}/{new_id}"))
+                    c.execute(
+                        update(t.experiments)
+                        .where(t.experiments.c.experiment_id == new_id)
+                        .values(artifact_location=f"{self.artifact_root}/{new_id}")
+                    )
                 for key, value in tags:
                     v.key(key, "tag")
-                    c.execute(t.experiment_tags.insert().values(
-                        experiment_id=new_id, key=key, value=value))
+                    c.execute(t.experiment_tags.insert().values(experiment_id=new_id, key=key, value=value))
         except IntegrityError:
             raise already_exists(f"Experiment '{name}' already exists.") from None
         return str(new_id)
@@ -146,15 +169,16 @@ class TrackingStore(LoggedModelsMixin):
         ids = [r["experiment_id"] for r in rows]
         tags: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
         if ids:
-            for tr in c.execute(select(t.experiment_tags).where(
-                    t.experiment_tags.c.experiment_id.in_(ids))):
+            for tr in c.execute(select(t.experiment_tags).where(t.experiment_tags.c.experiment_id.in_(ids))):
                 tags[tr.experiment_id].append({"key": tr.key, "value": tr.value})
         return [
             {
-                "experiment_id": str(r["experiment_id"]), "name": r["name"],
+                "experiment_id": str(r["experiment_id"]),
+                "name": r["name"],
                 "artifact_location": r["artifact_location"],
                 "lifecycle_stage": r["lifecycle_stage"],
-                "creation_time": r["creation_time"], "last_update_time": r["last_update_time"],
+                "creation_time": r["creation_time"],
+                "last_update_time": r["last_update_time"],
                 "tags": tags[r["experiment_id"]],
             }
             for r in rows
@@ -176,8 +200,11 @@ class TrackingStore(LoggedModelsMixin):
         return found[0]
 
     def search_experiments(
-        self, view: str | int | None = None, max_results: int | None = None,
-        filter_string: str | None = None, order_by: Sequence[str] = (),
+        self,
+        view: str | int | None = None,
+        max_results: int | None = None,
+        filter_string: str | None = None,
+        order_by: Sequence[str] = (),
         page_token: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         from modelship.tracking.store.runsearch import experiment_query
@@ -192,8 +219,7 @@ class TrackingStore(LoggedModelsMixin):
         return out, encode_page_token(offset + limit) if len(rows) > limit else None
 
     def _experiment_for_write(self, c: Connection, eid: int) -> Any:
-        row = c.execute(select(t.experiments).where(
-            t.experiments.c.experiment_id == eid)).mappings().first()
+        row = c.execute(select(t.experiments).where(t.experiments.c.experiment_id == eid)).mappings().first()
         if row is None:
             raise not_found(f"No Experiment with id={eid} exists")
         return row
@@ -207,12 +233,20 @@ class TrackingStore(LoggedModelsMixin):
                 row = self._experiment_for_write(c, eid)
                 if row["lifecycle_stage"] != ACTIVE:
                     raise invalid("Cannot rename a non-active experiment.")
-                if c.execute(select(t.experiments.c.experiment_id).where(and_(
-                        t.experiments.c.name == new_name,
-                        t.experiments.c.experiment_id != eid))).first() is not None:
+                if (
+                    c.execute(
+                        select(t.experiments.c.experiment_id).where(
+                            and_(t.experiments.c.name == new_name, t.experiments.c.experiment_id != eid)
+                        )
+                    ).first()
+                    is not None
+                ):
                     raise already_exists(f"Experiment '{new_name}' already exists.")
-                c.execute(update(t.experiments).where(t.experiments.c.experiment_id == eid)
-                          .values(name=new_name, last_update_time=now_ms()))
+                c.execute(
+                    update(t.experiments)
+                    .where(t.experiments.c.experiment_id == eid)
+                    .values(name=new_name, last_update_time=now_ms())
+                )
         except IntegrityError:
             raise already_exists(f"Experiment '{new_name}' already exists.") from None
 
@@ -222,10 +256,12 @@ class TrackingStore(LoggedModelsMixin):
             self._experiment_for_write(c, eid)
             if eid == 0 and stage == DELETED:
                 raise invalid("Cannot delete the default experiment '0'.")
-            c.execute(update(t.experiments).where(t.experiments.c.experiment_id == eid)
-                      .values(lifecycle_stage=stage, last_update_time=now_ms()))
-            c.execute(update(t.runs).where(t.runs.c.experiment_id == eid)
-                      .values(lifecycle_stage=stage))
+            c.execute(
+                update(t.experiments)
+                .where(t.experiments.c.experiment_id == eid)
+                .values(lifecycle_stage=stage, last_update_time=now_ms())
+            )
+            c.execute(update(t.runs).where(t.runs.c.experiment_id == eid).values(lifecycle_stage=stage))
 
     def delete_experiment(self, experiment_id: str) -> None:
         self._set_experiment_stage(experiment_id, DELETED)
@@ -239,46 +275,62 @@ class TrackingStore(LoggedModelsMixin):
         v.string(value, "value", v.MAX_TAG_VALUE_LENGTH)
         with self.engine.begin() as c:
             self._experiment_for_write(c, eid)
-            ins = upsert(self.engine, t.experiment_tags).values(
-                experiment_id=eid, key=key, value=value)
-            c.execute(ins.on_conflict_do_update(
-                index_elements=["experiment_id", "key"], set_={"value": value}))
+            ins = upsert(self.engine, t.experiment_tags).values(experiment_id=eid, key=key, value=value)
+            c.execute(ins.on_conflict_do_update(index_elements=["experiment_id", "key"], set_={"value": value}))
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
         eid = experiment_int(experiment_id)
         with self.engine.begin() as c:
             self._experiment_for_write(c, eid)
-            c.execute(delete(t.experiment_tags).where(and_(
-                t.experiment_tags.c.experiment_id == eid, t.experiment_tags.c.key == key)))
+            c.execute(
+                delete(t.experiment_tags).where(
+                    and_(t.experiment_tags.c.experiment_id == eid, t.experiment_tags.c.key == key)
+                )
+            )
 
     # ---- runs --------------------------------------------------------------------------
     def create_run(
-        self, experiment_id: str, user_id: str | None, run_name: str | None,
-        start_time: int | None, tags: Sequence[tuple[str, str]] = (),
+        self,
+        experiment_id: str,
+        user_id: str | None,
+        run_name: str | None,
+        start_time: int | None,
+        tags: Sequence[tuple[str, str]] = (),
     ) -> dict[str, Any]:
         eid = experiment_int(experiment_id)
         tag_map = dict(tags)
         for key, value in tag_map.items():
             v.key(key, "tag")
             v.string(value, "tag value", v.MAX_TAG_VALUE_LENGTH)
-        name = run_name or tag_map.get(RUN_NAME_TAG) or (
-            f"{random.choice(_ADJ)}-{random.choice(_NOUN)}-{random.randint(100, 999)}")
+        name = (
+            run_name
+            or tag_map.get(RUN_NAME_TAG)
+            or (f"{random.choice(_ADJ)}-{random.choice(_NOUN)}-{random.randint(100, 999)}")
+        )
         if run_name and tag_map.get(RUN_NAME_TAG, run_name) != run_name:
-            raise invalid(f"Both 'run_name' argument and '{RUN_NAME_TAG}' tag are specified, "
-                          "but with different values.")
+            raise invalid(
+                f"Both 'run_name' argument and '{RUN_NAME_TAG}' tag are specified, but with different values."
+            )
         tag_map[RUN_NAME_TAG] = name
         run_id = uuid.uuid4().hex
         with self.engine.begin() as c:
             exp = self._experiment_for_write(c, eid)
             if exp["lifecycle_stage"] != ACTIVE:
                 raise invalid(f"The experiment {eid} must be in the 'active' state.")
-            c.execute(t.runs.insert().values(
-                run_uuid=run_id, name=name, experiment_id=eid, user_id=user_id or "",
-                status="RUNNING", start_time=start_time or now_ms(), end_time=None,
-                lifecycle_stage=ACTIVE,
-                artifact_uri=f"{exp['artifact_location']}/{run_id}/artifacts"))
-            c.execute(t.tags.insert(), [
-                {"run_uuid": run_id, "key": k, "value": val} for k, val in tag_map.items()])
+            c.execute(
+                t.runs.insert().values(
+                    run_uuid=run_id,
+                    name=name,
+                    experiment_id=eid,
+                    user_id=user_id or "",
+                    status="RUNNING",
+                    start_time=start_time or now_ms(),
+                    end_time=None,
+                    lifecycle_stage=ACTIVE,
+                    artifact_uri=f"{exp['artifact_location']}/{run_id}/artifacts",
+                )
+            )
+            c.execute(t.tags.insert(), [{"run_uuid": run_id, "key": k, "value": val} for k, val in tag_map.items()])
         return self.get_run(run_id)
 
     def _run_row(self, c: Connection, run_id: str) -> Any:
@@ -292,8 +344,7 @@ class TrackingStore(LoggedModelsMixin):
         if stage is None:
             raise not_found(f"Run with id={run_id} not found")
         if stage != ACTIVE:
-            raise invalid(f"The run {run_id} must be in the 'active' state. "
-                          f"Current state is {stage}.")
+            raise invalid(f"The run {run_id} must be in the 'active' state. Current state is {stage}.")
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self.engine.connect() as c:
@@ -303,10 +354,15 @@ class TrackingStore(LoggedModelsMixin):
     @staticmethod
     def run_info(row: Any) -> dict[str, Any]:
         info = {
-            "run_id": row["run_uuid"], "run_uuid": row["run_uuid"], "run_name": row["name"],
-            "experiment_id": str(row["experiment_id"]), "user_id": row["user_id"],
-            "status": row["status"], "start_time": row["start_time"],
-            "artifact_uri": row["artifact_uri"], "lifecycle_stage": row["lifecycle_stage"],
+            "run_id": row["run_uuid"],
+            "run_uuid": row["run_uuid"],
+            "run_name": row["name"],
+            "experiment_id": str(row["experiment_id"]),
+            "user_id": row["user_id"],
+            "status": row["status"],
+            "start_time": row["start_time"],
+            "artifact_uri": row["artifact_uri"],
+            "lifecycle_stage": row["lifecycle_stage"],
         }
         if row["end_time"] is not None:
             info["end_time"] = row["end_time"]
@@ -314,14 +370,11 @@ class TrackingStore(LoggedModelsMixin):
 
     def _runs_out(self, c: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
         ids = [r["run_uuid"] for r in rows]
-        data: dict[str, dict[str, list[dict[str, Any]]]] = {
-            i: {"metrics": [], "params": [], "tags": []} for i in ids}
-        inputs: dict[str, dict[str, list[Any]]] = {
-            i: {"dataset_inputs": [], "model_inputs": []} for i in ids}
+        data: dict[str, dict[str, list[dict[str, Any]]]] = {i: {"metrics": [], "params": [], "tags": []} for i in ids}
+        inputs: dict[str, dict[str, list[Any]]] = {i: {"dataset_inputs": [], "model_inputs": []} for i in ids}
         outputs: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
         if ids:
-            for m in c.execute(select(t.latest_metrics).where(
-                    t.latest_metrics.c.run_uuid.in_(ids))):
+            for m in c.execute(select(t.latest_metrics).where(t.latest_metrics.c.run_uuid.in_(ids))):
                 data[m.run_uuid]["metrics"].append(metric_out(m))
             for p in c.execute(select(t.params).where(t.params.c.run_uuid.in_(ids))):
                 data[p.run_uuid]["params"].append({"key": p.key, "value": p.value})
@@ -335,14 +388,20 @@ class TrackingStore(LoggedModelsMixin):
                 bucket = "dataset_inputs" if i.kind == "dataset" else "model_inputs"
                 inputs[i.run_uuid][bucket].append(orjson.loads(i.body))
         return [
-            {"info": self.run_info(r), "data": data[r["run_uuid"]],
-             "inputs": inputs[r["run_uuid"]],
-             "outputs": {"model_outputs": outputs[r["run_uuid"]]}}
+            {
+                "info": self.run_info(r),
+                "data": data[r["run_uuid"]],
+                "inputs": inputs[r["run_uuid"]],
+                "outputs": {"model_outputs": outputs[r["run_uuid"]]},
+            }
             for r in rows
         ]
 
     def update_run(
-        self, run_id: str, status: str | None = None, end_time: int | None = None,
+        self,
+        run_id: str,
+        status: str | None = None,
+        end_time: int | None = None,
         run_name: str | None = None,
     ) -> dict[str, Any]:
         if status is not None and status not in RUN_STATUSES:
@@ -365,8 +424,7 @@ class TrackingStore(LoggedModelsMixin):
     def _set_run_stage(self, run_id: str, stage: str) -> None:
         with self.engine.begin() as c:
             self._run_row(c, run_id)
-            c.execute(update(t.runs).where(t.runs.c.run_uuid == run_id)
-                      .values(lifecycle_stage=stage))
+            c.execute(update(t.runs).where(t.runs.c.run_uuid == run_id).values(lifecycle_stage=stage))
 
     def delete_run(self, run_id: str) -> None:
         self._set_run_stage(run_id, DELETED)
@@ -376,8 +434,11 @@ class TrackingStore(LoggedModelsMixin):
 
     # ---- logging -----------------------------------------------------------------------
     def log_batch(
-        self, run_id: str, metrics: Sequence[MetricIn] = (),
-        params: Sequence[tuple[str, str]] = (), tags: Sequence[tuple[str, str]] = (),
+        self,
+        run_id: str,
+        metrics: Sequence[MetricIn] = (),
+        params: Sequence[tuple[str, str]] = (),
+        tags: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Log everything or nothing: one transaction, all validation before any write."""
         v.batch_sizes(len(metrics), len(params), len(tags))
@@ -388,8 +449,7 @@ class TrackingStore(LoggedModelsMixin):
             v.key(key, "param")
             v.string(value, f"param {key}", v.MAX_PARAM_VALUE_LENGTH)
             if param_map.setdefault(key, value) != value:
-                raise invalid(f"Duplicate parameter keys have been submitted: '{key}' "
-                              "with different values.")
+                raise invalid(f"Duplicate parameter keys have been submitted: '{key}' with different values.")
         for key, value in tags:
             v.key(key, "tag")
             v.string(value, f"tag {key}", v.MAX_TAG_VALUE_LENGTH)
@@ -403,16 +463,21 @@ class TrackingStore(LoggedModelsMixin):
                 self._insert_metrics(c, run_id, metrics)
 
     def _insert_params(self, c: Connection, run_id: str, param_map: dict[str, str]) -> None:
-        existing = dict(c.execute(select(t.params.c.key, t.params.c.value).where(and_(
-            t.params.c.run_uuid == run_id, t.params.c.key.in_(list(param_map))))).all())
+        existing = dict(
+            c.execute(
+                select(t.params.c.key, t.params.c.value).where(
+                    and_(t.params.c.run_uuid == run_id, t.params.c.key.in_(list(param_map)))
+                )
+            ).all()
+        )
         for key, old in existing.items():
             if old != param_map[key]:
                 raise invalid(
                     "Changing param values is not allowed. Params were already logged='"
                     f"[{{'key': '{key}', 'old_value': '{old}', 'new_value': "
-                    f"'{param_map[key]}'}}]' for run ID='{run_id}'.")
-        new = [{"run_uuid": run_id, "key": k, "value": val}
-               for k, val in param_map.items() if k not in existing]
+                    f"'{param_map[key]}'}}]' for run ID='{run_id}'."
+                )
+        new = [{"run_uuid": run_id, "key": k, "value": val} for k, val in param_map.items() if k not in existing]
         if new:
             # DO NOTHING guards a concurrent writer of the same value (PostgreSQL).
             c.execute(upsert(self.engine, t.params).on_conflict_do_nothing(), new)
@@ -421,18 +486,21 @@ class TrackingStore(LoggedModelsMixin):
         last = dict(tags)  # the last value of a key wins, as in a sequence of set-tag calls
         rows = [{"run_uuid": run_id, "key": k, "value": val} for k, val in last.items()]
         ins = upsert(self.engine, t.tags)
-        c.execute(ins.on_conflict_do_update(
-            index_elements=["run_uuid", "key"], set_={"value": ins.excluded.value}), rows)
+        c.execute(
+            ins.on_conflict_do_update(index_elements=["run_uuid", "key"], set_={"value": ins.excluded.value}), rows
+        )
         if RUN_NAME_TAG in last:
-            c.execute(update(t.runs).where(t.runs.c.run_uuid == run_id)
-                      .values(name=last[RUN_NAME_TAG]))
+            c.execute(update(t.runs).where(t.runs.c.run_uuid == run_id).values(name=last[RUN_NAME_TAG]))
 
     def _insert_metrics(self, c: Connection, run_id: str, metrics: Sequence[MetricIn]) -> None:
         isnan = math.isnan
         # NaN is stored as 0.0 with is_nan set.
-        rows = [(run_id, key, step, ts, value, False, model_id) if not isnan(value)
-                else (run_id, key, step, ts, 0.0, True, model_id)
-                for key, value, ts, step, model_id in metrics]
+        rows = [
+            (run_id, key, step, ts, value, False, model_id)
+            if not isnan(value)
+            else (run_id, key, step, ts, 0.0, True, model_id)
+            for key, value, ts, step, model_id in metrics
+        ]
         # Per key, the greatest (step, timestamp, value): sorted, the last row of a key wins.
         ordered = sorted(rows, key=_LATEST_ORDER)
         latest = dict(zip(map(_KEY_OF_ROW, ordered), ordered))
@@ -444,13 +512,15 @@ class TrackingStore(LoggedModelsMixin):
     def delete_tag(self, run_id: str, key: str) -> None:
         with self.engine.begin() as c:
             self._active_run(c, run_id)
-            done = c.execute(delete(t.tags).where(and_(
-                t.tags.c.run_uuid == run_id, t.tags.c.key == key))).rowcount
+            done = c.execute(delete(t.tags).where(and_(t.tags.c.run_uuid == run_id, t.tags.c.key == key))).rowcount
             if not done:
                 raise not_found(f"No tag with name: {key} in run with id {run_id}")
 
     def get_metric_history(
-        self, run_id: str, key: str, max_results: int | None = None,
+        self,
+        run_id: str,
+        key: str,
+        max_results: int | None = None,
         page_token: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         from modelship.tracking.store.search import decode_page_token, encode_page_token
@@ -458,8 +528,12 @@ class TrackingStore(LoggedModelsMixin):
         limit = v.max_results(max_results, 25000, 25000) if max_results else None
         offset = decode_page_token(page_token)
         m = t.metrics
-        q = (select(m).where(and_(m.c.run_uuid == run_id, m.c.key == key))
-             .order_by(m.c.step, m.c.timestamp, m.c.value).offset(offset))
+        q = (
+            select(m)
+            .where(and_(m.c.run_uuid == run_id, m.c.key == key))
+            .order_by(m.c.step, m.c.timestamp, m.c.value)
+            .offset(offset)
+        )
         if limit:
             q = q.limit(limit + 1)
         with self.engine.connect() as c:
@@ -471,9 +545,13 @@ class TrackingStore(LoggedModelsMixin):
         return [metric_out(r, run_id=True) for r in rows], token
 
     def search_runs(
-        self, experiment_ids: Sequence[str], filter_string: str | None = None,
-        view: str | int | None = None, max_results: int | None = None,
-        order_by: Sequence[str] = (), page_token: str | None = None,
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        view: str | int | None = None,
+        max_results: int | None = None,
+        order_by: Sequence[str] = (),
+        page_token: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         from modelship.tracking.store.search import decode_page_token, encode_page_token
 
@@ -481,29 +559,32 @@ class TrackingStore(LoggedModelsMixin):
         offset = decode_page_token(page_token)
         eids = experiment_ints(experiment_ids)
         with self.engine.connect() as c:
-            ids = search_run_ids(c, eids, view_type(view), filter_string, order_by,
-                                 offset, limit + 1)
+            ids = search_run_ids(c, eids, view_type(view), filter_string, order_by, offset, limit + 1)
             token = encode_page_token(offset + limit) if len(ids) > limit else None
             ids = ids[:limit]
             rows = c.execute(select(t.runs).where(t.runs.c.run_uuid.in_(ids))).mappings().all()
             by_id = {r["run_uuid"]: r for r in rows}
             return self._runs_out(c, [by_id[i] for i in ids]), token
 
-    def log_inputs(self, run_id: str, datasets: Sequence[dict[str, Any]],
-                   models: Sequence[dict[str, Any]]) -> None:
+    def log_inputs(self, run_id: str, datasets: Sequence[dict[str, Any]], models: Sequence[dict[str, Any]]) -> None:
         import orjson
 
         rows = []
         for d in datasets:
             ds = d.get("dataset") or {}
             ref = f"{ds.get('name', '')}@{ds.get('digest', '')}"
-            rows.append({"run_uuid": run_id, "kind": "dataset", "ref": ref,
-                         "body": orjson.dumps(d).decode()})
+            rows.append({"run_uuid": run_id, "kind": "dataset", "ref": ref, "body": orjson.dumps(d).decode()})
         for mi in models:
             if not mi.get("model_id"):
                 raise invalid("Model input needs a model_id")
-            rows.append({"run_uuid": run_id, "kind": "model", "ref": mi["model_id"],
-                         "body": orjson.dumps({"model_id": mi["model_id"]}).decode()})
+            rows.append(
+                {
+                    "run_uuid": run_id,
+                    "kind": "model",
+                    "ref": mi["model_id"],
+                    "body": orjson.dumps({"model_id": mi["model_id"]}).decode(),
+                }
+            )
         with self.engine.begin() as c:
             self._active_run(c, run_id)
             if rows:
@@ -513,15 +594,20 @@ class TrackingStore(LoggedModelsMixin):
         with self.engine.begin() as c:
             self._active_run(c, run_id)
             for model_id, _ in models:
-                if c.execute(select(t.logged_models.c.model_id).where(
-                        t.logged_models.c.model_id == model_id)).first() is None:
+                if (
+                    c.execute(select(t.logged_models.c.model_id).where(t.logged_models.c.model_id == model_id)).first()
+                    is None
+                ):
                     raise not_found(f"Logged model with ID '{model_id}' not found.")
             rows = [{"run_uuid": run_id, "model_id": m, "step": s} for m, s in models]
             if rows:
                 ins = upsert(self.engine, t.run_outputs)
-                c.execute(ins.on_conflict_do_update(
-                    index_elements=["run_uuid", "model_id"], set_={"step": ins.excluded.step}),
-                    rows)
+                c.execute(
+                    ins.on_conflict_do_update(
+                        index_elements=["run_uuid", "model_id"], set_={"step": ins.excluded.step}
+                    ),
+                    rows,
+                )
 
     def log_model(self, run_id: str, model_json: str) -> None:
         """2.x clients record a logged model as JSON in the ``mlflow.log-model.history`` tag."""
@@ -536,8 +622,9 @@ class TrackingStore(LoggedModelsMixin):
         key = "mlflow.log-model.history"
         with self.engine.begin() as c:
             self._active_run(c, run_id)
-            old = c.execute(select(t.tags.c.value).where(and_(
-                t.tags.c.run_uuid == run_id, t.tags.c.key == key))).scalar()
+            old = c.execute(
+                select(t.tags.c.value).where(and_(t.tags.c.run_uuid == run_id, t.tags.c.key == key))
+            ).scalar()
             history = orjson.loads(old) if old else []
             history = [h for h in history if h != model] + [model]
             self._upsert_tags(c, run_id, [(key, orjson.dumps(history).decode())])
@@ -545,13 +632,16 @@ class TrackingStore(LoggedModelsMixin):
     def count(self, table: str) -> int:
         """Row count of one table (tests and the benchmark check what was written)."""
         with self.engine.connect() as c:
-            return int(c.execute(select(func.count()).select_from(
-                t.metadata.tables[table])).scalar_one())
+            return int(c.execute(select(func.count()).select_from(t.metadata.tables[table])).scalar_one())
 
 
 def metric_out(m: Any, run_id: bool = False) -> dict[str, Any]:
-    out = {"key": m.key, "value": "NaN" if m.is_nan else v.encode_float(m.value),
-           "timestamp": m.timestamp, "step": m.step}
+    out = {
+        "key": m.key,
+        "value": "NaN" if m.is_nan else v.encode_float(m.value),
+        "timestamp": m.timestamp,
+        "step": m.step,
+    }
     if run_id:
         out["run_id"] = m.run_uuid
     return out

@@ -58,8 +58,10 @@ def _check_key(name: object, what: str) -> str:
         )
     norm = posixpath.normpath(name)
     if norm != name or norm == "." or norm.startswith(("..", "/")):
-        raise invalid(f"Invalid {what} name: '{name}'. Names may be treated as files in "
-                      "certain cases, and must not resolve to other names when treated as such.")
+        raise invalid(
+            f"Invalid {what} name: '{name}'. Names may be treated as files in "
+            "certain cases, and must not resolve to other names when treated as such."
+        )
     return name
 
 
@@ -82,14 +84,17 @@ def int64(value: int, what: str) -> int:
     if INT64_MIN <= value <= INT64_MAX:
         return value
     shown = str(value) if value.bit_length() < 200 else f"an integer of {value.bit_length()} bits"
-    raise invalid(f"Invalid value {shown} for '{what}': it must be a 64-bit integer, "
-                  f"between {INT64_MIN} and {INT64_MAX}")
+    raise invalid(
+        f"Invalid value {shown} for '{what}': it must be a 64-bit integer, between {INT64_MIN} and {INT64_MAX}"
+    )
 
 
 def experiment_id_count(n: int) -> None:
     if n > MAX_SEARCH_EXPERIMENT_IDS:
-        raise invalid(f"Invalid value for 'experiment_ids': a search takes at most "
-                      f"{MAX_SEARCH_EXPERIMENT_IDS} experiment ids, got {n}")
+        raise invalid(
+            f"Invalid value for 'experiment_ids': a search takes at most "
+            f"{MAX_SEARCH_EXPERIMENT_IDS} experiment ids, got {n}"
+        )
 
 
 def metric_value(value: float) -> float:
@@ -116,8 +121,7 @@ def batch_sizes(n_metrics: int, n_params: int, n_tags: int) -> None:
         )
     if n_metrics + n_params + n_tags > MAX_ENTITIES_PER_BATCH:
         raise invalid(
-            f"A batch logging request can contain at most {MAX_ENTITIES_PER_BATCH} total "
-            "metrics, params and tags."
+            f"A batch logging request can contain at most {MAX_ENTITIES_PER_BATCH} total metrics, params and tags."
         )
 
 
@@ -125,8 +129,9 @@ def max_results(value: int | None, default: int, limit: int) -> int:
     if value is None:
         return default
     if value <= 0 or value > limit:
-        raise invalid(f"Invalid value {value} for parameter 'max_results' supplied. "
-                      f"It must be at least 1 and at most {limit}.")
+        raise invalid(
+            f"Invalid value {value} for parameter 'max_results' supplied. It must be at least 1 and at most {limit}."
+        )
     return value
 
 

@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-26 15:49:38.270831
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0001'
+revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -18,143 +18,186 @@ depends_on = None
 
 def upgrade() -> None:
 
-    op.create_table('experiments',
-    sa.Column('experiment_id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('name', sa.String(length=256), nullable=False),
-    sa.Column('artifact_location', sa.Text(), nullable=False),
-    sa.Column('lifecycle_stage', sa.String(length=32), nullable=False),
-    sa.Column('creation_time', sa.BigInteger(), nullable=False),
-    sa.Column('last_update_time', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('experiment_id'),
-    sa.UniqueConstraint('name')
+    op.create_table(
+        "experiments",
+        sa.Column("experiment_id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("name", sa.String(length=256), nullable=False),
+        sa.Column("artifact_location", sa.Text(), nullable=False),
+        sa.Column("lifecycle_stage", sa.String(length=32), nullable=False),
+        sa.Column("creation_time", sa.BigInteger(), nullable=False),
+        sa.Column("last_update_time", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("experiment_id"),
+        sa.UniqueConstraint("name"),
     )
-    op.create_table('experiment_tags',
-    sa.Column('experiment_id', sa.Integer(), nullable=False),
-    sa.Column('key', sa.String(length=250), nullable=False),
-    sa.Column('value', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['experiment_id'], ['experiments.experiment_id'], ),
-    sa.PrimaryKeyConstraint('experiment_id', 'key')
+    op.create_table(
+        "experiment_tags",
+        sa.Column("experiment_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["experiment_id"],
+            ["experiments.experiment_id"],
+        ),
+        sa.PrimaryKeyConstraint("experiment_id", "key"),
     )
-    op.create_table('logged_models',
-    sa.Column('model_id', sa.String(length=64), nullable=False),
-    sa.Column('experiment_id', sa.Integer(), nullable=False),
-    sa.Column('name', sa.String(length=256), nullable=False),
-    sa.Column('artifact_location', sa.Text(), nullable=False),
-    sa.Column('creation_timestamp_ms', sa.BigInteger(), nullable=False),
-    sa.Column('last_updated_timestamp_ms', sa.BigInteger(), nullable=False),
-    sa.Column('status', sa.String(length=32), nullable=False),
-    sa.Column('lifecycle_stage', sa.String(length=20), nullable=False),
-    sa.Column('model_type', sa.String(length=256), nullable=True),
-    sa.Column('source_run_id', sa.String(length=32), nullable=True),
-    sa.Column('status_message', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['experiment_id'], ['experiments.experiment_id'], ),
-    sa.PrimaryKeyConstraint('model_id')
+    op.create_table(
+        "logged_models",
+        sa.Column("model_id", sa.String(length=64), nullable=False),
+        sa.Column("experiment_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=256), nullable=False),
+        sa.Column("artifact_location", sa.Text(), nullable=False),
+        sa.Column("creation_timestamp_ms", sa.BigInteger(), nullable=False),
+        sa.Column("last_updated_timestamp_ms", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("lifecycle_stage", sa.String(length=20), nullable=False),
+        sa.Column("model_type", sa.String(length=256), nullable=True),
+        sa.Column("source_run_id", sa.String(length=32), nullable=True),
+        sa.Column("status_message", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["experiment_id"],
+            ["experiments.experiment_id"],
+        ),
+        sa.PrimaryKeyConstraint("model_id"),
     )
-    with op.batch_alter_table('logged_models', schema=None) as batch_op:
-        batch_op.create_index('ix_logged_models_experiment', ['experiment_id', 'creation_timestamp_ms'], unique=False)
+    with op.batch_alter_table("logged_models", schema=None) as batch_op:
+        batch_op.create_index("ix_logged_models_experiment", ["experiment_id", "creation_timestamp_ms"], unique=False)
 
-    op.create_table('runs',
-    sa.Column('run_uuid', sa.String(length=32), nullable=False),
-    sa.Column('name', sa.String(length=250), nullable=False),
-    sa.Column('experiment_id', sa.Integer(), nullable=False),
-    sa.Column('user_id', sa.String(length=256), nullable=False),
-    sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('start_time', sa.BigInteger(), nullable=False),
-    sa.Column('end_time', sa.BigInteger(), nullable=True),
-    sa.Column('lifecycle_stage', sa.String(length=20), nullable=False),
-    sa.Column('artifact_uri', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['experiment_id'], ['experiments.experiment_id'], ),
-    sa.PrimaryKeyConstraint('run_uuid')
+    op.create_table(
+        "runs",
+        sa.Column("run_uuid", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=250), nullable=False),
+        sa.Column("experiment_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.String(length=256), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("start_time", sa.BigInteger(), nullable=False),
+        sa.Column("end_time", sa.BigInteger(), nullable=True),
+        sa.Column("lifecycle_stage", sa.String(length=20), nullable=False),
+        sa.Column("artifact_uri", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["experiment_id"],
+            ["experiments.experiment_id"],
+        ),
+        sa.PrimaryKeyConstraint("run_uuid"),
     )
-    with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.create_index('ix_runs_experiment_start', ['experiment_id', 'start_time'], unique=False)
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.create_index("ix_runs_experiment_start", ["experiment_id", "start_time"], unique=False)
 
-    op.create_table('latest_metrics',
-    sa.Column('run_uuid', sa.String(length=32), nullable=False),
-    sa.Column('key', sa.String(length=250), nullable=False),
-    sa.Column('step', sa.BigInteger(), nullable=False),
-    sa.Column('timestamp', sa.BigInteger(), nullable=False),
-    sa.Column('value', sa.Float(precision=53), nullable=False),
-    sa.Column('is_nan', sa.Boolean(), nullable=False),
-    sa.ForeignKeyConstraint(['run_uuid'], ['runs.run_uuid'], ),
-    sa.PrimaryKeyConstraint('run_uuid', 'key')
+    op.create_table(
+        "latest_metrics",
+        sa.Column("run_uuid", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("step", sa.BigInteger(), nullable=False),
+        sa.Column("timestamp", sa.BigInteger(), nullable=False),
+        sa.Column("value", sa.Float(precision=53), nullable=False),
+        sa.Column("is_nan", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_uuid"],
+            ["runs.run_uuid"],
+        ),
+        sa.PrimaryKeyConstraint("run_uuid", "key"),
     )
-    op.create_table('logged_model_params',
-    sa.Column('model_id', sa.String(length=64), nullable=False),
-    sa.Column('key', sa.String(length=250), nullable=False),
-    sa.Column('value', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['model_id'], ['logged_models.model_id'], ),
-    sa.PrimaryKeyConstraint('model_id', 'key')
+    op.create_table(
+        "logged_model_params",
+        sa.Column("model_id", sa.String(length=64), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["model_id"],
+            ["logged_models.model_id"],
+        ),
+        sa.PrimaryKeyConstraint("model_id", "key"),
     )
-    op.create_table('logged_model_tags',
-    sa.Column('model_id', sa.String(length=64), nullable=False),
-    sa.Column('key', sa.String(length=250), nullable=False),
-    sa.Column('value', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['model_id'], ['logged_models.model_id'], ),
-    sa.PrimaryKeyConstraint('model_id', 'key')
+    op.create_table(
+        "logged_model_tags",
+        sa.Column("model_id", sa.String(length=64), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["model_id"],
+            ["logged_models.model_id"],
+        ),
+        sa.PrimaryKeyConstraint("model_id", "key"),
     )
-    op.create_table('metrics',
-    sa.Column('run_uuid', sa.String(length=32), nullable=False),
-    sa.Column('key', sa.String(length=250), nullable=False),
-    sa.Column('step', sa.BigInteger(), nullable=False),
-    sa.Column('timestamp', sa.BigInteger(), nullable=False),
-    sa.Column('value', sa.Float(precision=53), nullable=False),
-    sa.Column('is_nan', sa.Boolean(), nullable=False),
-    sa.Column('model_id', sa.String(length=64), nullable=True),
-    sa.ForeignKeyConstraint(['run_uuid'], ['runs.run_uuid'], ),
-    sa.PrimaryKeyConstraint('run_uuid', 'key', 'step', 'timestamp', 'value', 'is_nan'),
-    sqlite_with_rowid=False
+    op.create_table(
+        "metrics",
+        sa.Column("run_uuid", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("step", sa.BigInteger(), nullable=False),
+        sa.Column("timestamp", sa.BigInteger(), nullable=False),
+        sa.Column("value", sa.Float(precision=53), nullable=False),
+        sa.Column("is_nan", sa.Boolean(), nullable=False),
+        sa.Column("model_id", sa.String(length=64), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["run_uuid"],
+            ["runs.run_uuid"],
+        ),
+        sa.PrimaryKeyConstraint("run_uuid", "key", "step", "timestamp", "value", "is_nan"),
+        sqlite_with_rowid=False,
     )
-    op.create_table('params',
-    sa.Column('run_uuid', sa.String(length=32), nullable=False),
-    sa.Column('key', sa.String(length=250), nullable=False),
-    sa.Column('value', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['run_uuid'], ['runs.run_uuid'], ),
-    sa.PrimaryKeyConstraint('run_uuid', 'key')
+    op.create_table(
+        "params",
+        sa.Column("run_uuid", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_uuid"],
+            ["runs.run_uuid"],
+        ),
+        sa.PrimaryKeyConstraint("run_uuid", "key"),
     )
-    op.create_table('run_inputs',
-    sa.Column('run_uuid', sa.String(length=32), nullable=False),
-    sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('ref', sa.String(length=512), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['run_uuid'], ['runs.run_uuid'], ),
-    sa.PrimaryKeyConstraint('run_uuid', 'kind', 'ref')
+    op.create_table(
+        "run_inputs",
+        sa.Column("run_uuid", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("ref", sa.String(length=512), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_uuid"],
+            ["runs.run_uuid"],
+        ),
+        sa.PrimaryKeyConstraint("run_uuid", "kind", "ref"),
     )
-    op.create_table('run_outputs',
-    sa.Column('run_uuid', sa.String(length=32), nullable=False),
-    sa.Column('model_id', sa.String(length=64), nullable=False),
-    sa.Column('step', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['run_uuid'], ['runs.run_uuid'], ),
-    sa.PrimaryKeyConstraint('run_uuid', 'model_id')
+    op.create_table(
+        "run_outputs",
+        sa.Column("run_uuid", sa.String(length=32), nullable=False),
+        sa.Column("model_id", sa.String(length=64), nullable=False),
+        sa.Column("step", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_uuid"],
+            ["runs.run_uuid"],
+        ),
+        sa.PrimaryKeyConstraint("run_uuid", "model_id"),
     )
-    op.create_table('tags',
-    sa.Column('run_uuid', sa.String(length=32), nullable=False),
-    sa.Column('key', sa.String(length=250), nullable=False),
-    sa.Column('value', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['run_uuid'], ['runs.run_uuid'], ),
-    sa.PrimaryKeyConstraint('run_uuid', 'key')
+    op.create_table(
+        "tags",
+        sa.Column("run_uuid", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_uuid"],
+            ["runs.run_uuid"],
+        ),
+        sa.PrimaryKeyConstraint("run_uuid", "key"),
     )
-
 
 
 def downgrade() -> None:
 
-    op.drop_table('tags')
-    op.drop_table('run_outputs')
-    op.drop_table('run_inputs')
-    op.drop_table('params')
-    op.drop_table('metrics')
-    op.drop_table('logged_model_tags')
-    op.drop_table('logged_model_params')
-    op.drop_table('latest_metrics')
-    with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.drop_index('ix_runs_experiment_start')
+    op.drop_table("tags")
+    op.drop_table("run_outputs")
+    op.drop_table("run_inputs")
+    op.drop_table("params")
+    op.drop_table("metrics")
+    op.drop_table("logged_model_tags")
+    op.drop_table("logged_model_params")
+    op.drop_table("latest_metrics")
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_runs_experiment_start")
 
-    op.drop_table('runs')
-    with op.batch_alter_table('logged_models', schema=None) as batch_op:
-        batch_op.drop_index('ix_logged_models_experiment')
+    op.drop_table("runs")
+    with op.batch_alter_table("logged_models", schema=None) as batch_op:
+        batch_op.drop_index("ix_logged_models_experiment")
 
-    op.drop_table('logged_models')
-    op.drop_table('experiment_tags')
-    op.drop_table('experiments')
-
+    op.drop_table("logged_models")
+    op.drop_table("experiment_tags")
+    op.drop_table("experiments")
