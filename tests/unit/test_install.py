@@ -1,7 +1,7 @@
 """Install manifests, Helm chart and examples agree with the code; no cluster, no helm needed.
 
 The RBAC checks derive what is needed from ``modelship.controllers.rbac.REQUIRED_RULES``
-(and ``REGISTRY_READER_RULES`` for the tracking server's registry reader): the manifests
+(and ``REGISTRY_READER_RULES`` / ``REGISTRY_WRITER_RULES`` for the tracking server's registry API): the manifests
 must grant exactly that, so that the chart grants what the code uses.
 """
 
@@ -25,6 +25,7 @@ from modelship.api import KINDS, kind_by_name
 from modelship.controllers import main
 from modelship.controllers.rbac import (
     REGISTRY_READER_RULES,
+    REGISTRY_WRITER_RULES,
     REQUIRED_RULES,
     granted_by,
     grants,
@@ -74,7 +75,7 @@ def _explain(expected: set[tuple[str, str, str]], actual: set[tuple[str, str, st
 
 
 def test_rules_have_reasons_and_no_wildcards() -> None:
-    for rule in REQUIRED_RULES + REGISTRY_READER_RULES:
+    for rule in REQUIRED_RULES + REGISTRY_READER_RULES + REGISTRY_WRITER_RULES:
         assert rule.why, rule
         assert "*" not in rule.verbs and "*" not in rule.resources, rule
 
@@ -113,6 +114,14 @@ def test_chart_tracking_rules_grant_exactly_what_the_registry_reader_needs() -> 
     )
 
 
+def test_chart_tracking_write_rules_grant_exactly_what_the_registry_writer_needs() -> None:
+    declared = granted_by(yaml.safe_load((CHART / "files/rbac/tracking-write-rules.yaml").read_text()))
+    expected = grants(REGISTRY_WRITER_RULES)
+    assert declared == expected, _explain(expected, declared, "chart files/rbac/tracking-write-rules.yaml").replace(
+        "REQUIRED_RULES", "REGISTRY_WRITER_RULES"
+    )
+
+
 def _verb(method: str, path: str, params: dict[str, Any]) -> tuple[str, str, str]:
     """The (group, resource, verb) that RBAC checks for one API call."""
     parts = path.strip("/").split("/")
@@ -141,6 +150,8 @@ def test_the_registry_reader_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(kube, "request", request)
     assert KubeReader(namespace).list_versions() == [{"a": 1}, {"b": 2}]
+    pages = iter([{"items": [], "metadata": {}}])
+    assert KubeReader(namespace).list_registered_models() == []
     expected = grants(REGISTRY_READER_RULES)
     assert calls == expected, (
         _explain(expected, calls, "KubeReader's calls")
@@ -505,7 +516,10 @@ def test_rendered_tracking_server(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert pod["serviceAccountName"] == TRACKING
     assert objects[("ServiceAccount", TRACKING)]["metadata"]["namespace"] == NAMESPACE
-    assert granted_by(objects[("ClusterRole", TRACKING)]["rules"]) == grants(REGISTRY_READER_RULES)
+    assert granted_by(objects[("ClusterRole", TRACKING)]["rules"]) == grants(
+        REGISTRY_READER_RULES + REGISTRY_WRITER_RULES
+    )
+    assert args.registry_writes and args.registry_write_namespace is None
     binding = objects[("ClusterRoleBinding", TRACKING)]
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TRACKING}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": TRACKING, "namespace": NAMESPACE}]
@@ -627,6 +641,16 @@ def test_rendered_tracking_registry_reader(
         assert pod["serviceAccountName"] == TRACKING
     else:
         assert "serviceAccountName" not in pod and pod["automountServiceAccountToken"] is False
+
+
+def test_rendered_tracking_registry_without_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tracking.registry.writes=false: --no-registry-writes, and the ClusterRole grants only the reader's rules."""
+    objects = _render("tracking.registry.writes=false")
+    _, container = _pod(objects, TRACKING)
+    assert _tracking_args(container, monkeypatch).registry_writes is False
+    assert granted_by(objects[("ClusterRole", TRACKING)]["rules"]) == grants(REGISTRY_READER_RULES)
+    ml = _render("tracking.registry.writeNamespace=ml")
+    assert _tracking_args(_pod(ml, TRACKING)[1], monkeypatch).registry_write_namespace == "ml"
 
 
 def test_rendered_tracking_scheduling() -> None:
