@@ -160,6 +160,92 @@ def test_the_registry_reader_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPa
     )
 
 
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def test_the_registry_writer_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every MLflow registry write, through KubeObjects: its API calls, as RBAC sees them, are
+    REGISTRY_READER_RULES + REGISTRY_WRITER_RULES (no more, no fewer). The fake API server
+    here numbers and observes instantly, as the operator would."""
+    import copy
+
+    from modelship.tracking.server.registry import KubeReader
+    from modelship.tracking.server.registry_write import KubeObjects, RegistryWrites, WriteSettings
+
+    calls: set[tuple[str, str, str]] = set()
+    stored: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def request(method: str, path: str, body: Any = None, **params: Any) -> Any:
+        calls.add(_verb(method, path, params))
+        parts = path.strip("/").split("/")  # apis/modelship.io/v1alpha1/namespaces/ml/<plural>[/<name>]
+        plural, name = parts[5], (parts[6] if len(parts) > 6 else None)
+        if method == "GET" and name is None:
+            return {"items": [copy.deepcopy(o) for (p, _), o in stored.items() if p == plural], "metadata": {}}
+        if method == "POST":
+            obj = copy.deepcopy(body)
+            meta = obj["metadata"]
+            meta.setdefault("name", f"{meta.get('generateName')}{len(stored):05d}")
+            meta.update(generation=1, creationTimestamp="2026-01-01T00:00:00Z")
+            if plural == "modelversions":
+                numbered = sum(1 for p, _ in stored if p == plural)
+                obj["status"] = {"version": numbered + 1, "observedGeneration": 1}
+            stored[(plural, meta["name"])] = obj
+            return copy.deepcopy(obj)
+        if (plural, name) not in stored:
+            raise kube.KubeError(404, "not found")
+        if method == "GET":
+            return copy.deepcopy(stored[(plural, name)])
+        if method == "DELETE":
+            return stored.pop((plural, name))
+        obj = stored[(plural, name)]
+        _merge(obj, body)
+        obj["metadata"]["generation"] += 1
+        obj.setdefault("status", {})["observedGeneration"] = obj["metadata"]["generation"]
+        return copy.deepcopy(obj)
+
+    monkeypatch.setattr(kube, "request", request)
+    writes = RegistryWrites(
+        KubeReader("ml"), WriteSettings(KubeObjects(), "ml", wait=1, poll=0.01), run_artifact_uri=lambda _: None
+    )
+    model = {"name": "iris"}
+    for method, path, params in [
+        ("POST", "registered-models/create", {**model, "tags": [{"key": "a", "value": "b"}]}),
+        ("POST", "model-versions/create", {**model, "source": "runs:/r/model"}),
+        ("POST", "model-versions/create", {**model, "source": "runs:/r/model"}),
+        ("POST", "model-versions/transition-stage", {**model, "version": "2", "stage": "Production"}),
+        (
+            "POST",
+            "model-versions/transition-stage",
+            {**model, "version": "1", "stage": "Production", "archive_existing_versions": True},
+        ),
+        ("POST", "registered-models/alias", {**model, "alias": "champion", "version": "2"}),
+        ("DELETE", "registered-models/alias", {**model, "alias": "champion"}),
+        ("PATCH", "registered-models/update", {**model, "description": "d"}),
+        ("POST", "registered-models/set-tag", {**model, "key": "k", "value": "v"}),
+        ("DELETE", "registered-models/delete-tag", {**model, "key": "k"}),
+        ("PATCH", "model-versions/update", {**model, "version": "1", "description": "d"}),
+        ("POST", "model-versions/set-tag", {**model, "version": "1", "key": "k", "value": "v"}),
+        ("DELETE", "model-versions/delete-tag", {**model, "version": "1", "key": "k"}),
+        ("DELETE", "model-versions/delete", {**model, "version": "1"}),
+        ("DELETE", "registered-models/delete", model),
+    ]:
+        writes(method, path, params)
+    assert stored == {}
+    expected = grants(REGISTRY_READER_RULES + REGISTRY_WRITER_RULES)
+    assert calls == expected, (
+        _explain(expected, calls, "RegistryWrites' calls")
+        .replace("must grant exactly", "must use exactly")
+        .replace("REQUIRED_RULES", "REGISTRY_READER_RULES + REGISTRY_WRITER_RULES")
+    )
+
+
 def test_install_binding_ties_the_role_to_the_deployments_account() -> None:
     objects = _install()
     binding = objects[("ClusterRoleBinding", "modelship-operator")]

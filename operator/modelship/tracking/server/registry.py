@@ -105,7 +105,12 @@ class KubeReader:
         return self._list("modelversions")
 
     def list_registered_models(self) -> list[dict[str, Any]]:
-        return self._list("registeredmodels")
+        try:
+            return self._list("registeredmodels")
+        except self._kube.KubeError as exc:
+            if exc.status == 404:  # the RegisteredModel CRD is not installed (an older install): no entries
+                return []
+            raise
 
     def invalidate(self) -> None:
         with self._lock:
