@@ -13,16 +13,15 @@ import base64
 import json
 import os
 import secrets
-import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.cluster.kubeapi import KubeApi, path_for
 from tests.conftest import wait
+from tests.e2e.conftest import operator_process, start_tracking_server
 from tests.e2e.test_experiment import exp_path, finished, iris_experiment, iris_repo, jobs_of, tracking_runs
 
 __all__ = ["iris_repo"]  # the module fixture, shared with test_experiment
@@ -34,38 +33,14 @@ STEPS = 10  # manifests/examples/iris/train.py logs accuracy and log_loss once p
 
 @pytest.fixture(scope="module")
 def protected_server(bed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``modelship tracking-server --auth-token`` on the bed's bridge address (pods reach it)."""
-    from tests.cluster.processes import Process, wait_for
-    from tests.local_servers import free_port
-
-    host = bed.host_address
-    port = free_port(host)
-    state = tmp_path_factory.mktemp("protected-tracking")
-    proc = Process(
-        "protected-tracking-server",
-        [
-            str(Path(sys.executable).with_name("modelship")),
-            "tracking-server",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{state / 'tracking.db'}",
-            "--artifacts-destination",
-            str(state / "artifacts"),
-        ],
-        state,
+    """A tracking server that refuses writes without the token (``--auth-token`` by env)."""
+    proc, url = start_tracking_server(
+        bed,
+        tmp_path_factory.mktemp("protected-tracking"),
+        name="protected-tracking-server",
         env={**os.environ, "MODELSHIP_TRACKING_AUTH_TOKEN": TOKEN},
-    ).start()
-    url = f"http://{host}:{port}"
-
-    def up() -> bool:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-            return resp.status == 200
-
+    )
     try:
-        wait_for(up, 60, "protected tracking server health", interval=0.3, processes=[proc])
         yield url
     finally:
         proc.stop()
@@ -75,27 +50,21 @@ def protected_server(bed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def token_operator(bed, operator, protected_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The operator against the protected server: its own token in MODELSHIP_TRACKING_TOKEN,
     trial pods' default Secret ``tracking-token``. The session's operator pauses meanwhile."""
-    from tests.cluster.processes import Process, wait_for
+    from tests.cluster.processes import wait_for
     from tests.local_servers import free_port
 
     health = free_port()
-    proc = Process(
+    proc = operator_process(
+        bed,
         "token-operator",
-        [
-            str(Path(sys.executable).with_name("modelship")),
-            "operator",
-            "--all-namespaces",
-            "--liveness-port",
-            str(health),
-            "--metrics-port",
-            "0",
-            "--tracking-url",
-            protected_server,
-            "--tracking-token-secret",
-            DEFAULT_SECRET,
-        ],
         tmp_path_factory.mktemp("token-operator"),
-        env={**os.environ, "KUBECONFIG": str(bed.kubeconfig), "MODELSHIP_TRACKING_TOKEN": TOKEN},
+        health,
+        protected_server,
+        "--metrics-port",
+        "0",
+        "--tracking-token-secret",
+        DEFAULT_SECRET,
+        env={"MODELSHIP_TRACKING_TOKEN": TOKEN},
     )
 
     def live(url: str) -> bool:
