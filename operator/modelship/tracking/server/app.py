@@ -23,6 +23,7 @@ from modelship.tracking.server.artifacts import artifacts_router
 from modelship.tracking.server.common import error_response, ok
 from modelship.tracking.server.hotpath import HotWrites
 from modelship.tracking.server.limits import BodyLimits
+from modelship.tracking.server.paths import MlflowPaths
 from modelship.tracking.server.registry import READ_POSTS as REGISTRY_READ_POSTS
 from modelship.tracking.server.registry import RegistryReader, no_cluster_router, registry_router
 from modelship.tracking.server.registry_write import RegistryWrites, WriteSettings
@@ -39,6 +40,7 @@ READ_POSTS = (
         {
             "/api/2.0/mlflow/runs/search",
             "/api/2.0/mlflow/experiments/search",
+            "/api/2.0/mlflow/experiments/search-datasets",
             "/api/2.0/mlflow/logged-models/search",
         }
     )
@@ -96,6 +98,17 @@ class LastResort:
             await error_response(failure)(scope, receive, send)
 
 
+MLFLOW_API_VERSION = "3.17.2"
+"""The MLflow release whose tracking REST API this server answers, reported by ``/version``.
+
+The mlflow client reads ``/version`` to gate features on the server's release (3.17's
+``log_spans`` needs at least 3.4), so it must be an MLflow version, not Modelship's own
+(``0.1.0`` made the client refuse before sending anything). It is the pinned client's
+release, against which the compatibility tests run; what this server does not serve of that
+release (traces, the AI gateway, ...) is answered ENDPOINT_NOT_FOUND (``unsupported.py``).
+"""
+
+
 def server_info(store: TrackingStore) -> dict[str, Any]:
     # The capability document that MLflow 3.x clients read before choosing upload paths.
     return {
@@ -109,6 +122,7 @@ def server_info(store: TrackingStore) -> dict[str, Any]:
         "features_enabled": {"gateway": False},
         "server": "modelship",
         "version": __version__,
+        "mlflow_version": MLFLOW_API_VERSION,
         "database": store.engine.dialect.name,
     }
 
@@ -157,7 +171,7 @@ def create_app(
 
     @app.get("/version", tags=["server"])
     async def version() -> Response:
-        return Response(__version__, media_type="text/plain")
+        return Response(MLFLOW_API_VERSION, media_type="text/plain")
 
     @app.exception_handler(TrackingError)
     async def tracking_error(_: Request, exc: TrackingError) -> Response:
@@ -192,11 +206,13 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    # Each middleware added runs before the ones added earlier: the bearer token check, the
-    # body limits, the hot writes, the last resort, then Starlette's exception handling.
+    # Each middleware added runs before the ones added earlier: the /ajax-api/ mapping and the
+    # GenAI refusals, the bearer token check, the body limits, the hot writes, the last
+    # resort, then Starlette's exception handling.
     app.add_middleware(LastResort)
     app.add_middleware(HotWrites, store=store, max_body=settings.max_log_batch_body_bytes)
     app.add_middleware(BodyLimits, settings=settings)
     if settings.auth_token:  # it guards the hot writes too
         app.add_middleware(BearerAuth, token=settings.auth_token)
+    app.add_middleware(MlflowPaths)
     return app
