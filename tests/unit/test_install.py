@@ -1,16 +1,16 @@
-"""Install manifests, Helm chart and examples agree with the code; no cluster, no helm needed.
+"""Install manifests, Helm chart and examples agree with the code; no cluster.
 
-The RBAC checks derive what is needed from ``modelship.controllers.rbac.REQUIRED_RULES``
-(and ``REGISTRY_READER_RULES`` for the tracking server's registry reader): the manifests
-must grant exactly that, so that the chart grants what the code uses.
+The chart is rendered with the helm that scripts/setup.sh builds (``helm template``, no
+cluster); manifests/install.yaml is the chart rendered by scripts/render_install.py, and a
+test fails when it drifts. The RBAC checks derive what is needed from
+``modelship.controllers.rbac.REQUIRED_RULES`` (and ``REGISTRY_READER_RULES`` for the
+tracking server's registry reader): the chart must grant exactly that.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from scripts import render_install
 
 from modelship import __version__, kube
 from modelship.api import KINDS, kind_by_name
@@ -35,7 +36,7 @@ from modelship.tracking import cli_server
 from modelship.tracking.settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-INSTALL = ROOT / "manifests" / "install"
+INSTALL = ROOT / "manifests" / "install.yaml"
 CHART = ROOT / "charts" / "modelship"
 EXAMPLES = ROOT / "manifests" / "examples" / "quickstart"
 IMAGE = f"ghcr.io/modelship/modelship:{__version__}"
@@ -47,11 +48,10 @@ def _docs(path: Path) -> list[dict[str, Any]]:
 
 def _install() -> dict[tuple[str, str], dict[str, Any]]:
     objects: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in sorted(INSTALL.glob("*.yaml")):
-        if path.name == "kustomization.yaml":
-            continue
-        for doc in _docs(path):
-            objects[(doc["kind"], doc["metadata"]["name"])] = doc
+    for doc in _docs(INSTALL):
+        key = (doc["kind"], doc["metadata"]["name"])
+        assert key not in objects, f"manifests/install.yaml has {key} twice"
+        objects[key] = doc
     return objects
 
 
@@ -92,7 +92,7 @@ def test_install_clusterrole_grants_exactly_what_the_code_needs() -> None:
     role = _install()[("ClusterRole", "modelship-operator")]
     actual = granted_by(role["rules"])
     expected = required_grants(peering=False)
-    assert actual == expected, _explain(expected, actual, "manifests/install/clusterrole.yaml")
+    assert actual == expected, _explain(expected, actual, "manifests/install.yaml's ClusterRole")
 
 
 def test_chart_rules_grant_exactly_what_the_code_needs() -> None:
@@ -194,18 +194,45 @@ def test_install_deployment() -> None:
     assert "/tmp" in mounts, "a read-only root needs a writable /tmp"
 
 
-def test_kustomizations_list_existing_files() -> None:
-    crd_kustomization = yaml.safe_load((ROOT / "crds" / "kustomization.yaml").read_text())
-    assert sorted(crd_kustomization["resources"]) == sorted(f"{k.crd_name}.yaml" for k in KINDS)
-    for directory in (INSTALL, EXAMPLES):
-        kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
-        for resource in kustomization["resources"]:
-            assert (directory / resource).exists(), f"{directory}/kustomization.yaml: {resource} does not exist"
-    install = yaml.safe_load((INSTALL / "kustomization.yaml").read_text())["resources"]
-    assert "../../crds" in install
-    listed = {r for r in install if not r.startswith("..")}
-    present = {p.name for p in INSTALL.glob("*.yaml")} - {"kustomization.yaml"}
-    assert listed == present, "every file of manifests/install is in its kustomization"
+def test_quickstart_kustomization_lists_existing_files() -> None:
+    kustomization = yaml.safe_load((EXAMPLES / "kustomization.yaml").read_text())
+    for resource in kustomization["resources"]:
+        assert (EXAMPLES / resource).exists(), f"{EXAMPLES}/kustomization.yaml: {resource} does not exist"
+
+
+def test_install_yaml_is_the_rendered_chart() -> None:
+    """manifests/install.yaml is exactly what scripts/render_install.py renders from the chart today."""
+    assert HELM, "helm is needed to render the chart: scripts/setup.sh builds it (MODELSHIP_HELM names it)"
+    assert INSTALL.read_text() == render_install.render(HELM), (
+        f"manifests/install.yaml drifted from charts/modelship: run `{render_install.COMMAND}` and commit it"
+    )
+
+
+def test_install_yaml_is_a_whole_install() -> None:
+    """CRDs, a restricted namespace, the operator pointed at the tracking server, RBAC; all adoptable by helm."""
+    objects = _install()
+    kinds = sorted(kind for kind, _ in objects)
+    assert kinds.count("CustomResourceDefinition") == len(KINDS)
+    assert {("Deployment", "modelship-operator"), ("Deployment", "modelship-tracking")} <= set(objects)
+    namespace = objects[("Namespace", "modelship-system")]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    _, container = _pod(objects, "modelship-operator")
+    assert _operator_args(container["args"]).tracking_url == "http://modelship-tracking.modelship-system:5000"
+    for (kind, name), obj in objects.items():
+        if kind == "Namespace":
+            continue
+        meta = obj["metadata"]
+        assert meta.get("namespace") in (None, "modelship-system"), (kind, name)
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm", (kind, name)
+        assert meta["annotations"]["meta.helm.sh/release-name"] == "modelship", (kind, name)
+        assert meta["annotations"]["meta.helm.sh/release-namespace"] == "modelship-system", (kind, name)
+    assert not [o for o in objects.values() if "helm.sh/hook" in (o["metadata"].get("annotations") or {})]
+
+
+def test_crds_directory_holds_only_crds() -> None:
+    """`kubectl apply --server-side -f crds/` applies every file of crds/: only CRDs may be there."""
+    for path in sorted((ROOT / "crds").iterdir()):
+        assert [d["kind"] for d in _docs(path)] == ["CustomResourceDefinition"], path.name
 
 
 # --- the chart -------------------------------------------------------------------------
@@ -352,19 +379,7 @@ def test_chart_version_and_image() -> None:
     assert "helm.sh/resource-policy" in (CHART / "templates" / "crds.yaml").read_text()
 
 
-def _find_helm() -> str | None:
-    """$MODELSHIP_HELM, else the helm that scripts/setup.sh builds into the cache, else PATH."""
-    if os.environ.get("MODELSHIP_HELM"):
-        return os.environ["MODELSHIP_HELM"]
-    cache = Path(
-        os.environ.get("MODELSHIP_CACHE")
-        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelship"
-    )
-    built = sorted(cache.glob("tools/helm-*/helm"))
-    return str(built[-1]) if built else shutil.which("helm")
-
-
-HELM = _find_helm()
+HELM = render_install.find_helm()
 NAMESPACE = "modelship-system"
 OPERATOR = "ms-modelship-operator"  # release "ms": <release>-modelship-operator
 TRACKING = "ms-modelship-tracking"
@@ -671,3 +686,36 @@ def test_examples_are_valid(obj: dict[str, Any]) -> None:
     jsonschema.Draft4Validator(schema).validate(obj)
     parsed = parse_spec(kind.spec, obj["spec"])
     assert parsed.ok, [p.describe() for p in parsed.problems]
+
+
+# --- Argo CD ---------------------------------------------------------------------------
+
+ARGOCD = ROOT / "manifests" / "argocd"
+
+
+def test_argocd_application_syncs_the_chart() -> None:
+    """The Application points at this chart, applies server-side, and creates a restricted namespace."""
+    (app,) = _docs(ARGOCD / "application.yaml")
+    assert (app["apiVersion"], app["kind"]) == ("argoproj.io/v1alpha1", "Application")
+    source, destination, policy = app["spec"]["source"], app["spec"]["destination"], app["spec"]["syncPolicy"]
+    assert (ROOT / source["path"] / "Chart.yaml").exists(), source["path"]
+    assert source["helm"]["releaseName"] == "modelship"
+    assert destination["namespace"] == NAMESPACE
+    assert {"ServerSideApply=true", "CreateNamespace=true"} <= set(policy["syncOptions"])
+    assert policy["managedNamespaceMetadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def _wave(obj: dict[str, Any]) -> int:
+    return int((obj["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-wave", "0"))
+
+
+@pytest.mark.parametrize("sets", [(), ("peering.enabled=true",)])
+def test_argocd_syncs_the_crds_first_and_never_prunes_them(sets: tuple[str, ...]) -> None:
+    objects = _render(*sets)
+    crds = [o for (kind, _), o in objects.items() if kind == "CustomResourceDefinition"]
+    others = [o for (kind, _), o in objects.items() if kind != "CustomResourceDefinition"]
+    assert crds and others
+    assert max(_wave(c) for c in crds) < min(_wave(o) for o in others), "CRDs sync in an earlier wave"
+    for crd in crds:
+        options = crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"].split(",")
+        assert "Prune=false" in options, crd["metadata"]["name"]

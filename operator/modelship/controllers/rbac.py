@@ -1,8 +1,8 @@
 """The Kubernetes permissions the operator's code needs, declared next to that code.
 
-``REQUIRED_RULES`` is the one list; ``manifests/install/clusterrole.yaml`` and the Helm
-chart's ``files/rbac/rules.yaml`` and ``peering-rules.yaml`` must grant exactly these
-verbs, no fewer and no more, and a unit test checks it. A controller that starts touching
+``REQUIRED_RULES`` is the one list; the Helm chart's ``files/rbac/rules.yaml`` and
+``peering-rules.yaml`` (and so ``manifests/install.yaml``, the chart rendered) must grant
+exactly these verbs, no fewer and no more, and a unit test checks it. A controller that starts touching
 a new resource adds its rule here first, and the test then points at the manifests to
 update.
 
