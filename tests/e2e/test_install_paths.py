@@ -35,9 +35,11 @@ from tests.cluster.kubeapi import KubeApi, path_for
 from tests.conftest import wait
 from tests.unit.test_install import HELM, INSTALL, ROOT
 
+from modelship.api import KINDS
+
 RELEASE, NAMESPACE = "modelship", "modelship-system"
 OPERATOR, TRACKING = "modelship-operator", "modelship-tracking"
-CRDS = ("experiments.modelship.io", "modelversions.modelship.io", "modeldeployments.modelship.io")
+CRDS = tuple(kind.crd_name for kind in KINDS)
 TIMEOUT = "10m"  # helm --wait and helm test on a loaded machine
 
 
