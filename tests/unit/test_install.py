@@ -29,6 +29,7 @@ from modelship.controllers.rbac import (
     REGISTRY_READER_RULES,
     REGISTRY_WRITER_RULES,
     REQUIRED_RULES,
+    WEBHOOK_SECRET_RULE,
     granted_by,
     grants,
     required_grants,
@@ -90,21 +91,73 @@ def test_the_controllers_kinds_are_covered() -> None:
     assert ("", "events", "create") in needed
 
 
-def test_install_clusterrole_grants_exactly_what_the_code_needs() -> None:
-    role = _install()[("ClusterRole", "modelship-operator")]
-    actual = granted_by(role["rules"])
-    expected = required_grants(peering=False)
-    assert actual == expected, _explain(expected, actual, "manifests/install.yaml's ClusterRole")
-
-
-def test_chart_rules_grant_exactly_what_the_code_needs() -> None:
-    base = granted_by(yaml.safe_load((CHART / "files/rbac/rules.yaml").read_text()))
-    assert base == required_grants(peering=False), _explain(
-        required_grants(peering=False), base, "chart files/rbac/rules.yaml"
+def _operator_grants(objects: dict[tuple[str, str], dict[str, Any]], name: str) -> set[tuple[str, str, str]]:
+    """What the operator's two ClusterRoles (cluster-scoped and namespaced resources) grant together."""
+    return granted_by(objects[("ClusterRole", name)]["rules"]) | granted_by(
+        objects[("ClusterRole", f"{name}-namespaced")]["rules"]
     )
-    peering = granted_by(yaml.safe_load((CHART / "files/rbac/peering-rules.yaml").read_text()))
-    expected = grants(r for r in REQUIRED_RULES if r.peering_only)
-    assert peering == expected, _explain(expected, peering, "chart files/rbac/peering-rules.yaml")
+
+
+def test_install_clusterroles_grant_exactly_what_the_code_needs() -> None:
+    objects = _install()
+    actual = _operator_grants(objects, "modelship-operator")
+    expected = required_grants(peering=False)
+    assert actual == expected, _explain(expected, actual, "manifests/install.yaml's ClusterRoles")
+    for name in ("modelship-operator", "modelship-operator-namespaced"):
+        assert objects[("ClusterRoleBinding", name)]["roleRef"]["name"] == name, "all namespaces: bound cluster-wide"
+
+
+def test_chart_rbac_files_are_generated_from_the_declaration() -> None:
+    """charts/modelship/files/rbac/*.yaml are what scripts/render_install.py renders from controllers/rbac.py."""
+    rendered = render_install.render_rbac_files()
+    assert {p.name for p in (CHART / "files" / "rbac").glob("*.yaml")} == {p.name for p in rendered}
+    for path, text in rendered.items():
+        assert path.read_text() == text, f"{path.name} drifted from controllers/rbac.py: run `{render_install.COMMAND}`"
+    base = granted_by(yaml.safe_load((CHART / "files/rbac/rules.yaml").read_text()))
+    assert base == required_grants(peering=False, cluster_scoped=False)
+
+
+def test_no_clusterrole_grants_secrets() -> None:
+    """The operator reads one Secret, by name; the chart never grants Secrets cluster-wide."""
+    for sets in ((), ("operator.webhookSecret=ml/hooks",), ("peering.enabled=true",)):
+        for (kind, name), obj in _render(*sets).items():
+            if kind == "ClusterRole":
+                assert not [g for g in granted_by(obj["rules"]) if g[1] == "secrets"], (name, sets)
+
+
+def test_the_webhook_secret_is_granted_by_name_in_its_namespace() -> None:
+    objects = _render("operator.webhookSecret=ml/hooks")
+    role = objects[("Role", f"ml/{OPERATOR}-webhook-secret")]
+    (rule,) = role["rules"]
+    assert rule["resourceNames"] == ["hooks"]
+    assert granted_by([rule]) == grants([WEBHOOK_SECRET_RULE])
+    binding = objects[("RoleBinding", f"ml/{OPERATOR}-webhook-secret")]
+    assert binding["roleRef"]["name"] == f"{OPERATOR}-webhook-secret"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": OPERATOR, "namespace": NAMESPACE}]
+    assert not [k for k in _render() if k[1].endswith("-webhook-secret")], "no webhookSecret, no Secret role"
+
+
+def test_watched_namespaces_get_rolebindings_not_a_clusterrolebinding() -> None:
+    """operator.watchNamespaces: the namespaced rules hold only in those namespaces; the
+    cluster-scoped ones (CRDs, namespaces) stay cluster-wide."""
+    objects = _render("operator.watchNamespaces={team-a,team-b}")
+    assert ("ClusterRoleBinding", f"{OPERATOR}-namespaced") not in objects
+    assert objects[("ClusterRoleBinding", OPERATOR)]["roleRef"]["name"] == OPERATOR
+    assert granted_by(objects[("ClusterRole", OPERATOR)]["rules"]) == required_grants(
+        peering=False, cluster_scoped=True
+    )
+    for namespace in ("team-a", "team-b"):
+        binding = objects[("RoleBinding", f"{namespace}/{OPERATOR}")]
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": f"{OPERATOR}-namespaced",
+        }
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": OPERATOR, "namespace": NAMESPACE}]
+    assert [k for k in objects if k[0] == "RoleBinding" and "-test" not in k[1]] == [
+        ("RoleBinding", f"team-a/{OPERATOR}"),
+        ("RoleBinding", f"team-b/{OPERATOR}"),
+    ]
 
 
 def test_chart_tracking_rules_grant_exactly_what_the_registry_reader_needs() -> None:
@@ -543,8 +596,7 @@ def _tracking_args(container: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -
 )
 def test_rendered_chart(sets: tuple[str, ...], peering: bool) -> None:
     objects = _render(*sets)
-    role = objects[("ClusterRole", OPERATOR)]
-    assert granted_by(role["rules"]) == required_grants(peering=peering)
+    assert _operator_grants(objects, OPERATOR) == required_grants(peering=peering)
     for kind in KINDS:
         crd = objects[("CustomResourceDefinition", kind.crd_name)]
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"

@@ -126,3 +126,10 @@ app.kubernetes.io/component: helm-test
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: modelship
 {{- end }}
+
+{{/* "true" when the namespace (list $ "name") exists, or when there is no cluster to ask
+(helm template: lookup returns nothing, not even the namespaces every cluster has). */}}
+{{- define "modelship.namespaceExists" -}}
+{{- $root := index . 0 }}
+{{- if or (not (lookup "v1" "Namespace" "" "")) (lookup "v1" "Namespace" "" (index . 1)) }}true{{ end }}
+{{- end }}
