@@ -43,6 +43,10 @@ if [ ! -x "$HELM_DIR/helm" ]; then
   GOBIN="$HELM_DIR" GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" >&2
 fi
 
+# luahealth runs the Argo CD health checks (manifests/argocd) under gopher-lua, the Lua of
+# Argo CD; built from the Go module proxy into the same cache, keyed by version and source.
+log "luahealth $(.venv/bin/python -m tests.argocd.luahealth)"
+
 log "test bed binaries"
 bash tests/cluster/build.sh >/dev/null
 log "ready"

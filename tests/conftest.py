@@ -72,11 +72,24 @@ def kube(bed: Bed) -> KubeApi:
     return bed.api
 
 
+POD_SECURITY_LABEL = "pod-security.kubernetes.io/enforce"
+
+
 @pytest.fixture
-def namespace(kube: KubeApi, bed: Bed) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards (its pods stop with it)."""
+def namespace(kube: KubeApi, bed: Bed, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (its pods stop with it).
+
+    It enforces Pod Security ``restricted``, as a careful cluster admin's namespaces do: the
+    API server itself refuses a pod the operator makes that misses a field of the profile.
+    A test module of the bed's own (bare pods of its tests) sets ``POD_SECURITY = None``.
+    """
     name = f"t-{secrets.token_hex(4)}"
-    kube.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    level = getattr(request.module, "POD_SECURITY", "restricted")
+    labels = {POD_SECURITY_LABEL: level} if level else {}
+    kube.create(
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}},
+    )
     # The service account controller creates "default"; pods are refused until it exists.
     wait(lambda: kube.exists(f"/api/v1/namespaces/{name}/serviceaccounts/default"), 30, "default service account")
     yield name
