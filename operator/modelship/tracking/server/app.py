@@ -25,6 +25,8 @@ from modelship.tracking.server.hotpath import HotWrites
 from modelship.tracking.server.limits import BodyLimits
 from modelship.tracking.server.registry import READ_POSTS as REGISTRY_READ_POSTS
 from modelship.tracking.server.registry import RegistryReader, registry_router
+from modelship.tracking.server.ui import ui_router
+from modelship.tracking.server.ui_api import ui_api_router
 from modelship.tracking.settings import ServerSettings
 from modelship.tracking.store.artifacts import ArtifactStore, open_artifact_store
 from modelship.tracking.store.sql import TrackingStore
@@ -129,6 +131,8 @@ def create_app(
     app.include_router(artifacts_router(store, artifacts))
     if registry is not None:
         app.include_router(registry_router(registry))
+    app.include_router(ui_api_router(store, artifacts))
+    app.include_router(ui_router())
 
     @app.get("/api/3.0/mlflow/server-info", tags=["server"])
     async def get_server_info() -> Response:
