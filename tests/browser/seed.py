@@ -61,7 +61,9 @@ def seed(url: str, experiment: str = EXPERIMENT) -> Seeded:
         lr = [0.001, 0.01, 0.1][i % 3]
         depth = 2 + i % 4
         t0 = 1_700_000_000_000 + i * 1000
-        run = client.create_run(eid, run_name=name, start_time=t0, tags={"team": "vision" if i % 2 else "nlp", "note": HOSTILE})
+        run = client.create_run(
+            eid, run_name=name, start_time=t0, tags={"team": "vision" if i % 2 else "nlp", "note": HOSTILE}
+        )
         rid = run.info.run_id
         metrics = []
         for s in range(STEPS):

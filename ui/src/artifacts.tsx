@@ -50,14 +50,34 @@ function Dir(props: { runId: string; path: string; depth: number; chosen: string
   );
 }
 
+/** A single-quoted YAML scalar under `key`, which YAML writers fold over several lines. */
+function quotedScalar(text: string, key: string): string | null {
+  const m = new RegExp(`^[ \\t]+${key}: '`, "m").exec(text);
+  if (!m) return null;
+  let out = "";
+  for (let i = m.index + m[0].length; i < text.length; i++) {
+    const c = text[i];
+    if (c === "'") {
+      if (text[i + 1] !== "'") return out;
+      out += "'";
+      i++;
+    } else if (c === "\n") {
+      out = out.trimEnd() + " "; // a folded line break is a space
+      while (text[i + 1] === " " || text[i + 1] === "\t") i++;
+    } else out += c;
+  }
+  return null;
+}
+
 /** The `signature` of an MLmodel file: its inputs and outputs are JSON strings in the YAML. */
-function signature(text: string): { part: string; columns: { name?: string; type?: string }[] }[] {
+function signature(text: string): { part: string; columns: { name?: string; type?: unknown }[] }[] {
   const out = [];
   for (const part of ["inputs", "outputs"]) {
-    const m = new RegExp(`^\\s+${part}: '(.*)'\\s*$`, "m").exec(text);
-    if (!m) continue;
+    const json = quotedScalar(text, part);
+    if (json === null) continue;
     try {
-      out.push({ part, columns: JSON.parse(m[1].replace(/''/g, "'")) });
+      const columns = JSON.parse(json);
+      if (Array.isArray(columns)) out.push({ part, columns });
     } catch {
       /* not the JSON column spec: the text below still shows it */
     }

@@ -30,8 +30,8 @@ export function parseColumn(id: string): Column | null {
 export const attributeColumns = () => Object.keys(ATTRIBUTES).map((k) => parseColumn("a:" + k)!);
 export const metricId = (key: string, agg: Agg) => `m:${agg}:${key}`;
 
-/** Column ids travel in the URL as one comma list; keys are percent-encoded first. */
-export const encodeColumns = (ids: string[]) => ids.map(encodeURIComponent).join(",");
+/** Column ids travel in the URL as one comma list: a comma (or %) in a key is escaped first. */
+export const encodeColumns = (ids: string[]) => ids.map((id) => id.replace(/%/g, "%25").replace(/,/g, "%2C")).join(",");
 export const decodeColumns = (s: string) =>
   s
     .split(",")

@@ -119,8 +119,8 @@ export function Scatter(props: { x: Axis; y: Axis; colors: string[]; height?: nu
       const right = w - 20;
       const top = 12;
       const bottom = h - 36;
-      const px = (p: number) => left + p * (right - left);
-      const py = (p: number) => bottom - p * (bottom - top);
+      const px = (p: number) => left + 10 + p * (right - left - 20); // inset: no point on the frame
+      const py = (p: number) => bottom - 10 - p * (bottom - top - 20);
       ctx.strokeStyle = "#333";
       ctx.fillStyle = "#333";
       ctx.strokeRect(left, top, right - left, bottom - top);

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
 from modelship.tracking.errors import not_found
+from modelship.tracking.server.common import error_response
 
 STATIC = Path(__file__).with_name("ui_static")
 ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(js|css|map|svg|png)$")
@@ -54,7 +55,7 @@ def ui_router(static: Path = STATIC) -> APIRouter:
     async def asset(name: str) -> Response:
         path = static / name
         if not ASSET_NAME.match(name) or not path.is_file():
-            raise not_found(f"No file '{name[:100]}' in the web UI's bundle")
+            return error_response(not_found(f"No file '{name[:100]}' in the web UI's bundle"))
         # Names carry no hash; index.html asks for ?v=<build hash>, so a new build is fetched.
         return FileResponse(path, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=3600"})
 

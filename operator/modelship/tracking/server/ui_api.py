@@ -63,7 +63,14 @@ def reduced_history(store: TrackingStore, run_id: str, key: str, windows: int) -
         steps = [steps[i] for i in keep]
         stamps = [stamps[i] for i in keep]
         values = [values[i] for i in keep]
-    return {"run_id": run_id, "metric_key": key, "total": len(rows), "step": steps, "timestamp": stamps, "value": values}
+    return {
+        "run_id": run_id,
+        "metric_key": key,
+        "total": len(rows),
+        "step": steps,
+        "timestamp": stamps,
+        "value": values,
+    }
 
 
 def existing_runs(store: TrackingStore, run_ids: list[str]) -> set[str]:
@@ -89,7 +96,9 @@ def extremes(store: TrackingStore, experiment_id: int, keys: list[str]) -> dict[
 def ui_api_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRouter:
     router = APIRouter(tags=["Modelship UI"])
 
-    @router.get(PREFIX + "/metrics/history-windows", summary="Metric histories reduced to N windows (first/last/min/max)")
+    @router.get(
+        PREFIX + "/metrics/history-windows", summary="Metric histories reduced to N windows (first/last/min/max)"
+    )
     async def history_windows(request: Request) -> Response:
         run_ids = list(dict.fromkeys(request.query_params.getlist("run_id")))
         key = query(request, "metric_key") or ""
