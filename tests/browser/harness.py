@@ -36,8 +36,9 @@ class Server:
 
 
 @contextmanager
-def tracking_server(root: Path, token: str | None = TOKEN) -> Iterator[Server]:
-    """The app on a free port; writes need ``token`` (the UI itself sends none)."""
+def tracking_server(root: Path, token: str | None = TOKEN, *, cluster: bool = True) -> Iterator[Server]:
+    """The app on a free port; writes need ``token`` (the UI itself sends none). With
+    ``cluster``, a registry of ModelVersion objects (``Server.registry.objects``)."""
     settings = ServerSettings(
         backend_store_uri=f"sqlite:///{root / 'tracking.db'}",
         artifacts_destination=str(root / "artifacts"),
@@ -45,7 +46,7 @@ def tracking_server(root: Path, token: str | None = TOKEN) -> Iterator[Server]:
     )
     store = TrackingStore(settings.backend_store_uri)
     registry = StaticReader([])
-    app = create_app(settings, store, registry=registry)
+    app = create_app(settings, store, registry=registry if cluster else None)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, name="ui-test-server", daemon=True)

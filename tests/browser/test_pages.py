@@ -4,11 +4,13 @@ that requires a write token, seeded with runs logged by the real mlflow client."
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 from tests.browser.conftest import Seeds, Watch
+from tests.browser.harness import tracking_server
 from tests.browser.seed import HOSTILE, RUNS
 
 pytestmark = pytest.mark.integration
@@ -250,3 +252,12 @@ def test_mlflow_links_open_the_run(page: Any, seeded: Seeds) -> None:
     run_id = seeded.demo.run_ids[2]
     page.goto(f"/#/experiments/{seeded.demo.experiment_id}/runs/{run_id}")
     expect(page.get_by_test_id("run-name")).to_have_text(seeded.demo.names[run_id])
+
+
+def test_registry_pages_without_cluster_access(browser: Any, tmp_path: Path) -> None:
+    with tracking_server(tmp_path, cluster=False) as server:
+        page = browser.new_page(base_url=server.url)
+        page.goto("/#/models")
+        expect(page.get_by_test_id("registry-error")).to_contain_text("no access to the cluster")
+        expect(page.get_by_test_id("registry-error")).to_contain_text("--registry-in-cluster")
+        page.close()

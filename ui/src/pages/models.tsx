@@ -6,10 +6,12 @@ import { time } from "../format";
 import { href } from "../route";
 
 function Unavailable(props: { error: Error }) {
-  const missing = props.error instanceof ApiError && props.error.code === "ENDPOINT_NOT_FOUND";
+  // Without cluster access the server answers the registry's endpoints with NOT_IMPLEMENTED
+  // and a message that says how to start it with access.
+  const off = props.error instanceof ApiError && ["NOT_IMPLEMENTED", "ENDPOINT_NOT_FOUND"].includes(props.error.code);
   return (
-    <p class={missing ? "muted" : "error"} data-testid="registry-error">
-      {missing ? "The model registry is not served here: this tracking server runs without cluster access, and Modelship's registry lives in ModelVersion objects." : props.error.message}
+    <p class={off ? "muted" : "error"} data-testid="registry-error">
+      {props.error.message}
     </p>
   );
 }
