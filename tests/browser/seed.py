@@ -50,9 +50,8 @@ class Seeded:
 def seed(url: str, experiment: str = EXPERIMENT) -> Seeded:
     import mlflow
     import numpy as np
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 
-    mlflow.set_tracking_uri(url)
     client = mlflow.MlflowClient(url)
     eid = client.create_experiment(experiment, tags={"mlflow.note.content": "Runs for the web UI's tests"})
     out = Seeded(eid)
@@ -78,18 +77,18 @@ def seed(url: str, experiment: str = EXPERIMENT) -> Seeded:
         client.log_batch(rid, tags=[RunTag("index", str(i))])
         if i < 3:
             dataset = mlflow.data.from_numpy(np.arange(12, dtype=float).reshape(6, 2), name="iris-train")
-            with mlflow.start_run(run_id=rid):
-                mlflow.log_input(dataset, context="training")
-                mlflow.log_text("epoch 1 done\nepoch 2 done\n", "logs/train.txt")
-                mlflow.log_text(json.dumps({"lr": lr, "layers": [4, 8, 4]}), "config.json")
-                mlflow.log_text("lr: 0.01\nbatch: 32\n", "config.yaml")
-                mlflow.log_text(MLMODEL, "model/MLmodel")
-                mlflow.log_text(f"<html><body>{HOSTILE}<img src=x onerror=alert(2)></body></html>", "report.html")
-                mlflow.log_text('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(3)</script></svg>', "plot.svg")
-                image = np.zeros((32, 48, 3), dtype=np.uint8)
-                image[:, :24] = (220, 40, 40)
-                image[:, 24:] = (40, 90, 220)
-                mlflow.log_image(image, "images/sample.png")
+            context = [InputTag("mlflow.data.context", "training")]
+            client.log_inputs(rid, [DatasetInput(dataset._to_mlflow_entity(), tags=context)])
+            client.log_text(rid, "epoch 1 done\nepoch 2 done\n", "logs/train.txt")
+            client.log_text(rid, json.dumps({"lr": lr, "layers": [4, 8, 4]}), "config.json")
+            client.log_text(rid, "lr: 0.01\nbatch: 32\n", "config.yaml")
+            client.log_text(rid, MLMODEL, "model/MLmodel")
+            client.log_text(rid, f"<html><body>{HOSTILE}<img src=x onerror=alert(2)></body></html>", "report.html")
+            client.log_text(rid, '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(3)</script></svg>', "plot.svg")
+            image = np.zeros((32, 48, 3), dtype=np.uint8)
+            image[:, :24] = (220, 40, 40)
+            image[:, 24:] = (40, 90, 220)
+            client.log_image(rid, image, "images/sample.png")
         client.set_terminated(rid, end_time=t0 + STEPS * 500)
         out.run_ids.append(rid)
         out.names[rid] = name

@@ -49,17 +49,15 @@ def logged(server: Proc) -> dict[str, str]:
         client.log_batch(
             short_run, metrics=[Metric("loss", v, 5, s) for s, v in enumerate([3.0, 2.0, float("nan"), 1.0])]
         )
-        with mlflow.start_run(run_id=short_run):
-            mlflow.set_tracking_uri(server.url)
-            mlflow.log_text("<script>alert(1)</script>", "page.html")
-            mlflow.log_text("x" * 5000, "big.txt")
+        client.log_text(short_run, "<script>alert(1)</script>", "page.html")
+        client.log_text(short_run, "x" * 5000, "big.txt")
         return {"experiment": eid, "long": long_run, "short": short_run}
     finally:
         del os.environ["MLFLOW_TRACKING_TOKEN"]
 
 
-def get(server: Proc, path: str, **params: object) -> httpx.Response:
-    return httpx.get(server.url + path, params=params, timeout=120)  # type: ignore[arg-type]
+def get(server: Proc, endpoint: str, **params: object) -> httpx.Response:
+    return httpx.get(server.url + endpoint, params=params, timeout=120)  # type: ignore[arg-type]
 
 
 def test_history_windows_keep_first_last_min_and_max(server: Proc, logged: dict[str, str]) -> None:
@@ -90,7 +88,7 @@ def test_history_windows_refuse_bad_input(server: Proc, logged: dict[str, str]) 
         ({"run_id": logged["long"]}, "metric_key"),
         ({"run_id": logged["long"], "metric_key": "loss", "windows": 0}, "windows"),
         ({"run_id": logged["long"], "metric_key": "loss", "windows": "many"}, "windows"),
-        ({"run_id": ["r"] * 1 + [f"r{i}" for i in range(600)], "metric_key": "loss"}, "at most 500"),
+        ({"run_id": [f"r{i}" for i in range(501)], "metric_key": "loss"}, "At most 500"),
     ]:
         r = get(server, OURS + "/metrics/history-windows", **params)
         assert r.status_code == 400 and needle in r.json()["message"], (params, r.text)
@@ -123,6 +121,8 @@ def test_preview_is_never_rendered(server: Proc, logged: dict[str, str]) -> None
     for path, status in [("../../etc/passwd", 400), ("absent.txt", 404)]:
         r = get(server, OURS + "/artifacts/preview", run_id=logged["short"], path=path)
         assert r.status_code == status, r.text
+    r = get(server, OURS + "/artifacts/preview", run_id=logged["short"], path="big.txt", max_bytes=0)
+    assert r.status_code == 400 and "max_bytes" in r.json()["message"]
 
 
 def test_page_and_bundle_on_the_api_port(server: Proc) -> None:

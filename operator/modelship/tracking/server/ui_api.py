@@ -102,7 +102,8 @@ def ui_api_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRouter:
     async def history_windows(request: Request) -> Response:
         run_ids = list(dict.fromkeys(request.query_params.getlist("run_id")))
         key = query(request, "metric_key") or ""
-        windows = query_int(request, "windows") or DEFAULT_WINDOWS
+        windows = query_int(request, "windows")
+        windows = DEFAULT_WINDOWS if windows is None else windows
         if not run_ids:
             raise invalid("Missing value for required parameter 'run_id' (repeat it for several runs).")
         if len(run_ids) > MAX_RUNS_PER_HISTORY_CALL:
@@ -137,7 +138,8 @@ def ui_api_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRouter:
     async def preview(request: Request) -> Response:
         run_id = query(request, "run_id", "run_uuid") or ""
         path = safe_path(query(request, "path"), allow_root=False)
-        limit = query_int(request, "max_bytes") or DEFAULT_PREVIEW_BYTES
+        limit = query_int(request, "max_bytes")
+        limit = DEFAULT_PREVIEW_BYTES if limit is None else limit
         if not 1 <= limit <= MAX_PREVIEW_BYTES:
             raise invalid(f"Invalid value {limit} for parameter 'max_bytes': expected 1 to {MAX_PREVIEW_BYTES}")
         run = store.get_run(run_id)
