@@ -13,6 +13,8 @@ command -v git >/dev/null || missing+=(git)
 command -v nft >/dev/null || missing+=(nftables)        # kube-proxy's nftables mode, in the bed's node
 command -v nsenter >/dev/null || missing+=(util-linux)  # runs the bed's processes in its node namespace
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium)   # tests/browser: Playwright drives Debian's browser
+command -v npm >/dev/null || missing+=(npm)             # builds the web UI's bundle (ui/)
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then echo "setup: run as root to install ${missing[*]}" >&2; exit 1; fi
@@ -33,6 +35,15 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[test]' >&2
   rm -f .venv/.installed-*
   touch "$stamp"
+fi
+
+# The web UI's bundle, rebuilt when ui/'s sources or lockfile change (keyed by their hash).
+UI_OUT=operator/modelship/tracking/server/ui_static
+ui_hash="$(find ui -path ui/node_modules -prune -o -type f -print | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)"
+if [ "$(cat "$UI_OUT/.source-hash" 2>/dev/null)" != "$ui_hash" ]; then
+  log "building the web UI (npm ci, npm run build)"
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error >&2 && npm run --silent build >&2)
+  echo "$ui_hash" > "$UI_OUT/.source-hash"
 fi
 
 # helm renders the chart in the unit tests; built from the Go module proxy like the bed.
