@@ -161,28 +161,28 @@ def test_search_runs_filter_order_pages(store: TrackingStore) -> None:
 def test_logged_models(store: TrackingStore) -> None:
     rid = new_run(store)
     eid = store.get_run(rid)["info"]["experiment_id"]
-    m = store.create_logged_model(eid, "model", "sklearn", rid, [("alpha", "1")], [("a", "b")])
+    m = store.logged_models.create_logged_model(eid, "model", "sklearn", rid, [("alpha", "1")], [("a", "b")])
     mid = m["info"]["model_id"]
     assert m["info"]["status"] == "LOGGED_MODEL_PENDING"
     assert m["info"]["artifact_uri"] == f"mlflow-artifacts:/{eid}/models/{mid}/artifacts"
-    assert store.finalize_logged_model(mid, 2)["info"]["status"] == "LOGGED_MODEL_READY"
-    store.set_logged_model_tags(mid, [("c", "d")])
-    store.delete_logged_model_tag(mid, "a")
+    assert store.logged_models.finalize_logged_model(mid, 2)["info"]["status"] == "LOGGED_MODEL_READY"
+    store.logged_models.set_logged_model_tags(mid, [("c", "d")])
+    store.logged_models.delete_logged_model_tag(mid, "a")
     store.log_batch(rid, [("score", 0.9, 1, 0, mid)])
     store.log_outputs(rid, [(mid, 0)])
-    got = store.get_logged_model(mid)
+    got = store.logged_models.get_logged_model(mid)
     assert got["info"]["tags"] == [{"key": "c", "value": "d"}]
     assert got["data"]["metrics"][0]["key"] == "score"
     assert store.get_run(rid)["outputs"]["model_outputs"] == [{"model_id": mid, "step": 0}]
-    found, _ = store.search_logged_models([eid], "name = 'model' AND tags.c = 'd'", None, [], None)
+    found, _ = store.logged_models.search_logged_models([eid], "name = 'model' AND tags.c = 'd'", None, [], None)
     assert [f["info"]["model_id"] for f in found] == [mid]
     with pytest.raises(TrackingError):
-        store.finalize_logged_model(mid, "DONE")
+        store.logged_models.finalize_logged_model(mid, "DONE")
     with pytest.raises(TrackingError):
         store.log_outputs(rid, [("m-nope", 0)])
-    store.delete_logged_model(mid)
+    store.logged_models.delete_logged_model(mid)
     with pytest.raises(TrackingError):
-        store.get_logged_model(mid)
+        store.logged_models.get_logged_model(mid)
 
 
 def test_log_model_history_for_2x_clients(store: TrackingStore) -> None:

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from modelship.tracking.server.common import ok, query
-from modelship.tracking.store.artifacts import ArtifactStore, relative_to_proxy, safe_path
+from modelship.tracking.protocol.http import ok, query
+from modelship.tracking.protocol.paths import API, safe_path
+from modelship.tracking.protocol.paths import ARTIFACTS as PREFIX
+from modelship.tracking.store.artifacts import ArtifactStore, relative_to_proxy
 from modelship.tracking.store.sql import TrackingStore
-
-PREFIX = "/api/2.0/mlflow-artifacts/artifacts"
 
 
 def artifacts_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRouter:
@@ -45,7 +45,7 @@ def artifacts_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRoute
         await run_in_threadpool(artifacts.delete, path)
         return ok()
 
-    @router.get("/api/2.0/mlflow/artifacts/list", summary="List a run's artifacts")
+    @router.get(f"{API}/artifacts/list", summary="List a run's artifacts")
     async def list_run_artifacts(request: Request) -> Response:
         run = store.get_run(query(request, "run_id", "run_uuid") or "")
         root = run["info"]["artifact_uri"]

@@ -1,16 +1,18 @@
-"""Request parsing and response helpers shared by the route modules."""
+"""Request parsing and response helpers of the wire format: MLflow's error body, the raw
+ASGI body reader and writer of the hot paths; shared by the server's routes and the sidecar."""
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Send
 
-from modelship.tracking.errors import MALFORMED_REQUEST, TrackingError, invalid
+from modelship.tracking.errors import TrackingError, invalid
+from modelship.tracking.protocol.messages import parse_body
 
 # Far above the largest legal log-batch (1000 metrics, 100 params of 6000 characters,
 # 100 tags of 8000) and small enough that a runaway client cannot fill the memory.
@@ -57,23 +59,6 @@ async def send_json(send: Send, status: int, body: bytes) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-def validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"'{loc}': {err['msg']}")
-    return "Invalid value for " + "; ".join(parts)
-
-
-def parse_body(raw: bytes, model: type[M]) -> M:
-    try:
-        return model.model_validate_json(raw or b"{}")
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise TrackingError("Malformed request JSON: the body is not valid JSON", MALFORMED_REQUEST) from None
-        raise invalid(validation_message(exc)) from None
 
 
 async def parse(request: Request, model: type[M]) -> M:

@@ -1,16 +1,18 @@
 """Request bodies of the MLflow REST API as pydantic models (validation + OpenAPI).
 
 Field names and types follow MLflow's ``service.proto``; unknown fields are ignored, as
-protobuf's JSON parser on ``mlflow server`` ignores them. A wrong type is a 400.
+protobuf's JSON parser on ``mlflow server`` ignores them. A wrong type is a 400
+(:func:`parse_body`, which the server's routes and the sidecar's checks both use).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from modelship.tracking.store.validation import INT64_MAX, INT64_MIN
+from modelship.tracking.errors import MALFORMED_REQUEST, TrackingError, invalid
+from modelship.tracking.protocol.validation import INT64_MAX, INT64_MIN
 
 
 def _no_bool(value: Any) -> Any:
@@ -80,8 +82,6 @@ class RunRef(Msg):
     run_uuid: str | None = None
 
     def rid(self) -> str:
-        from modelship.tracking.errors import invalid
-
         rid = self.run_id or self.run_uuid
         if not rid:
             raise invalid("Missing value for required parameter 'run_id'.")
@@ -217,3 +217,22 @@ ALL: list[type[BaseModel]] = [
     LoggedModelParams,
     SearchLoggedModels,
 ]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"'{loc}': {err['msg']}")
+    return "Invalid value for " + "; ".join(parts)
+
+
+def parse_body(raw: bytes, model: type[M]) -> M:
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise TrackingError("Malformed request JSON: the body is not valid JSON", MALFORMED_REQUEST) from None
+        raise invalid(validation_message(exc)) from None
