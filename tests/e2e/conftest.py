@@ -34,12 +34,27 @@ def crds(kube: KubeApi) -> list[dict]:
     return installed
 
 
+REGISTRY_WRITE_NAMESPACE = "modelship-e2e-mlflow"
+"""Where the session tracking server puts models registered through the MLflow API."""
+
+
+def ensure_namespace(kube: KubeApi, name: str) -> None:
+    from tests.cluster.kubeapi import ApiError
+
+    try:
+        kube.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+
+
 @pytest.fixture(scope="session")
-def tracking_server(bed, tmp_path_factory: pytest.TempPathFactory):
+def tracking_server(bed, kube: KubeApi, tmp_path_factory: pytest.TempPathFactory):
     """`modelship tracking-server` on the bed's bridge address, so that pods reach it too.
 
     Yields its base URL. On kind (no bridge of ours) it listens on loopback and only the
-    host-side tests can use it.
+    host-side tests can use it. It serves the MLflow registry API, writes included, from
+    the bed's objects (reads: every namespace; new models: REGISTRY_WRITE_NAMESPACE).
     """
     import sys
     import urllib.request
@@ -66,10 +81,13 @@ def tracking_server(bed, tmp_path_factory: pytest.TempPathFactory):
             # The MLflow registry API, read from the bed's ModelVersions (all namespaces).
             "--registry-kubeconfig",
             str(bed.kubeconfig),
+            "--registry-write-namespace",
+            REGISTRY_WRITE_NAMESPACE,
         ],
         state,
     ).start()
     url = f"http://{host}:{port}"
+    ensure_namespace(kube, REGISTRY_WRITE_NAMESPACE)
 
     def up() -> bool:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
@@ -96,17 +114,10 @@ def webhook_receiver(kube: KubeApi):
     import base64
     import secrets
 
-    from tests.cluster.kubeapi import ApiError
     from tests.e2e.webhook_receiver import Receiver
 
     key = secrets.token_bytes(32)
-    try:
-        kube.create(
-            "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": WEBHOOK_NAMESPACE}}
-        )
-    except ApiError as exc:
-        if exc.status != 409:
-            raise
+    ensure_namespace(kube, WEBHOOK_NAMESPACE)
     kube.apply(
         f"/api/v1/namespaces/{WEBHOOK_NAMESPACE}/secrets/{WEBHOOK_SECRET}",
         {

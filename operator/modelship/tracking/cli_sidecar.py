@@ -7,30 +7,53 @@ import logging
 import os
 import signal
 
+from pydantic import ValidationError
+
 from modelship.tracking import logs
 from modelship.tracking.settings import SidecarSettings
 
 
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = SidecarSettings()
-    parser.add_argument("--port", type=int, default=d.port)
-    parser.add_argument("--host", default=d.host, help="keep 127.0.0.1 inside a pod")
-    parser.add_argument("--server", default=d.server, help="tracking server base URL")
-    parser.add_argument(
-        "--buffer-dir", default=d.buffer_dir, help="directory of the durable write log (an emptyDir in a pod)"
-    )
-    parser.add_argument(
-        "--server-token",
-        default=d.server_token,
-        help="bearer token for the server (env MODELSHIP_SIDECAR_SERVER_TOKEN)",
-    )
-    parser.add_argument(
-        "--drain-timeout", type=float, default=d.drain_timeout, help="seconds to keep forwarding after SIGTERM"
-    )
+    """One flag per field of :class:`SidecarSettings`, its help from the field's docstring.
+
+    A flag left out is ``None`` here, so that the environment (``MODELSHIP_SIDECAR_*``) and
+    then the field's default fill it in (``settings_from_args``); help shows the default.
+    """
+    for name, field in SidecarSettings.model_fields.items():
+        shown = "unset" if field.default is None else field.default
+        described = (field.description or "").replace("%", "%%")  # argparse formats help with %
+        parser.add_argument(
+            _flag(name),
+            dest=name,
+            type=str if field.default is None else type(field.default),
+            default=None,
+            metavar=name.upper(),
+            help=f"{described} Env MODELSHIP_SIDECAR_{name.upper()}; default {shown}.",
+        )
     parser.add_argument(
         "--fsync", action="store_true", help="fsync each acknowledged write (survives power loss, ~3 ms per write)"
     )
-    parser.add_argument("--log-level", default=d.log_level)
+
+
+def settings_from_args(args: argparse.Namespace) -> SidecarSettings:
+    """The flags given, then the environment, then the defaults; a bad value exits with a
+    message that names its flag (and the environment variable) and the rule it broke."""
+    given = {
+        name: getattr(args, name) for name in SidecarSettings.model_fields if getattr(args, name, None) is not None
+    }
+    try:
+        return SidecarSettings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_flag(str(e['loc'][0]))} (or MODELSHIP_SIDECAR_{str(e['loc'][0]).upper()}): {e['msg']}, "
+            f"got {e.get('input')!r}"
+            for e in exc.errors()
+        )
+        raise SystemExit(f"modelship tracking-sidecar: {problems}") from None
 
 
 def run(args: argparse.Namespace) -> int | None:
@@ -39,15 +62,7 @@ def run(args: argparse.Namespace) -> int | None:
     from modelship.tracking.sidecar.app import create_sidecar_app
     from modelship.tracking.sidecar.wal import DurableLog
 
-    settings = SidecarSettings(
-        host=args.host,
-        port=args.port,
-        server=args.server,
-        buffer_dir=args.buffer_dir,
-        server_token=args.server_token,
-        drain_timeout=args.drain_timeout,
-        log_level=args.log_level,
-    )
+    settings = settings_from_args(args)
     logs.setup(settings.log_level)
     wal = DurableLog(settings.buffer_dir, fsync=args.fsync)
     app = create_sidecar_app(settings, wal)

@@ -41,31 +41,48 @@ class ServerSettings(BaseSettings):
 
 
 class SidecarSettings(BaseSettings):
-    """Settings of ``modelship tracking-sidecar``."""
+    """Settings of ``modelship tracking-sidecar``: each field is also a flag of that command
+    (``max_buffer_bytes`` is ``--max-buffer-bytes``); a flag given wins over the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="MODELSHIP_SIDECAR_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MODELSHIP_SIDECAR_", extra="ignore", use_attribute_docstrings=True)
 
     host: str = "127.0.0.1"
-    """Always loopback in a pod: only the trainer container talks to the sidecar."""
+    """Address to listen on; always loopback in a pod: only the trainer container talks to the sidecar."""
     port: int = 5001
-    """The trainer's ``MLFLOW_TRACKING_URI`` is ``http://127.0.0.1:<port>``."""
+    """TCP port; the trainer's ``MLFLOW_TRACKING_URI`` is ``http://127.0.0.1:<port>``."""
     server: str = "http://127.0.0.1:5000"
     """Base URL of the tracking server that writes are forwarded to."""
     buffer_dir: str = "./tracking-buffer"
     """Directory of the durable write log (an emptyDir in a pod)."""
     server_token: str | None = None
-    """Bearer token sent to the server with every forwarded write."""
-    batch_max_entities: int = 1000
-    """Largest forwarded batch (MLflow's log-batch limit)."""
-    linger: float = 0.05
-    """How long the forwarder waits for more writes before sending a partial batch."""
-    retry_initial: float = 0.2
+    """Bearer token sent to the server with every forwarded write (prefer the environment:
+    a flag shows in the process list)."""
+    batch_max_entities: int = Field(default=1000, ge=1, le=1000)
+    """Largest forwarded batch, in entities (MLflow's log-batch limit)."""
+    linger: float = Field(default=0.05, ge=0)
+    """Seconds the forwarder waits for more writes before sending a partial batch."""
+    retry_initial: float = Field(default=0.2, gt=0)
     """First retry delay in seconds after a failed forward; doubles up to ``retry_max``."""
-    retry_max: float = 5.0
-    """Longest delay between two forward attempts."""
-    drain_timeout: float = 30.0
-    """On shutdown, how long to keep forwarding before giving up (what is left stays on disk)."""
-    read_wait: float = 10.0
-    """A read waits at most this long for earlier acknowledged writes to reach the server."""
+    retry_max: float = Field(default=5.0, gt=0)
+    """Longest delay in seconds between two forward attempts."""
+    drain_timeout: float = Field(default=30.0, ge=0)
+    """Seconds to keep forwarding after SIGTERM before giving up (what is left stays on disk)."""
+    read_wait: float = Field(default=10.0, ge=0)
+    """Seconds a read waits at most for earlier acknowledged writes to reach the server."""
+    max_buffer_bytes: int = Field(default=256 << 20, ge=64 << 10)
+    """Most bytes of acknowledged, undelivered writes held on disk (log records and artifact
+    uploads): 256 MiB, at least 64 KiB. At the cap a write gets 503 ``TEMPORARILY_UNAVAILABLE``
+    with ``Retry-After`` (the mlflow client waits and retries) instead of growing; memory stays
+    flat whatever the cap, since pending records are read from disk."""
+    max_attempts: int = Field(default=10, ge=1)
+    """How many times one record may fail with a server error (5xx) that is its own — reads on
+    the server still work — before it moves to the dead letter so the rest can flow."""
+    dead_letter_max_bytes: int = Field(default=64 << 20, ge=0)
+    """Largest ``rejected.jsonl``: past it, refused records are counted and logged but no longer
+    kept (a trainer logging into a deleted run must not fill the disk)."""
+    termination_log: str | None = None
+    """File to keep the sidecar's report in (pending and dead-lettered writes, a refused
+    token) while it runs and after the drain: ``/dev/termination-log`` in a trial pod, where
+    the kubelet shows it as the container's termination message. Unset: none."""
     log_level: str = "info"
     """Level of the structured log lines."""

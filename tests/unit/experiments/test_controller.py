@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from typing import Any
 
@@ -41,3 +42,16 @@ def test_a_search_rule_violation_is_refused_in_ready() -> None:
     (ready,) = patch["status"]["conditions"]
     assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "False", "InvalidSpec")
     assert "both name C" in ready["message"] and ready["observedGeneration"] == 4
+
+
+def test_the_run_cache_lives_in_each_experiments_own_memo() -> None:
+    # kopf gives each object a shallow copy of the operator's memo and drops it when the
+    # object is deleted: the cache must be created in that copy, never in the shared one.
+    base = kopf.Memo(config=object())
+    first, second = copy.copy(base), copy.copy(base)
+    cache = experiment.run_cache(first)
+    cache.settled.add("run-1")
+    assert experiment.run_cache(first) is cache
+    assert experiment.run_cache(second) is not cache
+    assert experiment.run_cache(second).settled == set()
+    assert "runs" not in base

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Send
 
 from modelship.tracking.errors import TrackingError, invalid
+from modelship.tracking.protocol import validation as v
 from modelship.tracking.protocol.messages import parse_body
 
 # Far above the largest legal log-batch (1000 metrics, 100 params of 6000 characters,
@@ -71,7 +72,7 @@ def query(request: Request, *names: str, required: bool = True) -> str | None:
         if value:
             return value
     if required:
-        raise invalid(f"Missing value for required parameter '{names[0]}'.")
+        raise v.missing(names[0])
     return None
 
 
@@ -82,7 +83,7 @@ def query_int(request: Request, name: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise invalid(f"Invalid value {value!r} for parameter '{name}': expected an integer") from None
+        raise v.wrong_type(name, value) from None
 
 
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from modelship.tracking.errors import MALFORMED_REQUEST, TrackingError, invalid
+from modelship.tracking.protocol import validation as v
 from modelship.tracking.protocol.validation import INT64_MAX, INT64_MIN
 
 
@@ -137,6 +138,10 @@ class SearchRuns(Msg):
     page_token: str | None = None
 
 
+class SearchDatasets(Msg):
+    experiment_ids: list[str] = Field(default_factory=list)
+
+
 class LogModel(RunRef):
     model_json: str
 
@@ -179,6 +184,11 @@ class LoggedModelParams(Msg):
     params: list[KeyValue] = Field(default_factory=list)
 
 
+class DatasetFilter(Msg):
+    dataset_name: str
+    dataset_digest: str | None = None
+
+
 class OrderByField(Msg):
     field_name: str
     ascending: bool = True
@@ -187,6 +197,7 @@ class OrderByField(Msg):
 class SearchLoggedModels(Msg):
     experiment_ids: list[str] = Field(default_factory=list)
     filter: str | None = None
+    datasets: list[DatasetFilter] = Field(default_factory=list)
     max_results: Int | None = None
     order_by: list[OrderByField] = Field(default_factory=list)
     page_token: str | None = None
@@ -208,6 +219,7 @@ ALL: list[type[BaseModel]] = [
     DeleteTag,
     LogBatch,
     SearchRuns,
+    SearchDatasets,
     LogModel,
     LogOutputs,
     LogInputs,
@@ -221,12 +233,30 @@ ALL: list[type[BaseModel]] = [
 M = TypeVar("M", bound=BaseModel)
 
 
+def _json_path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's location as MLflow writes a field's path: ``metrics[0].value``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
 def validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"'{loc}': {err['msg']}")
-    return "Invalid value for " + "; ".join(parts)
+    """The first error in ``mlflow server``'s words (clients and people match on them):
+    ``Invalid value 31 for parameter 'run_id' supplied: Hint: ...`` or ``Missing value for
+    required parameter 'key'. ...``; a second one, if any, is named after it."""
+    errs = exc.errors()
+    first = errs[0]
+    path = _json_path(tuple(first["loc"]))
+    if first["type"] == "missing":
+        message = v.missing(path).message
+    elif first["type"].startswith(("greater_than", "less_than")):
+        message = v.invalid_value(path, first.get("input"), f"{first['msg']}. {v.API_DOCS_HINT}").message
+    else:
+        message = v.wrong_type(path, first.get("input")).message
+    if len(errs) > 1:
+        message += f" ({len(errs) - 1} more: {', '.join(repr(_json_path(tuple(e['loc']))) for e in errs[1:4])})"
+    return message
 
 
 def parse_body(raw: bytes, model: type[M]) -> M:

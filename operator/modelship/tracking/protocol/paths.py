@@ -18,6 +18,8 @@ ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 """The ``mlflow-artifacts`` proxy; ``GET ARTIFACTS?path=<dir>`` lists a directory."""
 ARTIFACT_FILES = ARTIFACTS + "/"
 """The prefix of one artifact's URL path: ``ARTIFACT_FILES + path``."""
+UPLOAD_ARTIFACT = f"{API}/upload-artifact"
+"""The UI's upload into a run (10 MB at most, checked by its route), limited as an artifact."""
 
 # A name of at most 255 bytes is what ext4, XFS and most other file systems take; 1024 bytes
 # for the whole path is S3's key limit (the local store's root comes on top of it).

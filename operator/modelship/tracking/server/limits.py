@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelship.tracking.errors import INVALID_PARAMETER_VALUE, TrackingError
 from modelship.tracking.protocol.http import error_response
-from modelship.tracking.protocol.paths import API, ARTIFACT_FILES
+from modelship.tracking.protocol.paths import API, ARTIFACT_FILES, UPLOAD_ARTIFACT
 from modelship.tracking.settings import ServerSettings
 
 BATCH_ROUTES = frozenset({f"{API}/runs/log-batch", f"{API}/runs/log-inputs", f"{API}/runs/log-model"})
@@ -79,7 +79,7 @@ class BodyLimits:
         self.default, self.batch, self.artifact = route_limits(settings)
 
     def limit_for(self, method: str, path: str) -> Limit:
-        if method == "PUT" and path.startswith(ARTIFACT_FILES):
+        if (method == "PUT" and path.startswith(ARTIFACT_FILES)) or path == UPLOAD_ARTIFACT:
             return self.artifact
         if path in BATCH_ROUTES or _LOGGED_MODEL_ENTITIES.match(path):
             return self.batch

@@ -2,7 +2,7 @@
 
 A write is checked with the server's own rules (``modelship.tracking.protocol``) and
 answered 400 in MLflow's error shape before anything is appended; at the buffer cap
-(``limits.SidecarLimits.max_buffer_bytes``) it is answered 503 with ``Retry-After`` instead,
+(``SidecarSettings.max_buffer_bytes``) it is answered 503 with ``Retry-After`` instead,
 so memory and disk stay bounded while the server is away.
 """
 
@@ -40,9 +40,9 @@ from modelship.tracking.sidecar.batches import MERGEABLE, entities
 from modelship.tracking.sidecar.checks import check_write
 from modelship.tracking.sidecar.deadletter import DeadLetter
 from modelship.tracking.sidecar.forwarder import Forwarder
-from modelship.tracking.sidecar.limits import SidecarLimits
 from modelship.tracking.sidecar.policy import retry_after
 from modelship.tracking.sidecar.report import metrics_text
+from modelship.tracking.sidecar.termination import TerminationLog
 from modelship.tracking.sidecar.wal import DurableLog
 
 log = logging.getLogger("modelship.tracking.sidecar")
@@ -81,11 +81,9 @@ class Sidecar:
         settings: SidecarSettings,
         wal: DurableLog,
         forwarder: Forwarder,
-        limits: SidecarLimits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings, self.wal, self.forwarder = settings, wal, forwarder
-        self.limits = limits or SidecarLimits()
         self.buffer_full = 0
         headers = {"Authorization": f"Bearer {settings.server_token}"} if settings.server_token else {}
         self.http = httpx.AsyncClient(
@@ -103,7 +101,7 @@ class Sidecar:
         """Refuse a write while the buffer is at its cap. The check comes before the write
         is read or parsed, so a trainer that outpaces the server costs nothing but the 503;
         one write may take the buffer past the cap by its own size."""
-        if self.wal.pending_bytes < self.limits.max_buffer_bytes:
+        if self.wal.pending_bytes < self.settings.max_buffer_bytes:
             return
         self.buffer_full += 1
         if self.buffer_full == 1 or self.buffer_full % 1000 == 0:
@@ -112,15 +110,15 @@ class Sidecar:
                 "buffer full; answering writes with 503 until the server takes some",
                 logging.WARNING,
                 buffered_bytes=self.wal.pending_bytes,
-                max_buffer_bytes=self.limits.max_buffer_bytes,
+                max_buffer_bytes=self.settings.max_buffer_bytes,
                 refused=self.buffer_full,
                 server_up=self.forwarder.server_up,
                 auth_failing=self.forwarder.auth_failing,
             )
         raise BufferFull(
             f"The sidecar's buffer is full ({self.wal.pending_bytes} bytes of writes not yet "
-            f"delivered; the cap is {self.limits.max_buffer_bytes}, "
-            "MODELSHIP_SIDECAR_MAX_BUFFER_BYTES): retry later",
+            f"delivered; the cap is {self.settings.max_buffer_bytes}, "
+            "--max-buffer-bytes): retry later",
             retry_after(not self.forwarder.stalled),
         )
 
@@ -270,7 +268,7 @@ class Sidecar:
         return {
             "pending": self.wal.pending_count,
             "buffered_bytes": self.wal.pending_bytes,
-            "max_buffer_bytes": self.limits.max_buffer_bytes,
+            "max_buffer_bytes": self.settings.max_buffer_bytes,
             "log_file_bytes": self.wal.file_bytes,
             "buffer_full": self.buffer_full,
             "forwarded_seq": self.wal.forwarded,
@@ -350,12 +348,10 @@ async def _send_error(send: Send, exc: BufferFull) -> None:
 def create_sidecar_app(
     settings: SidecarSettings,
     wal: DurableLog | None = None,
-    limits: SidecarLimits | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> ASGIApp:
     """The sidecar; ``transport`` replaces the network to the server (in-process tests)."""
     wal = wal or DurableLog(settings.buffer_dir)
-    limits = limits or SidecarLimits()
     forwarder = Forwarder(
         wal,
         settings.server,
@@ -364,29 +360,32 @@ def create_sidecar_app(
         settings.retry_initial,
         settings.retry_max,
         settings.linger,
-        limits.max_attempts,
-        DeadLetter(wal.dir, limits.dead_letter_max_bytes),
+        settings.max_attempts,
+        DeadLetter(wal.dir, settings.dead_letter_max_bytes),
         transport,
     )
-    sidecar = Sidecar(settings, wal, forwarder, limits, transport)
+    sidecar = Sidecar(settings, wal, forwarder, transport)
+    termination = TerminationLog(settings.termination_log, sidecar.report)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         forwarder.start()
+        termination.start()
         event(
             log,
             "sidecar started",
             server=redact_url(settings.server),
             pending=wal.pending_count,
             buffered_bytes=wal.pending_bytes,
-            max_buffer_bytes=limits.max_buffer_bytes,
-            max_attempts=limits.max_attempts,
+            max_buffer_bytes=settings.max_buffer_bytes,
+            max_attempts=settings.max_attempts,
             buffer_dir=settings.buffer_dir,
         )
         try:
             yield
         finally:
             await forwarder.drain(settings.drain_timeout)
+            await termination.close()  # the last word, once the drain has done what it could
             await forwarder.close()
             await sidecar.http.aclose()
             wal.close()

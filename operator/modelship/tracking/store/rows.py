@@ -1,5 +1,5 @@
 """Ids and rows in MLflow's JSON shapes, shared by the run store (``sql``) and the logged-model
-store (``logged_models``): pure conversions and one lookup on a connection."""
+store (``logged_models``) and the history reads (``history``): pure conversions and one lookup on a connection."""
 
 from __future__ import annotations
 
@@ -32,6 +32,14 @@ def experiment_for_write(c: Connection, eid: int) -> Any:
     row = c.execute(select(t.experiments).where(t.experiments.c.experiment_id == eid)).mappings().first()
     if row is None:
         raise not_found(f"No Experiment with id={eid} exists")
+    return row
+
+
+def run_row(c: Connection, run_id: str) -> Any:
+    """The run row ``run_id`` (in any lifecycle stage), or RESOURCE_DOES_NOT_EXIST."""
+    row = c.execute(select(t.runs).where(t.runs.c.run_uuid == run_id)).mappings().first()
+    if row is None:
+        raise not_found(f"Run with id={run_id} not found")
     return row
 
 
