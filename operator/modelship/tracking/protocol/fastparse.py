@@ -16,7 +16,7 @@ import orjson
 
 from modelship.jsontext import has_lone_surrogate
 from modelship.tracking.errors import MALFORMED_REQUEST, TrackingError, invalid
-from modelship.tracking.store.validation import (
+from modelship.tracking.protocol.validation import (
     INT64_MAX,
     INT64_MIN,
     MAX_DATASET_DIGEST_LENGTH,
