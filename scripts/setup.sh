@@ -13,6 +13,9 @@ command -v git >/dev/null || missing+=(git)
 command -v nft >/dev/null || missing+=(nftables)        # kube-proxy's nftables mode, in the bed's node
 command -v nsenter >/dev/null || missing+=(util-linux)  # runs the bed's processes in its node namespace
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v mvn >/dev/null || missing+=(maven)          # MLflow's Java client test (tests/java)
+command -v curl >/dev/null || missing+=(curl)          # the REST example of docs/tracking.md, tested
+command -v jq >/dev/null || missing+=(jq)
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then echo "setup: run as root to install ${missing[*]}" >&2; exit 1; fi
@@ -41,6 +44,16 @@ HELM_DIR="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}/tools/he
 if [ ! -x "$HELM_DIR/helm" ]; then
   log "building helm ${HELM_VERSION}"
   GOBIN="$HELM_DIR" GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" >&2
+fi
+
+# MLflow's Java client and the test's Maven plugins, into the Maven cache (~/.m2, outside the
+# repository), so the test stage builds tests/java offline. go-offline does not fetch plugin
+# dependencies: surefire's JUnit provider is fetched by name.
+M2="$HOME/.m2/repository"
+if [ ! -d "$M2/org/mlflow/mlflow-client/2.17.2" ] || [ ! -d "$M2/org/apache/maven/surefire/surefire-junit-platform/3.2.5" ]; then
+  log "filling the Maven cache for tests/java"
+  mvn -q -B -f tests/java/pom.xml dependency:go-offline >&2
+  mvn -q -B -f tests/java/pom.xml dependency:get -Dartifact=org.apache.maven.surefire:surefire-junit-platform:3.2.5 >&2
 fi
 
 log "test bed binaries"
