@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests first, then integration tests (real servers and databases on
-# loopback), then e2e tests on the real control plane. Exits non-zero on any failure,
+# loopback), the reliability suite (faults injected into real processes; it prints its
+# counts), then e2e tests on the real control plane (the operator-kill reliability test needs
+# the bed and runs there, marked reliability). Exits non-zero on any failure,
 # including a stage that collected no tests (pytest's exit code 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +25,9 @@ echo "=== lint"
 .venv/bin/ruff check operator tests scripts benchmarks
 .venv/bin/ruff format --check operator tests scripts benchmarks
 .venv/bin/mypy
-(cd operator && ../.venv/bin/lint-imports --config ../pyproject.toml)
+(cd operator && ../.venv/bin/lint-imports ../pyproject.toml)
 if [ -d tests/integration ]; then run_stage integration tests/integration -q; fi
+run_stage reliability tests/reliability -q
 run_stage e2e tests/e2e -q
 # After the session no namespace, link, route or nftables table of a bed may remain.
 echo "=== test bed leftovers"

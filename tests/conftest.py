@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -20,6 +21,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if E2E_DIR in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.e2e)
+
+
+# ---- figures of the reliability tests ----------------------------------------------------
+FIGURES = pytest.StashKey[dict[str, dict[str, Any]]]()
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Counts a reliability test records (sent, acknowledged, stored, ...). They are printed
+    in the terminal summary, so they show in CI output without ``-s``, and appended as one
+    JSON line per test to ``$MODELSHIP_RELIABILITY_REPORT`` when that is set."""
+    recorded: dict[str, Any] = {}
+    request.config.stash.setdefault(FIGURES, {})[request.node.nodeid] = recorded
+    return recorded
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    recorded = {test: fig for test, fig in config.stash.get(FIGURES, {}).items() if fig}
+    if not recorded:
+        return
+    terminalreporter.section("reliability figures")
+    for test, fig in recorded.items():
+        terminalreporter.write_line(f"{test}: " + ", ".join(f"{k}={v}" for k, v in fig.items()))
+    report = os.environ.get("MODELSHIP_RELIABILITY_REPORT")
+    if report:
+        with open(report, "a", encoding="utf-8") as out:
+            for test, fig in recorded.items():
+                out.write(json.dumps({"test": test, **fig}, sort_keys=True) + "\n")
 
 
 @pytest.fixture(scope="session")

@@ -544,7 +544,12 @@ def test_a_canary_that_fails_on_predict_rolls_back_by_itself(
         60,
         "the canary's pods gone",
     )
-    assert any(e["reason"] == "CanaryRolledBack" for e in events(kube, namespace, "iris"))
+    # kopf posts Events from a queue of its own, after the status patch: poll for it.
+    wait(
+        lambda: any(e["reason"] == "CanaryRolledBack" for e in events(kube, namespace, "iris")),
+        60,
+        "the CanaryRolledBack Event",
+    )
     load.finish()
     assert load.failures, "the canary's 500s should have reached some clients"  # what the analysis caught
     # After the rollback: version 1 answers everything, and stays (the registry still says 2).
@@ -612,8 +617,11 @@ def test_a_good_canary_promotes_and_an_operator_killed_mid_way_resumes(
     time.sleep(2)
     load.finish()
     assert load.sent > 50 and load.failures == [], (load.sent, load.failures[:10])
-    reasons = [e["reason"] for e in events(kube, namespace, "iris")]
-    assert "CanaryStarted" in reasons and "CanaryPromoted" in reasons
+    wait(
+        lambda: {"CanaryStarted", "CanaryPromoted"} <= {e["reason"] for e in events(kube, namespace, "iris")},
+        60,
+        "the CanaryStarted and CanaryPromoted Events",
+    )
 
 
 def urllib_ok(url: str) -> bool:

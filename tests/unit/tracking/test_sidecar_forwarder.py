@@ -153,20 +153,24 @@ def test_a_refused_record_of_a_merged_batch_goes_alone(tmp_path: Path) -> None:
 def test_a_reader_does_not_wait_while_the_forwarder_backs_off(tmp_path: Path) -> None:
     server = FakeServer(lambda request, body: 503)
     f = forwarder(tmp_path, server, [metric(0)])
-    f.retry_initial = f.retry_max = 30.0  # a long back-off: the reader must not sit it out
+    # A back-off far longer than the reader's bound: the reader must not sit it out. What
+    # ended its wait tells, not a clock: the attempt it asked for (one failure more), or
+    # its own bound of 60 s (no attempt since, the next being 600 s away).
+    f.retry_initial = f.retry_max = 600.0
 
-    async def scenario() -> tuple[bool, float]:
+    async def scenario() -> tuple[bool, int, int]:
         f.start()
         while f.failures == 0:
             await asyncio.sleep(0.005)
-        started = time.monotonic()
-        got = await f.wait_forwarded(f.wal.last_seq, 10.0, until_failure=True)
-        elapsed = time.monotonic() - started
+        before = f.failures
+        got = await f.wait_forwarded(f.wal.last_seq, 60.0, until_failure=True)
+        after = f.failures
         await f.close()
-        return got, elapsed
+        return got, before, after
 
-    got, elapsed = asyncio.run(scenario())
-    assert got is False and elapsed < 2.0
+    got, before, after = asyncio.run(scenario())
+    assert got is False
+    assert after == before + 1, "the reader waited for its bound instead of the attempt it asked for"
     assert f.server_up is False
 
 

@@ -25,7 +25,8 @@ from modelship.tracking.server.hotpath import HotWrites
 from modelship.tracking.server.limits import BodyLimits
 from modelship.tracking.server.paths import MlflowPaths
 from modelship.tracking.server.registry import READ_POSTS as REGISTRY_READ_POSTS
-from modelship.tracking.server.registry import RegistryReader, registry_router
+from modelship.tracking.server.registry import RegistryReader, no_cluster_router, registry_router
+from modelship.tracking.server.registry_write import RegistryWrites, WriteSettings
 from modelship.tracking.settings import ServerSettings
 from modelship.tracking.store.artifacts import ArtifactStore, open_artifact_store
 from modelship.tracking.store.sql import TrackingStore
@@ -126,13 +127,22 @@ def server_info(store: TrackingStore) -> dict[str, Any]:
     }
 
 
+def _run_artifact_uri(store: TrackingStore, run_id: str) -> str | None:
+    try:
+        return str(store.get_run(run_id)["info"]["artifact_uri"])
+    except TrackingError:
+        return None  # not a run of this server: the source is kept as sent
+
+
 def create_app(
     settings: ServerSettings,
     store: TrackingStore,
     artifacts: ArtifactStore | None = None,
     registry: RegistryReader | None = None,
+    registry_writes: WriteSettings | None = None,
 ) -> FastAPI:
-    """The app; with ``registry``, also the MLflow registry read API over ModelVersion objects."""
+    """The app; with ``registry``, also the MLflow registry API over ModelVersion and
+    RegisteredModel objects (its writes with ``registry_writes``; without, they are refused)."""
     artifacts = artifacts or open_artifact_store(settings.artifacts_destination)
     app = FastAPI(
         title="Modelship tracking server",
@@ -142,7 +152,14 @@ def create_app(
     app.include_router(tracking_router(store))
     app.include_router(artifacts_router(store, artifacts))
     if registry is not None:
-        app.include_router(registry_router(registry))
+        writer = None
+        if registry_writes is not None:
+            writer = RegistryWrites(
+                registry, registry_writes, run_artifact_uri=lambda run: _run_artifact_uri(store, run)
+            )
+        app.include_router(registry_router(registry, writer))
+    else:
+        app.include_router(no_cluster_router())
 
     @app.get("/api/3.0/mlflow/server-info", tags=["server"])
     async def get_server_info() -> Response:
