@@ -77,6 +77,23 @@ def configure(kubeconfig: str) -> None:
         _client = client.ApiClient(configuration)
 
 
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def default_namespace(kubeconfig: str | None = None) -> str:
+    """The namespace kubectl would use: the pod's own, else the kubeconfig context's, else default."""
+    try:
+        with open(SERVICE_ACCOUNT_NAMESPACE) as f:
+            return f.read().strip()
+    except OSError:
+        pass
+    try:
+        _, context = config.list_kube_config_contexts(config_file=kubeconfig)
+        return str((context.get("context") or {}).get("namespace") or "default")
+    except (ConfigException, OSError):
+        return "default"
+
+
 def core_path(namespace: str | None, resource: str, name: str | None = None, *, subresource: str | None = None) -> str:
     """``/api/v1[/namespaces/<ns>]/<resource>[/<name>[/<subresource>]]``."""
     return _path("/api/v1", namespace, resource, name, subresource)
@@ -121,6 +138,7 @@ PLURALS: dict[tuple[str, str], str] = {
     (f"{GROUP}/{VERSION}", "ModelVersion"): "modelversions",
     (f"{GROUP}/{VERSION}", "ModelDeployment"): "modeldeployments",
     (f"{GROUP}/{VERSION}", "Experiment"): "experiments",
+    (f"{GROUP}/{VERSION}", "RegisteredModel"): "registeredmodels",
 }
 
 

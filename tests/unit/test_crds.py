@@ -14,7 +14,7 @@ from modelship.api.crdgen import crd_files
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"
-SHORT_NAMES = {"Experiment": ["exp"], "ModelVersion": ["mv"], "ModelDeployment": ["mdep"]}
+SHORT_NAMES = {"Experiment": ["exp"], "ModelVersion": ["mv"], "ModelDeployment": ["mdep"], "RegisteredModel": ["rm"]}
 # The standard top-level fields every kind has; Kubernetes documents them itself.
 STANDARD_FIELDS = {"apiVersion", "kind", "metadata"}
 

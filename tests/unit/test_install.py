@@ -1,7 +1,7 @@
 """Install manifests, Helm chart and examples agree with the code; no cluster, no helm needed.
 
 The RBAC checks derive what is needed from ``modelship.controllers.rbac.REQUIRED_RULES``
-(and ``REGISTRY_READER_RULES`` for the tracking server's registry reader): the manifests
+(and ``REGISTRY_READER_RULES`` / ``REGISTRY_WRITER_RULES`` for the tracking server's registry API): the manifests
 must grant exactly that, so that the chart grants what the code uses.
 """
 
@@ -25,6 +25,7 @@ from modelship.api import KINDS, kind_by_name
 from modelship.controllers import main
 from modelship.controllers.rbac import (
     REGISTRY_READER_RULES,
+    REGISTRY_WRITER_RULES,
     REQUIRED_RULES,
     granted_by,
     grants,
@@ -74,7 +75,7 @@ def _explain(expected: set[tuple[str, str, str]], actual: set[tuple[str, str, st
 
 
 def test_rules_have_reasons_and_no_wildcards() -> None:
-    for rule in REQUIRED_RULES + REGISTRY_READER_RULES:
+    for rule in REQUIRED_RULES + REGISTRY_READER_RULES + REGISTRY_WRITER_RULES:
         assert rule.why, rule
         assert "*" not in rule.verbs and "*" not in rule.resources, rule
 
@@ -113,6 +114,14 @@ def test_chart_tracking_rules_grant_exactly_what_the_registry_reader_needs() -> 
     )
 
 
+def test_chart_tracking_write_rules_grant_exactly_what_the_registry_writer_needs() -> None:
+    declared = granted_by(yaml.safe_load((CHART / "files/rbac/tracking-write-rules.yaml").read_text()))
+    expected = grants(REGISTRY_WRITER_RULES)
+    assert declared == expected, _explain(expected, declared, "chart files/rbac/tracking-write-rules.yaml").replace(
+        "REQUIRED_RULES", "REGISTRY_WRITER_RULES"
+    )
+
+
 def _verb(method: str, path: str, params: dict[str, Any]) -> tuple[str, str, str]:
     """The (group, resource, verb) that RBAC checks for one API call."""
     parts = path.strip("/").split("/")
@@ -141,11 +150,99 @@ def test_the_registry_reader_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(kube, "request", request)
     assert KubeReader(namespace).list_versions() == [{"a": 1}, {"b": 2}]
+    pages = iter([{"items": [], "metadata": {}}])
+    assert KubeReader(namespace).list_registered_models() == []
     expected = grants(REGISTRY_READER_RULES)
     assert calls == expected, (
         _explain(expected, calls, "KubeReader's calls")
         .replace("must grant exactly", "must use exactly")
         .replace("REQUIRED_RULES", "REGISTRY_READER_RULES")
+    )
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def test_the_registry_writer_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every MLflow registry write, through KubeObjects: its API calls, as RBAC sees them, are
+    REGISTRY_READER_RULES + REGISTRY_WRITER_RULES (no more, no fewer). The fake API server
+    here numbers and observes instantly, as the operator would."""
+    import copy
+
+    from modelship.tracking.server.registry import KubeReader
+    from modelship.tracking.server.registry_write import KubeObjects, RegistryWrites, WriteSettings
+
+    calls: set[tuple[str, str, str]] = set()
+    stored: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def request(method: str, path: str, body: Any = None, **params: Any) -> Any:
+        calls.add(_verb(method, path, params))
+        parts = path.strip("/").split("/")  # apis/modelship.io/v1alpha1/namespaces/ml/<plural>[/<name>]
+        plural, name = parts[5], (parts[6] if len(parts) > 6 else None)
+        if method == "GET" and name is None:
+            return {"items": [copy.deepcopy(o) for (p, _), o in stored.items() if p == plural], "metadata": {}}
+        if method == "POST":
+            obj = copy.deepcopy(body)
+            meta = obj["metadata"]
+            meta.setdefault("name", f"{meta.get('generateName')}{len(stored):05d}")
+            meta.update(generation=1, creationTimestamp="2026-01-01T00:00:00Z")
+            if plural == "modelversions":
+                numbered = sum(1 for p, _ in stored if p == plural)
+                obj["status"] = {"version": numbered + 1, "observedGeneration": 1}
+            stored[(plural, meta["name"])] = obj
+            return copy.deepcopy(obj)
+        if (plural, name) not in stored:
+            raise kube.KubeError(404, "not found")
+        if method == "GET":
+            return copy.deepcopy(stored[(plural, name)])
+        if method == "DELETE":
+            return stored.pop((plural, name))
+        obj = stored[(plural, name)]
+        _merge(obj, body)
+        obj["metadata"]["generation"] += 1
+        obj.setdefault("status", {})["observedGeneration"] = obj["metadata"]["generation"]
+        return copy.deepcopy(obj)
+
+    monkeypatch.setattr(kube, "request", request)
+    writes = RegistryWrites(
+        KubeReader("ml"), WriteSettings(KubeObjects(), "ml", wait=1, poll=0.01), run_artifact_uri=lambda _: None
+    )
+    model = {"name": "iris"}
+    for method, path, params in [
+        ("POST", "registered-models/create", {**model, "tags": [{"key": "a", "value": "b"}]}),
+        ("POST", "model-versions/create", {**model, "source": "runs:/r/model"}),
+        ("POST", "model-versions/create", {**model, "source": "runs:/r/model"}),
+        ("POST", "model-versions/transition-stage", {**model, "version": "2", "stage": "Production"}),
+        (
+            "POST",
+            "model-versions/transition-stage",
+            {**model, "version": "1", "stage": "Production", "archive_existing_versions": True},
+        ),
+        ("POST", "registered-models/alias", {**model, "alias": "champion", "version": "2"}),
+        ("DELETE", "registered-models/alias", {**model, "alias": "champion"}),
+        ("PATCH", "registered-models/update", {**model, "description": "d"}),
+        ("POST", "registered-models/set-tag", {**model, "key": "k", "value": "v"}),
+        ("DELETE", "registered-models/delete-tag", {**model, "key": "k"}),
+        ("PATCH", "model-versions/update", {**model, "version": "1", "description": "d"}),
+        ("POST", "model-versions/set-tag", {**model, "version": "1", "key": "k", "value": "v"}),
+        ("DELETE", "model-versions/delete-tag", {**model, "version": "1", "key": "k"}),
+        ("DELETE", "model-versions/delete", {**model, "version": "1"}),
+        ("DELETE", "registered-models/delete", model),
+    ]:
+        writes(method, path, params)
+    assert stored == {}
+    expected = grants(REGISTRY_READER_RULES + REGISTRY_WRITER_RULES)
+    assert calls == expected, (
+        _explain(expected, calls, "RegistryWrites' calls")
+        .replace("must grant exactly", "must use exactly")
+        .replace("REQUIRED_RULES", "REGISTRY_READER_RULES + REGISTRY_WRITER_RULES")
     )
 
 
@@ -505,7 +602,10 @@ def test_rendered_tracking_server(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert pod["serviceAccountName"] == TRACKING
     assert objects[("ServiceAccount", TRACKING)]["metadata"]["namespace"] == NAMESPACE
-    assert granted_by(objects[("ClusterRole", TRACKING)]["rules"]) == grants(REGISTRY_READER_RULES)
+    assert granted_by(objects[("ClusterRole", TRACKING)]["rules"]) == grants(
+        REGISTRY_READER_RULES + REGISTRY_WRITER_RULES
+    )
+    assert args.registry_writes and args.registry_write_namespace is None
     binding = objects[("ClusterRoleBinding", TRACKING)]
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TRACKING}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": TRACKING, "namespace": NAMESPACE}]
@@ -627,6 +727,16 @@ def test_rendered_tracking_registry_reader(
         assert pod["serviceAccountName"] == TRACKING
     else:
         assert "serviceAccountName" not in pod and pod["automountServiceAccountToken"] is False
+
+
+def test_rendered_tracking_registry_without_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tracking.registry.writes=false: --no-registry-writes, and the ClusterRole grants only the reader's rules."""
+    objects = _render("tracking.registry.writes=false")
+    _, container = _pod(objects, TRACKING)
+    assert _tracking_args(container, monkeypatch).registry_writes is False
+    assert granted_by(objects[("ClusterRole", TRACKING)]["rules"]) == grants(REGISTRY_READER_RULES)
+    ml = _render("tracking.registry.writeNamespace=ml")
+    assert _tracking_args(_pod(ml, TRACKING)[1], monkeypatch).registry_write_namespace == "ml"
 
 
 def test_rendered_tracking_scheduling() -> None:

@@ -10,6 +10,7 @@ from modelship.api.experiment import ExperimentSpec, ExperimentStatus
 from modelship.api.kinds import KINDS, Kind, kind_by_name
 from modelship.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from modelship.api.modelversion import ModelVersionSpec, ModelVersionStatus
+from modelship.api.registeredmodel import RegisteredModelSpec, RegisteredModelStatus
 
 __all__ = [
     "GROUP",
@@ -23,5 +24,7 @@ __all__ = [
     "ModelDeploymentStatus",
     "ModelVersionSpec",
     "ModelVersionStatus",
+    "RegisteredModelSpec",
+    "RegisteredModelStatus",
     "kind_by_name",
 ]

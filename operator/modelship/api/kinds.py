@@ -1,4 +1,4 @@
-"""The three kinds: names, short names and printer columns next to their models."""
+"""The four kinds: names, short names and printer columns next to their models."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from modelship.api.common import GROUP, VERSION
 from modelship.api.experiment import ExperimentSpec, ExperimentStatus
 from modelship.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from modelship.api.modelversion import ModelVersionSpec, ModelVersionStatus
+from modelship.api.registeredmodel import RegisteredModelSpec, RegisteredModelStatus
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,24 @@ KINDS: list[Kind] = [
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             {"name": "Rollout", "type": "string", "jsonPath": ".status.rollout", "priority": "1"},
             {"name": "URL", "type": "string", "jsonPath": ".status.url", "priority": "1"},
+            _ready(),
+            _AGE,
+        ],
+    ),
+    Kind(
+        kind="RegisteredModel",
+        plural="registeredmodels",
+        short_names=["rm"],
+        spec=RegisteredModelSpec,
+        status=RegisteredModelStatus,
+        description="A registered model's description and tags; status is the model-level view of its "
+        "ModelVersions (latest per stage, aliases).",
+        columns=[
+            {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
+            {"name": "Versions", "type": "integer", "jsonPath": ".status.versionCount"},
+            {"name": "Latest", "type": "integer", "jsonPath": ".status.latestVersion"},
+            {"name": "Production", "type": "integer", "jsonPath": ".status.production"},
+            {"name": "Staging", "type": "integer", "jsonPath": ".status.staging", "priority": "1"},
             _ready(),
             _AGE,
         ],

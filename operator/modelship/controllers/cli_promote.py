@@ -19,6 +19,7 @@ from modelship import kube
 from modelship.api.common import STAGES
 from modelship.controllers.registry import PLURAL, list_model
 from modelship.kube import KubeError
+from modelship.resources.registry_api import plan_stage
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,36 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _namespace(given: str | None) -> str:
-    if given:
-        return given
-    try:
-        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
-            return f.read().strip()
-    except OSError:
-        pass
-    from kubernetes import config
-
-    try:
-        _, context = config.list_kube_config_contexts()
-        return str((context.get("context") or {}).get("namespace") or "default")
-    except config.ConfigException:
-        return "default"
-
-
-def _set_stage(namespace: str, name: str, stage: str) -> None:
-    kube.merge_patch(kube.custom_path(namespace, PLURAL, name), {"spec": {"stage": stage}})
-
-
 def run(args: argparse.Namespace) -> int:
-    namespace = _namespace(args.namespace)
+    namespace = args.namespace or kube.default_namespace()
     try:
         versions = list_model(namespace, args.model)
     except KubeError as exc:
         print(f"modelship promote: {exc}", file=sys.stderr)
         return 1
-    target = next((o for o in versions if (o.get("status") or {}).get("version") == args.version), None)
-    if target is None:
+    try:
+        # The same planning as the tracking server's MLflow transition-stage.
+        changes = plan_stage(versions, args.model, args.version, args.stage, archive_existing=args.archive_existing)
+    except LookupError:
         numbered = sorted((o.get("status") or {}).get("version") or 0 for o in versions)
         print(
             f"modelship promote: model {args.model!r} has no version {args.version} in namespace {namespace} "
@@ -75,20 +57,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    name = target["metadata"]["name"]
-    _set_stage(namespace, name, args.stage)
-    print(f"modelversion/{name}: spec.stage={args.stage} (version {args.version})")
-    if args.archive_existing and args.stage in ("Staging", "Production"):
-        for other in versions:
-            if other is target or (other.get("spec") or {}).get("stage") != args.stage:
-                continue
-            _set_stage(namespace, other["metadata"]["name"], "Archived")
-            print(
-                f"modelversion/{other['metadata']['name']}: spec.stage=Archived "
-                f"(version {(other.get('status') or {}).get('version')})"
-            )
+    numbers = {o["metadata"]["name"]: (o.get("status") or {}).get("version") for o in versions}
+    for change in changes:
+        kube.merge_patch(kube.custom_path(namespace, PLURAL, change.name), change.patch)
+        print(
+            f"modelversion/{change.name}: spec.stage={change.patch['spec']['stage']} (version {numbers[change.name]})"
+        )
     if args.wait:
-        return _wait(namespace, name, args.stage, args.wait)
+        return _wait(namespace, changes[0].name, args.stage, args.wait)
     return 0
 
 

@@ -1,28 +1,32 @@
 """Experiment handlers: accept the spec, then run the trials, the search and registration.
 
 Two handlers. ``reconcile`` (resume, create, update) accepts or refuses the spec. ``tick``
-(a kopf timer, every ``experiment_interval`` seconds per Experiment) is the trial loop:
+(a kopf timer, every ``INTERVAL`` seconds per Experiment while its search has work) is
+the trial loop, in three steps:
 
-1. observe: the trial Jobs (by label, owned by this Experiment's uid), then the tracking
-   server for the runs' objective and its history, and the pods of failed trials;
-2. decide with pure functions (``resources.trials``, ``resources.search``): progress,
-   trials to stop (median rule, or all when maxFailedTrials is reached), parameters of
-   the trials to start, registration;
-3. apply: per new trial, find or create its run (tag ``modelship.io/trial-key``), then
-   create its Job (a 409 means it exists); suspend stopped trials' Jobs; create the
-   ModelVersion;
-4. write status through kopf's ``patch``.
+1. observe (:func:`observe`): the trial Jobs (by label, owned by this Experiment's uid),
+   then, per trial, what the tracking server says about its run (objective, its history
+   for early stopping, whether a failed run is still open) and why a failed trial's pods
+   failed;
+2. plan (``resources.trial_loop.plan_tick``, pure): trials to stop and why, runs to close,
+   the parameters of the trials to start, the ModelVersion of the best run, Events, status;
+3. apply (:func:`apply`), only what the plan says: suspend the stopped trials' Jobs, close
+   runs, per new trial find or create its run (tag ``modelship.io/trial-key``) then create
+   its Job (a 409 means it exists), create the ModelVersion; the status goes out through
+   kopf's ``patch``.
 
 The Jobs are the whole state of the search, so an operator killed at any point resumes
 from them: a trial number is taken by its Job, and a run created before a crash is
-found again by its tag, never created twice.
+found again by its tag, never created twice. What the tracking server said that cannot
+change any more (a finished run's objective, a failed pod's reason, runs already closed)
+is kept in kopf's per-object ``memo`` (:class:`RunCache`): kopf drops it when the
+Experiment is deleted, and a restarted operator asks again.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,12 +35,13 @@ import kopf
 
 from modelship import __version__
 from modelship.api import GROUP, VERSION, ExperimentSpec, kind_by_name
+from modelship.api.experiment import SecretKeyRef
 from modelship.controllers import children
 from modelship.controllers.common import InvalidSpec, accept_spec, register_reconcile, utcnow
 from modelship.controllers.metrics import METRICS
 from modelship.controllers.settings import OperatorConfig
 from modelship.resources import experiment as build
-from modelship.resources import search, trials
+from modelship.resources import search, trial_loop, trials
 from modelship.resources.acceptance import INVALID_SPEC
 from modelship.resources.conditions import READY, make_condition, set_condition
 from modelship.tracking.client import TrackingClient
@@ -71,19 +76,27 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_
     logger.debug("%s spec accepted (%d fields set)", KIND.kind, len(spec.model_fields_set))
 
 
-class _Cache:
-    """What the tracking server said that cannot change any more, per run (lost on restart,
-    asked again then): a finished run's objective and history, runs already closed."""
+@dataclasses.dataclass
+class RunCache:
+    """What the tracking server and the pods said that cannot change any more, per run of
+    one Experiment. Lives in kopf's per-object memo: one timer per object uses it, at most
+    one tick at a time, and kopf forgets it with the object."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.results: dict[str, tuple[float | None, tuple[tuple[int, float], ...]]] = {}
-        self.closed: set[str] = set()
-        self.failures: dict[str, str] = {}
-        self.experiment_ids: dict[str, str] = {}
+    results: dict[str, tuple[float | None, tuple[tuple[int, float], ...]]] = dataclasses.field(default_factory=dict)
+    """A finished or stopped run's objective and history."""
+    notes: dict[str, str] = dataclasses.field(default_factory=dict)
+    """What a finished trial's pods said: why they failed, what its sidecar did not deliver."""
+    settled: set[str] = dataclasses.field(default_factory=set)
+    """Runs of failed or stopped trials known to be closed."""
+    experiment_id: str | None = None
 
 
-CACHE = _Cache()
+def run_cache(memo: kopf.Memo) -> RunCache:
+    """This Experiment's cache (kopf's memo is per object: a shallow copy of the operator's)."""
+    cache = memo.get("runs")
+    if not isinstance(cache, RunCache):
+        cache = memo["runs"] = RunCache()
+    return cache
 
 
 def needs_work(meta: Mapping[str, Any], status: Mapping[str, Any], **_: Any) -> bool:
@@ -123,9 +136,13 @@ def tick(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Mem
             ),
         )
         return
-    with TrackingClient(config.tracking_url, timeout=10) as tracking:
+    cache = run_cache(memo)
+    token = config.tracking_token.get_secret_value() if config.tracking_token is not None else None
+    with TrackingClient(config.tracking_url, token=token, timeout=10) as tracking:
         try:
-            new_status = _step(body, spec, config, tracking, logger)
+            observed = observe(body, spec, config, tracking, cache)
+            plan = trial_loop.plan_tick(spec, observed)
+            new_status = apply(body, plan, tracking, cache, logger)
         except (TrackingError, httpx.HTTPError) as exc:
             raise kopf.TemporaryError(f"tracking server {config.tracking_url}: {exc}", delay=5) from exc
     # Ready (from _accept) and the trial loop's fields go out in one PATCH.
@@ -139,223 +156,95 @@ def tick(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Mem
             patch.status[key] = value
 
 
-def _step(
-    body: kopf.Body, spec: ExperimentSpec, config: OperatorConfig, tracking: TrackingClient, logger: kopf.Logger
-) -> dict[str, Any]:
+def observe(
+    body: kopf.Body, spec: ExperimentSpec, config: OperatorConfig, tracking: TrackingClient, cache: RunCache
+) -> trial_loop.Observed:
+    """Read everything the plan needs: the Jobs, then per trial its run and pods."""
     meta = body["metadata"]
     owner = build.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
-    generation = meta.get("generation")
-    experiment_id = _experiment_id(tracking, owner)
-    metric = trials.objective_name(spec)
-
-    # 1. observe
+    if cache.experiment_id is None:
+        name = build.tracking_experiment_name(owner.namespace, owner.name)
+        cache.experiment_id = tracking.get_or_create_experiment(name)
     jobs = [
         job
         for job in children.list_jobs(owner.namespace, f"{build.LABEL_EXPERIMENT}={build.label_value(owner.name)}")
         if any(ref.get("uid") == owner.uid for ref in job["metadata"].get("ownerReferences") or ())
     ]
-    observed = [t for t in map(trials.trial_of_job, jobs) if t is not None]
-    early = (
-        spec.search is not None
-        and spec.search.early_stopping is not None
-        and spec.search.early_stopping.algorithm == "median"
-    )
-    known = [_with_tracking(t, spec, metric, tracking, owner, early) for t in observed]
-
-    # 2. decide, 3. apply: stop trials first, so that their slots count as free.
-    progress = trials.decide_progress(spec, known)
-    to_stop = [
-        t for t in known if t.phase in search.ACTIVE and (progress.stop_active or search.should_stop(spec, known, t))
+    metric = trials.objective_name(spec)
+    early = trial_loop.early_stopping(spec)
+    default = None
+    if config.tracking_token_secret:
+        default = SecretKeyRef(name=config.tracking_token_secret, key=config.tracking_token_secret_key)
+    token = build.token_secret(spec, default)
+    seen = [
+        _observe_trial(t, metric, early, tracking, owner, cache, token)
+        for t in map(trials.trial_of_job, jobs)
+        if t is not None
     ]
-    for trial in to_stop:
-        why = "maxFailedTrials reached" if progress.stop_active else "median rule"
-        logger.info("stopping trial %d (%s): %s", trial.number, trial.name, why)
-        children.suspend_job(
-            owner.namespace,
-            trial.name,
-            {build.ANNOTATION_STOPPED: "true", build.ANNOTATION_STOPPED_REASON: f"stopped: {why}"},
-        )
-        kopf.event(body, type="Normal", reason="TrialStopped", message=f"trial {trial.number} ({trial.name}): {why}")
-        if trial.run_id:
-            tracking.set_terminated(trial.run_id, "KILLED")
-            with CACHE.lock:
-                CACHE.closed.add(trial.run_id)
-    if to_stop:
-        stopped = {t.number for t in to_stop}
-        why = "maxFailedTrials reached" if progress.stop_active else "median rule"
-        known = [
-            dataclasses.replace(t, phase=search.STOPPED, message=f"stopped: {why}") if t.number in stopped else t
-            for t in known
-        ]
-        progress = trials.decide_progress(spec, known)
-
-    if progress.to_launch:
-        first = max((t.number for t in known), default=-1) + 1
-        numbers = list(range(first, first + progress.to_launch))
-        for suggestion in search.suggest(spec, known, numbers, experiment_uid=owner.uid):
-            run_id = _ensure_run(tracking, owner, experiment_id, suggestion.number)
-            job = build.build_trial_job(
-                owner,
-                spec,
-                number=suggestion.number,
-                parameters=suggestion.parameters,
-                run_id=run_id,
-                experiment_id=experiment_id,
-                tracking_url=str(config.tracking_url),
-                default_image=config.trainer_image or f"ghcr.io/modelship/modelship:{__version__}",
-                sampler_attrs=suggestion.sampler_attrs,
-            )
-            created = children.ensure_job(job)
-            logger.info(
-                "trial %d: Job %s %s, run %s, parameters %s",
-                suggestion.number,
-                job["metadata"]["name"],
-                "created" if created else "already existed",
-                run_id,
-                suggestion.parameters,
-            )
-            known.append(
-                search.Trial(
-                    suggestion.number,
-                    job["metadata"]["name"],
-                    suggestion.parameters,
-                    search.RUNNING,
-                    run_id,
-                    sampler_attrs=suggestion.sampler_attrs,
-                )
-            )
-        progress = trials.decide_progress(spec, known)
-
-    best = trials.best_trial(spec, known)
-    registration = trials.decide_registration(spec, progress, best)
-    model_version = (body.get("status") or {}).get("modelVersion")
-    if registration is not None and registration.register and spec.registration is not None and best is not None:
-        mv = build.build_model_version(
-            owner,
-            model=spec.registration.model_name,
-            run_id=str(best.run_id),
-            artifact_path=spec.registration.artifact_path,
-            objective=metric or "objective",
-            value=float(best.objective or 0.0),
-        )
-        if children.ensure_model_version(mv):
-            logger.info("registered run %s as ModelVersion %s", best.run_id, mv["metadata"]["name"])
-            kopf.event(
-                body,
-                type="Normal",
-                reason="Registered",
-                message=f"run {best.run_id} registered as ModelVersion {mv['metadata']['name']}",
-            )
-        model_version = mv["metadata"]["name"]
-
-    was = (body.get("status") or {}).get("phase")
-    if progress.finished and was != progress.phase:
-        kopf.event(
-            body,
-            type="Normal" if progress.phase == "Succeeded" else "Warning",
-            reason=progress.reason,
-            message=progress.message[:1024],
-        )
-    return trials.build_status(
-        spec,
-        known,
-        progress,
-        old_status=body.get("status"),
-        generation=generation,
-        now=utcnow(),
-        experiment_id=experiment_id,
-        tracking_url=f"{str(config.tracking_url).rstrip('/')}/#/experiments/{experiment_id}",
-        registration=registration,
-        model_version=model_version,
+    return trial_loop.Observed(
+        owner=owner,
+        generation=meta.get("generation"),
+        old_status=body.get("status") or {},
+        trials=seen,
+        experiment_id=cache.experiment_id,
+        tracking_url=str(config.tracking_url),
+        default_image=config.trainer_image or f"ghcr.io/modelship/modelship:{__version__}",
+        token=token,
+        observed_at=utcnow(),
     )
 
 
-def _experiment_id(tracking: TrackingClient, owner: build.Owner) -> str:
-    with CACHE.lock:
-        found = CACHE.experiment_ids.get(owner.uid)
-    if found is None:
-        found = tracking.get_or_create_experiment(build.tracking_experiment_name(owner.namespace, owner.name))
-        with CACHE.lock:
-            CACHE.experiment_ids[owner.uid] = found
-    return found
-
-
-def _ensure_run(tracking: TrackingClient, owner: build.Owner, experiment_id: str, number: int) -> str:
-    """The trial's run: the one tagged with its key (created before a crash), else a new one."""
-    key = build.trial_key(owner.uid, number)
-    for run in tracking.search_runs([experiment_id], f"tags.`{build.TAG_TRIAL_KEY}` = '{key}'"):
-        return str(run["info"]["run_id"])
-    return tracking.create_run(
-        experiment_id,
-        run_name=build.trial_job_name(owner.name, number),
-        tags={
-            build.TAG_TRIAL_KEY: key,
-            build.TAG_EXPERIMENT: build.tracking_experiment_name(owner.namespace, owner.name),
-            "modelship.io/trial": str(number),
-        },
-    )
-
-
-def _with_tracking(
+def _observe_trial(
     trial: search.Trial,
-    spec: ExperimentSpec,
     metric: str | None,
+    early: bool,
     tracking: TrackingClient,
     owner: build.Owner,
-    early: bool,
-) -> search.Trial:
-    """The trial with what the tracking server and the pods say about it."""
+    cache: RunCache,
+    token: SecretKeyRef | None,
+) -> trial_loop.ObservedTrial:
+    """What the tracking server and the pods say about one trial (only what its phase needs)."""
     run_id = trial.run_id
     if run_id is None:
-        return trials.with_result(trial, objective=None, metric=metric or "", message="the Job has no run id")
+        return trial_loop.ObservedTrial(trial)
     if trial.phase == search.SUCCEEDED:
-        with CACHE.lock:
-            cached = CACHE.results.get(run_id)
+        cached = cache.results.get(run_id)
         if cached is None:
             value = tracking.latest_metrics(run_id).get(metric) if metric else None
             cached = (value, _history(tracking, run_id, metric) if metric and early else ())
             if value is not None or not metric:
-                with CACHE.lock:
-                    CACHE.results[run_id] = cached
-        if not metric:  # one trial, no objective: success is the Job's
-            return trial
-        return trials.with_result(trial, objective=cached[0], metric=str(metric), history=cached[1])
+                cache.results[run_id] = cached
+        note = cache.notes.get(run_id)
+        if note is None:  # once per trial: did its sidecar deliver everything?
+            pods = children.list_pods(owner.namespace, f"job-name={trial.name}")
+            note = cache.notes[run_id] = trials.sidecar_note(pods, token) or ""
+        return trial_loop.ObservedTrial(trial, objective=cached[0], history=cached[1], pod_message=note or None)
     if trial.phase == search.RUNNING:
-        points = _history(tracking, run_id, metric) if metric and early else ()
-        latest = points[-1][1] if points else None
-        return trials.with_result(trial, objective=latest, metric=metric or "", history=points)
-    # Failed or Stopped: close the run if the trainer could not, say why it failed.
-    message = None
+        return trial_loop.ObservedTrial(trial, history=_history(tracking, run_id, metric) if metric and early else ())
+    # Failed or Stopped: what it reached, why it failed, whether its run is still open.
     objective: float | None = None
     history: tuple[tuple[int, float], ...] = ()
     if trial.phase == search.STOPPED and metric:
-        with CACHE.lock:
-            cached = CACHE.results.get(run_id)
+        cached = cache.results.get(run_id)
         if cached is None:
-            history = _history(tracking, run_id, metric)
-            cached = (history[-1][1] if history else None, history)
-            with CACHE.lock:
-                CACHE.results[run_id] = cached
+            points = _history(tracking, run_id, metric)
+            cached = cache.results[run_id] = (points[-1][1] if points else None, points)
         objective, history = cached
+    message = None
     if trial.phase == search.FAILED:
-        with CACHE.lock:
-            message = CACHE.failures.get(run_id)
+        message = cache.notes.get(run_id)
         if message is None:
             pods = children.list_pods(owner.namespace, f"job-name={trial.name}")
-            message = trials.pod_failure(pods) or ""
-            with CACHE.lock:
-                CACHE.failures[run_id] = message
-    with CACHE.lock:
-        closed = run_id in CACHE.closed
-    if not closed:
+            # The sidecar first: a refused token is why the trainer failed, when it is.
+            said = (trials.sidecar_note(pods, token), trials.pod_failure(pods))
+            message = cache.notes[run_id] = "; ".join(m for m in said if m)
+    run_status = None
+    if run_id not in cache.settled:
         try:
-            if tracking.get_run(run_id)["info"].get("status") == "RUNNING":
-                tracking.set_terminated(run_id, "FAILED" if trial.phase == search.FAILED else "KILLED")
+            run_status = str(tracking.get_run(run_id)["info"].get("status"))
         except TrackingError:
             pass  # the run was deleted: nothing to close
-        with CACHE.lock:
-            CACHE.closed.add(run_id)
-    return trials.with_result(trial, objective=objective, metric=metric or "", history=history, message=message or None)
+    return trial_loop.ObservedTrial(trial, objective, history, message or None, run_status)
 
 
 def _history(tracking: TrackingClient, run_id: str, metric: str | None) -> tuple[tuple[int, float], ...]:
@@ -365,6 +254,54 @@ def _history(tracking: TrackingClient, run_id: str, metric: str | None) -> tuple
         if step not in points or stamp >= points[step][0]:
             points[step] = (stamp, float(point["value"]))
     return tuple((step, value) for step, (_, value) in sorted(points.items()))
+
+
+def apply(
+    body: kopf.Body, plan: trial_loop.TickPlan, tracking: TrackingClient, cache: RunCache, logger: kopf.Logger
+) -> dict[str, Any]:
+    """Do what the plan says, in its order; return the status to write."""
+    owner = plan.observed.owner
+    for stop in plan.stops:
+        logger.info("stopping trial %d (%s): %s", stop.number, stop.job_name, stop.reason)
+        children.suspend_job(owner.namespace, stop.job_name, stop.annotations)
+        _post(body, stop.event)
+    for run_id, run_status in plan.close_runs:
+        tracking.set_terminated(run_id, run_status)
+    cache.settled |= plan.settled_runs
+    run_ids: dict[int, str] = {}
+    for launch in plan.launches:
+        run_ids[launch.number] = run_id = _ensure_run(tracking, plan.observed.experiment_id, launch)
+        job = launch.job(run_id)
+        created = children.ensure_job(job)
+        logger.info(
+            "trial %d: Job %s %s, run %s, parameters %s",
+            launch.number,
+            launch.job_name,
+            "created" if created else "already existed",
+            run_id,
+            dict(launch.parameters),
+        )
+    mv = plan.model_version
+    if mv is not None and children.ensure_model_version(mv):
+        run_id = mv["spec"]["tags"]["modelship.io/run-id"]
+        logger.info("registered run %s as ModelVersion %s", run_id, mv["metadata"]["name"])
+        message = f"run {run_id} registered as ModelVersion {mv['metadata']['name']}"
+        _post(body, trial_loop.Event("Normal", "Registered", message))
+    if plan.finished is not None:
+        _post(body, plan.finished)
+    return plan.status(run_ids)
+
+
+def _post(body: kopf.Body, event: trial_loop.Event) -> None:
+    kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+def _ensure_run(tracking: TrackingClient, experiment_id: str, launch: trial_loop.Launch) -> str:
+    """The trial's run: the one tagged with its key (created before a crash), else a new one."""
+    query = f"tags.`{build.TAG_TRIAL_KEY}` = '{launch.trial_key}'"
+    for run in tracking.search_runs([experiment_id], query):
+        return str(run["info"]["run_id"])
+    return tracking.create_run(experiment_id, run_name=launch.job_name, tags=launch.run_tags)
 
 
 class _QuietTimer(logging.Filter):

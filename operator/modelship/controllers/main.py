@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 
 from modelship import __version__
-from modelship.controllers import experiment, modeldeployment, modelversion
+from modelship.controllers import experiment, modeldeployment, modelversion, registeredmodel
 from modelship.controllers.logs import configure_logging
 from modelship.controllers.metrics import serve_metrics
 from modelship.controllers.settings import OperatorConfig
@@ -25,7 +25,7 @@ from modelship.controllers.settings import OperatorConfig
 FINALIZER = "modelship.io/finalizer"
 ANNOTATIONS_PREFIX = "modelship.io"
 
-HANDLER_MODULES = (experiment, modelversion, modeldeployment)
+HANDLER_MODULES = (experiment, modelversion, modeldeployment, registeredmodel)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="peering priority of this replica (default: random with --peering, so one replica works)",
     )
     parser.add_argument("--tracking-url", help="URL of the tracking server (trial pods reach it too)")
+    parser.add_argument(
+        "--tracking-token-secret",
+        metavar="NAME",
+        help="Secret in each Experiment's namespace holding the token trial sidecars send (default: none)",
+    )
+    parser.add_argument("--tracking-token-secret-key", metavar="KEY", help="key inside that Secret (default: token)")
     parser.add_argument(
         "--trainer-image", help="image of trial pods without spec.project.image (default: this version's)"
     )
@@ -147,7 +153,7 @@ async def _version_probe(**_: Any) -> str:
 
 
 def register_handlers(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
-    """Register the three kinds' handlers, login and probes on ``registry``."""
+    """Register the four kinds' handlers, login and probes on ``registry``."""
     # Log in through the kubernetes client's own config: in-cluster service account,
     # else KUBECONFIG (or ~/.kube/config), exactly as kubectl would.
     kopf.on.login(registry=registry)(kopf.login_via_client)

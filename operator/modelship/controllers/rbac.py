@@ -15,10 +15,12 @@ kopf's peering does not use coordination.k8s.io Leases but objects of its own CR
 (``kopf.dev``), so those rules exist only with peering.
 
 ``REGISTRY_READER_RULES`` are the rules of another account: the tracking server's, when it
-serves the MLflow registry read API from ModelVersion objects (``--registry-in-cluster``,
-:class:`modelship.tracking.server.registry.KubeReader`). The chart's
-``files/rbac/tracking-rules.yaml`` must grant exactly these, and unit tests check it and
-that the reader's API calls need exactly these.
+serves the MLflow registry read API from ModelVersion and RegisteredModel objects
+(``--registry-in-cluster``, :class:`modelship.tracking.server.registry.KubeReader`);
+``REGISTRY_WRITER_RULES`` are what its write API adds (unless ``--no-registry-writes``).
+The chart's ``files/rbac/tracking-rules.yaml`` and ``tracking-write-rules.yaml`` must
+grant exactly these, and unit tests check it and that the server's API calls need exactly
+these.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         GROUP,
         _PLURALS,
         ("get", "list", "watch", "patch"),
-        "watch the three kinds; kopf patches its progress and diff-base annotations",
+        "watch the four kinds; kopf patches its progress and diff-base annotations",
     ),
     Rule(
         GROUP,
@@ -115,9 +117,25 @@ REQUIRED_RULES: tuple[Rule, ...] = (
 REGISTRY_READER_RULES: tuple[Rule, ...] = (
     Rule(
         GROUP,
-        ("modelversions",),
+        ("modelversions", "registeredmodels"),
         ("list",),
-        "the tracking server's MLflow registry read API lists ModelVersions (tracking/server/registry.py KubeReader)",
+        "the tracking server's MLflow registry read API lists ModelVersions and RegisteredModels (KubeReader)",
+    ),
+)
+
+REGISTRY_WRITER_RULES: tuple[Rule, ...] = (
+    Rule(
+        GROUP,
+        ("modelversions",),
+        ("create", "delete", "get", "patch"),
+        "the MLflow registry write API creates, changes and deletes ModelVersions and reads a new one back until "
+        "it is numbered (tracking/server/registry_write.py)",
+    ),
+    Rule(
+        GROUP,
+        ("registeredmodels",),
+        ("create", "delete", "patch"),
+        "the MLflow registry write API creates, changes and deletes RegisteredModels",
     ),
 )
 

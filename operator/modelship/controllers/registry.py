@@ -23,11 +23,13 @@ from typing import Any
 from modelship import kube
 from modelship.kube import KubeError
 from modelship.resources import registry as reg
-from modelship.resources.conditions import merge_conditions
+from modelship.resources.conditions import READY, find_condition, merge_conditions
+from modelship.resources.registry_api import registered_model_status
 
 log = logging.getLogger(__name__)
 
 PLURAL = "modelversions"
+RM_PLURAL = "registeredmodels"
 MAX_CONFLICTS = 50
 
 
@@ -212,8 +214,74 @@ def sync_model(
                     time.sleep(0.05)
                     continue
                 raise
+            _sync_registered_models_safely(namespace, model, _after(objects, decisions), now=now)
             return SyncResult(decisions, objects, created)
     raise RuntimeError(f"status of model {model!r} stayed contended for {MAX_CONFLICTS} tries")
+
+
+def _after(objects: Mapping[str, dict[str, Any]], decisions: list[reg.VersionDecision]) -> list[dict[str, Any]]:
+    """The versions as they are once the decision's status patches are written."""
+    patches = {d.uid: d.status_patch for d in decisions}
+    return [{**o, "status": {**(o.get("status") or {}), **patches.get(uid, {})}} for uid, o in objects.items()]
+
+
+# --- RegisteredModel status: the model-level view ------------------------------------------------
+
+
+def sync_registered_models(
+    namespace: str, model: str, versions: list[dict[str, Any]] | None = None, *, now: Callable[[], datetime]
+) -> None:
+    """Write the status of the model's RegisteredModel(s) from its versions (listed when not given).
+
+    The oldest RegisteredModel of a model is its entry; a later one is marked a duplicate.
+    Called under the model's lock (from :func:`sync_model`, or taking it), so that two
+    writers never race; each write is conditional on the resourceVersion read.
+    """
+    for _attempt in range(MAX_CONFLICTS):
+        entries = [
+            o
+            for o in kube.list_items(kube.custom_path(namespace, RM_PLURAL))
+            if (o.get("spec") or {}).get("model") == model
+        ]
+        if not entries:
+            return
+        listed = versions if versions is not None else list_model(namespace, model)
+        entries.sort(key=lambda o: (o["metadata"].get("creationTimestamp") or "", o["metadata"]["name"]))
+        try:
+            for i, entry in enumerate(entries):
+                old = entry.get("status") or {}
+                new = registered_model_status(
+                    model,
+                    listed,
+                    duplicate_of=entries[0]["metadata"]["name"] if i else None,
+                    generation=entry["metadata"].get("generation"),
+                    now=now(),
+                    previous_ready=find_condition(old.get("conditions"), READY),
+                )
+                if any(old.get(k) != v for k, v in new.items()):
+                    body = {"metadata": {"resourceVersion": entry["metadata"]["resourceVersion"]}, "status": new}
+                    kube.merge_patch(
+                        kube.custom_path(namespace, RM_PLURAL, entry["metadata"]["name"], subresource="status"), body
+                    )
+        except KubeError as exc:
+            if exc.status == 409:
+                versions = None  # list again: something changed under us
+                time.sleep(0.05)
+                continue
+            raise
+        return
+    raise RuntimeError(f"status of RegisteredModel {model!r} stayed contended for {MAX_CONFLICTS} tries")
+
+
+def _sync_registered_models_safely(
+    namespace: str, model: str, versions: list[dict[str, Any]], *, now: Callable[[], datetime]
+) -> None:
+    # The versions' own status is written; the model-level view is a summary, and a cluster
+    # without the RegisteredModel CRD (an older install) must not stop the registry.
+    try:
+        sync_registered_models(namespace, model, versions, now=now)
+    except (KubeError, RuntimeError) as exc:
+        log.warning("model %s: RegisteredModel status not written: %s", model, exc)
 
 
 def _write_status(namespace: str, obj: Mapping[str, Any], status_patch: Mapping[str, Any]) -> None:

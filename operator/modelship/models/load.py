@@ -26,7 +26,14 @@ _PARAM_TYPES: dict[str, tuple[type, ...]] = {
 
 
 class LoadedModel:
-    """A loaded model: ``predict`` enforces the signature, then calls the runtime."""
+    """A loaded model: ``predict`` enforces the signature, then calls the runtime.
+
+    Schema enforcement has one order, here and in the model server's codecs (which decode
+    a body straight into the checked input, with fast paths, but in the same steps): the
+    params (``resolve_params``), then the input's columns and types (``coerce``), then its
+    values (``check_values``). An input wrong in several ways gets the same first error
+    from ``predict`` as from the server.
+    """
 
     def __init__(self, model_dir: Path, mlmodel: MLModel, runtime: ModelRuntime) -> None:
         self.model_dir = model_dir
@@ -121,9 +128,15 @@ class LoadedModel:
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         """Enforce, then predict (the library and batch path; the server batches first)."""
+        data, resolved = self.enforce(data, params)
+        return self.runtime.predict(data, resolved)
+
+    def enforce(self, data: Any, params: dict[str, Any] | None = None) -> tuple[ModelInput, dict[str, Any] | None]:
+        """The checked input and params, in the one order: params, columns and types, values."""
+        resolved = self.resolve_params(params)
         data = self.coerce(data)
         self.check_values(data)
-        return self.runtime.predict(data, self.resolve_params(params))
+        return data, resolved
 
 
 def load_model(

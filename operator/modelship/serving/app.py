@@ -17,7 +17,7 @@ from typing import Any
 
 from modelship import __version__
 from modelship.serving.codecs import dumps
-from modelship.serving.core import JSON, ModelServer, Reply, mlflow_error, v2_error
+from modelship.serving.core import JSON, ModelServer, Reply, ServingError, mlflow_reply, not_found, v2_reply
 from modelship.serving.openapi import openapi_spec
 from modelship.serving.settings import ServingSettings
 
@@ -26,10 +26,6 @@ log = logging.getLogger("modelship.serving.http")
 _V2_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?/?$")
 _TEXT = b"text/plain; charset=utf-8"
 _PROM = b"text/plain; version=0.0.4; charset=utf-8"
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class _Disconnected(Exception):
@@ -100,32 +96,29 @@ class ServingApp:
         path: str = scope["path"]
         start = time.perf_counter()
         endpoint = "other"
+        # Each error is rendered in the shape of the protocol its path belongs to, in one place.
+        render = v2_reply if path.startswith("/v2") else mlflow_reply
         inflight = self.metrics.inflight
         inflight.inc()
         try:
             if path == "/invocations":
                 endpoint = "invocations"
-                if method != "POST":
-                    reply = mlflow_error(405, "BAD_REQUEST", "use POST")
-                else:
-                    body = await self._body(receive)
-                    reply = await self.core.invocations(body, _header(scope, b"content-type"))
+                _allow(method, "POST")
+                body = await self._body(receive)
+                reply = await self.core.invocations(body, _header(scope, b"content-type"))
             elif path.startswith("/v2/models/"):
                 m = _V2_MODEL.match(path)
                 if m is None:
-                    reply = v2_error(404, f"no route {path}")
+                    raise not_found(f"no route {path}")
+                name, version, action = m.group(1), m.group(2), m.group(3)
+                if action == "/infer":
+                    endpoint = "v2_infer"
+                    _allow(method, "POST")
+                    body = await self._body(receive)
+                    reply = await self.core.infer(name, version, body)
                 else:
-                    name, version, action = m.group(1), m.group(2), m.group(3)
-                    if action == "/infer":
-                        endpoint = "v2_infer"
-                        if method != "POST":
-                            reply = v2_error(405, "use POST")
-                        else:
-                            body = await self._body(receive)
-                            reply = await self.core.infer(name, version, body)
-                    elif method != "GET":
-                        reply = v2_error(405, "use GET")
-                    elif action == "/ready":
+                    _allow(method, "GET")
+                    if action == "/ready":
                         endpoint = "v2_model_ready"
                         reply = self.core.v2_model_ready(name, version)
                     else:
@@ -133,19 +126,14 @@ class ServingApp:
                         reply = self.core.v2_model_metadata(name, version)
             else:
                 reply, endpoint = self._small(method, path)
-        except _TooLarge:
-            reply = mlflow_error(
-                413,
-                "BAD_REQUEST",
-                f"request body over {self.settings.max_request_bytes} bytes, the server's "
-                "limit: the setting max_request_bytes (MODELSHIP_MAX_REQUEST_BYTES) raises it",
-            )
+        except ServingError as err:
+            reply = render(err)
         except _Disconnected:
             inflight.dec()
             return
         except Exception:
             log.exception("unhandled error", extra={"path": path})
-            reply = mlflow_error(500, "INTERNAL_ERROR", "internal server error")
+            reply = render(ServingError(500, "INTERNAL_ERROR", "internal server error"))
         try:
             await self._send(send, reply)
         finally:
@@ -176,7 +164,7 @@ class ServingApp:
 
     def _small(self, method: str, path: str) -> tuple[Reply, str]:
         if method not in ("GET", "HEAD"):
-            return mlflow_error(405, "BAD_REQUEST", f"{method} is not allowed on {path}"), "other"
+            raise ServingError(405, "BAD_REQUEST", f"{method} is not allowed on {path}")
         core = self.core
         if path in ("/ping", "/health"):
             if self.draining:
@@ -199,7 +187,15 @@ class ServingApp:
             return core.v2_server_metadata(), "v2_metadata"
         if path == "/openapi.json":
             return Reply(200, self.spec, JSON), "openapi"
-        return mlflow_error(404, "RESOURCE_DOES_NOT_EXIST", f"no route {path}"), "other"
+        raise not_found(f"no route {path}")
+
+    def _too_large(self) -> ServingError:
+        return ServingError(
+            413,
+            "BAD_REQUEST",
+            f"request body over {self.settings.max_request_bytes} bytes, the server's "
+            "limit: the setting max_request_bytes (MODELSHIP_MAX_REQUEST_BYTES) raises it",
+        )
 
     async def _body(self, receive: Any) -> bytes:
         limit = self.settings.max_request_bytes
@@ -209,7 +205,7 @@ class ServingApp:
         body: bytes = msg.get("body", b"")
         if not msg.get("more_body"):
             if len(body) > limit:
-                raise _TooLarge
+                raise self._too_large()
             return body
         chunks, size = [body], len(body)
         while True:
@@ -219,10 +215,15 @@ class ServingApp:
             chunk = msg.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise _TooLarge
+                raise self._too_large()
             chunks.append(chunk)
             if not msg.get("more_body"):
                 return b"".join(chunks)
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise ServingError(405, "BAD_REQUEST", f"use {allowed}")
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str:

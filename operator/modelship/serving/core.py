@@ -50,16 +50,49 @@ class Reply:
     content_type: bytes = JSON
 
 
-def mlflow_error(status: int, code: str, message: str) -> Reply:
-    return Reply(status, dumps({"error_code": code, "message": message}))
+class ServingError(Exception):
+    """Why a request gets no predictions: the one error type of the serving core.
+
+    The core and the transport raise it; each protocol renders it once (``mlflow_reply``
+    for ``/invocations`` and the probes, ``v2_reply`` for ``/v2``), so the status and the
+    message never depend on which code path refused the request.
+    """
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        #: MLflow's ``error_code`` (the v2 shape has none)
+        self.code = code
+        self.message = message
 
 
-def v2_error(status: int, message: str) -> Reply:
-    return Reply(status, dumps({"error": message}))
+def bad_request(message: str) -> ServingError:
+    return ServingError(400, "BAD_REQUEST", message)
+
+
+def not_found(message: str) -> ServingError:
+    return ServingError(404, "RESOURCE_DOES_NOT_EXIST", message)
+
+
+def unavailable(message: str) -> ServingError:
+    return ServingError(503, "TEMPORARILY_UNAVAILABLE", message)
+
+
+def mlflow_reply(err: ServingError) -> Reply:
+    """MLflow's scoring server's error shape: ``{"error_code", "message"}``."""
+    return Reply(err.status, dumps({"error_code": err.code, "message": err.message}))
+
+
+def v2_reply(err: ServingError) -> Reply:
+    """The Open Inference Protocol's error shape: ``{"error"}``."""
+    return Reply(err.status, dumps({"error": err.message}))
 
 
 class PredictTimeout(Exception):
     pass
+
+
+Encode = Callable[[Any], bytes]
 
 
 def default_model_name(uri: str) -> str:
@@ -192,85 +225,78 @@ class ModelServer:
         # CSV byte can cost a hundred times a JSON byte), so for them the hop always pays.
         return len(body) > self.settings.parse_in_thread_bytes or not _is_json(content_type)
 
-    # -- MLflow scoring protocol ---------------------------------------------------------
-    def _parse_invocations(self, body: bytes, content_type: str) -> Parsed:
-        assert self.model is not None
-        parsed = parse_invocations(self.model, body, content_type)
-        self.model.check_values(parsed.data)
-        return parsed
-
-    async def invocations(self, body: bytes, content_type: str) -> Reply:
-        if self.model is None:
-            return mlflow_error(503, "TEMPORARILY_UNAVAILABLE", "the model is not loaded yet")
-        off_loop = self._off_loop(body, content_type)
+    # -- one request: parse, predict, encode ---------------------------------------------
+    async def _answer(self, off_loop: bool, parse: Callable[..., tuple[Parsed, Encode]], *args: Any) -> Reply:
+        """``parse(*args)``, predict, encode: the one ladder from failures to ``ServingError``."""
         try:
-            parsed = await self._work(off_loop, self._parse_invocations, body, content_type)
+            parsed, encode = await self._work(off_loop, parse, *args)
         except UnsupportedMediaType as exc:
-            return mlflow_error(415, "BAD_REQUEST", str(exc))
+            raise ServingError(415, "BAD_REQUEST", str(exc)) from None
         except (BadRequest, SchemaError) as exc:
-            return mlflow_error(400, "BAD_REQUEST", str(exc))
+            raise bad_request(str(exc)) from None
         try:
             pred = await self.predict(parsed)
         except PredictTimeout:
-            return mlflow_error(504, "DEADLINE_EXCEEDED", f"predict took longer than {self.settings.timeout_s}s")
+            raise ServingError(
+                504, "DEADLINE_EXCEEDED", f"predict took longer than {self.settings.timeout_s}s"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - model code raised: 500, keep serving
             log.warning("predict failed", extra={"error": f"{type(exc).__name__}: {exc}"})
-            return mlflow_error(500, "INTERNAL_ERROR", f"The model raised {type(exc).__name__}: {exc}")
+            raise ServingError(500, "INTERNAL_ERROR", f"The model raised {type(exc).__name__}: {exc}") from None
         try:
-            return Reply(200, await self._work(off_loop, predictions_body, pred))
+            return Reply(200, await self._work(off_loop, encode, pred))
         except Exception as exc:  # noqa: BLE001
-            return mlflow_error(500, "INTERNAL_ERROR", f"could not encode predictions: {exc}")
+            raise ServingError(500, "INTERNAL_ERROR", f"could not encode predictions: {exc}") from None
+
+    def _loaded(self) -> LoadedModel:
+        if self.model is None:
+            raise unavailable(f"Model {self.name!r} is not loaded yet")
+        return self.model
+
+    # -- MLflow scoring protocol ---------------------------------------------------------
+    def _parse_invocations(self, body: bytes, content_type: str) -> tuple[Parsed, Encode]:
+        model = self._loaded()
+        parsed = parse_invocations(model, body, content_type)
+        model.check_values(parsed.data)
+        return parsed, predictions_body
+
+    async def invocations(self, body: bytes, content_type: str) -> Reply:
+        """``POST /invocations``; raises ``ServingError``."""
+        if self.model is None:
+            raise unavailable("the model is not loaded yet")
+        return await self._answer(self._off_loop(body, content_type), self._parse_invocations, body, content_type)
 
     # -- Open Inference Protocol v2 -------------------------------------------------------
-    def _known(self, name: str, version: str | None) -> bool:
-        return name == self.name and (version is None or version == self.version)
+    def _known(self, name: str, version: str | None) -> None:
+        if name != self.name or (version is not None and version != self.version):
+            raise not_found(f"Model {name!r} version {version or self.version!r} not found")
 
     def v2_server_metadata(self) -> Reply:
         return Reply(200, dumps({"name": "modelship", "version": __version__, "extensions": []}))
 
     def v2_model_metadata(self, name: str, version: str | None) -> Reply:
-        if not self._known(name, version):
-            return v2_error(404, f"Model {name!r} version {version or self.version!r} not found")
-        if self.model is None:
-            return v2_error(503, f"Model {name!r} is not loaded yet")
-        return Reply(200, dumps(v2.metadata(self.model, self.name, self.version)))
+        self._known(name, version)
+        return Reply(200, dumps(v2.metadata(self._loaded(), self.name, self.version)))
 
     def v2_model_ready(self, name: str, version: str | None) -> Reply:
-        if not self._known(name, version):
-            return v2_error(404, f"Model {name!r} version {version or self.version!r} not found")
+        self._known(name, version)
         return Reply(200 if self.ready else 503, dumps({"name": name, "ready": self.ready}))
 
     async def infer(self, name: str, version: str | None, body: bytes) -> Reply:
-        if not self._known(name, version):
-            return v2_error(404, f"Model {name!r} version {version or self.version!r} not found")
-        if self.model is None:
-            return v2_error(503, f"Model {name!r} is not loaded yet")
-        off_loop = self._off_loop(body)
-        try:
-            parsed, envelope = await self._work(off_loop, self._parse_infer, body)
-        except (BadRequest, SchemaError) as exc:
-            return v2_error(400, str(exc))
-        try:
-            pred = await self.predict(parsed)
-        except PredictTimeout:
-            return v2_error(504, f"predict took longer than {self.settings.timeout_s}s")
-        except Exception as exc:  # noqa: BLE001
-            log.warning("predict failed", extra={"error": f"{type(exc).__name__}: {exc}"})
-            return v2_error(500, f"The model raised {type(exc).__name__}: {exc}")
+        """``POST /v2/models/{name}[/versions/{version}]/infer``; raises ``ServingError``."""
+        self._known(name, version)
+        self._loaded()
+        return await self._answer(self._off_loop(body), self._parse_infer, body)
+
+    def _parse_infer(self, body: bytes) -> tuple[Parsed, Encode]:
+        model = self._loaded()
+        parsed, envelope = v2.parse_infer(model, body)
+        model.check_values(parsed.data)
         out: dict[str, Any] = {"model_name": self.name, "model_version": self.version}
         req_id = envelope.get("id")
         if req_id is not None:  # a string: parse_infer checked it
             out["id"] = req_id
-        try:
-            return Reply(200, await self._work(off_loop, _encode_infer, out, pred))
-        except Exception as exc:  # noqa: BLE001
-            return v2_error(500, f"could not encode predictions: {exc}")
-
-    def _parse_infer(self, body: bytes) -> tuple[Parsed, dict[str, Any]]:
-        assert self.model is not None
-        parsed, envelope = v2.parse_infer(self.model, body)
-        self.model.check_values(parsed.data)
-        return parsed, envelope
+        return parsed, functools.partial(_encode_infer, out)
 
 
 def _encode_infer(out: dict[str, Any], pred: Any) -> bytes:

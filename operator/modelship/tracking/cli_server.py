@@ -39,18 +39,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--registry-kubeconfig",
         metavar="PATH",
-        help="serve the MLflow registry read API from ModelVersion objects, read with this kubeconfig",
+        help="serve the MLflow registry API from ModelVersion and RegisteredModel objects, with this kubeconfig",
     )
     parser.add_argument(
         "--registry-in-cluster",
         action="store_true",
-        help="the same, read with the pod's service account (needs list on modelversions)",
+        help="the same, with the pod's service account (the chart's default; RBAC in docs/registry.md)",
     )
     parser.add_argument(
         "--registry-namespace",
         metavar="NS",
         help="namespace of the ModelVersions (default: all; a name in two is then ambiguous)",
     )
+    parser.add_argument(
+        "--registry-write-namespace",
+        metavar="NS",
+        help="namespace of models registered through the MLflow API (default: --registry-namespace, else the "
+        "server's own namespace in a pod, else the kubeconfig context's, else default)",
+    )
+    parser.add_argument(
+        "--no-registry-writes",
+        dest="registry_writes",
+        action="store_false",
+        help="refuse the MLflow registry write API (register, transition, alias, tag, delete): git is the "
+        "registry's only source of truth",
+    )
+    parser.add_argument(
+        "--registry-wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="longest a registry write waits for the operator (a new version's number, a stage or alias change)",
+    )
+
+
+def write_namespace(args: argparse.Namespace) -> str:
+    """Where models registered through the MLflow API go (see --registry-write-namespace)."""
+    if args.registry_namespace and args.registry_write_namespace not in (None, args.registry_namespace):
+        raise SystemExit(
+            f"--registry-write-namespace {args.registry_write_namespace} is outside --registry-namespace "
+            f"{args.registry_namespace}: models registered there could not be read back"
+        )
+    if args.registry_write_namespace or args.registry_namespace:
+        return str(args.registry_write_namespace or args.registry_namespace)
+    from modelship import kube
+
+    return kube.default_namespace(args.registry_kubeconfig)
 
 
 def run(args: argparse.Namespace) -> int | None:
@@ -71,12 +105,15 @@ def run(args: argparse.Namespace) -> int | None:
     )
     logs.setup(settings.log_level)
     store = TrackingStore(settings.backend_store_uri)
-    registry = None
+    registry = writes = None
     if args.registry_kubeconfig or args.registry_in_cluster:
         from modelship.tracking.server.registry import KubeReader
+        from modelship.tracking.server.registry_write import KubeObjects, WriteSettings
 
         registry = KubeReader(args.registry_namespace, kubeconfig=args.registry_kubeconfig)
-    app = create_app(settings, store, registry=registry)
+        if args.registry_writes:
+            writes = WriteSettings(KubeObjects(), write_namespace(args), wait=args.registry_wait)
+    app = create_app(settings, store, registry=registry, registry_writes=writes)
     logs.event(
         log,
         "tracking server starting",
@@ -86,6 +123,8 @@ def run(args: argparse.Namespace) -> int | None:
         pid=os.getpid(),
         artifacts=settings.artifacts_destination,
         auth=bool(settings.auth_token),
+        registry=("none" if registry is None else "read-write" if writes else "read-only"),
+        registry_write_namespace=writes.namespace if writes else None,
     )
     # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal
     # with the handler that was installed before it; a no-op one here makes a clean

@@ -80,5 +80,9 @@ class SidecarSettings(BaseSettings):
     dead_letter_max_bytes: int = Field(default=64 << 20, ge=0)
     """Largest ``rejected.jsonl``: past it, refused records are counted and logged but no longer
     kept (a trainer logging into a deleted run must not fill the disk)."""
+    termination_log: str | None = None
+    """File to keep the sidecar's report in (pending and dead-lettered writes, a refused
+    token) while it runs and after the drain: ``/dev/termination-log`` in a trial pod, where
+    the kubelet shows it as the container's termination message. Unset: none."""
     log_level: str = "info"
     """Level of the structured log lines."""

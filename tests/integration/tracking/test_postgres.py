@@ -27,13 +27,23 @@ def test_store_semantics_on_postgres(postgres_url: str) -> None:
         rid = store.create_run(eid, "me", "r", 1000, [("k", "v")])["info"]["run_id"]
         store.log_batch(
             rid,
-            [("m", 1.0, 10, 0, None), ("m", 3.0, 5, 2, None), ("m", 2.0, 20, 1, None), ("n", math.nan, 1, 0, None)],
+            [
+                ("m", 1.0, 10, 0, None, None, None),
+                ("m", 3.0, 5, 2, None, None, None),
+                ("m", 2.0, 20, 1, None, None, None),
+                ("n", math.nan, 1, 0, None, None, None),
+            ],
             [("lr", "0.1")],
             [("t", "1")],
         )
-        store.log_batch(rid, [("m", 1.0, 10, 0, None)], [("lr", "0.1")])
+        store.log_batch(rid, [("m", 1.0, 10, 0, None, None, None)], [("lr", "0.1")])
         # the latest value across calls: the upsert's conditions, in PostgreSQL's dialect
-        for point in [("l", 1.0, 5, 1, None), ("l", 0.5, 6, 1, None), ("l", 9.0, 1, 0, None), ("l", 0.7, 6, 1, None)]:
+        for point in [
+            ("l", 1.0, 5, 1, None, None, None),
+            ("l", 0.5, 6, 1, None, None, None),
+            ("l", 9.0, 1, 0, None, None, None),
+            ("l", 0.7, 6, 1, None, None, None),
+        ]:
             store.log_batch(rid, [point])
         hist, _ = store.get_metric_history(rid, "m")
         assert [(h["step"], h["value"]) for h in hist] == [(0, 1.0), (1, 2.0), (2, 3.0)]
@@ -41,10 +51,10 @@ def test_store_semantics_on_postgres(postgres_url: str) -> None:
         assert metrics["m"]["value"] == 3.0 and metrics["n"]["value"] == "NaN"
         assert (metrics["l"]["step"], metrics["l"]["timestamp"], metrics["l"]["value"]) == (1, 6, 0.7)
         with pytest.raises(TrackingError):
-            store.log_batch(rid, [("z", 1.0, 1, 0, None)], [("lr", "0.2")])
+            store.log_batch(rid, [("z", 1.0, 1, 0, None, None, None)], [("lr", "0.2")])
         assert "z" not in {m["key"] for m in store.get_run(rid)["data"]["metrics"]}
         rid2 = store.create_run(eid, "me", "r2", 2000, [])["info"]["run_id"]
-        store.log_batch(rid2, [("m", 9.0, 1, 5, None)])
+        store.log_batch(rid2, [("m", 9.0, 1, 5, None, None, None)])
         runs, _ = store.search_runs([eid], "metrics.m > 2 AND tags.k = 'v'")
         assert [r["info"]["run_id"] for r in runs] == [rid]
         runs, _ = store.search_runs([eid], order_by=["metrics.m DESC"])

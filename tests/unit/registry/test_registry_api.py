@@ -128,9 +128,34 @@ def test_registered_model_and_search() -> None:
     assert [v["version"] for v in by_run] == ["3"]
 
 
-def test_writes_are_refused_with_the_way_to_promote() -> None:
+def test_without_a_writer_writes_are_refused_naming_the_setting() -> None:
     resp = client().post(f"{API}/model-versions/transition-stage", json={"name": "iris", "version": "1"})
-    assert resp.status_code == 400 and "modelship promote" in resp.json()["message"]
+    body = resp.json()
+    assert resp.status_code == 403 and body["error_code"] == "PERMISSION_DENIED"
+    assert "--no-registry-writes" in body["message"] and "modelship promote" in body["message"]
+
+
+def test_a_registered_model_object_gives_description_tags_and_a_model_without_versions() -> None:
+    entry = {
+        "metadata": {"name": "iris", "namespace": "ml", "creationTimestamp": "2025-12-31T00:00:00Z"},
+        "spec": {"model": "iris", "description": "Flowers.", "tags": {"team": "ml"}},
+    }
+    empty = {
+        "metadata": {"name": "empty", "namespace": "ml", "creationTimestamp": "2026-01-02T00:00:00Z"},
+        "spec": {"model": "empty"},
+    }
+    app = FastAPI()
+    app.include_router(registry_router(StaticReader(OBJECTS, registered_models=[entry, empty])))
+    c = TestClient(app)
+    rm = c.get(f"{API}/registered-models/get", params={"name": "iris"}).json()["registered_model"]
+    assert rm["description"] == "Flowers." and rm["tags"] == [{"key": "team", "value": "ml"}]
+    assert rm["creation_timestamp"] == 1767139200000  # the entry is older than its versions
+    got = c.get(f"{API}/registered-models/get", params={"name": "empty"}).json()["registered_model"]
+    assert got["latest_versions"] == [] and got["aliases"] == []
+    names = [m["name"] for m in c.get(f"{API}/registered-models/search").json()["registered_models"]]
+    assert names == ["empty", "iris", "wine"]
+    tagged = c.get(f"{API}/registered-models/search", params={"filter": "tag.team = 'ml'"}).json()
+    assert [m["name"] for m in tagged["registered_models"]] == ["iris"]
 
 
 def test_a_name_in_two_namespaces_is_ambiguous_when_unscoped() -> None:
@@ -177,6 +202,42 @@ def test_create_app_serves_the_registry_and_its_search_posts_need_no_token(tmp_p
     assert refused.status_code == 401  # a write: the token is checked first
 
 
-def test_without_a_reader_the_server_has_no_registry_routes(tmp_path: Any) -> None:
-    resp = _app(tmp_path, None).get(f"{API}/registered-models/get", params={"name": "iris"})
-    assert resp.status_code == 404 and resp.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "registered-models/get"),
+        ("POST", "registered-models/search"),
+        ("POST", "registered-models/create"),
+        ("POST", "model-versions/create"),
+        ("POST", "model-versions/transition-stage"),
+        ("POST", "registered-models/alias"),
+        ("DELETE", "registered-models/alias"),
+        ("PATCH", "model-versions/update"),
+    ],
+)
+def test_without_a_reader_the_registry_endpoints_name_the_missing_setting(
+    tmp_path: Any, method: str, path: str
+) -> None:
+    resp = _app(tmp_path, None).request(
+        method, f"{API}/{path}", json={"name": "iris"}, headers={"Authorization": "Bearer tok"}
+    )
+    body = resp.json()
+    assert resp.status_code == 501 and body["error_code"] == "NOT_IMPLEMENTED", body
+    assert "--registry-in-cluster" in body["message"] and "--registry-kubeconfig" in body["message"]
+
+
+def test_a_cluster_without_the_registeredmodel_crd_still_serves_the_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install whose CRDs predate RegisteredModel: its list is a 404, read as no entries."""
+    from modelship import kube
+    from modelship.tracking.server.registry import KubeReader
+
+    def request(method: str, path: str, body: Any = None, **params: Any) -> Any:
+        if path.endswith("/registeredmodels"):
+            raise kube.KubeError(404, "the server could not find the requested resource")
+        return {"items": OBJECTS, "metadata": {}}
+
+    monkeypatch.setattr(kube, "request", request)
+    app = FastAPI()
+    app.include_router(registry_router(KubeReader("ml")))
+    got = TestClient(app).get(f"{API}/registered-models/get", params={"name": "iris"})
+    assert got.status_code == 200 and got.json()["registered_model"]["name"] == "iris"

@@ -13,7 +13,7 @@ from modelship.tracking.server import fastparse
 
 def test_log_metric_accepts_proto3_json_spellings() -> None:
     rid, m = fastparse.log_metric(b'{"run_id": "r", "key": "k", "value": "NaN", "timestamp": "12", "step": 3.0}')
-    assert rid == "r" and m[0] == "k" and math.isnan(m[1]) and m[2:] == (12, 3, None)
+    assert rid == "r" and m[0] == "k" and math.isnan(m[1]) and m[2:] == (12, 3, None, None, None)
     _, m = fastparse.log_metric(b'{"run_uuid": "r", "key": "k", "value": Infinity, "timestamp": 1}')
     assert m[1] == math.inf and m[3] == 0  # NaN/Infinity literals, default step
     assert fastparse.metric_json(m)["value"] == "Infinity"
@@ -22,7 +22,8 @@ def test_log_metric_accepts_proto3_json_spellings() -> None:
 def test_log_batch_round_trip() -> None:
     body = {
         "run_id": "r",
-        "metrics": [{"key": f"m{i}", "value": i, "timestamp": 5, "step": i, "model_id": "m-1"} for i in range(3)],
+        "metrics": [{"key": f"m{i}", "value": i, "timestamp": 5, "step": i, "model_id": "m-1"} for i in range(3)]
+        + [{"key": "e", "value": 1.5, "timestamp": 5, "step": 0, "dataset_name": "d", "dataset_digest": "abc"}],
         "params": [{"key": "p", "value": "1"}],
         "tags": [{"key": "t", "value": ""}],
     }

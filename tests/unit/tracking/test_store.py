@@ -53,13 +53,17 @@ def test_experiments_crud(store: TrackingStore) -> None:
 
 def test_metrics_history_latest_and_dedup(store: TrackingStore) -> None:
     rid = new_run(store)
-    store.log_batch(rid, [("m", 1.0, 10, 0, None), ("m", 3.0, 5, 2, None), ("m", 2.0, 20, 1, None)])
-    store.log_batch(rid, [("m", 1.0, 10, 0, None)])  # the same point again: a no-op
+    store.log_batch(
+        rid,
+        [("m", 1.0, 10, 0, None, None, None), ("m", 3.0, 5, 2, None, None, None), ("m", 2.0, 20, 1, None, None, None)],
+    )
+    store.log_batch(rid, [("m", 1.0, 10, 0, None, None, None)])  # the same point again: a no-op
     hist, _ = store.get_metric_history(rid, "m")
-    assert [(h["step"], h["value"]) for h in hist] == [(0, 1.0), (1, 2.0), (2, 3.0)]
+    # in logging-time order (timestamp, then step, then value), as MLflow returns a history
+    assert [(h["step"], h["value"]) for h in hist] == [(2, 3.0), (0, 1.0), (1, 2.0)]
     # latest = highest step, not the last written
     assert store.get_run(rid)["data"]["metrics"] == [{"key": "m", "value": 3.0, "timestamp": 5, "step": 2}]
-    store.log_batch(rid, [("n", math.nan, 1, 0, None), ("i", math.inf, 1, 0, None)])
+    store.log_batch(rid, [("n", math.nan, 1, 0, None, None, None), ("i", math.inf, 1, 0, None, None, None)])
     values = {m["key"]: m["value"] for m in store.get_run(rid)["data"]["metrics"]}
     assert values["n"] == "NaN" and values["i"] == "Infinity"
 
@@ -83,14 +87,14 @@ def test_latest_metric_across_calls(
 ) -> None:
     rid = new_run(store)
     for step, ts, value in points:
-        store.log_batch(rid, [("m", value, ts, step, None)])
+        store.log_batch(rid, [("m", value, ts, step, None, None, None)])
     (latest,) = store.get_run(rid)["data"]["metrics"]
     assert (latest["step"], latest["timestamp"], latest["value"]) == expected
 
 
 def test_metric_history_pages(store: TrackingStore) -> None:
     rid = new_run(store)
-    store.log_batch(rid, [("m", float(i), i, i, None) for i in range(25)])
+    store.log_batch(rid, [("m", float(i), i, i, None, None, None) for i in range(25)])
     page, token = store.get_metric_history(rid, "m", max_results=10)
     steps = [p["step"] for p in page]
     while token:
@@ -104,7 +108,7 @@ def test_params_are_immutable_and_batches_all_or_nothing(store: TrackingStore) -
     store.log_batch(rid, params=[("lr", "0.1")])
     store.log_batch(rid, params=[("lr", "0.1")])  # same value: fine
     with pytest.raises(TrackingError):
-        store.log_batch(rid, [("m", 1.0, 1, 0, None)], [("new", "1"), ("lr", "0.2")], [("t", "1")])
+        store.log_batch(rid, [("m", 1.0, 1, 0, None, None, None)], [("new", "1"), ("lr", "0.2")], [("t", "1")])
     run = store.get_run(rid)
     assert run["data"]["params"] == [{"key": "lr", "value": "0.1"}]
     assert run["data"]["metrics"] == []
@@ -127,9 +131,9 @@ def test_tags_and_run_lifecycle(store: TrackingStore) -> None:
     assert store.get_run(rid)["info"]["end_time"] == 2000
     store.delete_run(rid)
     with pytest.raises(TrackingError):
-        store.log_batch(rid, [("m", 1.0, 1, 0, None)])
+        store.log_batch(rid, [("m", 1.0, 1, 0, None, None, None)])
     with pytest.raises(TrackingError) as err:
-        store.log_batch("0" * 32, [("m", 1.0, 1, 0, None)])
+        store.log_batch("0" * 32, [("m", 1.0, 1, 0, None, None, None)])
     assert err.value.http_status == 404
 
 
@@ -138,7 +142,7 @@ def test_search_runs_filter_order_pages(store: TrackingStore) -> None:
     ids = []
     for i in range(7):
         rid = store.create_run(eid, "me", f"r{i}", 1000 + i, [("k", "even" if i % 2 == 0 else "odd")])["info"]["run_id"]
-        store.log_batch(rid, [("acc", i / 10, 1, 0, None)], [("i", str(i))])
+        store.log_batch(rid, [("acc", i / 10, 1, 0, None, None, None)], [("i", str(i))])
         ids.append(rid)
     runs, _ = store.search_runs([eid], "metrics.acc >= 0.3 AND tags.k = 'even'", order_by=["metrics.acc DESC"])
     assert [r["info"]["run_name"] for r in runs] == ["r6", "r4"]
@@ -168,7 +172,7 @@ def test_logged_models(store: TrackingStore) -> None:
     assert store.finalize_logged_model(mid, 2)["info"]["status"] == "LOGGED_MODEL_READY"
     store.set_logged_model_tags(mid, [("c", "d")])
     store.delete_logged_model_tag(mid, "a")
-    store.log_batch(rid, [("score", 0.9, 1, 0, mid)])
+    store.log_batch(rid, [("score", 0.9, 1, 0, mid, None, None)])
     store.log_outputs(rid, [(mid, 0)])
     got = store.get_logged_model(mid)
     assert got["info"]["tags"] == [{"key": "c", "value": "d"}]

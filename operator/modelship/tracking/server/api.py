@@ -217,6 +217,35 @@ def tracking_router(store: TrackingStore) -> APIRouter:
             out["next_page_token"] = token
         return ok(out)
 
+    @route("/metrics/get-history-bulk", "GET")
+    async def get_metric_history_bulk(request: Request) -> Response:
+        """Every point of one metric of several runs (``run_id`` repeated; the UI's charts)."""
+        key = request.query_params.get("metric_key")
+        if key is None:
+            raise invalid("GetMetricHistoryBulk request must specify a metric_key.")
+        metrics = store.get_metric_history_bulk(
+            request.query_params.getlist("run_id"), key, query_int(request, "max_results")
+        )
+        return ok({"metrics": metrics})
+
+    @route("/metrics/get-history-bulk-interval", "GET")
+    async def get_metric_history_bulk_interval(request: Request) -> Response:
+        """One metric of several runs (``run_ids`` repeated), sampled to ``max_results`` steps."""
+        metrics = store.get_metric_history_bulk_interval(
+            request.query_params.getlist("run_ids"),
+            query(request, "metric_key") or "",
+            query_int(request, "max_results"),
+            query_int(request, "start_step"),
+            query_int(request, "end_step"),
+        )
+        return ok({"metrics": metrics})
+
+    @route("/experiments/search-datasets", "POST", msg.SearchDatasets)
+    async def search_datasets(request: Request) -> Response:
+        """The datasets the runs of experiments used (name, digest, context)."""
+        m = await parse(request, msg.SearchDatasets)
+        return ok({"dataset_summaries": store.search_datasets(m.experiment_ids)})
+
     # ---- logged models (3.x) -----------------------------------------------------------
     @route("/logged-models", "POST", msg.CreateLoggedModel)
     async def create_logged_model(request: Request) -> Response:
@@ -235,7 +264,12 @@ def tracking_router(store: TrackingStore) -> APIRouter:
         """Search logged models."""
         m = await parse(request, msg.SearchLoggedModels)
         models, token = store.search_logged_models(
-            m.experiment_ids, m.filter, m.max_results, [o.model_dump() for o in m.order_by], m.page_token
+            m.experiment_ids,
+            m.filter,
+            m.max_results,
+            [o.model_dump() for o in m.order_by],
+            m.page_token,
+            [(d.dataset_name, d.dataset_digest) for d in m.datasets],
         )
         out: dict[str, Any] = {"models": models}
         if token:

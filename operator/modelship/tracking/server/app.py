@@ -23,8 +23,10 @@ from modelship.tracking.server.artifacts import artifacts_router
 from modelship.tracking.server.common import error_response, ok
 from modelship.tracking.server.hotpath import HotWrites
 from modelship.tracking.server.limits import BodyLimits
+from modelship.tracking.server.paths import MlflowPaths
 from modelship.tracking.server.registry import READ_POSTS as REGISTRY_READ_POSTS
-from modelship.tracking.server.registry import RegistryReader, registry_router
+from modelship.tracking.server.registry import RegistryReader, no_cluster_router, registry_router
+from modelship.tracking.server.registry_write import RegistryWrites, WriteSettings
 from modelship.tracking.settings import ServerSettings
 from modelship.tracking.store.artifacts import ArtifactStore, open_artifact_store
 from modelship.tracking.store.sql import TrackingStore
@@ -38,6 +40,7 @@ READ_POSTS = (
         {
             "/api/2.0/mlflow/runs/search",
             "/api/2.0/mlflow/experiments/search",
+            "/api/2.0/mlflow/experiments/search-datasets",
             "/api/2.0/mlflow/logged-models/search",
         }
     )
@@ -95,6 +98,17 @@ class LastResort:
             await error_response(failure)(scope, receive, send)
 
 
+MLFLOW_API_VERSION = "3.17.2"
+"""The MLflow release whose tracking REST API this server answers, reported by ``/version``.
+
+The mlflow client reads ``/version`` to gate features on the server's release (3.17's
+``log_spans`` needs at least 3.4), so it must be an MLflow version, not Modelship's own
+(``0.1.0`` made the client refuse before sending anything). It is the pinned client's
+release, against which the compatibility tests run; what this server does not serve of that
+release (traces, the AI gateway, ...) is answered ENDPOINT_NOT_FOUND (``unsupported.py``).
+"""
+
+
 def server_info(store: TrackingStore) -> dict[str, Any]:
     # The capability document that MLflow 3.x clients read before choosing upload paths.
     return {
@@ -108,8 +122,16 @@ def server_info(store: TrackingStore) -> dict[str, Any]:
         "features_enabled": {"gateway": False},
         "server": "modelship",
         "version": __version__,
+        "mlflow_version": MLFLOW_API_VERSION,
         "database": store.engine.dialect.name,
     }
+
+
+def _run_artifact_uri(store: TrackingStore, run_id: str) -> str | None:
+    try:
+        return str(store.get_run(run_id)["info"]["artifact_uri"])
+    except TrackingError:
+        return None  # not a run of this server: the source is kept as sent
 
 
 def create_app(
@@ -117,8 +139,10 @@ def create_app(
     store: TrackingStore,
     artifacts: ArtifactStore | None = None,
     registry: RegistryReader | None = None,
+    registry_writes: WriteSettings | None = None,
 ) -> FastAPI:
-    """The app; with ``registry``, also the MLflow registry read API over ModelVersion objects."""
+    """The app; with ``registry``, also the MLflow registry API over ModelVersion and
+    RegisteredModel objects (its writes with ``registry_writes``; without, they are refused)."""
     artifacts = artifacts or open_artifact_store(settings.artifacts_destination)
     app = FastAPI(
         title="Modelship tracking server",
@@ -128,7 +152,14 @@ def create_app(
     app.include_router(tracking_router(store))
     app.include_router(artifacts_router(store, artifacts))
     if registry is not None:
-        app.include_router(registry_router(registry))
+        writer = None
+        if registry_writes is not None:
+            writer = RegistryWrites(
+                registry, registry_writes, run_artifact_uri=lambda run: _run_artifact_uri(store, run)
+            )
+        app.include_router(registry_router(registry, writer))
+    else:
+        app.include_router(no_cluster_router())
 
     @app.get("/api/3.0/mlflow/server-info", tags=["server"])
     async def get_server_info() -> Response:
@@ -140,7 +171,7 @@ def create_app(
 
     @app.get("/version", tags=["server"])
     async def version() -> Response:
-        return Response(__version__, media_type="text/plain")
+        return Response(MLFLOW_API_VERSION, media_type="text/plain")
 
     @app.exception_handler(TrackingError)
     async def tracking_error(_: Request, exc: TrackingError) -> Response:
@@ -175,11 +206,13 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    # Each middleware added runs before the ones added earlier: the bearer token check, the
-    # body limits, the hot writes, the last resort, then Starlette's exception handling.
+    # Each middleware added runs before the ones added earlier: the /ajax-api/ mapping and the
+    # GenAI refusals, the bearer token check, the body limits, the hot writes, the last
+    # resort, then Starlette's exception handling.
     app.add_middleware(LastResort)
     app.add_middleware(HotWrites, store=store, max_body=settings.max_log_batch_body_bytes)
     app.add_middleware(BodyLimits, settings=settings)
     if settings.auth_token:  # it guards the hot writes too
         app.add_middleware(BearerAuth, token=settings.auth_token)
+    app.add_middleware(MlflowPaths)
     return app

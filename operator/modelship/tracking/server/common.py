@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Send
 
 from modelship.tracking.errors import MALFORMED_REQUEST, TrackingError, invalid
+from modelship.tracking.store import validation as v
 
 # Far above the largest legal log-batch (1000 metrics, 100 params of 6000 characters,
 # 100 tags of 8000) and small enough that a runaway client cannot fill the memory.
@@ -59,12 +60,30 @@ async def send_json(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _json_path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's location as MLflow writes a field's path: ``metrics[0].value``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
 def validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"'{loc}': {err['msg']}")
-    return "Invalid value for " + "; ".join(parts)
+    """The first error in ``mlflow server``'s words (clients and people match on them):
+    ``Invalid value 31 for parameter 'run_id' supplied: Hint: ...`` or ``Missing value for
+    required parameter 'key'. ...``; a second one, if any, is named after it."""
+    errs = exc.errors()
+    first = errs[0]
+    path = _json_path(tuple(first["loc"]))
+    if first["type"] == "missing":
+        message = v.missing(path).message
+    elif first["type"].startswith(("greater_than", "less_than")):
+        message = v.invalid_value(path, first.get("input"), f"{first['msg']}. {v.API_DOCS_HINT}").message
+    else:
+        message = v.wrong_type(path, first.get("input")).message
+    if len(errs) > 1:
+        message += f" ({len(errs) - 1} more: {', '.join(repr(_json_path(tuple(e['loc']))) for e in errs[1:4])})"
+    return message
 
 
 def parse_body(raw: bytes, model: type[M]) -> M:
@@ -86,7 +105,7 @@ def query(request: Request, *names: str, required: bool = True) -> str | None:
         if value:
             return value
     if required:
-        raise invalid(f"Missing value for required parameter '{names[0]}'.")
+        raise v.missing(names[0])
     return None
 
 
@@ -97,7 +116,7 @@ def query_int(request: Request, name: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise invalid(f"Invalid value {value!r} for parameter '{name}': expected an integer") from None
+        raise v.wrong_type(name, value) from None
 
 
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -16,9 +16,19 @@ import orjson
 
 from modelship.jsontext import has_lone_surrogate
 from modelship.tracking.errors import MALFORMED_REQUEST, TrackingError, invalid
-from modelship.tracking.store.validation import INT64_MAX, INT64_MIN, encode_float, int64
+from modelship.tracking.store.validation import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_DATASET_DIGEST_LENGTH,
+    MAX_DATASET_NAME_LENGTH,
+    encode_float,
+    int64,
+    invalid_value,
+    wrong_type,
+)
 
-MetricTuple = tuple[str, float, int, int, "str | None"]
+# (key, value, timestamp, step, model_id, dataset_name, dataset_digest)
+MetricTuple = tuple[str, float, int, int, "str | None", "str | None", "str | None"]
 
 
 def _malformed(why: str) -> TrackingError:
@@ -50,11 +60,6 @@ def _load_slowly(raw: bytes) -> Any:
     return obj
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _str(obj: dict[str, Any], name: str, where: str, required: bool = True) -> str | None:
     value = obj.get(name)
     if value is None:
@@ -62,7 +67,7 @@ def _str(obj: dict[str, Any], name: str, where: str, required: bool = True) -> s
             raise invalid(f"Missing value for required parameter '{where}{name}'.")
         return None
     if not isinstance(value, str):
-        raise invalid(f"Invalid value for '{where}{name}': expected a string")
+        raise wrong_type(f"{where}{name}", value)
     return value
 
 
@@ -79,7 +84,7 @@ def _float(value: Any, where: str) -> float:
             return float(value)
         except ValueError:
             pass
-    raise invalid(f"Invalid value {_show(value)} for '{where}': expected a number")
+    raise invalid_value(where, value, "Please specify value as a valid double (64-bit floating point)")
 
 
 def _int(value: Any, where: str, default: int | None = None) -> int:
@@ -96,7 +101,7 @@ def _int(value: Any, where: str, default: int | None = None) -> int:
             pass
         else:
             return int64(number, where)
-    raise invalid(f"Invalid value {_show(value)} for '{where}': expected an integer")
+    raise wrong_type(where, value)
 
 
 def run_id_of(obj: dict[str, Any]) -> str:
@@ -104,7 +109,7 @@ def run_id_of(obj: dict[str, Any]) -> str:
     if rid is None:
         raise invalid("Missing value for required parameter 'run_id'.")
     if not isinstance(rid, str):
-        raise invalid("Invalid value for 'run_id': expected a string")
+        raise wrong_type("run_id", rid)
     return rid
 
 
@@ -114,7 +119,7 @@ def metric(m: Any, index: int | None = None) -> MetricTuple:
         # The shape every client sends: exact types, checked without a call per field
         # (``type(x) is int`` is false for bool, as required).
         key, value, ts, step = m.get("key"), m.get("value"), m.get("timestamp"), m.get("step", 0)
-        model_id = m.get("model_id")
+        model_id, ds_name, ds_digest = m.get("model_id"), m.get("dataset_name"), m.get("dataset_digest")
         if (
             type(key) is str
             and (type(value) is float or type(value) is int)
@@ -123,15 +128,17 @@ def metric(m: Any, index: int | None = None) -> MetricTuple:
             and INT64_MIN <= ts <= INT64_MAX
             and INT64_MIN <= step <= INT64_MAX
             and (model_id is None or type(model_id) is str)
+            and (ds_name is None or (type(ds_name) is str and len(ds_name) <= MAX_DATASET_NAME_LENGTH))
+            and (ds_digest is None or (type(ds_digest) is str and len(ds_digest) <= MAX_DATASET_DIGEST_LENGTH))
         ):
             try:
-                return key, float(value), ts, step, model_id or None
+                return key, float(value), ts, step, model_id or None, ds_name or None, ds_digest or None
             except OverflowError:  # an integer beyond a double: the slow path says so
                 pass
     # The slow path names the field in its errors.
     where = "" if index is None else f"metrics[{index}]."
     if not isinstance(m, dict):
-        raise invalid(f"Invalid value for '{where}': expected an object")
+        raise wrong_type(where.rstrip(".") or "metric", m)
     key = _str(m, "key", where)
     assert key is not None
     return (
@@ -140,22 +147,30 @@ def metric(m: Any, index: int | None = None) -> MetricTuple:
         _int(m.get("timestamp"), f"{where}timestamp"),
         _int(m.get("step"), f"{where}step", 0),
         _str(m, "model_id", where, required=False) or None,
+        _limited(_str(m, "dataset_name", where, required=False), f"{where}dataset_name", MAX_DATASET_NAME_LENGTH),
+        _limited(_str(m, "dataset_digest", where, required=False), f"{where}dataset_digest", MAX_DATASET_DIGEST_LENGTH),
     )
+
+
+def _limited(value: str | None, where: str, limit: int) -> str | None:
+    if value and len(value) > limit:
+        raise invalid(f"'{where}' exceeds the maximum length of {limit} characters")
+    return value or None
 
 
 def _pairs(obj: dict[str, Any], name: str) -> list[tuple[str, str]]:
     items = obj.get(name) or []
     if not isinstance(items, list):
-        raise invalid(f"Invalid value for '{name}': expected a list")
+        raise wrong_type(name, items)
     out = []
     for n, item in enumerate(items):
         where = f"{name}[{n}]."
         if not isinstance(item, dict):
-            raise invalid(f"Invalid value for '{name}[{n}]': expected an object")
+            raise wrong_type(f"{name}[{n}]", item)
         key = _str(item, "key", where)
         value = item.get("value", "")
         if not isinstance(value, str):
-            raise invalid(f"Invalid value for '{where}value': expected a string")
+            raise wrong_type(f"{where}value", value)
         assert key is not None
         out.append((key, value))
     return out
@@ -170,7 +185,7 @@ def log_batch(raw: bytes) -> tuple[str, list[MetricTuple], list[tuple[str, str]]
     obj = load_object(raw)
     items = obj.get("metrics") or []
     if not isinstance(items, list):
-        raise invalid("Invalid value for 'metrics': expected a list")
+        raise wrong_type("metrics", items)
     metrics = [metric(m, n) for n, m in enumerate(items)]
     return run_id_of(obj), metrics, _pairs(obj, "params"), _pairs(obj, "tags")
 
@@ -185,4 +200,8 @@ def metric_json(m: MetricTuple) -> dict[str, Any]:
     }
     if m[4]:
         out["model_id"] = m[4]
+    if m[5]:
+        out["dataset_name"] = m[5]
+    if m[6]:
+        out["dataset_digest"] = m[6]
     return out

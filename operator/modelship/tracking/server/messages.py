@@ -137,6 +137,10 @@ class SearchRuns(Msg):
     page_token: str | None = None
 
 
+class SearchDatasets(Msg):
+    experiment_ids: list[str] = Field(default_factory=list)
+
+
 class LogModel(RunRef):
     model_json: str
 
@@ -179,6 +183,11 @@ class LoggedModelParams(Msg):
     params: list[KeyValue] = Field(default_factory=list)
 
 
+class DatasetFilter(Msg):
+    dataset_name: str
+    dataset_digest: str | None = None
+
+
 class OrderByField(Msg):
     field_name: str
     ascending: bool = True
@@ -187,6 +196,7 @@ class OrderByField(Msg):
 class SearchLoggedModels(Msg):
     experiment_ids: list[str] = Field(default_factory=list)
     filter: str | None = None
+    datasets: list[DatasetFilter] = Field(default_factory=list)
     max_results: Int | None = None
     order_by: list[OrderByField] = Field(default_factory=list)
     page_token: str | None = None
@@ -208,6 +218,7 @@ ALL: list[type[BaseModel]] = [
     DeleteTag,
     LogBatch,
     SearchRuns,
+    SearchDatasets,
     LogModel,
     LogOutputs,
     LogInputs,

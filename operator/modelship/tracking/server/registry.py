@@ -1,16 +1,17 @@
-"""The MLflow Model Registry read API, answered from ModelVersion objects in Kubernetes.
+"""The MLflow Model Registry API, answered from ModelVersion and RegisteredModel objects.
 
 In Modelship the registry lives in the cluster: a ModelVersion object is a registry entry
 and its status (version number, effective stage, aliases, resolved artifact location) is
-what the operator decided. This router serves that to the real ``mlflow`` client, so
+what the operator decided; a RegisteredModel (optional) holds a model's description and
+tags. This router serves that to the real ``mlflow`` client, so
 ``MlflowClient().get_latest_versions(...)``, ``get_model_version_by_alias(...)`` and
 ``mlflow.pyfunc.load_model("models:/iris@champion")`` work against Modelship.
 
-Read-only by design: registering or promoting a model is a change to a ModelVersion
-(a git commit, or ``modelship promote``), so the write endpoints answer with an error
-that says so. The router reads through a :class:`RegistryReader`, so the server runs
-without a cluster (the routes are mounted only when a reader is given) and tests pass
-a list of objects.
+Reads are here; the write API (``mlflow.register_model``, transitions, aliases, tags) is
+in :mod:`registry_write`, which turns each call into the spec change a user would make.
+Without a writer (``--no-registry-writes``) the write endpoints answer an error that says
+how to change the registry instead. The router reads through a :class:`RegistryReader`,
+so tests pass a list of objects.
 """
 
 from __future__ import annotations
@@ -34,31 +35,49 @@ STAGES = ("None", "Staging", "Production", "Archived")
 
 
 class RegistryReader(Protocol):
-    """Where ModelVersion objects come from (as the API server returns them)."""
+    """Where ModelVersion and RegisteredModel objects come from (as the API server returns them)."""
 
     scoped: bool
     """True when the objects come from one namespace (model names are then unique)."""
 
     def list_versions(self) -> list[dict[str, Any]]: ...
 
+    def list_registered_models(self) -> list[dict[str, Any]]: ...
+
+    def invalidate(self) -> None:
+        """Forget any cached listing (after a write, the next read must see it)."""
+
 
 class StaticReader:
     """A fixed list of objects (tests, or a snapshot)."""
 
-    def __init__(self, objects: Iterable[Mapping[str, Any]], *, scoped: bool = True) -> None:
+    def __init__(
+        self,
+        objects: Iterable[Mapping[str, Any]],
+        *,
+        registered_models: Iterable[Mapping[str, Any]] = (),
+        scoped: bool = True,
+    ) -> None:
         self.objects = [dict(o) for o in objects]
+        self.registered = [dict(o) for o in registered_models]
         self.scoped = scoped
 
     def list_versions(self) -> list[dict[str, Any]]:
         return self.objects
 
+    def list_registered_models(self) -> list[dict[str, Any]]:
+        return self.registered
+
+    def invalidate(self) -> None:
+        pass
+
 
 class KubeReader:
-    """ModelVersions from the Kubernetes API: one namespace, or all of them.
+    """ModelVersions and RegisteredModels from the Kubernetes API: one namespace, or all.
 
     A list is cached for ``ttl`` seconds, so a client's burst of calls (load_model makes
-    several) costs one list. With all namespaces, a model name found in two namespaces is
-    ambiguous and refused with a message that names them.
+    several) costs one list per kind. With all namespaces, a model name found in two
+    namespaces is ambiguous and refused with a message that names them.
     """
 
     def __init__(self, namespace: str | None = None, *, ttl: float = 1.0, kubeconfig: str | None = None) -> None:
@@ -71,15 +90,31 @@ class KubeReader:
         self.ttl = ttl
         self._kube = kube
         self._lock = threading.Lock()
-        self._cached: tuple[float, list[dict[str, Any]]] | None = None
+        self._cached: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+
+    def _list(self, plural: str) -> list[dict[str, Any]]:
+        with self._lock:
+            hit = self._cached.get(plural)
+            if hit and time.monotonic() - hit[0] < self.ttl:
+                return hit[1]
+            items = self._kube.list_items(self._kube.custom_path(self.namespace, plural))
+            self._cached[plural] = (time.monotonic(), items)
+            return items
 
     def list_versions(self) -> list[dict[str, Any]]:
+        return self._list("modelversions")
+
+    def list_registered_models(self) -> list[dict[str, Any]]:
+        try:
+            return self._list("registeredmodels")
+        except self._kube.KubeError as exc:
+            if exc.status == 404:  # the RegisteredModel CRD is not installed (an older install): no entries
+                return []
+            raise
+
+    def invalidate(self) -> None:
         with self._lock:
-            if self._cached and time.monotonic() - self._cached[0] < self.ttl:
-                return self._cached[1]
-            items = self._kube.list_items(self._kube.custom_path(self.namespace, "modelversions"))
-            self._cached = (time.monotonic(), items)
-            return items
+            self._cached.clear()
 
 
 # --- MLflow's JSON shapes -----------------------------------------------------------------------
@@ -121,30 +156,67 @@ def model_version_json(obj: Mapping[str, Any]) -> dict[str, Any]:
         "tags": [{"key": k, "value": str(v)} for k, v in sorted((spec.get("tags") or {}).items())],
         "aliases": list(status.get("aliases") or []),
     }
+    source = str(spec.get("source") or "")
+    if source.startswith("models:/m-") and "/" not in source[len("models:/") :]:
+        out["model_id"] = source[len("models:/") :]  # an MLflow 3 logged model
     return out
 
 
 # --- the pure part: lookups over a list of objects ------------------------------------------------
 
 
-class Registry:
-    """Answers over one listing (pure; the router builds one per request)."""
+def _ns(obj: Mapping[str, Any]) -> str:
+    return str(obj["metadata"].get("namespace") or "")
 
-    def __init__(self, objects: Iterable[Mapping[str, Any]], *, scoped: bool) -> None:
+
+class Registry:
+    """Answers over one listing (pure; the router builds one per request).
+
+    A model exists when a numbered ModelVersion or a RegisteredModel names it. Of two
+    RegisteredModels of one model in one namespace the older is the entry (the operator
+    marks the other as a duplicate).
+    """
+
+    def __init__(
+        self,
+        objects: Iterable[Mapping[str, Any]],
+        *,
+        scoped: bool,
+        registered_models: Iterable[Mapping[str, Any]] = (),
+    ) -> None:
         self.models: dict[str, list[Mapping[str, Any]]] = {}
+        self.all_versions: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
         self.namespaces: dict[str, set[str]] = {}
+        self.entries: dict[tuple[str, str], Mapping[str, Any]] = {}
         for obj in objects:
             name = (obj.get("spec") or {}).get("model")
-            if not name or (obj.get("status") or {}).get("version") is None:
+            if not name:
+                continue
+            self.all_versions.setdefault((_ns(obj), name), []).append(obj)
+            if (obj.get("status") or {}).get("version") is None:
                 continue  # not numbered yet: not a registry entry yet
             self.models.setdefault(name, []).append(obj)
-            self.namespaces.setdefault(name, set()).add(obj["metadata"].get("namespace") or "")
+            self.namespaces.setdefault(name, set()).add(_ns(obj))
         for versions in self.models.values():
             versions.sort(key=lambda o: o["status"]["version"])
+        for rm in sorted(
+            registered_models, key=lambda o: (o["metadata"].get("creationTimestamp") or "", o["metadata"]["name"])
+        ):
+            name = (rm.get("spec") or {}).get("model")
+            if name and (_ns(rm), name) not in self.entries:
+                self.entries[(_ns(rm), name)] = rm
+                self.namespaces.setdefault(name, set()).add(_ns(rm))
         self.scoped = scoped
 
-    def versions(self, name: str) -> list[Mapping[str, Any]]:
-        if name not in self.models:
+    def names(self) -> list[str]:
+        return sorted(self.namespaces)
+
+    def exists(self, name: str) -> bool:
+        return name in self.namespaces
+
+    def namespace_of(self, name: str) -> str:
+        """The one namespace of model ``name`` (not found, or ambiguous, raise)."""
+        if name not in self.namespaces:
             raise TrackingError(f"Registered Model with name={name} not found", errors.RESOURCE_DOES_NOT_EXIST)
         spaces = self.namespaces[name]
         if not self.scoped and len(spaces) > 1:
@@ -153,7 +225,15 @@ class Registry:
                 "server with --registry-namespace to choose one",
                 errors.INVALID_PARAMETER_VALUE,
             )
-        return self.models[name]
+        return next(iter(spaces))
+
+    def entry(self, name: str) -> Mapping[str, Any] | None:
+        """The model's RegisteredModel object, if it has one."""
+        return self.entries.get((self.namespace_of(name), name))
+
+    def versions(self, name: str) -> list[Mapping[str, Any]]:
+        namespace = self.namespace_of(name)
+        return [o for o in self.models.get(name, []) if _ns(o) == namespace]
 
     def version(self, name: str, version: str) -> Mapping[str, Any]:
         for obj in self.versions(name):
@@ -176,21 +256,29 @@ class Registry:
                 latest[stage] = obj  # ascending: the newest wins
         return sorted(latest.values(), key=lambda o: o["status"]["version"])
 
+    def tags(self, name: str) -> dict[str, str]:
+        return dict(((self.entry(name) or {}).get("spec") or {}).get("tags") or {})
+
     def registered_model(self, name: str) -> dict[str, Any]:
         versions = self.versions(name)
-        first = versions[0]
+        entry = self.entry(name)
         aliases = [
             {"alias": a, "version": str(o["status"]["version"])}
             for o in versions
             for a in o["status"].get("aliases") or []
         ]
+        created = [_ms(o["metadata"].get("creationTimestamp")) for o in versions]
+        updated = [_last_updated(o) for o in versions]
+        if entry is not None:
+            created.append(_ms(entry["metadata"].get("creationTimestamp")))
+            updated.append(_last_updated(entry))
         return {
             "name": name,
-            "creation_timestamp": min(_ms(o["metadata"].get("creationTimestamp")) for o in versions),
-            "last_updated_timestamp": max(_last_updated(o) for o in versions),
-            "description": (first.get("spec") or {}).get("description") or "",
+            "creation_timestamp": min(created),
+            "last_updated_timestamp": max(updated),
+            "description": ((entry or {}).get("spec") or {}).get("description") or "",
             "latest_versions": [model_version_json(o) for o in self.latest(name, None)],
-            "tags": [],
+            "tags": [{"key": k, "value": v} for k, v in sorted(self.tags(name).items())],
             "aliases": aliases,
         }
 
@@ -269,29 +357,89 @@ READ_POSTS = frozenset(
 
 # --- the router -----------------------------------------------------------------------------------
 
-READ_ONLY = (
-    "registered-models/create",
-    "registered-models/rename",
-    "registered-models/update",
-    "registered-models/delete",
-    "registered-models/set-tag",
-    "registered-models/delete-tag",
-    "registered-models/alias",
-    "model-versions/create",
-    "model-versions/update",
-    "model-versions/delete",
-    "model-versions/transition-stage",
-    "model-versions/set-tag",
-    "model-versions/delete-tag",
+WRITES: tuple[tuple[str, str], ...] = (
+    ("registered-models/create", "POST"),
+    ("registered-models/rename", "POST"),
+    ("registered-models/update", "PATCH"),
+    ("registered-models/delete", "DELETE"),
+    ("registered-models/set-tag", "POST"),
+    ("registered-models/delete-tag", "DELETE"),
+    ("registered-models/alias", "POST"),
+    ("registered-models/alias", "DELETE"),
+    ("model-versions/create", "POST"),
+    ("model-versions/update", "PATCH"),
+    ("model-versions/delete", "DELETE"),
+    ("model-versions/transition-stage", "POST"),
+    ("model-versions/set-tag", "POST"),
+    ("model-versions/delete-tag", "DELETE"),
+)
+"""MLflow's registry write endpoints and their methods (mlflow/protos/model_registry.proto)."""
+
+READS: tuple[tuple[str, str], ...] = (
+    ("registered-models/get", "GET"),
+    ("registered-models/search", "GET"),
+    ("registered-models/get-latest-versions", "POST"),
+    ("registered-models/alias", "GET"),
+    ("model-versions/get", "GET"),
+    ("model-versions/get-download-uri", "GET"),
+    ("model-versions/search", "GET"),
 )
 
 
-def registry_router(reader: RegistryReader) -> APIRouter:
-    """The registry read API over ``reader``."""
+def read_registry(reader: RegistryReader) -> Registry:
+    """One listing of both kinds, as a :class:`Registry` (blocking)."""
+    return Registry(reader.list_versions(), scoped=reader.scoped, registered_models=reader.list_registered_models())
+
+
+WriteHandler = Callable[[str, str, dict[str, Any]], dict[str, Any]]
+"""(HTTP method, endpoint path such as ``model-versions/create``, request parameters) -> the
+answer's body (blocking; :class:`registry_write.RegistryWrites`)."""
+
+
+def refuse(message: str, code: str) -> Callable[..., Any]:
+    """An endpoint that answers every call with one MLflow-shaped error."""
+
+    async def refused() -> Response:
+        raise TrackingError(message, code)
+
+    return refused
+
+
+NO_CLUSTER = (
+    "{path} is not served: this tracking server has no access to the cluster, where Modelship's model registry "
+    "lives (ModelVersion and RegisteredModel objects). Start it with --registry-in-cluster (in a pod) or "
+    "--registry-kubeconfig PATH (Helm: tracking.registry.enabled=true)."
+)
+
+
+def no_cluster_router() -> APIRouter:
+    """Every registry endpoint, answering that the server was started without cluster access."""
+    router = APIRouter()
+    for path, method in READS + WRITES:
+        searches = path.endswith(("search", "get-latest-versions"))
+        router.add_api_route(
+            f"{API}/{path}",
+            refuse(NO_CLUSTER.format(path=path), errors.NOT_IMPLEMENTED),
+            methods=["GET", "POST"] if searches else [method],
+            include_in_schema=False,
+        )
+    return router
+
+
+WRITES_OFF = (
+    "{path} is refused: registry writes through the MLflow API are turned off on this server "
+    "(--no-registry-writes; Helm: tracking.registry.writes=false), so that git stays the registry's source of "
+    "truth. Change the ModelVersion or RegisteredModel manifest instead (or `modelship promote MODEL VERSION "
+    "--to STAGE`)."
+)
+
+
+def registry_router(reader: RegistryReader, writer: WriteHandler | None = None) -> APIRouter:
+    """The registry read API over ``reader``; the write API through ``writer`` (None: refused)."""
     router = APIRouter(tags=["MLflow model registry (from ModelVersion objects)"])
 
     async def registry() -> Registry:
-        return Registry(await run_in_threadpool(reader.list_versions), scoped=reader.scoped)
+        return await run_in_threadpool(read_registry, reader)
 
     async def params(request: Request) -> dict[str, Any]:
         if request.method == "GET":
@@ -311,7 +459,7 @@ def registry_router(reader: RegistryReader) -> APIRouter:
     async def search_registered_models(request: Request) -> Response:
         reg, p = await registry(), await params(request)
         clauses = parse_filter(p.get("filter"))
-        names = sorted(n for n in reg.models if matches(clauses, {"name": n}))
+        names = [n for n in reg.names() if matches(clauses, {"name": n}, reg.tags(n))]
         page, token = _page(names, request, 100)
         out: dict[str, Any] = {"registered_models": [reg.registered_model(n) for n in page]}
         if token:
@@ -369,19 +517,12 @@ def registry_router(reader: RegistryReader) -> APIRouter:
             out["next_page_token"] = token
         return ok(out)
 
-    def refuse(path: str) -> Callable[[], Any]:
-        async def read_only() -> Response:
-            raise TrackingError(
-                f"{path} is not served: Modelship's registry is ModelVersion objects in Kubernetes. Register or "
-                "promote by changing a ModelVersion (git, kubectl apply, or `modelship promote MODEL VERSION "
-                "--to STAGE`).",
-                errors.INVALID_STATE,
-            )
+    async def write(request: Request) -> Response:
+        path = request.url.path[len(API) + 1 :]
+        if writer is None:
+            raise TrackingError(WRITES_OFF.format(path=path), errors.PERMISSION_DENIED)
+        return ok(await run_in_threadpool(writer, request.method, path, await params(request)))
 
-        return read_only
-
-    for path in READ_ONLY:
-        router.add_api_route(
-            f"{API}/{path}", refuse(path), methods=["POST", "PATCH", "DELETE"], include_in_schema=False
-        )
+    for path, method in WRITES:
+        router.add_api_route(f"{API}/{path}", write, methods=[method], include_in_schema=False)
     return router

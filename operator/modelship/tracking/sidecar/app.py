@@ -40,6 +40,7 @@ from modelship.tracking.sidecar.deadletter import DeadLetter
 from modelship.tracking.sidecar.forwarder import Forwarder
 from modelship.tracking.sidecar.policy import retry_after
 from modelship.tracking.sidecar.report import metrics_text
+from modelship.tracking.sidecar.termination import TerminationLog
 from modelship.tracking.sidecar.wal import DurableLog
 from modelship.tracking.store import validation as v
 from modelship.tracking.store.artifacts import safe_path
@@ -366,10 +367,12 @@ def create_sidecar_app(
         transport,
     )
     sidecar = Sidecar(settings, wal, forwarder, transport)
+    termination = TerminationLog(settings.termination_log, sidecar.report)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         forwarder.start()
+        termination.start()
         event(
             log,
             "sidecar started",
@@ -384,6 +387,7 @@ def create_sidecar_app(
             yield
         finally:
             await forwarder.drain(settings.drain_timeout)
+            await termination.close()  # the last word, once the drain has done what it could
             await forwarder.close()
             await sidecar.http.aclose()
             wal.close()

@@ -52,10 +52,10 @@ def check_write(path: str, raw: bytes, model: type[BaseModel]) -> Write:
             v.key(x[0], "metric")
         for key, value in params:
             v.key(key, "param")
-            v.string(value, key, v.MAX_PARAM_VALUE_LENGTH)
+            v.param_value(key, value)
         for key, value in tags:
             v.key(key, "tag")
-            v.string(value, key, v.MAX_TAG_VALUE_LENGTH)
+            v.tag_value(key, value)
         body = {
             "metrics": [fastparse.metric_json(x) for x in metrics],
             "params": [{"key": k, "value": val} for k, val in params],
@@ -68,7 +68,7 @@ def check_write(path: str, raw: bytes, model: type[BaseModel]) -> Write:
         if isinstance(m, (msg.LogParam, msg.SetTag)):
             is_param = isinstance(m, msg.LogParam)
             v.key(m.key, "param" if is_param else "tag")
-            v.string(m.value, m.key, v.MAX_PARAM_VALUE_LENGTH if is_param else v.MAX_TAG_VALUE_LENGTH)
+            (v.param_value if is_param else v.tag_value)(m.key, m.value)
             if is_param:
                 params = [(m.key, m.value)]
         elif isinstance(m, msg.DeleteTag):
@@ -84,9 +84,9 @@ def check_write(path: str, raw: bytes, model: type[BaseModel]) -> Write:
         elif isinstance(m, msg.LoggedModelTags):
             for item in m.tags:
                 v.key(item.key, "tag")
-                v.string(item.value, f"tag {item.key}", v.MAX_TAG_VALUE_LENGTH)
+                v.tag_value(item.key, item.value)
         elif isinstance(m, msg.LoggedModelParams):
             for item in m.params:
                 v.key(item.key, "param")
-                v.string(item.value, f"param {item.key}", v.MAX_PARAM_VALUE_LENGTH)
+                v.param_value(item.key, item.value)
     return Write(run_id, body, params, m)

@@ -31,6 +31,11 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            # SQLite's LIKE ignores ASCII case by default; MLflow's LIKE in search filters is
+            # case-sensitive (ILIKE is not: SQLAlchemy writes it as lower(x) LIKE lower(y)),
+            # which is what mlflow's own SQLite store sets this pragma for. PostgreSQL's LIKE
+            # already is.
+            cur.execute("PRAGMA case_sensitive_like=ON")
             cur.close()
 
         return engine

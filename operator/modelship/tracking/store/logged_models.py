@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, exists, false, select, update
+from sqlalchemy import and_, delete, exists, false, or_, select, update
 
 from modelship.tracking.errors import invalid, not_found
 from modelship.tracking.logs import now_ms
@@ -76,12 +76,9 @@ class LoggedModelsMixin:
             v.key(key, "tag")
         now = now_ms()
         with self.engine.begin() as c:
+            # A source run id that names no run is kept as given, as MLflow keeps it: the
+            # model may come from another server's run, and the id is only a reference.
             exp = self._experiment_for_write(c, eid)
-            if (
-                source_run_id
-                and c.execute(select(t.runs.c.run_uuid).where(t.runs.c.run_uuid == source_run_id)).first() is None
-            ):
-                raise not_found(f"Run with id={source_run_id} not found")
             c.execute(
                 t.logged_models.insert().values(
                     model_id=model_id,
@@ -143,6 +140,10 @@ class LoggedModelsMixin:
             ):
                 out = metric_out(m, run_id=True)
                 out["model_id"] = m.model_id
+                if m.dataset_name:
+                    out["dataset_name"] = m.dataset_name
+                if m.dataset_digest:
+                    out["dataset_digest"] = m.dataset_digest
                 metrics[m.model_id][m.key] = out  # keeps the latest per key
         return [
             {
@@ -178,7 +179,7 @@ class LoggedModelsMixin:
     def set_logged_model_tags(self, model_id: str, tags: Sequence[tuple[str, str]]) -> None:
         for key, value in tags:
             v.key(key, "tag")
-            v.string(value, f"tag {key}", v.MAX_TAG_VALUE_LENGTH)
+            v.tag_value(key, value)
         with self.engine.begin() as c:
             self._model_row(c, model_id)
             if tags:
@@ -202,7 +203,7 @@ class LoggedModelsMixin:
     def log_logged_model_params(self, model_id: str, params: Sequence[tuple[str, str]]) -> None:
         for key, value in params:
             v.key(key, "param")
-            v.string(value, f"param {key}", v.MAX_PARAM_VALUE_LENGTH)
+            v.param_value(key, value)
         with self.engine.begin() as c:
             self._model_row(c, model_id)
             if params:
@@ -227,14 +228,27 @@ class LoggedModelsMixin:
         max_results: int | None,
         order_by: Sequence[dict[str, Any]],
         page_token: str | None,
+        datasets: Sequence[tuple[str, str | None]] = (),
     ) -> tuple[list[dict[str, Any]], str | None]:
+        """``datasets`` ((name, digest or None), ...): as in MLflow, only models with a metric
+        on one of them match, and every metric comparison of the filter is on those datasets."""
         from modelship.tracking.store.runsearch import compare
         from modelship.tracking.store.sql import experiment_ints
 
-        lm = t.logged_models
+        lm, m = t.logged_models, t.metrics
         limit = v.max_results(max_results, 100, 1000)
         offset = decode_page_token(page_token)
+        if any(not name for name, _ in datasets):
+            raise invalid("`dataset_name` in the `datasets` clause must be specified.")
+        on_datasets = or_(
+            false(),
+            *(
+                and_(m.c.dataset_name == name, m.c.dataset_digest == digest) if digest else m.c.dataset_name == name
+                for name, digest in datasets
+            ),
+        )
         q = select(lm).where(lm.c.lifecycle_stage == "active", lm.c.experiment_id.in_(experiment_ints(experiment_ids)))
+        metric_filtered = False
         for cl in parse_filter(filter_string):
             if cl.kind == "attribute":
                 if cl.key not in MODEL_ATTRIBUTES:
@@ -252,7 +266,7 @@ class LoggedModelsMixin:
                     )
                 )
             else:
-                m = t.metrics
+                metric_filtered = True
                 q = q.where(
                     exists().where(
                         and_(
@@ -260,9 +274,12 @@ class LoggedModelsMixin:
                             m.c.key == cl.key,
                             m.c.is_nan == false(),
                             compare(m.c.value, cl.op, cl.value),
+                            *([on_datasets] if datasets else []),
                         )
                     )
                 )
+        if datasets and not metric_filtered:
+            q = q.where(exists().where(and_(m.c.model_id == lm.c.model_id, on_datasets)))
         keys: list[Any] = []
         for o in order_by:
             column = MODEL_ATTRIBUTES.get(str(o.get("field_name", "")).removeprefix("attributes."))

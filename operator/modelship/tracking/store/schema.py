@@ -83,6 +83,9 @@ metrics = Table(
     Column("value", Float(precision=53), primary_key=True),
     Column("is_nan", Boolean, primary_key=True),
     Column("model_id", String(64), nullable=True),
+    # The dataset a metric was computed on (MLflow 3.x), read back on logged models.
+    Column("dataset_name", String(500), nullable=True),
+    Column("dataset_digest", String(36), nullable=True),
     # The primary key is the only index: on SQLite, a WITHOUT ROWID table stores rows in
     # it, so an insert writes one B-tree instead of two (ignored by PostgreSQL).
     sqlite_with_rowid=False,

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 import operator
+import posixpath
 import random
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, and_, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +24,9 @@ from modelship.tracking.errors import TrackingError, already_exists, invalid, no
 from modelship.tracking.logs import now_ms
 from modelship.tracking.store import schema as t
 from modelship.tracking.store import validation as v
+from modelship.tracking.store.artifacts import safe_path
 from modelship.tracking.store.db import make_engine, upsert
+from modelship.tracking.store.history import HistoryMixin
 from modelship.tracking.store.logged_models import LoggedModelsMixin
 from modelship.tracking.store.migrate import upgrade
 from modelship.tracking.store.runsearch import search_run_ids
@@ -33,8 +38,10 @@ RUN_NAME_TAG = "mlflow.runName"
 VIEW_TYPES = {"ACTIVE_ONLY": (ACTIVE,), "DELETED_ONLY": (DELETED,), "ALL": (ACTIVE, DELETED)}
 _VIEW_BY_NUMBER = {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}
 
-# (key, value, timestamp, step, model_id); value NaN is allowed.
-MetricIn = tuple[str, float, int, int, "str | None"]
+# (key, value, timestamp, step, model_id, dataset_name, dataset_digest); value NaN is allowed.
+MetricIn = tuple[str, float, int, int, "str | None", "str | None", "str | None"]
+
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 
 _ADJ = ("brave", "calm", "bold", "clever", "gentle", "keen", "lively", "merry", "proud", "swift")
 _NOUN = ("otter", "finch", "lynx", "heron", "panda", "whale", "fox", "owl", "crane", "seal")
@@ -64,12 +71,13 @@ def experiment_ints(experiment_ids: Sequence[object]) -> list[int]:
     return [experiment_int(e) for e in experiment_ids]
 
 
-# Rows of the metrics table: (run_uuid, key, step, timestamp, value, is_nan, model_id).
+# Rows of the metrics table: (run_uuid, key, step, timestamp, value, is_nan, model_id, dataset_name,
+# dataset_digest).
 _LATEST_ORDER = operator.itemgetter(1, 2, 3, 4)
 _KEY_OF_ROW = operator.itemgetter(1)
 
 
-class TrackingStore(LoggedModelsMixin):
+class TrackingStore(HistoryMixin, LoggedModelsMixin):
     """The SQL tracking store. ``artifact_root`` is the root URI of new experiments."""
 
     def __init__(self, url: str, artifact_root: str = "mlflow-artifacts:/") -> None:
@@ -83,8 +91,8 @@ class TrackingStore(LoggedModelsMixin):
         ph = "?" if self.engine.dialect.name == "sqlite" else "%s"
         self._run_stage_sql = f"SELECT lifecycle_stage FROM runs WHERE run_uuid = {ph}"
         self._metric_insert_sql = (
-            "INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan, model_id) "
-            f"VALUES ({', '.join([ph] * 7)}) ON CONFLICT DO NOTHING"
+            "INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan, model_id, dataset_name, "
+            f"dataset_digest) VALUES ({', '.join([ph] * 9)}) ON CONFLICT DO NOTHING"
         )
         # latest_metrics keeps the greatest (step, timestamp, value) per key, as MLflow does.
         self._latest_upsert_sql = (
@@ -129,6 +137,7 @@ class TrackingStore(LoggedModelsMixin):
         if not isinstance(name, str) or not name.strip():
             raise invalid("Invalid experiment name: ''")
         v.string(name, "name", v.MAX_EXPERIMENT_NAME_LENGTH)
+        artifact_location = self.resolve_artifact_location(artifact_location)
         now = now_ms()
         try:
             with self.engine.begin() as c:
@@ -160,6 +169,30 @@ class TrackingStore(LoggedModelsMixin):
         except IntegrityError:
             raise already_exists(f"Experiment '{name}' already exists.") from None
         return str(new_id)
+
+    def resolve_artifact_location(self, location: str | None) -> str | None:
+        """An experiment's ``artifact_location`` as an absolute URI, as MLflow stores it.
+
+        A URI (``s3://``, ``mlflow-artifacts:/``, ``file://``...) is kept; an absolute path
+        becomes a ``file://`` URI, as in MLflow. A relative path, which MLflow resolves
+        against the server's working directory, is resolved against this server's artifact
+        root instead (``mlflow-artifacts:/<path>``): the server's working directory means
+        nothing to a client, and the proxy serves what lies under the root.
+        """
+        if not location:
+            return None
+        if _URI_SCHEME.match(location):
+            return location
+        if location.startswith("/"):
+            return "file://" + posixpath.normpath(location)
+        try:
+            relative = safe_path(location, allow_root=False)
+        except TrackingError:
+            raise invalid(
+                f"Invalid value {orjson.dumps(location).decode()} for parameter 'artifact_location' supplied: "
+                "a relative location is resolved under the server's artifact root and must stay inside it"
+            ) from None
+        return f"{self.artifact_root}/{relative}"
 
     def _experiment_rows(self, c: Connection, where: Any) -> list[dict[str, Any]]:
         rows = c.execute(select(t.experiments).where(where)).mappings().all()
@@ -272,7 +305,7 @@ class TrackingStore(LoggedModelsMixin):
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         eid = experiment_int(experiment_id)
         v.key(key, "tag")
-        v.string(value, "value", v.MAX_TAG_VALUE_LENGTH)
+        v.tag_value(key, value)
         with self.engine.begin() as c:
             self._experiment_for_write(c, eid)
             ins = upsert(self.engine, t.experiment_tags).values(experiment_id=eid, key=key, value=value)
@@ -301,7 +334,7 @@ class TrackingStore(LoggedModelsMixin):
         tag_map = dict(tags)
         for key, value in tag_map.items():
             v.key(key, "tag")
-            v.string(value, "tag value", v.MAX_TAG_VALUE_LENGTH)
+            v.tag_value(key, value)
         name = (
             run_name
             or tag_map.get(RUN_NAME_TAG)
@@ -447,12 +480,12 @@ class TrackingStore(LoggedModelsMixin):
         param_map: dict[str, str] = {}
         for key, value in params:
             v.key(key, "param")
-            v.string(value, f"param {key}", v.MAX_PARAM_VALUE_LENGTH)
+            v.param_value(key, value)
             if param_map.setdefault(key, value) != value:
                 raise invalid(f"Duplicate parameter keys have been submitted: '{key}' with different values.")
         for key, value in tags:
             v.key(key, "tag")
-            v.string(value, f"tag {key}", v.MAX_TAG_VALUE_LENGTH)
+            v.tag_value(key, value)
         with self.engine.begin() as c:
             self._active_run(c, run_id)
             if param_map:
@@ -496,10 +529,10 @@ class TrackingStore(LoggedModelsMixin):
         isnan = math.isnan
         # NaN is stored as 0.0 with is_nan set.
         rows = [
-            (run_id, key, step, ts, value, False, model_id)
+            (run_id, key, step, ts, value, False, model_id, ds_name, ds_digest)
             if not isnan(value)
-            else (run_id, key, step, ts, 0.0, True, model_id)
-            for key, value, ts, step, model_id in metrics
+            else (run_id, key, step, ts, 0.0, True, model_id, ds_name, ds_digest)
+            for key, value, ts, step, model_id, ds_name, ds_digest in metrics
         ]
         # Per key, the greatest (step, timestamp, value): sorted, the last row of a key wins.
         ordered = sorted(rows, key=_LATEST_ORDER)
@@ -515,34 +548,6 @@ class TrackingStore(LoggedModelsMixin):
             done = c.execute(delete(t.tags).where(and_(t.tags.c.run_uuid == run_id, t.tags.c.key == key))).rowcount
             if not done:
                 raise not_found(f"No tag with name: {key} in run with id {run_id}")
-
-    def get_metric_history(
-        self,
-        run_id: str,
-        key: str,
-        max_results: int | None = None,
-        page_token: str | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        from modelship.tracking.store.search import decode_page_token, encode_page_token
-
-        limit = v.max_results(max_results, 25000, 25000) if max_results else None
-        offset = decode_page_token(page_token)
-        m = t.metrics
-        q = (
-            select(m)
-            .where(and_(m.c.run_uuid == run_id, m.c.key == key))
-            .order_by(m.c.step, m.c.timestamp, m.c.value)
-            .offset(offset)
-        )
-        if limit:
-            q = q.limit(limit + 1)
-        with self.engine.connect() as c:
-            self._run_row(c, run_id)
-            rows = c.execute(q).all()
-        token = None
-        if limit and len(rows) > limit:
-            rows, token = rows[:limit], encode_page_token(offset + limit)
-        return [metric_out(r, run_id=True) for r in rows], token
 
     def search_runs(
         self,

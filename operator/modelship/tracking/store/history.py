@@ -1,0 +1,213 @@
+"""Metric history (one run, paged; many runs in bulk; many runs sampled over steps) and the
+dataset summaries of experiments: the reads behind charts in MLflow's UI and its client."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import and_, select
+
+from modelship.tracking.errors import invalid
+from modelship.tracking.store import schema as t
+from modelship.tracking.store.search import decode_page_token, encode_page_token
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import Engine
+
+# MLflow's bounds for the UI's calls (mlflow.server.handlers).
+MAX_HISTORY_RESULTS = 25000
+MAX_BULK_RUN_IDS = 100
+MAX_INTERVAL_RESULTS_PER_RUN = 2500
+MAX_DATASET_SEARCH_EXPERIMENTS = 20
+MAX_DATASET_SUMMARIES = 1000
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+
+# MLflow returns a run's history in logging-time order: timestamp, then step, then value.
+_HISTORY_ORDER = (t.metrics.c.timestamp, t.metrics.c.step, t.metrics.c.value)
+
+
+def sample_steps(
+    steps_per_run: Sequence[Sequence[int]], max_results: int, start: int | None, end: int | None
+) -> set[int]:
+    """The steps a bulk-interval read returns: at most ``max_results`` of the distinct steps
+    in ``[start, end]`` (all steps when both are None), evenly spaced over them, with the
+    last step of the range, and each run's own first and last step in the range."""
+    max_results = max(1, max_results)
+    all_steps = sorted({s for steps in steps_per_run for s in steps})
+    if start is None or end is None:
+        start, end = 0, (all_steps[-1] if all_steps else 0)
+    in_range = [s for s in all_steps if start <= s <= end]
+    bounds = {b for steps in steps_per_run if steps for b in (min(steps), max(steps)) if start <= b <= end}
+    if len(in_range) <= max_results:
+        return set(in_range) | bounds
+    interval = len(in_range) / max_results
+    sampled = {in_range[int(i * interval)] for i in range(max_results)}
+    sampled.add(in_range[-1])
+    return sampled | bounds
+
+
+def evenly_spaced(n: int, k: int) -> list[int]:
+    """``k`` indices into ``n`` items, first and last included (all of them when n <= k)."""
+    if n <= k:
+        return list(range(n))
+    if k == 1:
+        return [n - 1]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+class HistoryMixin:
+    engine: Engine
+
+    def _run_row(self, c: Connection, run_id: str) -> Any:  # pragma: no cover - TrackingStore's
+        raise NotImplementedError
+
+    def get_metric_history(
+        self,
+        run_id: str,
+        key: str,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        from modelship.tracking.store.sql import metric_out
+
+        if max_results is not None and max_results <= 0:
+            raise invalid(
+                f"Invalid value {max_results} for parameter 'max_results' supplied. It must be a positive integer."
+            )
+        offset = decode_page_token(page_token)
+        m = t.metrics
+        q = select(m).where(and_(m.c.run_uuid == run_id, m.c.key == key)).order_by(*_HISTORY_ORDER).offset(offset)
+        if max_results is not None:
+            q = q.limit(max_results + 1)
+        with self.engine.connect() as c:
+            self._run_row(c, run_id)
+            rows = c.execute(q).all()
+        token = None
+        if max_results is not None and len(rows) > max_results:
+            rows, token = rows[:max_results], encode_page_token(offset + max_results)
+        return [metric_out(r, run_id=True) for r in rows], token
+
+    def get_metric_history_bulk(
+        self, run_ids: Sequence[str], key: str, max_results: int | None
+    ) -> list[dict[str, Any]]:
+        """Every point of ``key`` of the runs, by run id then logging time, at most
+        ``max_results`` (25000) in all; run ids that name no run contribute nothing, as in MLflow."""
+        from modelship.tracking.store.sql import metric_out
+
+        if not run_ids:
+            raise invalid("GetMetricHistoryBulk request must specify at least one run_id.")
+        if len(run_ids) > MAX_BULK_RUN_IDS:
+            raise invalid(
+                f"GetMetricHistoryBulk request cannot specify more than {MAX_BULK_RUN_IDS} run_ids. "
+                f"Received {len(run_ids)} run_ids."
+            )
+        limit = min(max_results or MAX_HISTORY_RESULTS, MAX_HISTORY_RESULTS)
+        if limit <= 0:
+            raise invalid(
+                f"Invalid value {max_results} for parameter 'max_results' supplied. It must be a positive integer."
+            )
+        m = t.metrics
+        q = (
+            select(m)
+            .where(and_(m.c.run_uuid.in_(list(run_ids)), m.c.key == key))
+            .order_by(m.c.run_uuid, *_HISTORY_ORDER)
+            .limit(limit)
+        )
+        with self.engine.connect() as c:
+            return [metric_out(r, run_id=True) for r in c.execute(q)]
+
+    def get_metric_history_bulk_interval(
+        self,
+        run_ids: Sequence[str],
+        key: str,
+        max_results: int | None,
+        start_step: int | None,
+        end_step: int | None,
+    ) -> list[dict[str, Any]]:
+        """Up to ``max_results`` points per run, sampled over the steps the runs logged (see
+        :func:`sample_steps`), by run in the order given, then step and timestamp."""
+        from modelship.tracking.store.sql import metric_out
+
+        if not run_ids:
+            raise invalid("Missing value for required parameter 'run_ids'.")
+        if len(run_ids) > MAX_BULK_RUN_IDS:
+            raise invalid(
+                f"GetMetricHistoryBulkInterval request must specify at most {MAX_BULK_RUN_IDS} run_ids. "
+                f"Received {len(run_ids)} run_ids."
+            )
+        max_results = MAX_INTERVAL_RESULTS_PER_RUN if max_results is None else max_results
+        if not 1 <= max_results <= MAX_INTERVAL_RESULTS_PER_RUN:
+            raise invalid(f"max_results must be between 1 and {MAX_INTERVAL_RESULTS_PER_RUN}.")
+        if (start_step is None) != (end_step is None):
+            raise invalid("If either start step or end step are specified, both must be specified.")
+        if start_step is not None and end_step is not None and start_step > end_step:
+            raise invalid(
+                f"end_step must be greater than start_step. Found start_step={start_step} and end_step={end_step}."
+            )
+        m = t.metrics
+        wanted = list(dict.fromkeys(run_ids))
+        with self.engine.connect() as c:
+            for run_id in wanted:
+                self._run_row(c, run_id)
+            steps: dict[str, list[int]] = defaultdict(list)
+            for run_id, step in c.execute(
+                select(m.c.run_uuid, m.c.step).where(and_(m.c.run_uuid.in_(wanted), m.c.key == key)).distinct()
+            ):
+                steps[run_id].append(step)
+            chosen = sample_steps([steps[r] for r in wanted], max_results, start_step, end_step)
+            per_run_cap = max(max_results, len(chosen))
+            rows_by_run: dict[str, list[Any]] = defaultdict(list)
+            if chosen:
+                for row in c.execute(
+                    select(m)
+                    .where(and_(m.c.run_uuid.in_(wanted), m.c.key == key, m.c.step.in_(sorted(chosen))))
+                    .order_by(m.c.run_uuid, m.c.step, m.c.timestamp, m.c.value)
+                ):
+                    rows_by_run[row.run_uuid].append(row)
+        out: list[dict[str, Any]] = []
+        for run_id in wanted:
+            rows = rows_by_run[run_id]
+            out.extend(metric_out(rows[i], run_id=True) for i in evenly_spaced(len(rows), per_run_cap))
+        return out
+
+    def search_datasets(self, experiment_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The distinct (experiment, dataset name, digest, context) of the runs' dataset inputs."""
+        from modelship.tracking.store.sql import experiment_int
+
+        if not experiment_ids:
+            raise invalid("SearchDatasets request must specify at least one experiment_id.")
+        if len(experiment_ids) > MAX_DATASET_SEARCH_EXPERIMENTS:
+            raise invalid(
+                f"SearchDatasets request cannot specify more than {MAX_DATASET_SEARCH_EXPERIMENTS} experiment_ids. "
+                f"Received {len(experiment_ids)} experiment_ids."
+            )
+        eids = [experiment_int(e) for e in experiment_ids]
+        r, i = t.runs, t.run_inputs
+        q = (
+            select(r.c.experiment_id, i.c.body)
+            .join(i, i.c.run_uuid == r.c.run_uuid)
+            .where(r.c.experiment_id.in_(eids), i.c.kind == "dataset")
+            .order_by(r.c.experiment_id, i.c.ref)
+        )
+        seen: dict[tuple[str, str, str, str | None], None] = {}
+        with self.engine.connect() as c:
+            for eid, body in c.execute(q):
+                entry = orjson.loads(body)
+                dataset = entry.get("dataset") or {}
+                context = next(
+                    (tag.get("value") for tag in entry.get("tags") or [] if tag.get("key") == DATASET_CONTEXT_TAG), None
+                )
+                seen.setdefault((str(eid), dataset.get("name", ""), dataset.get("digest", ""), context))
+                if len(seen) == MAX_DATASET_SUMMARIES:
+                    break
+        out = []
+        for eid, name, digest, context in seen:
+            summary = {"experiment_id": eid, "name": name, "digest": digest}
+            if context is not None:
+                summary["context"] = context
+            out.append(summary)
+        return out

@@ -1,0 +1,224 @@
+"""The MLflow registry write API on the real bed: the real mlflow client, server and operator.
+
+``mlflow.register_model``, ``log_model(registered_model_name=...)``, aliases, transitions,
+tags, descriptions, search and deletes become ModelVersion and RegisteredModel objects and
+spec changes; the operator numbers and decides as for objects from git; ``load_model``
+follows what it decided.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.cluster.kubeapi import KubeApi, path_for
+from tests.conftest import wait
+from tests.e2e.conftest import REGISTRY_WRITE_NAMESPACE
+
+API = "modelship.io/v1alpha1"
+NS = REGISTRY_WRITE_NAMESPACE
+LABEL = "modelship.io/created-by=tracking-api"
+
+
+def objects(kube: KubeApi, plural: str, model: str, namespace: str = NS) -> list[dict[str, Any]]:
+    items = kube.get(path_for(API, plural, namespace))["items"]
+    return [o for o in items if o["spec"]["model"] == model]
+
+
+def by_version(kube: KubeApi, model: str, version: int) -> dict[str, Any]:
+    (found,) = [o for o in objects(kube, "modelversions", model) if (o.get("status") or {}).get("version") == version]
+    return found
+
+
+@pytest.fixture
+def mlflow_client(tracking_server: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    import mlflow
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    mlflow.set_tracking_uri(tracking_server)
+    mlflow.set_registry_uri(tracking_server)
+    return MlflowClient()
+
+
+def test_the_mlflow_client_registers_promotes_aliases_tags_and_deletes(
+    kube: KubeApi, operator, mlflow_client: Any, tmp_path: Path
+) -> None:
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    client = mlflow_client
+    name = f"Iris_{uuid.uuid4().hex[:6]}"  # capitals and '_': not an object name as it is
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=300).fit(X, y)
+    mlflow.set_experiment("registry-writes-e2e")
+
+    # 1. log_model(registered_model_name=...): MLflow 3 registers the logged model (models:/m-...).
+    with mlflow.start_run() as run:
+        mlflow.log_metric("accuracy", 0.97)
+        info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name, input_example=X.head(2))
+    assert info.registered_model_version == "1"  # a string over REST, as from mlflow server
+    (entry,) = objects(kube, "registeredmodels", name)
+    assert entry["metadata"]["labels"]["modelship.io/created-by"] == "tracking-api"
+    assert entry["metadata"]["name"] != name and entry["metadata"]["annotations"]["modelship.io/model"] == name
+    v1 = by_version(kube, name, 1)
+    assert v1["metadata"]["labels"]["modelship.io/created-by"] == "tracking-api"
+    assert v1["spec"]["source"] == f"models:/{info.model_id}"
+    ready = wait(lambda: (s := by_version(kube, name, 1)["status"]).get("runId") and s, 60, "v1 resolved")
+    assert ready["runId"] == run.info.run_id and ready["metrics"] == {"accuracy": 0.97}  # gates can use them
+
+    # 2. register_model("runs:/<run>/<path>") of a model directory in the run's artifacts:
+    #    written as runs:/ so that the operator copies the run's metrics.
+    local = tmp_path / "plain"
+    mlflow.sklearn.save_model(model, str(local))
+    with mlflow.start_run() as run2:
+        mlflow.log_metric("accuracy", 0.91)
+        mlflow.log_artifacts(str(local), "plain")
+    mv2 = mlflow.register_model(f"runs:/{run2.info.run_id}/plain", name)
+    assert mv2.version == "2" and mv2.status == "READY", mv2
+    assert by_version(kube, name, 2)["spec"]["source"] == f"runs:/{run2.info.run_id}/plain"
+    assert mv2.run_id == run2.info.run_id
+
+    # 3. Transitions are spec.stage changes; the call returns once the operator decided.
+    got = client.transition_model_version_stage(name, "1", "Production")
+    assert got.current_stage == "Production"
+    assert by_version(kube, name, 1)["spec"]["stage"] == "Production"
+    got = client.transition_model_version_stage(name, "2", "production", archive_existing_versions=True)
+    assert got.current_stage == "Production"
+    assert by_version(kube, name, 1)["spec"]["stage"] == "Archived"  # as modelship promote --archive-existing
+    assert [v.version for v in client.get_latest_versions(name, stages=["Production"])] == ["2"]
+    assert client.get_model_version(name, "1").current_stage == "Archived"
+    with pytest.raises(MlflowException, match="Invalid Model Version stage"):
+        client.transition_model_version_stage(name, "1", "Shipped")
+
+    # 4. Aliases move: MLflow's semantics (the old holder lets go), not "the newest claimant".
+    client.set_registered_model_alias(name, "champion", "2")
+    assert client.get_model_version_by_alias(name, "champion").version == "2"
+    client.set_registered_model_alias(name, "champion", "1")
+    assert client.get_model_version_by_alias(name, "champion").version == "1"
+    assert not by_version(kube, name, 2)["spec"].get("aliases")
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    assert list(loaded.predict(X.head(3))) == [0, 0, 0]
+    assert client.get_model_version_download_uri(name, "2").endswith(f"{run2.info.run_id}/artifacts/plain")
+
+    # 5. Tags and descriptions, on the model (RegisteredModel) and on versions.
+    client.update_registered_model(name, description="Flowers, three kinds.")
+    client.set_registered_model_tag(name, "team", "ml")
+    client.set_registered_model_tag(name, "tmp", "x")
+    client.delete_registered_model_tag(name, "tmp")
+    client.update_model_version(name, "2", description="Trained on all of iris.")
+    client.set_model_version_tag(name, "2", "validated", "yes")
+    client.set_model_version_tag(name, "2", "tmp", "x")
+    client.delete_model_version_tag(name, "2", "tmp")
+    rm = client.get_registered_model(name)
+    assert rm.description == "Flowers, three kinds." and rm.tags == {"team": "ml"}
+    assert {a: v for a, v in rm.aliases.items()} == {"champion": "1"}
+    mv = client.get_model_version(name, "2")
+    assert mv.description == "Trained on all of iris." and mv.tags == {"validated": "yes"}
+    assert by_version(kube, name, 2)["spec"]["tags"] == {"validated": "yes"}
+
+    # 6. Search, as the client sends it.
+    assert [m.name for m in client.search_registered_models(filter_string=f"name = '{name}'")] == [name]
+    assert [m.name for m in client.search_registered_models(filter_string="tags.team = 'ml'")] == [name]
+    assert sorted(v.version for v in client.search_model_versions(f"name = '{name}'")) == ["1", "2"]
+
+    # 7. The operator writes the model-level view into the RegisteredModel's status.
+    def summarized() -> dict[str, Any] | None:
+        (obj,) = objects(kube, "registeredmodels", name)
+        st = obj.get("status") or {}
+        return st if st.get("versionCount") == 2 and st.get("aliases") else None
+
+    st = wait(summarized, 60, "RegisteredModel status")
+    assert st["production"] == 2 and st["latestVersion"] == 2
+    assert [(a["alias"], a["version"]) for a in st["aliases"]] == [("champion", 1)]
+    assert {h["stage"]: h["version"] for h in st["latestVersions"]} == {"Archived": 1, "Production": 2}
+
+    # 8. Rename is refused with the way to do it; deletes delete.
+    with pytest.raises(MlflowException, match="Renaming a registered model is not supported"):
+        client.rename_registered_model(name, f"{name}-new")
+    client.delete_registered_model_alias(name, "champion")
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias(name, "champion")
+    client.delete_model_version(name, "1")
+    assert [(o.get("status") or {}).get("version") for o in objects(kube, "modelversions", name)] == [2]
+    client.delete_registered_model(name)
+    assert objects(kube, "modelversions", name) == [] and objects(kube, "registeredmodels", name) == []
+    with pytest.raises(MlflowException, match="not found") as caught:
+        client.get_registered_model(name)
+    assert caught.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_a_version_from_git_is_promoted_through_the_mlflow_api_in_its_own_namespace(
+    kube: KubeApi, namespace: str, operator, mlflow_client: Any, tracking_server: str
+) -> None:
+    """A model whose versions came from kubectl/git lives in its namespace: the API changes it
+    there (and a new version goes there too), and creates no RegisteredModel for reads."""
+    from tests.e2e.test_registry import make_run, mv
+
+    client = mlflow_client
+    name = f"gitops-{namespace}"
+    run_id = make_run(tracking_server, 0.95)
+    kube.create(path_for(API, "modelversions", namespace), mv("g1", name, f"runs:/{run_id}/model"))
+    wait(
+        lambda: (kube.get(path_for(API, "modelversions", namespace, "g1")).get("status") or {}).get("version"), 60, "g1"
+    )
+    assert client.transition_model_version_stage(name, "1", "Staging").current_stage == "Staging"
+    g1 = kube.get(path_for(API, "modelversions", namespace, "g1"))
+    assert g1["spec"]["stage"] == "Staging" and "labels" not in g1["metadata"]  # changed, not re-labelled
+    created = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+    assert created.version == "2"
+    (new,) = [o for o in objects(kube, "modelversions", name, namespace) if o["metadata"]["name"] != "g1"]
+    assert new["metadata"]["labels"]["modelship.io/created-by"] == "tracking-api"
+    assert objects(kube, "registeredmodels", name, namespace) == []
+    assert objects(kube, "registeredmodels", name) == []
+    client.set_registered_model_tag(name, "owner", "data-team")  # the model's tags need a home: one is made
+    (entry,) = objects(kube, "registeredmodels", name, namespace)
+    assert entry["spec"]["tags"] == {"owner": "data-team"}
+    assert client.get_registered_model(name).tags == {"owner": "data-team"}
+
+
+def test_registry_writes_need_the_token_and_can_be_turned_off(kube: KubeApi, bed, tmp_path: Path) -> None:
+    """The server's two switches, on the real API server: the token, and --no-registry-writes."""
+    from fastapi.testclient import TestClient
+
+    from modelship.tracking.server.app import create_app
+    from modelship.tracking.server.registry import KubeReader
+    from modelship.tracking.server.registry_write import KubeObjects, WriteSettings
+    from modelship.tracking.settings import ServerSettings
+    from modelship.tracking.store.sql import TrackingStore
+
+    settings = ServerSettings(
+        backend_store_uri=f"sqlite:///{tmp_path}/t.db", artifacts_destination=str(tmp_path / "a"), auth_token="tok"
+    )
+    store = TrackingStore(settings.backend_store_uri)
+    reader = KubeReader(NS, kubeconfig=str(bed.kubeconfig))
+    name = f"token-{uuid.uuid4().hex[:6]}"
+    url = "/api/2.0/mlflow/registered-models/create"
+    try:
+        writes = WriteSettings(KubeObjects(), NS, wait=5)
+        http = TestClient(create_app(settings, store, registry=reader, registry_writes=writes))
+        refused = http.post(url, json={"name": name})
+        assert refused.status_code == 401 and refused.json()["error_code"] == "UNAUTHENTICATED"
+        assert objects(kube, "registeredmodels", name) == []
+        done = http.post(url, json={"name": name}, headers={"Authorization": "Bearer tok"})
+        assert done.status_code == 200 and done.json()["registered_model"]["name"] == name
+        again = http.post(url, json={"name": name}, headers={"Authorization": "Bearer tok"})
+        assert again.status_code == 400 and again.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+        assert len(objects(kube, "registeredmodels", name)) == 1
+
+        off = TestClient(create_app(settings, store, registry=reader, registry_writes=None))
+        resp = off.post(url, json={"name": f"{name}-2"}, headers={"Authorization": "Bearer tok"})
+        assert resp.status_code == 403 and "--no-registry-writes" in resp.json()["message"]
+        assert objects(kube, "registeredmodels", f"{name}-2") == []
+        read = off.get("/api/2.0/mlflow/registered-models/get", params={"name": name})
+        assert read.status_code == 200  # reads stay served
+    finally:
+        for obj in objects(kube, "registeredmodels", name):
+            kube.delete(path_for(API, "registeredmodels", NS, obj["metadata"]["name"]))
+        store.close()
