@@ -46,6 +46,9 @@ fi
 # luahealth runs the Argo CD health checks (manifests/argocd) under gopher-lua, the Lua of
 # Argo CD; built from the Go module proxy into the same cache, keyed by version and source.
 log "luahealth $(.venv/bin/python -m tests.argocd.luahealth)"
+# kubeconform (Go module proxy) and the JSON schemas of the pinned Kubernetes release, made
+# from that release's own OpenAPI document in the k8s.io/kubernetes module (nothing else downloaded).
+log "kubeconform and schemas $(.venv/bin/python -m tests.tools.kubeconform)"
 
 log "test bed binaries"
 bash tests/cluster/build.sh >/dev/null
