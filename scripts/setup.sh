@@ -60,6 +60,9 @@ fi
 # luahealth runs the Argo CD health checks (manifests/argocd) under gopher-lua, the Lua of
 # Argo CD; built from the Go module proxy into the same cache, keyed by version and source.
 log "luahealth $(.venv/bin/python -m tests.argocd.luahealth)"
+# kubeconform (Go module proxy) and the JSON schemas of the pinned Kubernetes release, made
+# from that release's own OpenAPI document in the k8s.io/kubernetes module (nothing else downloaded).
+log "kubeconform and schemas $(.venv/bin/python -m tests.tools.kubeconform)"
 
 # MLflow's Java client and the test's Maven plugins, into the Maven cache (~/.m2, outside the
 # repository), so the test stage builds tests/java offline. go-offline does not fetch plugin
