@@ -100,3 +100,25 @@ def test_models_uri_lookup(ref: str, version: int | None) -> None:
     ]
     got = find_in_registry(objs, "iris", ref)
     assert (got or {}).get("version") == version
+
+
+@pytest.mark.parametrize(
+    ("source", "logged"),
+    [
+        ("models:/m-0123456789abcdef", True),  # MLflow 3 log_model(registered_model_name=...)
+        ("models:/m-0123/1", False),  # version 1 of a registered model named m-0123
+        ("models:/m-0123@champion", False),
+        ("models:/iris/Production", False),
+        ("models:/iris", False),
+    ],
+)
+def test_a_logged_model_source_is_told_from_a_registry_reference(source: str, logged: bool) -> None:
+    """The scheme table tells them apart (``registry_source.resolve`` sends a logged model to
+    the tracking server, a registry reference to the registry)."""
+    from modelship.uris import ModelsURI, URIError, parse
+
+    try:
+        ref = parse(source)
+    except URIError:  # models:/iris names no version: not a logged model either
+        ref = None
+    assert (isinstance(ref, ModelsURI) and ref.logged_model_id is not None) is logged

@@ -24,6 +24,7 @@ from modelship.tracking.protocol.validation import (
     encode_float,
     int64,
     invalid_value,
+    missing,
     wrong_type,
 )
 
@@ -64,7 +65,7 @@ def _str(obj: dict[str, Any], name: str, where: str, required: bool = True) -> s
     value = obj.get(name)
     if value is None:
         if required:
-            raise invalid(f"Missing value for required parameter '{where}{name}'.")
+            raise missing(f"{where}{name}")
         return None
     if not isinstance(value, str):
         raise wrong_type(f"{where}{name}", value)
@@ -72,6 +73,8 @@ def _str(obj: dict[str, Any], name: str, where: str, required: bool = True) -> s
 
 
 def _float(value: Any, where: str) -> float:
+    if value is None:
+        raise missing(where)
     if isinstance(value, float):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
@@ -88,7 +91,9 @@ def _float(value: Any, where: str) -> float:
 
 
 def _int(value: Any, where: str, default: int | None = None) -> int:
-    if value is None and default is not None:
+    if value is None:
+        if default is None:
+            raise missing(where)
         return default
     if isinstance(value, int) and not isinstance(value, bool):
         return int64(value, where)

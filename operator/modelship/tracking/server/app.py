@@ -28,6 +28,8 @@ from modelship.tracking.server.paths import MlflowPaths
 from modelship.tracking.server.registry import READ_POSTS as REGISTRY_READ_POSTS
 from modelship.tracking.server.registry import RegistryReader, no_cluster_router, registry_router
 from modelship.tracking.server.registry_write import RegistryWrites, WriteSettings
+from modelship.tracking.server.ui import ui_router
+from modelship.tracking.server.ui_api import ui_api_router
 from modelship.tracking.settings import ServerSettings
 from modelship.tracking.store.artifacts import ArtifactStore, open_artifact_store
 from modelship.tracking.store.sql import TrackingStore
@@ -161,6 +163,8 @@ def create_app(
         app.include_router(registry_router(registry, writer))
     else:
         app.include_router(no_cluster_router())
+    app.include_router(ui_api_router(store, artifacts))
+    app.include_router(ui_router())
 
     @app.get("/api/3.0/mlflow/server-info", tags=["server"])
     async def get_server_info() -> Response:
