@@ -118,10 +118,10 @@ def _termination_message(text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from modelship.models.uri import redact_url
     from modelship.serving import logs
     from modelship.serving.app import create_app
     from modelship.serving.core import ModelServer
+    from modelship.uris import redact_url
 
     settings = settings_from_args(args)
     logs.configure(settings.log_level)
