@@ -13,6 +13,8 @@ command -v git >/dev/null || missing+=(git)
 command -v nft >/dev/null || missing+=(nftables)        # kube-proxy's nftables mode, in the bed's node
 command -v nsenter >/dev/null || missing+=(util-linux)  # runs the bed's processes in its node namespace
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium)   # tests/browser: Playwright drives Debian's browser
+command -v npm >/dev/null || missing+=(npm)             # builds the web UI's bundle (ui/)
 command -v mvn >/dev/null || missing+=(maven)          # MLflow's Java client test (tests/java)
 command -v curl >/dev/null || missing+=(curl)          # the REST example of docs/tracking.md, tested
 command -v jq >/dev/null || missing+=(jq)
@@ -38,6 +40,15 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The web UI's bundle, rebuilt when ui/'s sources or lockfile change (keyed by their hash).
+UI_OUT=operator/modelship/tracking/server/ui_static
+ui_hash="$(find ui -path ui/node_modules -prune -o -type f -print | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)"
+if [ "$(cat "$UI_OUT/.source-hash" 2>/dev/null)" != "$ui_hash" ]; then
+  log "building the web UI (npm ci, npm run build)"
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error >&2 && npm run --silent build >&2)
+  echo "$ui_hash" > "$UI_OUT/.source-hash"
+fi
+
 # helm renders the chart in the unit tests; built from the Go module proxy like the bed.
 HELM_VERSION="${MODELSHIP_HELM_VERSION:-v3.16.4}"
 HELM_DIR="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}/tools/helm-${HELM_VERSION}"
@@ -45,6 +56,13 @@ if [ ! -x "$HELM_DIR/helm" ]; then
   log "building helm ${HELM_VERSION}"
   GOBIN="$HELM_DIR" GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" >&2
 fi
+
+# luahealth runs the Argo CD health checks (manifests/argocd) under gopher-lua, the Lua of
+# Argo CD; built from the Go module proxy into the same cache, keyed by version and source.
+log "luahealth $(.venv/bin/python -m tests.argocd.luahealth)"
+# kubeconform (Go module proxy) and the JSON schemas of the pinned Kubernetes release, made
+# from that release's own OpenAPI document in the k8s.io/kubernetes module (nothing else downloaded).
+log "kubeconform and schemas $(.venv/bin/python -m tests.tools.kubeconform)"
 
 # MLflow's Java client and the test's Maven plugins, into the Maven cache (~/.m2, outside the
 # repository), so the test stage builds tests/java offline. go-offline does not fetch plugin

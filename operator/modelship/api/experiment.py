@@ -164,7 +164,21 @@ class ExperimentSpec(ApiModel):
     search: SearchSpec | None = Field(
         default=None, description="Hyperparameter search; without it the experiment runs one trial."
     )
-    resources: ResourceRequirements | None = Field(default=None, description="Resources of the trainer container.")
+    resources: ResourceRequirements | None = Field(
+        default=None,
+        description="Resources of the trainer container; default requests {cpu: 100m, memory: 256Mi}, "
+        "limits {memory: 2Gi}.",
+    )
+    sidecar_resources: ResourceRequirements | None = Field(
+        default=None,
+        description="Resources of the tracking sidecar; default requests {cpu: 50m, memory: 128Mi}, "
+        "limits {memory: 512Mi} (it buffers at most 256 MiB on disk, not in memory).",
+    )
+    checkout_resources: ResourceRequirements | None = Field(
+        default=None,
+        description="Resources of the git checkout init container; default requests {cpu: 50m, memory: 64Mi}, "
+        "limits {memory: 512Mi}.",
+    )
     env: list[EnvVar] | None = Field(default=None, description="Extra environment for the trainer.", max_length=128)
     service_account_name: str | None = Field(
         default=None, description="Service account of the trial pods.", max_length=253

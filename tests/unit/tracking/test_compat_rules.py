@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from modelship.tracking.server import messages
-from modelship.tracking.server.common import validation_message
+from modelship.tracking.protocol import messages
+from modelship.tracking.protocol.messages import validation_message
 from modelship.tracking.server.paths import unsupported_feature
 from modelship.tracking.store.history import evenly_spaced, sample_steps
 from modelship.tracking.store.sql import TrackingStore
