@@ -131,6 +131,11 @@ def _numbered(api: KubeApi, namespace: str) -> int:
     return int(status)
 
 
+def _numbered_already(api: KubeApi, namespace: str, name: str) -> bool:
+    obj = api.get(path_for("modelship.io/v1alpha1", "modelversions", namespace, name))
+    return isinstance((obj.get("status") or {}).get("version"), int)
+
+
 def _restricted_namespace(api: KubeApi) -> str:
     """A user's namespace that enforces Pod Security restricted."""
     name = f"ml-{uuid.uuid4().hex[:6]}"
@@ -244,6 +249,13 @@ def test_kubectl_install_then_helm_adopts_it(clean_bed: Bed, admin: Admin, api: 
 
         # The README's CRD-only command: every file of crds/ is a CRD and applies server-side.
         admin.kubectl("apply", "--server-side", "-f", "crds/")
+
+        # The README's next step: the quickstart applies, and `kubectl get modelship` lists one of each kind.
+        user = _restricted_namespace(api)
+        admin.kubectl("apply", "-n", user, "-k", "manifests/examples/quickstart")
+        listed = admin.kubectl("get", "modelship", "-n", user, "-o", "name").stdout.split()
+        assert sorted(name.split(".", 1)[0] for name in listed) == sorted(k.kind.lower() for k in KINDS), listed
+        wait(lambda: _numbered_already(api, user, "quickstart-v1"), 180, "the quickstart's ModelVersion numbered")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- pods\n{_diagnose(api, clean_bed)}") from None
     finally:
