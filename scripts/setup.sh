@@ -13,6 +13,11 @@ command -v git >/dev/null || missing+=(git)
 command -v nft >/dev/null || missing+=(nftables)        # kube-proxy's nftables mode, in the bed's node
 command -v nsenter >/dev/null || missing+=(util-linux)  # runs the bed's processes in its node namespace
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium)   # tests/browser: Playwright drives Debian's browser
+command -v npm >/dev/null || missing+=(npm)             # builds the web UI's bundle (ui/)
+command -v mvn >/dev/null || missing+=(maven)          # MLflow's Java client test (tests/java)
+command -v curl >/dev/null || missing+=(curl)          # the REST example of docs/tracking.md, tested
+command -v jq >/dev/null || missing+=(jq)
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then echo "setup: run as root to install ${missing[*]}" >&2; exit 1; fi
@@ -35,6 +40,15 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The web UI's bundle, rebuilt when ui/'s sources or lockfile change (keyed by their hash).
+UI_OUT=operator/modelship/tracking/server/ui_static
+ui_hash="$(find ui -path ui/node_modules -prune -o -type f -print | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)"
+if [ "$(cat "$UI_OUT/.source-hash" 2>/dev/null)" != "$ui_hash" ]; then
+  log "building the web UI (npm ci, npm run build)"
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error >&2 && npm run --silent build >&2)
+  echo "$ui_hash" > "$UI_OUT/.source-hash"
+fi
+
 # helm renders the chart in the unit tests; built from the Go module proxy like the bed.
 HELM_VERSION="${MODELSHIP_HELM_VERSION:-v3.16.4}"
 HELM_DIR="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}/tools/helm-${HELM_VERSION}"
@@ -49,6 +63,16 @@ log "luahealth $(.venv/bin/python -m tests.argocd.luahealth)"
 # kubeconform (Go module proxy) and the JSON schemas of the pinned Kubernetes release, made
 # from that release's own OpenAPI document in the k8s.io/kubernetes module (nothing else downloaded).
 log "kubeconform and schemas $(.venv/bin/python -m tests.tools.kubeconform)"
+
+# MLflow's Java client and the test's Maven plugins, into the Maven cache (~/.m2, outside the
+# repository), so the test stage builds tests/java offline. go-offline does not fetch plugin
+# dependencies: surefire's JUnit provider is fetched by name.
+M2="$HOME/.m2/repository"
+if [ ! -d "$M2/org/mlflow/mlflow-client/2.17.2" ] || [ ! -d "$M2/org/apache/maven/surefire/surefire-junit-platform/3.2.5" ]; then
+  log "filling the Maven cache for tests/java"
+  mvn -q -B -f tests/java/pom.xml dependency:go-offline >&2
+  mvn -q -B -f tests/java/pom.xml dependency:get -Dartifact=org.apache.maven.surefire:surefire-junit-platform:3.2.5 >&2
+fi
 
 log "test bed binaries"
 bash tests/cluster/build.sh >/dev/null

@@ -27,6 +27,7 @@ echo "=== lint"
 .venv/bin/mypy
 (cd operator && ../.venv/bin/lint-imports ../pyproject.toml)
 if [ -d tests/integration ]; then run_stage integration tests/integration -q; fi
+run_stage browser tests/browser -q   # the web UI in Debian's chromium, driven by Playwright
 run_stage reliability tests/reliability -q
 run_stage e2e tests/e2e -q
 # After the session no namespace, link, route or nftables table of a bed may remain.

@@ -100,8 +100,16 @@ def namespace(kube: KubeApi, bed: Bed, request: pytest.FixtureRequest) -> Iterat
         pass
 
 
-def wait(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    """Poll until predicate() is truthy; the last value or error goes into the failure."""
+def wait(
+    predicate: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.25,
+    retry: tuple[type[Exception], ...] = (),
+) -> Any:
+    """Poll until predicate() is truthy; the last value or error goes into the failure.
+    An ApiError (and any error of ``retry``, e.g. OSError for a process that restarts) is
+    retried until the bound."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -109,7 +117,7 @@ def wait(predicate: Callable[[], Any], timeout: float, what: str, interval: floa
             last = predicate()
             if last:
                 return last
-        except ApiError as exc:
+        except (ApiError, *retry) as exc:
             last = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")

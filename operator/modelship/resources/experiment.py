@@ -119,18 +119,18 @@ def label_value(name: str) -> str:
     return shorten(name)
 
 
-def _resources(given: ResourceRequirements | None, default: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
-    if given is None:
-        return {kind: dict(values) for kind, values in default.items()}
-    return given.model_dump(by_alias=True, exclude_none=True)
-
-
 def token_secret(spec: ExperimentSpec, default: SecretKeyRef | None) -> SecretKeyRef | None:
     """Where the trial sidecars' tracking token comes from: ``spec.tracking.tokenSecretRef``,
     else the operator's default Secret, else nowhere (no token)."""
     if spec.tracking is not None and spec.tracking.token_secret_ref is not None:
         return spec.tracking.token_secret_ref
     return default
+
+
+def _resources(given: ResourceRequirements | None, default: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    if given is None:
+        return {kind: dict(values) for kind, values in default.items()}
+    return given.model_dump(by_alias=True, exclude_none=True)
 
 
 def _sidecar_probe() -> dict[str, Any]:

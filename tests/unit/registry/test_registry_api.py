@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 
 from modelship.tracking.errors import TrackingError
-from modelship.tracking.server.common import error_response
+from modelship.tracking.protocol.http import error_response
 from modelship.tracking.server.registry import StaticReader, parse_filter, registry_router
 
 API = "/api/2.0/mlflow"

@@ -17,16 +17,19 @@ from modelship import __version__
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError
 from modelship.tracking.logs import event
-from modelship.tracking.server import messages
+from modelship.tracking.protocol import messages
+from modelship.tracking.protocol.http import error_response, ok
+from modelship.tracking.protocol.paths import API
 from modelship.tracking.server.api import tracking_router
 from modelship.tracking.server.artifacts import artifacts_router
-from modelship.tracking.server.common import error_response, ok
 from modelship.tracking.server.hotpath import HotWrites
 from modelship.tracking.server.limits import BodyLimits
 from modelship.tracking.server.paths import MlflowPaths
 from modelship.tracking.server.registry import READ_POSTS as REGISTRY_READ_POSTS
 from modelship.tracking.server.registry import RegistryReader, no_cluster_router, registry_router
 from modelship.tracking.server.registry_write import RegistryWrites, WriteSettings
+from modelship.tracking.server.ui import ui_router
+from modelship.tracking.server.ui_api import ui_api_router
 from modelship.tracking.settings import ServerSettings
 from modelship.tracking.store.artifacts import ArtifactStore, open_artifact_store
 from modelship.tracking.store.sql import TrackingStore
@@ -38,10 +41,10 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_POSTS = (
     frozenset(
         {
-            "/api/2.0/mlflow/runs/search",
-            "/api/2.0/mlflow/experiments/search",
-            "/api/2.0/mlflow/experiments/search-datasets",
-            "/api/2.0/mlflow/logged-models/search",
+            f"{API}/runs/search",
+            f"{API}/experiments/search",
+            f"{API}/experiments/search-datasets",
+            f"{API}/logged-models/search",
         }
     )
     | REGISTRY_READ_POSTS
@@ -160,6 +163,8 @@ def create_app(
         app.include_router(registry_router(registry, writer))
     else:
         app.include_router(no_cluster_router())
+    app.include_router(ui_api_router(store, artifacts))
+    app.include_router(ui_router())
 
     @app.get("/api/3.0/mlflow/server-info", tags=["server"])
     async def get_server_info() -> Response:

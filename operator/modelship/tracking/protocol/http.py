@@ -1,17 +1,19 @@
-"""Request parsing and response helpers shared by the route modules."""
+"""Request parsing and response helpers of the wire format: MLflow's error body, the raw
+ASGI body reader and writer of the hot paths; shared by the server's routes and the sidecar."""
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Send
 
-from modelship.tracking.errors import MALFORMED_REQUEST, TrackingError, invalid
-from modelship.tracking.store import validation as v
+from modelship.tracking.errors import TrackingError, invalid
+from modelship.tracking.protocol import validation as v
+from modelship.tracking.protocol.messages import parse_body
 
 # Far above the largest legal log-batch (1000 metrics, 100 params of 6000 characters,
 # 100 tags of 8000) and small enough that a runaway client cannot fill the memory.
@@ -58,41 +60,6 @@ async def send_json(send: Send, status: int, body: bytes) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-def _json_path(loc: tuple[int | str, ...]) -> str:
-    """pydantic's location as MLflow writes a field's path: ``metrics[0].value``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
-
-
-def validation_message(exc: ValidationError) -> str:
-    """The first error in ``mlflow server``'s words (clients and people match on them):
-    ``Invalid value 31 for parameter 'run_id' supplied: Hint: ...`` or ``Missing value for
-    required parameter 'key'. ...``; a second one, if any, is named after it."""
-    errs = exc.errors()
-    first = errs[0]
-    path = _json_path(tuple(first["loc"]))
-    if first["type"] == "missing":
-        message = v.missing(path).message
-    elif first["type"].startswith(("greater_than", "less_than")):
-        message = v.invalid_value(path, first.get("input"), f"{first['msg']}. {v.API_DOCS_HINT}").message
-    else:
-        message = v.wrong_type(path, first.get("input")).message
-    if len(errs) > 1:
-        message += f" ({len(errs) - 1} more: {', '.join(repr(_json_path(tuple(e['loc']))) for e in errs[1:4])})"
-    return message
-
-
-def parse_body(raw: bytes, model: type[M]) -> M:
-    try:
-        return model.model_validate_json(raw or b"{}")
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise TrackingError("Malformed request JSON: the body is not valid JSON", MALFORMED_REQUEST) from None
-        raise invalid(validation_message(exc)) from None
 
 
 async def parse(request: Request, model: type[M]) -> M:

@@ -32,6 +32,8 @@ INT64_MAX = 2**63 - 1
 # One IN list per experiment id in a search; PostgreSQL takes at most 65535 parameters in a
 # statement, SQLite 250000 (and this plus the filter's values stays below both).
 MAX_SEARCH_EXPERIMENT_IDS = 20000
+RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+"""A run's statuses (MLflow's ``RunStatus`` names)."""
 
 _KEY = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")

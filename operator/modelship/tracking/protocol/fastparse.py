@@ -16,7 +16,7 @@ import orjson
 
 from modelship.jsontext import has_lone_surrogate
 from modelship.tracking.errors import MALFORMED_REQUEST, TrackingError, invalid
-from modelship.tracking.store.validation import (
+from modelship.tracking.protocol.validation import (
     INT64_MAX,
     INT64_MIN,
     MAX_DATASET_DIGEST_LENGTH,
@@ -24,6 +24,7 @@ from modelship.tracking.store.validation import (
     encode_float,
     int64,
     invalid_value,
+    missing,
     wrong_type,
 )
 
@@ -64,7 +65,7 @@ def _str(obj: dict[str, Any], name: str, where: str, required: bool = True) -> s
     value = obj.get(name)
     if value is None:
         if required:
-            raise invalid(f"Missing value for required parameter '{where}{name}'.")
+            raise missing(f"{where}{name}")
         return None
     if not isinstance(value, str):
         raise wrong_type(f"{where}{name}", value)
@@ -72,6 +73,8 @@ def _str(obj: dict[str, Any], name: str, where: str, required: bool = True) -> s
 
 
 def _float(value: Any, where: str) -> float:
+    if value is None:
+        raise missing(where)
     if isinstance(value, float):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
@@ -88,7 +91,9 @@ def _float(value: Any, where: str) -> float:
 
 
 def _int(value: Any, where: str, default: int | None = None) -> int:
-    if value is None and default is not None:
+    if value is None:
+        if default is None:
+            raise missing(where)
         return default
     if isinstance(value, int) and not isinstance(value, bool):
         return int64(value, where)

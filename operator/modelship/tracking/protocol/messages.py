@@ -1,16 +1,19 @@
 """Request bodies of the MLflow REST API as pydantic models (validation + OpenAPI).
 
 Field names and types follow MLflow's ``service.proto``; unknown fields are ignored, as
-protobuf's JSON parser on ``mlflow server`` ignores them. A wrong type is a 400.
+protobuf's JSON parser on ``mlflow server`` ignores them. A wrong type is a 400
+(:func:`parse_body`, which the server's routes and the sidecar's checks both use).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from modelship.tracking.store.validation import INT64_MAX, INT64_MIN
+from modelship.tracking.errors import MALFORMED_REQUEST, TrackingError, invalid
+from modelship.tracking.protocol import validation as v
+from modelship.tracking.protocol.validation import INT64_MAX, INT64_MIN
 
 
 def _no_bool(value: Any) -> Any:
@@ -80,8 +83,6 @@ class RunRef(Msg):
     run_uuid: str | None = None
 
     def rid(self) -> str:
-        from modelship.tracking.errors import invalid
-
         rid = self.run_id or self.run_uuid
         if not rid:
             raise invalid("Missing value for required parameter 'run_id'.")
@@ -228,3 +229,40 @@ ALL: list[type[BaseModel]] = [
     LoggedModelParams,
     SearchLoggedModels,
 ]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _json_path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's location as MLflow writes a field's path: ``metrics[0].value``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def validation_message(exc: ValidationError) -> str:
+    """The first error in ``mlflow server``'s words (clients and people match on them):
+    ``Invalid value 31 for parameter 'run_id' supplied: Hint: ...`` or ``Missing value for
+    required parameter 'key'. ...``; a second one, if any, is named after it."""
+    errs = exc.errors()
+    first = errs[0]
+    path = _json_path(tuple(first["loc"]))
+    if first["type"] == "missing":
+        message = v.missing(path).message
+    elif first["type"].startswith(("greater_than", "less_than")):
+        message = v.invalid_value(path, first.get("input"), f"{first['msg']}. {v.API_DOCS_HINT}").message
+    else:
+        message = v.wrong_type(path, first.get("input")).message
+    if len(errs) > 1:
+        message += f" ({len(errs) - 1} more: {', '.join(repr(_json_path(tuple(e['loc']))) for e in errs[1:4])})"
+    return message
+
+
+def parse_body(raw: bytes, model: type[M]) -> M:
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise TrackingError("Malformed request JSON: the body is not valid JSON", MALFORMED_REQUEST) from None
+        raise invalid(validation_message(exc)) from None

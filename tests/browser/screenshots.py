@@ -1,0 +1,61 @@
+"""Screenshots of every page of the web UI into docs/img/ui-*.png, taken with Debian's
+chromium against a server seeded like the browser tests'.
+
+    .venv/bin/python -m tests.browser.screenshots [docs/img]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.browser.harness import TOKEN, launch_chromium, model_version, tracking_server
+from tests.browser.seed import seed
+
+
+def main(out: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    with tempfile.TemporaryDirectory() as tmp, tracking_server(Path(tmp)) as server:
+        os.environ["MLFLOW_TRACKING_TOKEN"] = TOKEN
+        demo = seed(server.url)
+        seed(server.url, "ui-demo-2")
+        del os.environ["MLFLOW_TRACKING_TOKEN"]
+        server.registry.objects[:] = [
+            model_version("iris", 1, "Archived", demo.run_ids[0]),
+            model_version("iris", 2, "Production", demo.run_ids[1], aliases=["champion"]),
+            model_version("iris", 3, "Staging", demo.run_ids[2], aliases=["challenger"]),
+        ]
+        eid, runs = demo.experiment_id, demo.run_ids
+        pages = {
+            "experiments": ("/#/", "[data-testid=experiments] a"),
+            "runs": (f"/#/experiments/{eid}?sort=m%3Alast%3Aloss%20ASC&sel={','.join(runs[:3])}", ".tr"),
+            "run": (f"/#/runs/{runs[0]}", "[data-testid=params]"),
+            "run-charts": (f"/#/runs/{runs[5]}?tab=charts&smooth=0.6", "[data-testid=chart-card] canvas"),
+            "run-artifacts": (f"/#/runs/{runs[0]}?tab=artifacts", "[data-testid=artifact-tree] button"),
+            "compare": (f"/#/compare?runs={','.join(runs[:4])}", "[data-testid=overlay] canvas"),
+            "models": ("/#/models", "[data-testid=models] a"),
+            "model-versions": ("/#/models/iris", "[data-testid=versions] tr"),
+        }
+        with sync_playwright() as p:
+            browser = launch_chromium(p)
+            page = browser.new_page(base_url=server.url, viewport={"width": 1400, "height": 900})
+            for name, (url, ready) in pages.items():
+                page.goto(url)
+                page.locator(ready).first.wait_for()
+                if name == "run-artifacts":
+                    page.get_by_role("button", name="model").click()
+                    page.get_by_role("button", name="MLmodel").click()
+                    page.get_by_test_id("artifact-text").wait_for()
+                page.wait_for_timeout(300)  # let the canvases finish their first frame
+                page.screenshot(path=str(out / f"ui-{name}.png"), full_page=name == "compare")
+                print(out / f"ui-{name}.png")
+            browser.close()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img"))

@@ -1,0 +1,263 @@
+"""Every page of the web UI in a real browser (Debian's chromium) against a tracking server
+that requires a write token, seeded with runs logged by the real mlflow client."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+from tests.browser.conftest import Seeds, Watch
+from tests.browser.harness import tracking_server
+from tests.browser.seed import HOSTILE, RUNS
+
+pytestmark = pytest.mark.integration
+
+DRAWN = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"""
+
+
+def drawn_pixels(canvas: Any) -> int:
+    return int(canvas.evaluate(DRAWN))
+
+
+def settled_count(page: Any) -> int:
+    """The runs table's count once every page of runs has loaded."""
+    counter = page.get_by_test_id("run-count")
+    expect(counter).to_have_text(re.compile(r"^\d+ runs$"))
+    return int(counter.inner_text().split()[0])
+
+
+def names(page: Any) -> list[str]:
+    return [str(n) for n in page.locator("[data-testid=runs-table] .tr a.name").all_inner_texts()]
+
+
+def test_experiments_list_and_search(page: Any, seeded: Seeds) -> None:
+    page.goto("/")
+    table = page.get_by_test_id("experiments")
+    expect(table.get_by_role("link", name="ui-demo")).to_be_visible()
+    expect(table.get_by_role("link", name="ui-many")).to_be_visible()
+    expect(table).to_contain_text("Runs for the web UI's tests")
+    page.get_by_placeholder("search experiments by name").fill("many")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    expect(table.get_by_role("link", name="ui-many")).to_be_visible()
+    assert "q=many" in page.url  # the search is in the URL
+    table.get_by_role("link", name="ui-many").click()
+    expect(page.get_by_test_id("run-count")).to_have_text("300 runs")
+
+
+def test_runs_table_rows_columns_and_escaping(page: Any, seeded: Seeds) -> None:
+    page.goto(f"/#/experiments/{seeded.demo.experiment_id}")
+    expect(page.get_by_test_id("run-count")).to_have_text(f"{RUNS} runs")
+    headers = page.locator("[data-testid=runs-table] [role=columnheader]").all_inner_texts()
+    for column in ("Status", "accuracy", "loss", "depth", "lr", "model"):
+        assert column in headers, headers
+    assert len(names(page)) == RUNS
+    # The hostile run name is text: shown verbatim, no element made of it, no dialog.
+    expect(page.get_by_role("link", name=HOSTILE)).to_have_count(1)
+    assert page.locator("#app script").count() == 0
+
+
+COLUMN = """title => {
+  const heads = [...document.querySelectorAll('[role=columnheader]')].map(h => h.textContent.replace(/ [▲▼]$/, ''));
+  const i = heads.indexOf(title);
+  if (i < 0) return null;
+  return [...document.querySelectorAll('[data-testid=runs-table] .tr')].map(r => r.querySelectorAll('.cell')[i].textContent);
+}"""
+
+
+def column(page: Any, title: str) -> list[str]:
+    values = page.evaluate(COLUMN, title)
+    assert values is not None, f"no column {title!r}"
+    return [str(v) for v in values]
+
+
+def wait_sorted(page: Any, title: str, count: int, descending: bool) -> list[float]:
+    """Poll (bounded by Playwright's timeout) until the rows are the sorted ones."""
+    check = f"""() => {{ const v = ({COLUMN})({title!r});
+      if (!v || v.length !== {count} || document.querySelector('[data-testid=run-count]').textContent.includes('loading'))
+        return false;
+      const n = v.map(Number); return n.every((x, i) => i === 0 || ({"n[i-1] >= x" if descending else "n[i-1] <= x"})); }}"""
+    page.wait_for_function(check)
+    return [float(v) for v in column(page, title)]
+
+
+def test_filter_and_sort_change_the_rows(page: Any, seeded: Seeds) -> None:
+    page.goto(f"/#/experiments/{seeded.demo.experiment_id}")
+    expect(page.get_by_test_id("run-count")).to_have_text(f"{RUNS} runs")
+    before = names(page)
+    page.locator("input.filter").fill("params.model = 'tree' and metrics.accuracy > 0.3")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_test_id("run-count")).not_to_have_text(f"{RUNS} runs")
+    settled_count(page)
+    filtered = names(page)
+    assert 0 < len(filtered) < RUNS and set(filtered) < set(before)
+    assert "filter=" in page.url
+    expect(page.get_by_test_id("run-count")).to_have_text(f"{len(filtered)} runs")
+    assert all(float(a) > 0.3 for a in column(page, "accuracy"))
+    assert set(column(page, "model")) == {"tree"}
+    # Sort by loss: the server's ORDER BY, descending then ascending, kept in the URL.
+    page.locator("[role=columnheader]", has_text="loss").click()
+    down = wait_sorted(page, "loss", len(filtered), descending=True)
+    assert "sort=" in page.url
+    page.locator("[role=columnheader]", has_text="loss").click()
+    up = wait_sorted(page, "loss", len(filtered), descending=False)
+    assert up == sorted(down) and up != down
+
+
+def test_a_bad_filter_is_explained(page: Any, seeded: Seeds, watch: Watch) -> None:
+    watch.expected_errors.append("status of 400")  # the browser logs the 400 answer itself
+    page.goto(f"/#/experiments/{seeded.demo.experiment_id}?filter=metrics.loss%20%3E%3E%201")
+    expect(page.locator("p.error")).to_contain_text("Expected a numeric value for 'loss'")
+    expect(page.get_by_test_id("run-count")).to_have_text("0 runs")
+
+
+def test_column_chooser_min_and_max(page: Any, seeded: Seeds) -> None:
+    spiky = next(i for i, n in seeded.demo.names.items() if n == "run-05")
+    page.goto(f"/#/experiments/{seeded.demo.experiment_id}")
+    expect(page.get_by_test_id("run-count")).to_have_text(f"{RUNS} runs")
+    page.get_by_role("button", name="Columns").click()
+    chooser = page.get_by_test_id("column-chooser")
+    chooser.locator("label", has_text="loss").locator("select").select_option("max")
+    expect(page.locator("[role=columnheader]", has_text="loss (max)")).to_be_visible()
+    assert "m%3Amax%3Aloss" in page.url
+    row = page.locator(".tr", has=page.locator(f"a[href='#/runs/{spiky}']"))
+    page.wait_for_function(f"() => ({COLUMN})('loss (max)')?.includes('40')")
+    expect(row).to_contain_text("40")
+    # Sorting the max column (in the browser) puts the spike first.
+    page.locator("[role=columnheader]", has_text="loss (max)").click()
+    expect(page.locator(".tr a.name").first).to_have_text("run-05")
+
+
+def test_runs_table_is_virtualised(page: Any, seeded: Seeds) -> None:
+    page.goto(f"/#/experiments/{seeded.many.experiment_id}?sort=m%3Alast%3Ascore%20ASC")
+    expect(page.get_by_test_id("run-count")).to_have_text("300 runs")
+    in_dom = page.locator(".tr").count()
+    assert 0 < in_dom < 100, in_dom
+    expect(page.locator(".tr a.name").first).to_have_text("many-0000")
+    page.get_by_test_id("runs-table").evaluate("t => t.scrollTop = t.scrollHeight")
+    expect(page.get_by_role("link", name="many-0299")).to_be_visible()
+    assert page.locator(".tr").count() < 100
+
+
+def test_selection_goes_to_compare(page: Any, seeded: Seeds) -> None:
+    page.goto(f"/#/experiments/{seeded.demo.experiment_id}")
+    expect(page.get_by_test_id("run-count")).to_have_text(f"{RUNS} runs")
+    for box in page.locator(".tr input[type=checkbox]").all()[:3]:
+        box.check()
+    assert page.url.count("%2C") == 2  # sel=a,b,c
+    page.get_by_role("link", name="Compare 3 runs").click()
+    expect(page.get_by_role("heading", name="Compare 3 runs")).to_be_visible()
+
+
+def test_run_page(page: Any, seeded: Seeds) -> None:
+    run_id = seeded.demo.hostile_run
+    page.goto(f"/#/runs/{run_id}")
+    expect(page.get_by_test_id("run-name")).to_have_text(HOSTILE)
+    expect(page.get_by_test_id("params")).to_contain_text("depth")
+    expect(page.get_by_test_id("metrics")).to_contain_text("accuracy")
+    expect(page.get_by_test_id("tags").locator("td", has_text=HOSTILE)).to_have_count(2)  # note, mlflow.runName
+    assert page.locator("#app script").count() == 0
+    first = seeded.demo.run_ids[0]
+    page.goto(f"/#/runs/{first}")
+    expect(page.get_by_test_id("datasets")).to_contain_text("iris-train")
+    expect(page.get_by_test_id("datasets")).to_contain_text("training")
+
+
+def test_run_charts_draw_and_follow_the_controls(page: Any, seeded: Seeds) -> None:
+    page.goto(f"/#/runs/{seeded.demo.run_ids[5]}?tab=charts")
+    cards = page.get_by_test_id("chart-card")
+    expect(cards).to_have_count(2)
+    canvas = cards.filter(has_text="loss").locator("canvas").first
+    expect(canvas).to_be_visible()
+    assert drawn_pixels(canvas) > 500
+    expect(cards.filter(has_text="loss")).to_contain_text("121 points")
+    for value in ("wall", "relative"):
+        page.locator("select").first.select_option(value)
+        assert f"x={value}" in page.url
+        expect(cards.filter(has_text="loss").locator("canvas").first).to_be_visible()
+        assert drawn_pixels(cards.filter(has_text="loss").locator("canvas").first) > 500
+    page.get_by_label("log scale").check()
+    page.locator("input[type=range]").fill("0.8")
+    assert "log=1" in page.url and "smooth=0.8" in page.url
+    assert drawn_pixels(cards.filter(has_text="loss").locator("canvas").first) > 500
+
+
+def test_artifact_previews_never_execute(page: Any, seeded: Seeds) -> None:
+    page.goto(f"/#/runs/{seeded.demo.run_ids[0]}?tab=artifacts")
+    tree = page.get_by_test_id("artifact-tree")
+    preview = page.get_by_test_id("artifact-preview")
+    tree.get_by_role("button", name="config.json").click()
+    expect(preview.get_by_test_id("artifact-text")).to_contain_text('"layers": [')
+    tree.get_by_role("button", name="config.yaml").click()
+    expect(preview.get_by_test_id("artifact-text")).to_contain_text("batch: 32")
+    tree.get_by_role("button", name="report.html").click()
+    expect(preview.get_by_test_id("artifact-text")).to_contain_text(HOSTILE)
+    expect(preview).to_contain_text("never rendered")
+    tree.get_by_role("button", name="plot.svg").click()
+    expect(preview.get_by_test_id("artifact-text")).to_contain_text("<script>alert(3)</script>")
+    assert page.locator("#app svg script, #app iframe, #app object, #app embed").count() == 0
+    tree.get_by_role("button", name="model").click()
+    tree.get_by_role("button", name="MLmodel").click()
+    expect(preview.locator("table").first).to_contain_text("sepal_length")
+    expect(preview.locator("table").last).to_contain_text("species")
+    tree.get_by_role("button", name="images").click()
+    tree.get_by_role("button", name="sample.png").click()
+    image = preview.locator("img.preview")
+    expect(image).to_be_visible()
+    assert image.evaluate("i => i.naturalWidth") == 48
+    tree.get_by_role("button", name="logs").click()
+    tree.get_by_role("button", name="train.txt").click()
+    expect(preview.get_by_test_id("artifact-text")).to_contain_text("epoch 2 done")
+
+
+def test_compare_three_runs(page: Any, seeded: Seeds) -> None:
+    ids = seeded.demo.run_ids[:3]
+    page.goto(f"/#/compare?runs={','.join(ids)}")
+    expect(page.get_by_role("heading", name="Compare 3 runs")).to_be_visible()
+    expect(page.get_by_test_id("compared-runs").locator("tr")).to_have_count(3)
+    overlay = page.get_by_test_id("overlay").locator("canvas").first
+    expect(overlay).to_be_visible()
+    assert drawn_pixels(overlay) > 500
+    assert drawn_pixels(page.get_by_test_id("parallel").locator("canvas")) > 500
+    assert drawn_pixels(page.get_by_test_id("scatter").locator("canvas")) > 100
+    diff = page.get_by_test_id("diff")
+    expect(diff.locator("thead th")).to_have_count(2 + 3)
+    expect(diff).to_contain_text("depth")
+    expect(diff.locator("td.diff").first).to_be_visible()
+    page.get_by_test_id("overlay").page.locator("h2 select").first.select_option("loss")
+    assert "metric=loss" in page.url
+    expect(page.get_by_test_id("overlay").locator("canvas").first).to_be_visible()
+
+
+def test_registry_pages(page: Any, seeded: Seeds) -> None:
+    page.goto("/#/models")
+    models = page.get_by_test_id("models")
+    expect(models.get_by_role("link", name="iris")).to_be_visible()
+    expect(models).to_contain_text("@champion → v2")
+    models.get_by_role("link", name="iris").click()
+    versions = page.get_by_test_id("versions")
+    expect(versions.locator("tbody tr")).to_have_count(3)
+    expect(versions.locator("tbody tr").first).to_contain_text("Staging")
+    expect(versions).to_contain_text("Production")
+    expect(versions).to_contain_text("@champion")
+    versions.get_by_role("link", name=seeded.demo.run_ids[1]).click()
+    expect(page.get_by_test_id("run-name")).to_have_text(seeded.demo.names[seeded.demo.run_ids[1]])
+
+
+def test_mlflow_links_open_the_run(page: Any, seeded: Seeds) -> None:
+    # The links the mlflow client prints ("View run ... at: <url>/#/experiments/1/runs/<id>").
+    run_id = seeded.demo.run_ids[2]
+    page.goto(f"/#/experiments/{seeded.demo.experiment_id}/runs/{run_id}")
+    expect(page.get_by_test_id("run-name")).to_have_text(seeded.demo.names[run_id])
+
+
+def test_registry_pages_without_cluster_access(browser: Any, tmp_path: Path) -> None:
+    with tracking_server(tmp_path, cluster=False) as server:
+        page = browser.new_page(base_url=server.url)
+        page.goto("/#/models")
+        expect(page.get_by_test_id("registry-error")).to_contain_text("no access to the cluster")
+        expect(page.get_by_test_id("registry-error")).to_contain_text("--registry-in-cluster")
+        page.close()

@@ -1,0 +1,193 @@
+// The server's REST API as the pages use it: MLflow's endpoints and Modelship's UI endpoints.
+// Every call is a GET or one of the search POSTs the server lets through without a token.
+
+export interface KV {
+  key: string;
+  value: string;
+}
+export interface Metric {
+  key: string;
+  value: number | string;
+  timestamp: number;
+  step: number;
+}
+export interface RunInfo {
+  run_id: string;
+  run_name?: string;
+  experiment_id: string;
+  user_id?: string;
+  status: string;
+  start_time?: number;
+  end_time?: number;
+  artifact_uri?: string;
+  lifecycle_stage?: string;
+}
+export interface DatasetInput {
+  tags?: KV[];
+  dataset: { name: string; digest: string; source_type?: string; source?: string; schema?: string; profile?: string };
+}
+export interface Run {
+  info: RunInfo;
+  data: { metrics?: Metric[]; params?: KV[]; tags?: KV[] };
+  inputs?: { dataset_inputs?: DatasetInput[] };
+}
+export interface Experiment {
+  experiment_id: string;
+  name: string;
+  artifact_location?: string;
+  lifecycle_stage?: string;
+  creation_time?: number;
+  last_update_time?: number;
+  tags?: KV[];
+}
+export interface FileInfo {
+  path: string;
+  is_dir: boolean;
+  file_size?: number;
+}
+export interface History {
+  run_id: string;
+  metric_key: string;
+  total: number;
+  step: number[];
+  timestamp: number[];
+  value: (number | null)[];
+}
+export interface ModelVersion {
+  name: string;
+  version: string;
+  current_stage?: string;
+  status?: string;
+  status_message?: string;
+  run_id?: string;
+  source?: string;
+  aliases?: string[];
+  description?: string;
+  creation_timestamp?: number;
+  last_updated_timestamp?: number;
+  tags?: KV[];
+}
+export interface RegisteredModel {
+  name: string;
+  description?: string;
+  creation_timestamp?: number;
+  last_updated_timestamp?: number;
+  latest_versions?: ModelVersion[];
+  aliases?: { alias: string; version: string }[];
+  tags?: KV[];
+}
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+const MLFLOW = "/api/2.0/mlflow";
+const OURS = "/api/2.0/modelship";
+
+async function call<T>(path: string, init?: RequestInit): Promise<T> {
+  const response = await fetch(path, init);
+  const text = await response.text();
+  let body: any = {};
+  try {
+    body = text ? JSON.parse(text) : {};
+  } catch {
+    throw new ApiError(`${path}: the server answered ${response.status} with a body that is not JSON`, response.status, "");
+  }
+  if (!response.ok) throw new ApiError(body.message || `${path}: HTTP ${response.status}`, response.status, body.error_code || "");
+  return body as T;
+}
+
+function get<T>(path: string, params: Record<string, string | number | string[] | undefined>, signal?: AbortSignal): Promise<T> {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined) continue;
+    for (const one of Array.isArray(v) ? v : [v]) q.append(k, String(one));
+  }
+  return call<T>(`${path}?${q}`, { signal });
+}
+
+function post<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+  return call<T>(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal });
+}
+
+export async function searchExperiments(filter: string): Promise<Experiment[]> {
+  const all: Experiment[] = [];
+  let page_token: string | undefined;
+  do {
+    const r = await post<{ experiments?: Experiment[]; next_page_token?: string }>(`${MLFLOW}/experiments/search`, {
+      max_results: 1000,
+      filter: filter || undefined,
+      order_by: ["last_update_time DESC"],
+      page_token,
+    });
+    all.push(...(r.experiments || []));
+    page_token = r.next_page_token;
+  } while (page_token && all.length < 100_000);
+  return all;
+}
+
+export const getExperiment = (id: string) =>
+  get<{ experiment: Experiment }>(`${MLFLOW}/experiments/get`, { experiment_id: id }).then((r) => r.experiment);
+
+export const searchRuns = (
+  experimentIds: string[],
+  filter: string,
+  orderBy: string[],
+  maxResults: number,
+  pageToken: string | undefined,
+  signal?: AbortSignal,
+) =>
+  post<{ runs?: Run[]; next_page_token?: string }>(
+    `${MLFLOW}/runs/search`,
+    { experiment_ids: experimentIds, filter: filter || undefined, order_by: orderBy, max_results: maxResults, page_token: pageToken },
+    signal,
+  );
+
+export const getRun = (id: string) => get<{ run: Run }>(`${MLFLOW}/runs/get`, { run_id: id }).then((r) => r.run);
+
+export const listArtifacts = (runId: string, path: string) =>
+  get<{ files?: FileInfo[] }>(`${MLFLOW}/artifacts/list`, { run_id: runId, path: path || undefined }).then((r) => r.files || []);
+
+/** The first bytes of an artifact; the server sends them as an attachment that never renders. */
+export async function previewArtifact(runId: string, path: string, maxBytes: number): Promise<{ bytes: ArrayBuffer; truncated: boolean }> {
+  const q = new URLSearchParams({ run_id: runId, path, max_bytes: String(maxBytes) });
+  const response = await fetch(`${OURS}/artifacts/preview?${q}`);
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw new ApiError(body.message || `HTTP ${response.status}`, response.status, body.error_code || "");
+  }
+  return { bytes: await response.arrayBuffer(), truncated: response.headers.get("X-Modelship-Truncated") === "true" };
+}
+
+export const historyWindows = (runIds: string[], key: string, windows: number, signal?: AbortSignal) =>
+  get<{ histories: History[] }>(`${OURS}/metrics/history-windows`, { run_id: runIds, metric_key: key, windows }, signal).then(
+    (r) => r.histories,
+  );
+
+export const metricExtremes = (experimentId: string, keys: string[], signal?: AbortSignal) =>
+  get<{ extremes: Record<string, Record<string, [number, number]>> }>(
+    `${OURS}/metrics/extremes`,
+    { experiment_id: experimentId, metric_key: keys },
+    signal,
+  ).then((r) => r.extremes);
+
+export const searchRegisteredModels = () =>
+  get<{ registered_models?: RegisteredModel[] }>(`${MLFLOW}/registered-models/search`, { max_results: 1000 }).then(
+    (r) => r.registered_models || [],
+  );
+
+/** A string literal of MLflow's filter syntax. */
+export function quote(value: string): string {
+  return value.includes("'") ? `"${value.replace(/"/g, '\\"')}"` : `'${value}'`;
+}
+
+export const searchModelVersions = (name: string) =>
+  get<{ model_versions?: ModelVersion[] }>(`${MLFLOW}/model-versions/search`, { filter: `name = ${quote(name)}`, max_results: 1000 }).then(
+    (r) => r.model_versions || [],
+  );
