@@ -81,7 +81,7 @@ def main() -> int:
 
     try:
         print(kubectl("get", "nodes", "-o", "wide"))
-        print(kubectl("apply", "--server-side", "-k", str(REPO / "crds")))
+        print(kubectl("apply", "--server-side", "-f", str(REPO / "crds")))
         kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
 
         step("starting the tracking server and the operator")

@@ -15,6 +15,9 @@ command -v nsenter >/dev/null || missing+=(util-linux)  # runs the bed's process
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null || missing+=(chromium)   # tests/browser: Playwright drives Debian's browser
 command -v npm >/dev/null || missing+=(npm)             # builds the web UI's bundle (ui/)
+command -v mvn >/dev/null || missing+=(maven)          # MLflow's Java client test (tests/java)
+command -v curl >/dev/null || missing+=(curl)          # the REST example of docs/tracking.md, tested
+command -v jq >/dev/null || missing+=(jq)
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then echo "setup: run as root to install ${missing[*]}" >&2; exit 1; fi
@@ -52,6 +55,23 @@ HELM_DIR="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}/tools/he
 if [ ! -x "$HELM_DIR/helm" ]; then
   log "building helm ${HELM_VERSION}"
   GOBIN="$HELM_DIR" GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" >&2
+fi
+
+# luahealth runs the Argo CD health checks (manifests/argocd) under gopher-lua, the Lua of
+# Argo CD; built from the Go module proxy into the same cache, keyed by version and source.
+log "luahealth $(.venv/bin/python -m tests.argocd.luahealth)"
+# kubeconform (Go module proxy) and the JSON schemas of the pinned Kubernetes release, made
+# from that release's own OpenAPI document in the k8s.io/kubernetes module (nothing else downloaded).
+log "kubeconform and schemas $(.venv/bin/python -m tests.tools.kubeconform)"
+
+# MLflow's Java client and the test's Maven plugins, into the Maven cache (~/.m2, outside the
+# repository), so the test stage builds tests/java offline. go-offline does not fetch plugin
+# dependencies: surefire's JUnit provider is fetched by name.
+M2="$HOME/.m2/repository"
+if [ ! -d "$M2/org/mlflow/mlflow-client/2.17.2" ] || [ ! -d "$M2/org/apache/maven/surefire/surefire-junit-platform/3.2.5" ]; then
+  log "filling the Maven cache for tests/java"
+  mvn -q -B -f tests/java/pom.xml dependency:go-offline >&2
+  mvn -q -B -f tests/java/pom.xml dependency:get -Dartifact=org.apache.maven.surefire:surefire-junit-platform:3.2.5 >&2
 fi
 
 log "test bed binaries"

@@ -25,7 +25,7 @@ echo "=== lint"
 .venv/bin/ruff check operator tests scripts benchmarks
 .venv/bin/ruff format --check operator tests scripts benchmarks
 .venv/bin/mypy
-(cd operator && ../.venv/bin/lint-imports --config ../pyproject.toml)
+(cd operator && ../.venv/bin/lint-imports ../pyproject.toml)
 if [ -d tests/integration ]; then run_stage integration tests/integration -q; fi
 run_stage browser tests/browser -q   # the web UI in Debian's chromium, driven by Playwright
 run_stage reliability tests/reliability -q

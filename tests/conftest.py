@@ -72,11 +72,24 @@ def kube(bed: Bed) -> KubeApi:
     return bed.api
 
 
+POD_SECURITY_LABEL = "pod-security.kubernetes.io/enforce"
+
+
 @pytest.fixture
-def namespace(kube: KubeApi, bed: Bed) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards (its pods stop with it)."""
+def namespace(kube: KubeApi, bed: Bed, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (its pods stop with it).
+
+    It enforces Pod Security ``restricted``, as a careful cluster admin's namespaces do: the
+    API server itself refuses a pod the operator makes that misses a field of the profile.
+    A test module of the bed's own (bare pods of its tests) sets ``POD_SECURITY = None``.
+    """
     name = f"t-{secrets.token_hex(4)}"
-    kube.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    level = getattr(request.module, "POD_SECURITY", "restricted")
+    labels = {POD_SECURITY_LABEL: level} if level else {}
+    kube.create(
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}},
+    )
     # The service account controller creates "default"; pods are refused until it exists.
     wait(lambda: kube.exists(f"/api/v1/namespaces/{name}/serviceaccounts/default"), 30, "default service account")
     yield name
@@ -87,8 +100,16 @@ def namespace(kube: KubeApi, bed: Bed) -> Iterator[str]:
         pass
 
 
-def wait(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    """Poll until predicate() is truthy; the last value or error goes into the failure."""
+def wait(
+    predicate: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.25,
+    retry: tuple[type[Exception], ...] = (),
+) -> Any:
+    """Poll until predicate() is truthy; the last value or error goes into the failure.
+    An ApiError (and any error of ``retry``, e.g. OSError for a process that restarts) is
+    retried until the bound."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -96,7 +117,7 @@ def wait(predicate: Callable[[], Any], timeout: float, what: str, interval: floa
             last = predicate()
             if last:
                 return last
-        except ApiError as exc:
+        except (ApiError, *retry) as exc:
             last = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")

@@ -21,8 +21,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 120.0, log: Path | None = None) -> None:
-    """Poll ``url`` until it answers 200; fail with the server's log if it exits or never answers."""
+def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 600.0, log: Path | None = None) -> None:
+    """Poll ``url`` until it answers 200; fail with the server's log if it exits or never answers.
+
+    The bound guards against a hang; it is no time limit: on a loaded machine (load 30 on
+    2 cores) a real ``mlflow server`` took more than 180 s to answer. A server that exits
+    fails at once."""
 
     def tail() -> str:
         return f":\n{log.read_text(errors='replace')[-4000:]}" if log else ""

@@ -48,14 +48,9 @@ def ensure_namespace(kube: KubeApi, name: str) -> None:
             raise
 
 
-@pytest.fixture(scope="session")
-def tracking_server(bed, kube: KubeApi, tmp_path_factory: pytest.TempPathFactory):
-    """`modelship tracking-server` on the bed's bridge address, so that pods reach it too.
-
-    Yields its base URL. On kind (no bridge of ours) it listens on loopback and only the
-    host-side tests can use it. It serves the MLflow registry API, writes included, from
-    the bed's objects (reads: every namespace; new models: REGISTRY_WRITE_NAMESPACE).
-    """
+def start_tracking_server(bed, state: Path, name: str = "tracking-server", extra: tuple[str, ...] = (), env=None):
+    """`modelship tracking-server` on the bed's bridge address, so that pods reach it too;
+    (its process, its base URL) once it answers /health."""
     import sys
     import urllib.request
 
@@ -64,9 +59,8 @@ def tracking_server(bed, kube: KubeApi, tmp_path_factory: pytest.TempPathFactory
 
     host = bed.host_address
     port = free_port(host)
-    state = tmp_path_factory.mktemp("tracking")
     proc = Process(
-        "tracking-server",
+        name,
         [
             str(Path(sys.executable).with_name("modelship")),
             "tracking-server",
@@ -78,23 +72,39 @@ def tracking_server(bed, kube: KubeApi, tmp_path_factory: pytest.TempPathFactory
             f"sqlite:///{state / 'tracking.db'}",
             "--artifacts-destination",
             str(state / "artifacts"),
-            # The MLflow registry API, read from the bed's ModelVersions (all namespaces).
-            "--registry-kubeconfig",
-            str(bed.kubeconfig),
-            "--registry-write-namespace",
-            REGISTRY_WRITE_NAMESPACE,
+            *extra,
         ],
         state,
+        env=env,
     ).start()
     url = f"http://{host}:{port}"
-    ensure_namespace(kube, REGISTRY_WRITE_NAMESPACE)
 
     def up() -> bool:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
             return resp.status == 200
 
     try:
-        wait_for(up, 60, "tracking server health", interval=0.3, processes=[proc])
+        wait_for(up, 60, f"{name} health", interval=0.3, processes=[proc])
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def tracking_server(bed, kube: KubeApi, tmp_path_factory: pytest.TempPathFactory):
+    """The session's tracking server (no token). Yields its base URL. On kind (no bridge of
+    ours) it listens on loopback and only the host-side tests can use it. It serves the
+    MLflow registry API, writes included, from the bed's objects (reads: every namespace;
+    new models: REGISTRY_WRITE_NAMESPACE).
+    """
+    proc, url = start_tracking_server(
+        bed,
+        tmp_path_factory.mktemp("tracking"),
+        extra=("--registry-kubeconfig", str(bed.kubeconfig), "--registry-write-namespace", REGISTRY_WRITE_NAMESPACE),
+    )
+    try:
+        ensure_namespace(kube, REGISTRY_WRITE_NAMESPACE)
         yield url
     finally:
         proc.stop()
@@ -134,19 +144,15 @@ def webhook_receiver(kube: KubeApi):
         receiver.stop()
 
 
-@pytest.fixture(scope="session")
-def operator(bed, crds, tracking_server: str, webhook_receiver, tmp_path_factory: pytest.TempPathFactory):
-    """`modelship operator` as a user runs it, watching every namespace of the bed."""
+def operator_process(bed, name: str, state: Path, health: int, tracking_url: str, *extra: str, env=None):
+    """`modelship operator` as a user runs it, watching every namespace of the bed (not started)."""
     import os
     import sys
-    import urllib.request
 
-    from tests.cluster.processes import Process, wait_for
-    from tests.local_servers import free_port
+    from tests.cluster.processes import Process
 
-    health, metrics = free_port(), free_port()
-    proc = Process(
-        "operator",
+    return Process(
+        name,
         [
             str(Path(sys.executable).with_name("modelship")),
             "operator",
@@ -155,17 +161,36 @@ def operator(bed, crds, tracking_server: str, webhook_receiver, tmp_path_factory
             "127.0.0.1",
             "--liveness-port",
             str(health),
-            "--metrics-port",
-            str(metrics),
             "--tracking-url",
-            tracking_server,
-            "--webhook-url",
-            webhook_receiver.url,
-            "--webhook-secret",
-            f"{WEBHOOK_NAMESPACE}/{WEBHOOK_SECRET}",
+            tracking_url,
+            *extra,
         ],
+        state,
+        env={**os.environ, **(env or {}), "KUBECONFIG": str(bed.kubeconfig)},
+    )
+
+
+@pytest.fixture(scope="session")
+def operator(bed, crds, tracking_server: str, webhook_receiver, tmp_path_factory: pytest.TempPathFactory):
+    """`modelship operator` as a user runs it, watching every namespace of the bed."""
+    import urllib.request
+
+    from tests.cluster.processes import wait_for
+    from tests.local_servers import free_port
+
+    health, metrics = free_port(), free_port()
+    proc = operator_process(
+        bed,
+        "operator",
         tmp_path_factory.mktemp("operator"),
-        env={**os.environ, "KUBECONFIG": str(bed.kubeconfig)},
+        health,
+        tracking_server,
+        "--metrics-port",
+        str(metrics),
+        "--webhook-url",
+        webhook_receiver.url,
+        "--webhook-secret",
+        f"{WEBHOOK_NAMESPACE}/{WEBHOOK_SECRET}",
     ).start()
 
     def live() -> bool:

@@ -12,6 +12,10 @@ from tests.cluster.kubeapi import KubeApi, path_for
 from tests.conftest import wait
 from tests.e2e.objects import container, deployment, job, job_condition
 
+# The bed's own tests run bare pods (no securityContext): their namespaces enforce no Pod
+# Security level. Modelship's pods run in namespaces that enforce restricted (tests/conftest.py).
+POD_SECURITY = None
+
 HTTP_SERVER = ["python", "-m", "http.server", "8000", "--bind", "0.0.0.0"]
 
 

@@ -44,6 +44,13 @@ DEPLOYMENT: dict[str, Any] = {
     },
 }
 
+REGISTERED_MODEL: dict[str, Any] = {
+    "apiVersion": API,
+    "kind": "RegisteredModel",
+    "metadata": {"name": "iris"},
+    "spec": {"model": "iris", "description": "Flowers.", "tags": {"team": "ml"}},
+}
+
 
 def _with(obj: dict[str, Any], path: list[str | int], value: Any) -> dict[str, Any]:
     out = copy.deepcopy(obj)
@@ -55,7 +62,12 @@ def _with(obj: dict[str, Any], path: list[str | int], value: Any) -> dict[str, A
 
 
 def _create(kube: KubeApi, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
-    plural = {"Experiment": "experiments", "ModelVersion": "modelversions", "ModelDeployment": "modeldeployments"}
+    plural = {
+        "Experiment": "experiments",
+        "ModelVersion": "modelversions",
+        "ModelDeployment": "modeldeployments",
+        "RegisteredModel": "registeredmodels",
+    }
     return kube.create(path_for(API, plural[obj["kind"]], namespace), obj)
 
 
@@ -67,9 +79,16 @@ def test_valid_objects_are_accepted_with_defaults(kube: KubeApi, namespace: str,
     assert mv["spec"]["stage"] == "Staging"
     md = _create(kube, namespace, DEPLOYMENT)
     assert md["spec"]["variants"][0]["replicas"] == 1
+    rm = _create(kube, namespace, REGISTERED_MODEL)
+    assert rm["spec"]["tags"] == {"team": "ml"}
     kinds = kube.get("/apis/modelship.io/v1alpha1")
     short = {r["name"]: r.get("shortNames") for r in kinds["resources"] if "/" not in r["name"]}
-    assert short == {"experiments": ["exp"], "modelversions": ["mv"], "modeldeployments": ["mdep"]}
+    assert short == {
+        "experiments": ["exp"],
+        "modelversions": ["mv"],
+        "modeldeployments": ["mdep"],
+        "registeredmodels": ["rm"],
+    }
     assert all("modelship" in r.get("categories", []) for r in kinds["resources"] if "/" not in r["name"])
 
 
@@ -86,6 +105,7 @@ BAD = [
         "a variant names exactly one of version, stage or alias",
     ),
     (_with(MODEL_VERSION, ["spec", "stage"], "Prod"), "stage must be one of None, Staging, Production, Archived"),
+    (_with(REGISTERED_MODEL, ["spec", "model"], "has space"), "spec.model in body should match"),
     (_with(EXPERIMENT, ["spec", "search", "parallelism"], 7), "search.parallelism must not exceed search.maxTrials"),
     (
         _with(EXPERIMENT, ["spec", "search", "space"], {"C": {"type": "categorical"}}),
@@ -119,3 +139,10 @@ def test_immutable_source_is_refused_on_update(kube: KubeApi, namespace: str, cr
         kube.patch(path_for(API, "modelversions", namespace, "mv"), {"spec": {"source": "runs:/other/model"}})
     assert err.value.status == 422
     assert "source is immutable" in err.value.message
+
+
+def test_a_registered_models_name_is_immutable(kube: KubeApi, namespace: str, crds: list) -> None:
+    _create(kube, namespace, REGISTERED_MODEL)
+    with pytest.raises(ApiError) as err:
+        kube.patch(path_for(API, "registeredmodels", namespace, "iris"), {"spec": {"model": "wine"}})
+    assert err.value.status == 422 and "model is immutable: MLflow's rename is not served" in err.value.message

@@ -31,11 +31,9 @@ EXAMPLE = REPO / "manifests" / "examples" / "iris"
 IMAGE = "ghcr.io/modelship/modelship:dev"
 
 
-@pytest.fixture(scope="module")
-def iris_repo(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The iris project in a git repository of its own; its file:// URL."""
-    root = tmp_path_factory.mktemp("iris-repo")
-    shutil.copytree(EXAMPLE, root / "examples" / "iris")
+def git_repository(root: Path, message: str) -> str:
+    """Commit what is in ``root`` as branch main of a new git repository; its file:// URL
+    (trial pods run on the host's filesystem here and clone it from there)."""
     env = {
         **os.environ,
         "GIT_AUTHOR_NAME": "t",
@@ -43,9 +41,17 @@ def iris_repo(tmp_path_factory: pytest.TempPathFactory) -> str:
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@example.com",
     }
-    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "iris"]):
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", message]):
         subprocess.run(["git", *args], cwd=root, env=env, check=True)
     return f"file://{root}"
+
+
+@pytest.fixture(scope="module")
+def iris_repo(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The iris project in a git repository of its own; its file:// URL."""
+    root = tmp_path_factory.mktemp("iris-repo")
+    shutil.copytree(EXAMPLE, root / "examples" / "iris")
+    return git_repository(root, "iris")
 
 
 def iris_experiment(name: str, url: str, **search: Any) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 import time
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 from tests.cluster.kubeapi import KubeApi, path_for
 from tests.conftest import wait
 from tests.e2e.objects import job_condition
-from tests.e2e.test_experiment import API, IMAGE, exp_path, finished, jobs_of, tags, tracking_runs
+from tests.e2e.test_experiment import API, IMAGE, exp_path, finished, git_repository, jobs_of, tags, tracking_runs
 
 pytestmark = pytest.mark.reliability
 
@@ -58,16 +57,7 @@ def score_repo(tmp_path_factory: pytest.TempPathFactory) -> str:
     root = tmp_path_factory.mktemp("score-repo")
     (root / "MLproject").write_text(MLPROJECT)
     (root / "score.py").write_text(SCORE)
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "score"]):
-        subprocess.run(["git", *args], cwd=root, env=env, check=True)
-    return f"file://{root}"
+    return git_repository(root, "score")
 
 
 def experiment(name: str, url: str) -> dict[str, Any]:

@@ -16,6 +16,10 @@ from tests.cluster.kubeapi import ApiError, KubeApi, path_for
 from tests.conftest import wait
 from tests.e2e.objects import container, deployment, job, job_condition
 
+# The bed's own tests run bare pods (no securityContext): their namespaces enforce no Pod
+# Security level. Modelship's pods run in namespaces that enforce restricted (tests/conftest.py).
+POD_SECURITY = None
+
 REPO = Path(__file__).resolve().parents[2]
 ECHO = ["python", str(REPO / "tests" / "e2e" / "echo_server.py"), "8000"]
 GATEWAY_API = "gateway.networking.k8s.io/v1"

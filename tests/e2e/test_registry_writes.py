@@ -222,3 +222,29 @@ def test_registry_writes_need_the_token_and_can_be_turned_off(kube: KubeApi, bed
         for obj in objects(kube, "registeredmodels", name):
             kube.delete(path_for(API, "registeredmodels", NS, obj["metadata"]["name"]))
         store.close()
+
+
+def test_an_mlflow_2x_client_registers_aliases_promotes_and_loads(
+    kube: KubeApi, operator, tracking_server: str
+) -> None:
+    """MLflow 2.x logs the model into the run's artifacts and registers runs:/<run>/model."""
+    import json
+    import os
+    import subprocess
+
+    from tests.mlflow2 import MLFLOW2, mlflow2_python
+
+    name = f"two-{uuid.uuid4().hex[:6]}"
+    script = Path(__file__).with_name("registry_mlflow2_script.py")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    out = subprocess.run(
+        [str(mlflow2_python()), str(script), name], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    facts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert facts["mlflow"] == MLFLOW2
+    assert (facts["version"], facts["stage"], facts["predicted"]) == ("1", "Staging", [0, 0])
+    v1 = by_version(kube, name, 1)
+    assert v1["spec"]["source"] == f"runs:/{facts['run_id']}/model"  # the run's artifact location, as runs:/
+    assert v1["spec"]["aliases"] == ["champion"] and v1["spec"]["stage"] == "Staging"
+    assert v1["status"]["metrics"] == {"accuracy": 0.96}

@@ -80,7 +80,7 @@ class Procs:
         port = free_port()
         proc = self.start(name, *args, "--host", "127.0.0.1", "--port", str(port), env=env)
         url = f"http://127.0.0.1:{port}"
-        wait_http(url + health, proc, timeout=120, log=self.log(name))
+        wait_http(url + health, proc, log=self.log(name))
         return proc, url
 
     def stop_all(self) -> None:

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.tracking.conftest import Launcher, Proc
+from tests.conftest import wait
+from tests.integration.tracking.conftest import (
+    Proc,
+    launcher,  # noqa: F401 - the fixture, registered here too
+)
 
 API = "/api/2.0/mlflow"
 STATUS = "/modelship/sidecar/status"
@@ -35,15 +38,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.reliability)
-
-
-@pytest.fixture
-def launcher(tmp_path: Path) -> Iterator[Launcher]:
-    launch = Launcher(tmp_path)
-    try:
-        yield launch
-    finally:
-        launch.stop_all()
 
 
 class Trainer:
@@ -114,18 +108,8 @@ def release(control: Path, phase: int) -> None:
 
 
 def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """``tests.conftest.wait`` for processes on loopback: connection errors are retried too."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except (OSError, httpx.HTTPError) as exc:
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    """``wait`` for processes on loopback: connection errors are retried too."""
+    return wait(predicate, timeout, what, interval, retry=(OSError, httpx.HTTPError))
 
 
 def sidecar_status(sidecar: Proc) -> dict[str, Any]:

@@ -1,16 +1,17 @@
-"""Install manifests, Helm chart and examples agree with the code; no cluster, no helm needed.
+"""Install manifests, Helm chart and examples agree with the code; no cluster.
 
-The RBAC checks derive what is needed from ``modelship.controllers.rbac.REQUIRED_RULES``
-(and ``REGISTRY_READER_RULES`` / ``REGISTRY_WRITER_RULES`` for the tracking server's registry API): the manifests
-must grant exactly that, so that the chart grants what the code uses.
+The chart is rendered with the helm that scripts/setup.sh builds (``helm template``, no
+cluster); manifests/install.yaml is the chart rendered by scripts/render_install.py, and a
+test fails when it drifts. The RBAC checks derive what is needed from
+``modelship.controllers.rbac.REQUIRED_RULES`` (and ``REGISTRY_READER_RULES`` /
+``REGISTRY_WRITER_RULES`` for the tracking server's registry API): the chart must grant
+exactly that.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from scripts import render_install
 
 from modelship import __version__, kube
 from modelship.api import KINDS, kind_by_name
@@ -27,6 +29,7 @@ from modelship.controllers.rbac import (
     REGISTRY_READER_RULES,
     REGISTRY_WRITER_RULES,
     REQUIRED_RULES,
+    WEBHOOK_SECRET_RULE,
     granted_by,
     grants,
     required_grants,
@@ -36,7 +39,7 @@ from modelship.tracking import cli_server
 from modelship.tracking.settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-INSTALL = ROOT / "manifests" / "install"
+INSTALL = ROOT / "manifests" / "install.yaml"
 CHART = ROOT / "charts" / "modelship"
 EXAMPLES = ROOT / "manifests" / "examples" / "quickstart"
 IMAGE = f"ghcr.io/modelship/modelship:{__version__}"
@@ -48,11 +51,10 @@ def _docs(path: Path) -> list[dict[str, Any]]:
 
 def _install() -> dict[tuple[str, str], dict[str, Any]]:
     objects: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in sorted(INSTALL.glob("*.yaml")):
-        if path.name == "kustomization.yaml":
-            continue
-        for doc in _docs(path):
-            objects[(doc["kind"], doc["metadata"]["name"])] = doc
+    for doc in _docs(INSTALL):
+        key = (doc["kind"], doc["metadata"]["name"])
+        assert key not in objects, f"manifests/install.yaml has {key} twice"
+        objects[key] = doc
     return objects
 
 
@@ -89,21 +91,73 @@ def test_the_controllers_kinds_are_covered() -> None:
     assert ("", "events", "create") in needed
 
 
-def test_install_clusterrole_grants_exactly_what_the_code_needs() -> None:
-    role = _install()[("ClusterRole", "modelship-operator")]
-    actual = granted_by(role["rules"])
-    expected = required_grants(peering=False)
-    assert actual == expected, _explain(expected, actual, "manifests/install/clusterrole.yaml")
-
-
-def test_chart_rules_grant_exactly_what_the_code_needs() -> None:
-    base = granted_by(yaml.safe_load((CHART / "files/rbac/rules.yaml").read_text()))
-    assert base == required_grants(peering=False), _explain(
-        required_grants(peering=False), base, "chart files/rbac/rules.yaml"
+def _operator_grants(objects: dict[tuple[str, str], dict[str, Any]], name: str) -> set[tuple[str, str, str]]:
+    """What the operator's two ClusterRoles (cluster-scoped and namespaced resources) grant together."""
+    return granted_by(objects[("ClusterRole", name)]["rules"]) | granted_by(
+        objects[("ClusterRole", f"{name}-namespaced")]["rules"]
     )
-    peering = granted_by(yaml.safe_load((CHART / "files/rbac/peering-rules.yaml").read_text()))
-    expected = grants(r for r in REQUIRED_RULES if r.peering_only)
-    assert peering == expected, _explain(expected, peering, "chart files/rbac/peering-rules.yaml")
+
+
+def test_install_clusterroles_grant_exactly_what_the_code_needs() -> None:
+    objects = _install()
+    actual = _operator_grants(objects, "modelship-operator")
+    expected = required_grants(peering=False)
+    assert actual == expected, _explain(expected, actual, "manifests/install.yaml's ClusterRoles")
+    for name in ("modelship-operator", "modelship-operator-namespaced"):
+        assert objects[("ClusterRoleBinding", name)]["roleRef"]["name"] == name, "all namespaces: bound cluster-wide"
+
+
+def test_chart_rbac_files_are_generated_from_the_declaration() -> None:
+    """charts/modelship/files/rbac/*.yaml are what scripts/render_install.py renders from controllers/rbac.py."""
+    rendered = render_install.render_rbac_files()
+    assert {p.name for p in (CHART / "files" / "rbac").glob("*.yaml")} == {p.name for p in rendered}
+    for path, text in rendered.items():
+        assert path.read_text() == text, f"{path.name} drifted from controllers/rbac.py: run `{render_install.COMMAND}`"
+    base = granted_by(yaml.safe_load((CHART / "files/rbac/rules.yaml").read_text()))
+    assert base == required_grants(peering=False, cluster_scoped=False)
+
+
+def test_no_clusterrole_grants_secrets() -> None:
+    """The operator reads one Secret, by name; the chart never grants Secrets cluster-wide."""
+    for sets in ((), ("operator.webhookSecret=ml/hooks",), ("peering.enabled=true",)):
+        for (kind, name), obj in _render(*sets).items():
+            if kind == "ClusterRole":
+                assert not [g for g in granted_by(obj["rules"]) if g[1] == "secrets"], (name, sets)
+
+
+def test_the_webhook_secret_is_granted_by_name_in_its_namespace() -> None:
+    objects = _render("operator.webhookSecret=ml/hooks")
+    role = objects[("Role", f"ml/{OPERATOR}-webhook-secret")]
+    (rule,) = role["rules"]
+    assert rule["resourceNames"] == ["hooks"]
+    assert granted_by([rule]) == grants([WEBHOOK_SECRET_RULE])
+    binding = objects[("RoleBinding", f"ml/{OPERATOR}-webhook-secret")]
+    assert binding["roleRef"]["name"] == f"{OPERATOR}-webhook-secret"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": OPERATOR, "namespace": NAMESPACE}]
+    assert not [k for k in _render() if k[1].endswith("-webhook-secret")], "no webhookSecret, no Secret role"
+
+
+def test_watched_namespaces_get_rolebindings_not_a_clusterrolebinding() -> None:
+    """operator.watchNamespaces: the namespaced rules hold only in those namespaces; the
+    cluster-scoped ones (CRDs, namespaces) stay cluster-wide."""
+    objects = _render("operator.watchNamespaces={team-a,team-b}")
+    assert ("ClusterRoleBinding", f"{OPERATOR}-namespaced") not in objects
+    assert objects[("ClusterRoleBinding", OPERATOR)]["roleRef"]["name"] == OPERATOR
+    assert granted_by(objects[("ClusterRole", OPERATOR)]["rules"]) == required_grants(
+        peering=False, cluster_scoped=True
+    )
+    for namespace in ("team-a", "team-b"):
+        binding = objects[("RoleBinding", f"{namespace}/{OPERATOR}")]
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": f"{OPERATOR}-namespaced",
+        }
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": OPERATOR, "namespace": NAMESPACE}]
+    assert [k for k in objects if k[0] == "RoleBinding" and "-test" not in k[1]] == [
+        ("RoleBinding", f"team-a/{OPERATOR}"),
+        ("RoleBinding", f"team-b/{OPERATOR}"),
+    ]
 
 
 def test_chart_tracking_rules_grant_exactly_what_the_registry_reader_needs() -> None:
@@ -291,18 +345,45 @@ def test_install_deployment() -> None:
     assert "/tmp" in mounts, "a read-only root needs a writable /tmp"
 
 
-def test_kustomizations_list_existing_files() -> None:
-    crd_kustomization = yaml.safe_load((ROOT / "crds" / "kustomization.yaml").read_text())
-    assert sorted(crd_kustomization["resources"]) == sorted(f"{k.crd_name}.yaml" for k in KINDS)
-    for directory in (INSTALL, EXAMPLES):
-        kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
-        for resource in kustomization["resources"]:
-            assert (directory / resource).exists(), f"{directory}/kustomization.yaml: {resource} does not exist"
-    install = yaml.safe_load((INSTALL / "kustomization.yaml").read_text())["resources"]
-    assert "../../crds" in install
-    listed = {r for r in install if not r.startswith("..")}
-    present = {p.name for p in INSTALL.glob("*.yaml")} - {"kustomization.yaml"}
-    assert listed == present, "every file of manifests/install is in its kustomization"
+def test_quickstart_kustomization_lists_existing_files() -> None:
+    kustomization = yaml.safe_load((EXAMPLES / "kustomization.yaml").read_text())
+    for resource in kustomization["resources"]:
+        assert (EXAMPLES / resource).exists(), f"{EXAMPLES}/kustomization.yaml: {resource} does not exist"
+
+
+def test_install_yaml_is_the_rendered_chart() -> None:
+    """manifests/install.yaml is exactly what scripts/render_install.py renders from the chart today."""
+    assert HELM, "helm is needed to render the chart: scripts/setup.sh builds it (MODELSHIP_HELM names it)"
+    assert INSTALL.read_text() == render_install.render(HELM), (
+        f"manifests/install.yaml drifted from charts/modelship: run `{render_install.COMMAND}` and commit it"
+    )
+
+
+def test_install_yaml_is_a_whole_install() -> None:
+    """CRDs, a restricted namespace, the operator pointed at the tracking server, RBAC; all adoptable by helm."""
+    objects = _install()
+    kinds = sorted(kind for kind, _ in objects)
+    assert kinds.count("CustomResourceDefinition") == len(KINDS)
+    assert {("Deployment", "modelship-operator"), ("Deployment", "modelship-tracking")} <= set(objects)
+    namespace = objects[("Namespace", "modelship-system")]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    _, container = _pod(objects, "modelship-operator")
+    assert _operator_args(container["args"]).tracking_url == "http://modelship-tracking.modelship-system:5000"
+    for (kind, name), obj in objects.items():
+        if kind == "Namespace":
+            continue
+        meta = obj["metadata"]
+        assert meta.get("namespace") in (None, "modelship-system"), (kind, name)
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm", (kind, name)
+        assert meta["annotations"]["meta.helm.sh/release-name"] == "modelship", (kind, name)
+        assert meta["annotations"]["meta.helm.sh/release-namespace"] == "modelship-system", (kind, name)
+    assert not [o for o in objects.values() if "helm.sh/hook" in (o["metadata"].get("annotations") or {})]
+
+
+def test_crds_directory_holds_only_crds() -> None:
+    """`kubectl apply --server-side -f crds/` applies every file of crds/: only CRDs may be there."""
+    for path in sorted((ROOT / "crds").iterdir()):
+        assert [d["kind"] for d in _docs(path)] == ["CustomResourceDefinition"], path.name
 
 
 # --- the chart -------------------------------------------------------------------------
@@ -449,19 +530,7 @@ def test_chart_version_and_image() -> None:
     assert "helm.sh/resource-policy" in (CHART / "templates" / "crds.yaml").read_text()
 
 
-def _find_helm() -> str | None:
-    """$MODELSHIP_HELM, else the helm that scripts/setup.sh builds into the cache, else PATH."""
-    if os.environ.get("MODELSHIP_HELM"):
-        return os.environ["MODELSHIP_HELM"]
-    cache = Path(
-        os.environ.get("MODELSHIP_CACHE")
-        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelship"
-    )
-    built = sorted(cache.glob("tools/helm-*/helm"))
-    return str(built[-1]) if built else shutil.which("helm")
-
-
-HELM = _find_helm()
+HELM = render_install.find_helm()
 NAMESPACE = "modelship-system"
 OPERATOR = "ms-modelship-operator"  # release "ms": <release>-modelship-operator
 TRACKING = "ms-modelship-tracking"
@@ -527,8 +596,7 @@ def _tracking_args(container: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -
 )
 def test_rendered_chart(sets: tuple[str, ...], peering: bool) -> None:
     objects = _render(*sets)
-    role = objects[("ClusterRole", OPERATOR)]
-    assert granted_by(role["rules"]) == required_grants(peering=peering)
+    assert _operator_grants(objects, OPERATOR) == required_grants(peering=peering)
     for kind in KINDS:
         crd = objects[("CustomResourceDefinition", kind.crd_name)]
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
@@ -781,3 +849,36 @@ def test_examples_are_valid(obj: dict[str, Any]) -> None:
     jsonschema.Draft4Validator(schema).validate(obj)
     parsed = parse_spec(kind.spec, obj["spec"])
     assert parsed.ok, [p.describe() for p in parsed.problems]
+
+
+# --- Argo CD ---------------------------------------------------------------------------
+
+ARGOCD = ROOT / "manifests" / "argocd"
+
+
+def test_argocd_application_syncs_the_chart() -> None:
+    """The Application points at this chart, applies server-side, and creates a restricted namespace."""
+    (app,) = _docs(ARGOCD / "application.yaml")
+    assert (app["apiVersion"], app["kind"]) == ("argoproj.io/v1alpha1", "Application")
+    source, destination, policy = app["spec"]["source"], app["spec"]["destination"], app["spec"]["syncPolicy"]
+    assert (ROOT / source["path"] / "Chart.yaml").exists(), source["path"]
+    assert source["helm"]["releaseName"] == "modelship"
+    assert destination["namespace"] == NAMESPACE
+    assert {"ServerSideApply=true", "CreateNamespace=true"} <= set(policy["syncOptions"])
+    assert policy["managedNamespaceMetadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def _wave(obj: dict[str, Any]) -> int:
+    return int((obj["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-wave", "0"))
+
+
+@pytest.mark.parametrize("sets", [(), ("peering.enabled=true",)])
+def test_argocd_syncs_the_crds_first_and_never_prunes_them(sets: tuple[str, ...]) -> None:
+    objects = _render(*sets)
+    crds = [o for (kind, _), o in objects.items() if kind == "CustomResourceDefinition"]
+    others = [o for (kind, _), o in objects.items() if kind != "CustomResourceDefinition"]
+    assert crds and others
+    assert max(_wave(c) for c in crds) < min(_wave(o) for o in others), "CRDs sync in an earlier wave"
+    for crd in crds:
+        options = crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"].split(",")
+        assert "Prune=false" in options, crd["metadata"]["name"]

@@ -80,3 +80,56 @@ chart's tracking Service when tracking.enabled, else empty. */}}
 {{- define "modelship.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* Pod Security "restricted": the pod-level and container-level securityContext of every pod of the chart. */}}
+{{- define "modelship.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "modelship.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+{{- end }}
+
+{{/* The namespace the helm test's sample ModelVersion goes to: the release's when the operator watches it. */}}
+{{- define "modelship.testNamespace" -}}
+{{- if or (not .Values.operator.watchNamespaces) (has .Release.Namespace .Values.operator.watchNamespaces) }}
+{{- .Release.Namespace }}
+{{- else }}
+{{- first .Values.operator.watchNamespaces }}
+{{- end }}
+{{- end }}
+
+{{/* The operator's selectorLabels as a label selector: k=v,k=v. */}}
+{{- define "modelship.selector" -}}
+{{- $pairs := list }}
+{{- range $k, $v := include "modelship.selectorLabels" . | fromYaml }}
+{{- $pairs = append $pairs (printf "%s=%s" $k $v) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
+
+{{/* Labels of the helm test's objects: never selected by the operator's or the tracking server's selectors. */}}
+{{- define "modelship.testLabels" -}}
+helm.sh/chart: {{ include "modelship.chart" . }}
+app.kubernetes.io/name: {{ include "modelship.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: helm-test
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: modelship
+{{- end }}
+
+{{/* "true" when the namespace (list $ "name") exists, or when there is no cluster to ask
+(helm template: lookup returns nothing, not even the namespaces every cluster has). */}}
+{{- define "modelship.namespaceExists" -}}
+{{- $root := index . 0 }}
+{{- if or (not (lookup "v1" "Namespace" "" "")) (lookup "v1" "Namespace" "" (index . 1)) }}true{{ end }}
+{{- end }}

@@ -124,6 +124,36 @@ class Registration(ApiModel):
     )
 
 
+SECRET_NAME = r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+
+
+class SecretKeyRef(ApiModel):
+    """One key of a Secret in the Experiment's namespace (as a Pod's ``secretKeyRef``)."""
+
+    name: str = Field(
+        description="Name of the Secret, in the Experiment's namespace.",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_NAME,
+    )
+    key: str = Field(
+        default="token", description="Key inside the Secret.", min_length=1, max_length=253, pattern=SECRET_KEY
+    )
+
+
+class TrackingOptions(ApiModel):
+    """How the trial pods talk to the tracking server."""
+
+    token_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the bearer token the trials' tracking sidecar sends with every write "
+        "(a server started with an auth token refuses writes without it). The kubelet reads it into the "
+        "sidecar's environment; it never appears in the pod spec. Unset: the operator's "
+        "--tracking-token-secret, else no token.",
+    )
+
+
 class ExperimentSpec(ApiModel):
     """What to train and how to search."""
 
@@ -134,13 +164,28 @@ class ExperimentSpec(ApiModel):
     search: SearchSpec | None = Field(
         default=None, description="Hyperparameter search; without it the experiment runs one trial."
     )
-    resources: ResourceRequirements | None = Field(default=None, description="Resources of the trainer container.")
+    resources: ResourceRequirements | None = Field(
+        default=None,
+        description="Resources of the trainer container; default requests {cpu: 100m, memory: 256Mi}, "
+        "limits {memory: 2Gi}.",
+    )
+    sidecar_resources: ResourceRequirements | None = Field(
+        default=None,
+        description="Resources of the tracking sidecar; default requests {cpu: 50m, memory: 128Mi}, "
+        "limits {memory: 512Mi} (it buffers at most 256 MiB on disk, not in memory).",
+    )
+    checkout_resources: ResourceRequirements | None = Field(
+        default=None,
+        description="Resources of the git checkout init container; default requests {cpu: 50m, memory: 64Mi}, "
+        "limits {memory: 512Mi}.",
+    )
     env: list[EnvVar] | None = Field(default=None, description="Extra environment for the trainer.", max_length=128)
     service_account_name: str | None = Field(
         default=None, description="Service account of the trial pods.", max_length=253
     )
     backoff_limit: int = Field(default=0, ge=0, le=10, description="Retries of a trial's Job before it fails.")
     registration: Registration | None = Field(default=None, alias="register", description="Register the best model.")
+    tracking: TrackingOptions | None = Field(default=None, description="How trial pods reach the tracking server.")
 
 
 class TrialStatus(ApiModel):

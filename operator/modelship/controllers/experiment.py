@@ -35,6 +35,7 @@ import kopf
 
 from modelship import __version__
 from modelship.api import GROUP, VERSION, ExperimentSpec, kind_by_name
+from modelship.api.experiment import SecretKeyRef
 from modelship.controllers import children
 from modelship.controllers.common import InvalidSpec, accept_spec, register_reconcile, utcnow
 from modelship.controllers.metrics import METRICS
@@ -83,8 +84,8 @@ class RunCache:
 
     results: dict[str, tuple[float | None, tuple[tuple[int, float], ...]]] = dataclasses.field(default_factory=dict)
     """A finished or stopped run's objective and history."""
-    failures: dict[str, str] = dataclasses.field(default_factory=dict)
-    """Why a failed trial's pods failed."""
+    notes: dict[str, str] = dataclasses.field(default_factory=dict)
+    """What a finished trial's pods said: why they failed, what its sidecar did not deliver."""
     settled: set[str] = dataclasses.field(default_factory=set)
     """Runs of failed or stopped trials known to be closed."""
     experiment_id: str | None = None
@@ -136,7 +137,8 @@ def tick(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Mem
         )
         return
     cache = run_cache(memo)
-    with TrackingClient(config.tracking_url, timeout=10) as tracking:
+    token = config.tracking_token.get_secret_value() if config.tracking_token is not None else None
+    with TrackingClient(config.tracking_url, token=token, timeout=10) as tracking:
         try:
             observed = observe(body, spec, config, tracking, cache)
             plan = trial_loop.plan_tick(spec, observed)
@@ -170,8 +172,12 @@ def observe(
     ]
     metric = trials.objective_name(spec)
     early = trial_loop.early_stopping(spec)
+    default = None
+    if config.tracking_token_secret:
+        default = SecretKeyRef(name=config.tracking_token_secret, key=config.tracking_token_secret_key)
+    token = build.token_secret(spec, default)
     seen = [
-        _observe_trial(t, metric, early, tracking, owner, cache)
+        _observe_trial(t, metric, early, tracking, owner, cache, token)
         for t in map(trials.trial_of_job, jobs)
         if t is not None
     ]
@@ -183,6 +189,7 @@ def observe(
         experiment_id=cache.experiment_id,
         tracking_url=str(config.tracking_url),
         default_image=config.trainer_image or f"ghcr.io/modelship/modelship:{__version__}",
+        token=token,
         observed_at=utcnow(),
     )
 
@@ -194,6 +201,7 @@ def _observe_trial(
     tracking: TrackingClient,
     owner: build.Owner,
     cache: RunCache,
+    token: SecretKeyRef | None,
 ) -> trial_loop.ObservedTrial:
     """What the tracking server and the pods say about one trial (only what its phase needs)."""
     run_id = trial.run_id
@@ -206,7 +214,11 @@ def _observe_trial(
             cached = (value, _history(tracking, run_id, metric) if metric and early else ())
             if value is not None or not metric:
                 cache.results[run_id] = cached
-        return trial_loop.ObservedTrial(trial, objective=cached[0], history=cached[1])
+        note = cache.notes.get(run_id)
+        if note is None:  # once per trial: did its sidecar deliver everything?
+            pods = children.list_pods(owner.namespace, f"job-name={trial.name}")
+            note = cache.notes[run_id] = trials.sidecar_note(pods, token) or ""
+        return trial_loop.ObservedTrial(trial, objective=cached[0], history=cached[1], pod_message=note or None)
     if trial.phase == search.RUNNING:
         return trial_loop.ObservedTrial(trial, history=_history(tracking, run_id, metric) if metric and early else ())
     # Failed or Stopped: what it reached, why it failed, whether its run is still open.
@@ -220,10 +232,12 @@ def _observe_trial(
         objective, history = cached
     message = None
     if trial.phase == search.FAILED:
-        message = cache.failures.get(run_id)
+        message = cache.notes.get(run_id)
         if message is None:
             pods = children.list_pods(owner.namespace, f"job-name={trial.name}")
-            message = cache.failures[run_id] = trials.pod_failure(pods) or ""
+            # The sidecar first: a refused token is why the trainer failed, when it is.
+            said = (trials.sidecar_note(pods, token), trials.pod_failure(pods))
+            message = cache.notes[run_id] = "; ".join(m for m in said if m)
     run_status = None
     if run_id not in cache.settled:
         try:

@@ -64,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tracking-url", help="URL of the tracking server (trial pods reach it too)")
     parser.add_argument(
+        "--tracking-token-secret",
+        metavar="NAME",
+        help="Secret in each Experiment's namespace holding the token trial sidecars send (default: none)",
+    )
+    parser.add_argument("--tracking-token-secret-key", metavar="KEY", help="key inside that Secret (default: token)")
+    parser.add_argument(
         "--trainer-image", help="image of trial pods without spec.project.image (default: this version's)"
     )
     parser.add_argument(

@@ -1,15 +1,24 @@
 """The Kubernetes permissions the operator's code needs, declared next to that code.
 
-``REQUIRED_RULES`` is the one list; ``manifests/install/clusterrole.yaml`` and the Helm
-chart's ``files/rbac/rules.yaml`` and ``peering-rules.yaml`` must grant exactly these
-verbs, no fewer and no more, and a unit test checks it. A controller that starts touching
-a new resource adds its rule here first, and the test then points at the manifests to
-update.
+``REQUIRED_RULES`` is the one list. The Helm chart's ``files/rbac/*.yaml`` are generated
+from it (``python scripts/render_install.py``; a unit test fails when they drift), and so
+is ``manifests/install.yaml``, the chart rendered. A controller that starts touching a
+new resource adds its rule here first.
 
 Rules for child resources (Jobs, Deployments, Services, ...) are granted from the
 start, so that installs do not change shape with each feature; the verbs are the ones
-their appliers use: server-side apply (``patch``), idempotent ``create``, ``delete`` of
-children that are no longer wanted, and ``get/list/watch`` to observe them.
+their appliers use: ``patch`` for server-side apply (an apply PATCH that creates the
+object is still authorized as ``patch``) and JSON merge patches, ``create`` for
+:func:`modelship.kube.ensure`, ``delete`` of children that are no longer wanted, and
+``get/list/watch`` to observe them.
+
+Scope: rules of cluster-scoped resources (``cluster_scoped``) are granted by a ClusterRole
+and ClusterRoleBinding; the rest by a second ClusterRole that is bound cluster-wide when
+the operator watches every namespace, and by a RoleBinding in each watched namespace when
+it watches some (the chart's ``operator.watchNamespaces``). Secrets are not among them:
+the operator reads exactly one, the webhooks' HMAC key (``--webhook-secret NS/NAME``), and
+:data:`WEBHOOK_SECRET_RULE` grants ``get`` on that name only (``resourceNames``), in its
+namespace. Trial pods read their own Secrets (``secretKeyRef``) with the kubelet's rights.
 
 kopf's peering does not use coordination.k8s.io Leases but objects of its own CRDs
 (``kopf.dev``), so those rules exist only with peering.
@@ -44,6 +53,8 @@ class Rule:
     verbs: tuple[str, ...]
     why: str
     peering_only: bool = False
+    cluster_scoped: bool = False
+    """The resources are cluster-scoped: granted cluster-wide whatever the operator watches."""
 
     def policy_rule(self) -> dict[str, Any]:
         """The rule as a ClusterRole lists it."""
@@ -86,8 +97,15 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         ("customresourcedefinitions",),
         ("list", "watch"),
         "kopf discovers the served kinds and notices CRDs installed after it starts",
+        cluster_scoped=True,
     ),
-    Rule("", ("namespaces",), ("list", "watch"), "kopf follows namespaces that appear and disappear"),
+    Rule(
+        "",
+        ("namespaces",),
+        ("list", "watch"),
+        "kopf follows namespaces that appear and disappear",
+        cluster_scoped=True,
+    ),
     Rule("batch", ("jobs",), MANAGE, "one Job per Experiment trial"),
     Rule("apps", ("deployments",), MANAGE, "one Deployment per ModelDeployment variant"),
     Rule("", ("services",), MANAGE, "the Service in front of a ModelDeployment and one per variant"),
@@ -97,13 +115,13 @@ REQUIRED_RULES: tuple[Rule, ...] = (
     Rule("traefik.io", ("traefikservices",), MANAGE, "a shadow variant's mirror with routing.mirror TraefikService"),
     Rule("", ("configmaps",), MANAGE, "rendered trial configuration; per-model registry counters and webhook outboxes"),
     Rule("", ("pods",), READ, "phase, readiness and failure reasons of trial and model-server pods"),
-    Rule("", ("secrets",), READ, "webhook signing keys and tracking tokens that specs refer to"),
     Rule(
         "kopf.dev",
         ("clusterkopfpeerings",),
         ("get", "list", "watch", "patch"),
         "kopf peering of a cluster-wide operator (only with --peering)",
         peering_only=True,
+        cluster_scoped=True,
     ),
     Rule(
         "kopf.dev",
@@ -113,6 +131,14 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         peering_only=True,
     ),
 )
+
+WEBHOOK_SECRET_RULE = Rule(
+    "",
+    ("secrets",),
+    ("get",),
+    "the registry webhooks' HMAC key: the one Secret --webhook-secret names, by resourceNames (controllers/webhooks.py)",
+)
+"""Granted in the Secret's namespace, for its name only, when the operator signs webhooks."""
 
 REGISTRY_READER_RULES: tuple[Rule, ...] = (
     Rule(
@@ -147,9 +173,12 @@ def grants(rules: Iterable[Rule]) -> set[Grant]:
     return {(r.api_group, res, v) for r in rules for res in r.resources for v in r.verbs}
 
 
-def required_grants(*, peering: bool) -> set[Grant]:
-    """What the operator needs, with or without kopf peering."""
-    return grants(r for r in REQUIRED_RULES if peering or not r.peering_only)
+def required_grants(*, peering: bool, cluster_scoped: bool | None = None) -> set[Grant]:
+    """What the operator needs, with or without kopf peering; only the cluster-scoped rules'
+    or only the others' when ``cluster_scoped`` says which."""
+    return grants(
+        r for r in REQUIRED_RULES if (peering or not r.peering_only) and cluster_scoped in (None, r.cluster_scoped)
+    )
 
 
 def granted_by(policy_rules: Iterable[Mapping[str, Any]]) -> set[Grant]:
@@ -163,6 +192,6 @@ def granted_by(policy_rules: Iterable[Mapping[str, Any]]) -> set[Grant]:
     return out
 
 
-def policy_rules(*, peering_only: bool) -> list[dict[str, Any]]:
-    """ClusterRole rules as the manifests list them: the base set, or the peering extras."""
-    return [r.policy_rule() for r in REQUIRED_RULES if r.peering_only == peering_only]
+def policy_rules(*, peering_only: bool, cluster_scoped: bool) -> list[Rule]:
+    """The rules of one of the chart's files/rbac/*.yaml: base or peering, cluster-scoped or not."""
+    return [r for r in REQUIRED_RULES if r.peering_only == peering_only and r.cluster_scoped == cluster_scoped]

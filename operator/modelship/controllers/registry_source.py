@@ -10,7 +10,8 @@ namespace); a local path or ``file://`` URI is checked on the operator's filesys
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
@@ -79,20 +80,39 @@ def resolve(source: str, *, tracking_url: str | None, lookup: Lookup) -> Resolve
     raise SourceError("UnsupportedSource", f"{source}: use runs:/, models:/, mlflow-artifacts:/, s3:// or a path")
 
 
-def _from_tracking(source: str, scheme: str, tracking_url: str) -> Resolved:
+@contextmanager
+def _tracking_client(tracking_url: str) -> Iterator[TrackingClient]:
+    """A client of the tracking server; a server that cannot be reached is TrackingUnavailable."""
     client = TrackingClient(tracking_url, timeout=15.0)
     try:
+        yield client
+    except OSError as exc:  # httpx.TransportError is not an OSError; see below
+        raise SourceError("TrackingUnavailable", f"tracking server {tracking_url}: {exc}") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("httpx"):
+            raise SourceError("TrackingUnavailable", f"tracking server {tracking_url}: {exc}") from None
+        raise
+    finally:
+        client.http.close()
+
+
+def _run_metrics(client: TrackingClient, run_id: str) -> dict[str, float]:
+    run = client._get("/api/2.0/mlflow/runs/get", run_id=run_id)["run"]
+    return {m["key"]: float(m["value"]) for m in (run.get("data") or {}).get("metrics") or []}
+
+
+def _from_tracking(source: str, scheme: str, tracking_url: str) -> Resolved:
+    with _tracking_client(tracking_url) as client:
         run_id = None
         metrics: dict[str, float] = {}
         if scheme == "runs":
             run_id = source[len("runs:/") :].lstrip("/").partition("/")[0]
             try:
-                run = client._get("/api/2.0/mlflow/runs/get", run_id=run_id)["run"]
+                metrics = _run_metrics(client, run_id)
             except ModelURIError as exc:
                 raise SourceError(
                     "RunNotFound", f"{source}: run {run_id} not found on the tracking server ({exc})"
                 ) from None
-            metrics = {m["key"]: float(m["value"]) for m in (run.get("data") or {}).get("metrics") or []}
             try:
                 artifact_uri = client.run_model_uri(source)
             except ModelURIError as exc:
@@ -103,14 +123,6 @@ def _from_tracking(source: str, scheme: str, tracking_url: str) -> Resolved:
             artifact_uri = source
         text = _proxy_text(client, artifact_uri)
         return Resolved(artifact_uri, run_id, _signature(text), metrics)
-    except OSError as exc:  # httpx.TransportError is not an OSError; see below
-        raise SourceError("TrackingUnavailable", f"tracking server {tracking_url}: {exc}") from None
-    except Exception as exc:
-        if type(exc).__module__.startswith("httpx"):
-            raise SourceError("TrackingUnavailable", f"tracking server {tracking_url}: {exc}") from None
-        raise
-    finally:
-        client.http.close()
 
 
 def is_logged_model(source: str) -> bool:
@@ -123,8 +135,7 @@ def is_logged_model(source: str) -> bool:
 def _from_logged_model(source: str, tracking_url: str) -> Resolved:
     """The logged model's artifact location, and its source run's metrics (gates need them)."""
     model_id = source[len("models:/") :].lstrip("/")
-    client = TrackingClient(tracking_url, timeout=15.0)
-    try:
+    with _tracking_client(tracking_url) as client:
         try:
             info = client._get(f"/api/2.0/mlflow/logged-models/{model_id}")["model"]["info"]
         except ModelURIError as exc:
@@ -135,20 +146,11 @@ def _from_logged_model(source: str, tracking_url: str) -> Resolved:
         metrics: dict[str, float] = {}
         if run_id:
             try:
-                run = client._get("/api/2.0/mlflow/runs/get", run_id=run_id)["run"]
-                metrics = {m["key"]: float(m["value"]) for m in (run.get("data") or {}).get("metrics") or []}
+                metrics = _run_metrics(client, run_id)
             except ModelURIError:
                 pass  # a logged model may outlive its run; its artifacts are what matter
         artifact_uri = str(info["artifact_uri"])
         return Resolved(artifact_uri, run_id, _signature(_proxy_text(client, artifact_uri)), metrics)
-    except OSError as exc:
-        raise SourceError("TrackingUnavailable", f"tracking server {tracking_url}: {exc}") from None
-    except Exception as exc:
-        if type(exc).__module__.startswith("httpx"):
-            raise SourceError("TrackingUnavailable", f"tracking server {tracking_url}: {exc}") from None
-        raise
-    finally:
-        client.http.close()
 
 
 def _proxy_text(client: TrackingClient, artifact_uri: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogFormat = Literal["logfmt", "json", "text"]
@@ -50,6 +50,21 @@ class OperatorConfig(BaseSettings):
     """URL of the tracking server (e.g. http://modelship-tracking.modelship-system:5000),
     handed to training pods. Trial pods reach it from their tracking sidecar, so it must
     be an address pods can reach (a Service DNS name in a cluster)."""
+
+    tracking_token: SecretStr | None = None
+    """Bearer token of the operator's own writes to the tracking server (creating
+    experiments and runs, closing runs), for a server started with an auth token. From
+    ``MODELSHIP_TRACKING_TOKEN`` only, never a flag (flags show in the process list); the
+    chart fills it from ``tracking.authTokenSecret``."""
+
+    tracking_token_secret: str | None = Field(default=None, pattern=r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
+    """Name of the Secret, in each Experiment's namespace, whose ``tracking_token_secret_key``
+    holds the token trial pods' tracking sidecars send (flag ``--tracking-token-secret``).
+    ``spec.tracking.tokenSecretRef`` overrides it per Experiment. The kubelet reads it into
+    the sidecar's environment: the operator never reads the Secret. Unset: no token."""
+
+    tracking_token_secret_key: str = Field(default="token", min_length=1, pattern=r"^[-._a-zA-Z0-9]+$")
+    """The key inside that Secret (flag ``--tracking-token-secret-key``)."""
 
     trainer_image: str | None = None
     """Image of an Experiment's trial pods when ``spec.project.image`` is unset; unset

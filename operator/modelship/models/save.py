@@ -1,19 +1,17 @@
 """Save a model directory in MLflow's format (loadable by MLflow 3 and by Modelship).
 
-``save_model(path, model, ...)`` takes a scikit-learn estimator or a ``PythonModel``.
-sklearn models are written with skops by default (as MLflow 3 does); ``pickle`` and
-``cloudpickle`` only when asked. Alongside the ``MLmodel`` file it writes the signature
-(given, or inferred from the input example / training data and the model's output on it),
-the input example, ``requirements.txt``, ``python_env.yaml``, ``conda.yaml`` and the
-training-data profile.
+``save_model(path, model, ...)`` takes a scikit-learn estimator or a ``PythonModel``; the
+flavor that saves it writes its own files (``flavors.dispatch``): sklearn models with skops
+by default (as MLflow 3 does), ``pickle`` and ``cloudpickle`` only when asked. Alongside the
+``MLmodel`` file it writes the signature (given, or inferred from the input example /
+training data and the model's output on it), the input example, ``requirements.txt``,
+``python_env.yaml``, ``conda.yaml`` and the training-data profile.
 """
 
 from __future__ import annotations
 
 import json
 import platform
-import shutil
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +19,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from modelship.models.mlmodel import MLMODEL_FILE, PYFUNC, MLModel
+from modelship.models.flavors import flavor_saving
+from modelship.models.flavors.base import SaveRequest, pinned
+from modelship.models.mlmodel import MLMODEL_FILE, MLModel
 from modelship.models.profile import PROFILE_FILE, compute_profile
-from modelship.models.python_model import PythonModel
 from modelship.models.signature import ModelSignature, infer_signature
-
-SERIALIZATION_FORMATS = ("skops", "cloudpickle", "pickle")
-
-
-def _pin(dist: str) -> str:
-    try:
-        return f"{dist}=={importlib_metadata.version(dist)}"
-    except importlib_metadata.PackageNotFoundError:
-        return dist
-
-
-def _is_sklearn(model: Any) -> bool:
-    try:
-        from sklearn.base import BaseEstimator
-    except ImportError:
-        return False
-    return isinstance(model, BaseEstimator)
 
 
 def save_model(
@@ -74,68 +56,21 @@ def save_model(
     env = {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}
     python_version = platform.python_version()
 
-    if _is_sklearn(model):
-        reqs = [_pin("scikit-learn")]
-        if serialization_format not in SERIALIZATION_FORMATS:
-            raise ValueError(f"serialization_format must be one of {SERIALIZATION_FORMATS}")
-        filename = "model.skops" if serialization_format == "skops" else "model.pkl"
-        _dump_sklearn(model, out / filename, serialization_format)
-        reqs.append(_pin({"skops": "skops", "cloudpickle": "cloudpickle"}.get(serialization_format, "scikit-learn")))
-        if not hasattr(model, predict_fn):
-            raise ValueError(f"model has no {predict_fn}()")
-        mlmodel.add_flavor(
-            PYFUNC,
-            loader_module="mlflow.sklearn",
-            model_path=filename,
-            predict_fn=predict_fn,
-            python_version=python_version,
-            env=env,
-        )
-        mlmodel.add_flavor(
-            "sklearn",
-            pickled_model=filename,
-            sklearn_version=importlib_metadata.version("scikit-learn"),
+    saved = flavor_saving(model).save(
+        model,
+        SaveRequest(
+            out,
+            mlmodel,
+            python_version,
+            env,
             serialization_format=serialization_format,
-            code=None,
-            skops_trusted_types=None,
-        )
-        predict = getattr(model, predict_fn)
-    elif isinstance(model, PythonModel) or (hasattr(model, "predict") and hasattr(model, "load_context")):
-        import cloudpickle
-
-        with (out / "python_model.pkl").open("wb") as f:
-            cloudpickle.dump(model, f)
-        reqs = [_pin("cloudpickle")]
-        conf: dict[str, Any] = {
-            "loader_module": "mlflow.pyfunc.model",
-            "python_model": "python_model.pkl",
-            "cloudpickle_version": importlib_metadata.version("cloudpickle"),
-            "python_version": python_version,
-            "env": env,
-            "code": None,
-            "streamable": False,
-        }
-        if artifacts:
-            conf["artifacts"] = {}
-            for name, src in artifacts.items():
-                dest = out / "artifacts" / Path(src).name
-                dest.parent.mkdir(exist_ok=True)
-                (shutil.copytree if Path(src).is_dir() else shutil.copy2)(src, dest)
-                conf["artifacts"][name] = {"path": f"artifacts/{Path(src).name}", "uri": str(src)}
-        mlmodel.add_flavor(PYFUNC, **conf)
-        predict = None  # a user model is not run at save time unless asked for a signature
-        from modelship.models.flavors.pyfunc import PythonModelRuntime
-        from modelship.models.trust import TrustPolicy
-
-        # The pickle was written a moment ago from the caller's own object: loading it
-        # back runs nothing the caller did not already run.
-        runtime = PythonModelRuntime(out, mlmodel, TrustPolicy(allow_pickle=True))
-        if signature is None and input_example is not None:
-            runtime.load()
-            predict = runtime.predict
-    else:
-        raise TypeError(f"cannot save a {type(model).__name__}: not a sklearn estimator or PythonModel")
-    reqs += [_pin("numpy"), _pin("pandas")]
+            predict_fn=predict_fn,
+            artifacts=artifacts,
+            wants_predict=signature is None and input_example is not None,
+        ),
+    )
+    predict = saved.predict
+    reqs = saved.requirements + [pinned("numpy"), pinned("pandas")]
 
     if signature is None:
         example = training_data if training_data is not None else input_example
@@ -156,31 +91,6 @@ def save_model(
     _write_env(out, pip_requirements or sorted(set(reqs)), python_version)
     mlmodel.save(out / MLMODEL_FILE)
     return mlmodel
-
-
-def _dump_sklearn(model: Any, path: Path, fmt: str) -> None:
-    if fmt == "skops":
-        import skops.io
-
-        skops.io.dump(model, path)
-        # as MLflow: refuse to write a file that will not load with the default trust list
-        untrusted = skops.io.get_untrusted_types(file=path)
-        if untrusted:
-            path.unlink()
-            raise ValueError(
-                f"skops cannot load this model without trusting {untrusted}; "
-                "save with serialization_format='cloudpickle'"
-            )
-    elif fmt == "cloudpickle":
-        import cloudpickle
-
-        with path.open("wb") as f:
-            cloudpickle.dump(model, f)
-    else:
-        import pickle
-
-        with path.open("wb") as f:
-            pickle.dump(model, f)
 
 
 def _to_jsonable(value: Any) -> Any:
@@ -229,7 +139,7 @@ def _write_env(out: Path, reqs: list[str], python_version: str) -> None:
         yaml.safe_dump(
             {
                 "python": python_version,
-                "build_dependencies": [_pin("pip"), "setuptools", "wheel"],
+                "build_dependencies": [pinned("pip"), "setuptools", "wheel"],
                 "dependencies": ["-r requirements.txt"],
             },
             sort_keys=False,

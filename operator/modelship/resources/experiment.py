@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelship.api import ExperimentSpec
+from modelship.api.common import ResourceRequirements
+from modelship.api.experiment import SecretKeyRef
+from modelship.resources.podsecurity import container_security_context, pod_security_context
 
 LABEL_EXPERIMENT = "modelship.io/experiment"
 LABEL_TRIAL = "modelship.io/trial"
@@ -36,7 +39,18 @@ WORKSPACE = "/workspace"
 SOURCE_DIR = f"{WORKSPACE}/src"
 BUFFER_DIR = "/var/run/modelship/tracking"
 BUFFER_SIZE_LIMIT = "1Gi"
+SIDECAR = "tracking"
+"""The tracking sidecar's container name."""
+SIDECAR_TOKEN_ENV = "MODELSHIP_SIDECAR_SERVER_TOKEN"
+TERMINATION_LOG = "/dev/termination-log"
 MAX_NAME = 63  # a Job's name is also a label value (job-name) on its pods
+
+# Resources of each container when the Experiment does not say (spec.resources,
+# spec.sidecarResources, spec.checkoutResources): every container has requests and a
+# memory limit, so a trial is schedulable in a namespace with a LimitRange or a quota.
+TRAINER_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}}
+SIDECAR_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+CHECKOUT_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}}
 
 Scalar = str | int | float | bool
 
@@ -105,6 +119,20 @@ def label_value(name: str) -> str:
     return shorten(name)
 
 
+def token_secret(spec: ExperimentSpec, default: SecretKeyRef | None) -> SecretKeyRef | None:
+    """Where the trial sidecars' tracking token comes from: ``spec.tracking.tokenSecretRef``,
+    else the operator's default Secret, else nowhere (no token)."""
+    if spec.tracking is not None and spec.tracking.token_secret_ref is not None:
+        return spec.tracking.token_secret_ref
+    return default
+
+
+def _resources(given: ResourceRequirements | None, default: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    if given is None:
+        return {kind: dict(values) for kind, values in default.items()}
+    return given.model_dump(by_alias=True, exclude_none=True)
+
+
 def _sidecar_probe() -> dict[str, Any]:
     # exec, not httpGet: the sidecar listens on 127.0.0.1 only (nothing outside the pod
     # may write to the tracking server through it), and kubelets probe the pod IP.
@@ -128,8 +156,10 @@ def build_trial_job(
     tracking_url: str,
     default_image: str,
     sampler_attrs: Mapping[str, Any] | None = None,
+    token: SecretKeyRef | None = None,
 ) -> dict[str, Any]:
-    """The Job of trial ``number``, owned by the Experiment."""
+    """The Job of trial ``number``, owned by the Experiment; ``token`` is the Secret key the
+    sidecar's tracking token comes from (``token_secret``)."""
     name = trial_job_name(owner.name, number)
     labels = trial_labels(owner.name, number)
     image = spec.project.image or default_image
@@ -144,32 +174,44 @@ def build_trial_job(
                 "command": ["modelship", "checkout", git.url, SOURCE_DIR, "--ref", git.ref, "--path", git.path],
                 "volumeMounts": volume_mounts,
                 "terminationMessagePolicy": "FallbackToLogsOnError",
+                "resources": _resources(spec.checkout_resources, CHECKOUT_RESOURCES),
+                "securityContext": container_security_context(read_only_root=False),
             }
         )
         project_dir = SOURCE_DIR if git.path in ("", ".") else f"{SOURCE_DIR}/{git.path.strip('/')}"
     else:
         project_dir = "."
-    init_containers.append(
-        {
-            "name": "tracking",
-            "image": image,
-            "restartPolicy": "Always",
-            "command": [
-                "modelship",
-                "tracking-sidecar",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(SIDECAR_PORT),
-                "--server",
-                tracking_url,
-                "--buffer-dir",
-                BUFFER_DIR,
-            ],
-            "volumeMounts": [{"name": "tracking-buffer", "mountPath": BUFFER_DIR}],
-            "startupProbe": _sidecar_probe(),
-        }
-    )
+    sidecar: dict[str, Any] = {
+        "name": SIDECAR,
+        "image": image,
+        "restartPolicy": "Always",
+        "command": [
+            "modelship",
+            "tracking-sidecar",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(SIDECAR_PORT),
+            "--server",
+            tracking_url,
+            "--buffer-dir",
+            BUFFER_DIR,
+            # Its report (writes not delivered, dead-lettered, a refused token) becomes the
+            # container's termination message, which the operator puts on the trial.
+            "--termination-log",
+            TERMINATION_LOG,
+        ],
+        "volumeMounts": [{"name": "tracking-buffer", "mountPath": BUFFER_DIR}],
+        "startupProbe": _sidecar_probe(),
+        "resources": _resources(spec.sidecar_resources, SIDECAR_RESOURCES),
+        "securityContext": container_security_context(read_only_root=False),
+    }
+    if token is not None:
+        # The kubelet reads the Secret: the token is never in the pod spec, and the operator
+        # needs no permission to read it.
+        ref = {"name": token.name, "key": token.key}
+        sidecar["env"] = [{"name": SIDECAR_TOKEN_ENV, "valueFrom": {"secretKeyRef": ref}}]
+    init_containers.append(sidecar)
     command = ["modelship", "run", project_dir, "-e", spec.project.entry_point]
     for key in sorted(parameters):
         command += ["-P", f"{key}={format_value(parameters[key])}"]
@@ -187,11 +229,14 @@ def build_trial_job(
         "env": env,
         "volumeMounts": volume_mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "resources": _resources(spec.resources, TRAINER_RESOURCES),
+        # The trainer is user code: it may write anywhere in its image, so its root stays writable.
+        "securityContext": container_security_context(read_only_root=False),
     }
-    if spec.resources is not None:
-        trainer["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        # Pod Security "restricted" (see resources/podsecurity.py), so trials run in namespaces that enforce it.
+        "securityContext": pod_security_context(),
         "initContainers": init_containers,
         "containers": [trainer],
         "volumes": [

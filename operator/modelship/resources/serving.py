@@ -23,6 +23,7 @@ from typing import Any
 from modelship.api import ModelDeploymentSpec
 from modelship.api.modeldeployment import Variant
 from modelship.resources.experiment import Owner, shorten
+from modelship.resources.podsecurity import container_security_context, pod_security_context
 
 LABEL_DEPLOYMENT = "modelship.io/deployment"
 LABEL_VARIANT = "modelship.io/variant"
@@ -35,7 +36,6 @@ VARIANT_HEADER = "x-modelship-variant"
 SERVER_PORT = 8080
 SERVICE_PORT = 80
 SHUTDOWN_DELAY_S = 5
-RUN_AS = 65532  # a non-root uid, as distroless images use
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 
 
@@ -274,13 +274,7 @@ def build_deployment(
             "successThreshold": 1,
         },
         "resources": resources,
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": container_security_context(read_only_root=True),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -305,13 +299,7 @@ def build_deployment(
                     "restartPolicy": "Always",
                     "dnsPolicy": "ClusterFirst",
                     "terminationGracePeriodSeconds": 30,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": RUN_AS,
-                        "runAsGroup": RUN_AS,
-                        "fsGroup": RUN_AS,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security_context(),
                 },
             },
         },

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from modelship.api import ExperimentSpec
+from modelship.api.experiment import SecretKeyRef
 from modelship.resources import experiment as build
 from modelship.resources import search, trials
 from modelship.resources.experiment import Owner, Scalar
@@ -39,7 +40,8 @@ class ObservedTrial:
     history: tuple[tuple[int, float], ...] = ()
     """The objective's (step, value) points, read for early stopping."""
     pod_message: str | None = None
-    """Why a failed trial's pods failed (``trials.pod_failure``)."""
+    """What a finished trial's pods said: why they failed (``trials.pod_failure``), what its
+    tracking sidecar could not deliver (``trials.sidecar_note``)."""
     run_status: str | None = None
     """A failed or stopped trial's run status on the server when it was asked this tick
     (``RUNNING`` means nobody closed it), None when not asked (already closed) or gone."""
@@ -58,6 +60,8 @@ class Observed:
     """The tracking server's base URL (handed to trial pods, and the status's link)."""
     default_image: str
     """The trainer image when ``spec.project.image`` is unset."""
+    token: SecretKeyRef | None
+    """The Secret key trial sidecars take the tracking token from (``experiment.token_secret``)."""
     observed_at: datetime
     """When the observation was made (the status's condition times)."""
 
@@ -101,6 +105,7 @@ class Launch:
     experiment_id: str
     tracking_url: str
     default_image: str
+    token: SecretKeyRef | None = None
 
     @property
     def job_name(self) -> str:
@@ -130,6 +135,7 @@ class Launch:
             tracking_url=self.tracking_url,
             default_image=self.default_image,
             sampler_attrs=self.sampler_attrs or None,
+            token=self.token,
         )
 
 
@@ -195,7 +201,7 @@ def known_trial(spec: ExperimentSpec, seen: ObservedTrial) -> search.Trial:
     if trial.run_id is None:
         return trials.with_result(trial, objective=None, metric=metric or "", message="the Job has no run id")
     if trial.phase == search.SUCCEEDED and not metric:  # one trial, no objective: success is the Job's
-        return trial
+        return dataclasses.replace(trial, message=seen.pod_message) if seen.pod_message else trial
     if trial.phase == search.RUNNING:
         latest = seen.history[-1][1] if seen.history else None
         return trials.with_result(trial, objective=latest, metric=metric or "", history=seen.history)
@@ -256,6 +262,7 @@ def plan_tick(spec: ExperimentSpec, observed: Observed) -> TickPlan:
                 experiment_id=observed.experiment_id,
                 tracking_url=observed.tracking_url,
                 default_image=observed.default_image,
+                token=observed.token,
             )
             launches.append(launch)
             known.append(

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from modelship.api import ExperimentSpec
+from modelship.api.experiment import SecretKeyRef
 from modelship.resources.conditions import make_condition, merge_conditions
 from modelship.resources.experiment import (
     ANNOTATION_PARAMETERS,
@@ -26,6 +27,7 @@ from modelship.resources.experiment import (
     ANNOTATION_STOPPED,
     ANNOTATION_STOPPED_REASON,
     LABEL_TRIAL,
+    SIDECAR,
 )
 from modelship.resources.search import (
     ACTIVE,
@@ -121,6 +123,37 @@ def pod_failure(pods: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
+def sidecar_note(pods: Sequence[Mapping[str, Any]], token: SecretKeyRef | None) -> str | None:
+    """What the trial's tracking sidecar said when it stopped (its termination message, a JSON
+    report: ``modelship.tracking.sidecar.termination``), when something did not arrive: writes
+    not delivered, dead-lettered, a token the server refuses (then where the token came from)."""
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("initContainerStatuses") or ():
+            if cs.get("name") != SIDECAR:
+                continue
+            terminated = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
+            try:
+                report = json.loads((terminated or {}).get("message") or "")
+            except ValueError:
+                continue  # an older sidecar, or none of its own words
+            if not isinstance(report, dict) or not report.get("message"):
+                continue
+            note = f"tracking sidecar: {report['message']}"
+            if report.get("authFailing"):
+                if token is None:
+                    note += (
+                        " (no token is configured: set spec.tracking.tokenSecretRef, or the operator's "
+                        "--tracking-token-secret, to a Secret holding the server's token)"
+                    )
+                else:
+                    note += (
+                        f" (its token comes from Secret {token.name}, key {token.key}: "
+                        "spec.tracking.tokenSecretRef or the operator's --tracking-token-secret)"
+                    )
+            return note
+    return None
+
+
 def with_result(
     trial: Trial,
     *,
@@ -134,6 +167,8 @@ def with_result(
     phase, note = trial.phase, message or trial.message
     if phase == SUCCEEDED and objective is None:
         phase, note = FAILED, f"the run ended without logging the objective metric {metric!r}"
+        if message:  # e.g. the sidecar could not deliver it
+            note += f"; {message}"
     elif phase == FAILED and message and trial.message:
         note = f"{trial.message}; {message}"
     return Trial(

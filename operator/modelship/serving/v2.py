@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelship.models.enforce import SchemaError
+from modelship.models.enforce import Enforcer, SchemaError
 from modelship.models.load import LoadedModel
 from modelship.serving.codecs import BadRequest, Parsed, _loads
 
@@ -135,15 +135,64 @@ def parse_infer(model: LoadedModel, body: bytes) -> tuple[Parsed, dict[str, Any]
         # The protocol's id is a string, echoed in the reply: refused rather than dropped.
         raise BadRequest(f"'id' must be a string, got {type(req_id).__name__}")
     bools = b"true" in body or b"false" in body
-    tensors = dict(_decode_tensor(inp, i, bools) for i, inp in enumerate(inputs))
-    if len(tensors) != len(inputs):
-        raise BadRequest("input names must be unique")
+    fast = None if bools else _columns_in_one_call(model.enforcer, inputs)
+    if fast is None:
+        tensors = dict(_decode_tensor(inp, i, bools) for i, inp in enumerate(inputs))
+        if len(tensors) != len(inputs):
+            raise BadRequest("input names must be unique")
     params = {k: v for k, v in (req_params or {}).items() if k not in ("content_type", "headers")}
     try:
         resolved = model.resolve_params(params or None)
+        if fast is not None:
+            return Parsed(fast, resolved, int(fast.shape[0])), obj
         return _to_input(model, tensors, resolved), obj
     except SchemaError as exc:
         raise BadRequest(str(exc)) from None
+
+
+def _columns_in_one_call(enforcer: Enforcer, inputs: list[Any]) -> np.ndarray | None:
+    """The common per-column request decoded with one ``np.array`` call, or None.
+
+    The pandas codecs of KServe's and MLServer's clients send one ``[N, 1]`` (or ``[N]``)
+    input per column. When every input is a schema column, each exactly once, of the
+    datatype of the schema's one numeric type, with flat lists of N numbers (no booleans:
+    the caller checked the body), the per-tensor decode and ``_columns_fast`` would give
+    this same array; anything else returns None and takes that path, errors included.
+    """
+    want = enforcer.uniform_dtype
+    names = enforcer.names
+    if want is None or not names or len(inputs) != len(names):
+        return None
+    datatype = v2_datatype(want)
+    index = enforcer.index
+    columns: list[list[Any] | None] = [None] * len(names)
+    n_rows = -1
+    for inp in inputs:
+        if type(inp) is not dict or inp.get("datatype") != datatype:
+            return None
+        name, shape, data = inp.get("name"), inp.get("shape"), inp.get("data")
+        j = index.get(name) if type(name) is str else None
+        if j is None or columns[j] is not None or type(data) is not list or type(shape) is not list:
+            return None
+        rows = len(data)
+        if not (shape == [rows] or shape == [rows, 1]) or any(type(s) is not int for s in shape):
+            return None
+        if rows != n_rows:
+            if n_rows >= 0:
+                return None
+            n_rows = rows
+        columns[j] = data
+    if n_rows <= 0:
+        return None
+    try:
+        arr = np.array(columns)
+    except (OverflowError, ValueError, TypeError):
+        return None
+    if arr.ndim != 2 or arr.dtype.kind not in ("iu" if want.kind in "iu" else "iuf"):
+        return None
+    if arr.dtype.kind == "u" and arr.dtype.itemsize >= 8:
+        return None  # integers beyond int64: the per-tensor decode decides
+    return np.ascontiguousarray(arr.T, dtype=want)
 
 
 def _to_input(model: LoadedModel, tensors: dict[str, np.ndarray], params: dict[str, Any] | None) -> Parsed:
@@ -175,6 +224,9 @@ def _to_input(model: LoadedModel, tensors: dict[str, np.ndarray], params: dict[s
             return Parsed(arr.astype(want, copy=False), params, int(arr.shape[0]))
         data = model.coerce(pd.DataFrame(arr, columns=names or None))
         return Parsed(data, params, len(data))
+    fast = _columns_fast(enforcer, tensors)
+    if fast is not None:
+        return Parsed(fast, params, int(fast.shape[0]))
     columns: dict[str, np.ndarray] = {}
     for name, arr in tensors.items():
         if arr.ndim == 2 and arr.shape[1] == 1:
@@ -187,6 +239,37 @@ def _to_input(model: LoadedModel, tensors: dict[str, np.ndarray], params: dict[s
         raise BadRequest(f"column inputs have different lengths {sorted(lengths)}")
     data = model.coerce(pd.DataFrame(columns))
     return Parsed(data, params, len(data))
+
+
+def _columns_fast(enforcer: Enforcer, tensors: dict[str, np.ndarray]) -> np.ndarray | None:
+    """One tensor per column (what KServe's and MLServer's pandas codecs send) as the 2-D
+    array ``/invocations``' fast path makes, or None when the DataFrame path must decide.
+
+    Applies when all schema columns share a numeric type, the inputs are exactly the
+    schema's columns, each of shape ``[N]`` or ``[N, 1]``, holding numbers that widen to
+    the column type without loss: then the DataFrame path would convert each column to
+    that type and keep them in schema order, which is this array; anything else (a
+    missing, extra or narrowing column, strings, booleans) goes the DataFrame way and
+    gets its error from the same code as before.
+    """
+    want = enforcer.uniform_dtype
+    names = enforcer.names
+    if want is None or not names or len(tensors) != len(names) or not all(n in tensors for n in names):
+        return None
+    n_rows = -1
+    for arr in tensors.values():
+        if not (arr.ndim == 1 or arr.ndim == 2 and arr.shape[1] == 1):
+            return None
+        if arr.dtype.kind not in "iuf" or (arr.dtype != want and not _widens(arr.dtype, want)):
+            return None
+        if n_rows != arr.shape[0]:
+            if n_rows >= 0:
+                return None
+            n_rows = arr.shape[0]
+    out = np.empty((n_rows, len(names)), dtype=want)
+    for j, name in enumerate(names):
+        out[:, j] = tensors[name].reshape(-1)
+    return out
 
 
 def _widens(src: np.dtype[Any], dst: np.dtype[Any]) -> bool:

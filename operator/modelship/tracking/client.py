@@ -15,14 +15,13 @@ from typing import Any, Self
 import httpx
 
 from modelship.tracking.errors import INTERNAL_ERROR, TrackingError
-from modelship.tracking.store.validation import (
+from modelship.tracking.protocol.paths import API
+from modelship.tracking.protocol.validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_PER_BATCH,
     MAX_TAGS_PER_BATCH,
 )
-
-API = "/api/2.0/mlflow"
 
 
 def _now_ms() -> int:
@@ -194,6 +193,6 @@ class TrackingClient:
 
 
 def _float(value: float) -> float | str:
-    from modelship.tracking.store.validation import encode_float
+    from modelship.tracking.protocol.validation import encode_float
 
     return encode_float(float(value))

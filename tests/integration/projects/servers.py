@@ -54,7 +54,7 @@ class Server:
     log: Path
 
 
-def wait_until_ready(server: Server, startup: float = 180.0) -> None:
+def wait_until_ready(server: Server, startup: float = 600.0) -> None:
     """Poll a call every server answers; fail with the server's log if it exits or never answers."""
     probe = f"{server.url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
     wait_http(probe, server.process, startup, server.log)

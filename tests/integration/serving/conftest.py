@@ -78,7 +78,7 @@ def mlflow_tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc = subprocess.Popen(mlflow_server_command(root, port), stdout=out, stderr=subprocess.STDOUT, cwd=root)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/health", proc, timeout=180, log=log)
+        wait_http(f"{url}/health", proc, log=log)
         yield url
     finally:
         stop(proc)

@@ -45,7 +45,7 @@ class Proc:
         self.popen: subprocess.Popen[bytes] | None = None
         self.health = "/health"
 
-    def start(self, timeout: float = 90.0) -> Proc:
+    def start(self, timeout: float = 600.0) -> Proc:  # a guard against a hang; it exits early on a crash
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.args],

@@ -5,46 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from tests.mlflow2 import mlflow2_python
 
 from .conftest import TRAIN_SCRIPT, Proc, finish_script, run_id_of
 
 pytestmark = pytest.mark.integration
-
-MLFLOW2 = "2.22.1"
-
-
-def mlflow2_python() -> Path:
-    """A venv with mlflow-skinny 2.x and scikit-learn, built once into the cache directory
-    (the same cache as the test bed: $MODELSHIP_CACHE or ~/.cache/modelship)."""
-    cache = Path(
-        os.environ.get("MODELSHIP_CACHE")
-        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelship"
-    )
-    venv = cache / f"mlflow-{MLFLOW2}-venv"
-    python = venv / "bin" / "python"
-    if (venv / ".complete").exists():
-        return python
-    shutil.rmtree(venv, ignore_errors=True)  # a build that was interrupted
-    cache.mkdir(parents=True, exist_ok=True)
-    base = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([base, "-m", "venv", str(venv)], check=True, capture_output=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", f"mlflow-skinny=={MLFLOW2}", "scikit-learn", "pandas", "numpy"],
-        check=True,
-        capture_output=True,
-        timeout=1500,
-    )
-    (venv / ".complete").touch()
-    return python
 
 
 def test_mlflow_2x_client(tracking_server: Proc, tracking_sidecar: Proc) -> None:

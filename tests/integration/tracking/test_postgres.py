@@ -45,7 +45,7 @@ def test_store_semantics_on_postgres(postgres_url: str) -> None:
             ("l", 0.7, 6, 1, None, None, None),
         ]:
             store.log_batch(rid, [point])
-        hist, _ = store.get_metric_history(rid, "m")
+        hist, _ = store.history.get_metric_history(rid, "m")
         assert [(h["step"], h["value"]) for h in hist] == [(0, 1.0), (1, 2.0), (2, 3.0)]
         metrics = {m["key"]: m for m in store.get_run(rid)["data"]["metrics"]}
         assert metrics["m"]["value"] == 3.0 and metrics["n"]["value"] == "NaN"
@@ -61,9 +61,9 @@ def test_store_semantics_on_postgres(postgres_url: str) -> None:
         assert [r["info"]["run_id"] for r in runs] == [rid2, rid]
         runs, _ = store.search_runs([eid], "tags.`mlflow.runName` ILIKE 'R2'")
         assert [r["info"]["run_id"] for r in runs] == [rid2]
-        model = store.create_logged_model(eid, "model", None, rid, [], [])
-        store.finalize_logged_model(model["info"]["model_id"], "LOGGED_MODEL_READY")
-        found, _ = store.search_logged_models([eid], "status = 'LOGGED_MODEL_READY'", None, [], None)
+        model = store.logged_models.create_logged_model(eid, "model", None, rid, [], [])
+        store.logged_models.finalize_logged_model(model["info"]["model_id"], "LOGGED_MODEL_READY")
+        found, _ = store.logged_models.search_logged_models([eid], "status = 'LOGGED_MODEL_READY'", None, [], None)
         assert len(found) == 1
     finally:
         store.close()

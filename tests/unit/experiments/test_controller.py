@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import copy
 import logging
@@ -9,9 +10,11 @@ from typing import Any
 
 import kopf
 import pytest
+from pydantic import ValidationError
 from tests.unit.experiments.helpers import IRIS
 
-from modelship.controllers import experiment
+from modelship.controllers import experiment, main
+from modelship.controllers.settings import OperatorConfig
 
 
 def _complete(status: str, generation: int) -> dict[str, Any]:
@@ -55,3 +58,22 @@ def test_the_run_cache_lives_in_each_experiments_own_memo() -> None:
     assert experiment.run_cache(second) is not cache
     assert experiment.run_cache(second).settled == set()
     assert "runs" not in base
+
+
+def _config(argv: list[str]) -> OperatorConfig:
+    parser = argparse.ArgumentParser()
+    main.add_arguments(parser)
+    return main.config_from_args(parser.parse_args(argv))
+
+
+def test_tracking_token_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELSHIP_TRACKING_TOKEN", "s3cret-token")
+    monkeypatch.setenv("MODELSHIP_TRACKING_TOKEN_SECRET", "from-env")
+    config = _config(["--tracking-token-secret", "tracking-token", "--tracking-token-secret-key", "t"])
+    assert (config.tracking_token_secret, config.tracking_token_secret_key) == ("tracking-token", "t")
+    assert config.tracking_token is not None and config.tracking_token.get_secret_value() == "s3cret-token"
+    assert "s3cret-token" not in repr(config) and "s3cret-token" not in str(config.model_dump())
+    monkeypatch.delenv("MODELSHIP_TRACKING_TOKEN")
+    assert _config([]).tracking_token is None and _config([]).tracking_token_secret == "from-env"
+    with pytest.raises(ValidationError):
+        _config(["--tracking-token-secret", "Not/A/Secret"])

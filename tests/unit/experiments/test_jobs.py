@@ -6,14 +6,17 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from tests.unit.experiments.helpers import spec
 
+from modelship.api.experiment import SecretKeyRef
 from modelship.resources.experiment import (
     Owner,
     build_model_version,
     build_trial_job,
     format_value,
     model_version_name,
+    token_secret,
     trial_job_name,
 )
 
@@ -186,3 +189,67 @@ def test_git_without_image_runs_the_default_image() -> None:
     assert {c["image"] for c in pod["initContainers"] + pod["containers"]} == {"ghcr.io/modelship/modelship:0.1.0"}
     assert pod["initContainers"][0]["command"][-4:] == ["--ref", "HEAD", "--path", "."]
     assert pod["containers"][0]["command"][2] == "/workspace/src"
+
+
+def test_the_sidecar_leaves_its_report_as_its_termination_message() -> None:
+    sidecar = _job()["spec"]["template"]["spec"]["initContainers"][1]
+    command = sidecar["command"]
+    assert command[command.index("--termination-log") + 1] == "/dev/termination-log"
+    assert "env" not in sidecar  # no Secret named: no token
+
+
+@pytest.mark.parametrize(
+    ("tracking", "default", "expected"),
+    [
+        (None, None, None),
+        (None, SecretKeyRef(name="tracking-token"), ("tracking-token", "token")),
+        (
+            {"tokenSecretRef": {"name": "team-token", "key": "t"}},
+            SecretKeyRef(name="tracking-token"),
+            ("team-token", "t"),
+        ),
+        ({"tokenSecretRef": {"name": "team-token"}}, None, ("team-token", "token")),
+        ({}, SecretKeyRef(name="d", key="k"), ("d", "k")),
+    ],
+)
+def test_the_token_secret_of_the_spec_wins_over_the_operators(
+    tracking: dict[str, Any] | None, default: SecretKeyRef | None, expected: tuple[str, str] | None
+) -> None:
+    the_spec = spec(tracking=tracking)
+    ref = token_secret(the_spec, default)
+    assert (None if ref is None else (ref.name, ref.key)) == expected
+    job = build_trial_job(
+        OWNER,
+        the_spec,
+        number=0,
+        parameters={},
+        run_id="r0",
+        experiment_id="7",
+        tracking_url="http://tracking:5000",
+        default_image="default:1",
+        token=ref,
+    )
+    sidecar = job["spec"]["template"]["spec"]["initContainers"][1]
+    if expected is None:
+        assert "env" not in sidecar
+    else:
+        name, key = expected
+        assert sidecar["env"] == [
+            {"name": "MODELSHIP_SIDECAR_SERVER_TOKEN", "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
+        ]
+    # Never a token value anywhere in the pod: only the kubelet reads the Secret.
+    assert all("value" not in e for c in job["spec"]["template"]["spec"]["initContainers"] for e in c.get("env", ()))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"tokenSecretRef": {"name": "Not_A_Name"}},
+        {"tokenSecretRef": {"name": "ok", "key": "a/b"}},
+        {"tokenSecretRef": {}},
+    ],
+)
+def test_a_bad_token_secret_ref_is_refused(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError) as refused:
+        spec(tracking=bad)
+    assert "tokenSecretRef" in str(refused.value) or "token_secret_ref" in str(refused.value)

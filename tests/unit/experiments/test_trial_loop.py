@@ -9,6 +9,7 @@ import pytest
 from tests.unit.experiments.helpers import spec
 
 from modelship.api import ExperimentSpec
+from modelship.api.experiment import SecretKeyRef
 from modelship.resources.experiment import Owner
 from modelship.resources.search import FAILED, RUNNING, STOPPED, SUCCEEDED, Trial
 from modelship.resources.trial_loop import Observed, ObservedTrial, TickPlan, plan_tick
@@ -41,7 +42,9 @@ def seen(
     return ObservedTrial(trial, objective, history, pod_message, run_status)
 
 
-def observe(*trials: ObservedTrial, old_status: dict[str, Any] | None = None) -> Observed:
+def observe(
+    *trials: ObservedTrial, old_status: dict[str, Any] | None = None, token: SecretKeyRef | None = None
+) -> Observed:
     return Observed(
         owner=OWNER,
         generation=3,
@@ -50,6 +53,7 @@ def observe(*trials: ObservedTrial, old_status: dict[str, Any] | None = None) ->
         experiment_id="7",
         tracking_url="http://tracking:5000/",
         default_image="ghcr.io/modelship/modelship:0.1.0",
+        token=token,
         observed_at=NOW,
     )
 
@@ -258,3 +262,55 @@ def test_settled_runs_are_the_failed_and_stopped_ones() -> None:
         observe(seen(0, FAILED), seen(1, STOPPED, run_status="RUNNING"), seen(2, SUCCEEDED, objective=0.8)),
     )
     assert plan.settled_runs == {"run0", "run1"}
+
+
+def test_new_trials_take_the_token_from_the_secret_observed() -> None:
+    token = SecretKeyRef(name="tracking-token", key="token")
+    (first, _) = plan_tick(spec(), observe(token=token)).launches
+    sidecar = first.job("r0")["spec"]["template"]["spec"]["initContainers"][1]
+    assert sidecar["env"] == [
+        {
+            "name": "MODELSHIP_SIDECAR_SERVER_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "tracking-token", "key": "token"}},
+        }
+    ]
+    (first, _) = plan_tick(spec(), observe()).launches
+    assert "env" not in first.job("r0")["spec"]["template"]["spec"]["initContainers"][1]
+
+
+@pytest.mark.parametrize(
+    ("trial", "phase", "message"),
+    [
+        # The sidecar's note on a trial that succeeded all the same (a dead-lettered write).
+        (
+            seen(0, SUCCEEDED, objective=0.9, pod_message="tracking sidecar: 1 writes moved"),
+            SUCCEEDED,
+            "tracking sidecar: 1 writes moved",
+        ),
+        # A refused token: the objective never arrived, and the trial says why.
+        (
+            seen(0, SUCCEEDED, pod_message="tracking sidecar: refused"),
+            FAILED,
+            "the run ended without logging the objective metric 'accuracy'; tracking sidecar: refused",
+        ),
+        (
+            seen(
+                0,
+                FAILED,
+                pod_message="tracking sidecar: refused; container trainer exited",
+                message="BackoffLimitExceeded",
+            ),
+            FAILED,
+            "BackoffLimitExceeded; tracking sidecar: refused; container trainer exited",
+        ),
+    ],
+)
+def test_what_the_pods_said_is_on_the_trial(trial: ObservedTrial, phase: str, message: str) -> None:
+    (known,) = plan_tick(spec(search_maxTrials=1, search_parallelism=1), observe(trial)).trials
+    assert (known.phase, known.message) == (phase, message)
+
+
+def test_one_trial_without_objective_keeps_the_sidecars_note() -> None:
+    plan = plan_tick(spec(search=None, register=None), observe(seen(0, SUCCEEDED, pod_message="tracking sidecar: x")))
+    (known,) = plan.trials
+    assert (known.phase, known.message) == (SUCCEEDED, "tracking sidecar: x")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from tests.unit.experiments.helpers import cond, job, spec
 
+from modelship.api.experiment import SecretKeyRef
 from modelship.resources.search import FAILED, RUNNING, STOPPED, SUCCEEDED, Trial
 from modelship.resources.trials import (
     best_trial,
@@ -16,6 +18,7 @@ from modelship.resources.trials import (
     decide_registration,
     job_state,
     pod_failure,
+    sidecar_note,
     status_changed,
     trial_of_job,
     with_result,
@@ -319,3 +322,69 @@ def test_a_stopped_trial_says_why() -> None:
     assert t is not None and (t.phase, t.message) == (STOPPED, "stopped: median rule")
     bare = trial_of_job(job(3, stopped=True))
     assert bare is not None and bare.message == "stopped"
+
+
+def _sidecar_pod(message: str | None, *, last: bool = False) -> dict[str, Any]:
+    terminated = {"exitCode": 0, "message": message} if message is not None else {"exitCode": 0}
+    state = (
+        {"lastState": {"terminated": terminated}, "state": {"running": {}}}
+        if last
+        else {"state": {"terminated": terminated}}
+    )
+    return {
+        "status": {
+            "initContainerStatuses": [
+                {"name": "checkout", "state": {"terminated": {"exitCode": 0}}},
+                {"name": "tracking", **state},
+            ]
+        }
+    }
+
+
+REFUSED = json.dumps(
+    {
+        "pending": 9,
+        "deadLettered": 0,
+        "authFailing": True,
+        "serverUp": True,
+        "message": "the tracking server refuses the sidecar's token (HTTP 401): 9 acknowledged writes are kept",
+    }
+)
+CLEAN = json.dumps({"pending": 0, "deadLettered": 0, "authFailing": False, "serverUp": True, "message": ""})
+DEAD = json.dumps(
+    {
+        "pending": 0,
+        "deadLettered": 2,
+        "authFailing": False,
+        "serverUp": True,
+        "message": "2 writes moved to the dead letter",
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("pods", "token", "expected"),
+    [
+        ([], None, None),
+        ([_sidecar_pod(None)], None, None),
+        ([_sidecar_pod(CLEAN)], None, None),
+        ([_sidecar_pod("not json: an older sidecar")], None, None),
+        ([_sidecar_pod(DEAD)], None, "tracking sidecar: 2 writes moved to the dead letter"),
+        (
+            [_sidecar_pod(REFUSED)],
+            SecretKeyRef(name="tracking-token", key="token"),
+            (
+                "tracking sidecar: the tracking server refuses the sidecar's token (HTTP 401): 9 acknowledged writes "
+                "are kept (its token comes from Secret tracking-token, key token: spec.tracking.tokenSecretRef or the "
+                "operator's --tracking-token-secret)"
+            ),
+        ),
+        ([_sidecar_pod(REFUSED, last=True)], None, "no token is configured: set spec.tracking.tokenSecretRef"),
+    ],
+)
+def test_sidecar_note(pods: list[dict[str, Any]], token: SecretKeyRef | None, expected: str | None) -> None:
+    note = sidecar_note(pods, token)
+    if expected is None or note is None:
+        assert note == expected
+    else:
+        assert note == expected or expected in note, note

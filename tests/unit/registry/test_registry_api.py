@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 
 from modelship.tracking.errors import TrackingError
-from modelship.tracking.server.common import error_response
+from modelship.tracking.protocol.http import error_response
 from modelship.tracking.server.registry import StaticReader, parse_filter, registry_router
 
 API = "/api/2.0/mlflow"
@@ -224,3 +224,20 @@ def test_without_a_reader_the_registry_endpoints_name_the_missing_setting(
     body = resp.json()
     assert resp.status_code == 501 and body["error_code"] == "NOT_IMPLEMENTED", body
     assert "--registry-in-cluster" in body["message"] and "--registry-kubeconfig" in body["message"]
+
+
+def test_a_cluster_without_the_registeredmodel_crd_still_serves_the_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install whose CRDs predate RegisteredModel: its list is a 404, read as no entries."""
+    from modelship import kube
+    from modelship.tracking.server.registry import KubeReader
+
+    def request(method: str, path: str, body: Any = None, **params: Any) -> Any:
+        if path.endswith("/registeredmodels"):
+            raise kube.KubeError(404, "the server could not find the requested resource")
+        return {"items": OBJECTS, "metadata": {}}
+
+    monkeypatch.setattr(kube, "request", request)
+    app = FastAPI()
+    app.include_router(registry_router(KubeReader("ml")))
+    got = TestClient(app).get(f"{API}/registered-models/get", params={"name": "iris"})
+    assert got.status_code == 200 and got.json()["registered_model"]["name"] == "iris"

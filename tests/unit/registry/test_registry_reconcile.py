@@ -100,3 +100,19 @@ def test_models_uri_lookup(ref: str, version: int | None) -> None:
     ]
     got = find_in_registry(objs, "iris", ref)
     assert (got or {}).get("version") == version
+
+
+@pytest.mark.parametrize(
+    ("source", "logged"),
+    [
+        ("models:/m-0123456789abcdef", True),  # MLflow 3 log_model(registered_model_name=...)
+        ("models:/m-0123/1", False),  # version 1 of a registered model named m-0123
+        ("models:/m-0123@champion", False),
+        ("models:/iris/Production", False),
+        ("models:/iris", False),
+    ],
+)
+def test_a_logged_model_source_is_told_from_a_registry_reference(source: str, logged: bool) -> None:
+    from modelship.controllers.registry_source import is_logged_model
+
+    assert is_logged_model(source) is logged

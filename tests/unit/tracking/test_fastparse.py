@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from modelship.tracking.errors import TrackingError
-from modelship.tracking.server import fastparse
+from modelship.tracking.protocol import fastparse
 
 
 def test_log_metric_accepts_proto3_json_spellings() -> None:

@@ -18,10 +18,11 @@ import orjson
 import pytest
 
 from modelship.tracking.errors import TrackingError
-from modelship.tracking.server import fastparse
-from modelship.tracking.server import messages as msg
-from modelship.tracking.server.common import parse_body
-from modelship.tracking.store.artifacts import LocalArtifactStore, safe_path
+from modelship.tracking.protocol import fastparse
+from modelship.tracking.protocol import messages as msg
+from modelship.tracking.protocol.messages import parse_body
+from modelship.tracking.protocol.paths import safe_path
+from modelship.tracking.store.artifacts import LocalArtifactStore
 from modelship.tracking.store.search import parse_filter
 from modelship.tracking.store.sql import TrackingStore
 
@@ -102,7 +103,7 @@ def test_request_models_refuse_integers_beyond_64_bits(model: Any, body: dict[st
         lambda s: s.set_experiment_tag(str(BIG), "k", "v"),
         lambda s: s.create_run(str(BIG), None, None, None),
         lambda s: s.search_runs([str(BIG)]),
-        lambda s: s.create_logged_model(str(BIG), None, None, None, [], []),
+        lambda s: s.logged_models.create_logged_model(str(BIG), None, None, None, [], []),
     ],
 )
 def test_experiment_ids_beyond_64_bits(store: TrackingStore, call: Any) -> None:

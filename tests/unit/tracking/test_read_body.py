@@ -9,7 +9,7 @@ import pytest
 from starlette.requests import ClientDisconnect
 
 from modelship.tracking.errors import TrackingError
-from modelship.tracking.server.common import read_body
+from modelship.tracking.protocol.http import read_body
 
 
 def body_of(messages: list[dict[str, Any]], limit: int) -> bytes:

@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from modelship.tracking.errors import INVALID_PARAMETER_VALUE, TrackingError
-from modelship.tracking.server import messages as msg
+from modelship.tracking.protocol import messages as msg
 from modelship.tracking.sidecar.checks import check_write
 
 API = "/api/2.0/mlflow"

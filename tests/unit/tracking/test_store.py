@@ -58,7 +58,7 @@ def test_metrics_history_latest_and_dedup(store: TrackingStore) -> None:
         [("m", 1.0, 10, 0, None, None, None), ("m", 3.0, 5, 2, None, None, None), ("m", 2.0, 20, 1, None, None, None)],
     )
     store.log_batch(rid, [("m", 1.0, 10, 0, None, None, None)])  # the same point again: a no-op
-    hist, _ = store.get_metric_history(rid, "m")
+    hist, _ = store.history.get_metric_history(rid, "m")
     # in logging-time order (timestamp, then step, then value), as MLflow returns a history
     assert [(h["step"], h["value"]) for h in hist] == [(2, 3.0), (0, 1.0), (1, 2.0)]
     # latest = highest step, not the last written
@@ -95,10 +95,10 @@ def test_latest_metric_across_calls(
 def test_metric_history_pages(store: TrackingStore) -> None:
     rid = new_run(store)
     store.log_batch(rid, [("m", float(i), i, i, None, None, None) for i in range(25)])
-    page, token = store.get_metric_history(rid, "m", max_results=10)
+    page, token = store.history.get_metric_history(rid, "m", max_results=10)
     steps = [p["step"] for p in page]
     while token:
-        page, token = store.get_metric_history(rid, "m", max_results=10, page_token=token)
+        page, token = store.history.get_metric_history(rid, "m", max_results=10, page_token=token)
         steps += [p["step"] for p in page]
     assert steps == list(range(25))
 
@@ -165,28 +165,28 @@ def test_search_runs_filter_order_pages(store: TrackingStore) -> None:
 def test_logged_models(store: TrackingStore) -> None:
     rid = new_run(store)
     eid = store.get_run(rid)["info"]["experiment_id"]
-    m = store.create_logged_model(eid, "model", "sklearn", rid, [("alpha", "1")], [("a", "b")])
+    m = store.logged_models.create_logged_model(eid, "model", "sklearn", rid, [("alpha", "1")], [("a", "b")])
     mid = m["info"]["model_id"]
     assert m["info"]["status"] == "LOGGED_MODEL_PENDING"
     assert m["info"]["artifact_uri"] == f"mlflow-artifacts:/{eid}/models/{mid}/artifacts"
-    assert store.finalize_logged_model(mid, 2)["info"]["status"] == "LOGGED_MODEL_READY"
-    store.set_logged_model_tags(mid, [("c", "d")])
-    store.delete_logged_model_tag(mid, "a")
+    assert store.logged_models.finalize_logged_model(mid, 2)["info"]["status"] == "LOGGED_MODEL_READY"
+    store.logged_models.set_logged_model_tags(mid, [("c", "d")])
+    store.logged_models.delete_logged_model_tag(mid, "a")
     store.log_batch(rid, [("score", 0.9, 1, 0, mid, None, None)])
     store.log_outputs(rid, [(mid, 0)])
-    got = store.get_logged_model(mid)
+    got = store.logged_models.get_logged_model(mid)
     assert got["info"]["tags"] == [{"key": "c", "value": "d"}]
     assert got["data"]["metrics"][0]["key"] == "score"
     assert store.get_run(rid)["outputs"]["model_outputs"] == [{"model_id": mid, "step": 0}]
-    found, _ = store.search_logged_models([eid], "name = 'model' AND tags.c = 'd'", None, [], None)
+    found, _ = store.logged_models.search_logged_models([eid], "name = 'model' AND tags.c = 'd'", None, [], None)
     assert [f["info"]["model_id"] for f in found] == [mid]
     with pytest.raises(TrackingError):
-        store.finalize_logged_model(mid, "DONE")
+        store.logged_models.finalize_logged_model(mid, "DONE")
     with pytest.raises(TrackingError):
         store.log_outputs(rid, [("m-nope", 0)])
-    store.delete_logged_model(mid)
+    store.logged_models.delete_logged_model(mid)
     with pytest.raises(TrackingError):
-        store.get_logged_model(mid)
+        store.logged_models.get_logged_model(mid)
 
 
 def test_log_model_history_for_2x_clients(store: TrackingStore) -> None:

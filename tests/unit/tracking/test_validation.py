@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from modelship.tracking.errors import TrackingError
-from modelship.tracking.store import validation as v
-from modelship.tracking.store.artifacts import relative_to_proxy, safe_path
+from modelship.tracking.protocol import validation as v
+from modelship.tracking.protocol.paths import safe_path
+from modelship.tracking.store.artifacts import relative_to_proxy
 
 
 @pytest.mark.parametrize("name", ["acc", "loss/val", "a.b-c_d e:f", "x" * 250])

@@ -1,16 +1,22 @@
-"""The runtime interface and the rule that picks a runtime for a model directory."""
+"""The runtime interface: what a flavor implements to load and predict, and to save.
+
+Which flavor loads a directory, and which saves an object, is ``dispatch``'s table.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from modelship.models.enforce import ModelInput
-from modelship.models.mlmodel import PYFUNC, MLModel
+from modelship.models.mlmodel import MLModel
 from modelship.models.trust import TrustPolicy
 
 
@@ -58,22 +64,47 @@ class ModelRuntime(ABC):
         return data
 
 
-def select_runtime(model_dir: Path, mlmodel: MLModel, policy: TrustPolicy | None = None) -> ModelRuntime:
-    """Pick the runtime: native sklearn, then a python_function user class, then any
-    importable ``loader_module`` (MLflow's generic pyfunc contract). ``policy`` says what
-    the runtime may load (``modelship.models.trust``); the default trusts the least."""
-    from modelship.models.flavors.loader_module import LoaderModuleRuntime
-    from modelship.models.flavors.pyfunc import PythonModelRuntime
-    from modelship.models.flavors.sklearn import SklearnRuntime
+@dataclass
+class SaveRequest:
+    """What ``save_model`` asks of the flavor that saves a model into ``out``."""
 
-    pyfunc = mlmodel.flavors.get(PYFUNC) or {}
-    if "sklearn" in mlmodel.flavors:
-        return SklearnRuntime(model_dir, mlmodel, policy)
-    if pyfunc.get("python_model") or pyfunc.get("loader_module") in (
-        "mlflow.pyfunc.model",
-        "modelship.models.flavors.pyfunc",
-    ):
-        return PythonModelRuntime(model_dir, mlmodel, policy)
-    if pyfunc.get("loader_module"):
-        return LoaderModuleRuntime(model_dir, mlmodel, policy)
-    raise ValueError(f"{model_dir}: no flavor this server can load (flavors: {sorted(mlmodel.flavors)})")
+    out: Path
+    mlmodel: MLModel
+    """The ``MLmodel`` being written: the flavor adds its entries (``add_flavor``)."""
+    python_version: str
+    env: dict[str, str]
+    serialization_format: str = "skops"
+    predict_fn: str = "predict"
+    artifacts: dict[str, str | Path] | None = None
+    wants_predict: bool = False
+    """True when a signature is to be inferred from the model's output on the input example."""
+
+
+@dataclass
+class Saved:
+    """What a flavor wrote: its pinned requirements, and the model's predict when it has one."""
+
+    requirements: list[str] = field(default_factory=list)
+    predict: Callable[[Any], Any] | None = None
+
+
+class SavingFlavor(Protocol):
+    """A flavor that saves Python objects as well as loading them (``dispatch.SAVERS``)."""
+
+    @classmethod
+    def saves(cls, model: Any) -> bool:
+        """Whether this flavor is the one that saves ``model``."""
+        ...
+
+    @classmethod
+    def save(cls, model: Any, request: SaveRequest) -> Saved:
+        """Write ``model``'s files into ``request.out`` and its flavors into ``request.mlmodel``."""
+        ...
+
+
+def pinned(dist: str) -> str:
+    """``dist==<installed version>``, or ``dist`` when it is not installed."""
+    try:
+        return f"{dist}=={importlib_metadata.version(dist)}"
+    except importlib_metadata.PackageNotFoundError:
+        return dist

@@ -6,13 +6,17 @@ Unpickling runs the author's code: it needs the server's opt-in (``trust``).
 from __future__ import annotations
 
 import inspect
+import shutil
 import sys
+from importlib import metadata as importlib_metadata
+from pathlib import Path
 from typing import Any
 
 from modelship.models.enforce import ModelInput
-from modelship.models.flavors.base import ModelRuntime
+from modelship.models.flavors.base import ModelRuntime, Saved, SaveRequest, pinned
 from modelship.models.mlmodel import PYFUNC
-from modelship.models.python_model import PythonModelContext, install_mlflow_shim
+from modelship.models.python_model import PythonModel, PythonModelContext, install_mlflow_shim
+from modelship.models.trust import TrustPolicy
 
 
 class PythonModelRuntime(ModelRuntime):
@@ -20,6 +24,44 @@ class PythonModelRuntime(ModelRuntime):
     # A user's predict may look at the whole input (e.g. normalise over it), so requests
     # are not concatenated unless the server settings say the model is row-wise.
     batchable = False
+
+    @classmethod
+    def saves(cls, model: Any) -> bool:
+        return isinstance(model, PythonModel) or (hasattr(model, "predict") and hasattr(model, "load_context"))
+
+    @classmethod
+    def save(cls, model: Any, request: SaveRequest) -> Saved:
+        """The object cloudpickled, with copies of its ``artifacts``, as MLflow saves it."""
+        import cloudpickle
+
+        out = request.out
+        with (out / "python_model.pkl").open("wb") as f:
+            cloudpickle.dump(model, f)
+        conf: dict[str, Any] = {
+            "loader_module": "mlflow.pyfunc.model",
+            "python_model": "python_model.pkl",
+            "cloudpickle_version": importlib_metadata.version("cloudpickle"),
+            "python_version": request.python_version,
+            "env": request.env,
+            "code": None,
+            "streamable": False,
+        }
+        if request.artifacts:
+            conf["artifacts"] = {}
+            for name, src in request.artifacts.items():
+                dest = out / "artifacts" / Path(src).name
+                dest.parent.mkdir(exist_ok=True)
+                (shutil.copytree if Path(src).is_dir() else shutil.copy2)(src, dest)
+                conf["artifacts"][name] = {"path": f"artifacts/{Path(src).name}", "uri": str(src)}
+        request.mlmodel.add_flavor(PYFUNC, **conf)
+        saved = Saved([pinned("cloudpickle")])
+        if request.wants_predict:  # a user model is not run at save time unless asked for a signature
+            # The pickle was written a moment ago from the caller's own object: loading it
+            # back runs nothing the caller did not already run.
+            runtime = cls(out, request.mlmodel, TrustPolicy(allow_pickle=True))
+            runtime.load()
+            saved.predict = runtime.predict
+        return saved
 
     def load(self) -> None:
         import cloudpickle

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +16,58 @@ import numpy as np
 import pandas as pd
 
 from modelship.models.enforce import ModelInput
-from modelship.models.flavors.base import ModelRuntime
+from modelship.models.flavors.base import ModelRuntime, Saved, SaveRequest, pinned
 from modelship.models.mlmodel import PYFUNC
 from modelship.models.trust import SKOPS_TRUSTED_TYPES_ENV, UntrustedModelError
 
 PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
+SERIALIZATION_FORMATS = ("skops", "cloudpickle", "pickle")
 
 
 class SklearnRuntime(ModelRuntime):
     flavor = "sklearn"
     batchable = True
     takes_arrays = True
+
+    @classmethod
+    def saves(cls, model: Any) -> bool:
+        try:
+            from sklearn.base import BaseEstimator
+        except ImportError:
+            return False
+        return isinstance(model, BaseEstimator)
+
+    @classmethod
+    def save(cls, model: Any, request: SaveRequest) -> Saved:
+        """The estimator as skops (the default, as MLflow 3), cloudpickle or pickle."""
+        fmt = request.serialization_format
+        if fmt not in SERIALIZATION_FORMATS:
+            raise ValueError(f"serialization_format must be one of {SERIALIZATION_FORMATS}")
+        filename = "model.skops" if fmt == "skops" else "model.pkl"
+        _dump(model, request.out / filename, fmt)
+        reqs = [
+            pinned("scikit-learn"),
+            pinned({"skops": "skops", "cloudpickle": "cloudpickle"}.get(fmt, "scikit-learn")),
+        ]
+        if not hasattr(model, request.predict_fn):
+            raise ValueError(f"model has no {request.predict_fn}()")
+        request.mlmodel.add_flavor(
+            PYFUNC,
+            loader_module="mlflow.sklearn",
+            model_path=filename,
+            predict_fn=request.predict_fn,
+            python_version=request.python_version,
+            env=request.env,
+        )
+        request.mlmodel.add_flavor(
+            "sklearn",
+            pickled_model=filename,
+            sklearn_version=importlib_metadata.version("scikit-learn"),
+            serialization_format=fmt,
+            code=None,
+            skops_trusted_types=None,
+        )
+        return Saved(reqs, getattr(model, request.predict_fn))
 
     def load(self) -> None:
         conf = self.mlmodel.flavors["sklearn"]
@@ -88,6 +130,29 @@ class SklearnRuntime(ModelRuntime):
         if isinstance(data, np.ndarray) and self._wants_frame:
             data = self.as_frame(data)
         return self._predict(data)
+
+
+def _dump(model: Any, path: Path, fmt: str) -> None:
+    if fmt == "skops":
+        import skops.io
+
+        skops.io.dump(model, path)
+        # as MLflow: refuse to write a file that will not load with the default trust list
+        untrusted = skops.io.get_untrusted_types(file=path)
+        if untrusted:
+            path.unlink()
+            raise ValueError(
+                f"skops cannot load this model without trusting {untrusted}; "
+                "save with serialization_format='cloudpickle'"
+            )
+    elif fmt == "cloudpickle":
+        import cloudpickle
+
+        with path.open("wb") as f:
+            cloudpickle.dump(model, f)
+    else:
+        with path.open("wb") as f:
+            pickle.dump(model, f)
 
 
 def _load_skops(path: Path, trusted: tuple[str, ...]) -> Any:

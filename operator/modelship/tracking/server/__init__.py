@@ -2,6 +2,6 @@
 
 Owns HTTP only: parsing, auth, error bodies, OpenAPI. Every decision about data is the
 store's; handlers stay thin. Built by ``server.app.create_app(settings, store)`` (no
-module-level app object). Nothing is imported here, so the sidecar can use
-``messages``/``fastparse``/``common`` without loading the server and the database stack.
+module-level app object). The wire format it speaks (paths, messages, parsers, limits, error
+bodies) is ``modelship.tracking.protocol``, shared with the sidecar and the client.
 """

@@ -8,12 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from modelship.tracking.errors import invalid
-from modelship.tracking.server import messages as msg
-from modelship.tracking.server.common import body_schema, kv, ok, parse, query, query_int
+from modelship.tracking.protocol import messages as msg
+from modelship.tracking.protocol.http import body_schema, kv, ok, parse, query, query_int
+from modelship.tracking.protocol.paths import API as PREFIX
 from modelship.tracking.server.hotpath import write_batch, write_metric
 from modelship.tracking.store.sql import TrackingStore
 
-PREFIX = "/api/2.0/mlflow"
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -206,7 +206,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     @route("/metrics/get-history", "GET")
     async def get_metric_history(request: Request) -> Response:
         """Every logged point of one metric of a run."""
-        metrics, token = store.get_metric_history(
+        metrics, token = store.history.get_metric_history(
             query(request, "run_id", "run_uuid") or "",
             query(request, "metric_key") or "",
             query_int(request, "max_results"),
@@ -223,7 +223,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
         key = request.query_params.get("metric_key")
         if key is None:
             raise invalid("GetMetricHistoryBulk request must specify a metric_key.")
-        metrics = store.get_metric_history_bulk(
+        metrics = store.history.get_metric_history_bulk(
             request.query_params.getlist("run_id"), key, query_int(request, "max_results")
         )
         return ok({"metrics": metrics})
@@ -231,7 +231,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     @route("/metrics/get-history-bulk-interval", "GET")
     async def get_metric_history_bulk_interval(request: Request) -> Response:
         """One metric of several runs (``run_ids`` repeated), sampled to ``max_results`` steps."""
-        metrics = store.get_metric_history_bulk_interval(
+        metrics = store.history.get_metric_history_bulk_interval(
             request.query_params.getlist("run_ids"),
             query(request, "metric_key") or "",
             query_int(request, "max_results"),
@@ -244,7 +244,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     async def search_datasets(request: Request) -> Response:
         """The datasets the runs of experiments used (name, digest, context)."""
         m = await parse(request, msg.SearchDatasets)
-        return ok({"dataset_summaries": store.search_datasets(m.experiment_ids)})
+        return ok({"dataset_summaries": store.history.search_datasets(m.experiment_ids)})
 
     # ---- logged models (3.x) -----------------------------------------------------------
     @route("/logged-models", "POST", msg.CreateLoggedModel)
@@ -253,7 +253,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
         m = await parse(request, msg.CreateLoggedModel)
         return ok(
             {
-                "model": store.create_logged_model(
+                "model": store.logged_models.create_logged_model(
                     m.experiment_id, m.name, m.model_type, m.source_run_id, kv(m.params), kv(m.tags)
                 )
             }
@@ -263,7 +263,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     async def search_logged_models(request: Request) -> Response:
         """Search logged models."""
         m = await parse(request, msg.SearchLoggedModels)
-        models, token = store.search_logged_models(
+        models, token = store.logged_models.search_logged_models(
             m.experiment_ids,
             m.filter,
             m.max_results,
@@ -279,7 +279,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     @route("/logged-models/{model_id}", "GET")
     async def get_logged_model(request: Request) -> Response:
         """Get a logged model."""
-        return ok({"model": store.get_logged_model(request.path_params["model_id"])})
+        return ok({"model": store.logged_models.get_logged_model(request.path_params["model_id"])})
 
     @route("/logged-models/{model_id}", "PATCH", msg.FinalizeLoggedModel)
     async def finalize_logged_model(request: Request) -> Response:
@@ -288,32 +288,32 @@ def tracking_router(store: TrackingStore) -> APIRouter:
         model_id = request.path_params["model_id"]
         if m.model_id and m.model_id != model_id:
             raise invalid("model_id in the body differs from the path")
-        return ok({"model": store.finalize_logged_model(model_id, m.status)})
+        return ok({"model": store.logged_models.finalize_logged_model(model_id, m.status)})
 
     @route("/logged-models/{model_id}", "DELETE")
     async def delete_logged_model(request: Request) -> Response:
         """Delete a logged model."""
-        store.delete_logged_model(request.path_params["model_id"])
+        store.logged_models.delete_logged_model(request.path_params["model_id"])
         return ok()
 
     @route("/logged-models/{model_id}/tags", "PATCH", msg.LoggedModelTags)
     async def set_logged_model_tags(request: Request) -> Response:
         """Set tags on a logged model."""
         m = await parse(request, msg.LoggedModelTags)
-        store.set_logged_model_tags(request.path_params["model_id"], kv(m.tags))
+        store.logged_models.set_logged_model_tags(request.path_params["model_id"], kv(m.tags))
         return ok()
 
     @route("/logged-models/{model_id}/tags/{tag_key:path}", "DELETE")
     async def delete_logged_model_tag(request: Request) -> Response:
         """Delete one tag of a logged model."""
-        store.delete_logged_model_tag(request.path_params["model_id"], request.path_params["tag_key"])
+        store.logged_models.delete_logged_model_tag(request.path_params["model_id"], request.path_params["tag_key"])
         return ok()
 
     @route("/logged-models/{model_id}/params", "POST", msg.LoggedModelParams)
     async def log_logged_model_params(request: Request) -> Response:
         """Log params of a logged model."""
         m = await parse(request, msg.LoggedModelParams)
-        store.log_logged_model_params(request.path_params["model_id"], kv(m.params))
+        store.logged_models.log_logged_model_params(request.path_params["model_id"], kv(m.params))
         return ok()
 
     return router

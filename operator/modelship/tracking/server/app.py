@@ -17,10 +17,11 @@ from modelship import __version__
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError
 from modelship.tracking.logs import event
-from modelship.tracking.server import messages
+from modelship.tracking.protocol import messages
+from modelship.tracking.protocol.http import error_response, ok
+from modelship.tracking.protocol.paths import API
 from modelship.tracking.server.api import tracking_router
 from modelship.tracking.server.artifacts import artifacts_router
-from modelship.tracking.server.common import error_response, ok
 from modelship.tracking.server.hotpath import HotWrites
 from modelship.tracking.server.limits import BodyLimits
 from modelship.tracking.server.paths import MlflowPaths
@@ -40,10 +41,10 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_POSTS = (
     frozenset(
         {
-            "/api/2.0/mlflow/runs/search",
-            "/api/2.0/mlflow/experiments/search",
-            "/api/2.0/mlflow/experiments/search-datasets",
-            "/api/2.0/mlflow/logged-models/search",
+            f"{API}/runs/search",
+            f"{API}/experiments/search",
+            f"{API}/experiments/search-datasets",
+            f"{API}/logged-models/search",
         }
     )
     | REGISTRY_READ_POSTS

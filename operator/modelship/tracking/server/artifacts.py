@@ -12,13 +12,12 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from modelship.tracking.errors import BAD_REQUEST, TrackingError, invalid
-from modelship.tracking.server.common import ok, query
-from modelship.tracking.store.artifacts import ArtifactStore, relative_to_proxy, safe_path
+from modelship.tracking.protocol.http import ok, query
+from modelship.tracking.protocol.paths import API, UPLOAD_ARTIFACT, safe_path
+from modelship.tracking.protocol.paths import ARTIFACTS as PREFIX
+from modelship.tracking.store.artifacts import ArtifactStore, relative_to_proxy
 from modelship.tracking.store.sql import TrackingStore
 
-PREFIX = "/api/2.0/mlflow-artifacts/artifacts"
-API = "/api/2.0/mlflow"
-UPLOAD_ARTIFACT = f"{API}/upload-artifact"
 MAX_UI_UPLOAD_BYTES = 10 << 20
 """``upload-artifact``'s bound, as in MLflow (its UI uploads small files; clients use the proxy)."""
 
@@ -81,7 +80,7 @@ def artifacts_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRoute
 
     @router.get(f"{API}/logged-models/{{model_id}}/artifacts/directories", summary="List a logged model's artifacts")
     async def list_logged_model_artifacts(model_id: str, request: Request) -> Response:
-        root = store.get_logged_model(model_id)["info"]["artifact_uri"]
+        root = store.logged_models.get_logged_model(model_id)["info"]["artifact_uri"]
         sub = safe_path(request.query_params.get("artifact_directory_path"))
         base = relative_to_proxy(root)
         files = await run_in_threadpool(artifacts.list, posixpath.join(base, sub) if sub else base)
@@ -95,12 +94,12 @@ def artifacts_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRoute
         if not wanted:
             raise TrackingError('Request must include the "artifact_file_path" query parameter.', BAD_REQUEST)
         path = posixpath.join(
-            relative_to_proxy(store.get_logged_model(model_id)["info"]["artifact_uri"]),
+            relative_to_proxy(store.logged_models.get_logged_model(model_id)["info"]["artifact_uri"]),
             safe_path(wanted, allow_root=False),
         )
         return await _send(path)
 
-    @router.get("/api/2.0/mlflow/artifacts/list", summary="List a run's artifacts")
+    @router.get(f"{API}/artifacts/list", summary="List a run's artifacts")
     async def list_run_artifacts(request: Request) -> Response:
         run = store.get_run(query(request, "run_id", "run_uuid") or "")
         root = run["info"]["artifact_uri"]

@@ -19,13 +19,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError
 from modelship.tracking.logs import event
-from modelship.tracking.server import fastparse
-from modelship.tracking.server.common import MAX_WRITE_BODY, read_body, send_json
+from modelship.tracking.protocol import fastparse
+from modelship.tracking.protocol.http import MAX_WRITE_BODY, read_body, send_json
+from modelship.tracking.protocol.paths import API as PREFIX
 from modelship.tracking.store.sql import TrackingStore
 
 log = logging.getLogger("modelship.tracking.server")
 
-PREFIX = "/api/2.0/mlflow"
 OK = b"{}"
 
 

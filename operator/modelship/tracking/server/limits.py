@@ -17,13 +17,10 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelship.tracking.errors import INVALID_PARAMETER_VALUE, TrackingError
-from modelship.tracking.server.common import error_response
+from modelship.tracking.protocol.http import error_response
+from modelship.tracking.protocol.paths import API, ARTIFACT_FILES, UPLOAD_ARTIFACT
 from modelship.tracking.settings import ServerSettings
 
-API = "/api/2.0/mlflow"
-ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts/"
-UPLOAD_ARTIFACT = f"{API}/upload-artifact"
-"""The UI's upload (10 MB at most, checked by its route), limited as an artifact, not a JSON call."""
 BATCH_ROUTES = frozenset({f"{API}/runs/log-batch", f"{API}/runs/log-inputs", f"{API}/runs/log-model"})
 """The calls that carry many entities, dataset schemas or model signatures."""
 _LOGGED_MODEL_ENTITIES = re.compile(rf"^{API}/logged-models/[^/]+/(?:tags|params)$")
@@ -82,7 +79,7 @@ class BodyLimits:
         self.default, self.batch, self.artifact = route_limits(settings)
 
     def limit_for(self, method: str, path: str) -> Limit:
-        if (method == "PUT" and path.startswith(ARTIFACTS)) or path == UPLOAD_ARTIFACT:
+        if (method == "PUT" and path.startswith(ARTIFACT_FILES)) or path == UPLOAD_ARTIFACT:
             return self.artifact
         if path in BATCH_ROUTES or _LOGGED_MODEL_ENTITIES.match(path):
             return self.batch

@@ -17,7 +17,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelship.tracking.errors import ENDPOINT_NOT_FOUND, TrackingError
-from modelship.tracking.server.common import error_response
+from modelship.tracking.protocol.http import error_response
 
 UI_PREFIX = "/ajax-api/"
 API_PREFIX = "/api/"

@@ -28,9 +28,9 @@ from starlette.concurrency import run_in_threadpool
 
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError
-from modelship.tracking.server.common import ok, query, query_int
+from modelship.tracking.protocol.http import ok, query, query_int
+from modelship.tracking.protocol.paths import API
 
-API = "/api/2.0/mlflow"
 STAGES = ("None", "Staging", "Production", "Archived")
 
 

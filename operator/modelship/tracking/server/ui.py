@@ -15,7 +15,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
 from modelship.tracking.errors import not_found
-from modelship.tracking.server.common import error_response
+from modelship.tracking.protocol.http import error_response
 
 STATIC = Path(__file__).with_name("ui_static")
 ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(js|css|map|svg|png)$")

@@ -21,10 +21,11 @@ from sqlalchemy import and_, func, select
 from starlette.concurrency import run_in_threadpool
 
 from modelship.tracking.errors import invalid, not_found
-from modelship.tracking.server.common import ok, query, query_int
+from modelship.tracking.protocol.http import ok, query, query_int
+from modelship.tracking.protocol.paths import safe_path
 from modelship.tracking.server.downsample import DEFAULT_WINDOWS, MAX_WINDOWS, MIN_WINDOWS, window_indices
 from modelship.tracking.store import schema as t
-from modelship.tracking.store.artifacts import ArtifactStore, relative_to_proxy, safe_path
+from modelship.tracking.store.artifacts import ArtifactStore, relative_to_proxy
 from modelship.tracking.store.sql import TrackingStore
 
 PREFIX = "/api/2.0/modelship"

@@ -1,9 +1,9 @@
 """The sidecar's HTTP front: buffered writes, pass-through reads (after earlier writes).
 
-A write is checked with the server's own rules (``store.validation``, ``server.fastparse``,
-``server.messages``) and answered 400 in MLflow's error shape before anything is appended;
-at the buffer cap (``SidecarSettings.max_buffer_bytes``) it is answered 503 with
-``Retry-After`` instead, so memory and disk stay bounded while the server is away.
+A write is checked with the server's own rules (``modelship.tracking.protocol``) and
+answered 400 in MLflow's error shape before anything is appended; at the buffer cap
+(``SidecarSettings.max_buffer_bytes``) it is answered 503 with ``Retry-After`` instead,
+so memory and disk stay bounded while the server is away.
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ from modelship.models.uri import redact_url
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError, invalid
 from modelship.tracking.logs import event
-from modelship.tracking.server import messages as msg
-from modelship.tracking.server.common import error_response, ok, read_body, send_json
+from modelship.tracking.protocol import messages as msg
+from modelship.tracking.protocol import validation as v
+from modelship.tracking.protocol.http import error_response, ok, read_body, send_json
+from modelship.tracking.protocol.paths import API, ARTIFACT_FILES, ARTIFACTS, safe_path
 from modelship.tracking.settings import SidecarSettings
 from modelship.tracking.sidecar.batches import MERGEABLE, entities
 from modelship.tracking.sidecar.checks import check_write
@@ -42,13 +44,9 @@ from modelship.tracking.sidecar.policy import retry_after
 from modelship.tracking.sidecar.report import metrics_text
 from modelship.tracking.sidecar.termination import TerminationLog
 from modelship.tracking.sidecar.wal import DurableLog
-from modelship.tracking.store import validation as v
-from modelship.tracking.store.artifacts import safe_path
 
 log = logging.getLogger("modelship.tracking.sidecar")
 
-API = "/api/2.0/mlflow"
-ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts/"
 BUFFERED: dict[str, type[BaseModel]] = {
     f"{API}/runs/log-metric": msg.LogMetric,
     f"{API}/runs/log-parameter": msg.LogParam,
@@ -194,7 +192,7 @@ class Sidecar:
         return None
 
     async def buffered_artifact(self, request: Request) -> Response:
-        path = safe_path(request.url.path[len(ARTIFACTS) :], allow_root=False)
+        path = safe_path(request.url.path[len(ARTIFACT_FILES) :], allow_root=False)
         self.admit()
         name = uuid.uuid4().hex
         target = self.wal.blob_path(name)
@@ -207,17 +205,17 @@ class Sidecar:
                 f.flush()
                 os.fsync(f.fileno())
         part.rename(target)
-        self.wal.append({"method": "PUT", "path": ARTIFACTS + path, "run_id": None, "body": None, "blob": name})
+        self.wal.append({"method": "PUT", "path": ARTIFACT_FILES + path, "run_id": None, "body": None, "blob": name})
         self.forwarder.notify()
         return ok()
 
     # ---- pass-through ------------------------------------------------------------------
     async def passthrough(self, request: Request) -> Response:
         # Read-your-writes: what this pod wrote before this request reaches the server first.
-        if request.url.path.startswith(ARTIFACTS):
+        if request.url.path.startswith(ARTIFACT_FILES):
             # Checked here too: an HTTP client would normalise the dots away on the way on.
-            safe_path(request.url.path[len(ARTIFACTS) :])
-        elif request.url.path.rstrip("/") == ARTIFACTS.rstrip("/"):
+            safe_path(request.url.path[len(ARTIFACT_FILES) :])
+        elif request.url.path.rstrip("/") == ARTIFACTS:
             safe_path(request.query_params.get("path"))
         await self.forwarder.wait_forwarded(self.wal.last_seq, self.settings.read_wait, until_failure=True)
         headers = {k: val for k, val in request.headers.items() if k.lower() not in HOP_HEADERS}
@@ -233,7 +231,7 @@ class Sidecar:
                 TrackingError(f"tracking server unreachable: {redact_url(repr(exc))}", errors.TEMPORARILY_UNAVAILABLE)
             )
         keep = {k: val for k, val in upstream.headers.items() if k.lower() in ("content-type", "content-disposition")}
-        if request.method == "GET" and request.url.path.startswith(ARTIFACTS):
+        if request.method == "GET" and request.url.path.startswith(ARTIFACT_FILES):
 
             async def body() -> AsyncIterator[bytes]:
                 try:
@@ -257,7 +255,7 @@ class Sidecar:
                 return await self.buffered(request, msg.LoggedModelTags)
             if method == "POST" and MODEL_PARAMS.match(path):
                 return await self.buffered(request, msg.LoggedModelParams)
-            if method == "PUT" and path.startswith(ARTIFACTS):
+            if method == "PUT" and path.startswith(ARTIFACT_FILES):
                 return await self.buffered_artifact(request)
             return await self.passthrough(request)
         except TrackingError as exc:

@@ -10,9 +10,9 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from modelship.tracking.store import validation as v
+from modelship.tracking.protocol import validation as v
+from modelship.tracking.protocol.paths import API
 
-API = "/api/2.0/mlflow"
 MERGEABLE = {f"{API}/runs/log-metric", f"{API}/runs/log-parameter", f"{API}/runs/set-tag", f"{API}/runs/log-batch"}
 
 

@@ -1,6 +1,6 @@
 """What the sidecar checks before it acknowledges a write: the server's own rules, from the
-server's own modules (``server.fastparse`` and ``server.messages`` for shapes and 64-bit
-integers, ``store.validation`` for names, lengths and batch limits), so that what the
+wire protocol's modules (``protocol.fastparse`` and ``protocol.messages`` for shapes and 64-bit
+integers, ``protocol.validation`` for names, lengths and batch limits), so that what the
 trainer saw acknowledged is what the server will take. Pure: bytes in, the record's parts
 out, or a TrackingError that the front answers as a 400 in MLflow's shape. What needs the
 server (does the run exist, was a param set before) is checked in ``app``.
@@ -14,15 +14,11 @@ import orjson
 from pydantic import BaseModel
 
 from modelship.tracking.errors import invalid
-from modelship.tracking.server import fastparse
-from modelship.tracking.server import messages as msg
-from modelship.tracking.server.common import parse_body
-from modelship.tracking.store import validation as v
-
-API = "/api/2.0/mlflow"
-# The store's list (store/sql.py), not imported from there: that would load SQLAlchemy
-# into every training pod's sidecar.
-RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+from modelship.tracking.protocol import fastparse
+from modelship.tracking.protocol import messages as msg
+from modelship.tracking.protocol import validation as v
+from modelship.tracking.protocol.messages import parse_body
+from modelship.tracking.protocol.paths import API
 
 
 class Write(NamedTuple):
@@ -74,7 +70,7 @@ def check_write(path: str, raw: bytes, model: type[BaseModel]) -> Write:
         elif isinstance(m, msg.DeleteTag):
             v.key(m.key, "tag")
         elif isinstance(m, msg.UpdateRun):
-            if m.status is not None and m.status not in RUN_STATUSES:
+            if m.status is not None and m.status not in v.RUN_STATUSES:
                 raise invalid(f"Invalid run status {m.status!r}")
         elif isinstance(m, msg.LogModel):
             try:

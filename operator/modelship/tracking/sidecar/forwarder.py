@@ -33,7 +33,8 @@ import orjson
 
 from modelship.models.uri import redact_url
 from modelship.tracking.logs import event
-from modelship.tracking.sidecar.batches import API, MERGEABLE, Request, entities, plan
+from modelship.tracking.protocol.paths import API
+from modelship.tracking.sidecar.batches import MERGEABLE, Request, entities, plan
 from modelship.tracking.sidecar.deadletter import DeadLetter
 from modelship.tracking.sidecar.policy import (
     NO_ANSWER,

@@ -1,9 +1,7 @@
 """Artifact stores behind the ``mlflow-artifacts`` proxy: a local directory (or a mounted
 PVC) by default, S3-compatible object storage for ``s3://bucket/prefix``.
 
-Paths are relative, POSIX, and checked by :func:`safe_path` before any I/O: no ``..``,
-no absolute paths, no backslashes or NUL bytes, no name longer than a file system takes,
-and nothing under the local store's upload directory ``.uploads``.
+Paths are relative, POSIX, and checked by the protocol's ``safe_path`` before any I/O.
 """
 
 from __future__ import annotations
@@ -18,38 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from modelship.tracking.errors import invalid, not_found
-
-# A name of at most 255 bytes is what ext4, XFS and most other file systems take; 1024 bytes
-# for the whole path is S3's key limit (the local store's root comes on top of it).
-MAX_NAME_BYTES = 255
-MAX_PATH_BYTES = 1024
-UPLOADS = ".uploads"
-"""The local store's directory of uploads in progress, at the root: no artifact path enters it."""
-
-
-def safe_path(path: str | None, allow_root: bool = True) -> str:
-    """Normalise an artifact path or refuse it (``INVALID_PARAMETER_VALUE``)."""
-    path = path or ""
-    if "\x00" in path or "\\" in path:
-        raise invalid(f"Invalid artifact path: '{path[:100]}'")
-    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
-        raise invalid(f"Invalid artifact path: '{path[:100]}': absolute paths are not allowed")
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise invalid(f"Invalid artifact path: '{path[:100]}': '..' is not allowed")
-    norm = "/".join(parts)
-    if not norm and not allow_root:
-        raise invalid("Artifact path must not be empty")
-    if len(norm.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
-        raise invalid(f"Invalid artifact path: '{norm[:100]}...' is longer than {MAX_PATH_BYTES} bytes")
-    for part in parts:
-        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-            raise invalid(f"Invalid artifact path: the name '{part[:40]}...' is longer than {MAX_NAME_BYTES} bytes")
-    if parts and parts[0] == UPLOADS:
-        raise invalid(
-            f"Invalid artifact path: '{norm[:100]}': '{UPLOADS}' at the root is reserved for uploads in progress"
-        )
-    return norm
+from modelship.tracking.protocol.paths import UPLOADS, safe_path
 
 
 class ArtifactStore(Protocol):

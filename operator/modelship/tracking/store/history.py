@@ -5,18 +5,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from sqlalchemy import and_, select
+from sqlalchemy.engine import Engine
 
 from modelship.tracking.errors import invalid
 from modelship.tracking.store import schema as t
+from modelship.tracking.store.rows import experiment_int, metric_out, run_row
 from modelship.tracking.store.search import decode_page_token, encode_page_token
-
-if TYPE_CHECKING:
-    from sqlalchemy import Connection
-    from sqlalchemy.engine import Engine
 
 # MLflow's bounds for the UI's calls (mlflow.server.handlers).
 MAX_HISTORY_RESULTS = 25000
@@ -59,11 +57,11 @@ def evenly_spaced(n: int, k: int) -> list[int]:
     return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
-class HistoryMixin:
-    engine: Engine
+class MetricHistoryStore:
+    """Metric histories and dataset summaries of the tracking database (``TrackingStore.history``)."""
 
-    def _run_row(self, c: Connection, run_id: str) -> Any:  # pragma: no cover - TrackingStore's
-        raise NotImplementedError
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def get_metric_history(
         self,
@@ -72,8 +70,6 @@ class HistoryMixin:
         max_results: int | None = None,
         page_token: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        from modelship.tracking.store.sql import metric_out
-
         if max_results is not None and max_results <= 0:
             raise invalid(
                 f"Invalid value {max_results} for parameter 'max_results' supplied. It must be a positive integer."
@@ -84,7 +80,7 @@ class HistoryMixin:
         if max_results is not None:
             q = q.limit(max_results + 1)
         with self.engine.connect() as c:
-            self._run_row(c, run_id)
+            run_row(c, run_id)
             rows = c.execute(q).all()
         token = None
         if max_results is not None and len(rows) > max_results:
@@ -96,8 +92,6 @@ class HistoryMixin:
     ) -> list[dict[str, Any]]:
         """Every point of ``key`` of the runs, by run id then logging time, at most
         ``max_results`` (25000) in all; run ids that name no run contribute nothing, as in MLflow."""
-        from modelship.tracking.store.sql import metric_out
-
         if not run_ids:
             raise invalid("GetMetricHistoryBulk request must specify at least one run_id.")
         if len(run_ids) > MAX_BULK_RUN_IDS:
@@ -130,8 +124,6 @@ class HistoryMixin:
     ) -> list[dict[str, Any]]:
         """Up to ``max_results`` points per run, sampled over the steps the runs logged (see
         :func:`sample_steps`), by run in the order given, then step and timestamp."""
-        from modelship.tracking.store.sql import metric_out
-
         if not run_ids:
             raise invalid("Missing value for required parameter 'run_ids'.")
         if len(run_ids) > MAX_BULK_RUN_IDS:
@@ -152,7 +144,7 @@ class HistoryMixin:
         wanted = list(dict.fromkeys(run_ids))
         with self.engine.connect() as c:
             for run_id in wanted:
-                self._run_row(c, run_id)
+                run_row(c, run_id)
             steps: dict[str, list[int]] = defaultdict(list)
             for run_id, step in c.execute(
                 select(m.c.run_uuid, m.c.step).where(and_(m.c.run_uuid.in_(wanted), m.c.key == key)).distinct()
@@ -176,8 +168,6 @@ class HistoryMixin:
 
     def search_datasets(self, experiment_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The distinct (experiment, dataset name, digest, context) of the runs' dataset inputs."""
-        from modelship.tracking.store.sql import experiment_int
-
         if not experiment_ids:
             raise invalid("SearchDatasets request must specify at least one experiment_id.")
         if len(experiment_ids) > MAX_DATASET_SEARCH_EXPERIMENTS:

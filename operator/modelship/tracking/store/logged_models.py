@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import and_, delete, exists, false, or_, select, update
+from sqlalchemy import Connection, and_, delete, exists, false, or_, select, update
+from sqlalchemy.engine import Engine
 
 from modelship.tracking.errors import invalid, not_found
 from modelship.tracking.logs import now_ms
+from modelship.tracking.protocol import validation as v
 from modelship.tracking.store import schema as t
-from modelship.tracking.store import validation as v
 from modelship.tracking.store.db import upsert
+from modelship.tracking.store.rows import experiment_for_write, experiment_int, experiment_ints, metric_out
+from modelship.tracking.store.runsearch import compare
 from modelship.tracking.store.search import (
     decode_page_token,
     encode_page_token,
     parse_filter,
 )
-
-if TYPE_CHECKING:
-    from sqlalchemy import Connection
-    from sqlalchemy.engine import Engine
 
 STATUSES = (
     "LOGGED_MODEL_STATUS_UNSPECIFIED",
@@ -50,11 +49,11 @@ def status_name(value: object) -> str:
     raise invalid(f"Invalid logged model status {value!r}")
 
 
-class LoggedModelsMixin:
-    engine: Engine
+class LoggedModelStore:
+    """The logged models of the tracking database (``TrackingStore.logged_models``)."""
 
-    def _experiment_for_write(self, c: Connection, eid: int) -> Any:  # pragma: no cover
-        raise NotImplementedError
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def create_logged_model(
         self,
@@ -65,8 +64,6 @@ class LoggedModelsMixin:
         params: Sequence[tuple[str, str]],
         tags: Sequence[tuple[str, str]],
     ) -> dict[str, Any]:
-        from modelship.tracking.store.sql import experiment_int
-
         eid = experiment_int(experiment_id)
         model_id = f"m-{uuid.uuid4().hex}"
         name = name or f"model-{model_id[2:10]}"
@@ -78,7 +75,7 @@ class LoggedModelsMixin:
         with self.engine.begin() as c:
             # A source run id that names no run is kept as given, as MLflow keeps it: the
             # model may come from another server's run, and the id is only a reference.
-            exp = self._experiment_for_write(c, eid)
+            exp = experiment_for_write(c, eid)
             c.execute(
                 t.logged_models.insert().values(
                     model_id=model_id,
@@ -124,8 +121,6 @@ class LoggedModelsMixin:
             return self._models_out(c, [self._model_row(c, model_id)])[0]
 
     def _models_out(self, c: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
-        from modelship.tracking.store.sql import metric_out
-
         ids = [r["model_id"] for r in rows]
         tags: dict[str, list[dict[str, str]]] = {i: [] for i in ids}
         params: dict[str, list[dict[str, str]]] = {i: [] for i in ids}
@@ -232,9 +227,6 @@ class LoggedModelsMixin:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """``datasets`` ((name, digest or None), ...): as in MLflow, only models with a metric
         on one of them match, and every metric comparison of the filter is on those datasets."""
-        from modelship.tracking.store.runsearch import compare
-        from modelship.tracking.store.sql import experiment_ints
-
         lm, m = t.logged_models, t.metrics
         limit = v.max_results(max_results, 100, 1000)
         offset = decode_page_token(page_token)

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from modelship.tracking.errors import invalid, not_found
-from modelship.tracking.store.artifacts import safe_path
+from modelship.tracking.protocol.paths import safe_path
 
 
 class S3ArtifactStore:

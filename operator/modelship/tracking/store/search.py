@@ -18,7 +18,7 @@ from typing import Literal
 import orjson
 
 from modelship.tracking.errors import invalid
-from modelship.tracking.store.validation import INT64_MAX
+from modelship.tracking.protocol.validation import INT64_MAX
 
 Kind = Literal["metric", "param", "tag", "attribute"]
 

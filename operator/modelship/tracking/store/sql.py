@@ -22,18 +22,18 @@ from sqlalchemy.exc import IntegrityError
 
 from modelship.tracking.errors import TrackingError, already_exists, invalid, not_found
 from modelship.tracking.logs import now_ms
+from modelship.tracking.protocol import validation as v
+from modelship.tracking.protocol.paths import safe_path
 from modelship.tracking.store import schema as t
-from modelship.tracking.store import validation as v
-from modelship.tracking.store.artifacts import safe_path
 from modelship.tracking.store.db import make_engine, upsert
-from modelship.tracking.store.history import HistoryMixin
-from modelship.tracking.store.logged_models import LoggedModelsMixin
+from modelship.tracking.store.history import MetricHistoryStore
+from modelship.tracking.store.logged_models import LoggedModelStore
 from modelship.tracking.store.migrate import upgrade
+from modelship.tracking.store.rows import experiment_for_write, experiment_int, experiment_ints, metric_out, run_row
 from modelship.tracking.store.runsearch import search_run_ids
 
 ACTIVE = "active"
 DELETED = "deleted"
-RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 RUN_NAME_TAG = "mlflow.runName"
 VIEW_TYPES = {"ACTIVE_ONLY": (ACTIVE,), "DELETED_ONLY": (DELETED,), "ALL": (ACTIVE, DELETED)}
 _VIEW_BY_NUMBER = {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}
@@ -57,34 +57,24 @@ def view_type(value: str | int | None) -> tuple[str, ...]:
     return VIEW_TYPES[value]
 
 
-def experiment_int(experiment_id: object) -> int:
-    try:
-        eid = int(str(experiment_id))
-    except ValueError:
-        raise invalid(f"Invalid experiment ID: '{str(experiment_id)[:40]}'") from None
-    return v.int64(eid, "experiment_id")
-
-
-def experiment_ints(experiment_ids: Sequence[object]) -> list[int]:
-    """The experiment ids of a search, at most as many as one statement can take."""
-    v.experiment_id_count(len(experiment_ids))
-    return [experiment_int(e) for e in experiment_ids]
-
-
 # Rows of the metrics table: (run_uuid, key, step, timestamp, value, is_nan, model_id, dataset_name,
 # dataset_digest).
 _LATEST_ORDER = operator.itemgetter(1, 2, 3, 4)
 _KEY_OF_ROW = operator.itemgetter(1)
 
 
-class TrackingStore(HistoryMixin, LoggedModelsMixin):
-    """The SQL tracking store. ``artifact_root`` is the root URI of new experiments."""
+class TrackingStore:
+    """The SQL tracking store. ``artifact_root`` is the root URI of new experiments. On the
+    same engine, two collaborators: ``logged_models`` (MLflow 3's logged models) and
+    ``history`` (metric histories and dataset summaries, the reads behind charts)."""
 
     def __init__(self, url: str, artifact_root: str = "mlflow-artifacts:/") -> None:
         self.engine: Engine = make_engine(url)
         self.artifact_root = artifact_root.rstrip("/")
         upgrade(self.engine)
         self._ensure_default_experiment()
+        self.logged_models = LoggedModelStore(self.engine)
+        self.history = MetricHistoryStore(self.engine)
         # The statements of the logging path, as driver SQL written once: for one metric,
         # building them as SQLAlchemy expressions costs several times SQLite's work.
         # Both dialects accept this upsert syntax.
@@ -251,19 +241,13 @@ class TrackingStore(HistoryMixin, LoggedModelsMixin):
 
         return out, encode_page_token(offset + limit) if len(rows) > limit else None
 
-    def _experiment_for_write(self, c: Connection, eid: int) -> Any:
-        row = c.execute(select(t.experiments).where(t.experiments.c.experiment_id == eid)).mappings().first()
-        if row is None:
-            raise not_found(f"No Experiment with id={eid} exists")
-        return row
-
     def update_experiment(self, experiment_id: str, new_name: str) -> None:
         eid = experiment_int(experiment_id)
         if not isinstance(new_name, str) or not new_name.strip():
             raise invalid("Invalid experiment name: ''")
         try:
             with self.engine.begin() as c:
-                row = self._experiment_for_write(c, eid)
+                row = experiment_for_write(c, eid)
                 if row["lifecycle_stage"] != ACTIVE:
                     raise invalid("Cannot rename a non-active experiment.")
                 if (
@@ -286,7 +270,7 @@ class TrackingStore(HistoryMixin, LoggedModelsMixin):
     def _set_experiment_stage(self, experiment_id: str, stage: str) -> None:
         eid = experiment_int(experiment_id)
         with self.engine.begin() as c:
-            self._experiment_for_write(c, eid)
+            experiment_for_write(c, eid)
             if eid == 0 and stage == DELETED:
                 raise invalid("Cannot delete the default experiment '0'.")
             c.execute(
@@ -307,14 +291,14 @@ class TrackingStore(HistoryMixin, LoggedModelsMixin):
         v.key(key, "tag")
         v.tag_value(key, value)
         with self.engine.begin() as c:
-            self._experiment_for_write(c, eid)
+            experiment_for_write(c, eid)
             ins = upsert(self.engine, t.experiment_tags).values(experiment_id=eid, key=key, value=value)
             c.execute(ins.on_conflict_do_update(index_elements=["experiment_id", "key"], set_={"value": value}))
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
         eid = experiment_int(experiment_id)
         with self.engine.begin() as c:
-            self._experiment_for_write(c, eid)
+            experiment_for_write(c, eid)
             c.execute(
                 delete(t.experiment_tags).where(
                     and_(t.experiment_tags.c.experiment_id == eid, t.experiment_tags.c.key == key)
@@ -347,7 +331,7 @@ class TrackingStore(HistoryMixin, LoggedModelsMixin):
         tag_map[RUN_NAME_TAG] = name
         run_id = uuid.uuid4().hex
         with self.engine.begin() as c:
-            exp = self._experiment_for_write(c, eid)
+            exp = experiment_for_write(c, eid)
             if exp["lifecycle_stage"] != ACTIVE:
                 raise invalid(f"The experiment {eid} must be in the 'active' state.")
             c.execute(
@@ -366,12 +350,6 @@ class TrackingStore(HistoryMixin, LoggedModelsMixin):
             c.execute(t.tags.insert(), [{"run_uuid": run_id, "key": k, "value": val} for k, val in tag_map.items()])
         return self.get_run(run_id)
 
-    def _run_row(self, c: Connection, run_id: str) -> Any:
-        row = c.execute(select(t.runs).where(t.runs.c.run_uuid == run_id)).mappings().first()
-        if row is None:
-            raise not_found(f"Run with id={run_id} not found")
-        return row
-
     def _active_run(self, c: Connection, run_id: str) -> None:
         stage = c.exec_driver_sql(self._run_stage_sql, (run_id,)).scalar()
         if stage is None:
@@ -381,7 +359,7 @@ class TrackingStore(HistoryMixin, LoggedModelsMixin):
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self.engine.connect() as c:
-            row = self._run_row(c, run_id)
+            row = run_row(c, run_id)
             return self._runs_out(c, [row])[0]
 
     @staticmethod
@@ -437,7 +415,7 @@ class TrackingStore(HistoryMixin, LoggedModelsMixin):
         end_time: int | None = None,
         run_name: str | None = None,
     ) -> dict[str, Any]:
-        if status is not None and status not in RUN_STATUSES:
+        if status is not None and status not in v.RUN_STATUSES:
             raise invalid(f"Invalid run status {status!r}")
         with self.engine.begin() as c:
             self._active_run(c, run_id)
@@ -451,12 +429,12 @@ class TrackingStore(HistoryMixin, LoggedModelsMixin):
                 self._upsert_tags(c, run_id, [(RUN_NAME_TAG, run_name)])
             if values:
                 c.execute(update(t.runs).where(t.runs.c.run_uuid == run_id).values(**values))
-            row = self._run_row(c, run_id)
+            row = run_row(c, run_id)
         return self.run_info(row)
 
     def _set_run_stage(self, run_id: str, stage: str) -> None:
         with self.engine.begin() as c:
-            self._run_row(c, run_id)
+            run_row(c, run_id)
             c.execute(update(t.runs).where(t.runs.c.run_uuid == run_id).values(lifecycle_stage=stage))
 
     def delete_run(self, run_id: str) -> None:
@@ -640,16 +618,4 @@ class TrackingStore(HistoryMixin, LoggedModelsMixin):
             return int(c.execute(select(func.count()).select_from(t.metadata.tables[table])).scalar_one())
 
 
-def metric_out(m: Any, run_id: bool = False) -> dict[str, Any]:
-    out = {
-        "key": m.key,
-        "value": "NaN" if m.is_nan else v.encode_float(m.value),
-        "timestamp": m.timestamp,
-        "step": m.step,
-    }
-    if run_id:
-        out["run_id"] = m.run_uuid
-    return out
-
-
-__all__ = ["MetricIn", "TrackingError", "TrackingStore", "metric_out"]
+__all__ = ["MetricIn", "TrackingError", "TrackingStore"]

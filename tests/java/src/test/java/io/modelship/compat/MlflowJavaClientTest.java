@@ -36,7 +36,7 @@ class MlflowJavaClientTest {
   @Test
   void logsAndReadsBackARun() {
     MlflowClient client = client();
-    String name = "java-" + UUID.randomUUID().toString().substring(0, 8);
+    String name = System.getenv().getOrDefault("MODELSHIP_JAVA_EXPERIMENT", "java-" + UUID.randomUUID());
     String experimentId = client.createExperiment(name);
     Experiment experiment = client.getExperimentByName(name).orElseThrow();
     assertEquals(experimentId, experiment.getExperimentId());

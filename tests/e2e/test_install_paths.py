@@ -1,0 +1,250 @@
+"""The install paths of the README, run as a cluster admin runs them, on a clean cluster.
+
+This module starts a bed of its own (a fresh control plane: no CRDs, no operator), so
+that "clean" means clean, and runs the commands exactly as docs say, with the bed's
+kubectl and the helm that scripts/setup.sh builds:
+
+1. ``helm install modelship charts/modelship -n modelship-system --create-namespace``,
+   ``helm test`` (the tracking server's /health, the operator's /healthz, a sample
+   ModelVersion numbered by the operator), ``helm upgrade`` (also to a watchNamespaces
+   list naming a namespace that does not exist, with peering), and ``helm uninstall``,
+   which keeps the CRDs and the tracking data's claim;
+2. on the cluster cleaned again, ``kubectl apply --server-side -f manifests/install.yaml``
+   brings up the operator and the tracking server in a namespace that enforces Pod
+   Security ``restricted``; then ``helm install`` adopts that install (CRDs included) and
+   ``helm test`` passes; the README's ``kubectl apply --server-side -f crds/`` applies.
+
+The operator and tracking server run as pods from the chart, with the chart's
+ServiceAccounts and their tokens: nothing here uses the admin kubeconfig but the
+commands a cluster admin types.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.cluster.bed import Bed
+from tests.cluster.kubeapi import KubeApi, path_for
+from tests.conftest import wait
+from tests.unit.test_install import HELM, INSTALL, ROOT
+
+from modelship.api import KINDS
+
+RELEASE, NAMESPACE = "modelship", "modelship-system"
+OPERATOR, TRACKING = "modelship-operator", "modelship-tracking"
+CRDS = tuple(kind.crd_name for kind in KINDS)
+TIMEOUT = "10m"  # helm --wait and helm test on a loaded machine
+
+
+class Admin:
+    """The commands of a cluster admin on the bed: its kubectl, our helm, its kubeconfig."""
+
+    def __init__(self, bed: Bed):
+        assert HELM, "helm is needed: scripts/setup.sh builds it"
+        assert bed.bin_dir is not None
+        self.kubectl_bin = str(bed.bin_dir / "kubectl")
+        self.env = {**os.environ, "KUBECONFIG": str(bed.kubeconfig)}
+        self.env.pop("HELM_NAMESPACE", None)
+
+    def run(self, *command: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(command, check=False, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+        if ok:
+            assert done.returncode == 0, f"{' '.join(command)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def kubectl(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(self.kubectl_bin, *args, ok=ok)
+
+    def helm(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        assert HELM
+        return self.run(HELM, *args, ok=ok)
+
+
+@pytest.fixture(scope="module")
+def clean_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+    """A control plane of this module's own, with nothing of Modelship in it."""
+    bed = Bed(Path(tmp_path_factory.mktemp("install-bed"))).start()
+    try:
+        yield bed
+    finally:
+        bed.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(clean_bed: Bed) -> Admin:
+    return Admin(clean_bed)
+
+
+@pytest.fixture(scope="module")
+def api(clean_bed: Bed) -> KubeApi:
+    assert clean_bed.api is not None
+    return clean_bed.api
+
+
+def _deployment_ready(api: KubeApi, name: str) -> bool:
+    status = api.get(path_for("apps/v1", "deployments", NAMESPACE, name)).get("status") or {}
+    return bool(status.get("readyReplicas")) and status.get("updatedReplicas") == status.get("replicas")
+
+
+def _pods(api: KubeApi, component: str) -> list[dict[str, Any]]:
+    selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={component}"
+    items: list[dict[str, Any]] = api.get(path_for("v1", "pods", NAMESPACE), labelSelector=selector)["items"]
+    return items
+
+
+def _diagnose(api: KubeApi, bed: Bed) -> str:
+    """What the release's pods say, for a failure message."""
+    lines = []
+    for pod in api.get(path_for("v1", "pods", NAMESPACE))["items"]:
+        name = pod["metadata"]["name"]
+        lines.append(f"{name}: {pod.get('status', {}).get('phase')} {pod.get('status', {}).get('containerStatuses')}")
+        for container in pod["spec"]["containers"]:
+            try:
+                lines.append(bed.pod_log(NAMESPACE, name, container["name"])[-3000:])
+            except OSError as exc:
+                lines.append(f"(no log: {exc})")
+    return "\n".join(lines)
+
+
+def _numbered(api: KubeApi, namespace: str) -> int:
+    """A ModelVersion created now gets its number from the installed operator; returns it."""
+    name = f"sample-{uuid.uuid4().hex[:6]}"
+    collection = path_for("modelship.io/v1alpha1", "modelversions", namespace)
+    api.create(
+        collection,
+        {
+            "apiVersion": "modelship.io/v1alpha1",
+            "kind": "ModelVersion",
+            "metadata": {"name": name},
+            "spec": {"model": name, "source": "file:///dev/null/model"},
+        },
+    )
+    status = wait(lambda: api.get(f"{collection}/{name}").get("status", {}).get("version"), 180, f"{name} numbered")
+    api.delete(f"{collection}/{name}")
+    return int(status)
+
+
+def _restricted_namespace(api: KubeApi) -> str:
+    """A user's namespace that enforces Pod Security restricted."""
+    name = f"ml-{uuid.uuid4().hex[:6]}"
+    api.create(
+        "/api/v1/namespaces",
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+        },
+    )
+    return name
+
+
+def _crd_exists(api: KubeApi, name: str) -> bool:
+    return api.exists(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+
+
+def _clean(admin: Admin, api: KubeApi) -> None:
+    """Back to a clean cluster: no release, no CRDs, no namespace."""
+    admin.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--ignore-not-found")
+    admin.kubectl("delete", "crd", *CRDS, "--ignore-not-found", "--wait=true")
+    admin.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", "--timeout=5m")
+    admin.kubectl("delete", "clusterrole,clusterrolebinding", OPERATOR, TRACKING, "--ignore-not-found")
+    assert not any(_crd_exists(api, c) for c in CRDS)
+
+
+def _helm_test(admin: Admin) -> str:
+    done = admin.helm("test", RELEASE, "-n", NAMESPACE, "--logs", "--timeout", TIMEOUT)
+    out = done.stdout
+    assert "ok: http://modelship-tracking.modelship-system:5000/health answered 200" in out, out
+    assert "/healthz answered 200" in out, out
+    assert "reconciled: version" in out, out
+    return out
+
+
+def test_helm_install_test_upgrade_uninstall_on_a_clean_cluster(clean_bed: Bed, admin: Admin, api: KubeApi) -> None:
+    assert not any(_crd_exists(api, c) for c in CRDS), "the module's bed starts without Modelship"
+    install = admin.helm(
+        "install", RELEASE, "charts/modelship", "-n", NAMESPACE, "--create-namespace", "--wait", "--timeout", TIMEOUT
+    )
+    assert "STATUS: deployed" in install.stdout, install.stdout
+    try:
+        assert _deployment_ready(api, OPERATOR) and _deployment_ready(api, TRACKING)
+        (operator_pod,) = _pods(api, "operator")
+        assert operator_pod["spec"]["serviceAccountName"] == OPERATOR, "the chart's account, not an admin's"
+        _helm_test(admin)
+        # A user's namespace enforcing restricted: the operator's pods are not the only ones checked.
+        assert _numbered(api, _restricted_namespace(api)) == 1
+
+        # Every pod the chart made passes Pod Security restricted: the API server's own
+        # dry run of the label warns about each existing pod that would violate it.
+        dry = admin.kubectl(
+            "label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=restricted", "--dry-run=server"
+        )
+        assert "violate" not in dry.stderr + dry.stdout, dry.stderr
+
+        # helm upgrade: the operator rolls to the new values.
+        admin.helm(
+            "upgrade", RELEASE, "charts/modelship", "-n", NAMESPACE, "--reuse-values",
+            "--set", "operator.verbose=true", "--wait", "--timeout", TIMEOUT,
+        )  # fmt: skip
+        wait(lambda: [p for p in _pods(api, "operator") if "--verbose" in p["spec"]["containers"][0]["args"]], 120,
+             "an operator pod with --verbose")  # fmt: skip
+        wait(lambda: _deployment_ready(api, OPERATOR), 300, "the upgraded operator Ready")
+
+        # watchNamespaces naming a namespace that does not exist (with peering, whose
+        # KopfPeering hooks go into each watched namespace) must not fail a hook.
+        upgrade = admin.helm(
+            "upgrade", RELEASE, "charts/modelship", "-n", NAMESPACE, "--reuse-values",
+            "--set", "peering.enabled=true", "--set", f"operator.watchNamespaces={{{NAMESPACE},not-yet-created}}",
+            "--wait", "--timeout", TIMEOUT,
+        )  # fmt: skip
+        assert "The namespace not-yet-created does not exist yet" in upgrade.stdout, upgrade.stdout
+        assert api.exists(path_for("kopf.dev/v1", "kopfpeerings", NAMESPACE, "modelship"))
+        wait(lambda: _deployment_ready(api, OPERATOR), 300, "the namespaced operator Ready")
+        _helm_test(admin)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- pods\n{_diagnose(api, clean_bed)}") from None
+
+    # helm uninstall keeps the CRDs (and every object of their kinds) and the tracking data.
+    admin.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", TIMEOUT)
+    assert all(_crd_exists(api, c) for c in CRDS), "the CRDs are kept"
+    assert api.exists(path_for("v1", "persistentvolumeclaims", NAMESPACE, TRACKING)), "the tracking data is kept"
+    for name in (OPERATOR, TRACKING):
+        assert not api.exists(path_for("apps/v1", "deployments", NAMESPACE, name)), name
+    assert not api.exists(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{OPERATOR}")
+
+
+def test_kubectl_install_then_helm_adopts_it(clean_bed: Bed, admin: Admin, api: KubeApi) -> None:
+    _clean(admin, api)
+    admin.kubectl("apply", "--server-side", "-f", str(INSTALL.relative_to(ROOT)))
+    try:
+        wait(lambda: _deployment_ready(api, OPERATOR), 300, "the operator of manifests/install.yaml Ready")
+        wait(lambda: _deployment_ready(api, TRACKING), 300, "the tracking server of manifests/install.yaml Ready")
+        namespace = api.get(f"/api/v1/namespaces/{NAMESPACE}")
+        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+        assert _numbered(api, _restricted_namespace(api)) == 1
+        (operator_pod,) = _pods(api, "operator")
+        args = operator_pod["spec"]["containers"][0]["args"]
+        assert "--tracking-url=http://modelship-tracking.modelship-system:5000" in args, args
+
+        # The same release by helm: it adopts every object, the CRDs included, and passes its test.
+        started = time.monotonic()
+        adopted = admin.helm("install", RELEASE, "charts/modelship", "-n", NAMESPACE, "--wait", "--timeout", TIMEOUT)
+        assert "STATUS: deployed" in adopted.stdout, adopted.stdout
+        crd = api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRDS[1]}")
+        assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == RELEASE
+        _helm_test(admin)
+        print(f"helm install adopting the kubectl install: {time.monotonic() - started:.0f}s")
+
+        # The README's CRD-only command: every file of crds/ is a CRD and applies server-side.
+        admin.kubectl("apply", "--server-side", "-f", "crds/")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- pods\n{_diagnose(api, clean_bed)}") from None
+    finally:
+        admin.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", TIMEOUT, ok=False)

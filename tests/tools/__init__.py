@@ -1,0 +1,1 @@
+"""Tools from outside the project (kubeconform), built from the Go module proxy into the cache."""
