@@ -125,8 +125,8 @@ def _termination_message(text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from modelship.models.uri import redact_url
     from modelship.serving import logs
+    from modelship.uris import redact_url
 
     settings = settings_from_args(args)
     logs.configure(settings.log_level)
@@ -171,9 +171,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(settings: Any, config: Any, sockets: list[Any] | None = None) -> int:
     """One server process: its own core (model, batcher, metrics) on ``config``'s port or ``sockets``."""
-    from modelship.models.uri import redact_url
     from modelship.serving.app import create_app
     from modelship.serving.core import ModelServer
+    from modelship.uris import redact_url
 
     core = ModelServer(settings)
 
