@@ -108,7 +108,7 @@ The mlflow client reads ``/version`` to gate features on the server's release (3
 ``log_spans`` needs at least 3.4), so it must be an MLflow version, not Modelship's own
 (``0.1.0`` made the client refuse before sending anything). It is the pinned client's
 release, against which the compatibility tests run; what this server does not serve of that
-release (traces, the AI gateway, ...) is answered ENDPOINT_NOT_FOUND (``unsupported.py``).
+release (traces, the AI gateway, ...) is answered ENDPOINT_NOT_FOUND (``paths.py``).
 """
 
 

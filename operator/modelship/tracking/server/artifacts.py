@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
@@ -30,6 +31,15 @@ def artifacts_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRoute
         path = safe_path(request.query_params.get("path"))
         files = await run_in_threadpool(artifacts.list, path)
         return ok({"files": files})
+
+    async def _listing(root: str, directory: str | None) -> dict[str, Any]:
+        """The files under ``directory`` of an artifact root, with paths relative to the root."""
+        sub = safe_path(directory)
+        base = relative_to_proxy(root)
+        files = await run_in_threadpool(artifacts.list, posixpath.join(base, sub) if sub else base)
+        for f in files:
+            f["path"] = posixpath.join(sub, f["path"]) if sub else f["path"]
+        return {"root_uri": root, "files": files}
 
     async def _send(path: str) -> Response:
         local = await run_in_threadpool(artifacts.locate, path)
@@ -81,12 +91,7 @@ def artifacts_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRoute
     @router.get(f"{API}/logged-models/{{model_id}}/artifacts/directories", summary="List a logged model's artifacts")
     async def list_logged_model_artifacts(model_id: str, request: Request) -> Response:
         root = store.logged_models.get_logged_model(model_id)["info"]["artifact_uri"]
-        sub = safe_path(request.query_params.get("artifact_directory_path"))
-        base = relative_to_proxy(root)
-        files = await run_in_threadpool(artifacts.list, posixpath.join(base, sub) if sub else base)
-        for f in files:
-            f["path"] = posixpath.join(sub, f["path"]) if sub else f["path"]
-        return ok({"root_uri": root, "files": files})
+        return ok(await _listing(root, request.query_params.get("artifact_directory_path")))
 
     @router.get(f"{API}/logged-models/{{model_id}}/artifacts/files", summary="Download a file of a logged model")
     async def download_logged_model_artifact(model_id: str, request: Request) -> Response:
@@ -102,12 +107,6 @@ def artifacts_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRoute
     @router.get(f"{API}/artifacts/list", summary="List a run's artifacts")
     async def list_run_artifacts(request: Request) -> Response:
         run = store.get_run(query(request, "run_id", "run_uuid") or "")
-        root = run["info"]["artifact_uri"]
-        sub = safe_path(request.query_params.get("path"))
-        base = relative_to_proxy(root)
-        files = await run_in_threadpool(artifacts.list, posixpath.join(base, sub) if sub else base)
-        for f in files:
-            f["path"] = posixpath.join(sub, f["path"]) if sub else f["path"]
-        return ok({"root_uri": root, "files": files})
+        return ok(await _listing(run["info"]["artifact_uri"], request.query_params.get("path")))
 
     return router
