@@ -1,16 +1,28 @@
-"""Modelship's model server against ``mlflow models serve`` and MLServer, in one run.
+"""Modelship's model server against its physical floor and three peers, in one run.
 
-One model (a 13-feature scikit-learn pipeline on the wine data, saved by MLflow), one
-worker per server, one server running at a time on this machine, one load generator for
-all (wrk with ``post.lua``): 1-row and 100-row requests over 16 connections, on
-``/invocations`` against MLflow and on the Open Inference Protocol against MLServer.
+One model (a 13-feature scikit-learn pipeline on the wine data, saved by MLflow), one load
+generator for all (wrk, one thread, ``post.lua``), 1-row and 100-row requests over 16
+connections, in three forms: ``/invocations`` (``dataframe_split``), the Open Inference
+Protocol with one ``[N, 13]`` FP64 tensor, and with one ``[N, 1]`` input per column (the
+body MLServer's ``PandasCodec`` and KServe's pandas clients send). In the same run:
 
-    python benchmarks/serving/bench.py [--duration 5] [--rounds 3] [--connections 16]
+* the floor: (a) the HTTP floor, ``floor.py`` — the same server stack (uvicorn, httptools,
+  uvloop, a raw ASGI app) answering a constant after reading the same body, (b) the
+  model's own ``predict`` on the same rows, in process; floor = 1 / (http + predict);
+* Modelship with 1 and with 2 workers (``--workers 2``);
+* peers: ``mlflow models serve`` (``/invocations``), MLServer 1.7.1 (both v2 forms) and
+  BentoML (a service around the same pipeline, ``bento_service.py``, every form) — each
+  peer gets exactly the bodies Modelship gets.
 
-Needs: ``wrk`` (Debian: ``apt-get install -y wrk``), the ``mlflow`` package in this
-environment, and MLServer in a venv of its own (created on first use):
-``~/.cache/modelship/bench/mlserver-venv`` with mlserver and mlserver-sklearn 1.7.1.
-Prints a table, the ratios and each server's resident memory; writes results.json.
+    python benchmarks/serving/bench.py [--duration 4] [--rounds 3] [--connections 16]
+
+Needs ``wrk`` (installed with apt-get when missing and run as root), ``mlflow`` in this
+environment, and venvs of their own for MLServer and BentoML (created on first use under
+``~/.cache/modelship/bench``). Prints every measurement, medians, each figure as a
+percentage of the floor, the ratios to every peer (throughput and p99), the load average;
+checks that every request was answered 2xx with the right predictions and that the floor
+server and Modelship (1 worker) counted every request wrk got a reply to; writes
+results.json and the README's results block.
 """
 
 from __future__ import annotations
@@ -34,6 +46,9 @@ HERE = Path(__file__).resolve().parent
 CACHE = Path.home() / ".cache" / "modelship" / "bench"
 MLSERVER_VENV = CACHE / "mlserver-venv"
 MLSERVER_PKGS = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1"]
+BENTOML_VENV = CACHE / "bentoml-venv"
+# the peer's own venv: BentoML pins versions of starlette, uvicorn and others that ours does not
+BENTOML_PKGS = ["bentoml==1.4.40", "scikit-learn==1.9.1", "pandas", "joblib"]
 
 
 def free_port() -> int:
@@ -42,12 +57,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def ensure_mlserver() -> Path:
-    exe = MLSERVER_VENV / "bin" / "mlserver"
-    if not exe.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
-        subprocess.run([str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", *MLSERVER_PKGS], check=True)
-    return exe
+def ensure_venv(venv: Path, exe: str, packages: list[str]) -> Path:
+    path = venv / "bin" / exe
+    if not path.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *packages], check=True)
+    return path
+
+
+def ensure_wrk() -> bool:
+    if shutil.which("wrk"):
+        return True
+    if os.geteuid() != 0:
+        return False
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
+    return shutil.which("wrk") is not None
 
 
 MAKE_MODEL = """
@@ -69,6 +95,9 @@ for n in (1, 100):
     r = rows.head(n)
     (out / f"split{n}.json").write_text(json.dumps({"dataframe_split": {"columns": list(X.columns), "data": r.values.tolist()}}))
     (out / f"v2_{n}.json").write_text(json.dumps({"inputs": [{"name": "input-0", "shape": [n, 13], "datatype": "FP64", "data": r.values.ravel().tolist()}]}))
+    # what MLServer's PandasCodec.encode_request makes of the DataFrame: one [N, 1] input per column
+    (out / f"v2col_{n}.json").write_text(json.dumps({"parameters": {"content_type": "pd"}, "inputs": [{"name": c, "shape": [n, 1], "datatype": "FP64", "data": r[c].tolist()} for c in X.columns]}))
+    (out / f"expected{n}.json").write_text(json.dumps(model.predict(r).tolist()))
 """
 
 
@@ -111,7 +140,8 @@ def wrk(url: str, body: Path, duration: int, connections: int) -> dict[str, floa
             "-t1",
             f"-c{connections}",
             f"-d{duration}s",
-            "--latency",
+            "--timeout",
+            "10s",
             "-s",
             str(HERE / "post.lua"),
             url,
@@ -124,7 +154,6 @@ def wrk(url: str, body: Path, duration: int, connections: int) -> dict[str, floa
         check=True,
     ).stdout
     vals = dict(re.findall(r"BENCH (\w+)=(\d+)", out))
-    vals.update(re.findall(r"BENCH requests=\d+ (duration_us)=(\d+)", out))
     req = int(re.search(r"BENCH requests=(\d+)", out).group(1))  # type: ignore[union-attr]
     dur = int(re.search(r"duration_us=(\d+)", out).group(1)) / 1e6  # type: ignore[union-attr]
     return {
@@ -132,6 +161,7 @@ def wrk(url: str, body: Path, duration: int, connections: int) -> dict[str, floa
         "p50_ms": int(vals["p50_us"]) / 1000,
         "p99_ms": int(vals["p99_us"]) / 1000,
         "non2xx": int(vals["non2xx"]),
+        "socket_errors": int(vals["socket_errors"]),
         "requests": req,
     }
 
@@ -186,21 +216,120 @@ def median(values: list[float]) -> float:
     return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
-def measure(plan: list[tuple[str, str, str, Path]], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Interleave: every round measures every (server, scenario) once, so a change in the
-    machine's load hits all servers alike; the result is the median over rounds."""
+# -- scenarios --------------------------------------------------------------------------
+FORMS = {
+    "invocations": ("/invocations", "split"),
+    "v2-tensor": ("/v2/models/wine/infer", "v2_"),
+    "v2-columns": ("/v2/models/wine/infer", "v2col_"),
+}
+ROWS = (1, 100)
+
+
+def scenarios() -> list[tuple[str, str, str, int]]:
+    """(label, path, body file stem, rows) for every form and row count."""
+    return [(f"{form}-{n}", path, f"{stem}{n}", n) for form, (path, stem) in FORMS.items() for n in ROWS]
+
+
+def predictions_of(server: str, form: str, reply: Any) -> list[Any]:
+    if form == "invocations":
+        return list(reply["predictions"])
+    return list(reply["outputs"][0]["data"])
+
+
+PREDICT_COST = """
+import json, sys, time
+from pathlib import Path
+from modelship.models.load import load_model
+from modelship.serving import codecs, v2
+model_dir, seconds = sys.argv[1], float(sys.argv[2])
+model = load_model(model_dir)
+out = {}
+for label, stem in json.loads(sys.argv[3]).items():
+    body = Path(stem).read_bytes()
+    if label.startswith("invocations"):
+        data = codecs.parse_invocations(model, body, "application/json").data
+    else:
+        data = v2.parse_infer(model, body)[0].data
+    for _ in range(20):
+        model.runtime.predict(data)
+    calls, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        model.runtime.predict(data)
+        calls += 1
+    out[label] = (time.perf_counter() - t0) / calls
+print(json.dumps(out))
+"""
+
+
+def predict_cost(model_dir: Path, work: Path, seconds: float = 0.6) -> dict[str, float]:
+    """Seconds per ``predict`` call of the model on each scenario's rows, on the input
+    exactly as the server decodes it (the signature-ordered array), timed by the wall clock
+    in a process of its own session, as every server runs: the scheduler then gives it the
+    share of the cores it gives a server (timed from a process that shares its session
+    with others, a loaded machine made predict look slower than a whole request)."""
+    stems = {label: str(work / f"{stem}.json") for label, _path, stem, _n in scenarios()}
+    proc = subprocess.run(
+        [sys.executable, "-c", PREDICT_COST, str(model_dir), str(seconds), json.dumps(stems)],
+        capture_output=True,
+        text=True,
+        check=True,
+        start_new_session=True,
+        timeout=600,
+    )
+    return {k: float(v) for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+
+
+def counted(base: str, kind: str) -> int | None:
+    """Requests the server says it answered: the floor's /count, Modelship's metrics."""
+    try:
+        if kind == "floor":
+            return int(httpx.get(f"{base}/count", timeout=10).text)
+        if kind == "modelship":
+            text = httpx.get(f"{base}/metrics", timeout=10).text
+            return int(
+                sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("modelship_requests_total{") and 'status="200"' in line
+                )
+            )
+    except (httpx.HTTPError, ValueError):
+        return None
+    return None
+
+
+Plan = list[tuple[str, str, str, Path, str]]  # server, scenario label, url, body, kind (for counting)
+
+
+def measure(plan: Plan, args: argparse.Namespace, model_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Interleave: every round measures every (server, scenario) once, and the model's
+    in-process predict cost, so a change in the machine's load hits all alike; the result
+    is the median over rounds."""
     raw: dict[tuple[str, str], list[dict[str, float]]] = {}
-    for server, label, url, body in plan:  # warm-up
+    costs: list[dict[str, float]] = []
+    loads: list[tuple[float, float, float]] = [os.getloadavg()]
+    for server, label, url, body, _kind in plan:  # warm-up
         wrk(url, body, 2, args.connections)
     for r in range(args.rounds):
-        for server, label, url, body in plan:
+        costs.append(predict_cost(model_dir, args.work))
+        for server, label, url, body, kind in plan:
+            base = url.split("/", 3)
+            base_url = "/".join(base[:3])
+            before = counted(base_url, kind)
             res = wrk(url, body, args.duration, args.connections)
+            after = counted(base_url, kind)
+            if before is not None and after is not None:
+                # the server counted at least every reply wrk got (a few more are in flight at the end)
+                res["counted"] = after - before
             raw.setdefault((server, label), []).append(res)
             print(
-                f"  round {r + 1}  {server:<10} {label:<16} {res['rps']:>8.0f} req/s  "
-                f"p50 {res['p50_ms']:>7.1f} ms  p99 {res['p99_ms']:>7.1f} ms  non-2xx {res['non2xx']:.0f}",
+                f"  round {r + 1}  {server:<12} {label:<16} {res['rps']:>8.0f} req/s  "
+                f"p50 {res['p50_ms']:>7.1f} ms  p99 {res['p99_ms']:>7.1f} ms  non-2xx {res['non2xx']:.0f}  "
+                f"socket errors {res['socket_errors']:.0f}"
+                + (f"  counted {res['counted']:.0f}/{res['requests']:.0f}" if "counted" in res else ""),
                 flush=True,
             )
+        loads.append(os.getloadavg())
     out: dict[str, dict[str, Any]] = {}
     for (server, label), runs in raw.items():
         out.setdefault(server, {})[label] = {
@@ -208,148 +337,236 @@ def measure(plan: list[tuple[str, str, str, Path]], args: argparse.Namespace) ->
             "p50_ms": median([x["p50_ms"] for x in runs]),
             "p99_ms": median([x["p99_ms"] for x in runs]),
             "non2xx": sum(x["non2xx"] for x in runs),
+            "socket_errors": sum(x["socket_errors"] for x in runs),
+            "uncounted": sum(max(0, x["requests"] - x.get("counted", x["requests"])) for x in runs),
             "rounds": runs,
         }
-    return out
+    cost = {label: median([c[label] for c in costs]) for label in costs[0]}
+    return out, {"predict_s": cost, "predict_rounds": costs, "load": loads}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=int, default=5, help="seconds per measurement")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians are reported)")
-    ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--work", type=Path, default=CACHE / "run")
-    args = ap.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is missing: apt-get install -y wrk", file=sys.stderr)
-        return 2
-    CACHE.mkdir(parents=True, exist_ok=True)
-    mlserver = ensure_mlserver()
-    prepare(args.work)
-    model_dir = args.work / "mlflow-model"
-    w = args.work
-    out: dict[str, Any] = {"load": os.getloadavg(), "cpus": os.cpu_count()}
+PEER_FORMS = {
+    "mlflow": ("invocations",),
+    "mlserver": ("v2-tensor", "v2-columns"),
+    "bentoml": ("invocations", "v2-tensor", "v2-columns"),
+}
+SERVERS = ("floor", "modelship", "modelship-2w", "mlflow", "mlserver", "bentoml")
 
-    # All three run side by side (idle when not measured); measurements take turns.
-    servers: list[Running] = []
+
+def start_servers(names: list[str], w: Path, model_dir: Path) -> dict[str, tuple[Running, str]]:
+    bin_dir = Path(sys.executable).parent
+    started: dict[str, tuple[Running, str]] = {}
     try:
-        p1 = free_port()
-        b1 = f"http://127.0.0.1:{p1}"
-        servers.append(
-            Running(
-                "modelship",
-                [
-                    sys.executable,
-                    "-m",
-                    "modelship",
-                    "serve",
-                    "-m",
-                    str(model_dir),
-                    "--port",
-                    str(p1),
-                    "--model-name",
-                    "wine",
-                ],
-                f"{b1}/v2/health/ready",
-            )
-        )
-        p2 = free_port()
-        b2 = f"http://127.0.0.1:{p2}"
-        mlflow_bin = str(Path(sys.executable).parent / "mlflow")
-        servers.append(
-            Running(
-                "mlflow",
-                [
-                    mlflow_bin,
-                    "models",
-                    "serve",
-                    "-m",
-                    str(model_dir),
-                    "-p",
-                    str(p2),
-                    "-h",
-                    "127.0.0.1",
-                    "-w",
-                    "1",
-                    "--env-manager",
-                    "local",
-                ],
-                f"{b2}/ping",
-                env={"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
-            )
-        )
-        p3 = free_port()
-        b3 = f"http://127.0.0.1:{p3}"
+        for name in names:
+            started[name] = start_server(name, w, model_dir, bin_dir)
+    except BaseException:
+        for run, _base in started.values():
+            run.stop()
+        raise
+    return started
+
+
+def start_server(name: str, w: Path, model_dir: Path, bin_dir: Path) -> tuple[Running, str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    if name == "floor":
+        return Running(name, [sys.executable, str(HERE / "floor.py"), "--port", str(port)], f"{base}/count"), base
+    if name.startswith("modelship"):
+        workers = "2" if name.endswith("2w") else "1"
+        cmd = [sys.executable, "-m", "modelship", "serve", "-m", str(model_dir), "--port", str(port)]
+        run = Running(name, [*cmd, "--model-name", "wine", "--workers", workers], f"{base}/v2/health/ready")
+        deadline = time.monotonic() + 300
+        # readiness answers from either worker: wait until every worker has loaded the model
+        while (CACHE / f"{name}.log").read_text(errors="replace").count('"model loaded"') < int(workers):
+            if time.monotonic() > deadline:
+                run.stop()
+                raise TimeoutError(f"{name}: not every worker loaded the model")
+            time.sleep(0.5)
+        return run, base
+    if name == "mlflow":
+        cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(model_dir), "-p", str(port)]
+        env = {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+        return Running(name, [*cmd, "-h", "127.0.0.1", "-w", "1", "--env-manager", "local"], f"{base}/ping", env), base
+    if name == "mlserver":
+        exe = ensure_venv(MLSERVER_VENV, "mlserver", MLSERVER_PKGS)
         env = {
-            "MLSERVER_HTTP_PORT": str(p3),
+            "MLSERVER_HTTP_PORT": str(port),
             "MLSERVER_GRPC_PORT": str(free_port()),
             "MLSERVER_METRICS_PORT": str(free_port()),
             "MLSERVER_HOST": "127.0.0.1",
             "MLSERVER_PARALLEL_WORKERS": "0",
             "MLSERVER_DEBUG": "false",
         }
-        servers.append(
-            Running(
-                "mlserver",
-                [str(mlserver), "start", str(w / "mlserver")],
-                f"{b3}/v2/models/wine/ready",
-                env=env,
-            )
-        )
-        plan = [
-            ("modelship", "invocations-1", f"{b1}/invocations", w / "split1.json"),
-            ("mlflow", "invocations-1", f"{b2}/invocations", w / "split1.json"),
-            ("modelship", "invocations-100", f"{b1}/invocations", w / "split100.json"),
-            ("mlflow", "invocations-100", f"{b2}/invocations", w / "split100.json"),
-            ("modelship", "v2-1", f"{b1}/v2/models/wine/infer", w / "v2_1.json"),
-            ("mlserver", "v2-1", f"{b3}/v2/models/wine/infer", w / "v2_1.json"),
-            ("modelship", "v2-100", f"{b1}/v2/models/wine/infer", w / "v2_100.json"),
-            ("mlserver", "v2-100", f"{b3}/v2/models/wine/infer", w / "v2_100.json"),
-        ]
-        out.update(measure(plan, args))
-        for s in servers:
-            out[s.name]["rss_mb"] = tree_rss_kb(s.proc.pid) / 1024
-    finally:
-        for s in servers:
-            s.stop()
+        return Running(name, [str(exe), "start", str(w / "mlserver")], f"{base}/v2/models/wine/ready", env=env), base
+    if name == "bentoml":
+        exe = ensure_venv(BENTOML_VENV, "bentoml", BENTOML_PKGS)
+        cmd = [str(exe), "serve", "bento_service:Wine", "--port", str(port), "--host", "127.0.0.1"]
+        env = {"WINE_MODEL": str(w / "mlserver" / "wine" / "model.joblib"), "BENTOML_DO_NOT_TRACK": "True"}
+        return Running(name, cmd, f"{base}/readyz", env=env, cwd=HERE), base
+    raise ValueError(f"unknown server {name!r}; one of {SERVERS}")
 
-    print("\nmedians")
-    for name in ("modelship", "mlflow", "mlserver"):
-        for label, r in out[name].items():
-            if isinstance(r, dict):
-                print(
-                    f"  {name:<10} {label:<16} {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:>7.1f} ms  p99 {r['p99_ms']:>7.1f} ms"
-                )
-    ms, mf, mv = out["modelship"], out["mlflow"], out["mlserver"]
-    ratios = {
-        "vs_mlflow_1row_throughput": ms["invocations-1"]["rps"] / mf["invocations-1"]["rps"],
-        "vs_mlflow_100row_throughput": ms["invocations-100"]["rps"] / mf["invocations-100"]["rps"],
-        "vs_mlserver_1row_throughput": ms["v2-1"]["rps"] / mv["v2-1"]["rps"],
-        "vs_mlserver_100row_throughput": ms["v2-100"]["rps"] / mv["v2-100"]["rps"],
-        "vs_mlflow_1row_p99": mf["invocations-1"]["p99_ms"] / ms["invocations-1"]["p99_ms"],
-        "vs_mlflow_100row_p99": mf["invocations-100"]["p99_ms"] / ms["invocations-100"]["p99_ms"],
-        "vs_mlserver_1row_p99": mv["v2-1"]["p99_ms"] / ms["v2-1"]["p99_ms"],
-        "vs_mlserver_100row_p99": mv["v2-100"]["p99_ms"] / ms["v2-100"]["p99_ms"],
-    }
-    out["ratios"] = ratios
-    print("\nratios (Modelship / other for throughput, other / Modelship for p99: > 1 means Modelship is better)")
-    for k, v in ratios.items():
-        print(f"  {k:<32} {v:6.2f}x")
-    print("\nresident memory after the run")
-    for name in ("modelship", "mlflow", "mlserver"):
-        print(f"  {name:<10} {out[name]['rss_mb']:7.1f} MiB")
-    goal = (
-        ratios["vs_mlflow_1row_throughput"] >= 10
-        and ratios["vs_mlflow_100row_throughput"] >= 10
-        and ratios["vs_mlserver_1row_throughput"] > 1
-        and ratios["vs_mlserver_100row_throughput"] > 1
-        and all(v > 1 for k, v in ratios.items() if k.endswith("p99"))
+
+def forms_of(server: str) -> tuple[str, ...]:
+    return PEER_FORMS.get(server, tuple(FORMS))
+
+
+def check_answers(started: dict[str, tuple[Running, str]], w: Path) -> None:
+    """Every server answers every body it is measured with, with the right predictions."""
+    for name, (_run, base) in started.items():
+        if name == "floor":
+            continue
+        for label, path, stem, n in scenarios():
+            form = label.rsplit("-", 1)[0]
+            if form not in forms_of(name):
+                continue
+            body = (w / f"{stem}.json").read_bytes()
+            resp = httpx.post(base + path, content=body, headers={"content-type": "application/json"}, timeout=60)
+            want = json.loads((w / f"expected{n}.json").read_text())
+            if resp.status_code != 200 or predictions_of(name, form, resp.json()) != want:
+                raise SystemExit(f"{name} {label}: wrong answer {resp.status_code} {resp.text[:300]}")
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
+def report(out: dict[str, Any], cost: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Markdown lines and the derived figures (floor, percentages, ratios)."""
+    derived: dict[str, Any] = {}
+    lines = [
+        "| scenario | HTTP floor | predict | floor | Modelship, 1 worker | % of floor | 2 workers | 2w / 1w |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, *_ in scenarios():
+        http = out.get("floor", {}).get(label)
+        ms = out.get("modelship", {}).get(label)
+        if not http or not ms:
+            continue
+        pred_s = cost["predict_s"][label]
+        floor = 1 / (1 / http["rps"] + pred_s)
+        two = out.get("modelship-2w", {}).get(label)
+        d = derived.setdefault(label, {})
+        d.update({"floor_rps": floor, "http_rps": http["rps"], "predict_ms": pred_s * 1000})
+        d["of_floor"] = ms["rps"] / floor
+        if two:
+            d["two_workers_vs_one"] = two["rps"] / ms["rps"]
+        cells = (
+            f"{two['rps']:.0f} req/s, p99 {two['p99_ms']:.1f} ms | {two['rps'] / ms['rps']:.2f}x |" if two else " | |"
+        )
+        lines.append(
+            f"| {label} | {http['rps']:.0f} req/s | {pred_s * 1e3:.2f} ms | {floor:.0f} req/s | "
+            f"{ms['rps']:.0f} req/s, p99 {ms['p99_ms']:.1f} ms | {pct(ms['rps'] / floor)} | " + cells
+        )
+    peers = [p for p in PEER_FORMS if p in out]
+    lines += [
+        "",
+        "| scenario | Modelship | " + " | ".join(peers) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in peers) + " |",
+    ]
+    for label, *_ in scenarios():
+        ms = out.get("modelship", {}).get(label)
+        if not ms:
+            continue
+        row = []
+        for peer in peers:
+            r = out[peer].get(label)
+            if not r or not r["rps"] or not ms["p99_ms"]:
+                row.append("")
+                continue
+            thr, p99 = ms["rps"] / r["rps"], r["p99_ms"] / ms["p99_ms"]
+            derived.setdefault(label, {})[f"vs_{peer}"] = {"throughput": thr, "p99": p99}
+            row.append(f"{r['rps']:.0f} req/s, p99 {r['p99_ms']:.1f} ms (ours {thr:.1f}x, p99 {p99:.1f}x lower)")
+        lines.append(f"| {label} | {ms['rps']:.0f} req/s, p99 {ms['p99_ms']:.1f} ms | " + " | ".join(row) + " |")
+    ms = out.get("modelship", {})
+    lines.append("")
+    for n in ROWS:
+        inv = ms.get(f"invocations-{n}")
+        for form in ("v2-tensor", "v2-columns"):
+            v = ms.get(f"{form}-{n}")
+            if inv and v:
+                derived.setdefault(f"{form}-{n}", {})["vs_invocations"] = v["rps"] / inv["rps"]
+                lines.append(f"- {form}, {n} row(s): {v['rps'] / inv['rps']:.2f}x the throughput of `/invocations`")
+    return lines, derived
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=4, help="seconds per measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians are reported)")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated subset of {','.join(SERVERS)}")
+    ap.add_argument("--work", type=Path, default=CACHE / "run")
+    ap.add_argument("--no-save", action="store_true", help="write neither results.json nor the README block")
+    args = ap.parse_args()
+    if not ensure_wrk():
+        print("wrk is missing: apt-get install -y wrk (as root)", file=sys.stderr)
+        return 2
+    CACHE.mkdir(parents=True, exist_ok=True)
+    names = [n for n in args.servers.split(",") if n]
+    prepare(args.work)
+    model_dir = args.work / "mlflow-model"
+    w = args.work
+    out: dict[str, Any] = {"load_start": os.getloadavg(), "cpus": os.cpu_count(), "uptime_start": _uptime()}
+    started = start_servers(names, w, model_dir)
+    try:
+        check_answers(started, w)
+        plan: Plan = []
+        for label, path, stem, _n in scenarios():
+            form = label.rsplit("-", 1)[0]
+            for name in names:
+                if form in forms_of(name):
+                    kind = name if name in ("floor", "modelship") else ""
+                    plan.append((name, label, started[name][1] + path, w / f"{stem}.json", kind))
+        measured, cost = measure(plan, args, model_dir)
+        out.update(measured)
+        out["cost"] = cost
+        for name, (run, _base) in started.items():
+            out[name]["rss_mb"] = tree_rss_kb(run.proc.pid) / 1024
+    finally:
+        for run, _base in started.values():
+            run.stop()
+    out["load_end"] = os.getloadavg()
+    out["uptime_end"] = _uptime()
+    lines, derived = report(out, cost)
+    out["derived"] = derived
+    print("\n" + "\n".join(lines))
+    print("\nresident memory after the run: " + ", ".join(f"{n} {out[n]['rss_mb']:.0f} MiB" for n in names))
+    bad = [
+        f"{n} {label}: non-2xx {r['non2xx']}, socket errors {r['socket_errors']}, uncounted {r['uncounted']}"
+        for n in names
+        for label, r in out[n].items()
+        if isinstance(r, dict) and (r.get("non2xx") or r.get("socket_errors") or r.get("uncounted"))
+    ]
+    for b in bad:
+        print("NOT ANSWERED:", b)
+    print(f"uptime at the start: {out['uptime_start']}\nuptime at the end:   {out['uptime_end']}")
+    if not args.no_save:
+        (HERE / "results.json").write_text(json.dumps(out, indent=2))
+        write_readme(args, out, lines)
+    return 1 if bad else 0
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
+
+
+def write_readme(args: argparse.Namespace, out: dict[str, Any], lines: list[str]) -> None:
+    readme = HERE / "README.md"
+    text = readme.read_text()
+    begin, end = "<!-- bench.py results: begin -->", "<!-- bench.py results: end -->"
+    la, lb = out["load_start"], out["load_end"]
+    head = (
+        f"{time.strftime('%d %b %Y %H:%M', time.gmtime())} UTC, `bench.py --duration {args.duration} --rounds "
+        f"{args.rounds} --connections {args.connections} --servers {args.servers}`, {os.cpu_count()} cores, "
+        f"load average (1/5/15 min) {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} at the start, "
+        f"{lb[0]:.2f} / {lb[1]:.2f} / {lb[2]:.2f} at the end. Medians over the rounds:"
     )
-    out["goal_met"] = goal
-    print(f"\ngoal (>=10x MLflow, ahead of MLServer with lower p99 on every row): {'MET' if goal else 'NOT MET'}")
-    print(f"load average during the run: {os.getloadavg()}  (cpus: {os.cpu_count()})")
-    (HERE / "results.json").write_text(json.dumps(out, indent=2))
-    return 0
+    block = "\n".join([begin, head, "", *lines, "", end])
+    if begin in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    readme.write_text(text)
 
 
 if __name__ == "__main__":

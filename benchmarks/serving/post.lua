@@ -1,5 +1,6 @@
 -- wrk script: POST the body in the file named by the first script argument with the
--- content type of the second; count non-2xx replies so a fast error is not a win.
+-- content type of the second; count non-2xx replies and socket errors so a fast error
+-- is not a win.
 local body_file, content_type = ...
 wrk.method = "POST"
 wrk.headers["Content-Type"] = content_type or "application/json"
@@ -13,6 +14,8 @@ end
 
 function done(summary, latency, requests)
   io.write(string.format("BENCH non2xx=%d\n", summary.errors.status))
+  local e = summary.errors
+  io.write(string.format("BENCH socket_errors=%d\n", e.connect + e.read + e.write + e.timeout))
   for _, p in pairs({50, 90, 99}) do
     io.write(string.format("BENCH p%d_us=%d\n", p, latency:percentile(p)))
   end

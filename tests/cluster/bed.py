@@ -55,8 +55,11 @@ def _yaml_documents(path: Path) -> list[dict[str, Any]]:
 class Bed:
     local = True
 
-    def __init__(self, state_dir: Path, bin_dir: Path | None = None, index: int | None = None):
+    def __init__(
+        self, state_dir: Path, bin_dir: Path | None = None, index: int | None = None, audit_users: tuple[str, ...] = ()
+    ):
         self.state_dir = state_dir
+        self.audit_users = audit_users
         self.bin_dir = bin_dir
         self.wanted_index = index
         self.lock = BedLock()
@@ -109,7 +112,12 @@ class Bed:
         try:
             self.network.setup()
             self.control_plane = ControlPlane(
-                bin_dir, self.state_dir, self.network, secrets.token_hex(24), node_name=NODE_NAME
+                bin_dir,
+                self.state_dir,
+                self.network,
+                secrets.token_hex(24),
+                node_name=NODE_NAME,
+                audit_users=self.audit_users,
             )
             self.control_plane.start()
             self.api = KubeApi.from_kubeconfig(self.kubeconfig)

@@ -7,6 +7,7 @@ range), kube-proxy writing its nftables rules into the node and nowhere else.
 
 from __future__ import annotations
 
+import json
 import secrets
 import ssl
 import urllib.request
@@ -35,6 +36,8 @@ class ControlPlane:
     network: BedNetwork
     admin_token: str
     node_name: str = "bed-node-0"
+    audit_users: tuple[str, ...] = ()
+    """Users whose API calls the API server records in audit.log (metadata only); none by default."""
     processes: list[Process] = field(default_factory=list)
 
     @property
@@ -48,6 +51,27 @@ class ControlPlane:
     @property
     def kubeconfig(self) -> Path:
         return self.state_dir / "kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        """One JSON audit event per line, for the calls of ``audit_users``."""
+        return self.state_dir / "audit.log"
+
+    def _audit_flags(self) -> list[str]:
+        if not self.audit_users:
+            return []
+        policy = self.state_dir / "audit-policy.yaml"
+        policy.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "audit.k8s.io/v1",
+                    "kind": "Policy",
+                    "omitStages": ["RequestReceived"],
+                    "rules": [{"level": "Metadata", "users": list(self.audit_users)}, {"level": "None"}],
+                }
+            )
+        )
+        return [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}", "--audit-log-format=json"]
 
     @property
     def ca_file(self) -> Path:
@@ -127,6 +151,7 @@ class ControlPlane:
                 f"--kubelet-client-key={pki['kubelet-client.key']}",
                 f"--kubelet-certificate-authority={pki['ca.crt']}",
                 "--kubelet-preferred-address-types=InternalIP",
+                *self._audit_flags(),
             ],
             logs,
             wrap=node,

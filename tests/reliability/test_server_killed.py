@@ -38,7 +38,7 @@ def test_server_killed_during_ten_runs_every_acknowledged_metric_stored_once(
     sidecars = [launcher.sidecar(server.url, name=f"sidecar-{i}", extra=FAST_RETRIES) for i in range(RUNS)]
     experiment = f"kill-server-{uuid.uuid4().hex[:6]}"
     runs = [trainers(f"run-{i}", sidecars[i].url, experiment, PHASES, STEPS, BATCH) for i in range(RUNS)]
-    poll(lambda: all(t.ready() for t in runs), 300, "every trainer's run created")
+    poll(lambda: all(t.ready() for t in runs), 600, "every trainer's run created")
     control = tmp_path / "control"
 
     kills = 0

@@ -45,7 +45,7 @@ def test_sidecar_at_its_cap_answers_503_loses_nothing_and_stays_small(
     # The mlflow client logs 4 phases of 25 steps, each step a log-metric and a log-batch of
     # 200 metrics (~14 kB): a handful of steps fill the cap.
     trainer = trainers("capped", sidecar.url, f"cap-{uuid.uuid4().hex[:6]}", 4, 25, 200)
-    run_id = poll(lambda: trainer.ready() and (tmp_path / "control" / "capped.ready").read_text(), 300, "the run")
+    run_id = poll(lambda: trainer.ready() and (tmp_path / "control" / "capped.ready").read_text(), 600, "the run")
     release(tmp_path / "control", 0)
     poll(lambda: trainer.done(0), 300, "phase 0 with the server up")
 

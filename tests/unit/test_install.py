@@ -544,7 +544,7 @@ def _render(*sets: str) -> dict[tuple[str, str], dict[str, Any]]:
     assert HELM, "helm is needed to render the chart: scripts/setup.sh builds it (MODELSHIP_HELM names it)"
     command = [str(HELM), "template", "ms", str(CHART), "--namespace", NAMESPACE, "--kube-version", "1.36.0"]
     for item in sets:
-        command += ["--set", item]
+        command += [item] if item.startswith("--") else ["--set", item]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     objects: dict[tuple[str, str], dict[str, Any]] = {}
     for doc in yaml.safe_load_all(out):
@@ -882,3 +882,62 @@ def test_argocd_syncs_the_crds_first_and_never_prunes_them(sets: tuple[str, ...]
     for crd in crds:
         options = crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"].split(",")
         assert "Prune=false" in options, crd["metadata"]["name"]
+
+
+# --- optional objects ------------------------------------------------------------------
+
+
+def test_no_optional_object_by_default() -> None:
+    kinds = {kind for kind, _ in _render()}
+    assert not kinds & {"PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor"}
+
+
+def test_several_operator_replicas_get_a_disruption_budget() -> None:
+    objects = _render("peering.enabled=true", "operator.replicas=2")
+    pdb = objects[("PodDisruptionBudget", OPERATOR)]
+    assert pdb["spec"]["minAvailable"] == 1
+    labels = objects[("Deployment", OPERATOR)]["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+@pytest.mark.parametrize(("served", "made"), [(False, False), (True, True)])
+def test_the_service_monitor_needs_its_crd(served: bool, made: bool) -> None:
+    sets = ["metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=prom"]
+    if served:
+        sets.append("--api-versions=monitoring.coreos.com/v1/ServiceMonitor")
+    objects = _render(*sets)
+    assert (("ServiceMonitor", OPERATOR) in objects) is made
+    if made:
+        monitor = objects[("ServiceMonitor", OPERATOR)]
+        assert monitor["metadata"]["labels"]["release"] == "prom"
+        service = objects[("Service", f"{OPERATOR}-metrics")]
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+def test_network_policies_open_only_the_served_ports() -> None:
+    objects = _render("networkPolicy.enabled=true")
+    for name in (OPERATOR, TRACKING):
+        policy = objects[("NetworkPolicy", name)]
+        pod = objects[("Deployment", name)]["spec"]["template"]
+        assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        (rule,) = policy["spec"]["ingress"]
+        opened = {p["port"] for p in rule["ports"]}
+        (container,) = pod["spec"]["containers"]
+        assert opened == {p["name"] for p in container["ports"]}, name
+        assert "from" not in rule, "any pod may reach them (sidecars and clients live in every namespace)"
+
+
+def test_the_image_by_digest() -> None:
+    digest = "sha256:" + "ab" * 32
+    objects = _render(f"image.digest={digest}", "image.tag=ignored")
+    images = {
+        c["image"]
+        for obj in objects.values()
+        if obj["kind"] in ("Deployment", "Pod")
+        for spec in [obj["spec"]["template"]["spec"] if obj["kind"] == "Deployment" else obj["spec"]]
+        for c in spec["containers"]
+    }
+    assert images == {f"ghcr.io/modelship/modelship@{digest}"}

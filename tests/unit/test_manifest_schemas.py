@@ -18,7 +18,7 @@ from tests.unit.test_install import CHART, HELM, NAMESPACE, ROOT
 
 VALUE_SETS = [
     (),
-    ("peering.enabled=true", "operator.replicas=2", "operator.watchNamespaces={a,b}"),
+    ("peering.enabled=true", "operator.replicas=2", "operator.watchNamespaces={a,b}", "networkPolicy.enabled=true"),
     ("operator.webhookSecret=modelship-system/hooks", "operator.webhookUrls={https://hooks.example.com/x}"),
     ("tracking.enabled=false",),
     ("tracking.registry.enabled=false", "tracking.persistence.enabled=false", "rbac.create=false"),

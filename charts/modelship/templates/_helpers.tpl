@@ -78,7 +78,11 @@ chart's tracking Service when tracking.enabled, else empty. */}}
 {{- end }}
 
 {{- define "modelship.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/* Pod Security "restricted": the pod-level and container-level securityContext of every pod of the chart. */}}

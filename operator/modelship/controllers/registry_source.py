@@ -1,27 +1,40 @@
 """Resolve a ModelVersion's ``spec.source`` to a model directory, its signature and metrics.
 
-Blocking (run with ``asyncio.to_thread``). ``runs:/`` and ``mlflow-artifacts:/`` go
-through the tracking server (``--tracking-url``) with MLflow's own REST endpoints;
-``models:/`` is answered from the registry itself (the other ModelVersions of the
-namespace); a local path or ``file://`` URI is checked on the operator's filesystem;
-``s3://`` needs boto3. The directory must hold an ``MLmodel`` file.
+Blocking (run with ``asyncio.to_thread``). The grammar of each scheme is ``modelship.uris``'
+table. ``runs:/``, ``mlflow-artifacts:/`` and ``models:/m-<id>`` (an MLflow 3 logged model)
+go through the tracking server (``--tracking-url``) with the one tracking client and MLflow's
+own REST endpoints; ``models:/<name>/...`` is answered from the registry itself (the other
+ModelVersions of the namespace); a local path or ``file://`` URI is checked on the
+operator's filesystem; ``s3://`` is read with ``uris.s3_client``. The directory must hold an
+``MLmodel`` file.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote, urlparse
 
 import yaml
 
 from modelship.models.mlmodel import MLMODEL_FILE
-from modelship.models.uri import ModelURIError, TrackingClient
-
-PROXY = "/api/2.0/mlflow-artifacts/artifacts"
+from modelship.models.uri import ModelURIError, run_model_uri
+from modelship.tracking.client import TrackingClient
+from modelship.tracking.errors import TrackingError
+from modelship.uris import (
+    S3URI,
+    SCHEMES,
+    ArtifactsURI,
+    LocalURI,
+    ModelsURI,
+    RunsURI,
+    URIError,
+    parse,
+    s3_client,
+    scheme_of,
+)
 
 
 class SourceError(Exception):
@@ -54,125 +67,105 @@ Lookup = Callable[[str, str], dict[str, Any] | None]
 
 
 def resolve(source: str, *, tracking_url: str | None, lookup: Lookup) -> Resolved:
-    scheme = urlparse(source).scheme.lower()
-    if scheme == "models" and is_logged_model(source):
+    if scheme_of(source) not in SCHEMES:
+        raise SourceError("UnsupportedSource", f"{source}: use runs:/, models:/, mlflow-artifacts:/, s3:// or a path")
+    try:
+        ref = parse(source)
+    except URIError as exc:
+        raise SourceError("InvalidSource", str(exc)) from None
+    if isinstance(ref, ModelsURI) and ref.logged_model_id is None:
+        return _from_registry(ref, lookup)
+    if isinstance(ref, (RunsURI, ArtifactsURI, ModelsURI)):
         if not tracking_url:
             raise SourceError(
                 "NoTrackingServer", f"{source} needs the tracking server: start the operator with --tracking-url"
             )
-        return _from_logged_model(source, tracking_url)
-    if scheme == "models":
-        return _from_registry(source, lookup)
-    if scheme in ("runs", "mlflow-artifacts"):
-        if not tracking_url:
-            raise SourceError(
-                "NoTrackingServer", f"{source} needs the tracking server: start the operator with --tracking-url"
-            )
-        return _from_tracking(source, scheme, tracking_url)
-    if scheme in ("", "file"):
-        path = unquote(urlparse(source).path) if scheme == "file" else source
+        try:
+            with TrackingClient(tracking_url, timeout=15.0) as client:
+                return _from_tracking(client, ref)
+        except TrackingError as exc:  # unreachable (answers are handled where they are asked for)
+            raise SourceError("TrackingUnavailable", f"tracking server {tracking_url}: {exc}") from None
+    if isinstance(ref, LocalURI):
+        path = ref.path
         if not os.path.isfile(os.path.join(path, MLMODEL_FILE)):
             raise SourceError("SourceNotFound", f"{source}: no {MLMODEL_FILE} file in that directory")
         with open(os.path.join(path, MLMODEL_FILE)) as f:
             return Resolved(source, signature=_signature(f.read()))
-    if scheme == "s3":
-        return Resolved(source, signature=_signature(_s3_mlmodel(source)))
-    raise SourceError("UnsupportedSource", f"{source}: use runs:/, models:/, mlflow-artifacts:/, s3:// or a path")
+    return Resolved(source, signature=_signature(_s3_mlmodel(ref)))
 
 
-@contextmanager
-def _tracking_client(tracking_url: str) -> Iterator[TrackingClient]:
-    """A client of the tracking server; a server that cannot be reached is TrackingUnavailable."""
-    client = TrackingClient(tracking_url, timeout=15.0)
-    try:
-        yield client
-    except OSError as exc:  # httpx.TransportError is not an OSError; see below
-        raise SourceError("TrackingUnavailable", f"tracking server {tracking_url}: {exc}") from None
-    except Exception as exc:
-        if type(exc).__module__.startswith("httpx"):
-            raise SourceError("TrackingUnavailable", f"tracking server {tracking_url}: {exc}") from None
-        raise
-    finally:
-        client.http.close()
+def _answered(exc: TrackingError) -> TrackingError:
+    """``exc`` if the server answered it; an unreachable server is raised on, to the caller."""
+    if exc.status is None:
+        raise exc
+    return exc
 
 
-def _run_metrics(client: TrackingClient, run_id: str) -> dict[str, float]:
-    run = client._get("/api/2.0/mlflow/runs/get", run_id=run_id)["run"]
+def _metrics(run: dict[str, Any]) -> dict[str, float]:
     return {m["key"]: float(m["value"]) for m in (run.get("data") or {}).get("metrics") or []}
 
 
-def _from_tracking(source: str, scheme: str, tracking_url: str) -> Resolved:
-    with _tracking_client(tracking_url) as client:
-        run_id = None
-        metrics: dict[str, float] = {}
-        if scheme == "runs":
-            run_id = source[len("runs:/") :].lstrip("/").partition("/")[0]
-            try:
-                metrics = _run_metrics(client, run_id)
-            except ModelURIError as exc:
-                raise SourceError(
-                    "RunNotFound", f"{source}: run {run_id} not found on the tracking server ({exc})"
-                ) from None
-            try:
-                artifact_uri = client.run_model_uri(source)
-            except ModelURIError as exc:
-                raise SourceError(
-                    "SourceNotFound", f"{exc}: the run has no model directory with an {MLMODEL_FILE} file at that path"
-                ) from None
-        else:
-            artifact_uri = source
-        text = _proxy_text(client, artifact_uri)
-        return Resolved(artifact_uri, run_id, _signature(text), metrics)
-
-
-def is_logged_model(source: str) -> bool:
-    """``models:/m-<id>``: an MLflow 3 logged model (what ``log_model(registered_model_name=...)``
-    registers), not a registered model's version, stage or alias."""
-    rest = source[len("models:/") :].lstrip("/")
-    return rest.startswith("m-") and "/" not in rest and "@" not in rest
-
-
-def _from_logged_model(source: str, tracking_url: str) -> Resolved:
-    """The logged model's artifact location, and its source run's metrics (gates need them)."""
-    model_id = source[len("models:/") :].lstrip("/")
-    with _tracking_client(tracking_url) as client:
+def _from_tracking(client: TrackingClient, ref: RunsURI | ArtifactsURI | ModelsURI) -> Resolved:
+    run_id = None
+    metrics: dict[str, float] = {}
+    if isinstance(ref, RunsURI):
+        run_id = ref.run_id
         try:
-            info = client._get(f"/api/2.0/mlflow/logged-models/{model_id}")["model"]["info"]
+            metrics = _metrics(client.get_run(run_id))
+        except TrackingError as exc:
+            raise SourceError(
+                "RunNotFound", f"{ref.uri}: run {run_id} not found on the tracking server ({_answered(exc)})"
+            ) from None
+        try:
+            artifact_uri = run_model_uri(client, ref)
         except ModelURIError as exc:
             raise SourceError(
-                "SourceNotFound", f"{source}: logged model not found on the tracking server ({exc})"
+                "SourceNotFound", f"{exc}: the run has no model directory with an {MLMODEL_FILE} file at that path"
+            ) from None
+    elif isinstance(ref, ModelsURI):
+        # An MLflow 3 logged model (what log_model(registered_model_name=...) registers): its
+        # artifact location, and its source run's metrics (gates need them).
+        try:
+            info = client.get_logged_model(str(ref.logged_model_id))["info"]
+        except TrackingError as exc:
+            raise SourceError(
+                "SourceNotFound", f"{ref.uri}: logged model not found on the tracking server ({_answered(exc)})"
             ) from None
         run_id = info.get("source_run_id") or None
-        metrics: dict[str, float] = {}
         if run_id:
             try:
-                metrics = _run_metrics(client, run_id)
-            except ModelURIError:
-                pass  # a logged model may outlive its run; its artifacts are what matter
+                metrics = _metrics(client.get_run(run_id))
+            except TrackingError as exc:
+                _answered(exc)  # a logged model may outlive its run; its artifacts are what matter
         artifact_uri = str(info["artifact_uri"])
-        return Resolved(artifact_uri, run_id, _signature(_proxy_text(client, artifact_uri)), metrics)
+    else:
+        artifact_uri = ref.uri
+    return Resolved(artifact_uri, run_id, _signature(_proxy_text(client, artifact_uri)), metrics)
 
 
 def _proxy_text(client: TrackingClient, artifact_uri: str) -> str:
-    rel = unquote(urlparse(artifact_uri).path).strip("/")
-    resp = client.http.get(f"{PROXY}/{quote(rel + '/' + MLMODEL_FILE)}")
-    if resp.status_code != 200:
-        raise SourceError("SourceNotFound", f"{artifact_uri}: no {MLMODEL_FILE} file there (HTTP {resp.status_code})")
-    return resp.text
+    try:
+        ref = parse(artifact_uri)
+    except URIError:
+        ref = None
+    if not isinstance(ref, ArtifactsURI):
+        raise SourceError(
+            "SourceNotFound", f"{artifact_uri}: no {MLMODEL_FILE} file there (not behind the tracking server's proxy)"
+        )
+    try:
+        return client.read_artifact(posixpath.join(ref.path, MLMODEL_FILE)).decode("utf-8", "replace")
+    except TrackingError as exc:
+        raise SourceError(
+            "SourceNotFound", f"{artifact_uri}: no {MLMODEL_FILE} file there (HTTP {_answered(exc).status})"
+        ) from None
 
 
-def _s3_mlmodel(source: str) -> str:
+def _s3_mlmodel(ref: S3URI) -> str:
+    key = posixpath.join(ref.key, MLMODEL_FILE) if ref.key else "/" + MLMODEL_FILE
     try:
-        import boto3
-    except ImportError:
-        raise SourceError("UnsupportedSource", "s3:// sources need boto3 in the operator image") from None
-    parsed = urlparse(source)
-    endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
-    key = parsed.path.strip("/") + "/" + MLMODEL_FILE
-    try:
-        obj = boto3.client("s3", endpoint_url=endpoint).get_object(Bucket=parsed.netloc, Key=key)
+        obj = s3_client().get_object(Bucket=ref.bucket, Key=key)
     except Exception as exc:  # noqa: BLE001 -- botocore's errors are many; all mean "not there now"
-        raise SourceError("SourceNotFound", f"{source}: cannot read {MLMODEL_FILE}: {exc}") from None
+        raise SourceError("SourceNotFound", f"{ref.uri}: cannot read {MLMODEL_FILE}: {exc}") from None
     return str(obj["Body"].read().decode())
 
 
@@ -187,21 +180,12 @@ def _signature(mlmodel_text: str) -> dict[str, Any] | None:
     return dict(sig) if isinstance(sig, dict) else None
 
 
-def _from_registry(source: str, lookup: Lookup) -> Resolved:
-    rest = source[len("models:/") :].lstrip("/")
-    if "@" in rest:
-        name, alias = rest.split("@", 1)
-        ref = "@" + alias
-    else:
-        name, _, ref = rest.rpartition("/")
-    if not name or not ref:
-        raise SourceError(
-            "InvalidSource", f"{source}: expected models:/<name>/<version|stage|latest> or models:/<name>@<alias>"
-        )
+def _from_registry(source: ModelsURI, lookup: Lookup) -> Resolved:
+    name, ref = source.name, source.ref
     status = lookup(name, ref)
     if not status or not status.get("artifactUri"):
         raise SourceError(
-            "SourceNotFound", f"{source}: no resolved version {ref!r} of model {name!r} in this namespace"
+            "SourceNotFound", f"{source.uri}: no resolved version {ref!r} of model {name!r} in this namespace"
         )
     return Resolved(
         status["artifactUri"], status.get("runId"), status.get("signature"), dict(status.get("metrics") or {})

@@ -6,8 +6,9 @@ inputs, the training-data profile, saving models, flavor runtimes (``flavors``) 
 and predict, and resolving model URIs to a local directory (``uri``).
 
 Must not: serve HTTP, keep global state, or import ``modelship.serving``. Network access
-happens only in ``uri`` (tracking server, mlflow-artifacts proxy, S3), and only when a URI
-asks for it. What a model may run as it loads is the server's decision (``trust``).
+happens only in ``uri`` (through the one tracking client and ``modelship.uris``' S3
+client), and only when a URI asks for it. What a model may run as it loads is the server's
+decision (``trust``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
     from modelship.models.save import save_model
     from modelship.models.signature import ModelSignature, infer_signature
 
-# Imported on first use: ``modelship.models.uri`` (``redact_url``) serves every component,
-# the tracking server and sidecar too, which have no use for numpy and pandas.
+# Imported on first use: a component that needs only ``modelship.models.uri`` or
+# ``mlmodel`` (the operator, a model download) has no use for numpy and pandas at import.
 _EXPORTS = {
     "LoadedModel": "modelship.models.load",
     "load_model": "modelship.models.load",

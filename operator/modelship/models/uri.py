@@ -1,11 +1,12 @@
 """Resolve a model URI to a local model directory.
 
-Schemes: a local path, ``file://``, ``runs:/<run>/<path>``, ``models:/<name>/<version>``,
-``models:/<name>/<stage>``, ``models:/<name>/latest``, ``models:/<name>@<alias>``,
-``mlflow-artifacts:/...`` and ``s3://bucket/prefix``. ``runs:/`` and ``models:/`` go
-through the tracking server named by ``MLFLOW_TRACKING_URI`` with MLflow's standard REST
-endpoints only, so the same code works against ``mlflow server`` and Modelship's own
-tracking server:
+Schemes (their grammar is ``modelship.uris``' table): a local path, ``file://``,
+``runs:/<run>/<path>``, ``models:/<name>/<version>``, ``models:/<name>/<stage>``,
+``models:/<name>/latest``, ``models:/<name>@<alias>``, ``models:/<m-id>``,
+``mlflow-artifacts:/...`` and ``s3://bucket/prefix``. ``runs:/``, ``models:/`` and
+``mlflow-artifacts:/`` go through the tracking server named by ``MLFLOW_TRACKING_URI`` with
+the one tracking client (``modelship.tracking.client``) and MLflow's standard REST endpoints
+only, so the same code works against ``mlflow server`` and Modelship's own tracking server:
 
 * ``runs/get`` for a run's artifact root (and, for MLflow 3 logged models, the run's
   ``outputs.model_outputs`` plus ``logged-models/<id>``);
@@ -13,78 +14,63 @@ tracking server:
   ``model-versions/get-download-uri`` for ``models:/``;
 * the ``mlflow-artifacts`` proxy to list and download files.
 
-``redact_url`` is the one way any component shows a URL (in a log line, an error, a
-status): with its user name and password replaced by ``***``.
+``s3://`` is read with ``modelship.uris.s3_client``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
-import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlparse, urlsplit, urlunsplit
+
+from modelship.tracking.client import TrackingClient
+from modelship.tracking.errors import TrackingError
+from modelship.uris import (
+    S3URI,
+    ArtifactsURI,
+    LocalURI,
+    ModelSource,
+    ModelsURI,
+    RunsURI,
+    URIError,
+    parse,
+    redact_url,
+    s3_client,
+)
 
 log = logging.getLogger(__name__)
-
-STAGES = {"none", "staging", "production", "archived"}
 
 
 class ModelURIError(ValueError):
     """The URI is malformed or names something that does not exist."""
 
 
-# scheme://userinfo@ : the userinfo runs to the last "@" before the path, query or fragment.
-_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
-
-
-def redact_url(text: str) -> str:
-    """``text`` with the user name and password of every URL in it replaced by ``***``.
-
-    ``https://user:password@host/x`` becomes ``https://***@host/x``; a user name alone is
-    redacted too, since it is often a token (``https://<token>@github.com``). For a log
-    line, an error message or a status: never for a URL that is to be used.
-    """
-    return _USERINFO.sub(r"\1***@", text)
-
-
-def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
-    """``url`` without its user name and password, and them (unquoted), if it had any."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url, None
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user, _, password = userinfo.partition(":")
-    return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
-
-
 def resolve_model_uri(uri: str, *, dst: str | Path | None = None) -> Path:
     """A local directory holding the model's files (downloaded into ``dst`` if remote)."""
-    parsed = urlparse(uri)
-    scheme = parsed.scheme.lower()
-    if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
-        path = Path(unquote(parsed.path) if scheme == "file" else uri).expanduser()
+    source = _parse(uri)
+    if isinstance(source, LocalURI):
+        path = Path(source.path).expanduser()
         if not path.exists():
             raise ModelURIError(f"model path {path} does not exist")
         return path
     target = Path(dst) if dst else _cache_dir(uri)
-    if scheme == "runs":
-        client = TrackingClient.from_env()
-        artifact_uri = client.run_model_uri(uri)
-        client.download(artifact_uri, target)
-    elif scheme == "models":
-        client = TrackingClient.from_env()
-        client.download(client.registry_download_uri(uri), target)
-    elif scheme == "mlflow-artifacts":
-        TrackingClient.from_env().download(uri, target)
-    elif scheme == "s3":
-        download_s3(uri, target)
+    if isinstance(source, S3URI):
+        download_s3(source, target)
     else:
-        raise ModelURIError(f"unsupported model URI scheme {scheme!r} in {redact_url(uri)!r}")
+        with _client_from_env() as client:
+            if isinstance(source, RunsURI):
+                artifact_uri = run_model_uri(client, source)
+            elif isinstance(source, ModelsURI):
+                artifact_uri = registry_download_uri(client, source)
+            else:
+                artifact_uri = uri
+            download(client, artifact_uri, target)
     if not (target / "MLmodel").is_file():
         raise ModelURIError(f"{redact_url(uri)} has no MLmodel file")
     return target
@@ -95,173 +81,136 @@ def _cache_dir(uri: str) -> Path:
     return root / hashlib.sha256(uri.encode()).hexdigest()[:16]
 
 
-class TrackingClient:
-    """The few tracking-server REST calls needed to find and fetch a model."""
+def _client_from_env() -> TrackingClient:
+    try:
+        return TrackingClient.from_env(timeout=60.0)
+    except TrackingError:
+        raise ModelURIError(
+            "runs:/ and models:/ URIs need MLFLOW_TRACKING_URI set to an http(s) tracking server"
+        ) from None
 
-    def __init__(self, base_url: str, headers: dict[str, str] | None = None, timeout: float = 60.0) -> None:
-        import httpx
 
-        # A user and password in the URL go as a header, not in every request's URL,
-        # which httpx logs and error messages repeat; a header given explicitly wins.
-        url, credentials = split_credentials(base_url.rstrip("/"))
-        headers = dict(headers or {})
-        if credentials is not None and "Authorization" not in headers:
-            headers["Authorization"] = _basic(*credentials)
-        self.base_url = url
-        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+def _parse(uri: str) -> ModelSource:
+    try:
+        return parse(uri)
+    except URIError as exc:
+        raise ModelURIError(str(exc)) from None
 
-    @classmethod
-    def from_env(cls) -> TrackingClient:
-        url = os.environ.get("MLFLOW_TRACKING_URI", "")
-        if not url.startswith(("http://", "https://")):
-            raise ModelURIError("runs:/ and models:/ URIs need MLFLOW_TRACKING_URI set to an http(s) tracking server")
-        headers = {}
-        if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
-            headers["Authorization"] = f"Bearer {token}"
-        elif (user := os.environ.get("MLFLOW_TRACKING_USERNAME")) is not None:
-            headers["Authorization"] = _basic(user, os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
-        return cls(url, headers)
 
-    def _get(self, endpoint: str, **params: Any) -> dict[str, Any]:
-        resp = self.http.get(endpoint, params=params)
-        if resp.status_code == 404:
-            raise ModelURIError(f"{endpoint} {params}: not found ({resp.text[:200]})")
-        if resp.status_code >= 400:
-            raise ModelURIError(f"{endpoint} {params}: HTTP {resp.status_code}: {resp.text[:300]}")
-        return resp.json()  # type: ignore[no-any-return]
+@contextlib.contextmanager
+def _answered() -> Iterator[None]:
+    """The server's refusals (it answered: not found, bad request) as ModelURIError; an
+    unreachable server stays a TrackingError, so callers can tell the two apart."""
+    try:
+        yield
+    except TrackingError as exc:
+        if exc.status is None:
+            raise
+        raise ModelURIError(str(exc)) from None
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        resp = self.http.post(path, json=body)
-        if resp.status_code >= 400:
-            raise ModelURIError(f"{path}: HTTP {resp.status_code}: {resp.text[:300]}")
-        return resp.json()  # type: ignore[no-any-return]
 
-    # -- runs:/ ---------------------------------------------------------------------------
-    def run_model_uri(self, uri: str) -> str:
-        rest = uri[len("runs:/") :].lstrip("/")
-        run_id, _, path = rest.partition("/")
-        if not run_id:
-            raise ModelURIError(f"{uri}: expected runs:/<run_id>/<path>")
-        run = self._get("/api/2.0/mlflow/runs/get", run_id=run_id)["run"]
-        root = run["info"]["artifact_uri"]
-        candidate = _join(root, path)
-        if self._has_mlmodel(candidate):
+# -- runs:/ -------------------------------------------------------------------------------
+def run_model_uri(client: TrackingClient, source: RunsURI) -> str:
+    """The artifact URI of the model directory ``source`` names."""
+    with _answered():
+        run = client.get_run(source.run_id)
+        candidate = _join(run["info"]["artifact_uri"], source.path)
+        if _has_mlmodel(client, candidate):
             return candidate
         # MLflow 3 logs models as LoggedModels outside the run's artifact root; the run
         # lists them in outputs.model_outputs, and runs:/<run>/<name> means the one named so.
         for out in (run.get("outputs") or {}).get("model_outputs") or []:
-            model = self._get(f"/api/2.0/mlflow/logged-models/{out['model_id']}")["model"]
-            if model["info"].get("name") == path.strip("/"):
+            model = client.get_logged_model(out["model_id"])
+            if model["info"].get("name") == source.path:
                 return str(model["info"]["artifact_uri"])
-        raise ModelURIError(f"{uri}: no model at {redact_url(candidate)}")
+    raise ModelURIError(f"{source.uri}: no model at {redact_url(candidate)}")
 
-    def _has_mlmodel(self, artifact_uri: str) -> bool:
-        try:
+
+def _has_mlmodel(client: TrackingClient, artifact_uri: str) -> bool:
+    try:
+        with _answered():
             return any(
-                f["path"].rsplit("/", 1)[-1] == "MLmodel" and not f.get("is_dir") for f in self._list(artifact_uri)
+                f["path"].rsplit("/", 1)[-1] == "MLmodel" and not f.get("is_dir") for f in _list(client, artifact_uri)
             )
-        except ModelURIError:
-            return False
+    except ModelURIError:
+        return False
 
-    # -- models:/ -------------------------------------------------------------------------
-    def registry_download_uri(self, uri: str) -> str:
-        rest = uri[len("models:/") :].lstrip("/")
-        if "/" not in rest and "@" not in rest and rest.startswith("m-"):
-            # MLflow 3 logged model: models:/<model_id>
-            model = self._get(f"/api/2.0/mlflow/logged-models/{rest}")["model"]
-            return str(model["info"]["artifact_uri"])
-        if "@" in rest and "/" not in rest.split("@", 1)[1]:
-            name, alias = rest.split("@", 1)
-            mv = self._get("/api/2.0/mlflow/registered-models/alias", name=name, alias=alias)
-            version = str(mv["model_version"]["version"])
+
+# -- models:/ -----------------------------------------------------------------------------
+def registry_download_uri(client: TrackingClient, source: ModelsURI) -> str:
+    """The artifact URI of the model version (or MLflow 3 logged model) ``source`` names."""
+    with _answered():
+        if source.logged_model_id is not None:
+            return str(client.get_logged_model(source.logged_model_id)["info"]["artifact_uri"])
+        name = source.name
+        if source.alias is not None:
+            version = str(client.get_model_version_by_alias(name, source.alias)["version"])
+        elif source.version is not None:
+            version = source.version
         else:
-            name, _, ref = rest.rpartition("/")
-            if not name or not ref:
-                raise ModelURIError(f"{uri}: expected models:/<name>/<version|stage|latest> or models:/<name>@<alias>")
-            if ref.isdigit():
-                version = ref
-            else:
-                body: dict[str, Any] = {"name": name}
-                if ref.lower() != "latest":
-                    if ref.lower() not in STAGES:
-                        raise ModelURIError(f"{uri}: {ref!r} is not a version, a stage, 'latest' or an alias")
-                    body["stages"] = [ref.capitalize() if ref.lower() != "none" else "None"]
-                versions = self._post("/api/2.0/mlflow/registered-models/get-latest-versions", body).get(
-                    "model_versions", []
-                )
-                if not versions:
-                    raise ModelURIError(f"{uri}: no version of {name!r} in stage {ref!r}")
-                version = str(max(int(v["version"]) for v in versions))
-        got = self._get("/api/2.0/mlflow/model-versions/get-download-uri", name=name, version=version)
-        return str(got["artifact_uri"])
+            if not source.latest and source.stage is None:
+                raise ModelURIError(f"{source.uri}: {source.ref!r} is not a version, a stage, 'latest' or an alias")
+            versions = client.get_latest_versions(name, None if source.latest else [str(source.stage)])
+            if not versions:
+                raise ModelURIError(f"{source.uri}: no version of {name!r} in stage {source.ref!r}")
+            version = str(max(int(v["version"]) for v in versions))
+        return client.get_model_version_download_uri(name, version)
 
-    # -- artifacts ------------------------------------------------------------------------
-    def _proxy_path(self, artifact_uri: str) -> str:
-        parsed = urlparse(artifact_uri)
-        return unquote(parsed.path).lstrip("/")
 
-    def _list(self, artifact_uri: str) -> list[dict[str, Any]]:
-        scheme = urlparse(artifact_uri).scheme
-        if scheme != "mlflow-artifacts":
-            local = _local_path(artifact_uri)
-            if local is None:
-                raise ModelURIError(f"cannot list {redact_url(artifact_uri)}")
-            if not local.is_dir():
-                return []
-            return [{"path": str(p), "is_dir": p.is_dir()} for p in local.iterdir()]
-        rel = self._proxy_path(artifact_uri)
-        resp = self._get("/api/2.0/mlflow-artifacts/artifacts", path=rel)
-        return [
-            {
-                "path": f"{rel}/{f['path']}" if not f["path"].startswith(rel) else f["path"],
-                "is_dir": f.get("is_dir", False),
-            }
-            for f in resp.get("files", [])
-        ]
+# -- artifacts ----------------------------------------------------------------------------
+def _list(client: TrackingClient, artifact_uri: str) -> list[dict[str, Any]]:
+    source = _parse(artifact_uri)
+    if isinstance(source, LocalURI):
+        local = Path(source.path)
+        if not local.is_dir():
+            return []
+        return [{"path": str(p), "is_dir": p.is_dir()} for p in local.iterdir()]
+    if not isinstance(source, ArtifactsURI):
+        raise ModelURIError(f"cannot list {redact_url(artifact_uri)}")
+    rel = source.path
+    return [
+        {
+            "path": f"{rel}/{f['path']}" if not f["path"].startswith(rel) else f["path"],
+            "is_dir": f.get("is_dir", False),
+        }
+        for f in client.list_artifacts(rel)
+    ]
 
-    def download(self, artifact_uri: str, dst: Path) -> None:
-        scheme = urlparse(artifact_uri).scheme
-        if scheme == "s3":
-            download_s3(artifact_uri, dst)
-            return
-        if scheme != "mlflow-artifacts":
-            local = _local_path(artifact_uri)
-            if local is None or not local.exists():
-                raise ModelURIError(f"cannot download {redact_url(artifact_uri)}")
-            if dst.exists():
-                shutil.rmtree(dst)
-            shutil.copytree(local, dst)
-            return
-        tmp = Path(tempfile.mkdtemp(prefix=".dl-", dir=_mkparent(dst)))
-        root = self._proxy_path(artifact_uri)
-        self._download_tree(root, root, tmp)
+
+def download(client: TrackingClient, artifact_uri: str, dst: Path) -> None:
+    """The model directory at ``artifact_uri`` copied into ``dst`` (replacing it whole)."""
+    source = _parse(artifact_uri)
+    if isinstance(source, S3URI):
+        download_s3(source, dst)
+        return
+    if not isinstance(source, ArtifactsURI):
+        local = Path(source.path) if isinstance(source, LocalURI) else None
+        if local is None or not local.exists():
+            raise ModelURIError(f"cannot download {redact_url(artifact_uri)}")
         if dst.exists():
             shutil.rmtree(dst)
-        os.replace(tmp, dst)
-        log.info("downloaded model", extra={"uri": redact_url(artifact_uri), "dst": str(dst)})
-
-    def _download_tree(self, root: str, rel: str, out: Path) -> None:
-        for entry in self._get("/api/2.0/mlflow-artifacts/artifacts", path=rel).get("files", []):
-            name = entry["path"].rsplit("/", 1)[-1]
-            child = f"{rel}/{name}"
-            target = out / child[len(root) :].lstrip("/")
-            if entry.get("is_dir"):
-                target.mkdir(parents=True, exist_ok=True)
-                self._download_tree(root, child, out)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with self.http.stream("GET", f"/api/2.0/mlflow-artifacts/artifacts/{quote(child)}") as resp:
-                if resp.status_code >= 400:
-                    raise ModelURIError(f"download {child}: HTTP {resp.status_code}")
-                with target.open("wb") as f:
-                    for chunk in resp.iter_bytes():
-                        f.write(chunk)
+        shutil.copytree(local, dst)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=".dl-", dir=_mkparent(dst)))
+    with _answered():
+        _download_tree(client, source.path, source.path, tmp)
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+    log.info("downloaded model", extra={"uri": redact_url(artifact_uri), "dst": str(dst)})
 
 
-def _basic(user: str, password: str) -> str:
-    import base64
-
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+def _download_tree(client: TrackingClient, root: str, rel: str, out: Path) -> None:
+    for entry in client.list_artifacts(rel):
+        name = entry["path"].rsplit("/", 1)[-1]
+        child = f"{rel}/{name}"
+        target = out / child[len(root) :].lstrip("/")
+        if entry.get("is_dir"):
+            target.mkdir(parents=True, exist_ok=True)
+            _download_tree(client, root, child, out)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        client.download_artifact(child, target)
 
 
 def _mkparent(dst: Path) -> Path:
@@ -273,26 +222,10 @@ def _join(root: str, path: str) -> str:
     return root.rstrip("/") + ("/" + path.strip("/") if path.strip("/") else "")
 
 
-def _local_path(uri: str) -> Path | None:
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    if parsed.scheme == "":
-        return Path(uri)
-    return None
-
-
-def download_s3(uri: str, dst: Path) -> None:
-    """Download every object under an ``s3://bucket/prefix`` (boto3; honours
-    ``MLFLOW_S3_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL`` for S3-compatible stores)."""
-    try:
-        import boto3
-    except ImportError:
-        raise ModelURIError("s3:// model URIs need boto3 installed (pip install boto3)") from None
-    parsed = urlparse(uri)
-    bucket, prefix = parsed.netloc, parsed.path.lstrip("/").rstrip("/")
-    endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
-    s3 = boto3.client("s3", endpoint_url=endpoint)
+def download_s3(source: S3URI, dst: Path) -> None:
+    """Download every object under an ``s3://bucket/prefix`` (with ``modelship.uris.s3_client``)."""
+    bucket, prefix = source.bucket, source.key
+    s3 = s3_client()
     tmp = Path(tempfile.mkdtemp(prefix=".dl-", dir=_mkparent(dst)))
     found = False
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
@@ -306,7 +239,7 @@ def download_s3(uri: str, dst: Path) -> None:
             s3.download_file(bucket, obj["Key"], str(target))
     if not found:
         shutil.rmtree(tmp)
-        raise ModelURIError(f"{redact_url(uri)}: no objects under that prefix")
+        raise ModelURIError(f"{redact_url(source.uri)}: no objects under that prefix")
     if dst.exists():
         shutil.rmtree(dst)
     os.replace(tmp, dst)

@@ -13,7 +13,8 @@ import sys
 from modelship.projects.git import GitError
 from modelship.projects.runner import ENV_MANAGERS, RunRequest, run_project
 from modelship.projects.spec import ProjectError
-from modelship.projects.tracking import TrackingClient, TrackingError
+from modelship.tracking.client import TrackingClient
+from modelship.tracking.errors import TrackingError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
             run_name=args.run_name,
             env_manager=args.env_manager,
         )
-        with TrackingClient.from_env(args.tracking_uri) as client:
+        # retried: a trainer may start a moment before its tracking sidecar listens
+        with TrackingClient.from_env(args.tracking_uri, retries=5) as client:
             return run_project(request, client)
     except ProjectError as exc:
         print(f"modelship run: {exc}", file=sys.stderr)

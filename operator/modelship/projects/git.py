@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from modelship.models.uri import redact_url
+from modelship.uris import redact_url
 
 _SHA = re.compile(r"[0-9a-fA-F]{4,40}")
 _Git = Callable[..., str]  # git(*args) -> stdout, bound to one work tree

@@ -15,18 +15,45 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from modelship.projects.render import ResolvedCommand, render_command
 from modelship.projects.source import ProjectSource, fetch
 from modelship.projects.spec import Project, ProjectError, load_project
-from modelship.projects.tracking import RunInfo, TrackingClient
+from modelship.tracking.client import TrackingClient
 
 ENV_MANAGERS = ("local",)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the runner needs to know about a tracking run."""
+
+    run_id: str
+    experiment_id: str
+    status: str
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def run_info(run: Mapping[str, Any]) -> RunInfo:
+    """A run in MLflow's JSON shape, as the runner reads it."""
+    info, data = run.get("info", {}), run.get("data", {})
+    return RunInfo(
+        run_id=str(info.get("run_id") or info.get("run_uuid")),
+        experiment_id=str(info.get("experiment_id")),
+        status=str(info.get("status", "RUNNING")),
+        params=_pairs(data.get("params", [])),
+        tags=_pairs(data.get("tags", [])),
+    )
+
+
+def _pairs(items: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    return {str(i["key"]): str(i.get("value", "")) for i in items}
 
 
 @dataclass(frozen=True)
@@ -88,10 +115,10 @@ def run_project(
         try:
             code, killed = _execute(resolved.command, source.directory, env)
         except BaseException:
-            client.set_status(run.run_id, "FAILED")
+            client.set_terminated(run.run_id, "FAILED")
             raise
         status = "FINISHED" if code == 0 else "KILLED" if killed else "FAILED"
-        client.set_status(run.run_id, status)
+        client.set_terminated(run.run_id, status)
         verdict = "succeeded" if code == 0 else f"ended {status} (exit code {code})"
         print(f"=== Run (ID {run.run_id!r}) {verdict} ===", file=log, flush=True)
         return code
@@ -128,7 +155,7 @@ def _start_run(
     tags = project_tags(source, resolved.entry_point, user)
     run_id = request.run_id or environ.get("MLFLOW_RUN_ID")
     if run_id:
-        run = client.get_run(run_id)
+        run = run_info(client.get_run(run_id))
         clashes = {k: v for k, v in resolved.parameters.items() if k in run.params and run.params[k] != v}
         if clashes:
             shown = ", ".join(f'"{k}" is "{run.params[k]}", asked for "{v}"' for k, v in clashes.items())
@@ -137,14 +164,16 @@ def _start_run(
         if request.run_name:
             tags["mlflow.runName"] = request.run_name
         client.log_batch(run.run_id, params=new_params, tags=tags)
-        client.set_status(run.run_id, "RUNNING")
+        client.update_run(run.run_id, "RUNNING")
         return run
     experiment_id = _experiment_id(request, client, environ)
-    run = client.create_run(experiment_id, tags=tags, run_name=request.run_name, user=user)
+    run = RunInfo(
+        client.create_run(experiment_id, tags=tags, run_name=request.run_name, user=user), experiment_id, "RUNNING"
+    )
     try:
         client.log_batch(run.run_id, params=resolved.parameters)
     except BaseException:
-        client.set_status(run.run_id, "FAILED")
+        client.set_terminated(run.run_id, "FAILED")
         raise
     return run
 
@@ -153,11 +182,11 @@ def _experiment_id(request: RunRequest, client: TrackingClient, environ: Mapping
     if request.experiment_id:
         return request.experiment_id
     if request.experiment_name:
-        return client.experiment_id(request.experiment_name)
+        return client.get_or_create_experiment(request.experiment_name)
     if environ.get("MLFLOW_EXPERIMENT_ID"):
         return environ["MLFLOW_EXPERIMENT_ID"]
     if environ.get("MLFLOW_EXPERIMENT_NAME"):
-        return client.experiment_id(environ["MLFLOW_EXPERIMENT_NAME"])
+        return client.get_or_create_experiment(environ["MLFLOW_EXPERIMENT_NAME"])
     return "0"  # MLflow's Default experiment
 
 

@@ -215,13 +215,14 @@ def build_trial_job(
     command = ["modelship", "run", project_dir, "-e", spec.project.entry_point]
     for key in sorted(parameters):
         command += ["-P", f"{key}={format_value(parameters[key])}"]
-    command += ["--run-id", run_id]
     env = [
         {"name": "MLFLOW_TRACKING_URI", "value": f"http://127.0.0.1:{SIDECAR_PORT}"},
-        {"name": "MLFLOW_RUN_ID", "value": run_id},
         {"name": "MLFLOW_EXPERIMENT_ID", "value": experiment_id},
     ]
     env += [e.model_dump(by_alias=True, exclude_none=True) for e in spec.env or ()]
+    # The pod's one statement of its run (what mlflow and `modelship run` read), last so that
+    # spec.env cannot bind the trial to another run.
+    env.append({"name": "MLFLOW_RUN_ID", "value": run_id})
     trainer: dict[str, Any] = {
         "name": "trainer",
         "image": image,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger("modelship.serving")
 
@@ -14,7 +14,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--model-uri", help="model to serve (path, file://, runs:/, models:/, s3://)")
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1; MODELSHIP_HOST)")
     parser.add_argument("-p", "--port", type=int, help="port (default 5000; MODELSHIP_PORT)")
-    parser.add_argument("-w", "--workers", type=int, default=1, help="only 1: one process batches best")
+    parser.add_argument(
+        "-w",
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (default 1); each loads the model and keeps its own "
+        "/metrics, so in Kubernetes scale with replicas instead",
+    )
     parser.add_argument("-t", "--timeout", type=float, help="predict timeout in seconds (default 60)")
     parser.add_argument(
         "--env-manager",
@@ -118,30 +125,17 @@ def _termination_message(text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from modelship.models.uri import redact_url
     from modelship.serving import logs
-    from modelship.serving.app import create_app
-    from modelship.serving.core import ModelServer
+    from modelship.uris import redact_url
 
     settings = settings_from_args(args)
     logs.configure(settings.log_level)
     if not settings.model_uri:
         print("modelship serve: --model-uri (or MODELSHIP_MODEL_URI) is required", file=sys.stderr)
         return 2
-    if args.workers != 1:
-        log.warning(
-            "only one worker per process is supported; use replicas to scale",
-            extra={"workers": args.workers},
-        )
-    core = ModelServer(settings)
-
-    def stop_process() -> None:
-        import os
-        import signal
-
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    app = create_app(settings, core, on_load_failure=stop_process)
+    if args.workers < 1:
+        print("modelship serve: --workers must be at least 1", file=sys.stderr)
+        return 2
     try:
         import uvloop  # noqa: F401
 
@@ -149,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         loop = "asyncio"
     config = uvicorn.Config(
-        app,
+        cast(Any, None),  # each worker sets its own app: the core is built after the fork
         host=settings.host,
         port=settings.port,
         loop=loop,
@@ -161,10 +155,85 @@ def run(args: argparse.Namespace) -> int:
         timeout_keep_alive=75,
         backlog=2048,
     )
-    log.info("serving", extra={"uri": redact_url(settings.model_uri), "host": settings.host, "port": settings.port})
-    _server_class(app, settings.shutdown_delay_s)(config).run()
+    log.info(
+        "serving",
+        extra={
+            "uri": redact_url(settings.model_uri),
+            "host": settings.host,
+            "port": settings.port,
+            "workers": args.workers,
+        },
+    )
+    if args.workers == 1:
+        return _serve(settings, config)
+    return _prefork(settings, config, args.workers)
+
+
+def _serve(settings: Any, config: Any, sockets: list[Any] | None = None) -> int:
+    """One server process: its own core (model, batcher, metrics) on ``config``'s port or ``sockets``."""
+    from modelship.serving.app import create_app
+    from modelship.serving.core import ModelServer
+    from modelship.uris import redact_url
+
+    core = ModelServer(settings)
+
+    def stop_process() -> None:
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    app = create_app(settings, core, on_load_failure=stop_process)
+    config.app = app
+    _server_class(app, settings.shutdown_delay_s)(config).run(sockets=sockets)
     if core.load_error:
         _termination_message(f"model {redact_url(settings.model_uri)} could not be loaded: {core.load_error}")
         return 1
     log.info("stopped")
     return 0
+
+
+def _prefork(settings: Any, config: Any, workers: int) -> int:
+    """``workers`` forked server processes accepting on one listening socket (gunicorn's
+    model, as uvicorn's ``--workers``): the kernel hands each connection to one of them.
+
+    Fork before anything starts a thread; each worker loads the model itself. SIGTERM and
+    SIGINT go to every worker (each drains as one server does); when a worker exits with
+    an error (its model did not load) the others are stopped and the exit status is 1,
+    so a supervisor restarts the whole server rather than run it short of workers.
+    """
+    import os
+    import signal
+
+    sock = config.bind_socket()
+    pids: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _serve(settings, config, [sock])
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    sock.close()
+
+    def forward(sig: int, _frame: Any) -> None:
+        for p in pids:
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    failed = False
+    live = set(pids)
+    while live:
+        pid, status = os.wait()
+        live.discard(pid)
+        if os.waitstatus_to_exitcode(status) != 0 and not failed:
+            failed = True
+            log.error("worker failed; stopping the others", extra={"pid": pid, "status": status})
+            forward(signal.SIGTERM, None)
+    return 1 if failed else 0

@@ -10,6 +10,7 @@ write the ``Reply`` they get back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -22,7 +23,6 @@ from typing import Any, TypeVar
 from modelship import __version__
 from modelship.models.enforce import SchemaError
 from modelship.models.load import LoadedModel, load_model
-from modelship.models.uri import redact_url
 from modelship.serving import v2
 from modelship.serving.batching import MicroBatcher
 from modelship.serving.codecs import (
@@ -35,6 +35,7 @@ from modelship.serving.codecs import (
 )
 from modelship.serving.metrics import Metrics
 from modelship.serving.settings import ServingSettings
+from modelship.uris import ModelsURI, URIError, parse, redact_url
 
 log = logging.getLogger("modelship.serving")
 
@@ -96,9 +97,10 @@ Encode = Callable[[Any], bytes]
 
 
 def default_model_name(uri: str) -> str:
-    if uri.startswith("models:/"):
-        rest = uri[len("models:/") :].strip("/")
-        return rest.split("@", 1)[0].rsplit("/", 1)[0] if "@" not in rest else rest.split("@", 1)[0]
+    with contextlib.suppress(URIError):
+        source = parse(uri)
+        if isinstance(source, ModelsURI):
+            return source.name
     name = PurePosixPath(uri.rstrip("/")).name
     return name or "model"
 

@@ -1,45 +1,124 @@
-"""A small, dependency-light client of the tracking server (httpx only, no ``mlflow``).
+"""The one client of a tracking server's REST API (httpx only, no ``mlflow``).
 
-For Modelship's own code: the Experiment operator reads objective metrics with it, tools
-log with it. It speaks the same REST API as the real ``mlflow`` client, splits batches at
-MLflow's limits, follows page tokens, and raises :class:`TrackingError` with the server's
-error code.
+Every part of Modelship that talks to a tracking server goes through :class:`TrackingClient`:
+the Experiment operator (the runs of trials, objective metrics), ``modelship run`` (a
+project's run, in a training pod), model URIs (``modelship.models.uri``: ``runs:/``,
+``models:/`` and the ``mlflow-artifacts`` proxy) and the ModelVersion controller (a source's
+run and ``MLmodel``), tools and tests. It speaks MLflow's REST API only, with the paths of
+``tracking.protocol``, so the same calls work against ``mlflow server`` and Modelship's own;
+it splits batches at MLflow's limits, follows page tokens, retries when asked (``retries``:
+a trainer may start a moment before its sidecar listens) and raises :class:`TrackingError`
+with the server's error code and HTTP status.
+
+:meth:`TrackingClient.from_env` reads the environment as the ``mlflow`` client does:
+``MLFLOW_TRACKING_URI``; ``MLFLOW_TRACKING_USERNAME`` with ``MLFLOW_TRACKING_PASSWORD``
+(basic), else ``MLFLOW_TRACKING_TOKEN`` (bearer); ``MLFLOW_TRACKING_INSECURE_TLS``,
+``MLFLOW_TRACKING_SERVER_CERT_PATH`` (a CA bundle) and ``MLFLOW_TRACKING_CLIENT_CERT_PATH``.
+A user and password in the URL itself are sent as basic auth when the environment gives no
+credentials; they never travel in request URLs, which httpx logs, and every message shows
+the URL redacted.
 """
 
 from __future__ import annotations
 
+import base64
+import os
+import ssl
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 
-from modelship.tracking.errors import INTERNAL_ERROR, TrackingError
-from modelship.tracking.protocol.paths import API
-from modelship.tracking.protocol.validation import (
-    MAX_ENTITIES_PER_BATCH,
-    MAX_METRICS_PER_BATCH,
-    MAX_PARAMS_PER_BATCH,
-    MAX_TAGS_PER_BATCH,
+from modelship.tracking.errors import (
+    INTERNAL_ERROR,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    TEMPORARILY_UNAVAILABLE,
+    TrackingError,
 )
+from modelship.tracking.protocol import validation as v
+from modelship.tracking.protocol.paths import API, ARTIFACT_FILES, ARTIFACTS
+from modelship.uris import redact_url, split_credentials
+
+TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
+RETRIED_STATUSES = (429, 502, 503, 504)
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _true(value: str | None) -> bool:
+    """A boolean variable as mlflow reads one."""
+    return (value or "").lower() in ("true", "1")
+
+
 class TrackingClient:
-    """``TrackingClient("http://tracking:5000", token=...)``; usable as a context manager."""
+    """``TrackingClient("http://tracking:5000", token=...)``; a context manager.
+
+    ``uri`` is kept as given (``client.uri``: what a project's entry point gets as
+    ``MLFLOW_TRACKING_URI``); credentials in it are sent as a header.
+    """
 
     def __init__(
         self,
-        base_url: str,
+        uri: str,
+        *,
         token: str | None = None,
-        timeout: float = 30.0,
+        auth: tuple[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        verify: bool | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
+        retries: int = 0,
+        backoff: float = 0.5,
+        timeout: float = 30.0,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
+        if not uri.startswith(("http://", "https://")):
+            raise TrackingError(
+                f"the tracking URI must be an http(s) URL of a tracking server, got {redact_url(uri)!r}",
+                INTERNAL_ERROR,
+            )
+        self.uri = uri.rstrip("/")
+        self.shown_uri = redact_url(self.uri)
+        """The URL for messages."""
+        self.retries = retries
+        self.backoff = backoff
+        base_url, in_url = split_credentials(self.uri)
+        all_headers = dict(headers or {})
+        if not any(k.lower() == "authorization" for k in all_headers):
+            if auth is not None:
+                all_headers["Authorization"] = _basic(*auth)
+            elif token:
+                all_headers["Authorization"] = f"Bearer {token}"
+            elif in_url is not None:
+                all_headers["Authorization"] = _basic(*in_url)
+        self.http = httpx.Client(
+            base_url=base_url, headers=all_headers, verify=verify, transport=transport, timeout=timeout
+        )
+
+    @classmethod
+    def from_env(cls, uri: str | None = None, environ: Mapping[str, str] = os.environ, **kwargs: Any) -> Self:
+        """A client of ``uri`` (default ``MLFLOW_TRACKING_URI``) configured as ``mlflow`` would be."""
+        uri = uri or environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            raise TrackingError(
+                "set MLFLOW_TRACKING_URI to the tracking server's URL (http://host:port)", INTERNAL_ERROR
+            )
+        user, password = environ.get("MLFLOW_TRACKING_USERNAME"), environ.get("MLFLOW_TRACKING_PASSWORD")
+        auth = (user, password) if user and password else None
+        token = environ.get("MLFLOW_TRACKING_TOKEN") or None
+        verify: bool | ssl.SSLContext = True
+        ca, cert = environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"), environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH")
+        if _true(environ.get("MLFLOW_TRACKING_INSECURE_TLS")):
+            verify = False
+        elif ca or cert:
+            verify = ssl.create_default_context(cafile=ca or None)
+            if cert:
+                verify.load_cert_chain(cert)
+        return cls(uri, auth=auth, token=token, verify=verify, **kwargs)
 
     def __enter__(self) -> Self:
         return self
@@ -50,60 +129,85 @@ class TrackingClient:
     def close(self) -> None:
         self.http.close()
 
-    def _call(
-        self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        r = self.http.request(method, API + path, json=body, params=params)
-        if r.status_code != 200:
+    # ---- transport ---------------------------------------------------------------------
+    def call(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """One call of the REST API (``path`` under ``/api/2.0/mlflow``); its JSON answer."""
+        response = self._send(method, API + path, json=body, params=params)
+        return response.json() if response.content else {}
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        attempt = 0
+        while True:
             try:
-                err = r.json()
-                raise TrackingError(err.get("message", r.text), err.get("error_code", INTERNAL_ERROR))
-            except ValueError:
-                raise TrackingError(f"HTTP {r.status_code}: {r.text[:200]}", INTERNAL_ERROR) from None
-        result: dict[str, Any] = r.json()
-        return result
+                response = self.http.request(method, url, **kwargs)
+            except httpx.TransportError as exc:
+                if attempt >= self.retries:
+                    raise TrackingError(
+                        f"{method} {self.shown_uri}{url}: {redact_url(str(exc))}", TEMPORARILY_UNAVAILABLE
+                    ) from None
+            else:
+                if response.status_code < 400:
+                    return response
+                if response.status_code not in RETRIED_STATUSES or attempt >= self.retries:
+                    raise _error(method, url, response)
+            time.sleep(self.backoff * 2**attempt)
+            attempt += 1
 
     # ---- experiments -------------------------------------------------------------------
     def create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
-        body = {"name": name, "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}
-        return str(self._call("POST", "/experiments/create", body)["experiment_id"])
+        body = {"name": name, "tags": [{"key": k, "value": val} for k, val in (tags or {}).items()]}
+        return str(self.call("POST", "/experiments/create", body)["experiment_id"])
 
     def get_experiment_by_name(self, name: str) -> dict[str, Any] | None:
         try:
-            exp: dict[str, Any] = self._call("GET", "/experiments/get-by-name", params={"experiment_name": name})[
+            exp: dict[str, Any] = self.call("GET", "/experiments/get-by-name", params={"experiment_name": name})[
                 "experiment"
             ]
-            return exp
         except TrackingError as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            if exc.error_code == RESOURCE_DOES_NOT_EXIST or exc.http_status == 404:
                 return None
             raise
+        return exp
 
     def get_or_create_experiment(self, name: str) -> str:
+        """The id of the experiment called ``name``, created when it does not exist."""
         exp = self.get_experiment_by_name(name)
         if exp is not None:
             return str(exp["experiment_id"])
         try:
             return self.create_experiment(name)
-        except TrackingError as exc:  # created meanwhile by someone else
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+        except TrackingError as exc:
+            if exc.error_code != RESOURCE_ALREADY_EXISTS:
                 raise
-            found = self.get_experiment_by_name(name)
-            assert found is not None
-            return str(found["experiment_id"])
+        # Someone created it between our two calls (parallel trials of one Experiment).
+        exp = self.get_experiment_by_name(name)
+        if exp is None:
+            raise TrackingError(f"experiment {name!r} exists and cannot be read", INTERNAL_ERROR)
+        return str(exp["experiment_id"])
 
     # ---- runs --------------------------------------------------------------------------
-    def create_run(self, experiment_id: str, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> str:
-        body = {
+    def create_run(
+        self,
+        experiment_id: str,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        user: str | None = None,
+    ) -> str:
+        """A new run's id."""
+        body: dict[str, Any] = {
             "experiment_id": experiment_id,
-            "run_name": run_name,
             "start_time": _now_ms(),
-            "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
+            "tags": [{"key": k, "value": val} for k, val in (tags or {}).items()],
         }
-        return str(self._call("POST", "/runs/create", body)["run"]["info"]["run_id"])
+        if run_name:
+            body["run_name"] = run_name
+        if user:
+            body["user_id"] = user
+        return str(self.call("POST", "/runs/create", body)["run"]["info"]["run_id"])
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        run: dict[str, Any] = self._call("GET", "/runs/get", params={"run_id": run_id})["run"]
+        """The run in MLflow's JSON shape (``info``, ``data``, ``inputs``, ``outputs``)."""
+        run: dict[str, Any] = self.call("GET", "/runs/get", params={"run_id": run_id})["run"]
         return run
 
     def latest_metrics(self, run_id: str) -> dict[str, float]:
@@ -111,17 +215,17 @@ class TrackingClient:
         return {m["key"]: float(m["value"]) for m in self.get_run(run_id)["data"].get("metrics", [])}
 
     def log_metric(self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
-        self._call(
+        self.call(
             "POST",
             "/runs/log-metric",
             {"run_id": run_id, "key": key, "value": _float(value), "timestamp": timestamp or _now_ms(), "step": step},
         )
 
     def log_param(self, run_id: str, key: str, value: Any) -> None:
-        self._call("POST", "/runs/log-parameter", {"run_id": run_id, "key": key, "value": str(value)})
+        self.call("POST", "/runs/log-parameter", {"run_id": run_id, "key": key, "value": str(value)})
 
     def set_tag(self, run_id: str, key: str, value: str) -> None:
-        self._call("POST", "/runs/set-tag", {"run_id": run_id, "key": key, "value": value})
+        self.call("POST", "/runs/set-tag", {"run_id": run_id, "key": key, "value": value})
 
     def log_batch(
         self,
@@ -136,28 +240,38 @@ class TrackingClient:
             {"key": m[0], "value": _float(m[1]), "step": m[2], "timestamp": m[3] if len(m) > 3 else now}
             for m in metrics
         ]
-        ps = [{"key": k, "value": str(v)} for k, v in (params or {}).items()]
-        ts = [{"key": k, "value": v} for k, v in (tags or {}).items()]
+        ps = [{"key": k, "value": str(val)} for k, val in (params or {}).items()]
+        ts = [{"key": k, "value": val} for k, val in (tags or {}).items()]
         while ms or ps or ts:
-            p_chunk, t_chunk = ps[:MAX_PARAMS_PER_BATCH], ts[:MAX_TAGS_PER_BATCH]
-            room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(p_chunk) - len(t_chunk))
+            p_chunk, t_chunk = ps[: v.MAX_PARAMS_PER_BATCH], ts[: v.MAX_TAGS_PER_BATCH]
+            room = min(v.MAX_METRICS_PER_BATCH, v.MAX_ENTITIES_PER_BATCH - len(p_chunk) - len(t_chunk))
             m_chunk = ms[:room]
-            self._call(
+            self.call(
                 "POST", "/runs/log-batch", {"run_id": run_id, "metrics": m_chunk, "params": p_chunk, "tags": t_chunk}
             )
             ms, ps, ts = ms[len(m_chunk) :], ps[len(p_chunk) :], ts[len(t_chunk) :]
 
+    def update_run(self, run_id: str, status: str) -> None:
+        """Set the run's status; a terminal status also sets its end time."""
+        body: dict[str, Any] = {"run_id": run_id, "status": status}
+        if status in TERMINAL_STATUSES:
+            body["end_time"] = _now_ms()
+        self.call("POST", "/runs/update", body)
+
     def set_terminated(self, run_id: str, status: str = "FINISHED") -> None:
-        self._call("POST", "/runs/update", {"run_id": run_id, "status": status, "end_time": _now_ms()})
+        """End the run with a terminal status (``mlflow``'s name for it)."""
+        if status not in TERMINAL_STATUSES:
+            raise ValueError(f"{status!r} is not a terminal status: {TERMINAL_STATUSES}")
+        self.update_run(run_id, status)
 
     def get_metric_history(self, run_id: str, key: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            params = {"run_id": run_id, "metric_key": key, "max_results": 25000}
+            params: dict[str, Any] = {"run_id": run_id, "metric_key": key, "max_results": 25000}
             if token:
                 params["page_token"] = token
-            page = self._call("GET", "/metrics/get-history", params=params)
+            page = self.call("GET", "/metrics/get-history", params=params)
             out += page.get("metrics", [])
             token = page.get("next_page_token")
             if not token:
@@ -174,7 +288,7 @@ class TrackingClient:
         """Every matching run, page by page."""
         token: str | None = None
         while True:
-            page = self._call(
+            page = self.call(
                 "POST",
                 "/runs/search",
                 {
@@ -191,8 +305,71 @@ class TrackingClient:
             if not token:
                 return
 
+    # ---- logged models and the registry (read) -----------------------------------------
+    def get_logged_model(self, model_id: str) -> dict[str, Any]:
+        model: dict[str, Any] = self.call("GET", f"/logged-models/{quote(model_id, safe='')}")["model"]
+        return model
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> dict[str, Any]:
+        mv: dict[str, Any] = self.call("GET", "/registered-models/alias", params={"name": name, "alias": alias})[
+            "model_version"
+        ]
+        return mv
+
+    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"name": name}
+        if stages:
+            body["stages"] = stages
+        versions: list[dict[str, Any]] = self.call("POST", "/registered-models/get-latest-versions", body).get(
+            "model_versions", []
+        )
+        return versions
+
+    def get_model_version_download_uri(self, name: str, version: str) -> str:
+        got = self.call("GET", "/model-versions/get-download-uri", params={"name": name, "version": version})
+        return str(got["artifact_uri"])
+
+    # ---- the mlflow-artifacts proxy ----------------------------------------------------
+    def list_artifacts(self, path: str) -> list[dict[str, Any]]:
+        """The entries directly under ``path`` behind the proxy, with paths as the server gives them."""
+        files: list[dict[str, Any]] = self._send("GET", ARTIFACTS, params={"path": path}).json().get("files", [])
+        return files
+
+    def read_artifact(self, path: str) -> bytes:
+        """The file at ``path`` behind the proxy (a small one: it is read whole)."""
+        return self._send("GET", ARTIFACT_FILES + quote(path)).content
+
+    def download_artifact(self, path: str, target: Path) -> None:
+        """The file at ``path`` behind the proxy, streamed into ``target``."""
+        url = ARTIFACT_FILES + quote(path)
+        with self.http.stream("GET", url) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise _error("GET", url, response)
+            with target.open("wb") as f:
+                for chunk in response.iter_bytes():
+                    f.write(chunk)
+
+
+def _error(method: str, url: str, response: httpx.Response) -> TrackingError:
+    code: str | None = None
+    message = response.text.strip()[:500]
+    try:
+        body = response.json()
+        code = body.get("error_code")
+        message = body.get("message") or message
+    except ValueError:
+        pass
+    return TrackingError(
+        f"{method} {url} -> {response.status_code} {code or ''}: {message}".replace(" :", ":"),
+        code or INTERNAL_ERROR,
+        status=response.status_code,
+    )
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
 
 def _float(value: float) -> float | str:
-    from modelship.tracking.protocol.validation import encode_float
-
-    return encode_float(float(value))
+    return v.encode_float(float(value))

@@ -40,14 +40,16 @@ HTTP_STATUS: dict[str, int] = {
 class TrackingError(Exception):
     """An error that the REST layer reports as an MLflow error body."""
 
-    def __init__(self, message: str, error_code: str = INVALID_PARAMETER_VALUE) -> None:
+    def __init__(self, message: str, error_code: str = INVALID_PARAMETER_VALUE, *, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.error_code = error_code
+        self.status = status
+        """On the client side, the HTTP status the server answered; None when it did not answer."""
 
     @property
     def http_status(self) -> int:
-        return HTTP_STATUS.get(self.error_code, 500)
+        return self.status or HTTP_STATUS.get(self.error_code, 500)
 
     def body(self) -> dict[str, str]:
         return {"error_code": self.error_code, "message": self.message}

@@ -139,3 +139,49 @@ def test_sigterm_finishes_in_flight_requests_then_exits(
     assert server.proc.wait(timeout=60) == 0
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/ping", timeout=5)
+
+
+def _children(pid: int) -> set[int]:
+    kids: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids.update(int(k) for k in (task / "children").read_text().split())
+    return kids
+
+
+def test_workers_share_the_port_and_stop_together(
+    mlflow_models: tuple[Path, dict[str, Any]], modelship_server: Any
+) -> None:
+    """``--workers 2``: two processes, each with the model loaded, answer on one port; a
+    SIGTERM stops both and the server exits 0."""
+    root, expected = mlflow_models
+    server = modelship_server(str(root / "wine"), "--model-name", "wine", "--workers", "2")
+    deadline = time.monotonic() + 120
+    while server.log.read_text(errors="replace").count('"model loaded"') < 2:
+        assert server.proc.poll() is None and time.monotonic() < deadline, server.log.read_text()[-3000:]
+        time.sleep(0.2)
+    workers = _children(server.proc.pid)
+    assert len(workers) == 2
+    body = {"dataframe_split": expected["sample"]}
+    for _ in range(40):  # a new connection each time: the kernel hands them to either worker
+        resp = httpx.post(f"{server.url}/invocations", json=body, timeout=60, headers={"connection": "close"})
+        assert resp.status_code == 200 and resp.json() == {"predictions": expected["wine"]}, resp.text
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=60) == 0
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_a_worker_that_cannot_load_stops_the_server_with_status_1(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelship", "serve", "-m", str(tmp_path / "missing"), "--port", str(port)]
+        + ["--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.wait(timeout=120) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

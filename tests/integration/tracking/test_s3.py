@@ -56,3 +56,49 @@ def test_artifacts_on_s3(launcher: Launcher, monkeypatch: pytest.MonkeyPatch) ->
     assert httpx.delete(f"{base}/{eid}/{rid}/artifacts/out/sub").status_code == 200
     keys = sorted(o["Key"] for o in bucket.list_objects_v2(Bucket="models")["Contents"])
     assert keys == [f"mlartifacts/{eid}/{rid}/artifacts/out/a.txt"]
+
+
+MLMODEL = "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\nsignature:\n  inputs: '[]'\n"
+
+
+def test_every_s3_client_finds_the_endpoint_as_mlflow_and_boto3_do(
+    launcher: Launcher, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One S3 client (``modelship.uris.s3_client``): ``MLFLOW_S3_ENDPOINT_URL``, else boto3's
+    own resolution, in which the S3-specific ``AWS_ENDPOINT_URL_S3`` wins over the global
+    ``AWS_ENDPOINT_URL``. The model resolver and the ModelVersion controller's source reader
+    used to pass ``AWS_ENDPOINT_URL`` to boto3 themselves, which overrode that order and sent
+    these reads to the global endpoint (here a closed port)."""
+    import boto3
+
+    from modelship.controllers.registry_source import resolve
+    from modelship.models.uri import resolve_model_uri
+
+    s3 = launcher.s3()
+    admin = boto3.client("s3", endpoint_url=s3.url, **_boto_creds())
+    admin.create_bucket(Bucket="endpoints")
+    admin.put_object(Bucket="endpoints", Key="wine/1/MLmodel", Body=MLMODEL.encode())
+
+    # The tracking server with AWS_ENDPOINT_URL alone, as boto3 reads it.
+    server = launcher.server(artifacts="s3://endpoints/mlartifacts", env={**CREDS, "AWS_ENDPOINT_URL": s3.url})
+    assert httpx.put(f"{server.url}/api/2.0/mlflow-artifacts/artifacts/0/x.txt", content=b"x").status_code == 200
+    assert admin.get_object(Bucket="endpoints", Key="mlartifacts/0/x.txt")["Body"].read() == b"x"
+
+    for k, val in CREDS.items():
+        monkeypatch.setenv(k, val)
+    monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    local = resolve_model_uri("s3://endpoints/wine/1", dst=tmp_path / "dl")
+    assert (local / "MLmodel").read_text() == MLMODEL
+    resolved = resolve("s3://endpoints/wine/1", tracking_url=None, lookup=lambda name, ref: None)
+    assert resolved.artifact_uri == "s3://endpoints/wine/1" and resolved.signature == {"inputs": "[]"}
+
+
+def _boto_creds() -> dict[str, str]:
+    return {
+        "aws_access_key_id": CREDS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": CREDS["AWS_SECRET_ACCESS_KEY"],
+        "region_name": CREDS["AWS_DEFAULT_REGION"],
+    }

@@ -120,8 +120,6 @@ def test_pod_checkout_sidecar_and_trainer() -> None:
         "max_iter=200",
         "-P",
         "solver=saga",
-        "--run-id",
-        "r3",
     ]
     env = {e["name"]: e.get("value") for e in trainer["env"]}
     assert env == {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5001", "MLFLOW_RUN_ID": "r3", "MLFLOW_EXPERIMENT_ID": "7"}
@@ -147,9 +145,10 @@ def test_image_only_project_and_extras() -> None:
     pod = job["spec"]["template"]["spec"]
     assert [c["name"] for c in pod["initContainers"]] == ["tracking"]
     (trainer,) = pod["containers"]
-    assert trainer["command"] == ["modelship", "run", ".", "-e", "train", "--run-id", "r"]
+    assert trainer["command"] == ["modelship", "run", ".", "-e", "train"]
     assert trainer["image"] == "me/trainer:2"
     assert {"name": "A", "value": "1"} in trainer["env"]
+    assert trainer["env"][-1] == {"name": "MLFLOW_RUN_ID", "value": "r"}
     assert trainer["resources"] == {"limits": {"memory": "1Gi"}}
     assert pod["serviceAccountName"] == "trainer"
     assert job["spec"]["backoffLimit"] == 2

@@ -10,7 +10,9 @@ import logging
 import httpx
 import pytest
 
-from modelship.models.uri import ModelURIError, TrackingClient, redact_url, resolve_model_uri
+from modelship.models.uri import ModelURIError, resolve_model_uri
+from modelship.tracking.client import TrackingClient
+from modelship.uris import redact_url
 
 
 @pytest.mark.parametrize(
@@ -60,7 +62,7 @@ def sent_with(client: TrackingClient) -> httpx.Request:
         return httpx.Response(200, json={"files": []})
 
     client.http._transport = httpx.MockTransport(handler)
-    client._get("/api/2.0/mlflow-artifacts/artifacts", path="x")
+    client.list_artifacts("x")
     return seen[0]
 
 

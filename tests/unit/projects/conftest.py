@@ -9,7 +9,7 @@ import httpx
 import pytest
 from tests.unit.projects.helpers import FakeTracking, Repo, git
 
-from modelship.projects.tracking import TrackingClient
+from modelship.tracking.client import TrackingClient
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from modelship.cli import main
 from modelship.projects.cli import parse_params
 from modelship.projects.runner import RunRequest, run_project
 from modelship.projects.spec import ProjectError
-from modelship.projects.tracking import TrackingClient
+from modelship.tracking.client import TrackingClient
 
 MLPROJECT = """
 name: probe
@@ -125,17 +125,17 @@ def test_existing_run_is_taken_over(
 ) -> None:
     project = write_project(tmp_path / "project")
     made = tracking_client.create_run("0", tags={"from": "operator"})
-    tracking_client.log_batch(made.run_id, params={"alpha": "0.25"})
-    tracking_client.set_status(made.run_id, "SCHEDULED")
+    tracking_client.log_batch(made, params={"alpha": "0.25"})
+    tracking_client.update_run(made, "SCHEDULED")
     request = RunRequest(str(project), parameters={"alpha": "0.25"}, run_name="trial-0")
-    assert run(tracking_client, request, tmp_path, MLFLOW_RUN_ID=made.run_id) == 0
-    assert list(fake_tracking.runs) == [made.run_id]
-    stored = fake_tracking.runs[made.run_id]
+    assert run(tracking_client, request, tmp_path, MLFLOW_RUN_ID=made) == 0
+    assert list(fake_tracking.runs) == [made]
+    stored = fake_tracking.runs[made]
     assert stored["status"] == "FINISHED"
     assert stored["params"] == {"alpha": "0.25", "data": "data.csv"}
     assert stored["tags"]["from"] == "operator" and stored["tags"]["mlflow.runName"] == "trial-0"
     assert stored["tags"]["mlflow.source.type"] == "PROJECT"
-    assert recorded(project)[0] == made.run_id
+    assert recorded(project)[0] == made
 
 
 def test_existing_run_with_other_parameters_is_refused(
@@ -143,9 +143,9 @@ def test_existing_run_with_other_parameters_is_refused(
 ) -> None:
     project = write_project(tmp_path / "project")
     made = tracking_client.create_run("0", tags={})
-    tracking_client.log_batch(made.run_id, params={"alpha": "0.25"})
+    tracking_client.log_batch(made, params={"alpha": "0.25"})
     with pytest.raises(ProjectError, match='"alpha" is "0.25", asked for "0.5"'):
-        run(tracking_client, RunRequest(str(project), run_id=made.run_id), tmp_path)
+        run(tracking_client, RunRequest(str(project), run_id=made), tmp_path)
     assert not (project / "out.txt").exists()
 
 

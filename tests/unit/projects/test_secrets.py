@@ -14,7 +14,8 @@ from tests.unit.projects.helpers import FakeTracking
 
 from modelship.projects.git import GitError, checkout
 from modelship.projects.runner import RunRequest, run_project
-from modelship.projects.tracking import TrackingClient, TrackingError
+from modelship.tracking.client import TrackingClient
+from modelship.tracking.errors import TrackingError
 
 URL = "http://user:s3cr3tPass@127.0.0.1:5000"
 
@@ -30,7 +31,7 @@ def test_credentials_in_the_url_go_as_a_header(caplog: pytest.LogCaptureFixture)
         caplog.at_level(logging.DEBUG),
         TrackingClient(URL, transport=httpx.MockTransport(handle), retries=0) as client,
     ):
-        assert client.experiment_id("x") == "3"
+        assert client.get_or_create_experiment("x") == "3"
     assert "s3cr3tPass" not in str(seen[0].url)
     basic = base64.b64encode(b"user:s3cr3tPass").decode()
     assert seen[0].headers["Authorization"] == f"Basic {basic}"
@@ -49,7 +50,7 @@ def test_the_environments_credentials_win_over_the_urls() -> None:
     env = {"MLFLOW_TRACKING_URI": URL, "MLFLOW_TRACKING_TOKEN": "plantedtoken123"}
     transport = httpx.MockTransport(handle)
     with TrackingClient.from_env(environ=env, transport=transport, retries=0) as client:
-        client.experiment_id("x")
+        client.get_or_create_experiment("x")
     assert seen[0].headers["Authorization"] == "Bearer plantedtoken123"
 
 
@@ -59,7 +60,7 @@ def test_errors_show_the_url_redacted() -> None:
 
     client = TrackingClient(URL, transport=httpx.MockTransport(refuse), retries=0)
     with client, pytest.raises(TrackingError) as info:
-        client.experiment_id("x")
+        client.get_or_create_experiment("x")
     assert "s3cr3tPass" not in str(info.value) and "http://***@127.0.0.1:5000" in str(info.value)
     with pytest.raises(TrackingError) as info:
         TrackingClient("ftp://user:s3cr3tPass@host")

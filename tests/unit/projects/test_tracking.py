@@ -1,4 +1,5 @@
-"""The REST client of ``modelship run`` against an in-memory server (httpx.MockTransport)."""
+"""The one tracking client, as ``modelship run`` uses it, against an in-memory server
+(httpx.MockTransport)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import httpx
 import pytest
 from tests.unit.projects.helpers import FakeTracking
 
-from modelship.projects.tracking import TrackingClient, TrackingError
+from modelship.projects.runner import run_info
+from modelship.tracking.client import TrackingClient
+from modelship.tracking.errors import TrackingError
 
 
 def test_experiment_is_found_or_created(tracking_client: TrackingClient, fake_tracking: FakeTracking) -> None:
-    assert tracking_client.experiment_id("Default") == "0"
-    created = tracking_client.experiment_id("iris")
+    assert tracking_client.get_or_create_experiment("Default") == "0"
+    created = tracking_client.get_or_create_experiment("iris")
     assert fake_tracking.experiments["iris"] == created
-    assert tracking_client.experiment_id("iris") == created
+    assert tracking_client.get_or_create_experiment("iris") == created
 
 
 def test_experiment_created_concurrently_is_read_back() -> None:
@@ -31,18 +34,18 @@ def test_experiment_created_concurrently_is_read_back() -> None:
         return httpx.Response(400, json={"error_code": "RESOURCE_ALREADY_EXISTS", "message": "exists"})
 
     with TrackingClient("http://t", transport=httpx.MockTransport(handle), retries=0) as client:
-        assert client.experiment_id("race") == "7"
+        assert client.get_or_create_experiment("race") == "7"
 
 
 def test_run_lifecycle(tracking_client: TrackingClient, fake_tracking: FakeTracking) -> None:
-    run = tracking_client.create_run("0", tags={"a": "1"}, run_name="first")
+    run = run_info(tracking_client.get_run(tracking_client.create_run("0", tags={"a": "1"}, run_name="first")))
     assert (run.experiment_id, run.status, run.tags) == ("0", "RUNNING", {"a": "1"})
     params = {f"p{i}": str(i) for i in range(250)}
     tracking_client.log_batch(run.run_id, params=params, tags={"b": "2"})
     # MLflow takes at most 100 params per call.
     assert fake_tracking.calls.count(("POST", "/runs/log-batch")) == 3
-    tracking_client.set_status(run.run_id, "FINISHED")
-    again = tracking_client.get_run(run.run_id)
+    tracking_client.set_terminated(run.run_id, "FINISHED")
+    again = run_info(tracking_client.get_run(run.run_id))
     assert again.params == params and again.tags == {"a": "1", "b": "2"} and again.status == "FINISHED"
     assert fake_tracking.runs[run.run_id]["ended"]
 
@@ -50,7 +53,7 @@ def test_run_lifecycle(tracking_client: TrackingClient, fake_tracking: FakeTrack
 def test_errors_carry_mlflows_code(tracking_client: TrackingClient) -> None:
     with pytest.raises(TrackingError) as info:
         tracking_client.get_run("missing")
-    assert info.value.code == "RESOURCE_DOES_NOT_EXIST" and info.value.status == 404
+    assert info.value.error_code == "RESOURCE_DOES_NOT_EXIST" and info.value.status == 404
     assert "no run missing" in str(info.value)
 
 
@@ -66,7 +69,7 @@ def test_unavailable_server_is_retried() -> None:
         return httpx.Response(200, json={"run": {"info": {"run_id": "r", "experiment_id": "0"}}})
 
     with TrackingClient("http://t", transport=httpx.MockTransport(handle), retries=2, backoff=0) as client:
-        assert client.get_run("r").run_id == "r"
+        assert client.get_run("r")["info"]["run_id"] == "r"
     assert len(attempts) == 3
 
 
@@ -96,7 +99,7 @@ def test_authentication_from_the_environment(environ: dict[str, str], header: st
 
     env = {"MLFLOW_TRACKING_URI": "http://t", **environ}
     with TrackingClient.from_env(environ=env, transport=httpx.MockTransport(handle)) as client:
-        client.experiment_id("x")
+        client.get_or_create_experiment("x")
     assert seen == [header]
 
 

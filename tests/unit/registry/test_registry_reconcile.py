@@ -113,6 +113,12 @@ def test_models_uri_lookup(ref: str, version: int | None) -> None:
     ],
 )
 def test_a_logged_model_source_is_told_from_a_registry_reference(source: str, logged: bool) -> None:
-    from modelship.controllers.registry_source import is_logged_model
+    """The scheme table tells them apart (``registry_source.resolve`` sends a logged model to
+    the tracking server, a registry reference to the registry)."""
+    from modelship.uris import ModelsURI, URIError, parse
 
-    assert is_logged_model(source) is logged
+    try:
+        ref = parse(source)
+    except URIError:  # models:/iris names no version: not a logged model either
+        ref = None
+    assert (isinstance(ref, ModelsURI) and ref.logged_model_id is not None) is logged

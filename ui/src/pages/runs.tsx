@@ -22,7 +22,7 @@ import { href, setQuery, type Route } from "../route";
 const ROW = 28;
 const COL = 140;
 const FROZEN = 34 + 240; // selection box + run name
-const FIRST_PAGE = 200; // small, so the first rows come fast
+const FIRST_PAGE = 100; // a screenful and more, so the first rows come fast
 const PAGE = 2000;
 const MAX_ROWS = 100_000;
 const DEFAULT_KEYS = 30; // default columns per kind; the chooser has every key

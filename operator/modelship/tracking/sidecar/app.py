@@ -27,7 +27,6 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modelship.models.uri import redact_url
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError, invalid
 from modelship.tracking.logs import event
@@ -44,6 +43,7 @@ from modelship.tracking.sidecar.policy import retry_after
 from modelship.tracking.sidecar.report import metrics_text
 from modelship.tracking.sidecar.termination import TerminationLog
 from modelship.tracking.sidecar.wal import DurableLog
+from modelship.uris import redact_url
 
 log = logging.getLogger("modelship.tracking.sidecar")
 

@@ -31,7 +31,6 @@ from typing import Any
 import httpx
 import orjson
 
-from modelship.models.uri import redact_url
 from modelship.tracking.logs import event
 from modelship.tracking.protocol.paths import API
 from modelship.tracking.sidecar.batches import MERGEABLE, Request, entities, plan
@@ -44,6 +43,7 @@ from modelship.tracking.sidecar.policy import (
     record_to_blame,
 )
 from modelship.tracking.sidecar.wal import DurableLog
+from modelship.uris import redact_url
 
 __all__ = ["MERGEABLE", "Forwarder", "Request", "entities", "plan"]
 

@@ -7,7 +7,6 @@ Paths are relative, POSIX, and checked by the protocol's ``safe_path`` before an
 from __future__ import annotations
 
 import os
-import posixpath
 import shutil
 import tempfile
 import uuid
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 
 from modelship.tracking.errors import invalid, not_found
 from modelship.tracking.protocol.paths import UPLOADS, safe_path
+from modelship.uris import ArtifactsURI, parse, scheme_of
 
 
 class ArtifactStore(Protocol):
@@ -128,7 +128,7 @@ class LocalArtifactStore:
 
 
 def open_artifact_store(destination: str) -> ArtifactStore:
-    if destination.startswith("s3://"):
+    if scheme_of(destination) == "s3":
         from modelship.tracking.store.s3 import S3ArtifactStore
 
         return S3ArtifactStore(destination)
@@ -138,10 +138,8 @@ def open_artifact_store(destination: str) -> ArtifactStore:
 
 def relative_to_proxy(uri: str) -> str:
     """``mlflow-artifacts:/1/abc/artifacts`` -> ``1/abc/artifacts`` (the proxy's path)."""
-    for prefix in ("mlflow-artifacts://", "mlflow-artifacts:/"):
-        if uri.startswith(prefix):
-            rest = uri[len(prefix) :]
-            if prefix.endswith("//"):  # mlflow-artifacts://host:port/path
-                rest = rest.partition("/")[2]
-            return posixpath.normpath(rest).lstrip("/")
+    if scheme_of(uri) == "mlflow-artifacts":
+        source = parse(uri)
+        assert isinstance(source, ArtifactsURI)
+        return source.path
     raise invalid(f"Artifact URI {uri!r} is not served by this server")

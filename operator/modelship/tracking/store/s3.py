@@ -1,13 +1,13 @@
 """Artifacts in S3-compatible object storage (AWS S3, MinIO, Ceph RGW...) through boto3.
 
-``s3://bucket/prefix``. The endpoint comes from ``MLFLOW_S3_ENDPOINT_URL`` (the variable
-MLflow uses) or boto3's own ``AWS_ENDPOINT_URL``; credentials from boto3's usual chain
-(environment, IRSA / pod identity, config files).
+``s3://bucket/prefix``. The client is ``modelship.uris.s3_client``, configured as MLflow's
+(``MLFLOW_S3_ENDPOINT_URL``, else boto3's own ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``;
+``MLFLOW_S3_IGNORE_TLS``); credentials from boto3's usual chain (environment, IRSA / pod
+identity, config files).
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,19 +17,19 @@ from starlette.concurrency import run_in_threadpool
 
 from modelship.tracking.errors import invalid, not_found
 from modelship.tracking.protocol.paths import safe_path
+from modelship.uris import S3URI, URIError, parse, s3_client
 
 
 class S3ArtifactStore:
     def __init__(self, destination: str, client: Any = None) -> None:
-        bucket, _, prefix = destination[len("s3://") :].partition("/")
-        if not bucket:
+        try:
+            source = parse(destination)
+        except URIError:
+            source = None
+        if not isinstance(source, S3URI):
             raise invalid(f"Invalid S3 destination {destination!r}")
-        self.bucket, self.prefix = bucket, prefix.strip("/")
-        if client is None:
-            import boto3
-
-            client = boto3.client("s3", endpoint_url=os.environ.get("MLFLOW_S3_ENDPOINT_URL") or None)
-        self.s3 = client
+        self.bucket, self.prefix = source.bucket, source.key
+        self.s3 = client if client is not None else s3_client()
 
     def _key(self, path: str) -> str:
         path = safe_path(path)
