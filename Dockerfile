@@ -2,6 +2,14 @@
 # One image for every Modelship component: `modelship operator` by default, and
 # `modelship tracking-server`, `tracking-sidecar`, `serve`, `predict` by the pod's args.
 
+# --- ui: the web UI's bundle, built from ui/ with its lockfile (docs/ui.md) --------------
+FROM node:20-slim AS ui
+WORKDIR /src/ui
+COPY ui/package.json ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY ui ./
+RUN npm run build
+
 # --- builder: build the wheel, install it with its dependencies into /opt/venv ---------
 FROM python:3.11-slim AS builder
 ENV PIP_NO_CACHE_DIR=1 \
@@ -10,6 +18,8 @@ WORKDIR /src
 # Metadata first, so that a code change does not invalidate the dependency layer.
 COPY pyproject.toml README.md ./
 COPY operator ./operator
+# The bundle is package data of modelship.tracking.server (served at / by the tracking server).
+COPY --from=ui /src/operator/modelship/tracking/server/ui_static ./operator/modelship/tracking/server/ui_static
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/venv \
  && /opt/venv/bin/pip install /wheels/*.whl

@@ -71,18 +71,21 @@ T0 = 1_700_000_000_000
 
 def seed_mlflow(db: str, data: Data) -> dict[str, Any]:
     """Into ``mlflow server``'s database through MLflow's own SqlAlchemyStore."""
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import ExperimentTag, Metric, Param, RunTag
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     store = SqlAlchemyStore(db, "mlflow-artifacts:/")
-    eid = store.create_experiment("bench-ui")
+    # MLflow 3's UI opens an experiment on its GenAI overview unless the experiment is of
+    # the "model training" kind; with this tag it opens on the runs table.
+    kind = [ExperimentTag("mlflow.experimentKind", "custom_model_development")]
+    eid = store.create_experiment("bench-ui", tags=kind)
     for i in range(data.runs):
         name, params, metrics = data.run(i)
         run = store.create_run(eid, "bench", T0 + i, [RunTag("mlflow.runName", name)], name)
         store.log_batch(
             run.info.run_id, [Metric(k, v, T0 + i, 0) for k, v in metrics], [Param(k, v) for k, v in params], []
         )
-    big_eid = store.create_experiment("bench-ui-history")
+    big_eid = store.create_experiment("bench-ui-history", tags=kind)
     big = store.create_run(big_eid, "bench", T0, [RunTag("mlflow.runName", "one-million")], "one-million").info.run_id
     for start in range(0, data.points, 1000):
         store.log_batch(big, [Metric(HISTORY_METRIC, v, T0 + s, s) for s, v in data.history(start)], [], [])

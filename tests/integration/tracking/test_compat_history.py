@@ -44,7 +44,7 @@ def test_history_pages_with_max_results_and_page_token_in_logging_order(tracking
     store = RestStore(lambda: creds(tracking_server.url))
     seen, token, pages = [], None, 0
     while True:
-        page = store.history.get_metric_history(run_id, "loss", max_results=10, page_token=token)
+        page = store.get_metric_history(run_id, "loss", max_results=10, page_token=token)
         seen += [(m.step, m.timestamp) for m in page]
         pages += 1
         token = page.token
@@ -52,7 +52,7 @@ def test_history_pages_with_max_results_and_page_token_in_logging_order(tracking
             break
     assert seen == expected and pages == 3
     # No page size beyond 25000 is refused (mlflow server has no upper bound for this call).
-    assert len(store.history.get_metric_history(run_id, "loss", max_results=30000)) == len(points)
+    assert len(store.get_metric_history(run_id, "loss", max_results=30000)) == len(points)
     err = rest_error(
         tracking_server.url,
         "GET",

@@ -16,6 +16,7 @@ so tests pass a list of objects.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -30,6 +31,7 @@ from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError
 from modelship.tracking.protocol.http import ok, query, query_int
 from modelship.tracking.protocol.paths import API
+from modelship.uris import ModelsURI, URIError, parse
 
 STAGES = ("None", "Staging", "Production", "Archived")
 
@@ -156,9 +158,10 @@ def model_version_json(obj: Mapping[str, Any]) -> dict[str, Any]:
         "tags": [{"key": k, "value": str(v)} for k, v in sorted((spec.get("tags") or {}).items())],
         "aliases": list(status.get("aliases") or []),
     }
-    source = str(spec.get("source") or "")
-    if source.startswith("models:/m-") and "/" not in source[len("models:/") :]:
-        out["model_id"] = source[len("models:/") :]  # an MLflow 3 logged model
+    with contextlib.suppress(URIError):
+        ref = parse(str(spec.get("source") or ""))
+        if isinstance(ref, ModelsURI) and ref.logged_model_id is not None:
+            out["model_id"] = ref.logged_model_id  # an MLflow 3 logged model
     return out
 
 
