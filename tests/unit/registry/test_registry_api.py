@@ -241,3 +241,42 @@ def test_a_cluster_without_the_registeredmodel_crd_still_serves_the_versions(mon
     app.include_router(registry_router(KubeReader("ml")))
     got = TestClient(app).get(f"{API}/registered-models/get", params={"name": "iris"})
     assert got.status_code == 200 and got.json()["registered_model"]["name"] == "iris"
+
+
+class StaleReader(StaticReader):
+    """A cached listing taken before the objects existed; only a fresh listing has them."""
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        super().__init__([], scoped=True)
+        self.fresh = objects
+        self.invalidations = 0
+
+    def invalidate(self) -> None:
+        self.invalidations += 1
+        self.objects = list(self.fresh)
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("registered-models/get", {"name": "iris"}),
+        ("registered-models/get-latest-versions", {"name": "iris"}),
+        ("registered-models/alias", {"name": "iris", "alias": "champion"}),
+        ("model-versions/get", {"name": "iris", "version": "2"}),
+        ("model-versions/get-download-uri", {"name": "iris", "version": "2"}),
+    ],
+)
+def test_a_miss_on_the_cached_listing_is_checked_against_a_fresh_one(path: str, params: dict[str, str]) -> None:
+    """An object created a moment ago (kubectl, git) is found although the cache predates it
+    (the e2e suite hit this: a ModelVersion numbered by the operator, then a transition)."""
+    reader = StaleReader(OBJECTS)
+    app = FastAPI()
+    app.include_router(registry_router(reader))
+
+    @app.exception_handler(TrackingError)
+    async def handle(_: Request, exc: TrackingError) -> Response:
+        return error_response(exc)
+
+    response = TestClient(app).get(f"{API}/{path}", params=params)
+    assert response.status_code == 200, response.text
+    assert reader.invalidations == 1

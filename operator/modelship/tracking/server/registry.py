@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +34,7 @@ from modelship.tracking.protocol.paths import API
 from modelship.uris import ModelsURI, URIError, parse
 
 STAGES = ("None", "Staging", "Production", "Archived")
+T = TypeVar("T")
 
 
 class RegistryReader(Protocol):
@@ -444,6 +445,18 @@ def registry_router(reader: RegistryReader, writer: WriteHandler | None = None) 
     async def registry() -> Registry:
         return await run_in_threadpool(read_registry, reader)
 
+    async def find(lookup: Callable[[Registry], T]) -> T:
+        """``lookup`` on the cached listing; a miss is checked once against a fresh listing, so
+        an object created a moment ago (kubectl, git, another server) is never answered as
+        missing because of the cache's ttl."""
+        try:
+            return lookup(await registry())
+        except TrackingError as exc:
+            if exc.error_code != errors.RESOURCE_DOES_NOT_EXIST:
+                raise
+        reader.invalidate()
+        return lookup(await registry())
+
     async def params(request: Request) -> dict[str, Any]:
         if request.method == "GET":
             out: dict[str, Any] = dict(request.query_params)
@@ -456,7 +469,7 @@ def registry_router(reader: RegistryReader, writer: WriteHandler | None = None) 
     @router.get(f"{API}/registered-models/get")
     async def get_registered_model(request: Request) -> Response:
         name = query(request, "name") or ""
-        return ok({"registered_model": (await registry()).registered_model(name)})
+        return ok({"registered_model": await find(lambda reg: reg.registered_model(name))})
 
     @router.api_route(f"{API}/registered-models/search", methods=["GET", "POST"])
     async def search_registered_models(request: Request) -> Response:
@@ -474,23 +487,23 @@ def registry_router(reader: RegistryReader, writer: WriteHandler | None = None) 
         p = await params(request)
         if not p.get("name"):
             raise errors.invalid("Missing value for required parameter 'name'.")
-        found = (await registry()).latest(str(p["name"]), list(p.get("stages") or []))
+        found = await find(lambda reg: reg.latest(str(p["name"]), list(p.get("stages") or [])))
         return ok({"model_versions": [model_version_json(o) for o in found]})
 
     @router.get(f"{API}/registered-models/alias")
     async def get_model_version_by_alias(request: Request) -> Response:
         name, alias = query(request, "name") or "", query(request, "alias") or ""
-        return ok({"model_version": model_version_json((await registry()).by_alias(name, alias))})
+        return ok({"model_version": model_version_json(await find(lambda reg: reg.by_alias(name, alias)))})
 
     @router.get(f"{API}/model-versions/get")
     async def get_model_version(request: Request) -> Response:
         name, version = query(request, "name") or "", query(request, "version") or ""
-        return ok({"model_version": model_version_json((await registry()).version(name, version))})
+        return ok({"model_version": model_version_json(await find(lambda reg: reg.version(name, version)))})
 
     @router.get(f"{API}/model-versions/get-download-uri")
     async def get_download_uri(request: Request) -> Response:
         name, version = query(request, "name") or "", query(request, "version") or ""
-        obj = (await registry()).version(name, version)
+        obj = await find(lambda reg: reg.version(name, version))
         uri = (obj.get("status") or {}).get("artifactUri")
         if not uri:
             raise TrackingError(
