@@ -40,6 +40,9 @@ from typing import Any
 
 from modelship.api import GROUP, KINDS
 
+ANY, ALL, SOME = "any", "all", "some"
+"""Values of :attr:`Rule.watching`."""
+
 READ = ("get", "list", "watch")
 MANAGE = ("create", "delete", "get", "list", "patch", "watch")
 
@@ -55,6 +58,10 @@ class Rule:
     peering_only: bool = False
     cluster_scoped: bool = False
     """The resources are cluster-scoped: granted cluster-wide whatever the operator watches."""
+    watching: str = ANY
+    """When the rule is needed: whatever the operator watches (``ANY``), only when it watches
+    every namespace (``ALL``: ``--all-namespaces``), or only when it watches some (``SOME``:
+    the chart's ``operator.watchNamespaces``)."""
 
     def policy_rule(self) -> dict[str, Any]:
         """The rule as a ClusterRole lists it."""
@@ -103,8 +110,9 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         "",
         ("namespaces",),
         ("list", "watch"),
-        "kopf follows namespaces that appear and disappear",
+        "kopf follows the watched namespaces as they appear and disappear (an operator of every namespace does not)",
         cluster_scoped=True,
+        watching=SOME,
     ),
     Rule("batch", ("jobs",), MANAGE, "one Job per Experiment trial"),
     Rule("apps", ("deployments",), MANAGE, "one Deployment per ModelDeployment variant"),
@@ -122,6 +130,7 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         "kopf peering of a cluster-wide operator (only with --peering)",
         peering_only=True,
         cluster_scoped=True,
+        watching=ALL,
     ),
     Rule(
         "kopf.dev",
@@ -129,6 +138,7 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         ("get", "list", "watch", "patch"),
         "kopf peering of a namespaced operator (only with --peering)",
         peering_only=True,
+        watching=SOME,
     ),
 )
 
@@ -173,11 +183,16 @@ def grants(rules: Iterable[Rule]) -> set[Grant]:
     return {(r.api_group, res, v) for r in rules for res in r.resources for v in r.verbs}
 
 
-def required_grants(*, peering: bool, cluster_scoped: bool | None = None) -> set[Grant]:
+def required_grants(*, peering: bool, cluster_scoped: bool | None = None, watching: str | None = None) -> set[Grant]:
     """What the operator needs, with or without kopf peering; only the cluster-scoped rules'
-    or only the others' when ``cluster_scoped`` says which."""
+    or only the others' when ``cluster_scoped`` says which; when ``watching`` is ALL or SOME,
+    what an operator of every namespace or of some needs (None: either)."""
     return grants(
-        r for r in REQUIRED_RULES if (peering or not r.peering_only) and cluster_scoped in (None, r.cluster_scoped)
+        r
+        for r in REQUIRED_RULES
+        if (peering or not r.peering_only)
+        and cluster_scoped in (None, r.cluster_scoped)
+        and (watching is None or r.watching in (ANY, watching))
     )
 
 
@@ -192,6 +207,13 @@ def granted_by(policy_rules: Iterable[Mapping[str, Any]]) -> set[Grant]:
     return out
 
 
-def policy_rules(*, peering_only: bool, cluster_scoped: bool) -> list[Rule]:
-    """The rules of one of the chart's files/rbac/*.yaml: base or peering, cluster-scoped or not."""
-    return [r for r in REQUIRED_RULES if r.peering_only == peering_only and r.cluster_scoped == cluster_scoped]
+def policy_rules(*, peering_only: bool, cluster_scoped: bool, watching: str | None = None) -> list[Rule]:
+    """The rules of one of the chart's files/rbac/*.yaml: base or peering, cluster-scoped or not,
+    and (when ``watching`` is given) needed in that mode only."""
+    return [
+        r
+        for r in REQUIRED_RULES
+        if r.peering_only == peering_only
+        and r.cluster_scoped == cluster_scoped
+        and (watching is None or r.watching == watching)
+    ]
