@@ -34,7 +34,8 @@ class Call:
     """None: a call across all namespaces, or on a cluster-scoped resource."""
     name: str | None = None
     refused: bool = False
-    """The API server answered 403."""
+    """RBAC refused it (the audit event's ``authorization.k8s.io/decision`` is ``forbid``). A 403
+    that RBAC allowed (a namespace being terminated refuses new Events) is not a refusal."""
 
     @property
     def key(self) -> tuple[str, str, str, bool, str]:
@@ -79,10 +80,17 @@ def calls_of(events: Iterable[Mapping[str, Any]], user: str) -> list[Call]:
                 subresource=ref.get("subresource") or "",
                 namespace=ref.get("namespace") or None,
                 name=ref.get("name") or None,
-                refused=(event.get("responseStatus") or {}).get("code") == 403,
+                refused=_refused(event),
             )
         )
     return out
+
+
+def _refused(event: Mapping[str, Any]) -> bool:
+    decision = (event.get("annotations") or {}).get("authorization.k8s.io/decision")
+    if decision is not None:
+        return bool(decision == "forbid")
+    return (event.get("responseStatus") or {}).get("code") == 403
 
 
 def read_audit_log(path: Path) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ need. Then, from the audit log:
 
 (a) every call the operator made is granted by the rendered rules, and none was refused;
 (b) every verb the rendered rules grant was used by some call — a granted verb nothing uses
-    is a verb to prune from operator/modelship/controllers/rbac.py.
+    is a verb to prune from operator/modelship/controllers/rbac.py (NOT_EXERCISED names the
+    one verb whose path the flows take only by chance, and why).
 
 kopf peering's rules (peering.enabled) are not rendered here: tests/e2e/test_install_paths.py
 runs the operator with peering and checks its calls against rbac.py.
@@ -32,11 +33,18 @@ FLOWS = (
     "tests/e2e/test_experiment.py::test_iris_search_runs_trials_and_registers_the_best",
     "tests/e2e/test_registry.py::test_promotion_supersede_history_and_events",
     "tests/e2e/test_registry.py::test_webhooks_signed_retried_and_delivered_once_across_a_restart",
+    "tests/e2e/test_registry_writes.py::test_the_mlflow_client_registers_promotes_aliases_tags_and_deletes",
     "tests/e2e/test_modeldeployment.py::test_a_good_canary_promotes_and_an_operator_killed_mid_way_resumes",
     "tests/e2e/test_modeldeployment.py::test_gateway_mode_weights_pins_edits_and_a_shadow",
     "tests/e2e/test_modeldeployment.py::test_children_follow_the_spec_and_go_with_the_deployment",
 )
 """Existing e2e tests that, together, take the operator through every path that calls the API."""
+
+NOT_EXERCISED = {
+    ("patch", "batch", "jobs"): "a trial's Job is suspended when early stopping or maxFailedTrials stops the "
+    "trial (controllers/children.py suspend_job); whether a trial of FLOWS is stopped depends on timing",
+}
+"""Granted verbs the code uses on a path FLOWS do not take for certain: (verb, group, resource) and why."""
 
 
 def test_the_chart_grants_exactly_the_calls_the_operator_makes(tmp_path: Path) -> None:
@@ -64,7 +72,8 @@ def test_the_chart_grants_exactly_the_calls_the_operator_makes(tmp_path: Path) -
           f"subresource); {len(grants)} granted verbs")  # fmt: skip
     for shape in shapes(calls):
         print(f"  used: {shape}")
-    missing, idle = ungranted(calls, grants), unused(grants, calls)
+    missing = ungranted(calls, grants)
+    idle = [g for g in unused(grants, calls) if (g.verb, g.group, g.resource) not in NOT_EXERCISED]
     assert not missing, "calls the chart's RBAC does not grant (add the rule to controllers/rbac.py):\n" + "\n".join(
         f"  {c}" for c in missing
     )

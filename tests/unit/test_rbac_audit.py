@@ -10,13 +10,18 @@ from tests.e2e.rbac_audit import Call, Grant, calls_of, grants_of, shapes, ungra
 USER = "system:serviceaccount:ops:op"
 
 
-def _event(verb: str, resource: str, *, user: str = USER, code: int = 200, **ref: str) -> dict[str, Any]:
-    return {
+def _event(
+    verb: str, resource: str, *, user: str = USER, code: int = 200, decision: str | None = "allow", **ref: str
+) -> dict[str, Any]:
+    event = {
         "verb": verb,
         "user": {"username": user},
         "objectRef": {"resource": resource, **ref},
         "responseStatus": {"code": code},
     }
+    if decision is not None:
+        event["annotations"] = {"authorization.k8s.io/decision": decision}
+    return event
 
 
 def test_calls_of_reads_the_users_resource_calls() -> None:
@@ -24,7 +29,10 @@ def test_calls_of_reads_the_users_resource_calls() -> None:
         _event("list", "jobs", apiGroup="batch", namespace="t-1"),
         _event("patch", "experiments", apiGroup="modelship.io", namespace="t-1", name="e", subresource="status"),
         _event("watch", "namespaces"),
-        _event("get", "secrets", namespace="hooks", name="key", code=403),
+        _event("get", "secrets", namespace="hooks", name="key", code=403, decision="forbid"),
+        # RBAC allowed it; the namespace was being deleted: not a refusal
+        _event("create", "events", namespace="gone", code=403),
+        _event("list", "pods", namespace="old", code=403, decision=None),  # no decision recorded: the code says
         _event("list", "pods", user="system:admin"),  # another user
         {"verb": "get", "user": {"username": USER}, "requestURI": "/apis"},  # discovery: no objectRef
     ]
@@ -33,6 +41,8 @@ def test_calls_of_reads_the_users_resource_calls() -> None:
         Call("patch", "modelship.io", "experiments", "status", "t-1", "e"),
         Call("watch", "", "namespaces"),
         Call("get", "", "secrets", namespace="hooks", name="key", refused=True),
+        Call("create", "", "events", namespace="gone"),
+        Call("list", "", "pods", namespace="old", refused=True),
     ]
 
 

@@ -5,17 +5,21 @@ from it (``python scripts/render_install.py``; a unit test fails when they drift
 is ``manifests/install.yaml``, the chart rendered. A controller that starts touching a
 new resource adds its rule here first.
 
-Rules for child resources (Jobs, Deployments, Services, ...) are granted from the
-start, so that installs do not change shape with each feature; the verbs are the ones
-their appliers use: ``patch`` for server-side apply (an apply PATCH that creates the
-object is still authorized as ``patch``) and JSON merge patches, ``create`` for
-:func:`modelship.kube.ensure`, ``delete`` of children that are no longer wanted, and
-``get/list/watch`` to observe them.
+Least privilege, measured: each verb is one the code (or kopf on its behalf) calls, and
+tests/e2e/test_rbac_usage.py proves it. It runs e2e flows of all four kinds with the operator
+under the chart's ServiceAccount, reads the API server's audit log, and fails on a call these
+rules do not grant and on a granted verb no call used. Hence no ``get`` where the code lists,
+no ``watch`` where it polls, no ``create`` where it applies server-side (an apply PATCH that
+creates the object is authorized as ``patch``), no ``delete`` of what it never deletes.
 
-Scope: rules of cluster-scoped resources (``cluster_scoped``) are granted by a ClusterRole
-and ClusterRoleBinding; the rest by a second ClusterRole that is bound cluster-wide when
-the operator watches every namespace, and by a RoleBinding in each watched namespace when
-it watches some (the chart's ``operator.watchNamespaces``). Secrets are not among them:
+Scope: ``cluster_scoped`` rules (cluster-scoped resources, and the Gateway a route names in
+any namespace) are granted by a ClusterRole and ClusterRoleBinding; the rest by a second
+ClusterRole bound cluster-wide when the operator watches every namespace, and by a Role and
+RoleBinding in each watched namespace when it watches some (the chart's
+``operator.watchNamespaces``). ``watching`` marks the rules one of those two modes needs
+alone: kopf lists and watches Namespaces only when it serves some, and its peering object is
+a ClusterKopfPeering for an operator of every namespace, a KopfPeering per namespace
+otherwise. Secrets are not among them:
 the operator reads exactly one, the webhooks' HMAC key (``--webhook-secret NS/NAME``), and
 :data:`WEBHOOK_SECRET_RULE` grants ``get`` on that name only (``resourceNames``), in its
 namespace. Trial pods read their own Secrets (``secretKeyRef``) with the kubelet's rights.
@@ -43,8 +47,10 @@ from modelship.api import GROUP, KINDS
 ANY, ALL, SOME = "any", "all", "some"
 """Values of :attr:`Rule.watching`."""
 
-READ = ("get", "list", "watch")
-MANAGE = ("create", "delete", "get", "list", "patch", "watch")
+CHILD = ("delete", "list", "patch")
+"""A ModelDeployment's children: server-side apply (``patch``; an apply that creates the object
+is authorized as ``patch``), and the prune, which lists them by label and deletes those the
+plan no longer has (controllers/modeldeployment.py ``apply_children``, ``prune_children``)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,8 @@ class Rule:
     why: str
     peering_only: bool = False
     cluster_scoped: bool = False
-    """The resources are cluster-scoped: granted cluster-wide whatever the operator watches."""
+    """Granted cluster-wide whatever the operator watches: cluster-scoped resources, or ones the
+    code reads in any namespace (a Gateway)."""
     watching: str = ANY
     """When the rule is needed: whatever the operator watches (``ANY``), only when it watches
     every namespace (``ALL``: ``--all-namespaces``), or only when it watches some (``SOME``:
@@ -78,8 +85,8 @@ REQUIRED_RULES: tuple[Rule, ...] = (
     Rule(
         GROUP,
         _PLURALS,
-        ("get", "list", "watch", "patch"),
-        "watch the four kinds; kopf patches its progress and diff-base annotations",
+        ("list", "watch", "patch"),
+        "kopf lists and watches the four kinds and patches its progress and diff-base annotations onto them",
     ),
     Rule(
         GROUP,
@@ -114,15 +121,44 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         cluster_scoped=True,
         watching=SOME,
     ),
-    Rule("batch", ("jobs",), MANAGE, "one Job per Experiment trial"),
-    Rule("apps", ("deployments",), MANAGE, "one Deployment per ModelDeployment variant"),
-    Rule("", ("services",), MANAGE, "the Service in front of a ModelDeployment and one per variant"),
-    Rule("policy", ("poddisruptionbudgets",), MANAGE, "a PodDisruptionBudget per ModelDeployment variant"),
-    Rule("autoscaling", ("horizontalpodautoscalers",), MANAGE, "a variant's HPA when spec.autoscaling is set"),
-    Rule("gateway.networking.k8s.io", ("httproutes",), MANAGE, "the weighted HTTPRoute of routing.mode gatewayAPI"),
-    Rule("traefik.io", ("traefikservices",), MANAGE, "a shadow variant's mirror with routing.mirror TraefikService"),
-    Rule("", ("configmaps",), MANAGE, "rendered trial configuration; per-model registry counters and webhook outboxes"),
-    Rule("", ("pods",), READ, "phase, readiness and failure reasons of trial and model-server pods"),
+    Rule(
+        "gateway.networking.k8s.io",
+        ("gateways",),
+        ("get",),
+        "a gatewayAPI ModelDeployment checks that its Gateway exists, in whatever namespace "
+        "spec.routing.gateway.namespace names (read only)",
+        cluster_scoped=True,
+    ),
+    Rule(
+        "batch",
+        ("jobs",),
+        ("create", "list", "patch"),
+        "one Job per Experiment trial: created (a 409 means it exists), listed by label each tick, "
+        "suspended (merge patch) when early stopping or maxFailedTrials stops a trial",
+    ),
+    Rule(
+        "",
+        ("pods",),
+        ("list",),
+        "phase, readiness and failure reasons of trial and model-server pods, listed by label",
+    ),
+    Rule(
+        "",
+        ("configmaps",),
+        ("create", "get", "list", "patch"),
+        "per-model registry counters (get, create, merge patch) and the webhook outboxes (listed by label)",
+    ),
+    Rule(
+        "apps",
+        ("deployments",),
+        (*CHILD, "watch"),
+        "one Deployment per ModelDeployment variant; kopf indexes them (list, watch) by the ModelDeployment label",
+    ),  # fmt: skip
+    Rule("", ("services",), CHILD, "the Service in front of a ModelDeployment and one per variant"),
+    Rule("policy", ("poddisruptionbudgets",), CHILD, "a PodDisruptionBudget per ModelDeployment variant"),
+    Rule("autoscaling", ("horizontalpodautoscalers",), CHILD, "a variant's HPA when spec.autoscaling is set"),
+    Rule("gateway.networking.k8s.io", ("httproutes",), CHILD, "the weighted HTTPRoute of routing.mode gatewayAPI"),
+    Rule("traefik.io", ("traefikservices",), CHILD, "a shadow variant's mirror with routing.mirror TraefikService"),
     Rule(
         "kopf.dev",
         ("clusterkopfpeerings",),
