@@ -108,8 +108,11 @@ def _subject_matches(binding: Mapping[str, Any], account: str, account_namespace
 def grants_of(objects: Iterable[Mapping[str, Any]], account: str, account_namespace: str) -> set[Grant]:
     """Every verb the rendered RBAC ``objects`` grant the ServiceAccount, with its scope."""
     objects = list(objects)
-    roles = {(o["kind"], (o["metadata"].get("namespace") if o["kind"] == "Role" else None), o["metadata"]["name"]): o
-             for o in objects if o.get("kind") in ("ClusterRole", "Role")}  # fmt: skip
+    roles = {
+        (o["kind"], (o["metadata"].get("namespace") if o["kind"] == "Role" else None), o["metadata"]["name"]): o
+        for o in objects
+        if o.get("kind") in ("ClusterRole", "Role")
+    }
     out: set[Grant] = set()
     for binding in objects:
         if binding.get("kind") not in ("ClusterRoleBinding", "RoleBinding"):
@@ -120,8 +123,10 @@ def grants_of(objects: Iterable[Mapping[str, Any]], account: str, account_namesp
         ref = binding["roleRef"]
         role = roles.get((ref["kind"], scope if ref["kind"] == "Role" else None, ref["name"]))
         if role is None:
-            raise ValueError(f"{binding['kind']}/{binding['metadata']['name']} binds {ref['kind']}/{ref['name']}, "
-                             "which the rendered chart does not have")  # fmt: skip
+            raise ValueError(
+                f"{binding['kind']}/{binding['metadata']['name']} binds {ref['kind']}/{ref['name']}, "
+                "which the rendered chart does not have"
+            )
         label = f"{role['kind']}/{role['metadata']['name']}" + (f" in {scope}" if role["kind"] == "Role" else "")
         for rule in role.get("rules") or []:
             for group in rule.get("apiGroups") or [""]:

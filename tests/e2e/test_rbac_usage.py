@@ -68,8 +68,10 @@ def test_the_chart_grants_exactly_the_calls_the_operator_makes(tmp_path: Path) -
     assert calls, "the audit log has the operator's calls"
     objects = chart_rbac(*OPERATOR_VALUES)
     grants = grants_of(objects, operator_account(objects), OPERATOR_NAMESPACE)
-    print(f"\n{len(calls)} calls of the operator, {len(shapes(calls))} distinct (verb, group, resource, namespaced?, "
-          f"subresource); {len(grants)} granted verbs")  # fmt: skip
+    print(
+        f"\n{len(calls)} calls of the operator, {len(shapes(calls))} distinct (verb, group, resource, namespaced?, "
+        f"subresource); {len(grants)} granted verbs"
+    )
     for shape in shapes(calls):
         print(f"  used: {shape}")
     missing = ungranted(calls, grants)

@@ -153,7 +153,7 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         ("deployments",),
         (*CHILD, "watch"),
         "one Deployment per ModelDeployment variant; kopf indexes them (list, watch) by the ModelDeployment label",
-    ),  # fmt: skip
+    ),
     Rule("", ("services",), CHILD, "the Service in front of a ModelDeployment and one per variant"),
     Rule("policy", ("poddisruptionbudgets",), CHILD, "a PodDisruptionBudget per ModelDeployment variant"),
     Rule("autoscaling", ("horizontalpodautoscalers",), CHILD, "a variant's HPA when spec.autoscaling is set"),
