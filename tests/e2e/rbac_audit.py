@@ -15,6 +15,7 @@ call needed it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -72,25 +73,39 @@ def calls_of(events: Iterable[Mapping[str, Any]], user: str) -> list[Call]:
         ref = event.get("objectRef")
         if (event.get("user") or {}).get("username") != user or not ref or not ref.get("resource"):
             continue
-        out.append(
-            Call(
-                verb=event["verb"],
-                group=ref.get("apiGroup") or "",
-                resource=ref["resource"],
-                subresource=ref.get("subresource") or "",
-                namespace=ref.get("namespace") or None,
-                name=ref.get("name") or None,
-                refused=_refused(event),
-            )
+        call = Call(
+            verb=event["verb"],
+            group=ref.get("apiGroup") or "",
+            resource=ref["resource"],
+            subresource=ref.get("subresource") or "",
+            namespace=ref.get("namespace") or None,
+            name=ref.get("name") or None,
+            refused=_refused(event),
         )
+        out.append(call)
+        code = (event.get("responseStatus") or {}).get("code")
+        if call.verb == "patch" and (code == 201 or _create_refused(event)):
+            # A server-side apply that creates its object: the API server authorizes `create`
+            # too, inside the same request (no event of its own).
+            out.append(dataclasses.replace(call, verb="create", refused=_create_refused(event)))
     return out
 
 
+def _create_refused(event: Mapping[str, Any]) -> bool:
+    """A PATCH that RBAC allowed, refused as the create an apply of a new object needs."""
+    status = event.get("responseStatus") or {}
+    return status.get("code") == 403 and "cannot create resource" in str(status.get("message") or "")
+
+
 def _refused(event: Mapping[str, Any]) -> bool:
+    """RBAC refused the request's verb (the audit's decision; without one, a 403 that no
+    terminating namespace explains)."""
     decision = (event.get("annotations") or {}).get("authorization.k8s.io/decision")
     if decision is not None:
         return bool(decision == "forbid")
-    return (event.get("responseStatus") or {}).get("code") == 403
+    status = event.get("responseStatus") or {}
+    causes = ((status.get("details") or {}).get("causes")) or []
+    return status.get("code") == 403 and not any(c.get("reason") == "NamespaceTerminating" for c in causes)
 
 
 def read_audit_log(path: Path) -> list[dict[str, Any]]:

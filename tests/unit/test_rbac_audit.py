@@ -35,6 +35,13 @@ def test_calls_of_reads_the_users_resource_calls() -> None:
         _event("list", "pods", namespace="old", code=403, decision=None),  # no decision recorded: the code says
         _event("list", "pods", user="system:admin"),  # another user
         {"verb": "get", "user": {"username": USER}, "requestURI": "/apis"},  # discovery: no objectRef
+        # server-side apply: of an existing object, of a new one (201), and of a new one without create
+        _event("patch", "services", namespace="t-1", name="a"),
+        _event("patch", "services", namespace="t-1", name="b", code=201),
+        {
+            **_event("patch", "services", namespace="t-1", name="c", code=403),
+            "responseStatus": {"code": 403, "message": 'services "c" is forbidden: User "op" cannot create resource'},
+        },
     ]
     assert calls_of(events, USER) == [
         Call("list", "batch", "jobs", namespace="t-1"),
@@ -43,6 +50,11 @@ def test_calls_of_reads_the_users_resource_calls() -> None:
         Call("get", "", "secrets", namespace="hooks", name="key", refused=True),
         Call("create", "", "events", namespace="gone"),
         Call("list", "", "pods", namespace="old", refused=True),
+        Call("patch", "", "services", namespace="t-1", name="a"),
+        Call("patch", "", "services", namespace="t-1", name="b"),
+        Call("create", "", "services", namespace="t-1", name="b"),
+        Call("patch", "", "services", namespace="t-1", name="c"),
+        Call("create", "", "services", namespace="t-1", name="c", refused=True),
     ]
 
 

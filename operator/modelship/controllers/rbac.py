@@ -9,8 +9,8 @@ Least privilege, measured: each verb is one the code (or kopf on its behalf) cal
 tests/e2e/test_rbac_usage.py proves it. It runs e2e flows of all four kinds with the operator
 under the chart's ServiceAccount, reads the API server's audit log, and fails on a call these
 rules do not grant and on a granted verb no call used. Hence no ``get`` where the code lists,
-no ``watch`` where it polls, no ``create`` where it applies server-side (an apply PATCH that
-creates the object is authorized as ``patch``), no ``delete`` of what it never deletes.
+no ``watch`` where it polls, no ``delete`` of what it never deletes. A server-side apply that
+creates its object is authorized as ``patch`` and as ``create``.
 
 Scope: ``cluster_scoped`` rules (cluster-scoped resources, and the Gateway a route names in
 any namespace) are granted by a ClusterRole and ClusterRoleBinding; the rest by a second
@@ -47,10 +47,11 @@ from modelship.api import GROUP, KINDS
 ANY, ALL, SOME = "any", "all", "some"
 """Values of :attr:`Rule.watching`."""
 
-CHILD = ("delete", "list", "patch")
-"""A ModelDeployment's children: server-side apply (``patch``; an apply that creates the object
-is authorized as ``patch``), and the prune, which lists them by label and deletes those the
-plan no longer has (controllers/modeldeployment.py ``apply_children``, ``prune_children``)."""
+CHILD = ("create", "delete", "list", "patch")
+"""A ModelDeployment's children: server-side apply, and the prune, which lists them by label and
+deletes those the plan no longer has (controllers/modeldeployment.py ``apply_children``,
+``prune_children``). An apply is a PATCH, but one that creates the object needs ``create`` too:
+the API server authorizes both (the audit log shows a PATCH answered 201)."""
 
 
 @dataclass(frozen=True)
