@@ -11,7 +11,7 @@ need. Then, from the audit log:
 (a) every call the operator made is granted by the rendered rules, and none was refused;
 (b) every verb the rendered rules grant was used by some call — a granted verb nothing uses
     is a verb to prune from operator/modelship/controllers/rbac.py (NOT_EXERCISED names the
-    one verb whose path the flows take only by chance, and why).
+    verbs whose paths the flows do not take for certain, and why).
 
 kopf peering's rules (peering.enabled) are not rendered here: tests/e2e/test_install_paths.py
 runs the operator with peering and checks its calls against rbac.py.
@@ -47,6 +47,17 @@ FLOWS = (
 NOT_EXERCISED = {
     ("patch", "batch", "jobs"): "a trial's Job is suspended when early stopping or maxFailedTrials stops the "
     "trial (controllers/children.py suspend_job); whether a trial of FLOWS is stopped depends on timing",
+    **{
+        ("delete", group, plural): f"prune_children deletes a {kind} the plan no longer has (autoscaling, "
+        "replicas, routing or shadow taken out of a ModelDeployment's spec); FLOWS take out only Deployments "
+        "and Services"
+        for group, plural, kind in (
+            ("autoscaling", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+            ("policy", "poddisruptionbudgets", "PodDisruptionBudget"),
+            ("gateway.networking.k8s.io", "httproutes", "HTTPRoute"),
+            ("traefik.io", "traefikservices", "TraefikService"),
+        )
+    },
 }
 """Granted verbs the code uses on a path FLOWS do not take for certain: (verb, group, resource) and why."""
 
