@@ -8,7 +8,7 @@ shape under ``prediction`` (classes as categories, numbers as numbers).
 
 ``Baseline`` turns one entry into what drift detection compares live data with: the bins
 (the quantiles' edges, or the categories), their expected shares, and the reference CDF;
-``psi`` is the population stability index of observed bin counts against them. The model
+``modelship.stability.psi`` is the population stability index of observed bin counts against them. The model
 server (``modelship.serving.drift``) and the operator (``modelship.resources.drift``) both
 use them, so a PSI means the same in both. Pure computation; no I/O beyond what the
 caller does with the returned dict.
@@ -30,9 +30,6 @@ resolves; between percentiles by a fraction of one."""
 TOP_CATEGORIES = 50
 PREDICTION_SAMPLE = 10_000
 """Most training rows the model predicts at save time for the prediction profile."""
-EPSILON = 1e-4
-"""Floor of a bin's share in PSI and of an expected share in chi-square: an empty bin
-would make the logarithm (or the division) infinite."""
 OTHER = "__other__"
 
 
@@ -92,7 +89,7 @@ def prediction_values(pred: Any) -> np.ndarray | None:
         if pred.shape[-1] != 1:
             return None
         pred = pred.reshape(len(pred))
-    return pred
+    return np.asarray(pred)
 
 
 def prediction_is_class(values: np.ndarray) -> bool:
@@ -198,24 +195,3 @@ class Baseline:
         if left:
             return np.asarray(np.where(exact, lo[kk], out), dtype=np.float64)
         return np.asarray(np.where(exact, hi[kk], out), dtype=np.float64)
-
-    def labels(self) -> list[str]:
-        """A name per bin, for reports."""
-        if self.kind == "numeric":
-            e = [f"{v:.6g}" for v in self.edges]
-            if not e:
-                return ["all", "missing"]
-            return [f"<= {e[0]}", *[f"({a}, {b}]" for a, b in zip(e, e[1:])], f"> {e[-1]}", "missing"]
-        return [*self.categories, OTHER, "missing"]
-
-
-def psi(counts: np.ndarray | list[float], expected: np.ndarray | list[float], eps: float = EPSILON) -> float:
-    """Population stability index of observed bin ``counts`` against ``expected`` shares:
-    sum over bins of (a - e) * ln(a / e), each share floored at ``eps``."""
-    c = np.asarray(counts, dtype=np.float64)
-    n = c.sum()
-    if n <= 0:
-        return 0.0
-    a = np.maximum(c / n, eps)
-    e = np.maximum(np.asarray(expected, dtype=np.float64), eps)
-    return float(np.sum((a - e) * np.log(a / e)))

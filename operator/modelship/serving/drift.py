@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2, kstwobign
 
-from modelship.models.profile import EPSILON, Baseline, prediction_values, psi
+from modelship.models.profile import Baseline, prediction_values
+from modelship.stability import psi
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,7 @@ def ks_statistic(values: np.ndarray, baseline: Baseline) -> float:
     u, counts = np.unique(values, return_counts=True)
     after = np.cumsum(counts) / n
     before = after - counts / n
-    return float(
-        max(np.max(np.abs(after - baseline.cdf(u))), np.max(np.abs(before - baseline.cdf_before(u))))
-    )
+    return float(max(np.max(np.abs(after - baseline.cdf(u))), np.max(np.abs(before - baseline.cdf_before(u)))))
 
 
 def ks_p_value(statistic: float, n: int, m: int) -> float:
@@ -118,7 +117,10 @@ def category_codes(values: Any, baseline: Baseline) -> np.ndarray:
             (lookup.get(v if isinstance(v, str) else str(v), unseen) for v in arr.tolist()), np.int16, len(arr)
         )
     else:
-        codes = np.fromiter((lookup.get(v, unseen) for v in arr.astype(str).tolist()), np.int16, len(arr))
+        # numbers or booleans: a lookup per distinct value (a classifier's classes), not per row
+        distinct, inverse = np.unique(arr, return_inverse=True)
+        table = np.fromiter((lookup.get(v, unseen) for v in distinct.astype(str).tolist()), np.int16, len(distinct))
+        codes = table[inverse.reshape(-1)]
     if arr.dtype.kind in "Of":
         codes[pd.isna(arr)] = unseen + 1
     return codes
@@ -245,8 +247,8 @@ class DriftMonitor:
                 if name in data.columns:
                     col = data[name]
                     numeric = pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
-                    out[:, j] = col.to_numpy(np.float64, na_value=np.nan) if numeric else pd.to_numeric(
-                        col, errors="coerce"
+                    out[:, j] = (
+                        col.to_numpy(np.float64, na_value=np.nan) if numeric else pd.to_numeric(col, errors="coerce")
                     )
             return out
         arr = np.asarray(data)
@@ -269,9 +271,7 @@ class DriftMonitor:
         hit = self._positions.get(key)
         if hit is None:
             idx = data.columns.get_indexer(self._num_names)
-            numeric = all(
-                pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in data.dtypes
-            )
+            numeric = all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in data.dtypes)
             hit = (idx if numeric and (idx >= 0).all() else None,)
             if len(self._positions) < 16:
                 self._positions[key] = hit

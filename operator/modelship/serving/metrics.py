@@ -116,10 +116,18 @@ class DriftCollector(Collector):
         if report.get("prediction"):
             rows.append(("__prediction__", report["prediction"]))
         families = {
-            "psi": GaugeMetricFamily("modelship_drift_psi", "Population stability index vs the training profile", labels=names),
-            "ks": GaugeMetricFamily("modelship_drift_ks", "Kolmogorov-Smirnov statistic vs the training profile", labels=names),
-            "chi2": GaugeMetricFamily("modelship_drift_chi2", "Chi-square statistic vs the training profile", labels=names),
-            "p_value": GaugeMetricFamily("modelship_drift_p_value", "p-value of the KS or chi-square test", labels=names),
+            "psi": GaugeMetricFamily(
+                "modelship_drift_psi", "Population stability index vs the training profile", labels=names
+            ),
+            "ks": GaugeMetricFamily(
+                "modelship_drift_ks", "Kolmogorov-Smirnov statistic vs the training profile", labels=names
+            ),
+            "chi2": GaugeMetricFamily(
+                "modelship_drift_chi2", "Chi-square statistic vs the training profile", labels=names
+            ),
+            "p_value": GaugeMetricFamily(
+                "modelship_drift_p_value", "p-value of the KS or chi-square test", labels=names
+            ),
             "samples": GaugeMetricFamily("modelship_drift_samples", "Rows in the drift window", labels=names),
         }
         verdict = GaugeMetricFamily(

@@ -60,7 +60,11 @@ def test_drift_report_and_gauges(serve: Any, wine_dir: Path, wine: pd.DataFrame)
 
 def test_v2_tensor_inputs_are_watched_too(serve: Any, wine_dir: Path, wine: pd.DataFrame) -> None:
     client = serve(wine_dir, model_name="wine", drift_min_samples=10)
-    body = {"inputs": [{"name": "input-0", "shape": [20, 13], "datatype": "FP64", "data": wine.head(20).values.ravel().tolist()}]}
+    body = {
+        "inputs": [
+            {"name": "input-0", "shape": [20, 13], "datatype": "FP64", "data": wine.head(20).values.ravel().tolist()}
+        ]
+    }
     assert client.post("/v2/models/wine/infer", json=body).status_code == 200
     r = wait(lambda: (x := client.get("/drift").json()) and x["rows"] == 20 and x, 10, "20 rows")
     assert r["features"]["alcohol"]["samples"] == 20

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from modelship.models.profile import EPSILON, Baseline, compute_profile, profile_predictions, psi
+from modelship.models.profile import Baseline, compute_profile, profile_predictions
 from modelship.serving.drift import (
     DriftConfig,
     DriftMonitor,
@@ -18,6 +18,7 @@ from modelship.serving.drift import (
     ks_p_value,
     ks_statistic,
 )
+from modelship.stability import EPSILON, psi
 
 RNG = np.random.default_rng(7)
 TRAIN = pd.DataFrame(
@@ -127,7 +128,13 @@ def test_category_codes_name_unseen_and_missing() -> None:
 
 @pytest.mark.parametrize(
     ("samples", "value", "verdict"),
-    [(10, 9.0, "insufficient"), (500, 0.0999, "stable"), (500, 0.1, "warn"), (500, 0.2499, "warn"), (500, 0.25, "drift")],
+    [
+        (10, 9.0, "insufficient"),
+        (500, 0.0999, "stable"),
+        (500, 0.1, "warn"),
+        (500, 0.2499, "warn"),
+        (500, 0.25, "drift"),
+    ],
 )
 def test_verdict_bands(samples: int, value: float, verdict: str) -> None:
     assert DriftConfig(min_samples=500).verdict(samples, value) == verdict
@@ -153,7 +160,11 @@ def test_unshifted_traffic_is_stable_and_shifted_drifts() -> None:
         m.observe(live(20), None)
     report = m.report()
     assert report["rows"] == 1000
-    assert {f: v["verdict"] for f, v in report["features"].items()} == {"x": "stable", "k": "stable", "colour": "stable"}
+    assert {f: v["verdict"] for f, v in report["features"].items()} == {
+        "x": "stable",
+        "k": "stable",
+        "colour": "stable",
+    }
     assert report["drifting"] == []
     for _ in range(50):
         m.observe(live(20, shift=1.0, colours=(0.1, 0.1, 0.8)), None)
