@@ -168,6 +168,15 @@ class Baseline:
         shares = shares / total if total > 0 else shares
         self.expected = np.concatenate([shares * present, [missing]])
         self.lookup = {c: i for i, c in enumerate(self.categories)}
+        #: (lowest, codes) when the categories are integers in a small range: integer values
+        #: map to their bin without becoming strings (a classifier's classes)
+        self.int_table: tuple[int, np.ndarray] | None = None
+        ints = [int(c) for c in self.categories if c.lstrip("-").isdigit() and str(int(c)) == c]
+        if ints and len(ints) == len(self.categories) and max(ints) - min(ints) < 4096:
+            table = np.full(max(ints) - min(ints) + 1, len(self.categories), dtype=np.int16)
+            for i, c in enumerate(self.categories):
+                table[int(c) - min(ints)] = i
+            self.int_table = (min(ints), table)
 
     @property
     def bins(self) -> int:

@@ -116,8 +116,17 @@ def category_codes(values: Any, baseline: Baseline) -> np.ndarray:
         codes = np.fromiter(
             (lookup.get(v if isinstance(v, str) else str(v), unseen) for v in arr.tolist()), np.int16, len(arr)
         )
+    elif arr.dtype.kind == "b":
+        codes = np.where(arr, lookup.get("True", unseen), lookup.get("False", unseen)).astype(np.int16)
+    elif arr.dtype.kind in "iu" and baseline.int_table is not None:
+        # integer classes: one table lookup per row, no strings (the usual classifier output)
+        low, table = baseline.int_table
+        idx = arr.astype(np.int64) - low
+        inside = (idx >= 0) & (idx < len(table))
+        codes = np.full(len(arr), unseen, dtype=np.int16)
+        codes[inside] = table[idx[inside]]
     else:
-        # numbers or booleans: a lookup per distinct value (a classifier's classes), not per row
+        # other numbers: a lookup per distinct value, not per row
         distinct, inverse = np.unique(arr, return_inverse=True)
         table = np.fromiter((lookup.get(v, unseen) for v in distinct.astype(str).tolist()), np.int16, len(distinct))
         codes = table[inverse.reshape(-1)]

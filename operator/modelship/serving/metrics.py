@@ -7,6 +7,7 @@ not one ``observe`` per row), through a custom collector.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,8 @@ import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -111,7 +114,11 @@ class DriftCollector(Collector):
     def collect(self) -> Any:
         names = [*self.labels, "feature"]
         base = list(self.labels.values())
-        report = self.report()
+        try:
+            report = self.report()
+        except Exception:  # noqa: BLE001 - the other series must still be scraped
+            log.exception("drift figures failed")
+            return
         rows: list[tuple[str, dict[str, Any]]] = list((report.get("features") or {}).items())
         if report.get("prediction"):
             rows.append(("__prediction__", report["prediction"]))

@@ -83,3 +83,16 @@ def test_drift_off_and_models_without_a_profile_say_why(
     r = client.get("/drift").json()
     assert r["enabled"] is False and "training_data=X" in r["reason"]
     assert "modelship_drift_psi" not in client.get("/metrics").text
+
+
+def test_a_failing_drift_report_leaves_the_other_series_scrapable() -> None:
+    from modelship.serving.metrics import Metrics
+
+    metrics = Metrics("m", "1", "a")
+
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("boom")
+
+    metrics.watch_drift(broken)
+    text = metrics.render().decode()
+    assert "modelship_model_ready" in text and "modelship_drift_psi{" not in text

@@ -240,3 +240,31 @@ def test_an_input_that_is_not_rows_is_skipped() -> None:
     m = monitor()
     m.observe_all([(object(), None), (live(5), None)])
     assert m.rows == 5
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([0, 2, 1, 7, -3, 2]),  # integer classes: the table path, 7 and -3 unseen
+        np.array([0.0, 2.0, 1.0, 7.0, -3.0, 2.0]),  # floats: the distinct-value path
+        np.array(["0", "2", "1", "7", "-3", "2"], dtype=object),  # strings
+    ],
+)
+def test_class_codes_agree_on_every_path(values: np.ndarray) -> None:
+    base = Baseline(profile_predictions(np.array([0, 1, 2, 2, 1, 0, 0])) or {})
+    assert base.int_table is not None
+    want = [base.categories.index("0"), base.categories.index("2"), base.categories.index("1"), 3, 3]
+    want.append(base.categories.index("2"))
+    got = category_codes(values, base).tolist()
+    if values.dtype.kind == "f":  # "2.0" is not the class "2": floats are numbers, not classes
+        assert got == [3] * 6
+    else:
+        assert got == want
+
+
+def test_boolean_categories() -> None:
+    base = Baseline(compute_profile(pd.DataFrame({"b": [True, False, True]}))["features"]["b"])
+    assert category_codes(np.array([True, False]), base).tolist() == [
+        base.categories.index("True"),
+        base.categories.index("False"),
+    ]
