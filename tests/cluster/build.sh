@@ -48,6 +48,19 @@ if have_all; then
   exit 0
 fi
 
+# Two runs on a machine whose cache is cold (CI beside a developer's tests) would build into
+# the same directories and .tmp files at once: one builds, the others wait and find it built.
+mkdir -p "$TESTBED"
+exec 9>"$TESTBED/.build.lock"
+if ! flock -n 9; then
+  log "another build of the bed holds $TESTBED/.build.lock; waiting for it"
+  flock 9
+  if have_all; then
+    echo "$BED/bin"
+    exit 0
+  fi
+fi
+
 command -v go >/dev/null || { echo "build.sh: the Go toolchain is needed (go >= 1.26)" >&2; exit 1; }
 export GOFLAGS="-mod=mod"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
