@@ -116,7 +116,7 @@ class DriftCollector(Collector):
         base = list(self.labels.values())
         try:
             report = self.report()
-        except Exception:  # noqa: BLE001 - the other series must still be scraped
+        except Exception:  # the other series must still be scraped
             log.exception("drift figures failed")
             return
         rows: list[tuple[str, dict[str, Any]]] = list((report.get("features") or {}).items())
