@@ -269,7 +269,9 @@ class ModelServer:
         out = self._predict_sync(data, params)
         rows = len(data) if hasattr(data, "__len__") and not isinstance(data, dict) else 1
         self._on_batch(rows, 1, time.perf_counter() - t0, [out])
-        self._on_settled([(data, out)])
+        if self.drift is not None:
+            # next on this (the predict) thread, once the reply is on its way, as the batcher does
+            self.executor.submit(self._on_settled, [(data, out)])
         return out
 
     async def run_off_loop(self, fn: Callable[..., T], *args: Any) -> T:

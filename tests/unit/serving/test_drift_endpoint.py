@@ -96,3 +96,11 @@ def test_a_failing_drift_report_leaves_the_other_series_scrapable() -> None:
     metrics.watch_drift(broken)
     text = metrics.render().decode()
     assert "modelship_model_ready" in text and "modelship_drift_psi{" not in text
+
+
+def test_unbatched_predictions_are_watched_too(serve: Any, wine_dir: Path, wine: pd.DataFrame) -> None:
+    client = serve(wine_dir, batching=False, drift_min_samples=10)
+    assert client.core.batcher is None
+    assert client.post("/invocations", json=_body(wine.head(30))).status_code == 200
+    r = wait(lambda: (x := client.get("/drift").json()) and x["rows"] == 30 and x, 10, "30 rows")
+    assert r["features"]["alcohol"]["samples"] == 30 and r["prediction"]["samples"] == 30
