@@ -85,10 +85,14 @@ def test_shifted_traffic_sets_drift_detected_and_unshifted_leaves_it_false(
         ),
     )
     wait_healthy(kube, namespace, "iris", main=1)
-    # before any traffic: no verdict
-    cond = wait(lambda: drift_condition(kube, namespace, "iris") or None, 60, "a DriftDetected condition")
+    # before any traffic: no verdict (first, perhaps, "no Ready model server" from a read
+    # before the pod was Ready; the figures are read every 10 s)
+    cond = wait(
+        lambda: "0 of the 300 rows" in (c := drift_condition(kube, namespace, "iris")).get("message", "") and c,
+        60,
+        "DriftDetected Unknown with 0 of the 300 rows",
+    )
     assert cond["status"] == "Unknown" and cond["reason"] == "InsufficientData", cond
-    assert "0 of the 300 rows" in cond["message"]
 
     host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
     send(host, 80, iris.sample(n=400, replace=True, random_state=1))
@@ -109,6 +113,7 @@ def test_shifted_traffic_sets_drift_detected_and_unshifted_leaves_it_false(
     )
     assert cond["reason"] == "FeaturesDrifted"
     message = cond["message"]
+    print(f"DriftDetected: {message}")
     assert f"main v1: {PETAL} PSI" in message and "KS" in message and "400 rows" in message, message
     assert "sepal width" not in message  # ignored
     wait(lambda: "DriftDetected" in {e["reason"] for e in events(kube, namespace, "iris")}, 60, "a DriftDetected Event")

@@ -150,11 +150,10 @@ def plan_drift(monitoring: Monitoring, scraped: Mapping[str, Sequence[Mapping[st
     if drifting:
         listed = "; ".join(f"{f.variant} v{f.version}: {f.describe()}" for f in drifting[:MAX_LISTED])
         more = f"; and {len(drifting) - MAX_LISTED} more" if len(drifting) > MAX_LISTED else ""
-        names = sorted({f.feature for f in drifting})
         return DriftPlan(
             "True",
             "FeaturesDrifted",
-            f"{len(names)} feature(s) drift (PSI >= {monitoring.alert:g}): {listed}{more}",
+            f"drift (PSI >= {monitoring.alert:g}): {listed}{more}",
             tuple(features),
         )
     if waiting:

@@ -51,7 +51,7 @@ NO_PROFILE = {"enabled": False, "reason": "the model has no training profile (tr
             {"a": [report({"x": numeric(SHIFTED, ks=0.45, p=1e-30), "y": numeric(EVEN)})]},
             "True",
             "FeaturesDrifted",
-            ["1 feature(s) drift", "a v3: x PSI 1.", "KS 0.45", "p 1e-30", "600 rows"],
+            ["drift (PSI >= 0.25): a v3: x PSI 1.", "KS 0.45", "p 1e-30", "600 rows"],
         ),
         # the predictions drift on their own
         (
