@@ -625,7 +625,8 @@ def main() -> int:
         lines = drift_lines(out, cost)
         lines.append("")
         lines.append(
-            "Rows in the drift window at the end: " + ", ".join(f"{k} {v}" for k, v in out["drift_rows"].items())
+            "Rows the drift windows saw (a running total; each window keeps the last 10,000): "
+            + ", ".join(f"{k} {v}" for k, v in out["drift_rows"].items())
         )
     out["derived"] = derived
     print("\n" + "\n".join(lines))
