@@ -13,7 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-m", "--model-uri", required=True, help="model (path, file://, runs:/, models:/, mlflow-artifacts:/, s3://)"
     )
     parser.add_argument(
-        "-d", "--data", required=True, help="labelled data set, .csv or .parquet (path, runs:/, mlflow-artifacts:/, s3://)"
+        "-d",
+        "--data",
+        required=True,
+        help="labelled data set, .csv or .parquet (path, runs:/, mlflow-artifacts:/, s3://)",
     )
     parser.add_argument("-t", "--targets", required=True, help="the label column")
     parser.add_argument("--model-type", required=True, choices=["classifier", "regressor"])

@@ -186,18 +186,19 @@ def _shap(
     model: LoadedModel, x: pd.DataFrame, model_type: str, classifier: m.ClassifierResult | None, notes: list[str]
 ) -> dict[str, float] | None:
     """SHAP of the regression output, or of the positive class's probability."""
-    if model_type == "regressor":
-        fn: imp.Predict = lambda df: _predictions(model, df)  # noqa: E731
-    else:
+    column: int | None = None
+    if model_type == "classifier":
         proba, classes = _proba(model, x.head(1))
         if proba is None or classes is None or classifier is None or classifier.pos_label is None:
             notes.append("SHAP is computed for regressors and binary classifiers with predict_proba only")
             return None
         column = classes.index(classifier.pos_label)
 
-        def fn(df: pd.DataFrame) -> Any:
-            p, _ = _proba(model, df)
-            return p[:, column] if p is not None else np.zeros(len(df))
+    def fn(df: pd.DataFrame) -> Any:
+        if column is None:
+            return _predictions(model, df)
+        p, _ = _proba(model, df)
+        return p[:, column] if p is not None else np.zeros(len(df))
 
     try:
         return imp.shap_importance(fn, x)
@@ -232,9 +233,7 @@ def target_run(run_id: str | None, model_uri: str, environ: Mapping[str, str] = 
     return source.run_id if isinstance(source, RunsURI) else None
 
 
-def _log(
-    result: EvaluationResult, model_uri: str, data: str, run_id: str | None, client: TrackingClient | None
-) -> str:
+def _log(result: EvaluationResult, model_uri: str, data: str, run_id: str | None, client: TrackingClient | None) -> str:
     own = client is None
     tracking = client or TrackingClient.from_env(retries=5)
     try:

@@ -78,5 +78,7 @@ def _proxy_path(client: TrackingClient, source: RunsURI | ArtifactsURI) -> str:
     root = str(client.get_run(source.run_id)["info"]["artifact_uri"])
     parsed = parse(root)
     if not isinstance(parsed, ArtifactsURI):
-        raise DataError(f"run {source.run_id}'s artifacts ({redact_url(root)}) are not behind the tracking server's proxy")
+        raise DataError(
+            f"run {source.run_id}'s artifacts ({redact_url(root)}) are not behind the tracking server's proxy"
+        )
     return f"{parsed.path}/{source.path}".strip("/")

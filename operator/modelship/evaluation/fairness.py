@@ -116,7 +116,8 @@ def _groups(groups: Sequence[Any] | np.ndarray) -> np.ndarray:
     values = pd.Series(np.asarray(groups, dtype=object))
     if values.isna().any():
         values = values.where(values.notna(), "missing")
-    return values.astype(str).to_numpy()
+    out: np.ndarray = values.astype(str).to_numpy()
+    return out
 
 
 def _by_group(frame: MetricFrame) -> dict[str, dict[str, float]]:

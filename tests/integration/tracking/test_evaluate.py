@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -84,6 +85,15 @@ def test_unfair_and_fair_models_logged_and_read_back_with_mlflow(tracking_server
         assert report["labels"] == [0, 1] and sum(map(sum, report["confusion_matrix"])) == 360
         assert set(report["fairness"]["sex"]["by_group"]) == {"female", "male"}
         assert (local / "importance.png").read_bytes().startswith(b"\x89PNG")
+        # What the run page's artifact browser fetches to preview the report and a plot.
+        for path, start in (("eval/report.json", b"{"), ("eval/confusion_matrix.png", b"\x89PNG")):
+            got = httpx.get(
+                f"{url}/api/2.0/modelship/artifacts/preview",
+                params={"run_id": run_id, "path": path, "max_bytes": 1 << 20},
+                timeout=30,
+            )
+            assert got.status_code == 200 and got.content.startswith(start), (path, got.status_code)
+            assert got.headers.get("X-Modelship-Truncated") != "true"
         tags = client.get_run(run_id).data.tags
         assert tags["modelship.io/evaluated-model"] == f"runs:/{run_id}/model"
         figures[bias] = metrics["eval.fairness.sex.demographic_parity_difference"]
