@@ -7,7 +7,7 @@ log metrics, the JSON report and the PNGs to the run through the one tracking cl
 
 Which columns the model sees: its signature's inputs when it has one (the targets and the
 sensitive columns may then be extra columns of the data set, or inputs themselves), else
-every column but the targets.
+the names a scikit-learn model was fitted on, else every column but the targets.
 """
 
 from __future__ import annotations
@@ -130,8 +130,12 @@ def evaluate(
 
 
 def feature_columns(model: LoadedModel, frame: pd.DataFrame, targets: str) -> list[str]:
-    """The signature's input columns, else every column but the targets."""
+    """The signature's input columns, else the names a scikit-learn model was fitted on
+    (``feature_names_in_``), else every column but the targets."""
     names = list(model.enforcer.names or ()) if model.input_schema is not None else []
+    if not names:
+        fitted = getattr(getattr(model.runtime, "model", None), "feature_names_in_", None)
+        names = [str(n) for n in fitted] if fitted is not None else []
     return names or [c for c in frame.columns if c != targets]
 
 
