@@ -11,11 +11,13 @@ Metric keys (what ModelVersion gates name):
 ==========================================================  =================================
 
 A column, group or feature name enters a key with every character MLflow refuses in a
-metric key (anything but letters, digits, ``_ - . /`` and space) replaced by ``_``.
+metric key (anything but letters, digits, ``_ - . /`` and space) replaced by ``_``, and cut
+to 48 characters with a hash of the full name when longer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -30,12 +32,18 @@ REPORT_PATH = "eval/report.json"
 CONFUSION_PNG = "eval/confusion_matrix.png"
 CALIBRATION_PNG = "eval/calibration.png"
 IMPORTANCE_PNG = "eval/importance.png"
+MAX_PART = 48
+"""Longest column, group or feature name in a key: a key has at most two, well within 250."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-./ ]")
 
 
 def key_part(name: Any) -> str:
-    """A name as one part of a metric key."""
-    text = _UNSAFE.sub("_", str(name)).strip() or "_"
+    """A name as one part of a metric key; a long one (a free-text group value) is cut and
+    keeps a hash, so that every key stays within MLflow's 250 characters and distinct."""
+    raw = str(name)
+    text = _UNSAFE.sub("_", raw).strip() or "_"
+    if len(text) > MAX_PART:
+        text = f"{text[: MAX_PART - 9]}_{hashlib.sha256(raw.encode()).hexdigest()[:8]}"
     return text
 
 

@@ -32,6 +32,13 @@ def test_key_part(name: object, part: str) -> None:
     assert rep.key_part(name) == part
 
 
+def test_a_long_name_is_cut_keeps_a_hash_and_stays_distinct() -> None:
+    a, b = rep.key_part("x" * 300 + "a"), rep.key_part("x" * 300 + "b")
+    assert len(a) == len(b) == rep.MAX_PART and a != b
+    assert a.startswith("x" * 39 + "_") and rep.key_part("x" * 300 + "a") == a
+    assert rep.key_part("y" * rep.MAX_PART) == "y" * rep.MAX_PART
+
+
 def test_metric_keys() -> None:
     fair = GroupFairness(
         "sex", {"f": {"accuracy": 0.9}, "m:x": {"accuracy": 0.7}}, {"demographic_parity_difference": 0.2}
