@@ -461,7 +461,8 @@ def main() -> None:
     out: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "backends": {}}
     for backend in args.backends.split(","):
         if backend == "postgresql":
-            with local_postgres(work / "pg") as pg_url:
+            # Under /var/tmp: PostgreSQL runs as its own user, who cannot enter root's home.
+            with local_postgres(Path("/var/tmp/modelship-bench") / work.name / "pg") as pg_url:
                 out["backends"][backend] = measure_backend(backend, args, work, pg_url)
         elif backend == "sqlite":
             out["backends"][backend] = measure_backend(backend, args, work, None)

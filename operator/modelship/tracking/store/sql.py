@@ -380,17 +380,12 @@ class TrackingStore:
         return info
 
     def _children(self, c: Connection, table: str, columns: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
-        """Rows of a run's child table for many runs, as plain tuples: a search page is 100
-        runs and some 3,000 child rows, and SQLAlchemy's Row per row cost as much as the
-        database (benchmarks/tracking/scale.py)."""
+        """Rows of a run's child table for many runs, by driver SQL: a search page is 100
+        runs and some 3,000 child rows, and building and compiling the select per page, with
+        a result processor per row, cost as much as the database (benchmarks/tracking/scale.py)."""
         ph = "?" if self.engine.dialect.name == "sqlite" else "%s"
         sql = f"SELECT run_uuid, {columns} FROM {table} WHERE run_uuid IN ({', '.join([ph] * len(ids))})"
-        cursor = c.connection.cursor()
-        try:
-            cursor.execute(sql, tuple(ids))
-            return list(cursor.fetchall())
-        finally:
-            cursor.close()
+        return list(c.exec_driver_sql(sql, tuple(ids)).tuples())
 
     def _runs_out(self, c: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
         ids = [r["run_uuid"] for r in rows]
