@@ -112,8 +112,8 @@ build_k8s() {
   for c in "${K8S_COMPONENTS[@]}"; do
     if [ ! -x "$K8S_BIN/$c" ]; then
       log "building $c"
-      go build -trimpath -ldflags "-s -w ${ver_flags}" -o "$K8S_BIN/$c.tmp" "k8s.io/kubernetes/cmd/$c" >&2
-      mv "$K8S_BIN/$c.tmp" "$K8S_BIN/$c"
+      go build -trimpath -ldflags "-s -w ${ver_flags}" -o "$K8S_BIN/$c.tmp.$$" "k8s.io/kubernetes/cmd/$c" >&2
+      mv "$K8S_BIN/$c.tmp.$$" "$K8S_BIN/$c"
     fi
   done
 
@@ -136,8 +136,8 @@ GO
   go mod tidy >&2
   if [ ! -x "$K8S_BIN/etcd" ]; then
     log "building etcd"
-    go build -trimpath -ldflags "-s -w" -o "$K8S_BIN/etcd.tmp" . >&2
-    mv "$K8S_BIN/etcd.tmp" "$K8S_BIN/etcd"
+    go build -trimpath -ldflags "-s -w" -o "$K8S_BIN/etcd.tmp.$$" . >&2
+    mv "$K8S_BIN/etcd.tmp.$$" "$K8S_BIN/etcd"
   fi
 }
 
@@ -178,8 +178,8 @@ GO
   go mod tidy >&2
   log "building coredns"
   go build -trimpath -ldflags "-s -w" \
-    -o "$COREDNS_BIN/coredns.tmp" . >&2
-  mv "$COREDNS_BIN/coredns.tmp" "$COREDNS_BIN/coredns"
+    -o "$COREDNS_BIN/coredns.tmp.$$" . >&2
+  mv "$COREDNS_BIN/coredns.tmp.$$" "$COREDNS_BIN/coredns"
 }
 
 # --- Traefik and the Gateway API CRDs ---------------------------------------------------
@@ -213,15 +213,15 @@ build_traefik() {
     go mod tidy -e >&2
     log "building traefik"
     go build -trimpath -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION}" \
-      -o "$TRAEFIK_DIR/bin/traefik.tmp" github.com/traefik/traefik/v3/cmd/traefik >&2
-    mv "$TRAEFIK_DIR/bin/traefik.tmp" "$TRAEFIK_DIR/bin/traefik"
+      -o "$TRAEFIK_DIR/bin/traefik.tmp.$$" github.com/traefik/traefik/v3/cmd/traefik >&2
+    mv "$TRAEFIK_DIR/bin/traefik.tmp.$$" "$TRAEFIK_DIR/bin/traefik"
   fi
   # The CRDs come out of the modules themselves, never from a copy in this repository.
   local gw traefik_src
   gw="$(module_dir "sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}")"
   traefik_src="$(module_dir "github.com/traefik/traefik/v3@${TRAEFIK_VERSION}")"
-  for f in "$gw"/config/crd/standard/*.yaml; do echo "---"; cat "$f"; done > "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml.tmp"
-  mv "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml.tmp" "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml"
+  for f in "$gw"/config/crd/standard/*.yaml; do echo "---"; cat "$f"; done > "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml.tmp.$$"
+  mv "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml.tmp.$$" "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml"
   cp "$traefik_src/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" \
     "$TRAEFIK_DIR/manifests/traefik-crds.yaml"
 }
