@@ -236,10 +236,20 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any
     return time.perf_counter() - t, out
 
 
-def post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    r = client.post(path, json=body)
+def send(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One request; sent again once when the server closed the kept-alive connection as it
+    went out (both servers end idle connections after a few seconds, and a slow query to
+    the other server leaves ours idle that long)."""
+    try:
+        r = client.request(method, path, **kwargs)
+    except httpx.RemoteProtocolError:
+        r = client.request(method, path, **kwargs)
     r.raise_for_status()
-    return dict(r.json())
+    return r
+
+
+def post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    return dict(send(client, "POST", path, json=body).json())
 
 
 def page_through(client: httpx.Client, total: int) -> tuple[list[float], list[str]]:
@@ -362,9 +372,12 @@ def measure_backend(backend: str, args: argparse.Namespace, work: Path, pg_url: 
                 for name, body in SEARCHES.items():
                     record(name, kind, timed(post, client, f"{API}/runs/search", body)[0])
                 dt, answer = timed(
-                    client.get, f"{AJAX}/metrics/get-history-bulk-interval", params=bulk_interval_params(hist_ids)
+                    send,
+                    client,
+                    "GET",
+                    f"{AJAX}/metrics/get-history-bulk-interval",
+                    params=bulk_interval_params(hist_ids),
                 )
-                answer.raise_for_status()
                 points = len(answer.json().get("metrics", []))
                 if points != 100 * STEPS:
                     raise SystemExit(f"[{backend}] {kind}: get-history-bulk-interval gave {points} points")

@@ -385,7 +385,7 @@ class TrackingStore:
         a result processor per row, cost as much as the database (benchmarks/tracking/scale.py)."""
         ph = "?" if self.engine.dialect.name == "sqlite" else "%s"
         sql = f"SELECT run_uuid, {columns} FROM {table} WHERE run_uuid IN ({', '.join([ph] * len(ids))})"
-        return list(c.exec_driver_sql(sql, tuple(ids)).tuples())
+        return [tuple(row) for row in c.exec_driver_sql(sql, tuple(ids))]
 
     def _runs_out(self, c: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
         ids = [r["run_uuid"] for r in rows]
