@@ -21,7 +21,7 @@ from modelship.tracking.protocol import messages
 from modelship.tracking.protocol.http import error_response, ok
 from modelship.tracking.protocol.paths import API
 from modelship.tracking.server.api import tracking_router
-from modelship.tracking.server.artifacts import artifacts_router
+from modelship.tracking.server.artifacts import ArtifactRoots, artifacts_router
 from modelship.tracking.server.hotpath import HotWrites
 from modelship.tracking.server.limits import BodyLimits
 from modelship.tracking.server.paths import MlflowPaths
@@ -153,7 +153,7 @@ def create_app(
         description="The MLflow Tracking REST API, served by Modelship.",
     )
     app.include_router(tracking_router(store))
-    app.include_router(artifacts_router(store, artifacts))
+    app.include_router(artifacts_router(store, artifacts, ArtifactRoots(artifacts, store.artifact_root)))
     if registry is not None:
         writer = None
         if registry_writes is not None:

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from modelship.resources.registry_api import CREATED_MS_ANNOTATION, RUN_ID_ANNOTATION, UPDATED_MS_ANNOTATION
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError
 from modelship.tracking.protocol.http import ok, query, query_int
@@ -129,33 +130,57 @@ def _ms(timestamp: str | None) -> int:
     return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
 
 
+def _annotated_ms(obj: Mapping[str, Any], key: str) -> int | None:
+    value = str(((obj.get("metadata") or {}).get("annotations") or {}).get(key) or "")
+    return int(value) if value.isdigit() else None
+
+
+def _created(obj: Mapping[str, Any]) -> int:
+    """MLflow's ``creation_timestamp``: the tracking server's millisecond stamp, or (an
+    object made with kubectl or git) ``metadata.creationTimestamp``."""
+    stamp = _annotated_ms(obj, CREATED_MS_ANNOTATION)
+    return stamp if stamp is not None else _ms(obj["metadata"].get("creationTimestamp"))
+
+
 def _last_updated(obj: Mapping[str, Any]) -> int:
+    """MLflow's ``last_updated_timestamp``. An object the tracking server stamps: its last
+    stamped change (milliseconds) and the operator's effective stage changes after it. Any
+    other object: its newest stage change or condition, in seconds."""
     status = obj.get("status") or {}
     times = [_ms(h.get("time")) for h in status.get("stageHistory") or []]
+    stamp = _annotated_ms(obj, UPDATED_MS_ANNOTATION)
+    if stamp is not None:
+        return max([stamp, _created(obj), *times])
     times += [_ms(c.get("lastTransitionTime")) for c in status.get("conditions") or []]
-    return max([_ms(obj["metadata"].get("creationTimestamp")), *times])
+    return max([_created(obj), *times])
 
 
 def model_version_json(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A ModelVersion object as MLflow's ``ModelVersion`` message."""
+    """A ModelVersion object as MLflow's ``ModelVersion`` message.
+
+    ``status`` is MLflow's registration state: READY once the operator has numbered the
+    version, as MLflow's store answers READY for any version it has recorded (it never
+    checks a source). Whether Modelship could resolve the source is the Ready condition;
+    when it could not, ``status_message`` says why (such a version does not take effect as
+    Staging or Production, docs/registry.md)."""
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     ready: Mapping[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
-    state = (
-        "READY"
-        if ready.get("status") == "True"
-        else ("FAILED_REGISTRATION" if ready.get("status") == "False" else "PENDING_REGISTRATION")
-    )
+    numbered = status.get("version") is not None
+    message = ""
+    if ready.get("status") == "False":
+        message = f"Source not resolved ({ready.get('reason')}): {ready.get('message') or ''}".rstrip(": ")
+    requested_run = ((meta.get("annotations") or {}).get(RUN_ID_ANNOTATION)) or ""
     out: dict[str, Any] = {
         "name": spec.get("model"),
         "version": str(status.get("version")),
-        "creation_timestamp": _ms(meta.get("creationTimestamp")),
+        "creation_timestamp": _created(obj),
         "last_updated_timestamp": _last_updated(obj),
         "current_stage": status.get("stage") or "None",
         "description": spec.get("description") or "",
         "source": status.get("artifactUri") or spec.get("source"),
-        "run_id": status.get("runId") or "",
-        "status": state,
-        "status_message": ready.get("message") or "",
+        "run_id": status.get("runId") or requested_run,
+        "status": "READY" if numbered else "PENDING_REGISTRATION",
+        "status_message": message,
         "tags": [{"key": k, "value": str(v)} for k, v in sorted((spec.get("tags") or {}).items())],
         "aliases": list(status.get("aliases") or []),
     }
@@ -271,11 +296,19 @@ class Registry:
             for o in versions
             for a in o["status"].get("aliases") or []
         ]
-        created = [_ms(o["metadata"].get("creationTimestamp")) for o in versions]
+        created = [_created(o) for o in versions]
         updated = [_last_updated(o) for o in versions]
+        entry_stamp = _annotated_ms(entry, UPDATED_MS_ANNOTATION) if entry is not None else None
         if entry is not None:
-            created.append(_ms(entry["metadata"].get("creationTimestamp")))
+            created.append(_created(entry))
             updated.append(_last_updated(entry))
+        if entry_stamp is not None:
+            # The server stamps the entry on every change MLflow counts for the model (a
+            # version's own description is not one); the operator's stage changes still count.
+            updated = [
+                _last_updated(entry),
+                *(_ms(h.get("time")) for o in versions for h in o["status"].get("stageHistory") or []),
+            ]
         return {
             "name": name,
             "creation_timestamp": min(created),
