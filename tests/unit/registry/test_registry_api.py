@@ -282,3 +282,38 @@ def test_a_miss_on_the_cached_listing_is_checked_against_a_fresh_one(path: str, 
     response = TestClient(app).get(f"{API}/{path}", params=params)
     assert response.status_code == 200, response.text
     assert reader.invalidations == 1
+
+
+def test_stamped_objects_answer_millisecond_times_and_the_run_id_sent() -> None:
+    """The tracking server's stamps win over Kubernetes' whole seconds; the model's time
+    is its RegisteredModel's stamp (a version's description does not move it), unless the
+    operator changed a stage later; an unresolved version answers the run id sent."""
+    stamps = {"modelship.io/created-ms": "1767225600123", "modelship.io/updated-ms": "1767225605456"}
+    v1 = obj(1, "None", model="m", ready="False")
+    v1["metadata"]["annotations"] = {
+        **stamps,
+        "modelship.io/run-id": "sent-run",
+        "modelship.io/updated-ms": "1767225609999",
+    }
+    v1["status"].pop("runId")
+    v1["status"].pop("artifactUri")
+    entry = {
+        "metadata": {
+            "name": "m",
+            "namespace": "ml",
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "annotations": stamps,
+        },
+        "spec": {"model": "m"},
+    }
+    app = FastAPI()
+    app.include_router(registry_router(StaticReader([v1], registered_models=[entry])))
+    c = TestClient(app)
+    mv = c.get(f"{API}/model-versions/get", params={"name": "m", "version": "1"}).json()["model_version"]
+    assert (mv["creation_timestamp"], mv["last_updated_timestamp"]) == (1767225600123, 1767225609999)
+    assert mv["run_id"] == "sent-run" and mv["source"] == "runs:/run1/model" and mv["status"] == "READY"
+    rm = c.get(f"{API}/registered-models/get", params={"name": "m"}).json()["registered_model"]
+    assert (rm["creation_timestamp"], rm["last_updated_timestamp"]) == (1767225600123, 1767225605456)
+    v1["status"]["stageHistory"] = [{"from": "None", "to": "Archived", "time": "2026-01-01T00:00:20Z"}]
+    rm = c.get(f"{API}/registered-models/get", params={"name": "m"}).json()["registered_model"]
+    assert rm["last_updated_timestamp"] == 1767225620000  # the operator's later change counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -276,3 +277,57 @@ def test_registered_model_status_keeps_the_transition_time_while_ready_holds() -
     assert again["conditions"][0]["lastTransitionTime"] == first["lastTransitionTime"]
     flipped = plan.registered_model_status("iris", [], duplicate_of="x", generation=1, now=later, previous_ready=first)
     assert flipped["conditions"][0]["lastTransitionTime"] == "2026-03-01T00:00:00Z"
+
+
+RUN_DIR = "file:///data/1/abc/artifacts"
+
+
+@pytest.mark.parametrize(
+    ("source", "run_id", "root"),
+    [
+        ("runs:/no-such-run/model", "no-such-run", None),  # a run the server does not know: MLflow records it
+        ("models:/m-0123", None, None),  # a logged model, with or without an MLmodel
+        ("mlflow-artifacts:/models/", "abc", ROOT),
+        ("s3://bucket", None, None),
+        ("/data/1/abc/artifacts", "abc", RUN_DIR),  # a local path inside the run's local artifacts
+        ("file:///data/1/abc/artifacts/model", "abc", RUN_DIR),
+        ("file:///data/1/abc/artifacts/model/..", "abc", RUN_DIR),  # resolves inside: accepted, as by MLflow
+    ],
+)
+def test_check_source_accepts_what_mlflow_records(source: str, run_id: str | None, root: str | None) -> None:
+    plan.check_source(source, run_id, root)
+
+
+@pytest.mark.parametrize(
+    ("source", "run_id", "root", "words"),
+    [
+        ("/tmp/model", None, None, "To use a local path as a model version source, the run_id"),
+        ("file:///tmp", None, None, "To use a local path"),
+        ("/tmp", "abc", RUN_DIR, "To use a local path"),  # not inside the run's artifacts
+        ("/data/1/abcd", "abc", RUN_DIR, "To use a local path"),  # a sibling prefix is not inside
+        ("/data/1/abc/artifacts", "abc", ROOT, "To use a local path"),  # the run's artifacts are not local
+        ("relative/dir", "abc", RUN_DIR, "To use a local path"),
+        ("mlflow-artifacts:/a/../b", None, None, "without relative path references"),
+        ("s3://bucket/%252e%252e/key", None, None, "without relative path references"),  # encoded twice
+        ("file://10.0.0.1/share/model", "abc", RUN_DIR, "is not a valid remote uri"),
+        ("", None, None, "'source'"),
+    ],
+)
+def test_check_source_refuses_what_mlflow_refuses(
+    source: str, run_id: str | None, root: str | None, words: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        plan.check_source(source, run_id, root)
+
+
+def test_bodies_and_patches_carry_millisecond_stamps_and_the_run_id_sent() -> None:
+    body = plan.model_version_body("iris", "ml", "runs:/r/model", run_id="r", now_ms=1767225600123)
+    annotations = body["metadata"]["annotations"]
+    assert annotations["modelship.io/created-ms"] == annotations["modelship.io/updated-ms"] == "1767225600123"
+    assert annotations["modelship.io/run-id"] == "r" and annotations["modelship.io/model"] == "iris"
+    rm = plan.registered_model_body("iris", "ml", now_ms=5)["metadata"]["annotations"]
+    assert rm["modelship.io/created-ms"] == "5"
+    assert "modelship.io/created-ms" not in plan.registered_model_body("iris", "ml")["metadata"]["annotations"]
+    patch = plan.stamped(plan.description_patch("x"), 7)
+    assert patch == {"spec": {"description": "x"}, "metadata": {"annotations": {"modelship.io/updated-ms": "7"}}}
+    assert plan.stamped({}, 8) == {"metadata": {"annotations": {"modelship.io/updated-ms": "8"}}}

@@ -302,7 +302,7 @@ class Registry:
         if entry is not None:
             created.append(_created(entry))
             updated.append(_last_updated(entry))
-        if entry_stamp is not None:
+        if entry is not None and entry_stamp is not None:
             # The server stamps the entry on every change MLflow counts for the model (a
             # version's own description is not one); the operator's stage changes still count.
             updated = [
