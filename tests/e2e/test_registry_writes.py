@@ -259,10 +259,12 @@ def _now_ms() -> int:
 def test_a_source_the_server_cannot_resolve_is_registered_as_mlflow_server_registers_it(
     kube: KubeApi, operator, mlflow_client: Any, tracking_server: str
 ) -> None:
-    """MLflow records any source but a local path outside the run's artifacts: a run it does
-    not know, a logged model without an MLmodel. So does Modelship (READY once numbered); the
-    Ready condition and status_message say the source did not resolve, and such a version
-    does not take effect as Staging or Production (docs/registry.md)."""
+    """MLflow (3.17) records a source that the run or logged model sent with it contains,
+    without looking for a model there: ``runs:/<run>/...`` of a run it does not know, a
+    logged model without an MLmodel. So does Modelship (READY once numbered); the Ready
+    condition and status_message say the source did not resolve, and such a version does
+    not take effect as Staging or Production (docs/registry.md). A source the request does
+    not show to be the run's or model's is refused in MLflow's words."""
     import httpx
     from mlflow.exceptions import MlflowException
 
@@ -299,6 +301,10 @@ def test_a_source_the_server_cannot_resolve_is_registered_as_mlflow_server_regis
         assert "To use a local path as a model version source, the run_id" in answer.json()["message"]
     with pytest.raises(MlflowException, match="absolute path must be provided without relative path"):
         client.create_model_version(name, "mlflow-artifacts:/a/../b", run.info.run_id)
+    with pytest.raises(MlflowException, match="The run_id request parameter must identify the resource"):
+        client.create_model_version(name, "runs:/no-such-run/model", "another-run")
+    with pytest.raises(MlflowException, match="The model_id request parameter must identify the resource"):
+        client.create_model_version(name, f"models:/{logged.model_id}")
     assert sorted(o["status"]["version"] for o in objects(kube, "modelversions", name)) == [1, 2]
 
 

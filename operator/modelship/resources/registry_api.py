@@ -26,7 +26,7 @@ from typing import Any
 
 from modelship.api.common import API_VERSION, MODEL_NAME, STAGES
 from modelship.resources.conditions import READY, make_condition
-from modelship.uris import decoded_path, local_path, scheme_of
+from modelship.uris import ArtifactsURI, ModelsURI, RunsURI, URIError, decoded_path, local_path, parse, scheme_of
 
 CREATED_BY_LABEL = "modelship.io/created-by"
 """Label on every object the tracking server creates for the MLflow API (value below)."""
@@ -160,40 +160,82 @@ def version_source(source: str, run_id: str | None, run_artifact_uri: str | None
 
 
 LOCAL_SOURCE_REFUSED = (
-    "Invalid model version source: '{source}'. To use a local path as a model version source, the run_id "
+    "Invalid model version source: '{source}'. To use a local path as a model version source, the {owner} "
     "request parameter has to be specified and the local path has to be contained within the artifact "
-    "directory of the run specified by the run_id."
+    "directory of the run specified by the {owner}."
 )
 RELATIVE_SOURCE_REFUSED = (
     "Invalid model version source: '{source}'. If supplying a source as an http, https, local file path, ftp, "
     "objectstore, or mlflow-artifacts uri, an absolute path must be provided without relative path references "
     "present. Please provide an absolute path."
 )
+OWNER_REFUSED = (
+    "Invalid model version source: '{source}'. The {owner} request parameter must identify the resource that "
+    "contains the source."
+)
 
 
-def check_source(source: str, run_id: str | None, run_artifact_uri: str | None) -> None:
-    """MLflow's checks of a new version's source (its server's ``_validate_source_run``), or
-    ValueError in its words. A local path is accepted only inside the local artifact
-    directory of the run sent with it (so a client cannot register, then serve, any file of
-    the server's machine); any other URI only without ``..``. A source that names a run or
-    logged model the server does not know, or a directory without an MLmodel, is accepted,
-    as by MLflow: the registry records it; the operator's Ready condition says whether it
-    resolved, and only a resolved version takes effect as Staging or Production."""
+def _within(source: str, root: str | None) -> bool:
+    """``source`` is ``root`` or under it (both ``mlflow-artifacts:`` URIs)."""
+    if not root or scheme_of(root) != "mlflow-artifacts":
+        return False
+    inner, outer = parse(source), parse(root)
+    assert isinstance(inner, ArtifactsURI) and isinstance(outer, ArtifactsURI)
+    return bool(outer.path) and (inner.path == outer.path or inner.path.startswith(outer.path + "/"))
+
+
+def check_source(
+    source: str,
+    *,
+    run_id: str | None = None,
+    model_id: str | None = None,
+    run_artifact_uri: str | None = None,
+    model_artifact_uri: str | None = None,
+) -> None:
+    """MLflow's checks of a new version's source (``mlflow server`` 3.17's
+    ``_validate_source_run``/``_validate_source_model``), or ValueError in its words.
+
+    The source must be shown to belong to the run (``run_id``) or logged model
+    (``model_id``) sent with it: ``runs:/<run>/...`` needs that run id (the run itself is not
+    looked up: MLflow records a run it cannot find), ``models:/<m-id>`` that model id (an
+    MLmodel is not asked for), an ``mlflow-artifacts:`` URI or a local path must lie in the
+    artifacts of the run or model sent (``*_artifact_uri``: None when this server does not
+    know it). A registry source (``models:/<name>/<version>``) and other URIs (``s3://``...)
+    are taken as they are; any ``..`` is refused. Whether the source holds a model is the
+    operator's to find out (the Ready condition): only a resolved version takes effect as
+    Staging or Production."""
     if not source:
         raise ValueError("Missing value for required parameter 'source'.")
+    owner, root = ("model_id", model_artifact_uri) if model_id else ("run_id", run_artifact_uri)
     local = local_path(source)
     if local is not None:
-        root = local_path(run_artifact_uri) if (run_id and run_artifact_uri) else None
-        if root is not None:
-            wanted, base = posixpath.normpath(posixpath.join("/", local)), posixpath.normpath(root)
-            if local.startswith("/") and (wanted == base or wanted.startswith(base.rstrip("/") + "/")):
+        local_root = local_path(root) if ((model_id or run_id) and root) else None
+        if local_root is not None and local.startswith("/"):
+            wanted, base = posixpath.normpath(local), posixpath.normpath(local_root)
+            if wanted == base or wanted.startswith(base.rstrip("/") + "/"):
                 return
-        raise ValueError(LOCAL_SOURCE_REFUSED.format(source=local))
-    if scheme_of(source) == "file":
+        raise ValueError(LOCAL_SOURCE_REFUSED.format(source=local, owner=owner))
+    scheme = scheme_of(source)
+    if scheme == "file":
         raise ValueError(f"'{source}' is not a valid remote uri: a file: URI names this machine's filesystem")
     path = re.sub(r"/+", "/", decoded_path(source).rstrip("/"))
     if "\x00" in path or ".." in path.split("/") or (path and posixpath.normpath(path) != path):
         raise ValueError(RELATIVE_SOURCE_REFUSED.format(source=source))
+    refused = ValueError(OWNER_REFUSED.format(source=source, owner=owner))
+    try:
+        ref = parse(source) if scheme in ("runs", "models", "mlflow-artifacts") else None
+    except URIError:
+        raise refused from None
+    if isinstance(ref, RunsURI):
+        if model_id or ref.run_id != run_id or source.startswith("runs://"):
+            raise refused
+    elif isinstance(ref, ModelsURI):
+        if source.startswith("models://"):
+            raise ValueError(OWNER_REFUSED.format(source=source, owner="model_id"))
+        if ref.logged_model_id is not None and ref.logged_model_id != model_id:
+            raise ValueError(OWNER_REFUSED.format(source=source, owner="model_id"))
+    elif isinstance(ref, ArtifactsURI) and not _within(source, root):
+        raise refused
 
 
 # --- changes to existing versions --------------------------------------------------------------

@@ -280,44 +280,53 @@ def test_registered_model_status_keeps_the_transition_time_while_ready_holds() -
 
 
 RUN_DIR = "file:///data/1/abc/artifacts"
+MODEL_ROOT = "mlflow-artifacts:/1/models/m-0123/artifacts"
 
 
 @pytest.mark.parametrize(
-    ("source", "run_id", "root"),
+    ("source", "ids"),
     [
-        ("runs:/no-such-run/model", "no-such-run", None),  # a run the server does not know: MLflow records it
-        ("models:/m-0123", None, None),  # a logged model, with or without an MLmodel
-        ("mlflow-artifacts:/models/", "abc", ROOT),
-        ("s3://bucket", None, None),
-        ("/data/1/abc/artifacts", "abc", RUN_DIR),  # a local path inside the run's local artifacts
-        ("file:///data/1/abc/artifacts/model", "abc", RUN_DIR),
-        ("file:///data/1/abc/artifacts/model/..", "abc", RUN_DIR),  # resolves inside: accepted, as by MLflow
+        ("runs:/no-such-run/model", {"run_id": "no-such-run"}),  # a run it does not know: MLflow records it
+        ("models:/m-0123", {"model_id": "m-0123"}),  # a logged model, with or without an MLmodel
+        ("models:/iris/3", {"run_id": "abc"}),  # a registry source
+        (f"{ROOT}/model", {"run_id": "abc", "run_artifact_uri": ROOT}),  # register_model("runs:/abc/model")
+        (f"{MODEL_ROOT}/", {"model_id": "m-0123", "model_artifact_uri": MODEL_ROOT}),
+        ("s3://bucket/model", {}),
+        ("/data/1/abc/artifacts", {"run_id": "abc", "run_artifact_uri": RUN_DIR}),  # local, in the run's artifacts
+        ("file:///data/1/abc/artifacts/model", {"run_id": "abc", "run_artifact_uri": RUN_DIR}),
+        ("file:///data/1/abc/artifacts/model/..", {"run_id": "abc", "run_artifact_uri": RUN_DIR}),  # resolves inside
     ],
 )
-def test_check_source_accepts_what_mlflow_records(source: str, run_id: str | None, root: str | None) -> None:
-    plan.check_source(source, run_id, root)
+def test_check_source_accepts_what_mlflow_records(source: str, ids: dict[str, str]) -> None:
+    plan.check_source(source, **ids)
 
 
 @pytest.mark.parametrize(
-    ("source", "run_id", "root", "words"),
+    ("source", "ids", "words"),
     [
-        ("/tmp/model", None, None, "To use a local path as a model version source, the run_id"),
-        ("file:///tmp", None, None, "To use a local path"),
-        ("/tmp", "abc", RUN_DIR, "To use a local path"),  # not inside the run's artifacts
-        ("/data/1/abcd", "abc", RUN_DIR, "To use a local path"),  # a sibling prefix is not inside
-        ("/data/1/abc/artifacts", "abc", ROOT, "To use a local path"),  # the run's artifacts are not local
-        ("relative/dir", "abc", RUN_DIR, "To use a local path"),
-        ("mlflow-artifacts:/a/../b", None, None, "without relative path references"),
-        ("s3://bucket/%252e%252e/key", None, None, "without relative path references"),  # encoded twice
-        ("file://10.0.0.1/share/model", "abc", RUN_DIR, "is not a valid remote uri"),
-        ("", None, None, "'source'"),
+        ("/tmp/model", {}, "To use a local path as a model version source, the run_id"),
+        ("file:///tmp", {}, "To use a local path"),
+        ("/tmp", {"run_id": "abc", "run_artifact_uri": RUN_DIR}, "To use a local path"),  # not in the run's
+        ("/data/1/abcd", {"run_id": "abc", "run_artifact_uri": RUN_DIR}, "To use a local path"),  # a sibling
+        ("/data/1/abc/artifacts", {"run_id": "abc", "run_artifact_uri": ROOT}, "To use a local path"),
+        ("file:///path/to/model", {"model_id": "m-0123", "model_artifact_uri": MODEL_ROOT}, "the model_id request"),
+        ("relative/dir", {"run_id": "abc", "run_artifact_uri": RUN_DIR}, "To use a local path"),
+        ("runs:/run_id/model", {"run_id": "run_id_1"}, "The run_id request parameter must identify"),
+        ("runs:/abc/model", {}, "The run_id request parameter must identify"),
+        ("runs:/abc/model", {"run_id": "abc", "model_id": "m-1"}, "The model_id request parameter must identify"),
+        ("models:/m-0123", {}, "The model_id request parameter must identify"),
+        ("models:/m-0123", {"model_id": "m-9"}, "The model_id request parameter must identify"),
+        (f"{ROOT}/model", {"run_id": "abc"}, "The run_id request"),  # a run this server does not know
+        ("mlflow-artifacts:/9/other/artifacts", {"run_id": "abc", "run_artifact_uri": ROOT}, "The run_id request"),
+        ("mlflow-artifacts:/a/../b", {}, "without relative path references"),
+        ("s3://bucket/%252e%252e/key", {}, "without relative path references"),  # encoded twice
+        ("file://10.0.0.1/share/model", {"run_id": "abc", "run_artifact_uri": RUN_DIR}, "is not a valid remote uri"),
+        ("", {}, "'source'"),
     ],
 )
-def test_check_source_refuses_what_mlflow_refuses(
-    source: str, run_id: str | None, root: str | None, words: str
-) -> None:
+def test_check_source_refuses_what_mlflow_refuses(source: str, ids: dict[str, str], words: str) -> None:
     with pytest.raises(ValueError, match=re.escape(words)):
-        plan.check_source(source, run_id, root)
+        plan.check_source(source, **ids)
 
 
 def test_bodies_and_patches_carry_millisecond_stamps_and_the_run_id_sent() -> None:

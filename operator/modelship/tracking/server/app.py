@@ -137,6 +137,13 @@ def _run_artifact_uri(store: TrackingStore, run_id: str) -> str | None:
         return None  # not a run of this server: the source is kept as sent
 
 
+def _model_artifact_uri(store: TrackingStore, model_id: str) -> str | None:
+    try:
+        return str(store.logged_models.get_logged_model(model_id)["info"]["artifact_uri"])
+    except TrackingError:
+        return None  # not a logged model of this server
+
+
 def create_app(
     settings: ServerSettings,
     store: TrackingStore,
@@ -158,7 +165,10 @@ def create_app(
         writer = None
         if registry_writes is not None:
             writer = RegistryWrites(
-                registry, registry_writes, run_artifact_uri=lambda run: _run_artifact_uri(store, run)
+                registry,
+                registry_writes,
+                run_artifact_uri=lambda run: _run_artifact_uri(store, run),
+                model_artifact_uri=lambda model: _model_artifact_uri(store, model),
             )
         app.include_router(registry_router(registry, writer))
     else:

@@ -129,12 +129,18 @@ class RegistryWrites:
     """The write endpoints: ``writes(method, path, params)`` -> the answer's body (blocking)."""
 
     def __init__(
-        self, reader: RegistryReader, settings: WriteSettings, *, run_artifact_uri: Callable[[str], str | None]
+        self,
+        reader: RegistryReader,
+        settings: WriteSettings,
+        *,
+        run_artifact_uri: Callable[[str], str | None],
+        model_artifact_uri: Callable[[str], str | None] = lambda _: None,
     ) -> None:
         self.reader = reader
         self.settings = settings
         self.objects = settings.objects
         self.run_artifact_uri = run_artifact_uri
+        self.model_artifact_uri = model_artifact_uri
         self.handlers: dict[tuple[str, str], Callable[[Mapping[str, Any]], dict[str, Any]]] = {
             ("POST", "registered-models/create"): self.create_registered_model,
             ("POST", "registered-models/rename"): self.rename_registered_model,
@@ -315,8 +321,15 @@ class RegistryWrites:
         source = str(p.get("source") or "")
         if not source and p.get("model_id"):
             source = f"models:/{p['model_id']}"
+        model_id = str(p.get("model_id") or "") or None
         run_root = self.run_artifact_uri(run_id) if run_id else None
-        plan.check_source(source, run_id, run_root)
+        plan.check_source(
+            source,
+            run_id=run_id,
+            model_id=model_id,
+            run_artifact_uri=run_root,
+            model_artifact_uri=self.model_artifact_uri(model_id) if model_id else None,
+        )
         source = plan.version_source(source, run_id, run_root)
         body = plan.model_version_body(
             name,
