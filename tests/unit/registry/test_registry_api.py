@@ -317,3 +317,42 @@ def test_stamped_objects_answer_millisecond_times_and_the_run_id_sent() -> None:
     v1["status"]["stageHistory"] = [{"from": "None", "to": "Archived", "time": "2026-01-01T00:00:20Z"}]
     rm = c.get(f"{API}/registered-models/get", params={"name": "m"}).json()["registered_model"]
     assert rm["last_updated_timestamp"] == 1767225620000  # the operator's later change counts
+
+
+def _mv(name: str, version: int, updated: int, created: int = 0) -> dict[str, Any]:
+    return {"name": name, "version": str(version), "last_updated_timestamp": updated, "creation_timestamp": created}
+
+
+@pytest.mark.parametrize(
+    ("order_by", "expected"),
+    [
+        ([], [("b", 1), ("a", 2), ("a", 1), ("c", 1)]),  # newest change first, then name, then highest version
+        (["name DESC"], [("c", 1), ("b", 1), ("a", 2), ("a", 1)]),
+        (["version_number DESC"], [("a", 2), ("b", 1), ("a", 1), ("c", 1)]),
+        (["creation_timestamp ASC"], [("c", 1), ("b", 1), ("a", 2), ("a", 1)]),
+        (["last_updated_timestamp"], [("c", 1), ("a", 2), ("a", 1), ("b", 1)]),
+    ],
+)
+def test_model_versions_are_ordered_as_mlflows_store_orders_them(
+    order_by: list[str], expected: list[tuple[str, int]]
+) -> None:
+    from modelship.tracking.server.registry import order_versions
+
+    found = [_mv("a", 1, 20, 3), _mv("a", 2, 20, 3), _mv("b", 1, 30, 2), _mv("c", 1, 10, 1)]
+    assert [(m["name"], int(m["version"])) for m in order_versions(found, order_by)] == expected
+
+
+def test_an_unknown_order_by_key_is_refused() -> None:
+    from modelship.tracking.server.registry import order_versions
+
+    with pytest.raises(TrackingError, match="Invalid order_by clause 'size DESC'"):
+        order_versions([], ["size DESC"])
+
+
+def test_the_download_uri_of_an_unresolved_version_is_its_source_as_recorded() -> None:
+    unresolved = obj(1, "None", model="m", ready="False")
+    unresolved["status"].pop("artifactUri")
+    app = FastAPI()
+    app.include_router(registry_router(StaticReader([unresolved])))
+    got = TestClient(app).get(f"{API}/model-versions/get-download-uri", params={"name": "m", "version": "1"})
+    assert got.json() == {"artifact_uri": "runs:/run1/model"}

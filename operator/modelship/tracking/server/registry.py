@@ -374,6 +374,39 @@ def matches(
     return True
 
 
+_VERSION_ORDER_KEYS = {
+    "name": lambda mv: mv["name"],
+    "version_number": lambda mv: int(mv["version"]),
+    "creation_timestamp": lambda mv: mv["creation_timestamp"],
+    "last_updated_timestamp": lambda mv: mv["last_updated_timestamp"],
+}
+
+
+def order_versions(found: list[dict[str, Any]], order_by: list[str]) -> list[dict[str, Any]]:
+    """``model-versions/search``'s order, as MLflow's store has it: the ``order_by`` clauses
+    (``name``, ``version_number``, ``creation_timestamp``, ``last_updated_timestamp``, each
+    ``ASC`` or ``DESC``), then newest change first, name, highest version."""
+    clauses: list[tuple[str, bool]] = []
+    for clause in order_by:
+        key, _, direction = str(clause).strip().partition(" ")
+        key = key.strip("`").lower()
+        if key not in _VERSION_ORDER_KEYS or direction.strip().upper() not in ("", "ASC", "DESC"):
+            raise errors.invalid(
+                f"Invalid order_by clause '{clause}': use one of {', '.join(_VERSION_ORDER_KEYS)}, with ASC or DESC"
+            )
+        clauses.append((key, direction.strip().upper() == "DESC"))
+    keys = [k for k, _ in clauses]
+    clauses += [
+        (k, d)
+        for k, d in (("last_updated_timestamp", True), ("name", False), ("version_number", True))
+        if k not in keys
+    ]
+    out = list(found)
+    for key, descending in reversed(clauses):  # stable sorts, the last clause first
+        out.sort(key=_VERSION_ORDER_KEYS[key], reverse=descending)
+    return out
+
+
 def _page(items: list[Any], request: Request, default: int) -> tuple[list[Any], str | None]:
     limit = query_int(request, "max_results") or default
     start = query_int(request, "page_token") or 0
@@ -537,12 +570,9 @@ def registry_router(reader: RegistryReader, writer: WriteHandler | None = None) 
     async def get_download_uri(request: Request) -> Response:
         name, version = query(request, "name") or "", query(request, "version") or ""
         obj = await find(lambda reg: reg.version(name, version))
-        uri = (obj.get("status") or {}).get("artifactUri")
-        if not uri:
-            raise TrackingError(
-                f"Model Version (name={name}, version={version}) has no resolved source yet",
-                errors.RESOURCE_DOES_NOT_EXIST,
-            )
+        # The resolved location; a source the operator could not resolve (yet) as recorded, as
+        # MLflow answers the source it recorded.
+        uri = (obj.get("status") or {}).get("artifactUri") or (obj.get("spec") or {}).get("source")
         return ok({"artifact_uri": uri})
 
     @router.api_route(f"{API}/model-versions/search", methods=["GET", "POST"])
@@ -559,7 +589,8 @@ def registry_router(reader: RegistryReader, writer: WriteHandler | None = None) 
                 {t["key"]: t["value"] for t in mv["tags"]},
             )
         ]
-        found.sort(key=lambda mv: (mv["name"], -int(mv["version"])))
+        order = request.query_params.getlist("order_by") if request.method == "GET" else p.get("order_by")
+        found = order_versions(found, list(order or []))
         page, token = _page(found, request, 10000)
         out: dict[str, Any] = {"model_versions": page}
         if token:
