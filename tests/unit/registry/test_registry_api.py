@@ -356,3 +356,11 @@ def test_the_download_uri_of_an_unresolved_version_is_its_source_as_recorded() -
     app.include_router(registry_router(StaticReader([unresolved])))
     got = TestClient(app).get(f"{API}/model-versions/get-download-uri", params={"name": "m", "version": "1"})
     assert got.json() == {"artifact_uri": "runs:/run1/model"}
+
+
+def test_a_version_that_is_not_a_number_is_refused_in_mlflows_words() -> None:
+    got = client().get(f"{API}/model-versions/get", params={"name": "iris", "version": "something not correct"})
+    assert got.status_code == 400 and got.json() == {
+        "error_code": "INVALID_PARAMETER_VALUE",
+        "message": "Parameter 'version' must be an integer, got 'something not correct'.",
+    }

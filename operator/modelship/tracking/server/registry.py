@@ -265,6 +265,8 @@ class Registry:
         return [o for o in self.models.get(name, []) if _ns(o) == namespace]
 
     def version(self, name: str, version: str) -> Mapping[str, Any]:
+        if not str(version).strip().lstrip("-").isdigit():
+            raise errors.invalid(f"Parameter 'version' must be an integer, got '{version}'.")  # MLflow's words
         for obj in self.versions(name):
             if str(obj["status"]["version"]) == str(version):
                 return obj
