@@ -48,6 +48,19 @@ if have_all; then
   exit 0
 fi
 
+# Two runs on a machine whose cache is cold (CI beside a developer's tests) would build into
+# the same directories and .tmp files at once: one builds, the others wait and find it built.
+mkdir -p "$TESTBED"
+exec 9>"$TESTBED/.build.lock"
+if ! flock -n 9; then
+  log "another build of the bed holds $TESTBED/.build.lock; waiting for it"
+  flock 9
+  if have_all; then
+    echo "$BED/bin"
+    exit 0
+  fi
+fi
+
 command -v go >/dev/null || { echo "build.sh: the Go toolchain is needed (go >= 1.26)" >&2; exit 1; }
 export GOFLAGS="-mod=mod"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
@@ -99,8 +112,8 @@ build_k8s() {
   for c in "${K8S_COMPONENTS[@]}"; do
     if [ ! -x "$K8S_BIN/$c" ]; then
       log "building $c"
-      go build -trimpath -ldflags "-s -w ${ver_flags}" -o "$K8S_BIN/$c.tmp" "k8s.io/kubernetes/cmd/$c" >&2
-      mv "$K8S_BIN/$c.tmp" "$K8S_BIN/$c"
+      go build -trimpath -ldflags "-s -w ${ver_flags}" -o "$K8S_BIN/$c.tmp.$$" "k8s.io/kubernetes/cmd/$c" >&2
+      mv "$K8S_BIN/$c.tmp.$$" "$K8S_BIN/$c"
     fi
   done
 
@@ -123,8 +136,8 @@ GO
   go mod tidy >&2
   if [ ! -x "$K8S_BIN/etcd" ]; then
     log "building etcd"
-    go build -trimpath -ldflags "-s -w" -o "$K8S_BIN/etcd.tmp" . >&2
-    mv "$K8S_BIN/etcd.tmp" "$K8S_BIN/etcd"
+    go build -trimpath -ldflags "-s -w" -o "$K8S_BIN/etcd.tmp.$$" . >&2
+    mv "$K8S_BIN/etcd.tmp.$$" "$K8S_BIN/etcd"
   fi
 }
 
@@ -165,8 +178,8 @@ GO
   go mod tidy >&2
   log "building coredns"
   go build -trimpath -ldflags "-s -w" \
-    -o "$COREDNS_BIN/coredns.tmp" . >&2
-  mv "$COREDNS_BIN/coredns.tmp" "$COREDNS_BIN/coredns"
+    -o "$COREDNS_BIN/coredns.tmp.$$" . >&2
+  mv "$COREDNS_BIN/coredns.tmp.$$" "$COREDNS_BIN/coredns"
 }
 
 # --- Traefik and the Gateway API CRDs ---------------------------------------------------
@@ -200,15 +213,15 @@ build_traefik() {
     go mod tidy -e >&2
     log "building traefik"
     go build -trimpath -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION}" \
-      -o "$TRAEFIK_DIR/bin/traefik.tmp" github.com/traefik/traefik/v3/cmd/traefik >&2
-    mv "$TRAEFIK_DIR/bin/traefik.tmp" "$TRAEFIK_DIR/bin/traefik"
+      -o "$TRAEFIK_DIR/bin/traefik.tmp.$$" github.com/traefik/traefik/v3/cmd/traefik >&2
+    mv "$TRAEFIK_DIR/bin/traefik.tmp.$$" "$TRAEFIK_DIR/bin/traefik"
   fi
   # The CRDs come out of the modules themselves, never from a copy in this repository.
   local gw traefik_src
   gw="$(module_dir "sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}")"
   traefik_src="$(module_dir "github.com/traefik/traefik/v3@${TRAEFIK_VERSION}")"
-  for f in "$gw"/config/crd/standard/*.yaml; do echo "---"; cat "$f"; done > "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml.tmp"
-  mv "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml.tmp" "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml"
+  for f in "$gw"/config/crd/standard/*.yaml; do echo "---"; cat "$f"; done > "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml.tmp.$$"
+  mv "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml.tmp.$$" "$TRAEFIK_DIR/manifests/gateway-api-standard.yaml"
   cp "$traefik_src/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" \
     "$TRAEFIK_DIR/manifests/traefik-crds.yaml"
 }

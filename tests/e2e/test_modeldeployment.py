@@ -473,7 +473,9 @@ FAILING_CODE = (
 CANARY = {
     "type": "Canary",
     "steps": [{"weight": 25, "pauseSeconds": 8}, {"weight": 50, "pauseSeconds": 8}],
-    "analysis": {"maxErrorRate": 0.05, "minRequests": 5, "maxP99LatencyMs": 2000},
+    # The error rate decides these tests; the latency bound (its own rule is unit-tested in
+    # tests/unit/serving/test_canary.py) is one a loaded CI machine cannot break by slowness.
+    "analysis": {"maxErrorRate": 0.05, "minRequests": 5, "maxP99LatencyMs": 60000},
 }
 
 
@@ -555,6 +557,12 @@ def test_a_canary_that_fails_on_predict_rolls_back_by_itself(
     # After the rollback: version 1 answers everything, and stays (the registry still says 2).
     after = variants_of(host, 80, 100)
     assert after == Counter({"main": 100})
+    # The Event is posted before the status is written: wait for the status, then see it stay.
+    wait(
+        lambda: (md_status(kube, namespace, "iris").get("canary") or {}).get("phase") == "RolledBack",
+        60,
+        "status.canary.phase RolledBack",
+    )
     time.sleep(3)
     st = md_status(kube, namespace, "iris")
     assert st["canary"]["phase"] == "RolledBack" and {v["name"]: v["version"] for v in st["variants"]} == {"main": 1}

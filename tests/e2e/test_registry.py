@@ -274,9 +274,10 @@ def test_webhooks_signed_retried_and_delivered_once_across_a_restart(
         assert len(ids) == len(set(ids)), f"a delivery arrived twice: {kinds()}"
         assert sorted(kinds()) == sorted(after), kinds()
         assert all(d.signature_ok for d in receiver.all_for_namespace(namespace))
-        # Each was refused once (503) and retried with the same delivery id.
+        # Each was refused once (503) and retried with the same delivery id (a slow machine
+        # may add a retry of its own: an answer later than the sender's timeout).
         attempts = receiver.all_for_namespace(namespace)
-        assert all(sum(a.delivery_id == i for a in attempts) == 2 for i in ids)
+        assert all(sum(a.delivery_id == i for a in attempts) >= 2 for i in ids), attempts
         body = accepted[0].body
         assert set(body) == {"entity", "action", "timestamp", "data"}
     finally:

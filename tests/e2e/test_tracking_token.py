@@ -190,3 +190,38 @@ def test_a_wrong_token_is_reported_on_the_trial_and_the_writes_are_kept(
     assert report["authFailing"] is True and report["deadLettered"] == 0, report
     assert report["pending"] > 0, report
     print(f"wrong token: {report['pending']} writes kept by the sidecar, {report['deadLettered']} dead-lettered")
+
+
+def test_a_missing_token_secret_is_said_on_the_running_trial_until_it_exists(
+    kube: KubeApi, namespace: str, token_operator, protected_server: str, iris_repo: str
+) -> None:
+    # The kubelet cannot create the sidecar without its Secret and retries for ever; the Job
+    # stays active, so the trial would read Running with nothing said unless the pod is read.
+    exp = iris_experiment("unsealed", iris_repo)
+    del exp["spec"]["search"], exp["spec"]["register"]
+    exp["spec"]["parameters"].update({"C": 1.0, "solver": "lbfgs"})
+    exp["spec"]["tracking"] = {"tokenSecretRef": {"name": "absent-token", "key": "token"}}
+    kube.create(exp_path(namespace), exp)
+
+    def degraded() -> dict[str, Any] | None:
+        status = kube.get(exp_path(namespace, "unsealed")).get("status") or {}
+        conditions = {c["type"]: c for c in status.get("conditions") or ()}
+        cond = conditions.get("Degraded")
+        return status if cond and cond["status"] == "True" and cond["reason"] == "TrialCannotStart" else None
+
+    status = wait(degraded, 300, "the Experiment to say its trial cannot start", interval=1)
+    (trial,) = status["trials"]
+    assert trial["phase"] == "Running", trial
+    assert "cannot start: CreateContainerConfigError" in trial["message"], trial
+    assert "absent-token" in trial["message"], trial
+    assert status["phase"] == "Running", status
+
+    # The Secret appears: the pod starts, the trial runs to the end, Degraded is cleared.
+    _secret(kube, namespace, "absent-token", TOKEN)
+    done = wait(lambda: finished(kube, namespace, "unsealed"), 600, "the unsealed Experiment to end", interval=1)
+    status = done["status"]
+    assert status["phase"] == "Succeeded", status
+    assert "message" not in status["trials"][0], status["trials"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert (conditions["Degraded"]["status"], conditions["Degraded"]["reason"]) == ("False", "TrialsStarted")
+    assert len(_history(protected_server, status["trials"][0]["runId"], "accuracy")) == STEPS

@@ -374,6 +374,45 @@ def test_json_is_kopfs_own() -> None:
         root.handlers[:], root.level = saved
 
 
+def test_requests_of_the_http_client_are_not_logged_line_by_line() -> None:
+    """httpx logs every request at INFO, URL and query included (a run id, a token in a
+    query, a model server's address each tick): the operator's log keeps its warnings only."""
+    import http.server
+    import threading
+
+    import httpx
+
+    from modelship.controllers.logs import configure_logging
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    records: list[logging.LogRecord] = []
+    catcher = logging.Handler()
+    catcher.emit = records.append  # type: ignore[method-assign]
+    try:
+        configure_logging("logfmt", verbose=False)
+        root.addHandler(catcher)
+        url = f"http://127.0.0.1:{server.server_address[1]}/api/2.0/mlflow/runs/get?run_id=r1"
+        assert httpx.get(url).status_code == 200
+        logging.getLogger("httpx").warning("a warning still passes")
+    finally:
+        root.handlers[:], root.level = saved
+        server.shutdown()
+    said = [r.getMessage() for r in records if r.name.startswith(("httpx", "httpcore"))]
+    assert said == ["a warning still passes"], said
+
+
 def test_metrics_endpoint_serves_the_registry() -> None:
     import socket
     import urllib.request

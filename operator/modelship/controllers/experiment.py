@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -176,11 +176,16 @@ def observe(
     if config.tracking_token_secret:
         default = SecretKeyRef(name=config.tracking_token_secret, key=config.tracking_token_secret_key)
     token = build.token_secret(spec, default)
-    seen = [
-        _observe_trial(t, metric, early, tracking, owner, cache, token)
-        for t in map(trials.trial_of_job, jobs)
-        if t is not None
-    ]
+    known = [t for t in map(trials.trial_of_job, jobs) if t is not None]
+    # One list of the Experiment's pods a tick, and only while trials run: a running trial
+    # whose pod cannot start (a missing token Secret, an unpullable image) is said so.
+    running_pods: dict[str, list[Mapping[str, Any]]] = {}
+    if any(t.phase == search.RUNNING for t in known):
+        for pod in children.list_pods(owner.namespace, f"{build.LABEL_EXPERIMENT}={build.label_value(owner.name)}"):
+            job_name = (pod["metadata"].get("labels") or {}).get("job-name")
+            if job_name:
+                running_pods.setdefault(job_name, []).append(pod)
+    seen = [_observe_trial(t, metric, early, tracking, owner, cache, token, running_pods) for t in known]
     return trial_loop.Observed(
         owner=owner,
         generation=meta.get("generation"),
@@ -202,6 +207,7 @@ def _observe_trial(
     owner: build.Owner,
     cache: RunCache,
     token: SecretKeyRef | None,
+    running_pods: Mapping[str, Sequence[Mapping[str, Any]]],
 ) -> trial_loop.ObservedTrial:
     """What the tracking server and the pods say about one trial (only what its phase needs)."""
     run_id = trial.run_id
@@ -220,7 +226,11 @@ def _observe_trial(
             note = cache.notes[run_id] = trials.sidecar_note(pods, token) or ""
         return trial_loop.ObservedTrial(trial, objective=cached[0], history=cached[1], pod_message=note or None)
     if trial.phase == search.RUNNING:
-        return trial_loop.ObservedTrial(trial, history=_history(tracking, run_id, metric) if metric and early else ())
+        return trial_loop.ObservedTrial(
+            trial,
+            history=_history(tracking, run_id, metric) if metric and early else (),
+            pod_message=trials.pod_cannot_start(running_pods.get(trial.name, ())),
+        )
     # Failed or Stopped: what it reached, why it failed, whether its run is still open.
     objective: float | None = None
     history: tuple[tuple[int, float], ...] = ()

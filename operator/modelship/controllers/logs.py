@@ -65,8 +65,9 @@ def configure_logging(log_format: LogFormat, *, verbose: bool) -> None:
             handler.setFormatter(LogfmtFormatter())
     # Chatty at INFO with nothing to say: the kubernetes client, and the liveness endpoint,
     # which would log a request line and a probe success every time the kubelet asks.
-    # optuna says "A new study created in memory" on every reconcile of a search.
-    for noisy in ("urllib3", "kubernetes", "aiohttp.access", "kopf.activities.probe", "optuna"):
+    # optuna says "A new study created in memory" on every reconcile of a search; httpx says
+    # each request to the tracking server and the model servers, URL and query included.
+    for noisy in ("urllib3", "kubernetes", "aiohttp.access", "kopf.activities.probe", "optuna", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
     if not verbose:
         # A ModelDeployment's follow timer succeeds every 2 s; kopf would say so each time.

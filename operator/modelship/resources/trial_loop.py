@@ -41,7 +41,8 @@ class ObservedTrial:
     """The objective's (step, value) points, read for early stopping."""
     pod_message: str | None = None
     """What a finished trial's pods said: why they failed (``trials.pod_failure``), what its
-    tracking sidecar could not deliver (``trials.sidecar_note``)."""
+    tracking sidecar could not deliver (``trials.sidecar_note``); for a running trial, why
+    its pod does not start (``trials.pod_cannot_start``)."""
     run_status: str | None = None
     """A failed or stopped trial's run status on the server when it was asked this tick
     (``RUNNING`` means nobody closed it), None when not asked (already closed) or gone."""
@@ -204,7 +205,9 @@ def known_trial(spec: ExperimentSpec, seen: ObservedTrial) -> search.Trial:
         return dataclasses.replace(trial, message=seen.pod_message) if seen.pod_message else trial
     if trial.phase == search.RUNNING:
         latest = seen.history[-1][1] if seen.history else None
-        return trials.with_result(trial, objective=latest, metric=metric or "", history=seen.history)
+        return trials.with_result(
+            trial, objective=latest, metric=metric or "", history=seen.history, message=seen.pod_message
+        )
     return trials.with_result(
         trial, objective=seen.objective, metric=metric or "", history=seen.history, message=seen.pod_message or None
     )

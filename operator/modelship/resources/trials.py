@@ -43,6 +43,7 @@ COMPLETE = "Complete"
 MAX_TRIALS_IN_STATUS = 200
 """status.trials lists the latest trials only: an object must stay well under etcd's 1.5 MB."""
 DEGRADED = "Degraded"
+TRIAL_CANNOT_START = "TrialCannotStart"
 REGISTERED = "Registered"
 
 # What a Job says, before the tracking server is asked for the objective.
@@ -100,6 +101,33 @@ def trial_of_job(job: Mapping[str, Any]) -> Trial | None:
     )
 
 
+# Waiting reasons a container does not leave by itself: the kubelet keeps retrying and the
+# Job stays active, so without a look at the pod the trial would read Running for ever.
+_CANNOT_START = frozenset(
+    {
+        "CreateContainerConfigError",  # e.g. the tracking token's Secret or key does not exist
+        "CreateContainerError",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "RunContainerError",
+    }
+)
+
+
+def pod_cannot_start(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why a running trial's pod does not start, when a container waits for a reason it does
+    not leave by itself (a missing Secret, an image that cannot be pulled); None otherwise."""
+    for pod in pods:
+        status = pod.get("status") or {}
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in _CANNOT_START:
+                text = f"container {cs.get('name')} cannot start: {waiting['reason']}"
+                return f"{text}: {waiting['message']}" if waiting.get("message") else text
+    return None
+
+
 def pod_failure(pods: Sequence[Mapping[str, Any]]) -> str | None:
     """Why the trial's pods failed: the first failed container's exit code, reason, message."""
     for pod in pods:
@@ -107,7 +135,6 @@ def pod_failure(pods: Sequence[Mapping[str, Any]]) -> str | None:
         statuses = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
         for cs in statuses:
             term = (cs.get("state") or {}).get("terminated") or {}
-            waiting = (cs.get("state") or {}).get("waiting") or {}
             if term and term.get("exitCode", 0) != 0:
                 code = int(term["exitCode"])
                 text = f"container {cs.get('name')} exited with code {code}"
@@ -118,9 +145,7 @@ def pod_failure(pods: Sequence[Mapping[str, Any]]) -> str | None:
                 if term.get("message"):
                     text += f". Last output: {str(term['message']).strip()[-800:]}"
                 return text
-            if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
-                return f"container {cs.get('name')}: {waiting['reason']}: {waiting.get('message') or ''}".strip()
-    return None
+    return pod_cannot_start(pods)
 
 
 def sidecar_note(pods: Sequence[Mapping[str, Any]], token: SecretKeyRef | None) -> str | None:
@@ -373,6 +398,7 @@ def build_status(
         )
     ]
     failures = [t for t in ordered if t.phase == FAILED]
+    waiting = [t for t in ordered if t.phase == RUNNING and t.message]
     if failures:
         last = failures[-1]
         updates.append(
@@ -381,6 +407,31 @@ def build_status(
                 "True",
                 "TrialFailed",
                 f"{len(failures)} trial(s) failed; trial {last.number} ({last.name}): {last.message or 'unknown'}",
+                now=now,
+                observed_generation=generation,
+            )
+        )
+    elif waiting:
+        first = waiting[0]
+        updates.append(
+            make_condition(
+                DEGRADED,
+                "True",
+                TRIAL_CANNOT_START,
+                f"{len(waiting)} running trial(s) cannot start; trial {first.number} ({first.name}): {first.message}",
+                now=now,
+                observed_generation=generation,
+            )
+        )
+    elif any(
+        c.get("type") == DEGRADED and c.get("reason") == TRIAL_CANNOT_START for c in old_status.get("conditions") or ()
+    ):  # what kept the pods from starting is fixed
+        updates.append(
+            make_condition(
+                DEGRADED,
+                "False",
+                "TrialsStarted",
+                "every running trial's pods started",
                 now=now,
                 observed_generation=generation,
             )

@@ -17,6 +17,7 @@ from modelship.resources.trials import (
     decide_progress,
     decide_registration,
     job_state,
+    pod_cannot_start,
     pod_failure,
     sidecar_note,
     status_changed,
@@ -102,7 +103,7 @@ def _pod(name: str, code: int, message: str | None = None, init: bool = False) -
                     }
                 }
             ],
-            "container trainer: ErrImagePull: no",
+            "container trainer cannot start: ErrImagePull: no",
         ),
     ],
 )
@@ -313,6 +314,58 @@ def test_build_status() -> None:
         tracking_url="http://t/#/experiments/7",
     )
     assert not status_changed(status, again)
+
+
+def _waiting(name: str, reason: str, message: str | None = None, init: bool = False) -> dict[str, Any]:
+    state: dict[str, Any] = {"reason": reason} | ({"message": message} if message else {})
+    key = "initContainerStatuses" if init else "containerStatuses"
+    return {"status": {key: [{"name": name, "state": {"waiting": state}}]}}
+
+
+_NO_SECRET = 'secret "tracking-token" not found'
+
+
+@pytest.mark.parametrize(
+    ("pods", "expected"),
+    [
+        ([], None),
+        ([_waiting("trainer", "ContainerCreating")], None),  # on its way
+        ([_waiting("trainer", "PodInitializing")], None),
+        ([_waiting("trainer", "CrashLoopBackOff", "back-off")], None),  # it started: the Job decides
+        ([_pod("trainer", 1)], None),
+        (
+            [_waiting("tracking", "CreateContainerConfigError", _NO_SECRET, init=True)],
+            f"container tracking cannot start: CreateContainerConfigError: {_NO_SECRET}",
+        ),
+        ([_waiting("trainer", "ImagePullBackOff")], "container trainer cannot start: ImagePullBackOff"),
+        (
+            [_waiting("trainer", "ContainerCreating"), _waiting("trainer", "InvalidImageName", "bad")],
+            "container trainer cannot start: InvalidImageName: bad",
+        ),
+    ],
+)
+def test_pod_cannot_start(pods: list[dict[str, Any]], expected: str | None) -> None:
+    assert pod_cannot_start(pods) == expected
+
+
+def test_a_running_trial_whose_pod_cannot_start_degrades_until_it_starts() -> None:
+    s = spec()
+    said = f"container tracking cannot start: CreateContainerConfigError: {_NO_SECRET}"
+    waiting = [with_result(t, objective=None, metric="accuracy", message=said) for t in _trials(R)]
+    progress = decide_progress(s, waiting)
+    status = build_status(s, waiting, progress, old_status={}, generation=1, now=NOW)
+    assert status["trials"][0]["message"] == said
+    degraded = {c["type"]: c for c in status["conditions"]}["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "TrialCannotStart")
+    assert said in degraded["message"] and "t0" in degraded["message"]
+    started = _trials(R)
+    later = build_status(s, started, decide_progress(s, started), old_status=status, generation=1, now=NOW)
+    degraded = {c["type"]: c for c in later["conditions"]}["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("False", "TrialsStarted")
+    assert "message" not in later["trials"][0]
+    # Never degraded, nothing to clear: no Degraded condition appears.
+    fresh = build_status(s, started, decide_progress(s, started), old_status={}, generation=1, now=NOW)
+    assert "Degraded" not in {c["type"] for c in fresh["conditions"]}
 
 
 def test_a_stopped_trial_says_why() -> None:

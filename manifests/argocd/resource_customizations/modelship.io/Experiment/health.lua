@@ -34,5 +34,10 @@ if complete ~= nil and complete.reason == "NoTrackingServer" then
   -- Nothing runs until the operator is given a tracking server: not progress, a fault.
   return { status = "Degraded", message = complete.message }
 end
+local degraded = conditions["Degraded"]
+if degraded ~= nil and degraded.status == "True" and degraded.reason == "TrialCannotStart" then
+  -- A pod waiting on a missing Secret or an unpullable image stays so: a fault, not progress.
+  return { status = "Degraded", message = degraded.message }
+end
 hs.message = said or ((status.phase or "Pending") .. summary)
 return hs
