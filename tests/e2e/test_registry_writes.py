@@ -84,6 +84,13 @@ def test_the_mlflow_client_registers_promotes_aliases_tags_and_deletes(
     assert mv2.version == "2" and mv2.status == "READY", mv2
     assert by_version(kube, name, 2)["spec"]["source"] == f"runs:/{run2.info.run_id}/plain"
     assert mv2.run_id == run2.info.run_id
+    import httpx
+
+    mlmodel = httpx.get(
+        f"{mlflow_client.tracking_uri}/model-versions/get-artifact",
+        params={"name": name, "version": 2, "path": "MLmodel"},
+    )
+    assert mlmodel.status_code == 200 and "flavors" in mlmodel.text  # the UI's read of a version's files
 
     # 3. Transitions are spec.stage changes; the call returns once the operator decided.
     got = client.transition_model_version_stage(name, "1", "Production")
@@ -306,6 +313,11 @@ def test_a_source_the_server_cannot_resolve_is_registered_as_mlflow_server_regis
     with pytest.raises(MlflowException, match="The model_id request parameter must identify the resource"):
         client.create_model_version(name, f"models:/{logged.model_id}")
     assert sorted(o["status"]["version"] for o in objects(kube, "modelversions", name)) == [1, 2]
+    # A path out of the version's directory gets MLflow's "Invalid path" (repeated slashes merged, as by MLflow).
+    outside = httpx.get(
+        f"{tracking_server}//model-versions/get-artifact", params={"name": name, "version": 1, "path": "../x"}
+    )
+    assert (outside.status_code, outside.json()["message"]) == (400, "Invalid path")
 
 
 def test_registry_timestamps_have_milliseconds_and_move_when_mlflow_moves_them(operator, mlflow_client: Any) -> None:

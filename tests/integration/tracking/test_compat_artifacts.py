@@ -53,6 +53,7 @@ def test_a_path_that_leaves_the_run_gets_mlflows_invalid_path(tracking_server: P
     calls = [
         httpx.get(f"{tracking_server.url}/api/2.0/mlflow/artifacts/list", params={"run_id": run_id, "path": path}),
         httpx.get(f"{tracking_server.url}/get-artifact", params={"run_id": run_id, "path": path}),
+        httpx.get(f"{tracking_server.url}//get-artifact", params={"run_id": run_id, "path": path}),  # merged slashes
         httpx.post(
             f"{tracking_server.url}{AJAX}/upload-artifact", params={"run_uuid": run_id, "path": path}, content=b"x"
         ),

@@ -21,7 +21,7 @@ from modelship.tracking.protocol import messages
 from modelship.tracking.protocol.http import error_response, ok
 from modelship.tracking.protocol.paths import API
 from modelship.tracking.server.api import tracking_router
-from modelship.tracking.server.artifacts import ArtifactRoots, artifacts_router
+from modelship.tracking.server.artifacts import ArtifactRoots, artifacts_router, model_version_artifacts_router
 from modelship.tracking.server.hotpath import HotWrites
 from modelship.tracking.server.limits import BodyLimits
 from modelship.tracking.server.paths import MlflowPaths
@@ -171,6 +171,7 @@ def create_app(
                 model_artifact_uri=lambda model: _model_artifact_uri(store, model),
             )
         app.include_router(registry_router(registry, writer))
+        app.include_router(model_version_artifacts_router(registry, artifacts))
     else:
         app.include_router(no_cluster_router())
     app.include_router(ui_api_router(store, artifacts))

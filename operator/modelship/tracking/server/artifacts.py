@@ -139,3 +139,27 @@ def artifacts_router(store: TrackingStore, artifacts: ArtifactStore, roots: Arti
         return ok(await _listing(run["info"]["artifact_uri"], request.query_params.get("path")))
 
     return router
+
+
+def model_version_artifacts_router(registry: Any, artifacts: ArtifactStore) -> APIRouter:
+    """``GET /model-versions/get-artifact`` (``name``, ``version``, ``path``): one file of a
+    registered version's model directory, as MLflow's UI reads it; served when the version's
+    source resolved to a location behind this server's proxy."""
+    from modelship.tracking.server.registry import read_registry
+
+    router = APIRouter(tags=["MLflow artifacts"])
+
+    @router.get("/model-versions/get-artifact", summary="Download one file of a registered model version")
+    async def get_model_version_artifact(request: Request) -> Response:
+        path = safe_path(request.query_params.get("path"), allow_root=False)
+        name, version = query(request, "name") or "", query(request, "version") or ""
+        reg = await run_in_threadpool(read_registry, registry)
+        obj = reg.version(name, version)
+        uri = (obj.get("status") or {}).get("artifactUri") or (obj.get("spec") or {}).get("source") or ""
+        full = posixpath.join(relative_to_proxy(uri), path)
+        local = await run_in_threadpool(artifacts.locate, full)
+        if local is not None:
+            return FileResponse(local, media_type="application/octet-stream")
+        return StreamingResponse(artifacts.iter_file(full), media_type="application/octet-stream")
+
+    return router
