@@ -14,8 +14,6 @@ optimisation, GraphQL, ...) is not part of what Modelship serves; a call to it g
 
 from __future__ import annotations
 
-import re
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelship.tracking.errors import ENDPOINT_NOT_FOUND, TrackingError
@@ -69,8 +67,10 @@ def not_served(method: str, path: str, feature: str) -> TrackingError:
 class MlflowPaths:
     """Map ``/ajax-api/`` onto ``/api/``; answer the GenAI endpoints ENDPOINT_NOT_FOUND.
 
-    Repeated slashes in the path are merged first, as MLflow's Flask routing merges them
-    (``//model-versions/get-artifact`` is ``/model-versions/get-artifact`` there)."""
+    Repeated slashes at the start of the path are merged first, as MLflow's Flask routing
+    merges them (``//model-versions/get-artifact`` is ``/model-versions/get-artifact``
+    there); inside the path they stay, so that an artifact path ``/etc/x`` sent as
+    ``artifacts/%2Fetc%2Fx`` is still refused as absolute, not made relative."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -80,8 +80,8 @@ class MlflowPaths:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if "//" in path:
-            path = re.sub("/{2,}", "/", path)
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
             scope = dict(scope, path=path, raw_path=path.encode())
         if path.startswith(UI_PREFIX):
             path = API_PREFIX + path[len(UI_PREFIX) :]
