@@ -328,7 +328,7 @@ def _mv(name: str, version: int, updated: int, created: int = 0) -> dict[str, An
     [
         ([], [("b", 1), ("a", 2), ("a", 1), ("c", 1)]),  # newest change first, then name, then highest version
         (["name DESC"], [("c", 1), ("b", 1), ("a", 2), ("a", 1)]),
-        (["version_number DESC"], [("a", 2), ("b", 1), ("a", 1), ("c", 1)]),
+        (["version_number DESC"], [("a", 2), ("a", 1), ("b", 1), ("c", 1)]),  # then name, as MLflow's store
         (["creation_timestamp ASC"], [("c", 1), ("b", 1), ("a", 2), ("a", 1)]),
         (["last_updated_timestamp"], [("c", 1), ("a", 2), ("a", 1), ("b", 1)]),
     ],

@@ -387,7 +387,7 @@ _VERSION_ORDER_KEYS = {
 def order_versions(found: list[dict[str, Any]], order_by: list[str]) -> list[dict[str, Any]]:
     """``model-versions/search``'s order, as MLflow's store has it: the ``order_by`` clauses
     (``name``, ``version_number``, ``creation_timestamp``, ``last_updated_timestamp``, each
-    ``ASC`` or ``DESC``), then newest change first, name, highest version."""
+    ``ASC`` or ``DESC``; none: newest change first), then name, then the highest version."""
     clauses: list[tuple[str, bool]] = []
     for clause in order_by:
         key, _, direction = str(clause).strip().partition(" ")
@@ -397,12 +397,9 @@ def order_versions(found: list[dict[str, Any]], order_by: list[str]) -> list[dic
                 f"Invalid order_by clause '{clause}': use one of {', '.join(_VERSION_ORDER_KEYS)}, with ASC or DESC"
             )
         clauses.append((key, direction.strip().upper() == "DESC"))
+    clauses = clauses or [("last_updated_timestamp", True)]
     keys = [k for k, _ in clauses]
-    clauses += [
-        (k, d)
-        for k, d in (("last_updated_timestamp", True), ("name", False), ("version_number", True))
-        if k not in keys
-    ]
+    clauses += [(k, d) for k, d in (("name", False), ("version_number", True)) if k not in keys]
     out = list(found)
     for key, descending in reversed(clauses):  # stable sorts, the last clause first
         out.sort(key=_VERSION_ORDER_KEYS[key], reverse=descending)
