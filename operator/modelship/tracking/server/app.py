@@ -30,6 +30,7 @@ from modelship.tracking.server.registry import RegistryReader, no_cluster_router
 from modelship.tracking.server.registry_write import RegistryWrites, WriteSettings
 from modelship.tracking.server.ui import ui_router
 from modelship.tracking.server.ui_api import ui_api_router
+from modelship.tracking.server.ui_cluster import ui_cluster_router
 from modelship.tracking.settings import ServerSettings
 from modelship.tracking.store.artifacts import ArtifactStore, open_artifact_store
 from modelship.tracking.store.sql import TrackingStore
@@ -175,6 +176,7 @@ def create_app(
     else:
         app.include_router(no_cluster_router())
     app.include_router(ui_api_router(store, artifacts))
+    app.include_router(ui_cluster_router(registry))
     app.include_router(ui_router())
 
     @app.get("/api/3.0/mlflow/server-info", tags=["server"])

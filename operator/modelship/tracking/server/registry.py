@@ -48,6 +48,14 @@ class RegistryReader(Protocol):
 
     def list_registered_models(self) -> list[dict[str, Any]]: ...
 
+    def list_experiments(self) -> list[dict[str, Any]]:
+        """Experiment objects (the web UI's Kubernetes views)."""
+        ...
+
+    def list_deployments(self) -> list[dict[str, Any]]:
+        """ModelDeployment objects (the web UI's Kubernetes views)."""
+        ...
+
     def invalidate(self) -> None:
         """Forget any cached listing (after a write, the next read must see it)."""
 
@@ -60,10 +68,14 @@ class StaticReader:
         objects: Iterable[Mapping[str, Any]],
         *,
         registered_models: Iterable[Mapping[str, Any]] = (),
+        experiments: Iterable[Mapping[str, Any]] = (),
+        deployments: Iterable[Mapping[str, Any]] = (),
         scoped: bool = True,
     ) -> None:
         self.objects = [dict(o) for o in objects]
         self.registered = [dict(o) for o in registered_models]
+        self.experiments = [dict(o) for o in experiments]
+        self.deployments = [dict(o) for o in deployments]
         self.scoped = scoped
 
     def list_versions(self) -> list[dict[str, Any]]:
@@ -72,12 +84,19 @@ class StaticReader:
     def list_registered_models(self) -> list[dict[str, Any]]:
         return self.registered
 
+    def list_experiments(self) -> list[dict[str, Any]]:
+        return self.experiments
+
+    def list_deployments(self) -> list[dict[str, Any]]:
+        return self.deployments
+
     def invalidate(self) -> None:
         pass
 
 
 class KubeReader:
-    """ModelVersions and RegisteredModels from the Kubernetes API: one namespace, or all.
+    """ModelVersions and RegisteredModels (and, for the web UI, Experiments and
+    ModelDeployments) from the Kubernetes API: one namespace, or all.
 
     A list is cached for ``ttl`` seconds, so a client's burst of calls (load_model makes
     several) costs one list per kind. With all namespaces, a model name found in two
@@ -115,6 +134,12 @@ class KubeReader:
             if exc.status == 404:  # the RegisteredModel CRD is not installed (an older install): no entries
                 return []
             raise
+
+    def list_experiments(self) -> list[dict[str, Any]]:
+        return self._list("experiments")
+
+    def list_deployments(self) -> list[dict[str, Any]]:
+        return self._list("modeldeployments")
 
     def invalidate(self) -> None:
         with self._lock:
