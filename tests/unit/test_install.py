@@ -275,8 +275,8 @@ def test_the_registry_writer_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPa
     model = {"name": "iris"}
     for method, path, params in [
         ("POST", "registered-models/create", {**model, "tags": [{"key": "a", "value": "b"}]}),
-        ("POST", "model-versions/create", {**model, "source": "runs:/r/model"}),
-        ("POST", "model-versions/create", {**model, "source": "runs:/r/model"}),
+        ("POST", "model-versions/create", {**model, "source": "runs:/r/model", "run_id": "r"}),
+        ("POST", "model-versions/create", {**model, "source": "runs:/r/model", "run_id": "r"}),
         ("POST", "model-versions/transition-stage", {**model, "version": "2", "stage": "Production"}),
         (
             "POST",

@@ -95,6 +95,7 @@ class Launcher:
         name: str = "server",
         artifacts: str | None = None,
         env: dict[str, str] | None = None,
+        extra: tuple[str, ...] = (),
     ) -> Proc:
         port = port or free_port()
         args = [
@@ -107,6 +108,7 @@ class Launcher:
             db_url or f"sqlite:///{self.root / (name + '.db')}",
             "--artifacts-destination",
             artifacts or str(self.root / (name + "-artifacts")),
+            *extra,
         ]
         if token:
             args += ["--auth-token", token]

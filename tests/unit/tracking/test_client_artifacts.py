@@ -44,7 +44,7 @@ def test_bytes_go_under_the_runs_root_behind_the_proxy(root: str, path: str, url
     ("root", "path", "message"),
     [
         ("s3://bucket/1/r1/artifacts", "eval/report.json", "not behind the tracking server's artifact proxy"),
-        ("mlflow-artifacts:/1/r1/artifacts", "../escape.json", "Invalid artifact path"),
+        ("mlflow-artifacts:/1/r1/artifacts", "../escape.json", "Invalid path"),
     ],
 )
 def test_refusals(root: str, path: str, message: str) -> None:

@@ -21,7 +21,7 @@ from modelship.tracking.protocol import messages
 from modelship.tracking.protocol.http import error_response, ok
 from modelship.tracking.protocol.paths import API
 from modelship.tracking.server.api import tracking_router
-from modelship.tracking.server.artifacts import artifacts_router
+from modelship.tracking.server.artifacts import ArtifactRoots, artifacts_router, model_version_artifacts_router
 from modelship.tracking.server.hotpath import HotWrites
 from modelship.tracking.server.limits import BodyLimits
 from modelship.tracking.server.paths import MlflowPaths
@@ -138,6 +138,13 @@ def _run_artifact_uri(store: TrackingStore, run_id: str) -> str | None:
         return None  # not a run of this server: the source is kept as sent
 
 
+def _model_artifact_uri(store: TrackingStore, model_id: str) -> str | None:
+    try:
+        return str(store.logged_models.get_logged_model(model_id)["info"]["artifact_uri"])
+    except TrackingError:
+        return None  # not a logged model of this server
+
+
 def create_app(
     settings: ServerSettings,
     store: TrackingStore,
@@ -154,14 +161,18 @@ def create_app(
         description="The MLflow Tracking REST API, served by Modelship.",
     )
     app.include_router(tracking_router(store))
-    app.include_router(artifacts_router(store, artifacts))
+    app.include_router(artifacts_router(store, artifacts, ArtifactRoots(artifacts, store.artifact_root)))
     if registry is not None:
         writer = None
         if registry_writes is not None:
             writer = RegistryWrites(
-                registry, registry_writes, run_artifact_uri=lambda run: _run_artifact_uri(store, run)
+                registry,
+                registry_writes,
+                run_artifact_uri=lambda run: _run_artifact_uri(store, run),
+                model_artifact_uri=lambda model: _model_artifact_uri(store, model),
             )
         app.include_router(registry_router(registry, writer))
+        app.include_router(model_version_artifacts_router(registry, artifacts))
     else:
         app.include_router(no_cluster_router())
     app.include_router(ui_api_router(store, artifacts))
