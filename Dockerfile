@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every Modelship component: `modelship operator` by default, and
-# `modelship tracking-server`, `tracking-sidecar`, `serve`, `predict` by the pod's args.
+# `modelship tracking-server`, `tracking-sidecar`, `serve`, `predict`, `evaluate` by the pod's args.
 
 # --- ui: the web UI's bundle, built from ui/ with its lockfile (docs/ui.md) --------------
 FROM node:20-slim AS ui

@@ -3,12 +3,17 @@ the command line of a real ``mlflow server``."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +95,81 @@ def mlflow_server_command(state: Path, port: int) -> list[str]:
         "--artifacts-destination",
         str(state / "artifacts"),
     ]
+
+
+# ---- PostgreSQL ---------------------------------------------------------------------------
+def _pg_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
+    if found:
+        return Path(found[-1]).parent
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        return Path(on_path).parent
+    raise RuntimeError("PostgreSQL is not installed: apt-get install -y postgresql")
+
+
+@contextlib.contextmanager
+def local_postgres(root: Path | None = None) -> Iterator[str]:
+    """A PostgreSQL server of its own on 127.0.0.1; yields its base URL. In a temporary
+    directory removed at the end, or in ``root``, kept (a benchmark's seeded database)."""
+    bindir = _pg_bin()
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    own = root is None
+    root = Path(tempfile.mkdtemp(prefix="modelship-pg-")) if root is None else root
+    root.mkdir(parents=True, exist_ok=True)
+    data, sock = root / "data", root / "sock"
+    sock.mkdir(exist_ok=True)
+    if as_root:
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+    port = free_port()
+    if not (data / "PG_VERSION").exists():  # a root of the caller's may hold a database already
+        subprocess.run(
+            [
+                *prefix,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    opts = (
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off"
+    )
+    subprocess.run(
+        [
+            *prefix,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-l",
+            str(root / "postgres.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            check=False,
+        )
+        if own:
+            shutil.rmtree(root, ignore_errors=True)

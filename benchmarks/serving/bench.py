@@ -98,6 +98,11 @@ for n in (1, 100):
     # what MLServer's PandasCodec.encode_request makes of the DataFrame: one [N, 1] input per column
     (out / f"v2col_{n}.json").write_text(json.dumps({"parameters": {"content_type": "pd"}, "inputs": [{"name": c, "shape": [n, 1], "datatype": "FP64", "data": r[c].tolist()} for c in X.columns]}))
     (out / f"expected{n}.json").write_text(json.dumps(model.predict(r).tolist()))
+# the training profile Modelship's save_model writes (MLflow's does not): the baseline of drift detection
+from modelship.models.profile import PROFILE_FILE, compute_profile, profile_predictions
+profile = compute_profile(X)
+profile["prediction"] = profile_predictions(model.predict(X))
+(out / "mlflow-model" / PROFILE_FILE).write_text(json.dumps(profile))
 """
 
 
@@ -261,7 +266,40 @@ print(json.dumps(out))
 """
 
 
-def predict_cost(model_dir: Path, work: Path, seconds: float = 0.6) -> dict[str, float]:
+DRIFT_COST = """
+import json, sys, time
+from pathlib import Path
+from modelship.models.load import load_model
+from modelship.serving import codecs, v2
+from modelship.serving.drift import DriftConfig, DriftMonitor
+model_dir, seconds = sys.argv[1], float(sys.argv[2])
+model = load_model(model_dir)
+profile = json.loads((Path(model_dir) / "training_profile.json").read_text())
+monitor = DriftMonitor(profile, DriftConfig(), model.input_schema.names())
+out = {}
+for label, stem in json.loads(sys.argv[3]).items():
+    body = Path(stem).read_bytes()
+    if label.startswith("invocations"):
+        data = codecs.parse_invocations(model, body, "application/json").data
+    else:
+        data = v2.parse_infer(model, body)[0].data
+    pred = model.runtime.predict(data)
+    for _ in range(20):
+        monitor.observe(data, pred)
+    calls, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        monitor.observe(data, pred)
+        calls += 1
+    out[label] = (time.perf_counter() - t0) / calls
+t0 = time.perf_counter()
+monitor.rows += 1  # a fresh report, not the cached one
+monitor.report()
+out["report"] = time.perf_counter() - t0
+print(json.dumps(out))
+"""
+
+
+def predict_cost(model_dir: Path, work: Path, seconds: float = 0.6, script: str = PREDICT_COST) -> dict[str, float]:
     """Seconds per ``predict`` call of the model on each scenario's rows, on the input
     exactly as the server decodes it (the signature-ordered array), timed by the wall clock
     in a process of its own session, as every server runs: the scheduler then gives it the
@@ -269,7 +307,7 @@ def predict_cost(model_dir: Path, work: Path, seconds: float = 0.6) -> dict[str,
     with others, a loaded machine made predict look slower than a whole request)."""
     stems = {label: str(work / f"{stem}.json") for label, _path, stem, _n in scenarios()}
     proc = subprocess.run(
-        [sys.executable, "-c", PREDICT_COST, str(model_dir), str(seconds), json.dumps(stems)],
+        [sys.executable, "-c", script, str(model_dir), str(seconds), json.dumps(stems)],
         capture_output=True,
         text=True,
         check=True,
@@ -310,8 +348,11 @@ def measure(plan: Plan, args: argparse.Namespace, model_dir: Path) -> tuple[dict
     loads: list[tuple[float, float, float]] = [os.getloadavg()]
     for server, label, url, body, _kind in plan:  # warm-up
         wrk(url, body, 2, args.connections)
+    drift_costs: list[dict[str, float]] = []
     for r in range(args.rounds):
         costs.append(predict_cost(model_dir, args.work))
+        if args.drift:
+            drift_costs.append(predict_cost(model_dir, args.work, script=DRIFT_COST))
         for server, label, url, body, kind in plan:
             base = url.split("/", 3)
             base_url = "/".join(base[:3])
@@ -342,7 +383,10 @@ def measure(plan: Plan, args: argparse.Namespace, model_dir: Path) -> tuple[dict
             "rounds": runs,
         }
     cost = {label: median([c[label] for c in costs]) for label in costs[0]}
-    return out, {"predict_s": cost, "predict_rounds": costs, "load": loads}
+    extra: dict[str, Any] = {}
+    if drift_costs:
+        extra["drift_s"] = {label: median([c[label] for c in drift_costs]) for label in drift_costs[0]}
+    return out, {"predict_s": cost, "predict_rounds": costs, "load": loads, **extra}
 
 
 PEER_FORMS = {
@@ -350,7 +394,8 @@ PEER_FORMS = {
     "mlserver": ("v2-tensor", "v2-columns"),
     "bentoml": ("invocations", "v2-tensor", "v2-columns"),
 }
-SERVERS = ("floor", "modelship", "modelship-2w", "mlflow", "mlserver", "bentoml")
+SERVERS = ("floor", "modelship", "modelship-2w", "modelship-nodrift", "mlflow", "mlserver", "bentoml")
+DRIFT_SERVERS = "modelship,modelship-nodrift"
 
 
 def start_servers(names: list[str], w: Path, model_dir: Path) -> dict[str, tuple[Running, str]]:
@@ -374,6 +419,8 @@ def start_server(name: str, w: Path, model_dir: Path, bin_dir: Path) -> tuple[Ru
     if name.startswith("modelship"):
         workers = "2" if name.endswith("2w") else "1"
         cmd = [sys.executable, "-m", "modelship", "serve", "-m", str(model_dir), "--port", str(port)]
+        if name.endswith("nodrift"):
+            cmd.append("--no-drift")  # the others watch drift (the default: the model has a profile)
         run = Running(name, [*cmd, "--model-name", "wine", "--workers", workers], f"{base}/v2/health/ready")
         deadline = time.monotonic() + 300
         # readiness answers from either worker: wait until every worker has loaded the model
@@ -424,6 +471,44 @@ def check_answers(started: dict[str, tuple[Running, str]], w: Path) -> None:
             want = json.loads((w / f"expected{n}.json").read_text())
             if resp.status_code != 200 or predictions_of(name, form, resp.json()) != want:
                 raise SystemExit(f"{name} {label}: wrong answer {resp.status_code} {resp.text[:300]}")
+
+
+def drift_rows(started: dict[str, tuple[Running, str]]) -> dict[str, int]:
+    """Rows each Modelship server's drift window saw (0 with --no-drift): proof the mode measured what it says."""
+    rows = {}
+    for name, (_run, base) in started.items():
+        if name.startswith("modelship"):
+            r = httpx.get(base + "/drift", timeout=30).json()
+            rows[name] = int(r.get("rows") or 0) if r.get("enabled") else 0
+    return rows
+
+
+def drift_lines(out: dict[str, Any], cost: dict[str, Any]) -> list[str]:
+    """The drift on/off table: the same server (1 worker) watching drift, and not; and the
+    accounting's own cost per predict call, timed in process like predict."""
+    on, off = out.get("modelship", {}), out.get("modelship-nodrift", {})
+    drift_s = cost.get("drift_s") or {}
+    lines = [
+        "| scenario | drift on (default) | drift off (`--no-drift`) | on / off | accounting per call | predict |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, *_ in scenarios():
+        a, b = on.get(label), off.get(label)
+        if a and b:
+            acc = f"{drift_s[label] * 1e6:.0f} µs" if label in drift_s else ""
+            lines.append(
+                f"| {label} | {a['rps']:.0f} req/s, p99 {a['p99_ms']:.1f} ms | {b['rps']:.0f} req/s, "
+                f"p99 {b['p99_ms']:.1f} ms | {a['rps'] / b['rps']:.2f}x | {acc} | "
+                f"{cost['predict_s'][label] * 1e6:.0f} µs |"
+            )
+    if "report" in drift_s:
+        full = drift_s["report"] * 1e3
+        note = (
+            f"One full report (13 features and the predictions over a full window of 10,000 rows): {full:.1f} ms, "
+            "on a parse thread, when `/drift` or `/metrics` is read."
+        )
+        lines += ["", note]
+    return lines
 
 
 def pct(x: float) -> str:
@@ -497,7 +582,14 @@ def main() -> int:
     ap.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated subset of {','.join(SERVERS)}")
     ap.add_argument("--work", type=Path, default=CACHE / "run")
     ap.add_argument("--no-save", action="store_true", help="write neither results.json nor the README block")
+    ap.add_argument(
+        "--drift",
+        action="store_true",
+        help=f"drift on vs off: only {DRIFT_SERVERS}; writes results-drift.json and the README's drift block",
+    )
     args = ap.parse_args()
+    if args.drift:
+        args.servers = DRIFT_SERVERS
     if not ensure_wrk():
         print("wrk is missing: apt-get install -y wrk (as root)", file=sys.stderr)
         return 2
@@ -520,6 +612,7 @@ def main() -> int:
         measured, cost = measure(plan, args, model_dir)
         out.update(measured)
         out["cost"] = cost
+        out["drift_rows"] = drift_rows(started)
         for name, (run, _base) in started.items():
             out[name]["rss_mb"] = tree_rss_kb(run.proc.pid) / 1024
     finally:
@@ -528,6 +621,13 @@ def main() -> int:
     out["load_end"] = os.getloadavg()
     out["uptime_end"] = _uptime()
     lines, derived = report(out, cost)
+    if args.drift:
+        lines = drift_lines(out, cost)
+        lines.append("")
+        lines.append(
+            "Rows the drift windows saw (a running total; each window keeps the last 10,000): "
+            + ", ".join(f"{k} {v}" for k, v in out["drift_rows"].items())
+        )
     out["derived"] = derived
     print("\n" + "\n".join(lines))
     print("\nresident memory after the run: " + ", ".join(f"{n} {out[n]['rss_mb']:.0f} MiB" for n in names))
@@ -541,7 +641,7 @@ def main() -> int:
         print("NOT ANSWERED:", b)
     print(f"uptime at the start: {out['uptime_start']}\nuptime at the end:   {out['uptime_end']}")
     if not args.no_save:
-        (HERE / "results.json").write_text(json.dumps(out, indent=2))
+        (HERE / ("results-drift.json" if args.drift else "results.json")).write_text(json.dumps(out, indent=2))
         write_readme(args, out, lines)
     return 1 if bad else 0
 
@@ -553,10 +653,11 @@ def _uptime() -> str:
 def write_readme(args: argparse.Namespace, out: dict[str, Any], lines: list[str]) -> None:
     readme = HERE / "README.md"
     text = readme.read_text()
-    begin, end = "<!-- bench.py results: begin -->", "<!-- bench.py results: end -->"
+    marker = "bench.py --drift results" if args.drift else "bench.py results"
+    begin, end = f"<!-- {marker}: begin -->", f"<!-- {marker}: end -->"
     la, lb = out["load_start"], out["load_end"]
     head = (
-        f"{time.strftime('%d %b %Y %H:%M', time.gmtime())} UTC, `bench.py --duration {args.duration} --rounds "
+        f"{time.strftime('%d %b %Y %H:%M', time.gmtime())} UTC, `bench.py {'--drift ' if args.drift else ''}--duration {args.duration} --rounds "
         f"{args.rounds} --connections {args.connections} --servers {args.servers}`, {os.cpu_count()} cores, "
         f"load average (1/5/15 min) {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} at the start, "
         f"{lb[0]:.2f} / {lb[1]:.2f} / {lb[2]:.2f} at the end. Medians over the rounds:"

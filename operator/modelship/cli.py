@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tracking-sidecar": ("modelship.tracking.cli_sidecar", "run the tracking sidecar of a training pod"),
     "serve": ("modelship.serving.cli_serve", "serve a model over HTTP"),
     "predict": ("modelship.serving.cli_predict", "batch prediction over a file"),
+    "evaluate": ("modelship.evaluation.cli", "evaluate a model on a labelled data set and log it to a run"),
     "run": ("modelship.projects.cli", "run an MLproject locally, as `mlflow run` does"),
     "checkout": ("modelship.projects.cli_checkout", "clone a project at a ref (a trial's init container)"),
     "promote": ("modelship.controllers.cli_promote", "set the stage of a ModelVersion"),

@@ -164,6 +164,25 @@ def scheme_of(uri: str) -> str:
     return "" if len(scheme) == 1 and os.name == "nt" else scheme
 
 
+def local_path(uri: str) -> str | None:
+    """The filesystem path a plain path or ``file:`` URI names on this machine; None for any
+    other URI, and for ``file://<host>/...`` of another host."""
+    if scheme_of(uri) not in ("", "file"):
+        return None
+    parts = urlsplit(uri)
+    if parts.scheme and parts.netloc not in ("", "localhost"):
+        return None
+    return unquote(parts.path) if parts.scheme else uri
+
+
+def decoded_path(uri: str) -> str:
+    """The path part of ``uri`` once every percent-encoding is undone (``%252e`` too), as
+    MLflow checks a registry source for relative references."""
+    while (once := unquote(uri.replace("+", " "))) != uri:
+        uri = once
+    return urlsplit(uri).path
+
+
 def parse(uri: str) -> ModelSource:
     """The typed reference ``uri`` is; URIError if it is malformed or of another scheme."""
     scheme = scheme_of(uri)

@@ -12,8 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.browser.harness import TOKEN, Server, launch_chromium, model_version, tracking_server
-from tests.browser.seed import Seeded, seed
+from tests.browser.harness import (
+    TOKEN,
+    Server,
+    deployment_object,
+    experiment_object,
+    launch_chromium,
+    registry_objects,
+    tracking_server,
+)
+from tests.browser.seed import HOSTILE, Seeded, seed
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 READ_POSTS = ("/api/2.0/mlflow/runs/search", "/api/2.0/mlflow/experiments/search")
@@ -38,10 +46,11 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeds]:
             many = seed_many(server.url, 300)
         finally:
             del os.environ["MLFLOW_TRACKING_TOKEN"]
-        server.registry.objects[:] = [
-            model_version("iris", 1, "Archived", demo.run_ids[0]),
-            model_version("iris", 2, "Production", demo.run_ids[1], aliases=["champion"]),
-            model_version("iris", 3, "Staging", demo.run_ids[2]),
+        server.registry.objects[:] = registry_objects(demo.run_ids)
+        server.registry.experiments[:] = [experiment_object("iris-search", demo.run_ids[3:], hostile=HOSTILE)]
+        server.registry.deployments[:] = [
+            deployment_object("iris-live"),
+            deployment_object("hostile", hostile=HOSTILE),
         ]
         yield Seeds(server, demo, many)
 

@@ -20,7 +20,7 @@ import uvicorn
 from tests.local_servers import free_port
 
 from modelship.tracking.server.app import create_app
-from modelship.tracking.server.registry import StaticReader
+from modelship.tracking.server.registry import RegistryReader, StaticReader
 from modelship.tracking.settings import ServerSettings
 from modelship.tracking.store.sql import TrackingStore
 
@@ -36,9 +36,12 @@ class Server:
 
 
 @contextmanager
-def tracking_server(root: Path, token: str | None = TOKEN, *, cluster: bool = True) -> Iterator[Server]:
+def tracking_server(
+    root: Path, token: str | None = TOKEN, *, cluster: bool = True, reader: RegistryReader | None = None
+) -> Iterator[Server]:
     """The app on a free port; writes need ``token`` (the UI itself sends none). With
-    ``cluster``, a registry of ModelVersion objects (``Server.registry.objects``)."""
+    ``cluster``, a registry of ModelVersion, Experiment and ModelDeployment objects
+    (``Server.registry``'s lists), or ``reader`` (a :class:`KubeReader` of a real cluster)."""
     settings = ServerSettings(
         backend_store_uri=f"sqlite:///{root / 'tracking.db'}",
         artifacts_destination=str(root / "artifacts"),
@@ -46,7 +49,7 @@ def tracking_server(root: Path, token: str | None = TOKEN, *, cluster: bool = Tr
     )
     store = TrackingStore(settings.backend_store_uri)
     registry = StaticReader([])
-    app = create_app(settings, store, registry=registry if cluster else None)
+    app = create_app(settings, store, registry=(reader or registry) if cluster else None)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, name="ui-test-server", daemon=True)
@@ -71,21 +74,185 @@ def tracking_server(root: Path, token: str | None = TOKEN, *, cluster: bool = Tr
 
 
 def model_version(
-    model: str, version: int, stage: str, run_id: str, aliases: list[str] | None = None
+    model: str,
+    version: int,
+    stage: str,
+    run_id: str,
+    aliases: list[str] | None = None,
+    *,
+    gates: list[dict[str, Any]] | None = None,
+    metrics: dict[str, float] | None = None,
+    history: list[tuple[str, str, str]] | None = None,
+    requested: str | None = None,
 ) -> dict[str, Any]:
-    """A ModelVersion object as the API server returns it, numbered by the operator."""
+    """A ModelVersion object as the API server returns it, numbered by the operator; with
+    gates (held against ``metrics``, the run's as the operator read them) and a stage
+    history of (from, to, reason)."""
+    status: dict[str, Any] = {
+        "version": version,
+        "stage": stage,
+        "aliases": aliases or [],
+        "runId": run_id,
+        "artifactUri": f"mlflow-artifacts:/1/{run_id}/artifacts/model",
+        "conditions": [
+            {"type": "Ready", "status": "True", "message": "ready", "lastTransitionTime": "2026-01-01T00:00:10Z"}
+        ],
+    }
+    if metrics is not None:
+        status["metrics"] = metrics
+    if history:
+        status["stageHistory"] = [
+            {"from": a, "to": b, "time": f"2026-01-0{i + 2}T00:00:00Z", "reason": why}
+            for i, (a, b, why) in enumerate(history)
+        ]
+    spec: dict[str, Any] = {"model": model, "source": f"runs:/{run_id}/model", "stage": requested or stage}
+    if gates:
+        spec["gates"] = gates
     return {
         "metadata": {"name": f"{model}-{version}", "namespace": "ml", "creationTimestamp": "2026-01-01T00:00:00Z"},
-        "spec": {"model": model, "source": f"runs:/{run_id}/model", "stage": stage},
+        "spec": spec,
+        "status": status,
+    }
+
+
+def registry_objects(run_ids: list[str]) -> list[dict[str, Any]]:
+    """Three versions of iris: an archived one, the champion in Production with its gates held
+    and a stage history, and a Staging one whose gate failed and that asks for Production."""
+    gates = [{"metric": "accuracy", "op": ">=", "value": 0.5}, {"metric": "loss", "op": "<", "value": 1.0}]
+    return [
+        model_version(
+            "iris",
+            1,
+            "Archived",
+            run_ids[0],
+            history=[("None", "Production", "Promoted"), ("Production", "Archived", "Superseded")],
+        ),
+        model_version(
+            "iris",
+            2,
+            "Production",
+            run_ids[1],
+            aliases=["champion"],
+            gates=gates,
+            metrics={"accuracy": 0.91, "loss": 0.27},
+            history=[("None", "Staging", "Promoted"), ("Staging", "Production", "Promoted")],
+        ),
+        model_version(
+            "iris",
+            3,
+            "Staging",
+            run_ids[2],
+            gates=gates,
+            metrics={"accuracy": 0.93, "loss": 1.4},
+            requested="Production",
+            history=[("None", "Staging", "Promoted")],
+        ),
+    ]
+
+
+def experiment_object(name: str, run_ids: list[str], *, hostile: str = "") -> dict[str, Any]:
+    """An Experiment object whose status has four trials: succeeded, stopped early, failed, running."""
+    trials = [
+        {
+            "name": f"{name}-t0",
+            "number": 0,
+            "runId": run_ids[0],
+            "parameters": {"lr": 0.01, "depth": 3},
+            "objective": 0.93,
+            "phase": "Succeeded",
+        },
+        {
+            "name": f"{name}-t1",
+            "number": 1,
+            "runId": run_ids[1],
+            "parameters": {"lr": 0.1, "depth": 2},
+            "objective": 0.41,
+            "phase": "Stopped",
+            "message": "stopped early at step 30: below the median of earlier trials",
+        },
+        {
+            "name": f"{name}-t2",
+            "number": 2,
+            "runId": run_ids[2],
+            "parameters": {"lr": 0.001, "depth": 5},
+            "phase": "Failed",
+            "message": hostile or "the trainer exited with code 1",
+        },
+        {"name": f"{name}-t3", "number": 3, "parameters": {"lr": 0.05, "depth": 4}, "phase": "Running"},
+    ]
+    return {
+        "metadata": {"name": name, "namespace": "ml", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {
+            "project": {"uri": "git+https://example.com/iris.git"},
+            "search": {
+                "algorithm": "tpe",
+                "objective": {"metric": "accuracy", "goal": "maximize"},
+                "maxTrials": 6,
+                "space": {"lr": {"type": "float", "low": 0.001, "high": 0.1}},
+            },
+        },
         "status": {
-            "version": version,
-            "stage": stage,
-            "aliases": aliases or [],
-            "runId": run_id,
-            "artifactUri": f"mlflow-artifacts:/1/{run_id}/artifacts/model",
+            "phase": "Running",
+            "trials": trials,
+            "trialsSummary": "3/6",
+            "succeededTrials": 1,
+            "failedTrials": 1,
+            "bestTrial": trials[0],
+            "experimentId": "1",
             "conditions": [
-                {"type": "Ready", "status": "True", "message": "ready", "lastTransitionTime": "2026-01-01T00:00:10Z"}
+                {"type": "Ready", "status": "False", "reason": "Running", "message": "3 of 6 trials finished"}
             ],
+        },
+    }
+
+
+def deployment_object(name: str, *, hostile: str = "") -> dict[str, Any]:
+    """A ModelDeployment object mid-canary: blue serves v2 at 80 %, green v3 at 20 % on step 2/4."""
+    return {
+        "metadata": {"name": name, "namespace": "ml", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {
+            "model": "iris",
+            "variants": [
+                {"name": "blue", "stage": "Production", "weight": 80},
+                {"name": "green", "version": 3, "weight": 20},
+            ],
+            "strategy": {"type": "Canary"},
+        },
+        "status": {
+            "phase": "Progressing",
+            "message": hostile or "canary of green at step 2/4",
+            "split": "blue=80 green=20",
+            "ready": "3/3",
+            "rollout": "Canary 2/4 v3",
+            "url": f"http://{name}.ml.svc:8080",
+            "variants": [
+                {
+                    "name": "blue",
+                    "version": 2,
+                    "modelVersion": "iris-2",
+                    "replicas": 2,
+                    "readyReplicas": 2,
+                    "effectiveWeight": 80,
+                },
+                {
+                    "name": "green",
+                    "version": 3,
+                    "modelVersion": "iris-3",
+                    "replicas": 1,
+                    "readyReplicas": 1,
+                    "effectiveWeight": 20,
+                },
+            ],
+            "canary": {
+                "variant": "green",
+                "fromVersion": 2,
+                "toVersion": 3,
+                "phase": "Progressing",
+                "step": 1,
+                "steps": 4,
+                "analysis": {"requests": 412, "errors": 2, "errorRate": 0.0049, "p99Ms": 38.5},
+                "message": "step 2/4 at 20 %",
+            },
         },
     }
 

@@ -11,7 +11,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.browser.harness import TOKEN, launch_chromium, model_version, tracking_server
+from tests.browser.harness import (
+    TOKEN,
+    deployment_object,
+    experiment_object,
+    launch_chromium,
+    registry_objects,
+    tracking_server,
+)
 from tests.browser.seed import seed
 
 
@@ -25,21 +32,25 @@ def main(out: Path) -> None:
         demo = seed(server.url)
         seed(server.url, "ui-demo-2")
         del os.environ["MLFLOW_TRACKING_TOKEN"]
-        server.registry.objects[:] = [
-            model_version("iris", 1, "Archived", demo.run_ids[0]),
-            model_version("iris", 2, "Production", demo.run_ids[1], aliases=["champion"]),
-            model_version("iris", 3, "Staging", demo.run_ids[2], aliases=["challenger"]),
-        ]
+        server.registry.objects[:] = registry_objects(demo.run_ids)
+        server.registry.experiments[:] = [experiment_object("iris-search", demo.run_ids[4:])]
+        server.registry.deployments[:] = [deployment_object("iris-live")]
         eid, runs = demo.experiment_id, demo.run_ids
         pages = {
             "experiments": ("/#/", "[data-testid=experiments] a"),
             "runs": (f"/#/experiments/{eid}?sort=m%3Alast%3Aloss%20ASC&sel={','.join(runs[:3])}", ".tr"),
             "run": (f"/#/runs/{runs[0]}", "[data-testid=params]"),
             "run-charts": (f"/#/runs/{runs[5]}?tab=charts&smooth=0.6", "[data-testid=chart-card] canvas"),
+            "run-charts-by-metric": (
+                f"/#/runs/{runs[5]}?tab=charts&x=metric&xm=accuracy&metric=loss",
+                "[data-testid=chart-card] canvas",
+            ),
             "run-artifacts": (f"/#/runs/{runs[0]}?tab=artifacts", "[data-testid=artifact-tree] button"),
             "compare": (f"/#/compare?runs={','.join(runs[:4])}", "[data-testid=overlay] canvas"),
             "models": ("/#/models", "[data-testid=models] a"),
-            "model-versions": ("/#/models/iris", "[data-testid=versions] tr"),
+            "model-versions": ("/#/models/iris", "[data-testid=version-details] [data-testid=gates]"),
+            "kube-experiments": ("/#/kube/experiments", "[data-testid=trials] tr"),
+            "kube-deployments": ("/#/kube/deployments", "[data-testid=variants] tr"),
         }
         with sync_playwright() as p:
             browser = launch_chromium(p)
@@ -52,7 +63,7 @@ def main(out: Path) -> None:
                     page.get_by_role("button", name="MLmodel").click()
                     page.get_by_test_id("artifact-text").wait_for()
                 page.wait_for_timeout(300)  # let the canvases finish their first frame
-                page.screenshot(path=str(out / f"ui-{name}.png"), full_page=name == "compare")
+                page.screenshot(path=str(out / f"ui-{name}.png"), full_page=name in ("compare", "model-versions"))
                 print(out / f"ui-{name}.png")
             browser.close()
 

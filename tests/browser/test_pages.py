@@ -179,6 +179,13 @@ def test_run_charts_draw_and_follow_the_controls(page: Any, seeded: Seeds) -> No
         assert f"x={value}" in page.url
         expect(cards.filter(has_text="loss").locator("canvas").first).to_be_visible()
         assert drawn_pixels(cards.filter(has_text="loss").locator("canvas").first) > 500
+    # Against another metric: loss over accuracy (joined on the step by the server).
+    page.get_by_test_id("x-axis").select_option("metric:accuracy")
+    assert "x=metric" in page.url and "xm=accuracy" in page.url
+    card = cards.filter(has_text="loss")
+    expect(card).to_contain_text("121 points at steps that have accuracy")
+    expect(card.locator(".u-legend")).to_contain_text("accuracy")
+    assert drawn_pixels(card.locator("canvas").first) > 500
     page.get_by_label("log scale").check()
     page.locator("input[type=range]").fill("0.8")
     assert "log=1" in page.url and "smooth=0.8" in page.url
@@ -243,8 +250,80 @@ def test_registry_pages(page: Any, seeded: Seeds) -> None:
     expect(versions.locator("tbody tr").first).to_contain_text("Staging")
     expect(versions).to_contain_text("Production")
     expect(versions).to_contain_text("@champion")
+    # Gates: each with its rule, the run's value and whether it held; v3's loss gate failed.
+    expect(versions.locator("tbody tr").nth(1)).to_contain_text("2/2 held")
+    expect(versions.locator("tbody tr").first).to_contain_text("1/2 held")
+    v3 = page.get_by_test_id("version-3")
+    expect(v3).to_contain_text("asks for Production")
+    gate_rows = v3.get_by_test_id("gates").locator("tbody tr")
+    expect(gate_rows).to_have_count(2)
+    expect(gate_rows.nth(0)).to_contain_text(">= 0.5")
+    expect(gate_rows.nth(0)).to_contain_text("0.93")
+    expect(gate_rows.nth(0)).to_contain_text("held")
+    expect(gate_rows.nth(1)).to_contain_text("< 1")
+    expect(gate_rows.nth(1)).to_contain_text("1.4")
+    expect(gate_rows.nth(1).locator("td").last).to_have_text("failed")
+    # The stage history (the audit trail), in order.
+    history = page.get_by_test_id("version-1").get_by_test_id("stage-history").locator("tbody tr")
+    expect(history).to_have_count(2)
+    expect(history.nth(0)).to_contain_text("Promoted")
+    expect(history.nth(1)).to_contain_text("Superseded")
+    expect(history.nth(1).locator(".badge").last).to_have_text("Archived")
+    expect(page.get_by_test_id("version-details")).to_contain_text("No gates.")
     versions.get_by_role("link", name=seeded.demo.run_ids[1]).click()
     expect(page.get_by_test_id("run-name")).to_have_text(seeded.demo.names[seeded.demo.run_ids[1]])
+
+
+def test_kubernetes_experiments_and_trials(page: Any, seeded: Seeds) -> None:
+    page.goto("/")
+    page.get_by_role("link", name="Trials").click()
+    card = page.get_by_test_id("kube-experiment")
+    expect(card.get_by_test_id("kube-experiment-name")).to_have_text("iris-search")
+    expect(card).to_contain_text("trials 3/6")
+    expect(card).to_contain_text("maximize accuracy")
+    rows = card.get_by_test_id("trials").locator("tbody tr")
+    expect(rows).to_have_count(4)
+    heads = card.get_by_test_id("trials").locator("thead th").all_inner_texts()
+    assert heads[:4] == ["Trial", "Phase", "depth", "lr"] and "accuracy" in heads, heads
+    expect(rows.nth(0)).to_contain_text("best")
+    expect(rows.nth(0)).to_contain_text("Succeeded")
+    expect(rows.nth(0)).to_contain_text("0.93")
+    expect(rows.nth(1)).to_contain_text("Stopped")
+    expect(rows.nth(1)).to_contain_text("yes (pruned)")
+    expect(rows.nth(1)).to_contain_text("below the median")
+    expect(rows.nth(3)).to_contain_text("Running")
+    # A trial's message of <script> is text.
+    expect(rows.nth(2).locator("td").last).to_have_text(HOSTILE)
+    assert page.locator("#app script").count() == 0
+    # Trials link to their runs.
+    run_id = seeded.demo.run_ids[3]
+    rows.nth(0).get_by_role("link", name=run_id[:12]).click()
+    expect(page.get_by_test_id("run-name")).to_have_text(seeded.demo.names[run_id])
+
+
+def test_kubernetes_model_deployments(page: Any, seeded: Seeds) -> None:
+    page.goto("/#/kube/deployments")
+    cards = page.get_by_test_id("kube-deployment")
+    expect(cards).to_have_count(2)
+    live = cards.filter(has=page.get_by_test_id("kube-deployment-name").get_by_text("iris-live", exact=True))
+    expect(live.get_by_test_id("split")).to_have_text("live split blue=80 green=20")
+    expect(live).to_contain_text("ready 3/3")
+    rows = live.get_by_test_id("variants").locator("tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text("stage Production")
+    expect(rows.nth(0)).to_contain_text("v2")
+    expect(rows.nth(0).get_by_test_id("live-weight")).to_have_text("80 %")
+    expect(rows.nth(0)).to_contain_text("2 / 2")
+    expect(rows.nth(1).get_by_test_id("live-weight")).to_have_text("20 %")
+    expect(rows.nth(1)).to_contain_text("412 requests, error rate 0.5 %, p99 38.5 ms")
+    expect(live.get_by_test_id("canary")).to_contain_text("v2 → v3")
+    expect(live.get_by_test_id("metrics-note")).to_contain_text("only for a canary")
+    # A status message of <script> is text.
+    hostile = cards.filter(has=page.get_by_test_id("kube-deployment-name").get_by_text("hostile", exact=True))
+    expect(hostile).to_contain_text(HOSTILE)
+    assert page.locator("#app script").count() == 0
+    live.get_by_role("link", name="iris").first.click()
+    expect(page.get_by_test_id("versions")).to_be_visible()
 
 
 def test_mlflow_links_open_the_run(page: Any, seeded: Seeds) -> None:
@@ -254,10 +333,23 @@ def test_mlflow_links_open_the_run(page: Any, seeded: Seeds) -> None:
     expect(page.get_by_test_id("run-name")).to_have_text(seeded.demo.names[run_id])
 
 
-def test_registry_pages_without_cluster_access(browser: Any, tmp_path: Path) -> None:
+def test_cluster_pages_without_cluster_access(browser: Any, tmp_path: Path) -> None:
+    """A note that says how to give the server access, and no console error (the pages ask the
+    server first and call no endpoint that would answer 501)."""
     with tracking_server(tmp_path, cluster=False) as server:
         page = browser.new_page(base_url=server.url)
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
         page.goto("/#/models")
         expect(page.get_by_test_id("registry-error")).to_contain_text("no access to the cluster")
         expect(page.get_by_test_id("registry-error")).to_contain_text("--registry-in-cluster")
+        page.goto("/#/models/iris")
+        expect(page.get_by_test_id("registry-error")).to_contain_text("no access to the cluster")
+        for route in ("/#/kube/experiments", "/#/kube/deployments"):
+            page.goto(route)
+            expect(page.get_by_test_id("cluster-error")).to_contain_text("no access to the cluster")
+            expect(page.get_by_test_id("cluster-error")).to_contain_text("--registry-kubeconfig")
+        assert page.get_by_test_id("kube-experiment").count() == 0
         page.close()
+        assert errors == [], f"browser console errors: {errors}"

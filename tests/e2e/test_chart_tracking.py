@@ -1,8 +1,9 @@
 """The chart's tracking server runs on the bed: rendered by helm with its default values
 (SQLite and artifacts on the chart's PersistentVolumeClaim, bound by the bed's provisioner),
 applied as it is, Ready on its /health probe, logging and reading back over the MLflow
-REST API through its Service's DNS name, and serving the registry read API with the
-ServiceAccount and ClusterRole the chart gives it. Its data outlives the pod."""
+REST API through its Service's DNS name, and serving the registry read API and the web
+UI's cluster views with the ServiceAccount and ClusterRole the chart gives it. Its data
+outlives the pod."""
 
 from __future__ import annotations
 
@@ -142,6 +143,12 @@ def test_the_charts_tracking_server_serves_tracking_and_the_registry(
 
         registered = wait(listed, 60, "the model listed by the registry read API")
         assert [v["version"] for v in registered["latest_versions"]] == ["1"]
+
+        # The web UI's cluster views list Experiments and ModelDeployments with the same
+        # account (UI_CLUSTER_RULE): a 403 of the API server would answer 403 here.
+        for view, key in (("kube/experiments", "experiments"), ("kube/modeldeployments", "model_deployments")):
+            r = http.get(f"/api/2.0/modelship/{view}")
+            assert r.status_code == 200 and isinstance(r.json()[key], list), (view, r.text)
 
     # The run lives on the claim: a new pod of the Deployment (Recreate) reads it back.
     kube.delete(path_for("v1", "pods", namespace, pod["metadata"]["name"]))

@@ -120,6 +120,18 @@ BAD = [
         _with(EXPERIMENT, ["spec", "search", "space"], {"C": {"type": "float", "low": 0, "high": 1, "log": True}}),
         "a log-scale range needs low > 0",
     ),
+    (
+        _with(EXPERIMENT, ["spec", "evaluate"], {"modelType": "classifier", "targets": "y"}),
+        "evaluate needs exactly one of data (a path or URI) and dataArtifact",
+    ),
+    (
+        _with(
+            EXPERIMENT,
+            ["spec", "evaluate"],
+            {"modelType": "classifier", "targets": "y", "data": "d.csv", "dataArtifact": "data/test.csv"},
+        ),
+        "evaluate needs exactly one of data (a path or URI) and dataArtifact",
+    ),
 ]
 
 

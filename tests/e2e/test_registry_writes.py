@@ -84,6 +84,13 @@ def test_the_mlflow_client_registers_promotes_aliases_tags_and_deletes(
     assert mv2.version == "2" and mv2.status == "READY", mv2
     assert by_version(kube, name, 2)["spec"]["source"] == f"runs:/{run2.info.run_id}/plain"
     assert mv2.run_id == run2.info.run_id
+    import httpx
+
+    mlmodel = httpx.get(
+        f"{mlflow_client.tracking_uri}/model-versions/get-artifact",
+        params={"name": name, "version": 2, "path": "MLmodel"},
+    )
+    assert mlmodel.status_code == 200 and "flavors" in mlmodel.text  # the UI's read of a version's files
 
     # 3. Transitions are spec.stage changes; the call returns once the operator decided.
     got = client.transition_model_version_stage(name, "1", "Production")
@@ -248,3 +255,101 @@ def test_an_mlflow_2x_client_registers_aliases_promotes_and_loads(
     assert v1["spec"]["source"] == f"runs:/{facts['run_id']}/model"  # the run's artifact location, as runs:/
     assert v1["spec"]["aliases"] == ["champion"] and v1["spec"]["stage"] == "Staging"
     assert v1["status"]["metrics"] == {"accuracy": 0.96}
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def test_a_source_the_server_cannot_resolve_is_registered_as_mlflow_server_registers_it(
+    kube: KubeApi, operator, mlflow_client: Any, tracking_server: str
+) -> None:
+    """MLflow (3.17) records a source that the run or logged model sent with it contains,
+    without looking for a model there: ``runs:/<run>/...`` of a run it does not know, a
+    logged model without an MLmodel. So does Modelship (READY once numbered); the Ready
+    condition and status_message say the source did not resolve, and such a version does
+    not take effect as Staging or Production (docs/registry.md). A source the request does
+    not show to be the run's or model's is refused in MLflow's words."""
+    import httpx
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client
+    name = f"unresolved-{uuid.uuid4().hex[:6]}"
+    client.create_registered_model(name)
+
+    mv = client.create_model_version(name, "runs:/no-such-run/model", "no-such-run")
+    assert (mv.version, mv.status, mv.run_id, mv.source) == ("1", "READY", "no-such-run", "runs:/no-such-run/model")
+    got = client.get_model_version(name, "1")
+    assert got.status == "READY" and got.status_message.startswith("Source not resolved (RunNotFound)")
+    assert [v.version for v in client.search_model_versions("run_id = 'no-such-run'")] == ["1"]
+    assert client.get_model_version_download_uri(name, "1") == "runs:/no-such-run/model"
+    ready = {c["type"]: c for c in by_version(kube, name, 1)["status"]["conditions"]}["Ready"]
+    assert ready["status"] == "False" and ready["reason"] == "RunNotFound"
+    assert client.transition_model_version_stage(name, "1", "Production").current_stage == "None"  # not resolved
+
+    # A logged model with no MLmodel yet (what create_logged_model alone makes).
+    experiment = client.create_experiment(f"unresolved-{uuid.uuid4().hex[:6]}")
+    logged = client.create_logged_model(experiment)
+    mv2 = client.create_model_version(name, f"models:/{logged.model_id}", model_id=logged.model_id)
+    assert (mv2.version, mv2.status) == ("2", "READY")
+
+    # A local path is refused as MLflow refuses it: it must lie in the artifacts of the run sent with it.
+    run = client.create_run(experiment)
+    for body in (
+        {"name": name, "source": "/tmp"},
+        {"name": name, "source": "file:///tmp"},
+        {"name": name, "source": "/tmp", "run_id": run.info.run_id},
+    ):
+        answer = httpx.post(f"{tracking_server}/api/2.0/mlflow/model-versions/create", json=body)
+        assert answer.status_code == 400, body
+        assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert "To use a local path as a model version source, the run_id" in answer.json()["message"]
+    with pytest.raises(MlflowException, match="absolute path must be provided without relative path"):
+        client.create_model_version(name, "mlflow-artifacts:/a/../b", run.info.run_id)
+    with pytest.raises(MlflowException, match="The run_id request parameter must identify the resource"):
+        client.create_model_version(name, "runs:/no-such-run/model", "another-run")
+    with pytest.raises(MlflowException, match="The model_id request parameter must identify the resource"):
+        client.create_model_version(name, f"models:/{logged.model_id}")
+    assert sorted(o["status"]["version"] for o in objects(kube, "modelversions", name)) == [1, 2]
+    # A path out of the version's directory gets MLflow's "Invalid path" (repeated slashes merged, as by MLflow).
+    outside = httpx.get(
+        f"{tracking_server}//model-versions/get-artifact", params={"name": name, "version": 1, "path": "../x"}
+    )
+    assert (outside.status_code, outside.json()["message"]) == (400, "Invalid path")
+
+
+def test_registry_timestamps_have_milliseconds_and_move_when_mlflow_moves_them(operator, mlflow_client: Any) -> None:
+    """creation_timestamp and last_updated_timestamp in milliseconds, between the moments
+    before and after each call, and changed by what changes them in MLflow's store: a
+    version's description moves the version only; a new version or a transition moves the
+    model too (Kubernetes' own timestamps have whole seconds)."""
+    client = mlflow_client
+    name = f"millis-{uuid.uuid4().hex[:6]}"
+    start = _now_ms()
+    client.create_registered_model(name)
+    end = _now_ms()
+    rm = client.get_registered_model(name)
+    assert start <= rm.creation_timestamp <= end and start <= rm.last_updated_timestamp <= end
+
+    start1 = _now_ms()
+    client.create_model_version(name, "runs:/some-run/model", "some-run")
+    end1 = _now_ms()
+    mv = client.get_model_version(name, "1")
+    assert start1 <= mv.creation_timestamp <= end1 and start1 <= mv.last_updated_timestamp <= end1
+    rm = client.get_registered_model(name)
+    assert start <= rm.creation_timestamp <= end and start1 <= rm.last_updated_timestamp <= end1
+
+    start2 = _now_ms()
+    client.transition_model_version_stage(name, "1", "Archived")
+    end2 = _now_ms()
+    assert start2 <= client.get_model_version(name, "1").last_updated_timestamp <= end2
+    assert start2 <= client.get_registered_model(name).last_updated_timestamp <= end2
+
+    start3 = _now_ms()
+    client.update_model_version(name, "1", description="Described.")
+    end3 = _now_ms()
+    mv = client.get_model_version(name, "1")
+    assert start1 <= mv.creation_timestamp <= end1 and start3 <= mv.last_updated_timestamp <= end3
+    assert start2 <= client.get_registered_model(name).last_updated_timestamp <= end2  # unchanged, as in MLflow

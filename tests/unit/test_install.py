@@ -31,6 +31,7 @@ from modelship.controllers.rbac import (
     REGISTRY_WRITER_RULES,
     REQUIRED_RULES,
     SOME,
+    UI_CLUSTER_RULE,
     WEBHOOK_SECRET_RULE,
     granted_by,
     grants,
@@ -220,6 +221,9 @@ def test_the_registry_reader_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPa
     assert KubeReader(namespace).list_versions() == [{"a": 1}, {"b": 2}]
     pages = iter([{"items": [], "metadata": {}}])
     assert KubeReader(namespace).list_registered_models() == []
+    for listing in ("list_experiments", "list_deployments"):  # the web UI's Kubernetes views
+        pages = iter([{"items": [{"c": 3}], "metadata": {}}])
+        assert getattr(KubeReader(namespace), listing)() == [{"c": 3}]
     expected = grants(REGISTRY_READER_RULES)
     assert calls == expected, (
         _explain(expected, calls, "KubeReader's calls")
@@ -285,8 +289,8 @@ def test_the_registry_writer_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPa
     model = {"name": "iris"}
     for method, path, params in [
         ("POST", "registered-models/create", {**model, "tags": [{"key": "a", "value": "b"}]}),
-        ("POST", "model-versions/create", {**model, "source": "runs:/r/model"}),
-        ("POST", "model-versions/create", {**model, "source": "runs:/r/model"}),
+        ("POST", "model-versions/create", {**model, "source": "runs:/r/model", "run_id": "r"}),
+        ("POST", "model-versions/create", {**model, "source": "runs:/r/model", "run_id": "r"}),
         ("POST", "model-versions/transition-stage", {**model, "version": "2", "stage": "Production"}),
         (
             "POST",
@@ -306,7 +310,8 @@ def test_the_registry_writer_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPa
     ]:
         writes(method, path, params)
     assert stored == {}
-    expected = grants(REGISTRY_READER_RULES + REGISTRY_WRITER_RULES)
+    # Writes read the registry's two kinds, not the web UI's (Experiments, ModelDeployments).
+    expected = grants(REGISTRY_READER_RULES + REGISTRY_WRITER_RULES) - grants((UI_CLUSTER_RULE,))
     assert calls == expected, (
         _explain(expected, calls, "RegistryWrites' calls")
         .replace("must grant exactly", "must use exactly")

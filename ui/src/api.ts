@@ -52,6 +52,9 @@ export interface History {
   step: number[];
   timestamp: number[];
   value: (number | null)[];
+  /** With an x-axis metric: its value at each point's step. */
+  x?: number[];
+  x_metric_key?: string;
 }
 export interface ModelVersion {
   name: string;
@@ -165,10 +168,12 @@ export async function previewArtifact(runId: string, path: string, maxBytes: num
   return { bytes: await response.arrayBuffer(), truncated: response.headers.get("X-Modelship-Truncated") === "true" };
 }
 
-export const historyWindows = (runIds: string[], key: string, windows: number, signal?: AbortSignal) =>
-  get<{ histories: History[] }>(`${OURS}/metrics/history-windows`, { run_id: runIds, metric_key: key, windows }, signal).then(
-    (r) => r.histories,
-  );
+export const historyWindows = (runIds: string[], key: string, windows: number, signal?: AbortSignal, xMetric?: string) =>
+  get<{ histories: History[] }>(
+    `${OURS}/metrics/history-windows`,
+    { run_id: runIds, metric_key: key, windows, x_metric_key: xMetric || undefined },
+    signal,
+  ).then((r) => r.histories);
 
 export const metricExtremes = (experimentId: string, keys: string[], signal?: AbortSignal) =>
   get<{ extremes: Record<string, Record<string, [number, number]>> }>(
@@ -191,3 +196,102 @@ export const searchModelVersions = (name: string) =>
   get<{ model_versions?: ModelVersion[] }>(`${MLFLOW}/model-versions/search`, { filter: `name = ${quote(name)}`, max_results: 1000 }).then(
     (r) => r.model_versions || [],
   );
+
+// --- the cluster side (Modelship's /ui endpoints over the server's registry reader) ---
+
+export interface Cluster {
+  cluster: boolean;
+  message: string;
+}
+
+let clusterOnce: Promise<Cluster> | null = null;
+/** Whether the server reads the cluster; asked once, so that no page calls an endpoint that would fail. */
+export const cluster = () => (clusterOnce ||= get<Cluster>(`${OURS}/cluster`, {}));
+
+export interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+  last_transition_time: string;
+}
+export interface Gate {
+  metric: string;
+  op: string;
+  value: number;
+  actual: number | null;
+  held: boolean | null;
+}
+export interface VersionDetail {
+  name: string;
+  version: string;
+  object: string;
+  namespace: string;
+  requested_stage: string;
+  current_stage: string;
+  superseded_by: string;
+  gates: Gate[];
+  gates_message: string;
+  stage_history: { from: string; to: string; time: string; reason: string }[];
+  conditions: Condition[];
+}
+export const versionDetails = (name: string) =>
+  get<{ model_versions: VersionDetail[] }>(`${OURS}/registry/model-versions`, { name }).then((r) => r.model_versions);
+
+export interface Trial {
+  number: number;
+  name: string;
+  phase: string;
+  run_id: string;
+  parameters: Record<string, string | number | boolean>;
+  objective: number | null;
+  stopped: boolean;
+  message: string;
+}
+export interface KubeExperiment {
+  namespace: string;
+  name: string;
+  phase: string;
+  message: string;
+  trials_summary: string;
+  max_trials: number;
+  algorithm: string;
+  objective: { metric: string; goal: string } | null;
+  experiment_id: string;
+  model_version: string;
+  best_trial: number | null;
+  trials: Trial[];
+  conditions: Condition[];
+}
+export const kubeExperiments = () => get<{ experiments: KubeExperiment[] }>(`${OURS}/kube/experiments`, {}).then((r) => r.experiments);
+
+export interface VariantView {
+  name: string;
+  selector: string;
+  version: number | null;
+  model_version: string;
+  weight: number | null;
+  effective_weight: number | null;
+  shadow: boolean;
+  replicas: number | null;
+  ready_replicas: number | null;
+  message: string;
+  canary: { requests: number | null; errors: number | null; error_rate: number | null; p99_ms: number | null } | null;
+}
+export interface KubeDeployment {
+  namespace: string;
+  name: string;
+  model: string;
+  phase: string;
+  message: string;
+  split: string;
+  ready: string;
+  rollout: string;
+  url: string;
+  variants: VariantView[];
+  canary: { variant: string; phase: string; from_version: number; to_version: number; step: number; steps: number; message: string } | null;
+  metrics_note: string;
+  conditions: Condition[];
+}
+export const kubeDeployments = () =>
+  get<{ model_deployments: KubeDeployment[] }>(`${OURS}/kube/modeldeployments`, {}).then((r) => r.model_deployments);

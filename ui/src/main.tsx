@@ -7,6 +7,7 @@ import { RunsPage } from "./pages/runs";
 import { RunPage } from "./pages/run";
 import { ComparePage } from "./pages/compare";
 import { ModelPage, ModelsPage } from "./pages/models";
+import { KubeDeploymentsPage, KubeExperimentsPage } from "./pages/kube";
 import { useRoute } from "./route";
 
 function App() {
@@ -20,6 +21,8 @@ function App() {
   else if (section === "compare") page = <ComparePage route={route} />;
   else if (section === "models" && id) page = <ModelPage name={id} key={id} />;
   else if (section === "models") page = <ModelsPage />;
+  else if (section === "kube" && id === "deployments") page = <KubeDeploymentsPage />;
+  else if (section === "kube") page = <KubeExperimentsPage />;
   else page = <ExperimentsPage route={route} />;
   return (
     <>
@@ -32,6 +35,12 @@ function App() {
         </a>
         <a href="#/models" class={section === "models" ? "active" : ""}>
           Models
+        </a>
+        <a href="#/kube/experiments" class={section === "kube" && id !== "deployments" ? "active" : ""}>
+          Trials
+        </a>
+        <a href="#/kube/deployments" class={section === "kube" && id === "deployments" ? "active" : ""}>
+          Deployments
         </a>
       </nav>
       <main>{page}</main>

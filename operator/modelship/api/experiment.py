@@ -124,6 +124,48 @@ class Registration(ApiModel):
     )
 
 
+class EvaluationSpec(ApiModel):
+    """Evaluate each trial's model after training (``modelship evaluate``), into its run."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                "has(self.data) != has(self.dataArtifact)",
+                "evaluate needs exactly one of data (a path or URI) and dataArtifact (a file the trainer logged)",
+            ),
+        )
+    }
+
+    model_type: Literal["classifier", "regressor"] = Field(description="classifier or regressor.")
+    targets: str = Field(description="The label column of the data set.", min_length=1, max_length=256)
+    data: str | None = Field(
+        default=None,
+        description="The labelled data set (.csv or .parquet): a path in the project's checkout (relative "
+        "to the MLproject's directory), or a runs:/, mlflow-artifacts:/ or s3:// URI.",
+        min_length=1,
+        max_length=4096,
+    )
+    data_artifact: str | None = Field(
+        default=None,
+        description="The labelled data set as a file the trainer logged in its own run, e.g. data/test.csv.",
+        min_length=1,
+        max_length=1024,
+    )
+    sensitive_features: list[str] | None = Field(
+        default=None,
+        description="Columns to compute fairness by group for (metrics eval.fairness.<column>.*).",
+        max_length=16,
+        json_schema_extra={"items": {"type": "string", "minLength": 1, "maxLength": 256}},
+    )
+    pos_label: str | None = Field(
+        default=None, description="Positive class of a binary classifier; default the greater label.", max_length=256
+    )
+    artifact_path: str = Field(
+        default="model", description="Artifact path of the model inside the trial's run.", max_length=1024
+    )
+    importance: bool = Field(default=True, description="Compute permutation importance per feature.")
+
+
 SECRET_NAME = r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 
@@ -184,6 +226,11 @@ class ExperimentSpec(ApiModel):
         default=None, description="Service account of the trial pods.", max_length=253
     )
     backoff_limit: int = Field(default=0, ge=0, le=10, description="Retries of a trial's Job before it fails.")
+    evaluate: EvaluationSpec | None = Field(
+        default=None,
+        description="Evaluate each trial's model after training (task metrics, fairness by group, permutation "
+        "importance), logged to the trial's run as eval.* metrics that ModelVersion gates can name.",
+    )
     registration: Registration | None = Field(default=None, alias="register", description="Register the best model.")
     tracking: TrackingOptions | None = Field(default=None, description="How trial pods reach the tracking server.")
 

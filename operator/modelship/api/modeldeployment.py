@@ -154,11 +154,54 @@ class Autoscaling(ApiModel):
 
 
 class Monitoring(ApiModel):
-    """Drift detection against the training profile."""
+    """Drift detection against the training profile saved with the model (docs/monitoring.md).
 
-    drift_threshold: float | None = Field(
-        default=None, ge=0, description="Population stability index above which DriftDetected is True."
+    The model servers keep the figures over a window of their most recent rows; the operator
+    reads them from each variant's pods and sets the condition DriftDetected. Changing these
+    fields restarts the model servers (their windows start empty).
+    """
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            ("self.psiWarn <= self.psiAlert", "monitoring.psiWarn must not exceed monitoring.psiAlert"),
+        )
+    }
+
+    enabled: bool = Field(
+        default=True, description="Watch inputs and predictions for drift; false turns it off in the model servers."
     )
+    psi_warn: float = Field(
+        default=0.1, ge=0, description="PSI from which a feature is reported as moving (verdict warn)."
+    )
+    psi_alert: float = Field(
+        default=0.25, ge=0, description="PSI from which a feature drifts: DriftDetected becomes True (verdict drift)."
+    )
+    min_samples: int = Field(
+        default=500,
+        ge=1,
+        le=1_000_000,
+        description="Fewest rows a variant's window needs before any verdict: below, DriftDetected is Unknown.",
+    )
+    window: int = Field(
+        default=10_000,
+        ge=10,
+        le=1_000_000,
+        description="Rows per model server in the sliding window the statistics are computed over (the most "
+        "recent ones); memory about 8 bytes x window x features per pod.",
+    )
+    ignore_features: list[str] | None = Field(
+        default=None,
+        max_length=256,
+        description="Features not watched (by name, as in the signature); __prediction__ for the predictions.",
+    )
+    drift_threshold: float | None = Field(
+        default=None, ge=0, description="Deprecated: psiAlert. When set, it is the PSI from which a feature drifts."
+    )
+
+    @property
+    def alert(self) -> float:
+        """The PSI from which a feature drifts (``driftThreshold`` when given, as before ``psiAlert``)."""
+        return self.drift_threshold if self.drift_threshold is not None else self.psi_alert
 
 
 class ModelDeploymentSpec(ApiModel):

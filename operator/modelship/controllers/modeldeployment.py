@@ -33,10 +33,13 @@ from modelship.controllers.common import (
     register_reconcile,
     utcnow,
 )
+from modelship.controllers.drift import ready_pod_ips, scrape_drift
 from modelship.controllers.metrics import METRICS
 from modelship.controllers.settings import OperatorConfig
 from modelship.resources import canary, serving
-from modelship.resources.conditions import READY, make_condition, merge_conditions
+from modelship.resources.conditions import READY, find_condition, make_condition, merge_conditions
+from modelship.resources.drift import CONDITION as DRIFT_DETECTED
+from modelship.resources.drift import DriftPlan, plan_drift
 from modelship.resources.experiment import Owner
 
 KIND = kind_by_name("ModelDeployment")
@@ -122,13 +125,9 @@ def scrape_canary(namespace: str, deployment: str, variant: str, version: int) -
         f"{serving.LABEL_TRACK}=canary,{serving.LABEL_VERSION}={version}"
     )
     snapshots = []
-    for pod in kube.list_items(kube.core_path(namespace, "pods"), labelSelector=selector):
-        status = pod.get("status") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-        if not ready or not status.get("podIP") or (pod.get("metadata") or {}).get("deletionTimestamp"):
-            continue
+    for ip in ready_pod_ips(namespace, selector):
         try:
-            resp = httpx.get(f"http://{status['podIP']}:{serving.SERVER_PORT}/metrics", timeout=3.0)
+            resp = httpx.get(f"http://{ip}:{serving.SERVER_PORT}/metrics", timeout=3.0)
             resp.raise_for_status()
         except httpx.HTTPError:
             return None
@@ -208,6 +207,8 @@ def plan_canary(
 
 
 GATEWAY_CHECK_SECONDS = 15.0
+DRIFT_CHECK_SECONDS = 10.0
+"""How often the model servers' /drift figures are read (the timer ticks every 2 s)."""
 
 
 def gateway_problem(spec: ModelDeploymentSpec, namespace: str) -> str | None:
@@ -470,7 +471,30 @@ async def reconcile(
             split_problem or "",
         ),
     ]
+    if spec.monitoring is not None:
+        drift = await _drift_plan(spec, namespace, name, memo, now.timestamp())
+        conditions.append(cond(DRIFT_DETECTED, drift.status == "True", drift.reason, drift.message))
+        if drift.status == "Unknown":
+            conditions[-1]["status"] = "Unknown"
+        before = find_condition(old_status.get("conditions"), DRIFT_DETECTED) or {}
+        if drift.status == "True" and before.get("status") != "True":
+            _event(body, "Warning", "DriftDetected", drift.message)
     _write_status(patch, body, status, conditions, scratch)
+
+
+async def _drift_plan(spec: ModelDeploymentSpec, namespace: str, name: str, memo: Any, now: float) -> DriftPlan:
+    """DriftDetected from the pods' /drift, read every DRIFT_CHECK_SECONDS (kept in the memo
+    between, with the monitoring spec it was judged by)."""
+    assert spec.monitoring is not None
+    key = repr(spec.monitoring.wire())
+    checked = memo.get("drift_checked")
+    if checked is None or checked[1] != key or checked[0] + DRIFT_CHECK_SECONDS < now:
+        variants = [v.name for v in spec.variants]
+        scraped = await asyncio.to_thread(scrape_drift, namespace, name, variants) if spec.monitoring.enabled else {}
+        checked = (now, key, plan_drift(spec.monitoring, scraped))
+        memo["drift_checked"] = checked
+    plan: DriftPlan = checked[2]
+    return plan
 
 
 def _event(body: Any, type_: str, reason: str, message: str) -> None:

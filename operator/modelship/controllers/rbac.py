@@ -187,6 +187,15 @@ WEBHOOK_SECRET_RULE = Rule(
 )
 """Granted in the Secret's namespace, for its name only, when the operator signs webhooks."""
 
+UI_CLUSTER_RULE = Rule(
+    GROUP,
+    ("experiments", "modeldeployments"),
+    ("list",),
+    "the web UI's Kubernetes views list Experiments (trials) and ModelDeployments (split, replicas) "
+    "through the same reader (tracking/server/ui_cluster.py)",
+)
+"""Part of ``REGISTRY_READER_RULES``: what the web UI's cluster views add to the registry's reads."""
+
 REGISTRY_READER_RULES: tuple[Rule, ...] = (
     Rule(
         GROUP,
@@ -194,6 +203,7 @@ REGISTRY_READER_RULES: tuple[Rule, ...] = (
         ("list",),
         "the tracking server's MLflow registry read API lists ModelVersions and RegisteredModels (KubeReader)",
     ),
+    UI_CLUSTER_RULE,
 )
 
 REGISTRY_WRITER_RULES: tuple[Rule, ...] = (

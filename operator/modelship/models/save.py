@@ -22,7 +22,7 @@ import yaml
 from modelship.models.flavors import flavor_saving
 from modelship.models.flavors.base import SaveRequest, pinned
 from modelship.models.mlmodel import MLMODEL_FILE, MLModel
-from modelship.models.profile import PROFILE_FILE, compute_profile
+from modelship.models.profile import PROFILE_FILE, compute_profile, profile_predictions, sample_rows
 from modelship.models.signature import ModelSignature, infer_signature
 
 
@@ -86,11 +86,25 @@ def save_model(
     if input_example is not None:
         mlmodel.saved_input_example_info = _save_input_example(out, input_example)
     if training_data is not None:
-        (out / PROFILE_FILE).write_text(json.dumps(compute_profile(training_data), indent=1))
+        profile = compute_profile(training_data)
+        if predict is not None:
+            predicted = _prediction_profile(predict, training_data)
+            if predicted is not None:
+                profile["prediction"] = predicted
+        (out / PROFILE_FILE).write_text(json.dumps(profile, indent=1))
         mlmodel.metadata = {**(mlmodel.metadata or {}), "modelship.training_profile": PROFILE_FILE}
     _write_env(out, pip_requirements or sorted(set(reqs)), python_version)
     mlmodel.save(out / MLMODEL_FILE)
     return mlmodel
+
+
+def _prediction_profile(predict: Any, training_data: pd.DataFrame | np.ndarray) -> dict[str, Any] | None:
+    """The profile of the model's predictions on (at most 10,000 of) the training rows: the
+    baseline of prediction drift. One predict call; a model that refuses gets none."""
+    try:
+        return profile_predictions(predict(sample_rows(training_data)))
+    except Exception:  # noqa: BLE001 - no prediction profile, the rest of the model is fine
+        return None
 
 
 def _to_jsonable(value: Any) -> Any:

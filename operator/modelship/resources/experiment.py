@@ -5,7 +5,9 @@ init container (only with ``spec.project.git``) that clones the project into the
 ``workspace`` volume; the tracking sidecar as a native sidecar (an init container with
 ``restartPolicy: Always``, started before the trainer, stopped after it, so the Job
 completes when training ends); and the ``trainer`` container running ``modelship run`` on
-the entry point with the trial's parameters, logging to the sidecar on localhost.
+the entry point with the trial's parameters, logging to the sidecar on localhost. With
+``spec.evaluate`` the trainer is the last init container instead and ``evaluate`` (running
+``modelship evaluate`` on the trial's model, into its run) is the pod's container.
 
 Pure: nothing here reads the clock, the cluster or the tracking server.
 """
@@ -234,12 +236,20 @@ def build_trial_job(
         # The trainer is user code: it may write anywhere in its image, so its root stays writable.
         "securityContext": container_security_context(read_only_root=False),
     }
+    containers = [trainer]
+    if spec.evaluate is not None:
+        # Evaluation runs after training, in the same pod and run: the trainer becomes the
+        # last init container (init containers run in order, after the native sidecar is
+        # up) and the evaluation is the pod's one container, so the Job completes, and the
+        # operator reads the objective, only once the eval.* metrics are logged.
+        init_containers.append(trainer)
+        containers = [build_evaluate_container(spec, trainer, run_id=run_id, project_dir=project_dir)]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         # Pod Security "restricted" (see resources/podsecurity.py), so trials run in namespaces that enforce it.
         "securityContext": pod_security_context(),
         "initContainers": init_containers,
-        "containers": [trainer],
+        "containers": containers,
         "volumes": [
             {"name": "workspace", "emptyDir": {}},
             # The sidecar stops acknowledging at 256 MiB buffered (503, the client retries); 1 GiB
@@ -270,6 +280,60 @@ def build_trial_job(
             "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
         },
     }
+
+
+EVALUATE = "evaluate"
+"""The evaluation container's name (``spec.evaluate``)."""
+
+
+def evaluate_command(spec: ExperimentSpec, *, run_id: str) -> list[str]:
+    """``modelship evaluate`` of a trial's model, into the trial's run."""
+    ev = spec.evaluate
+    if ev is None:
+        raise ValueError("the Experiment has no spec.evaluate")
+    data = ev.data if ev.data is not None else f"runs:/{run_id}/{str(ev.data_artifact).strip('/')}"
+    command = [
+        "modelship",
+        EVALUATE,
+        "--model-uri",
+        f"runs:/{run_id}/{ev.artifact_path.strip('/')}",
+        "--data",
+        data,
+        "--targets",
+        ev.targets,
+        "--model-type",
+        ev.model_type,
+        "--run-id",
+        run_id,
+    ]
+    for column in ev.sensitive_features or ():
+        command += ["--sensitive-feature", column]
+    if ev.pos_label is not None:
+        command += ["--pos-label", ev.pos_label]
+    if not ev.importance:
+        command.append("--no-importance")
+    return command
+
+
+def build_evaluate_container(
+    spec: ExperimentSpec, trainer: Mapping[str, Any], *, run_id: str, project_dir: str
+) -> dict[str, Any]:
+    """The container that evaluates the trial's model: the trainer's image, environment,
+    mounts and resources (it loads the same model), in the project's directory so that a
+    relative ``data`` path is one of the checkout."""
+    container: dict[str, Any] = {
+        "name": EVALUATE,
+        "image": trainer["image"],
+        "command": evaluate_command(spec, run_id=run_id),
+        "env": [dict(e) for e in trainer["env"]],
+        "volumeMounts": [dict(m) for m in trainer["volumeMounts"]],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "resources": dict(trainer["resources"]),
+        "securityContext": dict(trainer["securityContext"]),
+    }
+    if project_dir.startswith("/"):
+        container["workingDir"] = project_dir
+    return container
 
 
 def model_version_name(experiment: str, model: str, experiment_uid: str) -> str:

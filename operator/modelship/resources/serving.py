@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelship.api import ModelDeploymentSpec
-from modelship.api.modeldeployment import Variant
+from modelship.api.modeldeployment import Monitoring, Variant
 from modelship.resources.experiment import Owner, shorten
 from modelship.resources.podsecurity import container_security_context, pod_security_context
 
@@ -208,6 +208,22 @@ def _selector(owner: Owner, variant: str, track: str | None = None) -> dict[str,
     return sel
 
 
+def drift_env(monitoring: Monitoring | None) -> list[dict[str, str]]:
+    """``spec.monitoring`` as the model server's drift settings (none: the server's defaults,
+    the same numbers)."""
+    if monitoring is None:
+        return []
+    m = monitoring
+    return [
+        {"name": "MODELSHIP_DRIFT", "value": "true" if m.enabled else "false"},
+        {"name": "MODELSHIP_DRIFT_WINDOW", "value": str(m.window)},
+        {"name": "MODELSHIP_DRIFT_MIN_SAMPLES", "value": str(m.min_samples)},
+        {"name": "MODELSHIP_DRIFT_PSI_WARN", "value": repr(float(m.psi_warn))},
+        {"name": "MODELSHIP_DRIFT_PSI_ALERT", "value": repr(float(m.alert))},
+        {"name": "MODELSHIP_DRIFT_IGNORE", "value": ",".join(m.ignore_features or [])},
+    ]
+
+
 def build_deployment(
     spec: ModelDeploymentSpec,
     plan: VariantPlan,
@@ -233,6 +249,7 @@ def build_deployment(
         {"name": "MODELSHIP_MODEL_CACHE", "value": "/tmp/models"},
         # Keep serving 5 s after SIGTERM with /ping failing: the endpoint leaves the Service first.
         {"name": "MODELSHIP_SHUTDOWN_DELAY_S", "value": str(SHUTDOWN_DELAY_S)},
+        *drift_env(spec.monitoring),
         *[e.wire() for e in spec.env or []],
     ]
     probe = {"httpGet": {"path": "/ping", "port": "http", "scheme": "HTTP"}, "timeoutSeconds": 2, "successThreshold": 1}

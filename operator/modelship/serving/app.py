@@ -124,6 +124,11 @@ class ServingApp:
                     else:
                         endpoint = "v2_model_metadata"
                         reply = self.core.v2_model_metadata(name, version)
+            elif path in ("/metrics", "/drift") and method in ("GET", "HEAD"):
+                # the drift statistics are computed here, when asked (a few ms per feature
+                # over a full window): on a parse thread, so that predictions go on meanwhile
+                endpoint = path[1:]
+                reply = await self.core.run_off_loop(self._observability, path)
             else:
                 reply, endpoint = self._small(method, path)
         except ServingError as err:
@@ -162,6 +167,11 @@ class ServingApp:
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
 
+    def _observability(self, path: str) -> Reply:
+        if path == "/metrics":
+            return Reply(200, self.metrics.render(), _PROM)
+        return Reply(200, dumps(self.core.drift_report()))
+
     def _small(self, method: str, path: str) -> tuple[Reply, str]:
         if method not in ("GET", "HEAD"):
             raise ServingError(405, "BAD_REQUEST", f"{method} is not allowed on {path}")
@@ -177,8 +187,6 @@ class ServingApp:
                 200,
                 dumps({"version": __version__, "model": core.name, "model_version": core.version}),
             ), "version"
-        if path == "/metrics":
-            return Reply(200, self.metrics.render(), _PROM), "metrics"
         if path in ("/v2/health/live", "/v2/health/live/"):
             return Reply(200, b'{"live":true}'), "v2_live"
         if path in ("/v2/health/ready", "/v2/health/ready/"):

@@ -45,13 +45,16 @@ class MicroBatcher:
         *,
         max_batch_size: int,
         max_delay_s: float = 0.0,
-        on_batch: Callable[[int, int, float, Any], None] | None = None,
+        on_batch: Callable[[int, int, float, list[Any]], None] | None = None,
+        on_settled: Callable[[list[tuple[ModelInput, Any]]], None] | None = None,
     ) -> None:
         self.predict = predict
         self.executor = executor
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.on_batch = on_batch
+        #: called with (input, output) pairs once the batch's requests have their answers
+        self.on_settled = on_settled
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._carry: _Item | None = None
         self._task: asyncio.Task[None] | None = None
@@ -122,16 +125,16 @@ class MicroBatcher:
         start = time.perf_counter()
         if len(batch) == 1:
             results = [self._call(batch[0].data)]
-            observed = results
+            observed = [(batch[0].data, results[0])]
         else:
             merged = _concat([i.data for i in batch])
             out = self._call(merged)
             if isinstance(out, BaseException) or _length(out) != total:
                 # a failure, or output that does not line up with rows: one request at a time
                 results = [self._call(i.data) for i in batch]
-                observed = results
+                observed = [(i.data, r) for i, r in zip(batch, results)]
             else:
-                observed = [out]
+                observed = [(merged, out)]
                 results, offset = [], 0
                 for item in batch:
                     results.append(_slice(out, offset, offset + item.rows))
@@ -139,16 +142,17 @@ class MicroBatcher:
         elapsed = time.perf_counter() - start
         if self.on_batch is not None:
             try:
-                self.on_batch(
-                    total,
-                    len(batch),
-                    elapsed,
-                    [r for r in observed if not isinstance(r, BaseException)],
-                )
+                self.on_batch(total, len(batch), elapsed, [r for _, r in observed if not isinstance(r, BaseException)])
             except Exception:
                 log.exception("on_batch hook failed")
         # one wake-up of the event loop for the whole batch, not one per request
         loop.call_soon_threadsafe(_settle_all, [(item.future, res) for item, res in zip(batch, results)])
+        if self.on_settled is not None:
+            # after the replies are on their way: accounting that no client waits for
+            try:
+                self.on_settled([(x, r) for x, r in observed if not isinstance(r, BaseException)])
+            except Exception:
+                log.exception("on_settled hook failed")
 
     def _call(self, data: ModelInput) -> Any:
         try:

@@ -38,6 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", help="debug, info, warning, error")
     parser.add_argument("--access-log", action="store_true", default=None)
     parser.add_argument(
+        "--drift",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="watch inputs and predictions for drift against the model's training profile (default on; "
+        "MODELSHIP_DRIFT); --no-drift saves its small cost per predict call",
+    )
+    parser.add_argument("--drift-window", type=int, help="rows in the drift window (default 10000)")
+    parser.add_argument(
         "--allow-pickle",
         action="store_true",
         default=None,
@@ -62,6 +70,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         "max_batch_delay_ms": args.max_batch_delay_ms,
         "log_level": args.log_level,
         "access_log": args.access_log,
+        "drift": args.drift,
+        "drift_window": args.drift_window,
     }
     if args.batching is not None:
         given["batching"] = {"auto": None, "on": True, "off": False}[args.batching]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 from modelship import __version__
 from modelship.models.enforce import SchemaError
 from modelship.models.load import LoadedModel, load_model
+from modelship.models.profile import PROFILE_FILE
 from modelship.serving import v2
 from modelship.serving.batching import MicroBatcher
 from modelship.serving.codecs import (
@@ -33,6 +35,7 @@ from modelship.serving.codecs import (
     parse_invocations,
     predictions_body,
 )
+from modelship.serving.drift import DriftConfig, DriftMonitor
 from modelship.serving.metrics import Metrics
 from modelship.serving.settings import ServingSettings
 from modelship.uris import ModelsURI, URIError, parse, redact_url
@@ -122,6 +125,9 @@ class ModelServer:
         #: (two threads: one large body does not wait behind another's parse)
         self.parse_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
         self._preloaded = model
+        #: the drift windows; None when off or the model has no training profile (``drift_off`` says why)
+        self.drift: DriftMonitor | None = None
+        self.drift_off = "the model is not loaded yet"
 
     @property
     def ready(self) -> bool:
@@ -150,6 +156,7 @@ class ModelServer:
             )
             raise
         assert model is not None  # load_model raises rather than return nothing
+        self._start_drift(model)
         batching = self.settings.batching
         if batching is None:
             batching = model.runtime.batchable
@@ -160,6 +167,7 @@ class ModelServer:
                 max_batch_size=self.settings.max_batch_size,
                 max_delay_s=self.settings.max_batch_delay_ms / 1000.0,
                 on_batch=self._on_batch,
+                on_settled=self._on_settled,
             )
             self.batcher.start()
         self.model = model
@@ -174,6 +182,49 @@ class ModelServer:
                 "seconds": round(time.perf_counter() - t0, 3),
             },
         )
+
+    def _start_drift(self, model: LoadedModel) -> None:
+        s = self.settings
+        if not s.drift:
+            self.drift_off = "drift detection is off on this server (--no-drift, MODELSHIP_DRIFT=false)"
+            return
+        name = (model.metadata.metadata or {}).get("modelship.training_profile") or PROFILE_FILE
+        path = model.model_dir / str(name)
+        if not path.is_file():
+            self.drift_off = (
+                f"the model has no training profile ({PROFILE_FILE}): save it with modelship's "
+                "save_model(..., training_data=X) to get drift figures"
+            )
+            return
+        try:
+            profile = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            self.drift_off = f"the model's training profile {name} cannot be read: {exc}"
+            log.warning("no drift detection", extra={"reason": self.drift_off})
+            return
+        schema = model.input_schema
+        columns = schema.names() if schema is not None and schema.has_names and not schema.is_tensor else None
+        config = DriftConfig(
+            window=s.drift_window,
+            min_samples=s.drift_min_samples,
+            psi_warn=s.drift_psi_warn,
+            psi_alert=s.drift_psi_alert,
+            ignore=frozenset(f.strip() for f in s.drift_ignore.split(",") if f.strip()),
+        )
+        try:
+            self.drift = DriftMonitor(profile, config, columns)
+        except Exception as exc:  # noqa: BLE001 - a profile we cannot use costs the figures, not the server
+            self.drift_off = f"the model's training profile {name} cannot be used: {type(exc).__name__}: {exc}"
+            log.warning("no drift detection", extra={"reason": self.drift_off})
+            return
+        self.metrics.watch_drift(self.drift.report)
+
+    def drift_report(self) -> dict[str, Any]:
+        """``GET /drift``: the figures per feature, or why there are none."""
+        head = {"model": self.name, "version": self.version, "variant": self.settings.variant}
+        if self.drift is None:
+            return {**head, "enabled": False, "reason": self.drift_off}
+        return {**head, **self.drift.report()}
 
     async def stop(self) -> None:
         self.metrics.ready.set(0)
@@ -209,12 +260,23 @@ class ModelServer:
         finally:
             handle.cancel()
 
+    def _on_settled(self, pairs: list[tuple[Any, Any]]) -> None:
+        if self.drift is not None:
+            self.drift.observe_all(pairs)
+
     def _predict_alone(self, data: Any, params: dict[str, Any] | None) -> Any:
         t0 = time.perf_counter()
         out = self._predict_sync(data, params)
         rows = len(data) if hasattr(data, "__len__") and not isinstance(data, dict) else 1
         self._on_batch(rows, 1, time.perf_counter() - t0, [out])
+        if self.drift is not None:
+            # next on this (the predict) thread, once the reply is on its way, as the batcher does
+            self.executor.submit(self._on_settled, [(data, out)])
         return out
+
+    async def run_off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a parse thread (the transport's slow non-prediction answers)."""
+        return await self._work(True, fn, *args)
 
     async def _work(self, off_loop: bool, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)``: on a parse thread when ``off_loop``, else here on the event loop."""

@@ -7,14 +7,18 @@ not one ``observe`` per row), through a custom collector.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -93,6 +97,58 @@ class PredictionCollector(Collector):
         yield cnt
 
 
+DRIFT_VERDICTS = {"insufficient": -1.0, "stable": 0.0, "warn": 1.0, "drift": 2.0}
+
+
+class DriftCollector(Collector):
+    """The drift figures per feature (``feature="__prediction__"`` for the predictions):
+    ``modelship_drift_psi``, ``modelship_drift_ks`` (numeric) or ``modelship_drift_chi2``
+    (categorical), ``modelship_drift_p_value``, ``modelship_drift_samples`` and
+    ``modelship_drift_verdict`` (-1 insufficient, 0 stable, 1 warn, 2 drift). Computed when
+    scraped (``report`` caches them until new rows arrive), never per request."""
+
+    def __init__(self, labels: dict[str, str], report: Callable[[], dict[str, Any]]) -> None:
+        self.labels = labels
+        self.report = report
+
+    def collect(self) -> Any:
+        names = [*self.labels, "feature"]
+        base = list(self.labels.values())
+        try:
+            report = self.report()
+        except Exception:  # the other series must still be scraped
+            log.exception("drift figures failed")
+            return
+        rows: list[tuple[str, dict[str, Any]]] = list((report.get("features") or {}).items())
+        if report.get("prediction"):
+            rows.append(("__prediction__", report["prediction"]))
+        families = {
+            "psi": GaugeMetricFamily(
+                "modelship_drift_psi", "Population stability index vs the training profile", labels=names
+            ),
+            "ks": GaugeMetricFamily(
+                "modelship_drift_ks", "Kolmogorov-Smirnov statistic vs the training profile", labels=names
+            ),
+            "chi2": GaugeMetricFamily(
+                "modelship_drift_chi2", "Chi-square statistic vs the training profile", labels=names
+            ),
+            "p_value": GaugeMetricFamily(
+                "modelship_drift_p_value", "p-value of the KS or chi-square test", labels=names
+            ),
+            "samples": GaugeMetricFamily("modelship_drift_samples", "Rows in the drift window", labels=names),
+        }
+        verdict = GaugeMetricFamily(
+            "modelship_drift_verdict", "-1 insufficient, 0 stable, 1 warn, 2 drift (PSI bands)", labels=names
+        )
+        for feature, figures in rows:
+            for key, family in families.items():
+                if key in figures:
+                    family.add_metric([*base, feature], float(figures[key]))
+            verdict.add_metric([*base, feature], DRIFT_VERDICTS.get(figures.get("verdict", ""), -1.0))
+        yield from families.values()
+        yield verdict
+
+
 class Metrics:
     """The server's metrics; children are pre-bound to the process's fixed labels."""
 
@@ -145,6 +201,10 @@ class Metrics:
         self.registry.register(self.predictions)
         self._req: dict[tuple[str, int], Any] = {}
         self._lat: dict[str, Any] = {}
+
+    def watch_drift(self, report: Callable[[], dict[str, Any]]) -> None:
+        """Export the drift figures ``report`` gives, when scraped."""
+        self.registry.register(DriftCollector(self._base, report))
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
         key = (endpoint, status)

@@ -56,3 +56,18 @@ class ServingSettings(BaseSettings):
     """Python log level name."""
     access_log: bool = False
     """One log line per request (off by default: it costs throughput)."""
+    drift: bool = True
+    """Watch the inputs and predictions for drift against the training profile saved with the
+    model (``training_profile.json``; a model without one has no drift figures): ``/drift``
+    and the ``modelship_drift_*`` metrics. ``--no-drift`` turns it off."""
+    drift_window: int = Field(default=10_000, ge=10, le=1_000_000)
+    """Rows in the sliding window the statistics are computed over (the most recent ones);
+    memory is about 8 bytes x this x features."""
+    drift_min_samples: int = Field(default=500, ge=1)
+    """Fewest rows in the window before any verdict other than ``insufficient``."""
+    drift_psi_warn: float = Field(default=0.1, ge=0)
+    """PSI from which a feature's verdict is ``warn``."""
+    drift_psi_alert: float = Field(default=0.25, ge=0)
+    """PSI from which a feature's verdict is ``drift``."""
+    drift_ignore: str = ""
+    """Comma-separated features not watched (``__prediction__`` for the predictions)."""

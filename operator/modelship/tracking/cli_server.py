@@ -6,11 +6,22 @@ import argparse
 import logging
 import os
 import signal
+from pathlib import Path
 
 from modelship.tracking import logs
 from modelship.tracking.settings import ServerSettings
 
 log = logging.getLogger("modelship.tracking.server")
+
+
+def artifact_root_uri(root: str | None) -> str:
+    """``--default-artifact-root`` as the URI new experiments get: a local path becomes an
+    absolute ``file://`` URI, as ``mlflow server`` makes it; unset is the proxy."""
+    if not root:
+        return "mlflow-artifacts:/"
+    if "://" in root or root.startswith("mlflow-artifacts:"):
+        return root
+    return Path(root).resolve().as_uri()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--artifacts-destination",
         default=defaults.artifacts_destination,
         help="local directory / PVC mount, or s3://bucket/prefix",
+    )
+    parser.add_argument(
+        "--default-artifact-root",
+        default=defaults.default_artifact_root,
+        help="root of new experiments' artifact locations (default mlflow-artifacts:/, through the proxy); "
+        "a local directory or file:// URI as mlflow server has it, or s3://...",
     )
     parser.add_argument(
         "--auth-token",
@@ -100,11 +117,12 @@ def run(args: argparse.Namespace) -> int | None:
         port=args.port,
         backend_store_uri=args.backend_store_uri,
         artifacts_destination=args.artifacts_destination,
+        default_artifact_root=args.default_artifact_root,
         auth_token=args.auth_token,
         log_level=args.log_level,
     )
     logs.setup(settings.log_level)
-    store = TrackingStore(settings.backend_store_uri)
+    store = TrackingStore(settings.backend_store_uri, artifact_root_uri(settings.default_artifact_root))
     registry = writes = None
     if args.registry_kubeconfig or args.registry_in_cluster:
         from modelship.tracking.server.registry import KubeReader

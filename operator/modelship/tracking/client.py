@@ -40,8 +40,9 @@ from modelship.tracking.errors import (
     TrackingError,
 )
 from modelship.tracking.protocol import validation as v
-from modelship.tracking.protocol.paths import API, ARTIFACT_FILES, ARTIFACTS
-from modelship.uris import redact_url, split_credentials
+from modelship.tracking.protocol.paths import API, ARTIFACT_FILES, ARTIFACTS, safe_path
+from modelship.uris import ArtifactsURI, redact_url, split_credentials
+from modelship.uris import parse as parse_uri
 
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 RETRIED_STATUSES = (429, 502, 503, 504)
@@ -338,6 +339,23 @@ class TrackingClient:
     def read_artifact(self, path: str) -> bytes:
         """The file at ``path`` behind the proxy (a small one: it is read whole)."""
         return self._send("GET", ARTIFACT_FILES + quote(path)).content
+
+    def upload_artifact(self, path: str, content: bytes) -> None:
+        """Write ``content`` as the file at ``path`` behind the proxy (``PUT``, one request)."""
+        self._send("PUT", ARTIFACT_FILES + quote(path), content=content)
+
+    def log_artifact_bytes(self, run_id: str, artifact_path: str, content: bytes) -> None:
+        """Write ``content`` as ``artifact_path`` in the run's artifacts (``eval/report.json``),
+        as ``mlflow.log_text`` / ``log_figure`` do: through the proxy under the run's root."""
+        root = str(self.get_run(run_id)["info"]["artifact_uri"])
+        source = parse_uri(root)
+        if not isinstance(source, ArtifactsURI):
+            raise TrackingError(
+                f"run {run_id}'s artifact root {redact_url(root)} is not behind the tracking server's "
+                "artifact proxy (mlflow-artifacts:/): start the server with artifact serving",
+                INTERNAL_ERROR,
+            )
+        self.upload_artifact(f"{source.path}/{safe_path(artifact_path, allow_root=False)}".lstrip("/"), content)
 
     def download_artifact(self, path: str, target: Path) -> None:
         """The file at ``path`` behind the proxy, streamed into ``target``."""

@@ -23,6 +23,12 @@ class ServerSettings(BaseSettings):
     """SQLAlchemy URL: ``sqlite:///path`` (WAL mode) or ``postgresql://user@host/db``."""
     artifacts_destination: str = "./mlartifacts"
     """Where proxied artifacts live: a local directory (or mounted PVC) or ``s3://bucket/prefix``."""
+    default_artifact_root: str | None = None
+    """Root of new experiments' artifact locations, as ``mlflow server --default-artifact-root``.
+    Unset: ``mlflow-artifacts:/`` (clients go through the proxy). A local directory or
+    ``file://`` URI: clients write there themselves (the server's machine, or a shared
+    mount), and the server reads and writes runs' artifacts under it for the calls that go
+    through it (``artifacts/list``, ``get-artifact``, ``upload-artifact``)."""
     auth_token: str | None = Field(default=None)
     """When set, every write (POST/PUT/PATCH/DELETE) needs ``Authorization: Bearer <token>``."""
     log_level: str = "info"

@@ -9,13 +9,10 @@ system user that the Debian package creates (through ``runuser``).
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.local_servers import free_port
+from tests.local_servers import free_port, local_postgres
 
 # The mlflow client's telemetry thread would try the network (there is none here) and races
 # os.environ in mlflow 3.17; tests and the scripts they start run with it off.
@@ -98,6 +95,7 @@ class Launcher:
         name: str = "server",
         artifacts: str | None = None,
         env: dict[str, str] | None = None,
+        extra: tuple[str, ...] = (),
     ) -> Proc:
         port = port or free_port()
         args = [
@@ -110,6 +108,7 @@ class Launcher:
             db_url or f"sqlite:///{self.root / (name + '.db')}",
             "--artifacts-destination",
             artifacts or str(self.root / (name + "-artifacts")),
+            *extra,
         ]
         if token:
             args += ["--auth-token", token]
@@ -209,65 +208,11 @@ def run_id_of(output: str) -> str:
 
 
 # ---- PostgreSQL ---------------------------------------------------------------------------
-def _pg_bin() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
-    if found:
-        return Path(found[-1]).parent
-    on_path = shutil.which("pg_ctl")
-    if on_path:
-        return Path(on_path).parent
-    raise RuntimeError("PostgreSQL is not installed: apt-get install -y postgresql")
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A PostgreSQL server of its own on 127.0.0.1; yields its base URL (no database)."""
-    bindir = _pg_bin()
-    as_root = os.geteuid() == 0
-    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
-    root = Path(tempfile.mkdtemp(prefix="modelship-pg-"))
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    if as_root:
-        shutil.chown(root, "postgres")
-        shutil.chown(sock, "postgres")
-    port = free_port()
-    subprocess.run(
-        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-        check=True,
-        capture_output=True,
-    )
-    opts = (
-        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off"
-    )
-    subprocess.run(
-        [
-            *prefix,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            opts,
-            "-l",
-            str(root / "postgres.log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-            capture_output=True,
-            check=False,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    with local_postgres() as url:
+        yield url
 
 
 @pytest.fixture

@@ -49,6 +49,11 @@ def logged(server: Proc) -> dict[str, str]:
         client.log_batch(
             short_run, metrics=[Metric("loss", v, 5, s) for s, v in enumerate([3.0, 2.0, float("nan"), 1.0])]
         )
+        # An x-axis metric: at steps 0, 1 and 3 (twice at step 3: the last one counts), not at 2.
+        client.log_batch(
+            short_run,
+            metrics=[Metric("lr", v, 5 + i, s) for i, (s, v) in enumerate([(0, 0.1), (1, 0.05), (3, 0.5), (3, 0.01)])],
+        )
         client.log_text(short_run, "<script>alert(1)</script>", "page.html")
         client.log_text(short_run, "x" * 5000, "big.txt")
         return {"experiment": eid, "long": long_run, "short": short_run}
@@ -80,6 +85,21 @@ def test_history_windows_keep_first_last_min_and_max(server: Proc, logged: dict[
     assert max(long["value"]) == 99.0 and min(long["value"]) == -42.0
     # A short history comes back whole; NaN is a null (a gap in the chart).
     assert short["total"] == 4 and short["step"] == [0, 1, 2, 3] and short["value"] == [3.0, 2.0, None, 1.0]
+
+
+def test_history_windows_against_another_metric(server: Proc, logged: dict[str, str]) -> None:
+    r = get(server, OURS + "/metrics/history-windows", run_id=logged["short"], metric_key="loss", x_metric_key="lr")
+    assert r.status_code == 200, r.text
+    (h,) = r.json()["histories"]
+    # Joined on the step; step 2 has no lr, so it is left out; the last lr of step 3 counts.
+    assert h["x_metric_key"] == "lr" and h["total"] == 3
+    assert h["step"] == [0, 1, 3] and h["x"] == [0.1, 0.05, 0.01] and h["value"] == [3.0, 2.0, 1.0]
+    # Against a metric the run does not have: no points, not an error.
+    r = get(server, OURS + "/metrics/history-windows", run_id=logged["short"], metric_key="loss", x_metric_key="no")
+    assert r.status_code == 200 and r.json()["histories"][0]["x"] == [] and r.json()["histories"][0]["total"] == 0
+    # Without it, no x.
+    r = get(server, OURS + "/metrics/history-windows", run_id=logged["short"], metric_key="loss")
+    assert "x" not in r.json()["histories"][0]
 
 
 def test_history_windows_refuse_bad_input(server: Proc, logged: dict[str, str]) -> None:

@@ -87,7 +87,9 @@ def test_model_version_shape_and_alias_lookup() -> None:
     assert mv["tags"] == [{"key": "team", "value": "a"}]
     assert mv["creation_timestamp"] == 1767225600000 and mv["last_updated_timestamp"] == 1767225610000
     failed = c.get(f"{API}/model-versions/get", params={"name": "iris", "version": "5"}).json()["model_version"]
-    assert failed["status"] == "FAILED_REGISTRATION"
+    # Numbered is registered, as MLflow's store has it (it never checks a source); the
+    # unresolved source is said in status_message (and keeps the version from Staging/Production).
+    assert failed["status"] == "READY" and failed["status_message"].startswith("Source not resolved (")
     uri = c.get(f"{API}/model-versions/get-download-uri", params={"name": "iris", "version": "3"}).json()
     assert uri == {"artifact_uri": "mlflow-artifacts:/1/run3/artifacts/model"}
 
@@ -280,3 +282,85 @@ def test_a_miss_on_the_cached_listing_is_checked_against_a_fresh_one(path: str, 
     response = TestClient(app).get(f"{API}/{path}", params=params)
     assert response.status_code == 200, response.text
     assert reader.invalidations == 1
+
+
+def test_stamped_objects_answer_millisecond_times_and_the_run_id_sent() -> None:
+    """The tracking server's stamps win over Kubernetes' whole seconds; the model's time
+    is its RegisteredModel's stamp (a version's description does not move it), unless the
+    operator changed a stage later; an unresolved version answers the run id sent."""
+    stamps = {"modelship.io/created-ms": "1767225600123", "modelship.io/updated-ms": "1767225605456"}
+    v1 = obj(1, "None", model="m", ready="False")
+    v1["metadata"]["annotations"] = {
+        **stamps,
+        "modelship.io/run-id": "sent-run",
+        "modelship.io/updated-ms": "1767225609999",
+    }
+    v1["status"].pop("runId")
+    v1["status"].pop("artifactUri")
+    entry = {
+        "metadata": {
+            "name": "m",
+            "namespace": "ml",
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "annotations": stamps,
+        },
+        "spec": {"model": "m"},
+    }
+    app = FastAPI()
+    app.include_router(registry_router(StaticReader([v1], registered_models=[entry])))
+    c = TestClient(app)
+    mv = c.get(f"{API}/model-versions/get", params={"name": "m", "version": "1"}).json()["model_version"]
+    assert (mv["creation_timestamp"], mv["last_updated_timestamp"]) == (1767225600123, 1767225609999)
+    assert mv["run_id"] == "sent-run" and mv["source"] == "runs:/run1/model" and mv["status"] == "READY"
+    rm = c.get(f"{API}/registered-models/get", params={"name": "m"}).json()["registered_model"]
+    assert (rm["creation_timestamp"], rm["last_updated_timestamp"]) == (1767225600123, 1767225605456)
+    v1["status"]["stageHistory"] = [{"from": "None", "to": "Archived", "time": "2026-01-01T00:00:20Z"}]
+    rm = c.get(f"{API}/registered-models/get", params={"name": "m"}).json()["registered_model"]
+    assert rm["last_updated_timestamp"] == 1767225620000  # the operator's later change counts
+
+
+def _mv(name: str, version: int, updated: int, created: int = 0) -> dict[str, Any]:
+    return {"name": name, "version": str(version), "last_updated_timestamp": updated, "creation_timestamp": created}
+
+
+@pytest.mark.parametrize(
+    ("order_by", "expected"),
+    [
+        ([], [("b", 1), ("a", 2), ("a", 1), ("c", 1)]),  # newest change first, then name, then highest version
+        (["name DESC"], [("c", 1), ("b", 1), ("a", 2), ("a", 1)]),
+        (["version_number DESC"], [("a", 2), ("a", 1), ("b", 1), ("c", 1)]),  # then name, as MLflow's store
+        (["creation_timestamp ASC"], [("c", 1), ("b", 1), ("a", 2), ("a", 1)]),
+        (["last_updated_timestamp"], [("c", 1), ("a", 2), ("a", 1), ("b", 1)]),
+    ],
+)
+def test_model_versions_are_ordered_as_mlflows_store_orders_them(
+    order_by: list[str], expected: list[tuple[str, int]]
+) -> None:
+    from modelship.tracking.server.registry import order_versions
+
+    found = [_mv("a", 1, 20, 3), _mv("a", 2, 20, 3), _mv("b", 1, 30, 2), _mv("c", 1, 10, 1)]
+    assert [(m["name"], int(m["version"])) for m in order_versions(found, order_by)] == expected
+
+
+def test_an_unknown_order_by_key_is_refused() -> None:
+    from modelship.tracking.server.registry import order_versions
+
+    with pytest.raises(TrackingError, match="Invalid order_by clause 'size DESC'"):
+        order_versions([], ["size DESC"])
+
+
+def test_the_download_uri_of_an_unresolved_version_is_its_source_as_recorded() -> None:
+    unresolved = obj(1, "None", model="m", ready="False")
+    unresolved["status"].pop("artifactUri")
+    app = FastAPI()
+    app.include_router(registry_router(StaticReader([unresolved])))
+    got = TestClient(app).get(f"{API}/model-versions/get-download-uri", params={"name": "m", "version": "1"})
+    assert got.json() == {"artifact_uri": "runs:/run1/model"}
+
+
+def test_a_version_that_is_not_a_number_is_refused_in_mlflows_words() -> None:
+    got = client().get(f"{API}/model-versions/get", params={"name": "iris", "version": "something not correct"})
+    assert got.status_code == 400 and got.json() == {
+        "error_code": "INVALID_PARAMETER_VALUE",
+        "message": "Parameter 'version' must be an integer, got 'something not correct'.",
+    }

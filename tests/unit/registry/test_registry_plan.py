@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -276,3 +277,66 @@ def test_registered_model_status_keeps_the_transition_time_while_ready_holds() -
     assert again["conditions"][0]["lastTransitionTime"] == first["lastTransitionTime"]
     flipped = plan.registered_model_status("iris", [], duplicate_of="x", generation=1, now=later, previous_ready=first)
     assert flipped["conditions"][0]["lastTransitionTime"] == "2026-03-01T00:00:00Z"
+
+
+RUN_DIR = "file:///data/1/abc/artifacts"
+MODEL_ROOT = "mlflow-artifacts:/1/models/m-0123/artifacts"
+
+
+@pytest.mark.parametrize(
+    ("source", "ids"),
+    [
+        ("runs:/no-such-run/model", {"run_id": "no-such-run"}),  # a run it does not know: MLflow records it
+        ("models:/m-0123", {"model_id": "m-0123"}),  # a logged model, with or without an MLmodel
+        ("models:/iris/3", {"run_id": "abc"}),  # a registry source
+        (f"{ROOT}/model", {"run_id": "abc", "run_artifact_uri": ROOT}),  # register_model("runs:/abc/model")
+        (f"{MODEL_ROOT}/", {"model_id": "m-0123", "model_artifact_uri": MODEL_ROOT}),
+        ("s3://bucket/model", {}),
+        ("/data/1/abc/artifacts", {"run_id": "abc", "run_artifact_uri": RUN_DIR}),  # local, in the run's artifacts
+        ("file:///data/1/abc/artifacts/model", {"run_id": "abc", "run_artifact_uri": RUN_DIR}),
+        ("file:///data/1/abc/artifacts/model/..", {"run_id": "abc", "run_artifact_uri": RUN_DIR}),  # resolves inside
+    ],
+)
+def test_check_source_accepts_what_mlflow_records(source: str, ids: dict[str, str]) -> None:
+    plan.check_source(source, **ids)
+
+
+@pytest.mark.parametrize(
+    ("source", "ids", "words"),
+    [
+        ("/tmp/model", {}, "To use a local path as a model version source, the run_id"),
+        ("file:///tmp", {}, "To use a local path"),
+        ("/tmp", {"run_id": "abc", "run_artifact_uri": RUN_DIR}, "To use a local path"),  # not in the run's
+        ("/data/1/abcd", {"run_id": "abc", "run_artifact_uri": RUN_DIR}, "To use a local path"),  # a sibling
+        ("/data/1/abc/artifacts", {"run_id": "abc", "run_artifact_uri": ROOT}, "To use a local path"),
+        ("file:///path/to/model", {"model_id": "m-0123", "model_artifact_uri": MODEL_ROOT}, "the model_id request"),
+        ("relative/dir", {"run_id": "abc", "run_artifact_uri": RUN_DIR}, "To use a local path"),
+        ("runs:/run_id/model", {"run_id": "run_id_1"}, "The run_id request parameter must identify"),
+        ("runs:/abc/model", {}, "The run_id request parameter must identify"),
+        ("runs:/abc/model", {"run_id": "abc", "model_id": "m-1"}, "The model_id request parameter must identify"),
+        ("models:/m-0123", {}, "The model_id request parameter must identify"),
+        ("models:/m-0123", {"model_id": "m-9"}, "The model_id request parameter must identify"),
+        (f"{ROOT}/model", {"run_id": "abc"}, "The run_id request"),  # a run this server does not know
+        ("mlflow-artifacts:/9/other/artifacts", {"run_id": "abc", "run_artifact_uri": ROOT}, "The run_id request"),
+        ("mlflow-artifacts:/a/../b", {}, "without relative path references"),
+        ("s3://bucket/%252e%252e/key", {}, "without relative path references"),  # encoded twice
+        ("file://10.0.0.1/share/model", {"run_id": "abc", "run_artifact_uri": RUN_DIR}, "is not a valid remote uri"),
+        ("", {}, "'source'"),
+    ],
+)
+def test_check_source_refuses_what_mlflow_refuses(source: str, ids: dict[str, str], words: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        plan.check_source(source, **ids)
+
+
+def test_bodies_and_patches_carry_millisecond_stamps_and_the_run_id_sent() -> None:
+    body = plan.model_version_body("iris", "ml", "runs:/r/model", run_id="r", now_ms=1767225600123)
+    annotations = body["metadata"]["annotations"]
+    assert annotations["modelship.io/created-ms"] == annotations["modelship.io/updated-ms"] == "1767225600123"
+    assert annotations["modelship.io/run-id"] == "r" and annotations["modelship.io/model"] == "iris"
+    rm = plan.registered_model_body("iris", "ml", now_ms=5)["metadata"]["annotations"]
+    assert rm["modelship.io/created-ms"] == "5"
+    assert "modelship.io/created-ms" not in plan.registered_model_body("iris", "ml")["metadata"]["annotations"]
+    patch = plan.stamped(plan.description_patch("x"), 7)
+    assert patch == {"spec": {"description": "x"}, "metadata": {"annotations": {"modelship.io/updated-ms": "7"}}}
+    assert plan.stamped({}, 8) == {"metadata": {"annotations": {"modelship.io/updated-ms": "8"}}}

@@ -360,3 +360,25 @@ def test_the_pickle_opt_in_reaches_the_model_server_only_when_asked(allow: bool)
     s = spec(allowPickle=allow) if allow else spec()
     dep = next(o for o in serving.plan_children(s, resolved_all(s), CTX, set()).objects if o["kind"] == "Deployment")
     assert ("--allow-pickle" in dep["spec"]["template"]["spec"]["containers"][0]["args"]) is allow
+
+
+def test_monitoring_reaches_the_model_server_as_drift_settings() -> None:
+    def env_of(s: ModelDeploymentSpec) -> dict[str, str]:
+        dep = next(
+            o for o in serving.plan_children(s, resolved_all(s), CTX, set()).objects if o["kind"] == "Deployment"
+        )
+        return {e["name"]: e.get("value", "") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    assert not any(k.startswith("MODELSHIP_DRIFT") for k in env_of(spec()))  # unset: the server's defaults
+    env = env_of(spec(monitoring={"psiAlert": 0.3, "minSamples": 50, "window": 2000, "ignoreFeatures": ["id", "ts"]}))
+    assert {k: v for k, v in env.items() if k.startswith("MODELSHIP_DRIFT")} == {
+        "MODELSHIP_DRIFT": "true",
+        "MODELSHIP_DRIFT_WINDOW": "2000",
+        "MODELSHIP_DRIFT_MIN_SAMPLES": "50",
+        "MODELSHIP_DRIFT_PSI_WARN": "0.1",
+        "MODELSHIP_DRIFT_PSI_ALERT": "0.3",
+        "MODELSHIP_DRIFT_IGNORE": "id,ts",
+    }
+    # the deprecated driftThreshold is the alert band when given; off reaches the server too
+    env = env_of(spec(monitoring={"driftThreshold": 0.4, "enabled": False}))
+    assert env["MODELSHIP_DRIFT_PSI_ALERT"] == "0.4" and env["MODELSHIP_DRIFT"] == "false"

@@ -2,7 +2,7 @@
 // scatter of any param or metric against another, and a diff table of params and metrics.
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { historyWindows, searchExperiments, searchRuns, type History } from "../api";
-import { ChartControls, MetricChart, type Line } from "../chart";
+import { ChartControls, MetricChart, xMetricOf, type Line } from "../chart";
 import { color, num, runRow, type RunRow } from "../format";
 import { ParallelCoordinates, Scatter, type Axis } from "../plots";
 import { href, setQuery, type Route } from "../route";
@@ -71,7 +71,7 @@ export function ComparePage(props: { route: Route }) {
         </tbody>
       </table>
       <h2>Metric {pick("metric", metric, metrics)}</h2>
-      <ChartControls opts={chartOptions(q)} onChange={saveChartOptions} />
+      <ChartControls opts={chartOptions(q)} onChange={saveChartOptions} metrics={metrics} />
       {metric && <Overlay runs={runs} metric={metric} route={props.route} />}
       <h2>Parallel coordinates: params → {metric}</h2>
       <div class="card" data-testid="parallel">
@@ -100,9 +100,10 @@ function Overlay(props: { runs: RunRow[]; metric: string; route: Route }) {
     const abort = new AbortController();
     setHistories(null);
     const having = props.runs.filter((r) => props.metric in r.metrics).map((r) => r.id);
-    historyWindows(having, props.metric, windows, abort.signal).then(setHistories, (e) => abort.signal.aborted || setError(e.message));
+    const xMetric = xMetricOf(chartOptions(props.route.query));
+    historyWindows(having, props.metric, windows, abort.signal, xMetric).then(setHistories, (e) => abort.signal.aborted || setError(e.message));
     return () => abort.abort();
-  }, [props.runs, props.metric]);
+  }, [props.runs, props.metric, xMetricOf(chartOptions(props.route.query))]);
   const lines = useMemo<Line[]>(() => {
     const byId = new Map((histories || []).map((h) => [h.run_id, h]));
     return props.runs.flatMap((r) => {

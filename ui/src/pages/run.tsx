@@ -3,7 +3,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { getRun, historyWindows, type History, type Run } from "../api";
 import { ArtifactBrowser } from "../artifacts";
-import { ChartControls, MetricChart, type ChartOptions, type XAxis } from "../chart";
+import { ChartControls, MetricChart, xMetricOf, type ChartOptions, type XAxis } from "../chart";
 import { duration, num, time } from "../format";
 import { href, setQuery, type Route } from "../route";
 
@@ -12,11 +12,18 @@ const CHARTS_SHOWN = 24;
 
 export function chartOptions(q: URLSearchParams): ChartOptions {
   const x = q.get("x");
-  return { x: x === "wall" || x === "relative" ? (x as XAxis) : "step", smoothing: Number(q.get("smooth")) || 0, log: q.get("log") === "1" };
+  const xMetric = q.get("xm") || "";
+  const axis = x === "wall" || x === "relative" || (x === "metric" && xMetric) ? (x as XAxis) : "step";
+  return { x: axis, xMetric: axis === "metric" ? xMetric : "", smoothing: Number(q.get("smooth")) || 0, log: q.get("log") === "1" };
 }
 
 export const saveChartOptions = (o: ChartOptions) =>
-  setQuery({ x: o.x === "step" ? undefined : o.x, smooth: o.smoothing ? String(o.smoothing) : undefined, log: o.log ? "1" : undefined });
+  setQuery({
+    x: o.x === "step" ? undefined : o.x,
+    xm: o.x === "metric" ? o.xMetric : undefined,
+    smooth: o.smoothing ? String(o.smoothing) : undefined,
+    log: o.log ? "1" : undefined,
+  });
 
 function KeyValues(props: { items: { key: string; value: string }[]; testid: string }) {
   if (!props.items.length) return <p class="muted">None.</p>;
@@ -132,12 +139,14 @@ function RunChart(props: { run: Run; metric: string; opts: ChartOptions }) {
   const [error, setError] = useState("");
   useEffect(() => {
     const abort = new AbortController();
-    historyWindows([props.run.info.run_id], props.metric, WINDOWS, abort.signal).then(
+    const xMetric = xMetricOf(props.opts);
+    setHistory(null);
+    historyWindows([props.run.info.run_id], props.metric, WINDOWS, abort.signal, xMetric).then(
       (h) => setHistory(h[0]),
       (e) => abort.signal.aborted || setError(e.message),
     );
     return () => abort.abort();
-  }, [props.run.info.run_id, props.metric]);
+  }, [props.run.info.run_id, props.metric, xMetricOf(props.opts)]);
   const lines = useMemo(() => (history ? [{ label: props.metric, history }] : []), [history]);
   return (
     <div class="card" data-testid="chart-card">
@@ -146,7 +155,7 @@ function RunChart(props: { run: Run; metric: string; opts: ChartOptions }) {
         <>
           <MetricChart title={props.metric} lines={lines} opts={props.opts} />
           <p class="muted">
-            {history.total} points{history.total > history.step.length ? `, ${history.step.length} drawn (first, last, min and max of ${WINDOWS} windows)` : ""}
+            {history.total} points{history.x_metric_key ? ` at steps that have ${history.x_metric_key}` : ""}{history.total > history.step.length ? `, ${history.step.length} drawn (first, last, min and max of ${WINDOWS} windows)` : ""}
           </p>
         </>
       ) : (
@@ -166,7 +175,7 @@ function Charts(props: { run: Run; route: Route }) {
     <>
       <div class="toolbar">
         <input placeholder="metric name" value={search} onInput={(e) => setQuery({ metric: (e.target as HTMLInputElement).value || undefined })} />
-        <ChartControls opts={opts} onChange={saveChartOptions} />
+        <ChartControls opts={opts} onChange={saveChartOptions} metrics={keys} />
       </div>
       {!keys.length && <p class="muted">This run has no metrics.</p>}
       <div class="cards">

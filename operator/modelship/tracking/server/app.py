@@ -21,7 +21,7 @@ from modelship.tracking.protocol import messages
 from modelship.tracking.protocol.http import error_response, ok
 from modelship.tracking.protocol.paths import API
 from modelship.tracking.server.api import tracking_router
-from modelship.tracking.server.artifacts import artifacts_router
+from modelship.tracking.server.artifacts import ArtifactRoots, artifacts_router, model_version_artifacts_router
 from modelship.tracking.server.hotpath import HotWrites
 from modelship.tracking.server.limits import BodyLimits
 from modelship.tracking.server.paths import MlflowPaths
@@ -30,6 +30,7 @@ from modelship.tracking.server.registry import RegistryReader, no_cluster_router
 from modelship.tracking.server.registry_write import RegistryWrites, WriteSettings
 from modelship.tracking.server.ui import ui_router
 from modelship.tracking.server.ui_api import ui_api_router
+from modelship.tracking.server.ui_cluster import ui_cluster_router
 from modelship.tracking.settings import ServerSettings
 from modelship.tracking.store.artifacts import ArtifactStore, open_artifact_store
 from modelship.tracking.store.sql import TrackingStore
@@ -137,6 +138,13 @@ def _run_artifact_uri(store: TrackingStore, run_id: str) -> str | None:
         return None  # not a run of this server: the source is kept as sent
 
 
+def _model_artifact_uri(store: TrackingStore, model_id: str) -> str | None:
+    try:
+        return str(store.logged_models.get_logged_model(model_id)["info"]["artifact_uri"])
+    except TrackingError:
+        return None  # not a logged model of this server
+
+
 def create_app(
     settings: ServerSettings,
     store: TrackingStore,
@@ -153,17 +161,22 @@ def create_app(
         description="The MLflow Tracking REST API, served by Modelship.",
     )
     app.include_router(tracking_router(store))
-    app.include_router(artifacts_router(store, artifacts))
+    app.include_router(artifacts_router(store, artifacts, ArtifactRoots(artifacts, store.artifact_root)))
     if registry is not None:
         writer = None
         if registry_writes is not None:
             writer = RegistryWrites(
-                registry, registry_writes, run_artifact_uri=lambda run: _run_artifact_uri(store, run)
+                registry,
+                registry_writes,
+                run_artifact_uri=lambda run: _run_artifact_uri(store, run),
+                model_artifact_uri=lambda model: _model_artifact_uri(store, model),
             )
         app.include_router(registry_router(registry, writer))
+        app.include_router(model_version_artifacts_router(registry, artifacts))
     else:
         app.include_router(no_cluster_router())
     app.include_router(ui_api_router(store, artifacts))
+    app.include_router(ui_cluster_router(registry))
     app.include_router(ui_router())
 
     @app.get("/api/3.0/mlflow/server-info", tags=["server"])

@@ -65,7 +65,12 @@ def not_served(method: str, path: str, feature: str) -> TrackingError:
 
 
 class MlflowPaths:
-    """Map ``/ajax-api/`` onto ``/api/``; answer the GenAI endpoints ENDPOINT_NOT_FOUND."""
+    """Map ``/ajax-api/`` onto ``/api/``; answer the GenAI endpoints ENDPOINT_NOT_FOUND.
+
+    Repeated slashes at the start of the path are merged first, as MLflow's Flask routing
+    merges them (``//model-versions/get-artifact`` is ``/model-versions/get-artifact``
+    there); inside the path they stay, so that an artifact path ``/etc/x`` sent as
+    ``artifacts/%2Fetc%2Fx`` is still refused as absolute, not made relative."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -75,6 +80,9 @@ class MlflowPaths:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
+            scope = dict(scope, path=path, raw_path=path.encode())
         if path.startswith(UI_PREFIX):
             path = API_PREFIX + path[len(UI_PREFIX) :]
             scope = dict(scope, path=path, raw_path=path.encode())

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from modelship.resources.registry_api import CREATED_MS_ANNOTATION, RUN_ID_ANNOTATION, UPDATED_MS_ANNOTATION
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError
 from modelship.tracking.protocol.http import ok, query, query_int
@@ -47,6 +48,14 @@ class RegistryReader(Protocol):
 
     def list_registered_models(self) -> list[dict[str, Any]]: ...
 
+    def list_experiments(self) -> list[dict[str, Any]]:
+        """Experiment objects (the web UI's Kubernetes views)."""
+        ...
+
+    def list_deployments(self) -> list[dict[str, Any]]:
+        """ModelDeployment objects (the web UI's Kubernetes views)."""
+        ...
+
     def invalidate(self) -> None:
         """Forget any cached listing (after a write, the next read must see it)."""
 
@@ -59,10 +68,14 @@ class StaticReader:
         objects: Iterable[Mapping[str, Any]],
         *,
         registered_models: Iterable[Mapping[str, Any]] = (),
+        experiments: Iterable[Mapping[str, Any]] = (),
+        deployments: Iterable[Mapping[str, Any]] = (),
         scoped: bool = True,
     ) -> None:
         self.objects = [dict(o) for o in objects]
         self.registered = [dict(o) for o in registered_models]
+        self.experiments = [dict(o) for o in experiments]
+        self.deployments = [dict(o) for o in deployments]
         self.scoped = scoped
 
     def list_versions(self) -> list[dict[str, Any]]:
@@ -71,12 +84,19 @@ class StaticReader:
     def list_registered_models(self) -> list[dict[str, Any]]:
         return self.registered
 
+    def list_experiments(self) -> list[dict[str, Any]]:
+        return self.experiments
+
+    def list_deployments(self) -> list[dict[str, Any]]:
+        return self.deployments
+
     def invalidate(self) -> None:
         pass
 
 
 class KubeReader:
-    """ModelVersions and RegisteredModels from the Kubernetes API: one namespace, or all.
+    """ModelVersions and RegisteredModels (and, for the web UI, Experiments and
+    ModelDeployments) from the Kubernetes API: one namespace, or all.
 
     A list is cached for ``ttl`` seconds, so a client's burst of calls (load_model makes
     several) costs one list per kind. With all namespaces, a model name found in two
@@ -115,6 +135,12 @@ class KubeReader:
                 return []
             raise
 
+    def list_experiments(self) -> list[dict[str, Any]]:
+        return self._list("experiments")
+
+    def list_deployments(self) -> list[dict[str, Any]]:
+        return self._list("modeldeployments")
+
     def invalidate(self) -> None:
         with self._lock:
             self._cached.clear()
@@ -129,33 +155,57 @@ def _ms(timestamp: str | None) -> int:
     return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
 
 
+def _annotated_ms(obj: Mapping[str, Any], key: str) -> int | None:
+    value = str(((obj.get("metadata") or {}).get("annotations") or {}).get(key) or "")
+    return int(value) if value.isdigit() else None
+
+
+def _created(obj: Mapping[str, Any]) -> int:
+    """MLflow's ``creation_timestamp``: the tracking server's millisecond stamp, or (an
+    object made with kubectl or git) ``metadata.creationTimestamp``."""
+    stamp = _annotated_ms(obj, CREATED_MS_ANNOTATION)
+    return stamp if stamp is not None else _ms(obj["metadata"].get("creationTimestamp"))
+
+
 def _last_updated(obj: Mapping[str, Any]) -> int:
+    """MLflow's ``last_updated_timestamp``. An object the tracking server stamps: its last
+    stamped change (milliseconds) and the operator's effective stage changes after it. Any
+    other object: its newest stage change or condition, in seconds."""
     status = obj.get("status") or {}
     times = [_ms(h.get("time")) for h in status.get("stageHistory") or []]
+    stamp = _annotated_ms(obj, UPDATED_MS_ANNOTATION)
+    if stamp is not None:
+        return max([stamp, _created(obj), *times])
     times += [_ms(c.get("lastTransitionTime")) for c in status.get("conditions") or []]
-    return max([_ms(obj["metadata"].get("creationTimestamp")), *times])
+    return max([_created(obj), *times])
 
 
 def model_version_json(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A ModelVersion object as MLflow's ``ModelVersion`` message."""
+    """A ModelVersion object as MLflow's ``ModelVersion`` message.
+
+    ``status`` is MLflow's registration state: READY once the operator has numbered the
+    version, as MLflow's store answers READY for any version it has recorded (it never
+    checks a source). Whether Modelship could resolve the source is the Ready condition;
+    when it could not, ``status_message`` says why (such a version does not take effect as
+    Staging or Production, docs/registry.md)."""
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     ready: Mapping[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
-    state = (
-        "READY"
-        if ready.get("status") == "True"
-        else ("FAILED_REGISTRATION" if ready.get("status") == "False" else "PENDING_REGISTRATION")
-    )
+    numbered = status.get("version") is not None
+    message = ""
+    if ready.get("status") == "False":
+        message = f"Source not resolved ({ready.get('reason')}): {ready.get('message') or ''}".rstrip(": ")
+    requested_run = ((meta.get("annotations") or {}).get(RUN_ID_ANNOTATION)) or ""
     out: dict[str, Any] = {
         "name": spec.get("model"),
         "version": str(status.get("version")),
-        "creation_timestamp": _ms(meta.get("creationTimestamp")),
+        "creation_timestamp": _created(obj),
         "last_updated_timestamp": _last_updated(obj),
         "current_stage": status.get("stage") or "None",
         "description": spec.get("description") or "",
         "source": status.get("artifactUri") or spec.get("source"),
-        "run_id": status.get("runId") or "",
-        "status": state,
-        "status_message": ready.get("message") or "",
+        "run_id": status.get("runId") or requested_run,
+        "status": "READY" if numbered else "PENDING_REGISTRATION",
+        "status_message": message,
         "tags": [{"key": k, "value": str(v)} for k, v in sorted((spec.get("tags") or {}).items())],
         "aliases": list(status.get("aliases") or []),
     }
@@ -240,6 +290,8 @@ class Registry:
         return [o for o in self.models.get(name, []) if _ns(o) == namespace]
 
     def version(self, name: str, version: str) -> Mapping[str, Any]:
+        if not str(version).strip().lstrip("-").isdigit():
+            raise errors.invalid(f"Parameter 'version' must be an integer, got '{version}'.")  # MLflow's words
         for obj in self.versions(name):
             if str(obj["status"]["version"]) == str(version):
                 return obj
@@ -271,11 +323,19 @@ class Registry:
             for o in versions
             for a in o["status"].get("aliases") or []
         ]
-        created = [_ms(o["metadata"].get("creationTimestamp")) for o in versions]
+        created = [_created(o) for o in versions]
         updated = [_last_updated(o) for o in versions]
+        entry_stamp = _annotated_ms(entry, UPDATED_MS_ANNOTATION) if entry is not None else None
         if entry is not None:
-            created.append(_ms(entry["metadata"].get("creationTimestamp")))
+            created.append(_created(entry))
             updated.append(_last_updated(entry))
+        if entry is not None and entry_stamp is not None:
+            # The server stamps the entry on every change MLflow counts for the model (a
+            # version's own description is not one); the operator's stage changes still count.
+            updated = [
+                _last_updated(entry),
+                *(_ms(h.get("time")) for o in versions for h in o["status"].get("stageHistory") or []),
+            ]
         return {
             "name": name,
             "creation_timestamp": min(created),
@@ -339,6 +399,36 @@ def matches(
         if not passed:
             return False
     return True
+
+
+_VERSION_ORDER_KEYS = {
+    "name": lambda mv: mv["name"],
+    "version_number": lambda mv: int(mv["version"]),
+    "creation_timestamp": lambda mv: mv["creation_timestamp"],
+    "last_updated_timestamp": lambda mv: mv["last_updated_timestamp"],
+}
+
+
+def order_versions(found: list[dict[str, Any]], order_by: list[str]) -> list[dict[str, Any]]:
+    """``model-versions/search``'s order, as MLflow's store has it: the ``order_by`` clauses
+    (``name``, ``version_number``, ``creation_timestamp``, ``last_updated_timestamp``, each
+    ``ASC`` or ``DESC``; none: newest change first), then name, then the highest version."""
+    clauses: list[tuple[str, bool]] = []
+    for clause in order_by:
+        key, _, direction = str(clause).strip().partition(" ")
+        key = key.strip("`").lower()
+        if key not in _VERSION_ORDER_KEYS or direction.strip().upper() not in ("", "ASC", "DESC"):
+            raise errors.invalid(
+                f"Invalid order_by clause '{clause}': use one of {', '.join(_VERSION_ORDER_KEYS)}, with ASC or DESC"
+            )
+        clauses.append((key, direction.strip().upper() == "DESC"))
+    clauses = clauses or [("last_updated_timestamp", True)]
+    keys = [k for k, _ in clauses]
+    clauses += [(k, d) for k, d in (("name", False), ("version_number", True)) if k not in keys]
+    out = list(found)
+    for key, descending in reversed(clauses):  # stable sorts, the last clause first
+        out.sort(key=_VERSION_ORDER_KEYS[key], reverse=descending)
+    return out
 
 
 def _page(items: list[Any], request: Request, default: int) -> tuple[list[Any], str | None]:
@@ -504,12 +594,9 @@ def registry_router(reader: RegistryReader, writer: WriteHandler | None = None) 
     async def get_download_uri(request: Request) -> Response:
         name, version = query(request, "name") or "", query(request, "version") or ""
         obj = await find(lambda reg: reg.version(name, version))
-        uri = (obj.get("status") or {}).get("artifactUri")
-        if not uri:
-            raise TrackingError(
-                f"Model Version (name={name}, version={version}) has no resolved source yet",
-                errors.RESOURCE_DOES_NOT_EXIST,
-            )
+        # The resolved location; a source the operator could not resolve (yet) as recorded, as
+        # MLflow answers the source it recorded.
+        uri = (obj.get("status") or {}).get("artifactUri") or (obj.get("spec") or {}).get("source")
         return ok({"artifact_uri": uri})
 
     @router.api_route(f"{API}/model-versions/search", methods=["GET", "POST"])
@@ -526,7 +613,8 @@ def registry_router(reader: RegistryReader, writer: WriteHandler | None = None) 
                 {t["key"]: t["value"] for t in mv["tags"]},
             )
         ]
-        found.sort(key=lambda mv: (mv["name"], -int(mv["version"])))
+        order = request.query_params.getlist("order_by") if request.method == "GET" else p.get("order_by")
+        found = order_versions(found, list(order or []))
         page, token = _page(found, request, 10000)
         out: dict[str, Any] = {"model_versions": page}
         if token:

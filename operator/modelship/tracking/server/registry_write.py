@@ -129,12 +129,18 @@ class RegistryWrites:
     """The write endpoints: ``writes(method, path, params)`` -> the answer's body (blocking)."""
 
     def __init__(
-        self, reader: RegistryReader, settings: WriteSettings, *, run_artifact_uri: Callable[[str], str | None]
+        self,
+        reader: RegistryReader,
+        settings: WriteSettings,
+        *,
+        run_artifact_uri: Callable[[str], str | None],
+        model_artifact_uri: Callable[[str], str | None] = lambda _: None,
     ) -> None:
         self.reader = reader
         self.settings = settings
         self.objects = settings.objects
         self.run_artifact_uri = run_artifact_uri
+        self.model_artifact_uri = model_artifact_uri
         self.handlers: dict[tuple[str, str], Callable[[Mapping[str, Any]], dict[str, Any]]] = {
             ("POST", "registered-models/create"): self.create_registered_model,
             ("POST", "registered-models/rename"): self.rename_registered_model,
@@ -192,8 +198,20 @@ class RegistryWrites:
             return
         spec = {k: v for k, v in patch["spec"].items() if v is not None}
         tags = {k: v for k, v in (spec.get("tags") or {}).items() if v is not None}
-        body = plan.registered_model_body(name, namespace, description=spec.get("description"), tags=tags)
+        body = plan.registered_model_body(
+            name, namespace, description=spec.get("description"), tags=tags, now_ms=self._now_ms()
+        )
         self.objects.create(namespace, RM, body)
+
+    def _now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def _touch_model(self, reg: Registry, name: str, namespace: str) -> None:
+        """Stamp the model's RegisteredModel (if it has one) as changed now: MLflow's model
+        ``last_updated_timestamp`` moves when a version is created, transitioned or deleted."""
+        entry = reg.entry(name)
+        if entry is not None:
+            self.objects.patch(namespace, RM, entry["metadata"]["name"], plan.stamped({}, self._now_ms()))
 
     def _wait_for(self, namespace: str, name: str, done: Callable[[Mapping[str, Any]], bool]) -> dict[str, Any] | None:
         deadline = time.monotonic() + self.settings.wait
@@ -236,7 +254,11 @@ class RegistryWrites:
         if self._fresh().exists(name):
             raise errors.already_exists(f"Registered Model (name={name}) already exists.")
         body = plan.registered_model_body(
-            name, self.settings.namespace, description=p.get("description"), tags=plan.tags_dict(p.get("tags"))
+            name,
+            self.settings.namespace,
+            description=p.get("description"),
+            tags=plan.tags_dict(p.get("tags")),
+            now_ms=self._now_ms(),
         )
         try:
             self.objects.create(self.settings.namespace, RM, body)
@@ -252,7 +274,8 @@ class RegistryWrites:
 
     def update_registered_model(self, p: Mapping[str, Any]) -> dict[str, Any]:
         reg, name, namespace = self._model(p)
-        self._entry_change(reg, name, namespace, plan.description_patch(p.get("description")))
+        patch = plan.stamped(plan.description_patch(p.get("description")), self._now_ms())
+        self._entry_change(reg, name, namespace, patch)
         return self._registered_model(name)
 
     def delete_registered_model(self, p: Mapping[str, Any]) -> dict[str, Any]:
@@ -293,16 +316,32 @@ class RegistryWrites:
     # --- model versions --------------------------------------------------------------------------
 
     def create_model_version(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        _, name, namespace = self._model(p)
+        reg, name, namespace = self._model(p)
         run_id = str(p.get("run_id") or "") or None
         source = str(p.get("source") or "")
         if not source and p.get("model_id"):
             source = f"models:/{p['model_id']}"
-        source = plan.version_source(source, run_id, self.run_artifact_uri(run_id) if run_id else None)
+        model_id = str(p.get("model_id") or "") or None
+        run_root = self.run_artifact_uri(run_id) if run_id else None
+        plan.check_source(
+            source,
+            run_id=run_id,
+            model_id=model_id,
+            run_artifact_uri=run_root,
+            model_artifact_uri=self.model_artifact_uri(model_id) if model_id else None,
+        )
+        source = plan.version_source(source, run_id, run_root)
         body = plan.model_version_body(
-            name, namespace, source, description=p.get("description"), tags=plan.tags_dict(p.get("tags"))
+            name,
+            namespace,
+            source,
+            description=p.get("description"),
+            tags=plan.tags_dict(p.get("tags")),
+            run_id=run_id,
+            now_ms=self._now_ms(),
         )
         created = self.objects.create(namespace, MV, body)
+        self._touch_model(reg, name, namespace)
         object_name = created["metadata"]["name"]
         numbered = self._wait_for(namespace, object_name, lambda o: (o.get("status") or {}).get("version") is not None)
         if numbered is None:
@@ -324,14 +363,15 @@ class RegistryWrites:
 
     def update_model_version(self, p: Mapping[str, Any]) -> dict[str, Any]:
         namespace, obj = self._version(p)
-        patched = self.objects.patch(
-            namespace, MV, obj["metadata"]["name"], plan.description_patch(p.get("description"))
-        )
+        patch = plan.stamped(plan.description_patch(p.get("description")), self._now_ms())
+        patched = self.objects.patch(namespace, MV, obj["metadata"]["name"], patch)
         return {"model_version": model_version_json(patched)}
 
     def delete_model_version(self, p: Mapping[str, Any]) -> dict[str, Any]:
-        namespace, obj = self._version(p)
+        reg, name, namespace = self._model(p)
+        obj = reg.version(name, _required(p, "version"))
         self.objects.delete(namespace, MV, obj["metadata"]["name"])
+        self._touch_model(reg, name, namespace)
         return {}
 
     def transition_stage(self, p: Mapping[str, Any]) -> dict[str, Any]:
@@ -344,7 +384,9 @@ class RegistryWrites:
             _required(p, "stage"),
             archive_existing=_flag(p.get("archive_existing_versions")),
         )
-        self._apply(namespace, changes)
+        now = self._now_ms()
+        self._apply(namespace, [plan.SpecChange(c.name, plan.stamped(c.patch, now)) for c in changes])
+        self._touch_model(reg, name, namespace)
         return {"model_version": model_version_json(self._fresh().version(name, version))}
 
     def set_model_version_tag(self, p: Mapping[str, Any]) -> dict[str, Any]:

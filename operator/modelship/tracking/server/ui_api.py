@@ -2,7 +2,8 @@
 
 - ``metrics/history-windows``: the histories of one metric for one or more runs, each
   reduced on the server to ``windows`` windows that keep their first, last, min and max
-  point (:mod:`.downsample`), as columns a chart takes as they are;
+  point (:mod:`.downsample`), as columns a chart takes as they are; with ``x_metric_key``,
+  each point also carries another metric's value at its step (a chart's x-axis);
 - ``metrics/extremes``: each run's min and max of a metric over its whole history, for the
   runs table's "min" and "max" columns (MLflow's API returns only the last value);
 - ``artifacts/preview``: the first bytes of a run's artifact, answered so that a browser
@@ -47,7 +48,12 @@ def _float(value: float, is_nan: bool) -> float | None:
     return None if is_nan else value
 
 
-def reduced_history(store: TrackingStore, run_id: str, key: str, windows: int) -> dict[str, Any]:
+def reduced_history(
+    store: TrackingStore, run_id: str, key: str, windows: int, x_key: str | None = None
+) -> dict[str, Any]:
+    """The history of ``key`` reduced to ``windows`` windows. With ``x_key``, each point also
+    gets ``x``: the value of metric ``x_key`` at the same step (its last one there), for a chart
+    of one metric against another; points at steps where ``x_key`` has no value are left out."""
     m = t.metrics
     q = (
         select(m.c.step, m.c.timestamp, m.c.value, m.c.is_nan)
@@ -56,6 +62,16 @@ def reduced_history(store: TrackingStore, run_id: str, key: str, windows: int) -
     )
     with store.engine.connect() as c:
         rows = c.execute(q).all()
+        at_step: dict[int, float | None] = {}
+        if x_key is not None:
+            xq = (
+                select(m.c.step, m.c.value, m.c.is_nan)
+                .where(and_(m.c.run_uuid == run_id, m.c.key == x_key))
+                .order_by(m.c.step, m.c.timestamp, m.c.value)
+            )
+            at_step = {r[0]: _float(r[1], r[2]) for r in c.execute(xq)}  # the last of a step wins
+    if x_key is not None:
+        rows = [r for r in rows if at_step.get(r[0]) is not None]
     steps = [r[0] for r in rows]
     stamps = [r[1] for r in rows]
     values = [_float(r[2], r[3]) for r in rows]
@@ -64,7 +80,7 @@ def reduced_history(store: TrackingStore, run_id: str, key: str, windows: int) -
         steps = [steps[i] for i in keep]
         stamps = [stamps[i] for i in keep]
         values = [values[i] for i in keep]
-    return {
+    out: dict[str, Any] = {
         "run_id": run_id,
         "metric_key": key,
         "total": len(rows),
@@ -72,6 +88,10 @@ def reduced_history(store: TrackingStore, run_id: str, key: str, windows: int) -
         "timestamp": stamps,
         "value": values,
     }
+    if x_key is not None:
+        out["x_metric_key"] = x_key
+        out["x"] = [at_step[s] for s in steps]
+    return out
 
 
 def existing_runs(store: TrackingStore, run_ids: list[str]) -> set[str]:
@@ -103,6 +123,7 @@ def ui_api_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRouter:
     async def history_windows(request: Request) -> Response:
         run_ids = list(dict.fromkeys(request.query_params.getlist("run_id")))
         key = query(request, "metric_key") or ""
+        x_key = query(request, "x_metric_key", required=False)
         windows = query_int(request, "windows")
         windows = DEFAULT_WINDOWS if windows is None else windows
         if not run_ids:
@@ -117,7 +138,7 @@ def ui_api_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRouter:
             missing = [i for i in run_ids if i not in found]
             if missing:
                 raise not_found(f"Run with id={missing[0]} not found")
-            return {"histories": [reduced_history(store, i, key, windows) for i in run_ids]}
+            return {"histories": [reduced_history(store, i, key, windows, x_key) for i in run_ids]}
 
         return ok(await run_in_threadpool(work))
 

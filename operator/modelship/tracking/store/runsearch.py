@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, exists, false, select
+from sqlalchemy import Connection, Select, and_, exists, false, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from modelship.tracking.errors import invalid
@@ -91,13 +91,72 @@ def search_run_ids(
     offset: int,
     limit: int,
 ) -> list[str]:
+    conditions = [run_condition(clause) for clause in parse_filter(filter_string)]
+    orders = parse_order_by(list(order_by))
+    if len(orders) == 1 and orders[0].kind == "metric":
+        return _top_by_metric(c, experiment_ids, stages, conditions, orders[0].key, orders[0].ascending, offset, limit)
     q = select(t.runs.c.run_uuid).where(
-        t.runs.c.experiment_id.in_(list(experiment_ids)), t.runs.c.lifecycle_stage.in_(list(stages))
+        t.runs.c.experiment_id.in_(list(experiment_ids)), t.runs.c.lifecycle_stage.in_(list(stages)), *conditions
     )
-    for clause in parse_filter(filter_string):
-        q = q.where(run_condition(clause))
     q = _order_runs(q, order_by)
     return list(c.execute(q.offset(offset).limit(limit)).scalars())
+
+
+def _top_by_metric(
+    c: Connection,
+    experiment_ids: Sequence[int],
+    stages: Sequence[str],
+    conditions: Sequence[ColumnElement[bool]],
+    key: str,
+    ascending: bool,
+    offset: int,
+    limit: int,
+) -> list[str]:
+    """Runs ordered by one metric, as ``_order_runs`` orders them (value, then start_time
+    descending, then run id; runs without the metric last), in two reads: the runs that have
+    it, from the (key, value) index a page at a time; then, past their end, the runs that
+    do not. One outer join sorted whole cost a second for 100,000 runs."""
+    r, lm = t.runs.c, t.latest_metrics.alias("ob")
+    experiment: ColumnElement[Any] = r.experiment_id
+    if c.dialect.name == "sqlite" and _many_runs(c, experiment_ids):
+        # SQLite's planner would start from the experiment's runs and sort them all; with
+        # the experiment column behind an expression it walks the metric's index instead.
+        # Not for fewer runs: sorting them is cheap, and the walk could pass over many
+        # other experiments' rows of the same metric before it finds theirs.
+        experiment = experiment + 0
+    scope = [experiment.in_(list(experiment_ids)), r.lifecycle_stage.in_(list(stages)), *conditions]
+    value = lm.c.value.asc() if ascending else lm.c.value.desc()
+    having = (
+        select(r.run_uuid)
+        .select_from(lm.join(t.runs, lm.c.run_uuid == r.run_uuid))
+        .where(lm.c.key == key, *scope)
+        .order_by(value, r.start_time.desc(), r.run_uuid.asc())
+    )
+    ids = list(c.execute(having.offset(offset).limit(limit)).scalars())
+    if len(ids) == limit:
+        return ids
+    if ids or offset == 0:
+        with_metric = offset + len(ids)
+    else:  # the page starts past the runs with the metric: how many there are
+        with_metric = int(c.execute(select(func.count()).select_from(having.order_by(None).subquery())).scalar_one())
+    without = (
+        select(r.run_uuid)
+        .where(*scope, ~exists().where(lm.c.run_uuid == r.run_uuid, lm.c.key == key))
+        .order_by(r.start_time.desc(), r.run_uuid.asc())
+        .offset(max(0, offset - with_metric))
+        .limit(limit - len(ids))
+    )
+    return ids + list(c.execute(without).scalars())
+
+
+MANY_RUNS = 10_000
+"""From this many runs in the searched experiments on, SQLite walks the metric's index."""
+
+
+def _many_runs(c: Connection, experiment_ids: Sequence[int]) -> bool:
+    """Whether the experiments hold at least ``MANY_RUNS`` runs (a count that stops there)."""
+    capped = select(t.runs.c.run_uuid).where(t.runs.c.experiment_id.in_(list(experiment_ids))).limit(MANY_RUNS)
+    return int(c.execute(select(func.count()).select_from(capped.subquery())).scalar_one()) >= MANY_RUNS
 
 
 def _order_runs(q: Select[Any], order_by: Sequence[str]) -> Select[Any]:

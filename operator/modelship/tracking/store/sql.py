@@ -29,7 +29,7 @@ from modelship.tracking.store.db import make_engine, upsert
 from modelship.tracking.store.history import MetricHistoryStore
 from modelship.tracking.store.logged_models import LoggedModelStore
 from modelship.tracking.store.migrate import upgrade
-from modelship.tracking.store.rows import experiment_for_write, experiment_int, experiment_ints, metric_out, run_row
+from modelship.tracking.store.rows import experiment_for_write, experiment_int, experiment_ints, run_row
 from modelship.tracking.store.runsearch import search_run_ids
 
 ACTIVE = "active"
@@ -379,25 +379,37 @@ class TrackingStore:
             info["end_time"] = row["end_time"]
         return info
 
+    def _children(self, c: Connection, table: str, columns: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Rows of a run's child table for many runs, by driver SQL: a search page is 100
+        runs and some 3,000 child rows, and building and compiling the select per page, with
+        a result processor per row, cost as much as the database (benchmarks/tracking/scale.py)."""
+        ph = "?" if self.engine.dialect.name == "sqlite" else "%s"
+        sql = f"SELECT run_uuid, {columns} FROM {table} WHERE run_uuid IN ({', '.join([ph] * len(ids))})"
+        return [tuple(row) for row in c.exec_driver_sql(sql, tuple(ids))]
+
     def _runs_out(self, c: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
         ids = [r["run_uuid"] for r in rows]
         data: dict[str, dict[str, list[dict[str, Any]]]] = {i: {"metrics": [], "params": [], "tags": []} for i in ids}
         inputs: dict[str, dict[str, list[Any]]] = {i: {"dataset_inputs": [], "model_inputs": []} for i in ids}
         outputs: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
         if ids:
-            for m in c.execute(select(t.latest_metrics).where(t.latest_metrics.c.run_uuid.in_(ids))):
-                data[m.run_uuid]["metrics"].append(metric_out(m))
-            for p in c.execute(select(t.params).where(t.params.c.run_uuid.in_(ids))):
-                data[p.run_uuid]["params"].append({"key": p.key, "value": p.value})
-            for g in c.execute(select(t.tags).where(t.tags.c.run_uuid.in_(ids))):
-                data[g.run_uuid]["tags"].append({"key": g.key, "value": g.value})
-            for o in c.execute(select(t.run_outputs).where(t.run_outputs.c.run_uuid.in_(ids))):
-                outputs[o.run_uuid].append({"model_id": o.model_id, "step": o.step})
+            encode = v.encode_float
+            for run, key, value, timestamp, step, is_nan in self._children(
+                c, "latest_metrics", "key, value, timestamp, step, is_nan", ids
+            ):
+                data[run]["metrics"].append(
+                    {"key": key, "value": "NaN" if is_nan else encode(value), "timestamp": timestamp, "step": step}
+                )
+            for run, key, value in self._children(c, "params", "key, value", ids):
+                data[run]["params"].append({"key": key, "value": value})
+            for run, key, value in self._children(c, "tags", "key, value", ids):
+                data[run]["tags"].append({"key": key, "value": value})
+            for run, model_id, step in self._children(c, "run_outputs", "model_id, step", ids):
+                outputs[run].append({"model_id": model_id, "step": step})
             import orjson
 
-            for i in c.execute(select(t.run_inputs).where(t.run_inputs.c.run_uuid.in_(ids))):
-                bucket = "dataset_inputs" if i.kind == "dataset" else "model_inputs"
-                inputs[i.run_uuid][bucket].append(orjson.loads(i.body))
+            for run, kind, body in self._children(c, "run_inputs", "kind, body", ids):
+                inputs[run]["dataset_inputs" if kind == "dataset" else "model_inputs"].append(orjson.loads(body))
         return [
             {
                 "info": self.run_info(r),

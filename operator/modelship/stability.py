@@ -1,0 +1,28 @@
+"""The population stability index: one formula for the model server and the operator.
+
+A leaf module (numpy only), so that the operator's pure planning (``modelship.resources``)
+and the model server (``modelship.serving``, through ``modelship.models.profile``) compute
+the same number without either importing the other's package.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["EPSILON", "psi"]
+
+EPSILON = 1e-4
+"""Floor of a bin's share in PSI (and of an expected share in chi-square): an empty bin
+would make the logarithm (or the division) infinite."""
+
+
+def psi(counts: np.ndarray | list[float], expected: np.ndarray | list[float], eps: float = EPSILON) -> float:
+    """Population stability index of observed bin ``counts`` against ``expected`` shares:
+    sum over bins of (a - e) * ln(a / e), each share floored at ``eps``."""
+    c = np.asarray(counts, dtype=np.float64)
+    n = c.sum()
+    if n <= 0:
+        return 0.0
+    a = np.maximum(c / n, eps)
+    e = np.maximum(np.asarray(expected, dtype=np.float64), eps)
+    return float(np.sum((a - e) * np.log(a / e)))
