@@ -8,6 +8,7 @@ follows what it decided.
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -294,6 +295,9 @@ def test_a_source_the_server_cannot_resolve_is_registered_as_mlflow_server_regis
     logged = client.create_logged_model(experiment)
     mv2 = client.create_model_version(name, f"models:/{logged.model_id}", model_id=logged.model_id)
     assert (mv2.version, mv2.status) == ("2", "READY")
+    # The logged model records the version, as mlflow server's create_model_version does.
+    tagged = client.get_logged_model(logged.model_id).tags["mlflow.modelVersions"]
+    assert json.loads(tagged) == [{"name": name, "version": "2"}]
 
     # A local path is refused as MLflow refuses it: it must lie in the artifacts of the run sent with it.
     run = client.create_run(experiment)

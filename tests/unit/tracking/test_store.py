@@ -197,3 +197,24 @@ def test_log_model_history_for_2x_clients(store: TrackingStore) -> None:
     assert tags["mlflow.log-model.history"] == '[{"artifact_path":"model","flavors":{}}]'
     with pytest.raises(TrackingError):
         store.log_model(rid, "not json")
+
+
+def test_a_logged_model_records_the_versions_registered_from_it(store: TrackingStore) -> None:
+    import json
+
+    eid = store.create_experiment("mv-tag")
+    mid = store.logged_models.create_logged_model(eid, "model", None, None, [], [])["info"]["model_id"]
+
+    def versions() -> list[dict[str, str]]:
+        tags = {t["key"]: t["value"] for t in store.logged_models.get_logged_model(mid)["info"]["tags"]}
+        return list(json.loads(tags["mlflow.modelVersions"]))
+
+    store.logged_models.add_model_version(mid, "iris", "1")
+    store.logged_models.add_model_version(mid, "wine", "3")
+    store.logged_models.add_model_version(mid, "iris", "1")  # the same again: listed once
+    assert versions() == [{"name": "iris", "version": "1"}, {"name": "wine", "version": "3"}]
+    store.logged_models.set_logged_model_tags(mid, [("mlflow.modelVersions", "not json")])
+    store.logged_models.add_model_version(mid, "iris", "2")
+    assert versions() == [{"name": "iris", "version": "2"}]
+    with pytest.raises(TrackingError):
+        store.logged_models.add_model_version("m-nope", "iris", "1")

@@ -145,6 +145,13 @@ def _model_artifact_uri(store: TrackingStore, model_id: str) -> str | None:
         return None  # not a logged model of this server
 
 
+def _version_of_model(store: TrackingStore, model_id: str, name: str, version: str) -> None:
+    try:
+        store.logged_models.add_model_version(model_id, name, version)
+    except TrackingError:
+        pass  # a models:/ source of another server: nothing of ours to tag
+
+
 def create_app(
     settings: ServerSettings,
     store: TrackingStore,
@@ -170,6 +177,7 @@ def create_app(
                 registry_writes,
                 run_artifact_uri=lambda run: _run_artifact_uri(store, run),
                 model_artifact_uri=lambda model: _model_artifact_uri(store, model),
+                version_of_model=lambda model, name, version: _version_of_model(store, model, name, version),
             )
         app.include_router(registry_router(registry, writer))
         app.include_router(model_version_artifacts_router(registry, artifacts))

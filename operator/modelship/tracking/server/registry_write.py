@@ -135,12 +135,15 @@ class RegistryWrites:
         *,
         run_artifact_uri: Callable[[str], str | None],
         model_artifact_uri: Callable[[str], str | None] = lambda _: None,
+        version_of_model: Callable[[str, str, str], None] = lambda *_: None,
     ) -> None:
         self.reader = reader
         self.settings = settings
         self.objects = settings.objects
         self.run_artifact_uri = run_artifact_uri
         self.model_artifact_uri = model_artifact_uri
+        self.version_of_model = version_of_model
+        """(model_id, name, version): a version was registered from a logged model."""
         self.handlers: dict[tuple[str, str], Callable[[Mapping[str, Any]], dict[str, Any]]] = {
             ("POST", "registered-models/create"): self.create_registered_model,
             ("POST", "registered-models/rename"): self.rename_registered_model,
@@ -351,6 +354,8 @@ class RegistryWrites:
                 "operator handles it (model-versions/search lists it then).",
                 errors.TEMPORARILY_UNAVAILABLE,
             )
+        if model_id:
+            self.version_of_model(model_id, name, str(numbered["status"]["version"]))
         event(
             log,
             "model version created",

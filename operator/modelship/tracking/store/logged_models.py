@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, and_, delete, exists, false, or_, select, update
 from sqlalchemy.engine import Engine
 
@@ -21,6 +22,8 @@ from modelship.tracking.store.search import (
     encode_page_token,
     parse_filter,
 )
+
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 
 STATUSES = (
     "LOGGED_MODEL_STATUS_UNSPECIFIED",
@@ -170,6 +173,28 @@ class LoggedModelStore:
                 .values(status=name, last_updated_timestamp_ms=now_ms())
             )
         return self.get_logged_model(model_id)
+
+    def add_model_version(self, model_id: str, name: str, version: str) -> None:
+        """Record on the logged model that ``name`` version ``version`` was registered from it:
+        the ``mlflow.modelVersions`` tag, a JSON list of {name, version}, as MLflow's
+        server keeps it (its UI links a logged model to its versions by it)."""
+        entry = {"name": name, "version": version}
+        with self.engine.connect() as c:
+            self._model_row(c, model_id)
+            old = c.execute(
+                select(t.logged_model_tags.c.value).where(
+                    t.logged_model_tags.c.model_id == model_id, t.logged_model_tags.c.key == MODEL_VERSIONS_TAG
+                )
+            ).scalar()
+        try:
+            versions = orjson.loads(old) if old else []
+        except orjson.JSONDecodeError:
+            versions = []  # a value someone else set: MLflow's server would fail; we start over
+        if not isinstance(versions, list):
+            versions = []
+        if entry not in versions:
+            versions.append(entry)
+        self.set_logged_model_tags(model_id, [(MODEL_VERSIONS_TAG, orjson.dumps(versions).decode())])
 
     def set_logged_model_tags(self, model_id: str, tags: Sequence[tuple[str, str]]) -> None:
         for key, value in tags:
