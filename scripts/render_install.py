@@ -109,8 +109,18 @@ RBAC_FILES = {
     # file: (header, rules)
     "rules.yaml": ("Namespaced rules of the operator (bound per watched namespace, or cluster-wide).", "base"),
     "cluster-rules.yaml": ("Rules of the operator on cluster-scoped resources.", "base-cluster"),
-    "peering-rules.yaml": ("Namespaced rules with kopf peering (peering.enabled).", "peering"),
-    "peering-cluster-rules.yaml": ("Cluster-scoped rules with kopf peering (peering.enabled).", "peering-cluster"),
+    "watch-some-cluster-rules.yaml": (
+        "Rules of the operator on cluster-scoped resources, only when it watches some namespaces (watchNamespaces).",
+        "base-cluster-some",
+    ),
+    "peering-rules.yaml": (
+        "Namespaced rules with kopf peering (peering.enabled), only when it watches some namespaces.",
+        "peering",
+    ),
+    "peering-cluster-rules.yaml": (
+        "Cluster-scoped rules with kopf peering (peering.enabled), only when it watches every namespace.",
+        "peering-cluster",
+    ),
     "tracking-rules.yaml": (
         "Rules of the tracking server's registry API (tracking.registry.enabled): REGISTRY_READER_RULES.",
         "reader",
@@ -128,7 +138,8 @@ def render_rbac_files() -> dict[Path, str]:
 
     sets = {
         "base": rbac.policy_rules(peering_only=False, cluster_scoped=False),
-        "base-cluster": rbac.policy_rules(peering_only=False, cluster_scoped=True),
+        "base-cluster": rbac.policy_rules(peering_only=False, cluster_scoped=True, watching=rbac.ANY),
+        "base-cluster-some": rbac.policy_rules(peering_only=False, cluster_scoped=True, watching=rbac.SOME),
         "peering": rbac.policy_rules(peering_only=True, cluster_scoped=False),
         "peering-cluster": rbac.policy_rules(peering_only=True, cluster_scoped=True),
         "reader": list(rbac.REGISTRY_READER_RULES),

@@ -51,6 +51,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
                 out.write(json.dumps({"test": test, **fig}, sort_keys=True) + "\n")
 
 
+OPERATOR_USER = "system:serviceaccount:modelship-system:modelship-operator"
+"""The e2e operator's identity: the chart's ServiceAccount (tests/e2e/conftest.py). The bed's API
+server records its calls in audit.log, for tests/e2e/test_rbac_usage.py."""
+
+
 @pytest.fixture(scope="session")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     """The test bed: etcd, kube-apiserver, controller-manager, scheduler and a node agent."""
@@ -59,7 +64,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
         started: Bed | ExternalBed = ExternalBed(Path(external)).start()
     else:
         state = Path(os.environ.get("MODELSHIP_BED_STATE") or tmp_path_factory.mktemp("bed"))
-        started = Bed(state).start()
+        started = Bed(state, audit_users=(OPERATOR_USER,)).start()
     try:
         yield started
     finally:

@@ -1,4 +1,4 @@
-"""E2E fixtures: the CRDs installed once per session."""
+"""E2E fixtures: the CRDs installed once per session; the operator under the chart's ServiceAccount."""
 
 from __future__ import annotations
 
@@ -144,8 +144,88 @@ def webhook_receiver(kube: KubeApi):
         receiver.stop()
 
 
-def operator_process(bed, name: str, state: Path, health: int, tracking_url: str, *extra: str, env=None):
-    """`modelship operator` as a user runs it, watching every namespace of the bed (not started)."""
+OPERATOR_NAMESPACE = "modelship-system"
+"""Where the e2e operator's ServiceAccount lives: the namespace of the chart's release."""
+OPERATOR_VALUES = ("--set", f"operator.webhookSecret={WEBHOOK_NAMESPACE}/{WEBHOOK_SECRET}")
+"""The chart values that match how the session operator runs (every namespace, signed webhooks)."""
+
+
+def chart_rbac(*values: str, release: str = "modelship", namespace: str = OPERATOR_NAMESPACE) -> list[dict]:
+    """The ServiceAccounts, roles and bindings ``helm template`` renders from the chart with ``values``."""
+    import subprocess
+
+    from scripts.render_install import CHART, KUBE_VERSION, find_helm
+    from tests.e2e.rbac_audit import RBAC_KINDS
+
+    helm = find_helm()
+    assert helm, "helm is needed to render the chart's RBAC: scripts/setup.sh builds it (MODELSHIP_HELM names it)"
+    command = [helm, "template", release, str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION]
+    out = subprocess.run([*command, "--skip-tests", *values], check=True, capture_output=True, text=True).stdout
+    return [o for o in yaml.safe_load_all(out) if o and o.get("kind") in RBAC_KINDS]
+
+
+def operator_account(objects: list[dict]) -> str:
+    """The name of the operator's ServiceAccount among the chart's objects."""
+    (account,) = [
+        o["metadata"]["name"]
+        for o in objects
+        if o["kind"] == "ServiceAccount" and o["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
+    ]
+    return str(account)
+
+
+def account_kubeconfig(bed, kube: KubeApi, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig of the bed's cluster whose user is a TokenRequest token of ``account``: what a
+    pod of that ServiceAccount gets mounted (one day's validity: longer than any session)."""
+    from tests.cluster.kubeapi import path_for
+
+    answer = kube.create(
+        path_for("v1", "serviceaccounts", namespace, account, "token"),
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 86400}},
+    )
+    config = yaml.safe_load(Path(bed.kubeconfig).read_text())
+    user = f"system:serviceaccount:{namespace}:{account}"
+    config["users"] = [{"name": user, "user": {"token": answer["status"]["token"]}}]
+    for context in config["contexts"]:
+        context["context"]["user"] = user
+        context["context"]["namespace"] = namespace
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="session")
+def operator_rbac() -> list[dict]:
+    """The chart's RBAC for the session operator's values (see OPERATOR_VALUES)."""
+    return chart_rbac(*OPERATOR_VALUES)
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(bed, kube: KubeApi, crds, operator_rbac: list[dict], tmp_path_factory) -> Path:
+    """The e2e operator's credentials: the chart's ServiceAccount, roles and bindings applied as
+    ``helm install`` would, and a token of that account. Nothing the operator does in e2e tests
+    runs with the admin kubeconfig, so a rule the chart misses fails a test."""
+    from tests.cluster.kubeapi import path_for
+
+    ensure_namespace(kube, OPERATOR_NAMESPACE)
+    for obj in operator_rbac:
+        meta = obj["metadata"]
+        api_version = obj["apiVersion"]
+        plural = {"ServiceAccount": "serviceaccounts"}.get(obj["kind"]) or obj["kind"].lower() + "s"
+        if meta.get("namespace"):
+            ensure_namespace(kube, meta["namespace"])
+        kube.apply(path_for(api_version, plural, meta.get("namespace"), meta["name"]), obj)
+    account = operator_account(operator_rbac)
+    return account_kubeconfig(
+        bed, kube, OPERATOR_NAMESPACE, account, tmp_path_factory.mktemp("operator-identity") / "kubeconfig"
+    )
+
+
+def operator_process(
+    bed, name: str, state: Path, health: int, tracking_url: str, *extra: str, kubeconfig: Path, env=None
+):
+    """`modelship operator` as a user runs it, watching every namespace of the bed (not started),
+    with the credentials of ``kubeconfig`` (the chart's ServiceAccount: ``operator_kubeconfig``)."""
     import os
     import sys
 
@@ -166,13 +246,21 @@ def operator_process(bed, name: str, state: Path, health: int, tracking_url: str
             *extra,
         ],
         state,
-        env={**os.environ, **(env or {}), "KUBECONFIG": str(bed.kubeconfig)},
+        env={**os.environ, **(env or {}), "KUBECONFIG": str(kubeconfig)},
     )
 
 
 @pytest.fixture(scope="session")
-def operator(bed, crds, tracking_server: str, webhook_receiver, tmp_path_factory: pytest.TempPathFactory):
-    """`modelship operator` as a user runs it, watching every namespace of the bed."""
+def operator(
+    bed,
+    crds,
+    tracking_server: str,
+    webhook_receiver,
+    operator_kubeconfig: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+):
+    """`modelship operator` as a user runs it, watching every namespace of the bed, as the chart's
+    ServiceAccount."""
     import urllib.request
 
     from tests.cluster.processes import wait_for
@@ -191,6 +279,7 @@ def operator(bed, crds, tracking_server: str, webhook_receiver, tmp_path_factory
         webhook_receiver.url,
         "--webhook-secret",
         f"{WEBHOOK_NAMESPACE}/{WEBHOOK_SECRET}",
+        kubeconfig=operator_kubeconfig,
     ).start()
 
     def live() -> bool:

@@ -16,6 +16,7 @@ import secrets
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,7 +48,9 @@ def protected_server(bed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture(scope="module")
-def token_operator(bed, operator, protected_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def token_operator(
+    bed, operator, operator_kubeconfig: Path, protected_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """The operator against the protected server: its own token in MODELSHIP_TRACKING_TOKEN,
     trial pods' default Secret ``tracking-token``. The session's operator pauses meanwhile."""
     from tests.cluster.processes import wait_for
@@ -64,6 +67,7 @@ def token_operator(bed, operator, protected_server: str, tmp_path_factory: pytes
         "0",
         "--tracking-token-secret",
         DEFAULT_SECRET,
+        kubeconfig=operator_kubeconfig,
         env={"MODELSHIP_TRACKING_TOKEN": TOKEN},
     )
 

@@ -26,9 +26,11 @@ from modelship import __version__, kube
 from modelship.api import KINDS, kind_by_name
 from modelship.controllers import main
 from modelship.controllers.rbac import (
+    ALL,
     REGISTRY_READER_RULES,
     REGISTRY_WRITER_RULES,
     REQUIRED_RULES,
+    SOME,
     UI_CLUSTER_RULE,
     WEBHOOK_SECRET_RULE,
     granted_by,
@@ -86,23 +88,25 @@ def test_rules_have_reasons_and_no_wildcards() -> None:
 def test_the_controllers_kinds_are_covered() -> None:
     needed = required_grants(peering=False)
     for kind in KINDS:
-        for verb in ("get", "list", "watch", "patch"):
+        for verb in ("list", "watch", "patch"):  # kopf's; nothing gets them one by one
             assert ("modelship.io", kind.plural, verb) in needed
         assert ("modelship.io", f"{kind.plural}/status", "patch") in needed
     assert ("", "events", "create") in needed
 
 
-def _operator_grants(objects: dict[tuple[str, str], dict[str, Any]], name: str) -> set[tuple[str, str, str]]:
-    """What the operator's two ClusterRoles (cluster-scoped and namespaced resources) grant together."""
-    return granted_by(objects[("ClusterRole", name)]["rules"]) | granted_by(
-        objects[("ClusterRole", f"{name}-namespaced")]["rules"]
-    )
+def _operator_grants(
+    objects: dict[tuple[str, str], dict[str, Any]], name: str, namespace: str | None = None
+) -> set[tuple[str, str, str]]:
+    """What the operator's roles grant together: its ClusterRole (cluster-scoped resources) and,
+    for namespaced ones, the second ClusterRole (every namespace) or the Role in ``namespace``."""
+    namespaced = objects.get(("ClusterRole", f"{name}-namespaced")) or objects[("Role", f"{namespace}/{name}")]
+    return granted_by(objects[("ClusterRole", name)]["rules"]) | granted_by(namespaced["rules"])
 
 
 def test_install_clusterroles_grant_exactly_what_the_code_needs() -> None:
     objects = _install()
     actual = _operator_grants(objects, "modelship-operator")
-    expected = required_grants(peering=False)
+    expected = required_grants(peering=False, watching=ALL)
     assert actual == expected, _explain(expected, actual, "manifests/install.yaml's ClusterRoles")
     for name in ("modelship-operator", "modelship-operator-namespaced"):
         assert objects[("ClusterRoleBinding", name)]["roleRef"]["name"] == name, "all namespaces: bound cluster-wide"
@@ -138,27 +142,37 @@ def test_the_webhook_secret_is_granted_by_name_in_its_namespace() -> None:
     assert not [k for k in _render() if k[1].endswith("-webhook-secret")], "no webhookSecret, no Secret role"
 
 
-def test_watched_namespaces_get_rolebindings_not_a_clusterrolebinding() -> None:
-    """operator.watchNamespaces: the namespaced rules hold only in those namespaces; the
-    cluster-scoped ones (CRDs, namespaces) stay cluster-wide."""
-    objects = _render("operator.watchNamespaces={team-a,team-b}")
+@pytest.mark.parametrize("peering", [False, True])
+def test_watched_namespaces_get_roles_not_a_clusterrole(peering: bool) -> None:
+    """operator.watchNamespaces: the namespaced rules are a Role in each of those namespaces and
+    nothing cluster-wide; the cluster-scoped ones (CRDs, namespaces) stay in the ClusterRole."""
+    sets = ("operator.watchNamespaces={team-a,team-b}", *(("peering.enabled=true",) if peering else ()))
+    objects = _render(*sets)
+    assert ("ClusterRole", f"{OPERATOR}-namespaced") not in objects
     assert ("ClusterRoleBinding", f"{OPERATOR}-namespaced") not in objects
     assert objects[("ClusterRoleBinding", OPERATOR)]["roleRef"]["name"] == OPERATOR
     assert granted_by(objects[("ClusterRole", OPERATOR)]["rules"]) == required_grants(
-        peering=False, cluster_scoped=True
+        peering=peering, cluster_scoped=True, watching=SOME
     )
     for namespace in ("team-a", "team-b"):
+        role = objects[("Role", f"{namespace}/{OPERATOR}")]
+        assert granted_by(role["rules"]) == required_grants(peering=peering, cluster_scoped=False, watching=SOME)
         binding = objects[("RoleBinding", f"{namespace}/{OPERATOR}")]
-        assert binding["roleRef"] == {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": f"{OPERATOR}-namespaced",
-        }
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": OPERATOR}
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": OPERATOR, "namespace": NAMESPACE}]
-    assert [k for k in objects if k[0] == "RoleBinding" and "-test" not in k[1]] == [
+    assert sorted(k for k in objects if k[0] in ("Role", "RoleBinding") and "-test" not in k[1]) == [
+        ("Role", f"team-a/{OPERATOR}"),
+        ("Role", f"team-b/{OPERATOR}"),
         ("RoleBinding", f"team-a/{OPERATOR}"),
         ("RoleBinding", f"team-b/{OPERATOR}"),
     ]
+
+
+def test_an_operator_of_every_namespace_is_granted_no_namespace_watch() -> None:
+    """kopf lists and watches Namespaces only when it serves some of them; KopfPeerings only then too."""
+    for sets in ((), ("peering.enabled=true",)):
+        grants = _operator_grants(_render(*sets), OPERATOR)
+        assert not [g for g in grants if g[1] in ("namespaces", "kopfpeerings")], (sets, grants)
 
 
 def test_chart_tracking_rules_grant_exactly_what_the_registry_reader_needs() -> None:
@@ -601,7 +615,8 @@ def _tracking_args(container: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -
 )
 def test_rendered_chart(sets: tuple[str, ...], peering: bool) -> None:
     objects = _render(*sets)
-    assert _operator_grants(objects, OPERATOR) == required_grants(peering=peering)
+    watching = SOME if any(s.startswith("operator.watchNamespaces") for s in sets) else ALL
+    assert _operator_grants(objects, OPERATOR, "a") == required_grants(peering=peering, watching=watching)
     for kind in KINDS:
         crd = objects[("CustomResourceDefinition", kind.crd_name)]
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"

@@ -5,17 +5,21 @@ from it (``python scripts/render_install.py``; a unit test fails when they drift
 is ``manifests/install.yaml``, the chart rendered. A controller that starts touching a
 new resource adds its rule here first.
 
-Rules for child resources (Jobs, Deployments, Services, ...) are granted from the
-start, so that installs do not change shape with each feature; the verbs are the ones
-their appliers use: ``patch`` for server-side apply (an apply PATCH that creates the
-object is still authorized as ``patch``) and JSON merge patches, ``create`` for
-:func:`modelship.kube.ensure`, ``delete`` of children that are no longer wanted, and
-``get/list/watch`` to observe them.
+Least privilege, measured: each verb is one the code (or kopf on its behalf) calls, and
+tests/e2e/test_rbac_usage.py proves it. It runs e2e flows of all four kinds with the operator
+under the chart's ServiceAccount, reads the API server's audit log, and fails on a call these
+rules do not grant and on a granted verb no call used. Hence no ``get`` where the code lists,
+no ``watch`` where it polls, no ``delete`` of what it never deletes. A server-side apply that
+creates its object is authorized as ``patch`` and as ``create``.
 
-Scope: rules of cluster-scoped resources (``cluster_scoped``) are granted by a ClusterRole
-and ClusterRoleBinding; the rest by a second ClusterRole that is bound cluster-wide when
-the operator watches every namespace, and by a RoleBinding in each watched namespace when
-it watches some (the chart's ``operator.watchNamespaces``). Secrets are not among them:
+Scope: ``cluster_scoped`` rules (cluster-scoped resources, and the Gateway a route names in
+any namespace) are granted by a ClusterRole and ClusterRoleBinding; the rest by a second
+ClusterRole bound cluster-wide when the operator watches every namespace, and by a Role and
+RoleBinding in each watched namespace when it watches some (the chart's
+``operator.watchNamespaces``). ``watching`` marks the rules one of those two modes needs
+alone: kopf lists and watches Namespaces only when it serves some, and its peering object is
+a ClusterKopfPeering for an operator of every namespace, a KopfPeering per namespace
+otherwise. Secrets are not among them:
 the operator reads exactly one, the webhooks' HMAC key (``--webhook-secret NS/NAME``), and
 :data:`WEBHOOK_SECRET_RULE` grants ``get`` on that name only (``resourceNames``), in its
 namespace. Trial pods read their own Secrets (``secretKeyRef``) with the kubelet's rights.
@@ -40,8 +44,14 @@ from typing import Any
 
 from modelship.api import GROUP, KINDS
 
-READ = ("get", "list", "watch")
-MANAGE = ("create", "delete", "get", "list", "patch", "watch")
+ANY, ALL, SOME = "any", "all", "some"
+"""Values of :attr:`Rule.watching`."""
+
+CHILD = ("create", "delete", "list", "patch")
+"""A ModelDeployment's children: server-side apply, and the prune, which lists them by label and
+deletes those the plan no longer has (controllers/modeldeployment.py ``apply_children``,
+``prune_children``). An apply is a PATCH, but one that creates the object needs ``create`` too:
+the API server authorizes both (the audit log shows a PATCH answered 201)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,12 @@ class Rule:
     why: str
     peering_only: bool = False
     cluster_scoped: bool = False
-    """The resources are cluster-scoped: granted cluster-wide whatever the operator watches."""
+    """Granted cluster-wide whatever the operator watches: cluster-scoped resources, or ones the
+    code reads in any namespace (a Gateway)."""
+    watching: str = ANY
+    """When the rule is needed: whatever the operator watches (``ANY``), only when it watches
+    every namespace (``ALL``: ``--all-namespaces``), or only when it watches some (``SOME``:
+    the chart's ``operator.watchNamespaces``)."""
 
     def policy_rule(self) -> dict[str, Any]:
         """The rule as a ClusterRole lists it."""
@@ -71,8 +86,8 @@ REQUIRED_RULES: tuple[Rule, ...] = (
     Rule(
         GROUP,
         _PLURALS,
-        ("get", "list", "watch", "patch"),
-        "watch the four kinds; kopf patches its progress and diff-base annotations",
+        ("list", "watch", "patch"),
+        "kopf lists and watches the four kinds and patches its progress and diff-base annotations onto them",
     ),
     Rule(
         GROUP,
@@ -103,18 +118,48 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         "",
         ("namespaces",),
         ("list", "watch"),
-        "kopf follows namespaces that appear and disappear",
+        "kopf follows the watched namespaces as they appear and disappear (an operator of every namespace does not)",
+        cluster_scoped=True,
+        watching=SOME,
+    ),
+    Rule(
+        "gateway.networking.k8s.io",
+        ("gateways",),
+        ("get",),
+        "a gatewayAPI ModelDeployment checks that its Gateway exists, in whatever namespace "
+        "spec.routing.gateway.namespace names (read only)",
         cluster_scoped=True,
     ),
-    Rule("batch", ("jobs",), MANAGE, "one Job per Experiment trial"),
-    Rule("apps", ("deployments",), MANAGE, "one Deployment per ModelDeployment variant"),
-    Rule("", ("services",), MANAGE, "the Service in front of a ModelDeployment and one per variant"),
-    Rule("policy", ("poddisruptionbudgets",), MANAGE, "a PodDisruptionBudget per ModelDeployment variant"),
-    Rule("autoscaling", ("horizontalpodautoscalers",), MANAGE, "a variant's HPA when spec.autoscaling is set"),
-    Rule("gateway.networking.k8s.io", ("httproutes",), MANAGE, "the weighted HTTPRoute of routing.mode gatewayAPI"),
-    Rule("traefik.io", ("traefikservices",), MANAGE, "a shadow variant's mirror with routing.mirror TraefikService"),
-    Rule("", ("configmaps",), MANAGE, "rendered trial configuration; per-model registry counters and webhook outboxes"),
-    Rule("", ("pods",), READ, "phase, readiness and failure reasons of trial and model-server pods"),
+    Rule(
+        "batch",
+        ("jobs",),
+        ("create", "list", "patch"),
+        "one Job per Experiment trial: created (a 409 means it exists), listed by label each tick, "
+        "suspended (merge patch) when early stopping or maxFailedTrials stops a trial",
+    ),
+    Rule(
+        "",
+        ("pods",),
+        ("list",),
+        "phase, readiness and failure reasons of trial and model-server pods, listed by label",
+    ),
+    Rule(
+        "",
+        ("configmaps",),
+        ("create", "get", "list", "patch"),
+        "per-model registry counters (get, create, merge patch) and the webhook outboxes (listed by label)",
+    ),
+    Rule(
+        "apps",
+        ("deployments",),
+        (*CHILD, "watch"),
+        "one Deployment per ModelDeployment variant; kopf indexes them (list, watch) by the ModelDeployment label",
+    ),
+    Rule("", ("services",), CHILD, "the Service in front of a ModelDeployment and one per variant"),
+    Rule("policy", ("poddisruptionbudgets",), CHILD, "a PodDisruptionBudget per ModelDeployment variant"),
+    Rule("autoscaling", ("horizontalpodautoscalers",), CHILD, "a variant's HPA when spec.autoscaling is set"),
+    Rule("gateway.networking.k8s.io", ("httproutes",), CHILD, "the weighted HTTPRoute of routing.mode gatewayAPI"),
+    Rule("traefik.io", ("traefikservices",), CHILD, "a shadow variant's mirror with routing.mirror TraefikService"),
     Rule(
         "kopf.dev",
         ("clusterkopfpeerings",),
@@ -122,6 +167,7 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         "kopf peering of a cluster-wide operator (only with --peering)",
         peering_only=True,
         cluster_scoped=True,
+        watching=ALL,
     ),
     Rule(
         "kopf.dev",
@@ -129,6 +175,7 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         ("get", "list", "watch", "patch"),
         "kopf peering of a namespaced operator (only with --peering)",
         peering_only=True,
+        watching=SOME,
     ),
 )
 
@@ -183,11 +230,16 @@ def grants(rules: Iterable[Rule]) -> set[Grant]:
     return {(r.api_group, res, v) for r in rules for res in r.resources for v in r.verbs}
 
 
-def required_grants(*, peering: bool, cluster_scoped: bool | None = None) -> set[Grant]:
+def required_grants(*, peering: bool, cluster_scoped: bool | None = None, watching: str | None = None) -> set[Grant]:
     """What the operator needs, with or without kopf peering; only the cluster-scoped rules'
-    or only the others' when ``cluster_scoped`` says which."""
+    or only the others' when ``cluster_scoped`` says which; when ``watching`` is ALL or SOME,
+    what an operator of every namespace or of some needs (None: either)."""
     return grants(
-        r for r in REQUIRED_RULES if (peering or not r.peering_only) and cluster_scoped in (None, r.cluster_scoped)
+        r
+        for r in REQUIRED_RULES
+        if (peering or not r.peering_only)
+        and cluster_scoped in (None, r.cluster_scoped)
+        and (watching is None or r.watching in (ANY, watching))
     )
 
 
@@ -202,6 +254,13 @@ def granted_by(policy_rules: Iterable[Mapping[str, Any]]) -> set[Grant]:
     return out
 
 
-def policy_rules(*, peering_only: bool, cluster_scoped: bool) -> list[Rule]:
-    """The rules of one of the chart's files/rbac/*.yaml: base or peering, cluster-scoped or not."""
-    return [r for r in REQUIRED_RULES if r.peering_only == peering_only and r.cluster_scoped == cluster_scoped]
+def policy_rules(*, peering_only: bool, cluster_scoped: bool, watching: str | None = None) -> list[Rule]:
+    """The rules of one of the chart's files/rbac/*.yaml: base or peering, cluster-scoped or not,
+    and (when ``watching`` is given) needed in that mode only."""
+    return [
+        r
+        for r in REQUIRED_RULES
+        if r.peering_only == peering_only
+        and r.cluster_scoped == cluster_scoped
+        and (watching is None or r.watching == watching)
+    ]
