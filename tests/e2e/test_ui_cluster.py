@@ -4,7 +4,8 @@ A tracking server reads the bed through its KubeReader (the one it runs with
 ``--registry-kubeconfig``); an Experiment, a ModelDeployment and ModelVersions are created
 as a user would, and their status is written as the operator would (the operator is not
 needed to show a status: this checks the whole path from the API server's stored objects,
-pruned to the CRDs' status schemas, to the page). Debian's chromium shows them; the test
+pruned to the CRDs' status schemas, to the page). The session's operator is stopped
+meanwhile: running, it reconciles these objects and writes a status of its own. Debian's chromium shows them; the test
 fails on any console error.
 """
 
@@ -167,8 +168,39 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+@pytest.fixture
+def operator_stopped(kube: KubeApi, namespace: str, operator: Any) -> Iterator[None]:
+    """The session's operator stopped while this test writes the status it would write (in
+    the full e2e run it had reconciled the Experiment to 0 of 4 trials); the test's objects
+    deleted before it starts again, so it never acts on them."""
+    import urllib.request
+
+    from tests.cluster.processes import wait_for
+
+    operator.stop()
+    try:
+        yield
+    finally:
+        for plural in ("experiments", "modeldeployments", "modelversions", "registeredmodels"):
+            for obj in kube.get(path_for(API, plural, namespace))["items"]:
+                kube.delete(path_for(API, plural, namespace, obj["metadata"]["name"]))
+        operator.start()
+
+        def live() -> bool:
+            with urllib.request.urlopen(operator.health_url, timeout=2) as resp:
+                return bool(resp.status == 200)
+
+        wait_for(live, 120, "operator liveness after the restart", interval=0.5, processes=[operator])
+
+
 def test_cluster_views_from_the_api_server(
-    kube: KubeApi, bed: Any, namespace: str, crds: list[dict[str, Any]], browser: Any, tmp_path: Path
+    kube: KubeApi,
+    bed: Any,
+    namespace: str,
+    crds: list[dict[str, Any]],
+    operator_stopped: None,
+    browser: Any,
+    tmp_path: Path,
 ) -> None:
     import mlflow
     from playwright.sync_api import expect
