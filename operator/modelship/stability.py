@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["EPSILON", "psi"]
+__all__ = ["EPSILON", "psi", "psi_verdict"]
 
 EPSILON = 1e-4
 """Floor of a bin's share in PSI (and of an expected share in chi-square): an empty bin
@@ -26,3 +26,15 @@ def psi(counts: np.ndarray | list[float], expected: np.ndarray | list[float], ep
     a = np.maximum(c / n, eps)
     e = np.maximum(np.asarray(expected, dtype=np.float64), eps)
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def psi_verdict(samples: int, value: float, *, min_samples: int, warn: float, alert: float) -> str:
+    """The PSI's band: ``insufficient`` below ``min_samples`` rows, else ``stable`` below
+    ``warn``, ``warn`` below ``alert``, ``drift`` from ``alert`` on."""
+    if samples < min_samples:
+        return "insufficient"
+    if value >= alert:
+        return "drift"
+    if value >= warn:
+        return "warn"
+    return "stable"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelship.api.modeldeployment import Monitoring
-from modelship.stability import psi
+from modelship.stability import psi, psi_verdict
 
 CONDITION = "DriftDetected"
 PREDICTION = "__prediction__"
@@ -61,13 +61,9 @@ class DriftPlan:
 
 
 def verdict(monitoring: Monitoring, samples: int, value: float) -> str:
-    if samples < monitoring.min_samples:
-        return "insufficient"
-    if value >= monitoring.alert:
-        return "drift"
-    if value >= monitoring.psi_warn:
-        return "warn"
-    return "stable"
+    return psi_verdict(
+        samples, value, min_samples=monitoring.min_samples, warn=monitoring.psi_warn, alert=monitoring.alert
+    )
 
 
 def merge(variant: str, reports: Sequence[Mapping[str, Any]], monitoring: Monitoring) -> list[FeatureDrift]:

@@ -33,7 +33,7 @@ import pandas as pd
 from scipy.stats import chi2, kstwobign
 
 from modelship.models.profile import Baseline, prediction_values
-from modelship.stability import psi
+from modelship.stability import psi, psi_verdict
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,7 @@ class DriftConfig:
     ignore: frozenset[str] = frozenset()
 
     def verdict(self, samples: int, value: float) -> str:
-        if samples < self.min_samples:
-            return "insufficient"
-        if value >= self.psi_alert:
-            return "drift"
-        if value >= self.psi_warn:
-            return "warn"
-        return "stable"
+        return psi_verdict(samples, value, min_samples=self.min_samples, warn=self.psi_warn, alert=self.psi_alert)
 
 
 def ks_statistic(values: np.ndarray, baseline: Baseline) -> float:
