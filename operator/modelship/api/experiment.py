@@ -226,6 +226,14 @@ class ExperimentSpec(ApiModel):
         default=None, description="Service account of the trial pods.", max_length=253
     )
     backoff_limit: int = Field(default=0, ge=0, le=10, description="Retries of a trial's Job before it fails.")
+    trial_job_ttl_seconds: int = Field(
+        default=86400,
+        ge=0,
+        alias="trialJobTTLSeconds",
+        description="Seconds a finished trial's Job and its pods are kept (the Job's ttlSecondsAfterFinished; "
+        "0 deletes them as soon as they finish). The default, a day, keeps kubectl logs working after a "
+        "search; the trial's record stays in status.trials and its run on the tracking server.",
+    )
     evaluate: EvaluationSpec | None = Field(
         default=None,
         description="Evaluate each trial's model after training (task metrics, fairness by group, permutation "
@@ -247,6 +255,22 @@ class TrialStatus(ApiModel):
         default="Pending", description="Pending, Running, Succeeded, Failed or Stopped (early stopping)."
     )
     message: str | None = Field(default=None, description="Why the trial failed or was stopped.")
+    sampler_attrs: str | None = Field(
+        default=None,
+        description="What the sampler must see again for this trial (optuna system attrs, JSON), "
+        "e.g. the grid sampler's grid id: the record outlives the trial's Job.",
+    )
+
+
+class EarlierTrials(ApiModel):
+    """Finished trials folded out of status.trials (it lists the latest 200): their counts, and
+    the grid points they took, so that a search keeps counting them once their Jobs are gone."""
+
+    below: int = Field(description="Every trial numbered below this is finished and counted here.")
+    succeeded: int = Field(default=0, description="Of those, trials that succeeded.")
+    failed: int = Field(default=0, description="Of those, trials that failed.")
+    stopped: int = Field(default=0, description="Of those, trials stopped early.")
+    grid_ids: list[int] | None = Field(default=None, description="The grid sampler's points those trials took.")
 
 
 class ExperimentStatus(ApiModel):
@@ -256,7 +280,14 @@ class ExperimentStatus(ApiModel):
     phase: Literal["Pending", "Running", "Succeeded", "Failed"] | None = Field(
         default=None, description="Pending, Running, Succeeded or Failed."
     )
-    trials: list[TrialStatus] | None = Field(default=None, description="Every trial so far.")
+    trials: list[TrialStatus] | None = Field(
+        default=None,
+        description="The record of every trial (the latest 200; earlierTrials counts the rest): the "
+        "operator plans from it once a finished trial's Job is deleted (spec.trialJobTTLSeconds).",
+    )
+    earlier_trials: EarlierTrials | None = Field(
+        default=None, description="Finished trials older than those status.trials lists."
+    )
     trials_summary: str | None = Field(default=None, description="Finished/planned trials, e.g. 3/6.")
     succeeded_trials: int | None = Field(default=None, description="Trials that succeeded.")
     failed_trials: int | None = Field(default=None, description="Trials that failed.")

@@ -41,7 +41,7 @@ from modelship.controllers.common import InvalidSpec, accept_spec, register_reco
 from modelship.controllers.metrics import METRICS
 from modelship.controllers.settings import OperatorConfig
 from modelship.resources import experiment as build
-from modelship.resources import search, trial_loop, trials
+from modelship.resources import search, trial_loop, trial_record, trials
 from modelship.resources.acceptance import INVALID_SPEC
 from modelship.resources.conditions import READY, make_condition, set_condition
 from modelship.tracking.client import TrackingClient
@@ -176,7 +176,11 @@ def observe(
     if config.tracking_token_secret:
         default = SecretKeyRef(name=config.tracking_token_secret, key=config.tracking_token_secret_key)
     token = build.token_secret(spec, default)
-    known = [t for t in map(trials.trial_of_job, jobs) if t is not None]
+    # The Jobs that exist, and status.trials for those whose Job is gone (deleted by the
+    # TTL controller, spec.trialJobTTLSeconds, or by hand): see resources/trial_record.py.
+    record, earlier = trial_record.recorded(body.get("status") or {})
+    merged = trial_record.merge([t for t in map(trials.trial_of_job, jobs) if t is not None], record, earlier)
+    known = [m.trial for m in merged if m.source == trial_record.JOB]
     # One list of the Experiment's pods a tick, and only while trials run: a running trial
     # whose pod cannot start (a missing token Secret, an unpullable image) is said so.
     running_pods: dict[str, list[Mapping[str, Any]]] = {}
@@ -185,7 +189,13 @@ def observe(
             job_name = (pod["metadata"].get("labels") or {}).get("job-name")
             if job_name:
                 running_pods.setdefault(job_name, []).append(pod)
-    seen = [_observe_trial(t, metric, early, tracking, owner, cache, token, running_pods) for t in known]
+    seen = []
+    for m in merged:
+        trial = m.trial
+        if m.source == trial_record.VANISHED:
+            trial = trial_record.vanished(trial, _run_status(tracking, trial.run_id))
+        gone = m.source != trial_record.JOB
+        seen.append(_observe_trial(trial, metric, early, tracking, owner, cache, token, running_pods, gone=gone))
     return trial_loop.Observed(
         owner=owner,
         generation=meta.get("generation"),
@@ -196,7 +206,18 @@ def observe(
         default_image=config.trainer_image or f"ghcr.io/modelship/modelship:{__version__}",
         token=token,
         observed_at=utcnow(),
+        earlier=earlier,
     )
+
+
+def _run_status(tracking: TrackingClient, run_id: str | None) -> str | None:
+    """A run's status on the tracking server; None when there is no such run."""
+    if run_id is None:
+        return None
+    try:
+        return str(tracking.get_run(run_id)["info"].get("status"))
+    except TrackingError:
+        return None
 
 
 def _observe_trial(
@@ -208,18 +229,28 @@ def _observe_trial(
     cache: RunCache,
     token: SecretKeyRef | None,
     running_pods: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    gone: bool = False,
 ) -> trial_loop.ObservedTrial:
-    """What the tracking server and the pods say about one trial (only what its phase needs)."""
+    """What the tracking server and the pods say about one trial (only what its phase needs).
+
+    ``gone``: the trial's Job (and pods) no longer exist; it is read from its record, whose
+    message already holds what its pods said, and the tracking server (its run's objective
+    and history, whether the run is still open)."""
     run_id = trial.run_id
     if run_id is None:
         return trial_loop.ObservedTrial(trial)
     if trial.phase == search.SUCCEEDED:
         cached = cache.results.get(run_id)
+        if cached is None and gone and trial.objective is not None and not early:
+            cached = (trial.objective, ())  # the record's: the run ended, its value cannot change
         if cached is None:
             value = tracking.latest_metrics(run_id).get(metric) if metric else None
             cached = (value, _history(tracking, run_id, metric) if metric and early else ())
             if value is not None or not metric:
                 cache.results[run_id] = cached
+        if gone:
+            return trial_loop.ObservedTrial(trial, objective=cached[0], history=cached[1])
         note = cache.notes.get(run_id)
         if note is None:  # once per trial: did its sidecar deliver everything?
             pods = children.list_pods(owner.namespace, f"job-name={trial.name}")
@@ -241,7 +272,7 @@ def _observe_trial(
             cached = cache.results[run_id] = (points[-1][1] if points else None, points)
         objective, history = cached
     message = None
-    if trial.phase == search.FAILED:
+    if trial.phase == search.FAILED and not gone:
         message = cache.notes.get(run_id)
         if message is None:
             pods = children.list_pods(owner.namespace, f"job-name={trial.name}")
@@ -279,8 +310,36 @@ def apply(
         tracking.set_terminated(run_id, run_status)
     cache.settled |= plan.settled_runs
     run_ids: dict[int, str] = {}
+    ran: dict[int, search.Trial] = {}
+    metric = trials.objective_name(plan.spec)
     for launch in plan.launches:
-        run_ids[launch.number] = run_id = _ensure_run(tracking, plan.observed.experiment_id, launch)
+        found = _find_run(tracking, plan.observed.experiment_id, launch)
+        earlier = None
+        if found is not None:
+            earlier = trial_record.trial_of_run(
+                launch.number,
+                launch.job_name,
+                found,
+                metric=metric,
+                parameters=launch.parameters,
+                sampler_attrs=launch.sampler_attrs,
+            )
+        if earlier is not None:
+            # Its Job ran and was deleted before any status named it: record it, never run it again.
+            logger.warning(
+                "trial %d: its run %s ended before the operator recorded it (its Job is gone); "
+                "recorded as %s from the run, not started again",
+                launch.number,
+                earlier.run_id,
+                earlier.phase,
+            )
+            ran[launch.number] = earlier
+            continue
+        run_ids[launch.number] = run_id = (
+            str(found["info"]["run_id"])
+            if found is not None
+            else tracking.create_run(plan.observed.experiment_id, run_name=launch.job_name, tags=launch.run_tags)
+        )
         job = launch.job(run_id)
         created = children.ensure_job(job)
         logger.info(
@@ -299,19 +358,20 @@ def apply(
         _post(body, trial_loop.Event("Normal", "Registered", message))
     if plan.finished is not None:
         _post(body, plan.finished)
-    return plan.status(run_ids)
+    return plan.status(run_ids, ran)
 
 
 def _post(body: kopf.Body, event: trial_loop.Event) -> None:
     kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
-def _ensure_run(tracking: TrackingClient, experiment_id: str, launch: trial_loop.Launch) -> str:
-    """The trial's run: the one tagged with its key (created before a crash), else a new one."""
+def _find_run(tracking: TrackingClient, experiment_id: str, launch: trial_loop.Launch) -> dict[str, Any] | None:
+    """The run tagged with the trial's key, when one exists (created before a crash); the
+    applier creates one otherwise."""
     query = f"tags.`{build.TAG_TRIAL_KEY}` = '{launch.trial_key}'"
     for run in tracking.search_runs([experiment_id], query):
-        return str(run["info"]["run_id"])
-    return tracking.create_run(experiment_id, run_name=launch.job_name, tags=launch.run_tags)
+        return run
+    return None
 
 
 class _QuietTimer(logging.Filter):

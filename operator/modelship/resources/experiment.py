@@ -277,6 +277,9 @@ def build_trial_job(
         },
         "spec": {
             "backoffLimit": spec.backoff_limit,
+            # Kubernetes' TTL controller deletes the finished Job and its pods; the trial's
+            # record is status.trials from then on (resources/trial_record.py).
+            "ttlSecondsAfterFinished": spec.trial_job_ttl_seconds,
             "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
         },
     }

@@ -1,8 +1,9 @@
 """Hyperparameter search with optuna's samplers and pruner, rebuilt from what the Jobs say.
 
 The operator keeps no study between reconciles: each one builds an in-memory optuna study
-from the trials recorded on the Jobs (their parameters, phase, objective and objective
-history) and asks it for the next parameters. So the Jobs are the only state, an
+from the trials recorded on the Jobs and in status (their parameters, phase, objective,
+sampler attrs, and the objective history the tracking server keeps) and asks it for the
+next parameters. So that record is the only state, an
 operator restarted at any moment plans from the same history, and the seeds derive from
 the Experiment's uid and the trial number, so a re-asked trial gets the same values.
 
@@ -152,13 +153,27 @@ def _sampler(search: SearchSpec, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
 
 
-def build_study(search: SearchSpec, trials: Sequence[Trial], *, seed: int, sampler: bool = True) -> optuna.Study:
-    """An in-memory study holding ``trials`` as optuna trials."""
+def build_study(
+    search: SearchSpec,
+    trials: Sequence[Trial],
+    *,
+    seed: int,
+    sampler: bool = True,
+    taken_grid_ids: Sequence[int] = (),
+) -> optuna.Study:
+    """An in-memory study holding ``trials`` as optuna trials; ``taken_grid_ids`` are grid
+    points of trials no longer listed (``status.earlierTrials``), added as finished trials
+    so that the grid sampler never offers them again."""
     direction = search.objective.goal
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study = optuna.create_study(direction=direction, sampler=_sampler(search, seed) if sampler else None)
     dists = distributions(search)
+    if taken_grid_ids and search.algorithm == "grid":
+        space = {name: grid_values(s) for name, s in sorted(search.space.items())}
+        for grid_id in taken_grid_ids:
+            attrs = {"grid_id": grid_id, "search_space": space}
+            study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, system_attrs=attrs))
     for trial in sorted(trials, key=lambda t: t.number):
         study.add_trial(_frozen(trial, dists))
     return study
@@ -205,7 +220,12 @@ class Suggestion:
 
 
 def suggest(
-    spec: ExperimentSpec, trials: Sequence[Trial], numbers: Sequence[int], *, experiment_uid: str
+    spec: ExperimentSpec,
+    trials: Sequence[Trial],
+    numbers: Sequence[int],
+    *,
+    experiment_uid: str,
+    taken_grid_ids: Sequence[int] = (),
 ) -> list[Suggestion]:
     """Parameters for the new trials ``numbers``: the fixed ones plus what the sampler asks.
 
@@ -218,7 +238,7 @@ def suggest(
     # The grid's order is shuffled by the seed and trials record grid ids, so a grid keeps
     # one seed for the whole Experiment; the other samplers get a fresh seed per round.
     seed = seed_for(experiment_uid, -1 if spec.search.algorithm == "grid" else numbers[0])
-    study = build_study(spec.search, trials, seed=seed)
+    study = build_study(spec.search, trials, seed=seed, taken_grid_ids=taken_grid_ids)
     dists = distributions(spec.search)
     out = []
     for number in numbers:

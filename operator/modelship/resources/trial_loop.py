@@ -22,8 +22,9 @@ from typing import Any
 from modelship.api import ExperimentSpec
 from modelship.api.experiment import SecretKeyRef
 from modelship.resources import experiment as build
-from modelship.resources import search, trials
+from modelship.resources import search, trial_record, trials
 from modelship.resources.experiment import Owner, Scalar
+from modelship.resources.trial_record import NO_EARLIER
 
 STOPPED_MAX_FAILED = "maxFailedTrials reached"
 STOPPED_MEDIAN = "median rule"
@@ -65,6 +66,8 @@ class Observed:
     """The Secret key trial sidecars take the tracking token from (``experiment.token_secret``)."""
     observed_at: datetime
     """When the observation was made (the status's condition times)."""
+    earlier: trial_record.Earlier = NO_EARLIER
+    """The finished trials ``status.earlierTrials`` counts (none of them is in ``trials``)."""
 
 
 @dataclass(frozen=True)
@@ -161,12 +164,19 @@ class TickPlan:
     trials: tuple[search.Trial, ...]
     """Every trial after this tick, the new ones Running and without a run id yet."""
 
-    def status(self, run_ids: Mapping[int, str] | None = None) -> dict[str, Any]:
+    def status(
+        self, run_ids: Mapping[int, str] | None = None, ran: Mapping[int, search.Trial] | None = None
+    ) -> dict[str, Any]:
         """The status fields the trial loop owns, with the new trials' run ids (by number)
-        as the applier found or created them."""
-        run_ids = run_ids or {}
+        as the applier found or created them, and the new trials whose run had ended
+        already (``trial_record.trial_of_run``: no Job was created for them) as it found them."""
+        run_ids, ran = run_ids or {}, ran or {}
         known = [
-            dataclasses.replace(t, run_id=run_ids[t.number]) if t.run_id is None and t.number in run_ids else t
+            ran[t.number]
+            if t.number in ran
+            else dataclasses.replace(t, run_id=run_ids[t.number])
+            if t.run_id is None and t.number in run_ids
+            else t
             for t in self.trials
         ]
         observed = self.observed
@@ -184,6 +194,7 @@ class TickPlan:
             tracking_url=f"{observed.tracking_url.rstrip('/')}/#/experiments/{observed.experiment_id}",
             registration=self.registration,
             model_version=model_version,
+            earlier=observed.earlier,
         )
 
 
@@ -250,12 +261,14 @@ def plan_tick(spec: ExperimentSpec, observed: Observed) -> TickPlan:
 
     # The one progress of this tick: new trials do not change it (they fill the free slots
     # it counted, and a search with trials to start is not finished).
-    progress = trials.decide_progress(spec, known)
+    earlier = observed.earlier
+    progress = trials.decide_progress(spec, known, earlier)
     launches: list[Launch] = []
     if progress.to_launch:
-        first = max((t.number for t in known), default=-1) + 1
+        first = max((t.number for t in known), default=earlier.below - 1) + 1
         numbers = list(range(first, first + progress.to_launch))
-        for suggestion in search.suggest(spec, known, numbers, experiment_uid=owner.uid):
+        suggestions = search.suggest(spec, known, numbers, experiment_uid=owner.uid, taken_grid_ids=earlier.grid_ids)
+        for suggestion in suggestions:
             launch = Launch(
                 number=suggestion.number,
                 parameters=suggestion.parameters,
@@ -279,7 +292,7 @@ def plan_tick(spec: ExperimentSpec, observed: Observed) -> TickPlan:
                 )
             )
 
-    best = trials.best_trial(spec, known)
+    best = trials.best_trial(spec, trial_record.candidates(known, earlier))
     registration = trials.decide_registration(spec, progress, best)
     model_version = None
     if registration is not None and registration.register and spec.registration is not None and best is not None:

@@ -1,8 +1,9 @@
 """Trial accounting: what a Job says about its trial, where the search stands, the status.
 
-The Jobs are the record of the search: a Job's labels give the trial number, its
-annotations the parameters and run id, its conditions the outcome. These functions turn
-Jobs (and what the tracking server said about their runs) into the Experiment's progress,
+A Job's labels give the trial number, its annotations the parameters and run id, its
+conditions the outcome; once the Job is deleted (``spec.trialJobTTLSeconds``) the trial's
+entry in ``status.trials`` is its record (``trial_record``). These functions turn Jobs and
+that record (and what the tracking server said about their runs) into the Experiment's progress,
 its status, and the decisions that follow: how many trials to start, which to stop,
 whether to register the best model.
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from modelship.api import ExperimentSpec
 from modelship.api.experiment import SecretKeyRef
+from modelship.resources import trial_record
 from modelship.resources.conditions import make_condition, merge_conditions
 from modelship.resources.experiment import (
     ANNOTATION_PARAMETERS,
@@ -241,13 +243,17 @@ def max_failed(spec: ExperimentSpec) -> int:
     return max(1, spec.search.max_failed_trials) if spec.search is not None else 1
 
 
-def decide_progress(spec: ExperimentSpec, trials: Sequence[Trial]) -> Progress:
+def decide_progress(
+    spec: ExperimentSpec, trials: Sequence[Trial], earlier: trial_record.Earlier | None = None
+) -> Progress:
+    """Where the search stands, counting ``trials`` and the finished trials folded into ``earlier``."""
+    earlier = earlier or trial_record.Earlier()
     planned = planned_trials(spec)
     parallelism = spec.search.parallelism if spec.search is not None else 1
-    launched = len(trials)
-    succeeded = sum(t.phase == SUCCEEDED for t in trials)
-    failed = sum(t.phase == FAILED for t in trials)
-    stopped = sum(t.phase == STOPPED for t in trials)
+    launched = len(trials) + earlier.count
+    succeeded = sum(t.phase == SUCCEEDED for t in trials) + earlier.succeeded
+    failed = sum(t.phase == FAILED for t in trials) + earlier.failed
+    stopped = sum(t.phase == STOPPED for t in trials) + earlier.stopped
     active = sum(t.phase in ACTIVE for t in trials)
     limit = max_failed(spec)
     counts = {
@@ -259,7 +265,8 @@ def decide_progress(spec: ExperimentSpec, trials: Sequence[Trial]) -> Progress:
         "active": active,
     }
     if failed >= limit:
-        last = max((t for t in trials if t.phase == FAILED), key=lambda t: t.number)
+        last = max((t for t in trials if t.phase == FAILED), key=lambda t: t.number, default=None)
+        said = f"trial {last.number} ({last.name}): {last.message or 'unknown'}" if last else "an earlier trial"
         if spec.search is None:
             return Progress(
                 **counts,
@@ -268,7 +275,7 @@ def decide_progress(spec: ExperimentSpec, trials: Sequence[Trial]) -> Progress:
                 finished=active == 0,
                 phase="Failed",
                 reason="TrialFailed",
-                message=f"the trial ({last.name}) failed: {last.message or 'unknown'}",
+                message=f"the trial ({last.name}) failed: {last.message or 'unknown'}" if last else "the trial failed.",
             )
         return Progress(
             **counts,
@@ -277,8 +284,7 @@ def decide_progress(spec: ExperimentSpec, trials: Sequence[Trial]) -> Progress:
             finished=active == 0,
             phase="Failed",
             reason="MaxFailedTrialsReached",
-            message=f"{failed} trials failed (maxFailedTrials {limit}); the search stopped. "
-            f"Last failure, trial {last.number} ({last.name}): {last.message or 'unknown'}",
+            message=f"{failed} trials failed (maxFailedTrials {limit}); the search stopped. Last failure, {said}",
         )
     to_launch = max(0, min(parallelism - active, planned - launched))
     if launched + to_launch >= planned and active == 0 and to_launch == 0:
@@ -367,6 +373,8 @@ def trial_status(trial: Trial) -> dict[str, Any]:
         out["objective"] = trial.objective
     if trial.message:
         out["message"] = trial.message[:1024]
+    if trial.sampler_attrs:
+        out["samplerAttrs"] = json.dumps(dict(trial.sampler_attrs), sort_keys=True)
     return out
 
 
@@ -382,10 +390,15 @@ def build_status(
     tracking_url: str | None = None,
     registration: RegistrationDecision | None = None,
     model_version: str | None = None,
+    earlier: trial_record.Earlier | None = None,
 ) -> dict[str, Any]:
-    """The status fields the trial loop owns (Ready and observedGeneration belong to acceptance)."""
+    """The status fields the trial loop owns (Ready and observedGeneration belong to acceptance).
+
+    ``trials`` are this tick's (none below ``earlier.below``); the oldest finished ones
+    beyond :data:`MAX_TRIALS_IN_STATUS` are folded into ``earlierTrials``."""
     old_status = old_status or {}
-    best = best_trial(spec, trials)
+    earlier = earlier or trial_record.Earlier()
+    best = best_trial(spec, trial_record.candidates(trials, earlier))
     ordered = sorted(trials, key=lambda t: t.number)
     updates = [
         make_condition(
@@ -447,8 +460,9 @@ def build_status(
                 observed_generation=generation,
             )
         )
-    if len(ordered) > MAX_TRIALS_IN_STATUS:  # the summary and counts still cover them all
-        ordered = ordered[-MAX_TRIALS_IN_STATUS:]
+    # The record outlives the Jobs, so nothing is dropped: the oldest finished trials are
+    # counted in earlierTrials (the summary and counts still cover them all).
+    ordered, earlier = trial_record.fold(ordered, earlier, MAX_TRIALS_IN_STATUS)
     status: dict[str, Any] = {
         "phase": progress.phase,
         "trials": [trial_status(t) for t in ordered],
@@ -458,6 +472,8 @@ def build_status(
         "bestTrial": trial_status(best) if best is not None else None,
         "conditions": merge_conditions(old_status.get("conditions"), updates),
     }
+    if earlier.below:
+        status["earlierTrials"] = earlier.wire()
     if experiment_id is not None:
         status["experimentId"] = experiment_id
     if tracking_url is not None:
