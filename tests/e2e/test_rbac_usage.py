@@ -45,8 +45,8 @@ FLOWS = (
 """Existing e2e tests that, together, take the operator through every path that calls the API."""
 
 NOT_EXERCISED = {
-    ("patch", "batch", "jobs"): "a trial's Job is suspended when early stopping or maxFailedTrials stops the "
-    "trial (controllers/children.py suspend_job); whether a trial of FLOWS is stopped depends on timing",
+    ("patch", "batch", "jobs"): "a trial's Job is ended when early stopping or maxFailedTrials stops the "
+    "trial (controllers/children.py stop_job); whether a trial of FLOWS is stopped depends on timing",
     **{
         ("delete", group, plural): f"prune_children deletes a {kind} the plan no longer has (autoscaling, "
         "replicas, routing or shadow taken out of a ModelDeployment's spec); FLOWS take out only Deployments "

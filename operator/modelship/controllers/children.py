@@ -26,9 +26,11 @@ def ensure_job(job: Mapping[str, Any]) -> bool:
     return kube.ensure(kube.object_path("batch/v1", "jobs", job["metadata"]["namespace"]), job)
 
 
-def suspend_job(namespace: str, name: str, annotations: Mapping[str, str]) -> None:
-    """Suspend a Job (its pods are deleted, it never completes) and annotate why."""
-    body = {"metadata": {"annotations": dict(annotations)}, "spec": {"suspend": True}}
+def stop_job(namespace: str, name: str, annotations: Mapping[str, str]) -> None:
+    """End a running Job now and annotate why: an active deadline of one second makes the Job
+    controller delete its pods and fail it (DeadlineExceeded). A failed Job is finished, so its
+    TTL (``ttlSecondsAfterFinished``) deletes it later; a suspended one would stay for ever."""
+    body = {"metadata": {"annotations": dict(annotations)}, "spec": {"activeDeadlineSeconds": 1}}
     kube.merge_patch(kube.object_path("batch/v1", "jobs", namespace, name), body)
 
 

@@ -10,7 +10,7 @@ the trial loop, in three steps:
    failed;
 2. plan (``resources.trial_loop.plan_tick``, pure): trials to stop and why, runs to close,
    the parameters of the trials to start, the ModelVersion of the best run, Events, status;
-3. apply (:func:`apply`), only what the plan says: suspend the stopped trials' Jobs, close
+3. apply (:func:`apply`), only what the plan says: end the stopped trials' Jobs, close
    runs, per new trial find or create its run (tag ``modelship.io/trial-key``) then create
    its Job (a 409 means it exists), create the ModelVersion; the status goes out through
    kopf's ``patch``.
@@ -304,7 +304,7 @@ def apply(
     owner = plan.observed.owner
     for stop in plan.stops:
         logger.info("stopping trial %d (%s): %s", stop.number, stop.job_name, stop.reason)
-        children.suspend_job(owner.namespace, stop.job_name, stop.annotations)
+        children.stop_job(owner.namespace, stop.job_name, stop.annotations)
         _post(body, stop.event)
     for run_id, run_status in plan.close_runs:
         tracking.set_terminated(run_id, run_status)

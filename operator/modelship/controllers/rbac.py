@@ -135,7 +135,7 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         ("jobs",),
         ("create", "list", "patch"),
         "one Job per Experiment trial: created (a 409 means it exists), listed by label each tick, "
-        "suspended (merge patch) when early stopping or maxFailedTrials stops a trial",
+        "ended (merge patch of activeDeadlineSeconds) when early stopping or maxFailedTrials stops a trial",
     ),
     Rule(
         "",

@@ -81,7 +81,7 @@ class Event:
 
 @dataclass(frozen=True)
 class Stop:
-    """Suspend a running trial's Job, annotated with why."""
+    """End a running trial's Job (``children.stop_job``), annotated with why."""
 
     number: int
     job_name: str
