@@ -252,3 +252,16 @@ def test_a_bad_token_secret_ref_is_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError) as refused:
         spec(tracking=bad)
     assert "tokenSecretRef" in str(refused.value) or "token_secret_ref" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "ttl"),
+    [({}, 86400), ({"trialJobTTLSeconds": 0}, 0), ({"trialJobTTLSeconds": 30}, 30)],
+)
+def test_every_trial_job_is_deleted_its_ttl_after_it_finished(changes: dict[str, Any], ttl: int) -> None:
+    assert _job(**changes)["spec"]["ttlSecondsAfterFinished"] == ttl
+
+
+def test_a_negative_trial_job_ttl_is_refused() -> None:
+    with pytest.raises(ValidationError, match="trialJobTTLSeconds"):
+        spec(trialJobTTLSeconds=-1)

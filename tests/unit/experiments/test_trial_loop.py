@@ -13,6 +13,7 @@ from modelship.api.experiment import SecretKeyRef
 from modelship.resources.experiment import Owner
 from modelship.resources.search import FAILED, RUNNING, STOPPED, SUCCEEDED, Trial
 from modelship.resources.trial_loop import Observed, ObservedTrial, TickPlan, plan_tick
+from modelship.resources.trial_record import NO_EARLIER, Earlier
 
 NOW = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
 OWNER = Owner(name="iris", namespace="ml", uid="0123456789abcdef")
@@ -43,7 +44,10 @@ def seen(
 
 
 def observe(
-    *trials: ObservedTrial, old_status: dict[str, Any] | None = None, token: SecretKeyRef | None = None
+    *trials: ObservedTrial,
+    old_status: dict[str, Any] | None = None,
+    token: SecretKeyRef | None = None,
+    earlier: Earlier = NO_EARLIER,
 ) -> Observed:
     return Observed(
         owner=OWNER,
@@ -55,6 +59,7 @@ def observe(
         default_image="ghcr.io/modelship/modelship:0.1.0",
         token=token,
         observed_at=NOW,
+        earlier=earlier,
     )
 
 
