@@ -5,19 +5,22 @@ Two handlers. ``reconcile`` (resume, create, update) accepts or refuses the spec
 the trial loop, in three steps:
 
 1. observe (:func:`observe`): the trial Jobs (by label, owned by this Experiment's uid),
-   then, per trial, what the tracking server says about its run (objective, its history
+   merged with ``status.trials`` for the trials whose Job is gone (``trial_record``), then,
+   per trial, what the tracking server says about its run (objective, its history
    for early stopping, whether a failed run is still open) and why a failed trial's pods
    failed;
 2. plan (``resources.trial_loop.plan_tick``, pure): trials to stop and why, runs to close,
    the parameters of the trials to start, the ModelVersion of the best run, Events, status;
 3. apply (:func:`apply`), only what the plan says: end the stopped trials' Jobs, close
    runs, per new trial find or create its run (tag ``modelship.io/trial-key``) then create
-   its Job (a 409 means it exists), create the ModelVersion; the status goes out through
-   kopf's ``patch``.
+   its Job (a 409 means it exists) — unless that run has ended already, when the trial ran
+   and its Job is gone and it is recorded from the run —, create the ModelVersion; the
+   status goes out through kopf's ``patch``.
 
-The Jobs are the whole state of the search, so an operator killed at any point resumes
-from them: a trial number is taken by its Job, and a run created before a crash is
-found again by its tag, never created twice. What the tracking server said that cannot
+The Jobs and ``status.trials`` (the record that outlives Jobs deleted by their TTL,
+``spec.trialJobTTLSeconds``) are the whole state of the search, so an operator killed at
+any point resumes from them: a trial number is taken by its Job or its record, and a run
+created before a crash is found again by its tag, never created twice. What the tracking server said that cannot
 change any more (a finished run's objective, a failed pod's reason, runs already closed)
 is kept in kopf's per-object ``memo`` (:class:`RunCache`): kopf drops it when the
 Experiment is deleted, and a restarted operator asks again.
