@@ -6,6 +6,9 @@ finished, and the search must go on from status.trials. The operator is SIGKILLe
 trial runs and kept away until that trial's Job is gone too, so the restarted operator meets
 a trial its record shows running and whose Job no longer exists; it must end it as its run
 ended, never run it again. The API server's audit log counts the Jobs the operator created.
+
+A stopped trial's Job (maxFailedTrials, early stopping) is ended by an active deadline, so it
+finishes and its TTL deletes it too (a suspended Job would stay for ever).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from tests.cluster.kubeapi import KubeApi, path_for
 from tests.conftest import OPERATOR_USER, wait
 from tests.e2e.test_experiment import (
     EXAMPLE,
+    IMAGE,
     exp_path,
     finished,
     git_repository,
@@ -34,6 +38,30 @@ from tests.e2e.test_experiment import (
 API = "modelship.io/v1alpha1"
 TTL = 3
 TRIALS = 4
+
+
+MLPROJECT = """\
+name: stop
+entry_points:
+  main:
+    parameters:
+      mode: {type: string, default: slow}
+    command: "python trial.py {mode}"
+"""
+TRIAL = """\
+# "fail" fails at once; "slow" runs until it is stopped.
+import sys, time
+
+sys.exit(1) if sys.argv[1] == "fail" else time.sleep(600)
+"""
+
+
+@pytest.fixture(scope="module")
+def stop_repo(tmp_path_factory: pytest.TempPathFactory) -> str:
+    root = tmp_path_factory.mktemp("stop-repo")
+    (root / "MLproject").write_text(MLPROJECT)
+    (root / "trial.py").write_text(TRIAL)
+    return git_repository(root, "stop")
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +175,42 @@ def test_finished_trial_jobs_are_deleted_and_the_search_still_counts_them(
         f"ttl search: {TRIALS} trials, {len(created)} Jobs created, {len(runs)} runs; trial 1's record was "
         f"{record_when_killed!r} when the operator was killed and its Job was gone when it came back"
     )
+
+
+def test_a_stopped_trials_job_finishes_and_is_deleted_too(
+    kube: KubeApi, namespace: str, operator, tracking_server: str, stop_repo: str, bed
+) -> None:
+    name = "stop"
+    exp = {
+        "apiVersion": API,
+        "kind": "Experiment",
+        "metadata": {"name": name},
+        "spec": {
+            "project": {"git": {"url": stop_repo, "ref": "main", "path": "."}, "image": IMAGE},
+            "search": {
+                "algorithm": "grid",
+                "objective": {"metric": "score"},
+                "space": {"mode": {"type": "categorical", "values": ["fail", "slow"]}},
+                "maxTrials": 2,
+                "parallelism": 2,
+                "maxFailedTrials": 1,
+            },
+            "trialJobTTLSeconds": TTL,
+        },
+    }
+    kube.create(exp_path(namespace), exp)
+    done = wait(lambda: finished(kube, namespace, name), 600, "the search to fail", interval=1)
+    status = done["status"]
+    complete = next(c for c in status["conditions"] if c["type"] == "Complete")
+    assert (status["phase"], complete["reason"]) == ("Failed", "MaxFailedTrialsReached"), status
+    phases = {t["parameters"]["mode"]: (t["phase"], t.get("message", "")) for t in status["trials"]}
+    assert phases["fail"][0] == "Failed" and "exited with code 1" in phases["fail"][1], phases
+    assert phases["slow"] == ("Stopped", "stopped: maxFailedTrials reached"), phases
+    # The stopped Job finished (its active deadline), so its TTL deletes it like the failed one's.
+    wait(lambda: not jobs_of(kube, namespace, name), 300, "both trial Jobs deleted by their TTL", interval=0.5)
+    runs = {tags(r)["modelship.io/trial"]: r["info"]["status"] for r in tracking_runs(tracking_server, namespace, name)}
+    by_number = {str(t["number"]): t["parameters"]["mode"] for t in status["trials"]}
+    assert {by_number[n]: s for n, s in runs.items()} == {"fail": "FAILED", "slow": "KILLED"}, runs
+    assert len(created_jobs(bed.control_plane.audit_log, namespace)) == 2
+    after = status_of(kube, namespace, name)
+    assert [t["phase"] for t in after["trials"]] == [t["phase"] for t in status["trials"]]
