@@ -161,11 +161,12 @@ main() {
   bud_args=()
   while read -r a; do bud_args+=(--build-arg "$a"); done < "$STORE/build-args"
   log "buildah bud ${bud_args[*]} -t $IMAGE"
-  # --layers: a change under operator/ reuses the dependency layer; --pull never: the bases are local.
+  # --layers: a change under operator/ reuses the dependency layer; --force-rm: a failed step leaves
+  # no container behind; --pull never: the bases are local.
   # The RUN steps (npm ci, pip install) see the host's CA bundle in place of the image's, so that
   # a build behind a TLS-inspecting proxy trusts what the host trusts (Debian's node and pip read
   # that file); a bind mount, never committed: the image keeps Debian's bundle.
-  bah bud --isolation chroot --layers --pull=never "${bud_args[@]}" \
+  bah bud --isolation chroot --layers --force-rm --pull=never "${bud_args[@]}" \
     --volume "$HOST_CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro" -t "$IMAGE" -f Dockerfile . >&2
   log "built $IMAGE in $(($(date +%s) - start)) s: $(bah images --format '{{.Size}}' "$IMAGE")"
   echo "$IMAGE"
