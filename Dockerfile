@@ -1,9 +1,17 @@
 # syntax=docker/dockerfile:1
 # One image for every Modelship component: `modelship operator` by default, and
 # `modelship tracking-server`, `tracking-sidecar`, `serve`, `predict`, `evaluate` by the pod's args.
+#
+# The bases are build args: the defaults come from a container registry (docker build, kind);
+# scripts/build-image.sh passes local ones made from Debian packages, for machines that reach
+# no container registry (docs/install.md, "The image"). PYTHON_BASE must have python3 with
+# its venv module; the builder and the runtime stage use the same one, so that the venv's
+# interpreter path exists in both.
+ARG PYTHON_BASE=python:3.11-slim
+ARG NODE_BASE=node:20-slim
 
 # --- ui: the web UI's bundle, built from ui/ with its lockfile (docs/ui.md) --------------
-FROM node:20-slim AS ui
+FROM ${NODE_BASE} AS ui
 WORKDIR /src/ui
 COPY ui/package.json ui/package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -11,21 +19,27 @@ COPY ui ./
 RUN npm run build
 
 # --- builder: build the wheel, install it with its dependencies into /opt/venv ---------
-FROM python:3.11-slim AS builder
+FROM ${PYTHON_BASE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# Metadata first, so that a code change does not invalidate the dependency layer.
+# The dependencies first, from the metadata alone (an empty package stands in for the code),
+# so that a code change does not invalidate this layer. python3, not python: Debian has no
+# `python` command.
 COPY pyproject.toml README.md ./
+RUN python3 -m venv /opt/venv \
+ && mkdir -p operator/modelship && touch operator/modelship/__init__.py \
+ && /opt/venv/bin/pip install . \
+ && /opt/venv/bin/pip uninstall -y modelship \
+ && rm -rf operator build
 COPY operator ./operator
 # The bundle is package data of modelship.tracking.server (served at / by the tracking server).
 COPY --from=ui /src/operator/modelship/tracking/server/ui_static ./operator/modelship/tracking/server/ui_static
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
- && python -m venv /opt/venv \
- && /opt/venv/bin/pip install /wheels/*.whl
+RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
+ && /opt/venv/bin/pip install --no-deps /wheels/*.whl
 
 # --- runtime: the venv and a non-root user, nothing else ---------------------------------
-FROM python:3.11-slim
+FROM ${PYTHON_BASE}
 LABEL org.opencontainers.image.title="modelship" \
       org.opencontainers.image.description="The ML lifecycle (MLflow's Tracking, Projects, Models, Registry) as a Kubernetes operator" \
       org.opencontainers.image.source="https://github.com/modelship/modelship" \

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The same e2e suite on kind, for machines with Docker (not these: they have no engine).
+# The same e2e suite on kind, for machines with Docker, kind and a container registry (not these:
+# they have no engine and reach no registry; scripts/build-image.sh builds the image here, but kind
+# runs its nodes as containers of kindest/node, pulled from a registry).
 # Builds the project image, loads it into a kind cluster and points the tests at it.
 set -euo pipefail
 cd "$(dirname "$0")/.."

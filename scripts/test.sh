@@ -30,6 +30,9 @@ if [ -d tests/integration ]; then run_stage integration tests/integration -q; fi
 run_stage browser tests/browser -q   # the web UI in Debian's chromium, driven by Playwright
 run_stage reliability tests/reliability -q
 run_stage e2e tests/e2e -q
+# The image, built without a daemon by scripts/build-image.sh and run by buildah (tests/image):
+# opt-in, as a cold build takes about 12 minutes on 2 cores (a warm one about 2.5).
+if [ "${MODELSHIP_IMAGE_STAGE:-0}" = 1 ]; then run_stage image tests/image -q; fi
 # After the session no namespace, link, route or nftables table of a bed may remain.
 echo "=== test bed leftovers"
 if ! .venv/bin/python -m tests.cluster.bed leftovers; then
