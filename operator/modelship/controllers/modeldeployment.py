@@ -485,7 +485,12 @@ async def reconcile(
         )
         for line in abtest.verdict_changes(old_status.get("experiment"), status["experiment"]):
             _event(body, "Normal", "ABVerdict", line)
-    _write_status(patch, body, status, conditions, scratch)
+    elif old_status.get("experiment"):
+        status["experiment"] = None  # the experiment was removed from the spec: so is its readout
+    # Without spec.monitoring no one judges drift: a DriftDetected left from before would
+    # be a stale verdict that `kubectl wait` and Argo CD still read.
+    dropped = () if spec.monitoring is not None else (DRIFT_DETECTED,)
+    _write_status(patch, body, status, conditions, scratch, dropped)
 
 
 EXPERIMENT_CHECK_SECONDS = 10.0
@@ -546,11 +551,18 @@ def _event(body: Any, type_: str, reason: str, message: str) -> None:
 
 
 def _write_status(
-    patch: kopf.Patch, body: kopf.Body, status: dict[str, Any], conditions: list[dict[str, Any]], scratch: kopf.Patch
+    patch: kopf.Patch,
+    body: kopf.Body,
+    status: dict[str, Any],
+    conditions: list[dict[str, Any]],
+    scratch: kopf.Patch,
+    dropped: tuple[str, ...] = (),
 ) -> None:
-    """Merge our conditions over the acceptance ones; patch only what differs from the stored status."""
+    """Merge our conditions over the acceptance ones, without the ``dropped`` types; patch
+    only what differs from the stored status."""
     old = dict(body.get("status") or {})
     base = scratch.status.get("conditions") or old.get("conditions")
+    base = [c for c in base or () if c.get("type") not in dropped]
     merged = merge_conditions(base, conditions)
     new = {**status, "conditions": merged}
     if "observedGeneration" in scratch.status:
