@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("modelship.projects.cli", "run an MLproject locally, as `mlflow run` does"),
     "checkout": ("modelship.projects.cli_checkout", "clone a project at a ref (a trial's init container)"),
     "promote": ("modelship.controllers.cli_promote", "set the stage of a ModelVersion"),
+    "ab-report": ("modelship.controllers.cli_abreport", "print the A/B readout of a ModelDeployment"),
 }
 
 

@@ -253,6 +253,38 @@ def deployment_object(name: str, *, hostile: str = "") -> dict[str, Any]:
                 "analysis": {"requests": 412, "errors": 2, "errorRate": 0.0049, "p99Ms": 38.5},
                 "message": "step 2/4 at 20 %",
             },
+            "experiment": {
+                "metric": "binary",
+                "control": "blue",
+                "confidence": 0.95,
+                "minSamples": 30,
+                "verdict": "better",
+                "winner": "green",
+                "message": "green is better than blue: rate 0.973 vs 0.6364 (+0.3366, p 3.2e-07; 74 and 66 outcomes)",
+                "variants": [
+                    {
+                        "name": "blue",
+                        "version": 2,
+                        "control": True,
+                        "samples": 66,
+                        "mean": 0.636364,
+                        "ciLow": 0.515796,
+                        "ciHigh": 0.74193,
+                    },
+                    {
+                        "name": "green",
+                        "version": 3,
+                        "samples": 74,
+                        "mean": 0.972973,
+                        "ciLow": 0.906707,
+                        "ciHigh": 0.992557,
+                        "difference": 0.336609,
+                        "pValue": 3.178e-07,
+                        "verdict": "better",
+                    },
+                ],
+                "tally": {"instances": {"5c1e0a7d9b21": {"variant": "green", "version": "3"}}},
+            },
         },
     }
 

@@ -318,6 +318,15 @@ def test_kubernetes_model_deployments(page: Any, seeded: Seeds) -> None:
     expect(rows.nth(1)).to_contain_text("412 requests, error rate 0.5 %, p99 38.5 ms")
     expect(live.get_by_test_id("canary")).to_contain_text("v2 → v3")
     expect(live.get_by_test_id("metrics-note")).to_contain_text("only for a canary")
+    readout = live.get_by_test_id("ab-readout")
+    expect(readout).to_contain_text("binary outcomes · control blue · 95 % intervals · minSamples 30")
+    expect(readout.locator("tbody tr")).to_have_count(2)
+    expect(readout.locator("tbody tr").nth(1)).to_contain_text("0.973")
+    expect(readout.locator("tbody tr").nth(1)).to_contain_text("0.907 – 0.993")
+    expect(readout.locator("tbody tr").nth(1)).to_contain_text("+0.337")
+    expect(readout.get_by_test_id("ab-verdict").nth(1)).to_have_text("better")
+    expect(readout).to_contain_text("green is better than blue")
+    expect(readout).not_to_contain_text("5c1e0a7d9b21")  # the operator's bookkeeping is not shown
     # A status message of <script> is text.
     hostile = cards.filter(has=page.get_by_test_id("kube-deployment-name").get_by_text("hostile", exact=True))
     expect(hostile).to_contain_text(HOSTILE)

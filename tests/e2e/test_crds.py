@@ -97,6 +97,11 @@ BAD = [
     (_with(DEPLOYMENT, ["spec", "variants", 0, "weight"], 50), "variant weights must sum to 100"),
     (_with(DEPLOYMENT, ["spec", "variants", 1, "name"], "blue"), "variant names must be unique"),
     (
+        _with(DEPLOYMENT, ["spec", "experiment"], {"control": "purple"}),
+        "experiment.control must name a variant of spec.variants that is not a shadow",
+    ),
+    (_with(DEPLOYMENT, ["spec", "experiment"], {"minSamples": 1}), "spec.experiment.minSamples"),
+    (
         _with(DEPLOYMENT, ["spec", "variants", 1, "stage"], "Staging"),
         "a variant names exactly one of version, stage or alias",
     ),

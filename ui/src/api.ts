@@ -291,7 +291,31 @@ export interface KubeDeployment {
   variants: VariantView[];
   canary: { variant: string; phase: string; from_version: number; to_version: number; step: number; steps: number; message: string } | null;
   metrics_note: string;
+  experiment: ABReadout | null;
   conditions: Condition[];
+}
+/** status.experiment: the A/B readout of a ModelDeployment (docs/monitoring.md#ab-readout). */
+export interface ABReadout {
+  metric: string | null;
+  control: string | null;
+  confidence: number | null;
+  minSamples: number | null;
+  verdict: string | null;
+  winner: string | null;
+  message: string | null;
+  updatedAt: string | null;
+  variants: {
+    name: string;
+    version: number | null;
+    control: boolean | null;
+    samples: number | null;
+    mean: number | null;
+    ciLow: number | null;
+    ciHigh: number | null;
+    difference: number | null;
+    pValue: number | null;
+    verdict: string | null;
+  }[];
 }
 export const kubeDeployments = () =>
   get<{ model_deployments: KubeDeployment[] }>(`${OURS}/kube/modeldeployments`, {}).then((r) => r.model_deployments);

@@ -204,8 +204,56 @@ class Monitoring(ApiModel):
         return self.drift_threshold if self.drift_threshold is not None else self.psi_alert
 
 
+class ABTest(ApiModel):
+    """The A/B readout (docs/monitoring.md#ab-readout): outcomes fed back to the model servers
+    by request id, summed per variant, each variant compared with the control.
+
+    Its own field rather than part of ``strategy``: the strategy says how a version rolls out
+    within a variant, the readout judges variants against each other, and the two combine.
+    """
+
+    control: str | None = Field(
+        default=None,
+        description="The variant the others are compared with; defaults to the first variant that is not a shadow.",
+        pattern=DNS_LABEL,
+        max_length=40,
+    )
+    metric: Literal["auto", "binary", "continuous"] = Field(
+        default="auto",
+        description="binary: labels compared with the predictions (the rate of correct ones, two-proportion "
+        "z-test); continuous: rewards (their mean, Welch's t-test); auto: the kind with more outcomes.",
+    )
+    min_samples: int = Field(
+        default=100,
+        ge=2,
+        le=100_000_000,
+        description="Fewest outcomes each of the two variants needs before a verdict: below, none is given. Fix it "
+        "before the test starts; looking repeatedly and stopping at the first significant result inflates false "
+        "positives.",
+    )
+    confidence: float = Field(
+        default=0.95,
+        ge=0.5,
+        le=0.9999,
+        description="Confidence level of the intervals and of the verdict (p-value below 1 - confidence, split "
+        "over the comparisons with the control when there are several).",
+    )
+
+
 class ModelDeploymentSpec(ApiModel):
     """Serve a model's versions as Deployments."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                (
+                    "!has(self.experiment) || !has(self.experiment.control) || "
+                    "self.variants.exists(v, v.name == self.experiment.control && !(has(v.shadow) && v.shadow))"
+                ),
+                "experiment.control must name a variant of spec.variants that is not a shadow",
+            ),
+        )
+    }
 
     model: str = Field(description="Registered model name.", pattern=MODEL_NAME, max_length=253)
     variants: list[Variant] = Field(
@@ -222,6 +270,9 @@ class ModelDeploymentSpec(ApiModel):
     strategy: Strategy | None = Field(default=None, description="Rollout strategy.")
     autoscaling: Autoscaling | None = Field(default=None, description="Horizontal autoscaling.")
     monitoring: Monitoring | None = Field(default=None, description="Drift detection.")
+    experiment: ABTest | None = Field(
+        default=None, description="The A/B readout of the variants' outcomes, fed back by request id."
+    )
     image: str | None = Field(
         default=None, description="Model server image; defaults to the operator's.", max_length=1024
     )
@@ -265,6 +316,47 @@ class CanaryStatus(ApiModel):
     message: str | None = Field(default=None, description="What the canary is doing.")
 
 
+class ArmStatus(ApiModel):
+    """One variant's outcomes in the A/B readout."""
+
+    name: str = Field(description="Variant name.")
+    version: int | None = Field(default=None, description="The version whose outcomes these are.")
+    control: bool | None = Field(default=None, description="The variant the others are compared with.")
+    samples: int = Field(description="Outcomes counted (binary: labelled rows; continuous: rewards).")
+    mean: float | None = Field(default=None, description="Rate of correct predictions, or mean reward.")
+    ci_low: float | None = Field(default=None, description="Lower bound of the mean's confidence interval.")
+    ci_high: float | None = Field(default=None, description="Upper bound of the mean's confidence interval.")
+    difference: float | None = Field(default=None, description="Mean minus the control's.")
+    difference_low: float | None = Field(default=None, description="Lower bound of the difference's interval.")
+    difference_high: float | None = Field(default=None, description="Upper bound of the difference's interval.")
+    p_value: float | None = Field(default=None, description="Two-sided p-value of the difference to the control.")
+    verdict: Literal["inconclusive", "better", "worse"] | None = Field(
+        default=None, description="Against the control; none before both have minSamples outcomes."
+    )
+
+
+class ExperimentStatus(ApiModel):
+    """The A/B readout: per variant, and what it says."""
+
+    metric: Literal["binary", "continuous"] | None = Field(default=None, description="The kind of outcome judged.")
+    control: str | None = Field(default=None, description="The control variant.")
+    confidence: float | None = Field(default=None, description="The confidence level used.")
+    min_samples: int | None = Field(default=None, description="Outcomes each variant needs before a verdict.")
+    verdict: Literal["inconclusive", "better", "worse"] | None = Field(
+        default=None,
+        description="better when a variant beats the control, worse when all judged lose, else inconclusive.",
+    )
+    winner: str | None = Field(default=None, description="The best variant found better than the control.")
+    message: str | None = Field(default=None, description="The readout in a sentence.")
+    variants: list[ArmStatus] | None = Field(default=None, description="Per-variant figures.")
+    updated_at: str | None = Field(default=None, description="When the figures last changed.")
+    tally: FreeObject | None = Field(
+        default=None,
+        description="The last figures read from each model server process (by its instance id), so that a "
+        "restarted pod's outcomes stay counted; the operator's bookkeeping.",
+    )
+
+
 class ModelDeploymentStatus(ApiModel):
     """What the operator observed."""
 
@@ -278,5 +370,6 @@ class ModelDeploymentStatus(ApiModel):
     url: str | None = Field(default=None, description="In-cluster URL of the model.")
     rollout: str | None = Field(default=None, description="Rollout state, e.g. Stable or Canary 2/4 v7.")
     canary: CanaryStatus | None = Field(default=None, description="The canary's state; the operator resumes from it.")
+    experiment: ExperimentStatus | None = Field(default=None, description="The A/B readout (spec.experiment).")
     ready: str | None = Field(default=None, description="Ready pods over desired, e.g. 2/2.")
     conditions: list[Condition] | None = Field(default=None, description="Ready, Progressing, Degraded, DriftDetected.")

@@ -1,4 +1,5 @@
-"""Read the model servers' ``/drift`` figures for a ModelDeployment's DriftDetected condition.
+"""Read the model servers' ``/drift`` figures for a ModelDeployment's DriftDetected condition
+(and, by the same path, their ``/feedback`` figures for the A/B readout).
 
 The same path as the canary analysis (``modeldeployment.scrape_canary``): the variant's
 Ready pods by label, then each pod's own port, so every pod's window is read (a Service
@@ -27,9 +28,11 @@ def ready_pod_ips(namespace: str, selector: str) -> list[str]:
     return ips
 
 
-def scrape_drift(namespace: str, deployment: str, variants: Iterable[str]) -> dict[str, list[dict[str, Any]] | None]:
-    """Each variant's pods' ``/drift`` reports (stable and canary pods alike: the reports say
-    their version); None for a variant when one of its Ready pods cannot be read."""
+def scrape_pods(
+    namespace: str, deployment: str, variants: Iterable[str], path: str
+) -> dict[str, list[dict[str, Any]] | None]:
+    """Each variant's Ready pods' JSON answer at ``path`` (``/drift``, ``/feedback``); None for a
+    variant when one of its Ready pods cannot be read."""
     import httpx
 
     out: dict[str, list[dict[str, Any]] | None] = {}
@@ -38,7 +41,7 @@ def scrape_drift(namespace: str, deployment: str, variants: Iterable[str]) -> di
         reports: list[dict[str, Any]] | None = []
         for ip in ready_pod_ips(namespace, selector):
             try:
-                resp = httpx.get(f"http://{ip}:{serving.SERVER_PORT}/drift", timeout=SCRAPE_TIMEOUT_S)
+                resp = httpx.get(f"http://{ip}:{serving.SERVER_PORT}{path}", timeout=SCRAPE_TIMEOUT_S)
                 resp.raise_for_status()
                 assert reports is not None
                 reports.append(resp.json())
@@ -47,3 +50,9 @@ def scrape_drift(namespace: str, deployment: str, variants: Iterable[str]) -> di
                 break
         out[variant] = reports
     return out
+
+
+def scrape_drift(namespace: str, deployment: str, variants: Iterable[str]) -> dict[str, list[dict[str, Any]] | None]:
+    """Each variant's pods' ``/drift`` reports (stable and canary pods alike: the reports say
+    their version); None for a variant when one of its Ready pods cannot be read."""
+    return scrape_pods(namespace, deployment, variants, "/drift")

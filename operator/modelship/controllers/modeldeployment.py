@@ -33,10 +33,10 @@ from modelship.controllers.common import (
     register_reconcile,
     utcnow,
 )
-from modelship.controllers.drift import ready_pod_ips, scrape_drift
+from modelship.controllers.drift import ready_pod_ips, scrape_drift, scrape_pods
 from modelship.controllers.metrics import METRICS
 from modelship.controllers.settings import OperatorConfig
-from modelship.resources import canary, serving
+from modelship.resources import abtest, canary, serving
 from modelship.resources.conditions import READY, find_condition, make_condition, merge_conditions
 from modelship.resources.drift import CONDITION as DRIFT_DETECTED
 from modelship.resources.drift import DriftPlan, plan_drift
@@ -479,10 +479,53 @@ async def reconcile(
         before = find_condition(old_status.get("conditions"), DRIFT_DETECTED) or {}
         if drift.status == "True" and before.get("status") != "True":
             _event(body, "Warning", "DriftDetected", drift.message)
+    if spec.experiment is not None:
+        status["experiment"] = await _experiment(
+            spec, namespace, name, memo, now, old_status.get("experiment"), variants
+        )
+        for line in abtest.verdict_changes(old_status.get("experiment"), status["experiment"]):
+            _event(body, "Normal", "ABVerdict", line)
+    elif old_status.get("experiment"):
+        status["experiment"] = None  # the experiment was removed from the spec: so is its readout
     # Without spec.monitoring no one judges drift: a DriftDetected left from before would
     # be a stale verdict that `kubectl wait` and Argo CD still read.
     dropped = () if spec.monitoring is not None else (DRIFT_DETECTED,)
     _write_status(patch, body, status, conditions, scratch, dropped)
+
+
+EXPERIMENT_CHECK_SECONDS = 10.0
+"""How often the model servers' /feedback figures are read for the A/B readout."""
+
+
+async def _experiment(
+    spec: ModelDeploymentSpec,
+    namespace: str,
+    name: str,
+    memo: Any,
+    now: datetime,
+    before: Mapping[str, Any] | None,
+    variants: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """status.experiment: the pods' /feedback read every EXPERIMENT_CHECK_SECONDS and folded
+    into the tally kept in status (so the figures of a restarted pod stay counted)."""
+    assert spec.experiment is not None
+    live = [(v.name, None) for v in spec.variants if not v.shadow]
+    served = {str(v.get("name")): v.get("version") for v in variants}
+    arms = [(n, served.get(n)) for n, _ in live]
+    key = repr((spec.experiment.wire(), arms))
+    checked = memo.get("experiment_checked")
+    if checked is not None and checked[1] == key and checked[0] + EXPERIMENT_CHECK_SECONDS > now.timestamp():
+        return dict(before or checked[2])
+    tally = (before or {}).get("tally")
+    scraped = await asyncio.to_thread(scrape_pods, namespace, name, [n for n, _ in arms], "/feedback")
+    reports = [r for rs in scraped.values() if rs for r in rs]
+    tally = abtest.fold(tally, reports)
+    result = {**abtest.readout(spec.experiment, arms, tally), "tally": tally}
+    same = before is not None and {k: v for k, v in before.items() if k != "updatedAt"} == result
+    # written only when a figure moved: a quiet experiment costs no status patch
+    result["updatedAt"] = str(before.get("updatedAt")) if same and before else now.isoformat()
+    memo["experiment_checked"] = (now.timestamp(), key, result)
+    return result
 
 
 async def _drift_plan(spec: ModelDeploymentSpec, namespace: str, name: str, memo: Any, now: float) -> DriftPlan:

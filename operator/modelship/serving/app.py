@@ -18,6 +18,7 @@ from typing import Any
 from modelship import __version__
 from modelship.serving.codecs import dumps
 from modelship.serving.core import JSON, ModelServer, Reply, ServingError, mlflow_reply, not_found, v2_reply
+from modelship.serving.feedback import check_request_id
 from modelship.serving.openapi import openapi_spec
 from modelship.serving.settings import ServingSettings
 
@@ -32,6 +33,8 @@ class _Disconnected(Exception):
     pass
 
 
+REQUEST_ID_HEADER = b"x-request-id"
+"""The prediction's request id, sent by the client or made by the server; ``/feedback`` takes it."""
 VARIANT_HEADER = b"x-modelship-variant"
 """Names the variant that answered, on every response: a client can pin itself with it."""
 
@@ -104,8 +107,9 @@ class ServingApp:
             if path == "/invocations":
                 endpoint = "invocations"
                 _allow(method, "POST")
+                rid = _request_id(scope)
                 body = await self._body(receive)
-                reply = await self.core.invocations(body, _header(scope, b"content-type"))
+                reply = await self.core.invocations(body, _header(scope, b"content-type"), rid)
             elif path.startswith("/v2/models/"):
                 m = _V2_MODEL.match(path)
                 if m is None:
@@ -114,8 +118,9 @@ class ServingApp:
                 if action == "/infer":
                     endpoint = "v2_infer"
                     _allow(method, "POST")
+                    rid = _request_id(scope)
                     body = await self._body(receive)
-                    reply = await self.core.infer(name, version, body)
+                    reply = await self.core.infer(name, version, body, rid)
                 else:
                     _allow(method, "GET")
                     if action == "/ready":
@@ -124,6 +129,14 @@ class ServingApp:
                     else:
                         endpoint = "v2_model_metadata"
                         reply = self.core.v2_model_metadata(name, version)
+            elif path == "/feedback":
+                endpoint = "feedback"
+                if method == "POST":
+                    reply = await self.core.post_feedback(await self._body(receive))
+                elif method in ("GET", "HEAD"):
+                    reply = Reply(200, dumps(self.core.feedback_report()))
+                else:
+                    raise ServingError(405, "BAD_REQUEST", "use POST (outcomes) or GET (the figures)")
             elif path in ("/metrics", "/drift") and method in ("GET", "HEAD"):
                 # the drift statistics are computed here, when asked (a few ms per feature
                 # over a full window): on a parse thread, so that predictions go on meanwhile
@@ -162,6 +175,8 @@ class ServingApp:
             (b"content-length", str(len(reply.body)).encode()),
             *self._extra_headers,
         ]
+        if reply.request_id is not None:
+            headers.append((REQUEST_ID_HEADER, reply.request_id.encode()))
         if self.draining:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
@@ -232,6 +247,17 @@ class ServingApp:
 def _allow(method: str, allowed: str) -> None:
     if method != allowed:
         raise ServingError(405, "BAD_REQUEST", f"use {allowed}")
+
+
+def _request_id(scope: dict[str, Any]) -> str | None:
+    """The client's X-Request-Id, checked (a 400 says the rule), or None."""
+    for key, value in scope["headers"]:
+        if key == REQUEST_ID_HEADER:
+            try:
+                return check_request_id(value.decode("latin-1"))
+            except ValueError as exc:
+                raise ServingError(400, "BAD_REQUEST", str(exc)) from None
+    return None
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str:

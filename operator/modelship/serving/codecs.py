@@ -34,6 +34,7 @@ class Parsed:
     data: ModelInput
     params: dict[str, Any] | None
     rows: int | None  # rows when the input can be concatenated with others, else None
+    request_id: str | None = None  # named by the body (the v2 ``id``), when the client sent no header
 
 
 def _loads(body: bytes) -> Any:

@@ -31,11 +31,13 @@ from modelship.serving.codecs import (
     BadRequest,
     Parsed,
     UnsupportedMediaType,
+    _loads,
     dumps,
     parse_invocations,
     predictions_body,
 )
 from modelship.serving.drift import DriftConfig, DriftMonitor
+from modelship.serving.feedback import FeedbackBook, check_request_id
 from modelship.serving.metrics import Metrics
 from modelship.serving.settings import ServingSettings
 from modelship.uris import ModelsURI, URIError, parse, redact_url
@@ -52,6 +54,8 @@ class Reply:
     status: int
     body: bytes
     content_type: bytes = JSON
+    #: the prediction's request id, sent back as ``X-Request-Id`` (predictions only)
+    request_id: str | None = None
 
 
 class ServingError(Exception):
@@ -96,7 +100,8 @@ class PredictTimeout(Exception):
     pass
 
 
-Encode = Callable[[Any], bytes]
+Encode = Callable[[Any, str], bytes]
+"""Predictions and their request id -> the reply body."""
 
 
 def default_model_name(uri: str) -> str:
@@ -128,6 +133,13 @@ class ModelServer:
         #: the drift windows; None when off or the model has no training profile (``drift_off`` says why)
         self.drift: DriftMonitor | None = None
         self.drift_off = "the model is not loaded yet"
+        #: request ids -> predictions, and the outcomes fed back for them (the A/B readout)
+        self.feedback = FeedbackBook(
+            window=settings.feedback_window,
+            max_rows=settings.feedback_max_rows,
+            max_batch=settings.feedback_max_batch,
+        )
+        self.metrics.watch_feedback(self.feedback)
 
     @property
     def ready(self) -> bool:
@@ -290,8 +302,12 @@ class ModelServer:
         return len(body) > self.settings.parse_in_thread_bytes or not _is_json(content_type)
 
     # -- one request: parse, predict, encode ---------------------------------------------
-    async def _answer(self, off_loop: bool, parse: Callable[..., tuple[Parsed, Encode]], *args: Any) -> Reply:
-        """``parse(*args)``, predict, encode: the one ladder from failures to ``ServingError``."""
+    async def _answer(
+        self, off_loop: bool, request_id: str | None, parse: Callable[..., tuple[Parsed, Encode]], *args: Any
+    ) -> Reply:
+        """``parse(*args)``, predict, remember the prediction under its request id, encode:
+        the one ladder from failures to ``ServingError``. ``parse`` may name the request id
+        (the v2 body's ``id``) when the transport had none."""
         try:
             parsed, encode = await self._work(off_loop, parse, *args)
         except UnsupportedMediaType as exc:
@@ -307,8 +323,10 @@ class ModelServer:
         except Exception as exc:  # noqa: BLE001 - model code raised: 500, keep serving
             log.warning("predict failed", extra={"error": f"{type(exc).__name__}: {exc}"})
             raise ServingError(500, "INTERNAL_ERROR", f"The model raised {type(exc).__name__}: {exc}") from None
+        rid = request_id or parsed.request_id or self.feedback.new_id()
+        self.feedback.remember(rid, pred)
         try:
-            return Reply(200, await self._work(off_loop, encode, pred))
+            return Reply(200, await self._work(off_loop, encode, pred, rid), request_id=rid)
         except Exception as exc:  # noqa: BLE001
             raise ServingError(500, "INTERNAL_ERROR", f"could not encode predictions: {exc}") from None
 
@@ -322,13 +340,15 @@ class ModelServer:
         model = self._loaded()
         parsed = parse_invocations(model, body, content_type)
         model.check_values(parsed.data)
-        return parsed, predictions_body
+        return parsed, _encode_invocations
 
-    async def invocations(self, body: bytes, content_type: str) -> Reply:
-        """``POST /invocations``; raises ``ServingError``."""
+    async def invocations(self, body: bytes, content_type: str, request_id: str | None = None) -> Reply:
+        """``POST /invocations``; raises ``ServingError``. ``request_id``: the client's, checked."""
         if self.model is None:
             raise unavailable("the model is not loaded yet")
-        return await self._answer(self._off_loop(body, content_type), self._parse_invocations, body, content_type)
+        return await self._answer(
+            self._off_loop(body, content_type), request_id, self._parse_invocations, body, content_type
+        )
 
     # -- Open Inference Protocol v2 -------------------------------------------------------
     def _known(self, name: str, version: str | None) -> None:
@@ -346,11 +366,11 @@ class ModelServer:
         self._known(name, version)
         return Reply(200 if self.ready else 503, dumps({"name": name, "ready": self.ready}))
 
-    async def infer(self, name: str, version: str | None, body: bytes) -> Reply:
+    async def infer(self, name: str, version: str | None, body: bytes, request_id: str | None = None) -> Reply:
         """``POST /v2/models/{name}[/versions/{version}]/infer``; raises ``ServingError``."""
         self._known(name, version)
         self._loaded()
-        return await self._answer(self._off_loop(body), self._parse_infer, body)
+        return await self._answer(self._off_loop(body), request_id, self._parse_infer, body)
 
     def _parse_infer(self, body: bytes) -> tuple[Parsed, Encode]:
         model = self._loaded()
@@ -359,11 +379,40 @@ class ModelServer:
         out: dict[str, Any] = {"model_name": self.name, "model_version": self.version}
         req_id = envelope.get("id")
         if req_id is not None:  # a string: parse_infer checked it
+            # the protocol's id names the request: without an X-Request-Id it is the request id too
+            try:
+                parsed.request_id = check_request_id(req_id)
+            except ValueError:
+                raise bad_request(
+                    f"the request's 'id' {req_id[:40]!r} is not usable as its request id: 1 to 128 characters "
+                    "of letters, digits and . _ : - (or send an X-Request-Id header)"
+                ) from None
             out["id"] = req_id
         return parsed, functools.partial(_encode_infer, out)
 
+    # -- feedback (the A/B readout) --------------------------------------------------------
+    async def post_feedback(self, body: bytes) -> Reply:
+        """``POST /feedback``: outcomes by request id; raises ``ServingError`` for a body that is none."""
+        return await self._work(len(body) > self.settings.parse_in_thread_bytes, self._feedback, body)
 
-def _encode_infer(out: dict[str, Any], pred: Any) -> bytes:
+    def _feedback(self, body: bytes) -> Reply:
+        try:
+            return Reply(200, dumps(self.feedback.record(_loads(body))))
+        except (BadRequest, ValueError) as exc:
+            raise bad_request(str(exc)) from None
+
+    def feedback_report(self) -> dict[str, Any]:
+        """``GET /feedback``: this server's outcome figures, labelled as its metrics are."""
+        return {"model": self.name, "version": self.version, "variant": self.settings.variant, **self.feedback.report()}
+
+
+def _encode_invocations(pred: Any, request_id: str) -> bytes:
+    return predictions_body(pred)
+
+
+def _encode_infer(out: dict[str, Any], pred: Any, request_id: str) -> bytes:
+    # The Open Inference Protocol's response id is the request's: echoed when the body had one, else ours.
+    out.setdefault("id", request_id)
     out["outputs"] = v2.encode_outputs(pred)
     return dumps(out)
 

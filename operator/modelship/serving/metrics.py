@@ -149,6 +149,40 @@ class DriftCollector(Collector):
         yield verdict
 
 
+class FeedbackCollector(Collector):
+    """The outcomes fed back by request id (the A/B readout): ``modelship_feedback_outcomes_total``
+    by ``kind`` (binary: one per labelled row; continuous: one per reward), the gauges
+    ``modelship_feedback_outcome_sum`` and ``modelship_feedback_outcome_sum_squares`` (a sum
+    of rewards may go down) and ``modelship_feedback_rejected_total`` by ``reason``."""
+
+    def __init__(self, labels: dict[str, str], report: Callable[[], dict[str, Any]]) -> None:
+        self.labels = labels
+        self.report = report
+
+    def collect(self) -> Any:
+        names, base = list(self.labels), list(self.labels.values())
+        report = self.report()
+        count = CounterMetricFamily(
+            "modelship_feedback_outcomes", "Outcomes fed back by request id", labels=[*names, "kind"]
+        )
+        total = GaugeMetricFamily(
+            "modelship_feedback_outcome_sum", "Sum of the outcomes (binary: the correct ones)", labels=[*names, "kind"]
+        )
+        squares = GaugeMetricFamily(
+            "modelship_feedback_outcome_sum_squares", "Sum of the squared outcomes", labels=[*names, "kind"]
+        )
+        for kind, t in report["outcomes"].items():
+            count.add_metric([*base, kind], t["n"])
+            total.add_metric([*base, kind], t["sum"])
+            squares.add_metric([*base, kind], t["sumSquares"])
+        rejected = CounterMetricFamily(
+            "modelship_feedback_rejected", "Outcomes refused, by reason", labels=[*names, "reason"]
+        )
+        for reason, n in report["rejected"].items():
+            rejected.add_metric([*base, reason], n)
+        yield from (count, total, squares, rejected)
+
+
 class Metrics:
     """The server's metrics; children are pre-bound to the process's fixed labels."""
 
@@ -205,6 +239,10 @@ class Metrics:
     def watch_drift(self, report: Callable[[], dict[str, Any]]) -> None:
         """Export the drift figures ``report`` gives, when scraped."""
         self.registry.register(DriftCollector(self._base, report))
+
+    def watch_feedback(self, book: Any) -> None:
+        """Export the outcome figures of ``book`` (a ``FeedbackBook``), when scraped."""
+        self.registry.register(FeedbackCollector(self._base, book.report))
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
         key = (endpoint, status)

@@ -71,3 +71,14 @@ class ServingSettings(BaseSettings):
     """PSI from which a feature's verdict is ``drift``."""
     drift_ignore: str = ""
     """Comma-separated features not watched (``__prediction__`` for the predictions)."""
+    feedback_window: int = Field(default=50_000, ge=0, le=10_000_000)
+    """Most recent request ids remembered with their predictions, for ``POST /feedback`` (the
+    A/B readout); the oldest is forgotten first. About 190 bytes each for a one-row request
+    (9 MB at the default, measured by benchmarks/serving/feedback_cost.py: minutes of
+    traffic at a few hundred requests a second); 0
+    remembers none (every outcome is then ``unknown``)."""
+    feedback_max_rows: int = Field(default=64, ge=1, le=100_000)
+    """Largest request (in rows) whose predictions are remembered for labels; a larger one
+    takes a reward only."""
+    feedback_max_batch: int = Field(default=1000, ge=1, le=100_000)
+    """Most outcomes counted from one ``POST /feedback``; the rest are refused, each named."""

@@ -103,8 +103,10 @@ def test_v2_id_is_echoed_and_must_be_a_string(serve: Any, wine_dir: Path) -> Non
     inputs = [{"name": "x", "shape": [1, 13], "datatype": "FP64", "data": [1.0] * 13}]
     resp = client.post("/v2/models/wine/infer", json={"id": "req-7", "inputs": inputs})
     assert resp.status_code == 200 and resp.json()["id"] == "req-7"
+    assert resp.headers["x-request-id"] == "req-7"  # without a header, the body's id is the request id
     resp = client.post("/v2/models/wine/infer", json={"id": None, "inputs": inputs})
-    assert resp.status_code == 200 and "id" not in resp.json()
+    # no id: the server's request id, as the Open Inference Protocol's response id
+    assert resp.status_code == 200 and resp.json()["id"] == resp.headers["x-request-id"]
     for bad in (7, {"a": 1}, ["req"], True):
         resp = client.post("/v2/models/wine/infer", json={"id": bad, "inputs": inputs})
         assert resp.status_code == 400, resp.text

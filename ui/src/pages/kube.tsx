@@ -2,7 +2,14 @@
 // ModelDeployments with their variants, versions, live split and ready replicas. Read from
 // the tracking server's registry reader; absent, with a note, without cluster access.
 import { useEffect, useState } from "preact/hooks";
-import { kubeDeployments, kubeExperiments, type Condition, type KubeDeployment, type KubeExperiment } from "../api";
+import {
+  kubeDeployments,
+  kubeExperiments,
+  type ABReadout,
+  type Condition,
+  type KubeDeployment,
+  type KubeExperiment,
+} from "../api";
 import { num } from "../format";
 import { href } from "../route";
 import { fromCluster, Unavailable } from "./models";
@@ -96,6 +103,56 @@ export function KubeExperimentsPage() {
   );
 }
 
+const fixed = (v: number | null | undefined, digits = 3) => (v === null || v === undefined ? "" : v.toFixed(digits));
+
+function Readout(props: { e: ABReadout }) {
+  const e = props.e;
+  const what = e.metric === "binary" ? "Rate" : "Mean reward";
+  return (
+    <div data-testid="ab-readout">
+      <h3>
+        A/B readout <span class="badge">{e.verdict ?? "collecting"}</span>{" "}
+        <span class="muted">
+          {e.metric} outcomes · control {e.control} · {Math.round((e.confidence ?? 0.95) * 100)} % intervals · minSamples{" "}
+          {e.minSamples}
+        </span>
+      </h3>
+      <table class="grid">
+        <thead>
+          <tr>
+            <th>Variant</th>
+            <th>Version</th>
+            <th>Samples</th>
+            <th>{what}</th>
+            <th>Interval</th>
+            <th>Difference</th>
+            <th>p-value</th>
+            <th>Verdict</th>
+          </tr>
+        </thead>
+        <tbody>
+          {e.variants.map((a) => (
+            <tr>
+              <td>
+                {a.name}
+                {a.control && <span class="badge">control</span>}
+              </td>
+              <td>{a.version !== null ? `v${a.version}` : ""}</td>
+              <td>{a.samples ?? 0}</td>
+              <td>{fixed(a.mean)}</td>
+              <td>{a.ciLow !== null ? `${fixed(a.ciLow)} – ${fixed(a.ciHigh)}` : ""}</td>
+              <td>{a.difference !== null ? (a.difference >= 0 ? "+" : "") + fixed(a.difference) : ""}</td>
+              <td>{a.pValue !== null ? a.pValue.toPrecision(2) : ""}</td>
+              <td data-testid="ab-verdict">{a.control ? "" : a.verdict ?? "collecting"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p class="muted">{e.message}</p>
+    </div>
+  );
+}
+
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? "" : `${v} %`);
 
 function DeploymentCard(props: { d: KubeDeployment }) {
@@ -159,6 +216,7 @@ function DeploymentCard(props: { d: KubeDeployment }) {
           {d.canary.message && ` · ${d.canary.message}`}
         </p>
       )}
+      {d.experiment && <Readout e={d.experiment} />}
       <p class="muted" data-testid="metrics-note">
         {d.metrics_note}
       </p>

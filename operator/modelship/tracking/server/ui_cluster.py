@@ -184,8 +184,36 @@ def deployment_json(obj: Mapping[str, Any]) -> dict[str, Any]:
         if canary
         else None,
         "metrics_note": NO_METRICS,
+        "experiment": _experiment(status.get("experiment")),
         "conditions": _conditions(status),
     }
+
+
+def _experiment(exp: Any) -> dict[str, Any] | None:
+    """The A/B readout as status has it, without the operator's per-pod bookkeeping."""
+    if not isinstance(exp, Mapping):
+        return None
+    arms = [
+        {
+            k: a.get(k)
+            for k in (
+                "name",
+                "version",
+                "control",
+                "samples",
+                "mean",
+                "ciLow",
+                "ciHigh",
+                "difference",
+                "pValue",
+                "verdict",
+            )
+        }
+        for a in exp.get("variants") or []
+        if isinstance(a, Mapping)
+    ]
+    keep = ("metric", "control", "confidence", "minSamples", "verdict", "winner", "message", "updatedAt")
+    return {**{k: exp.get(k) for k in keep}, "variants": arms}
 
 
 def _variant(name: str, asked: Mapping[str, Any], seen: Mapping[str, Any], canary: Mapping[str, Any]) -> dict[str, Any]:

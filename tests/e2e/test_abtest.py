@@ -1,0 +1,198 @@
+"""The A/B readout on the bed: two versions 50/50 behind one Service, predictions with
+request ids, the true labels fed back to the pod that answered; the better model's
+variant gets the verdict ``better`` in ``status.experiment``, ``modelship ab-report``
+prints it, and a restarted pod's outcomes stay counted."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from tests.cluster.kubeapi import KubeApi, path_for
+from tests.conftest import wait
+from tests.e2e.test_modeldeployment import (
+    API,
+    events,
+    md_status,
+    model_deployment,
+    ready_pods,
+    register,
+    wait_healthy,
+)
+from tests.e2e.test_registry import upload
+
+from modelship.tracking.client import TrackingClient
+
+COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+
+
+def log_model(tracking_url: str, work: Path, shuffled: bool) -> str:
+    """A run with an iris classifier; ``shuffled``: trained on permuted labels (a bad model)."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from modelship.models.save import save_model
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    if shuffled:
+        y = y.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    local = work / ("bad" if shuffled else "good")
+    save_model(local, LogisticRegression(max_iter=300).fit(X, y), input_example=X.head(2))
+    with TrackingClient(tracking_url) as client:
+        run_id = client.create_run(client.get_or_create_experiment("abtest-e2e"))
+        root = client.get_run(run_id)["info"]["artifact_uri"]
+        for f in local.rglob("*"):
+            if f.is_file():
+                upload(tracking_url, f"{root}/model/{f.relative_to(local)}", f.read_bytes())
+        client.set_terminated(run_id)
+    return run_id
+
+
+def predict_all(host: str, rows: np.ndarray) -> list[tuple[str, str]]:
+    """Each row as one prediction through the Service, a connection each (so kube-proxy
+    spreads them); (the variant that answered, the request id) per row."""
+    out = []
+    for i, row in enumerate(rows):
+        conn = http.client.HTTPConnection(host, 80, timeout=15)
+        try:
+            body = json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [row.tolist()]}})
+            headers = {"Content-Type": "application/json"}
+            if i % 2:
+                headers["X-Request-Id"] = f"e2e-{i}"  # half the clients name their requests
+            conn.request("POST", "/invocations", body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+            rid = resp.getheader("x-request-id")
+            assert rid and (i % 2 == 0 or rid == f"e2e-{i}"), rid
+            out.append((str(resp.getheader("x-modelship-variant")), rid))
+        finally:
+            conn.close()
+    return out
+
+
+def pod_ip(kube: KubeApi, namespace: str, variant: str) -> str:
+    (pod,) = ready_pods(kube, namespace, f"modelship.io/variant={variant}")
+    return str(pod["status"]["podIP"])
+
+
+def feed_back(ips: dict[str, str], answered: list[tuple[str, str]], labels: np.ndarray) -> int:
+    """The true labels, to the pod of the variant that answered (one pod per variant); accepted count."""
+    accepted = 0
+    for variant, ip in ips.items():
+        outcomes = [{"requestId": rid, "label": int(y)} for (v, rid), y in zip(answered, labels) if v == variant]
+        r = httpx.post(f"http://{ip}:8080/feedback", json={"outcomes": outcomes}, timeout=15)
+        r.raise_for_status()
+        body = r.json()
+        assert body["rejected"] == 0, body
+        accepted += body["accepted"]
+    return accepted
+
+
+def experiment(kube: KubeApi, namespace: str) -> dict[str, Any]:
+    return md_status(kube, namespace, "iris").get("experiment") or {}
+
+
+def arm(exp: dict[str, Any], name: str) -> dict[str, Any]:
+    return next((a for a in exp.get("variants") or [] if a["name"] == name), {})
+
+
+def ab_report(bed: Any, namespace: str) -> subprocess.CompletedProcess[str]:
+    cli = str(Path(sys.executable).with_name("modelship"))
+    return subprocess.run(
+        [cli, "ab-report", "iris", "-n", namespace],
+        env={**os.environ, "KUBECONFIG": str(bed.kubeconfig)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_better_version_wins_and_the_readout_survives_a_pod_restart(
+    kube: KubeApi, namespace: str, operator, bed, tracking_server: str, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_iris
+
+    model = f"iris-{namespace}"
+    register(kube, namespace, "v1", model, log_model(tracking_server, tmp_path, shuffled=True))
+    register(kube, namespace, "v2", model, log_model(tracking_server, tmp_path, shuffled=False))
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment(
+            "iris",
+            model,
+            [{"name": "blue", "version": 1, "weight": 50}, {"name": "green", "version": 2, "weight": 50}],
+            experiment={"minSamples": 30},
+        ),
+    )
+    wait_healthy(kube, namespace, "iris", blue=1, green=2)
+    exp = wait(lambda: experiment(kube, namespace) or None, 60, "a first readout")
+    assert exp["control"] == "blue" and exp.get("verdict") is None and "collecting outcomes" in exp["message"], exp
+    assert ab_report(bed, namespace).returncode == 3  # still collecting
+
+    X, y = load_iris(return_X_y=True)
+    order = np.random.default_rng(5).permutation(len(X))[:140]
+    host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
+    answered = predict_all(host, X[order])
+    per_variant = {v: sum(1 for a, _ in answered if a == v) for v in ("blue", "green")}
+    assert min(per_variant.values()) >= 30, per_variant  # 140 at 50 %: fewer than 30 is p < 1e-20
+    ips = {v: pod_ip(kube, namespace, v) for v in ("blue", "green")}
+    assert feed_back(ips, answered, y[order]) == 140
+
+    def decided() -> dict[str, Any] | None:
+        exp = experiment(kube, namespace)
+        return exp if exp.get("verdict") else None
+
+    exp = wait(decided, 90, "a verdict in status.experiment")
+    print(json.dumps({k: v for k, v in exp.items() if k != "tally"}, indent=1))
+    assert exp["metric"] == "binary" and exp["verdict"] == "better" and exp["winner"] == "green", exp
+    green, blue = arm(exp, "green"), arm(exp, "blue")
+    assert (green["samples"], blue["samples"]) == (per_variant["green"], per_variant["blue"])
+    assert green["mean"] > 0.9 and blue["mean"] < 0.7 and green["pValue"] < 0.001 and green["version"] == 2
+    assert green["ciLow"] < green["mean"] < green["ciHigh"] and green["differenceLow"] > 0
+    wait(lambda: "ABVerdict" in {e["reason"] for e in events(kube, namespace, "iris")}, 60, "an ABVerdict Event")
+
+    report = ab_report(bed, namespace)
+    print(report.stdout)
+    assert report.returncode == 0, report.stderr + report.stdout
+    assert "verdict: better" in report.stdout and "green is better than blue" in report.stdout
+    assert "green" in report.stdout and "blue (control)" in report.stdout
+
+    # green's pod goes: its replacement starts with no counts, the old process's stay counted
+    (old,) = ready_pods(kube, namespace, "modelship.io/variant=green")
+    kube.delete(path_for("v1", "pods", namespace, old["metadata"]["name"]))
+    wait(
+        lambda: [
+            p
+            for p in ready_pods(kube, namespace, "modelship.io/variant=green")
+            if p["metadata"]["uid"] != old["metadata"]["uid"]
+        ],
+        180,
+        "a new Ready green pod",
+    )
+    more = predict_all(host, X[order[:40]])
+    mine = [(v, rid) for v, rid in more if v == "green"]
+    assert mine
+    ips["green"] = pod_ip(kube, namespace, "green")
+    labels = y[order[:40]][[v == "green" for v, _ in more]]
+    assert feed_back({"green": ips["green"]}, mine, labels) == len(mine)
+    want = per_variant["green"] + len(mine)
+    wait(lambda: arm(experiment(kube, namespace), "green").get("samples") == want, 90, f"green at {want} outcomes")
+    assert experiment(kube, namespace)["verdict"] == "better"
+
+
+@pytest.fixture(autouse=True)
+def _dump_operator_on_failure(request: pytest.FixtureRequest, operator) -> Any:
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        print(Path(operator.log_path).read_text()[-6000:])
