@@ -105,15 +105,16 @@ class ShiftedTraffic(threading.Thread):
         self.sent, self.failures = 0, 0
 
     def run(self) -> None:
-        conn: http.client.HTTPConnection | None = None
         i = 0
         while not self.stop_event.is_set() and self.sent < self.limit and time.monotonic() < self.deadline:
             part = self.rows.iloc[i % len(self.rows) : i % len(self.rows) + 5]
             i += 5
             body = json.dumps({"dataframe_split": {"columns": list(part.columns), "data": part.values.tolist()}})
             self.sent += 1
+            # a connection per request: kube-proxy balances connections, and the canary's pods
+            # must get their share of them
+            conn = http.client.HTTPConnection(self.host, 80, timeout=15)
             try:
-                conn = conn or http.client.HTTPConnection(self.host, 80, timeout=15)
                 conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
                 resp = conn.getresponse()
                 resp.read()
@@ -121,12 +122,9 @@ class ShiftedTraffic(threading.Thread):
                     self.failures += 1
             except (OSError, http.client.HTTPException):
                 self.failures += 1
-                if conn is not None:
-                    conn.close()
-                conn = None
+            finally:
+                conn.close()
             self.stop_event.wait(0.05)  # pacing, not a measurement: about 100 rows a second
-        if conn is not None:
-            conn.close()
 
     def finish(self) -> ShiftedTraffic:
         self.stop_event.set()
@@ -146,9 +144,9 @@ def test_drift_retrains_gates_and_canaries_with_no_manual_step(
     kube: KubeApi,
     namespace: str,
     operator,
-    profiled_run: str,
-    iris: pd.DataFrame,
-    shifted_repo: str,  # noqa: F811
+    profiled_run: str,  # noqa: F811 - the fixture imported above
+    iris: pd.DataFrame,  # noqa: F811 - the fixture imported above
+    shifted_repo: str,
 ) -> None:
     started = time.monotonic()
     exps = path_for(API, "experiments", namespace)
