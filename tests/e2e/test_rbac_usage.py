@@ -41,6 +41,7 @@ FLOWS = (
     "tests/e2e/test_modeldeployment.py::test_a_good_canary_promotes_and_an_operator_killed_mid_way_resumes",
     "tests/e2e/test_modeldeployment.py::test_gateway_mode_weights_pins_edits_and_a_shadow",
     "tests/e2e/test_modeldeployment.py::test_children_follow_the_spec_and_go_with_the_deployment",
+    "tests/e2e/test_closed_loop.py::test_drift_retrains_gates_and_canaries_with_no_manual_step",
 )
 """Existing e2e tests that, together, take the operator through every path that calls the API."""
 

@@ -15,6 +15,7 @@ from modelship.api.common import (
     Scalar,
     cel,
 )
+from modelship.api.modelversion import Gate
 
 
 class GitSource(ApiModel):
@@ -122,6 +123,27 @@ class Registration(ApiModel):
         default=None,
         description="Register only when the best objective is at least this (at most, when minimizing).",
     )
+    stage: Literal["None", "Staging", "Production"] = Field(
+        default="None",
+        description="The stage the ModelVersion asks for (its spec.stage). Staging and Production take effect only "
+        "when its gates pass, so a retrained model reaches a ModelDeployment following that stage on its own.",
+    )
+    aliases: list[str] | None = Field(
+        default=None,
+        description="Aliases the ModelVersion claims (its spec.aliases). Aliases are not gated: a variant that "
+        "follows one gets the version whatever its gates say; follow a stage for a gated rollout.",
+        max_length=32,
+        json_schema_extra={
+            "x-kubernetes-list-type": "set",
+            "items": {"type": "string", "maxLength": 63, "pattern": "^[A-Za-z0-9_-]+$"},
+        },
+    )
+    gates: list[Gate] | None = Field(
+        default=None,
+        description="The ModelVersion's gates (its spec.gates): metric thresholds on the best run that must hold "
+        "before the stage takes effect.",
+        max_length=32,
+    )
 
 
 class EvaluationSpec(ApiModel):
@@ -200,6 +222,11 @@ class ExperimentSpec(ApiModel):
     """What to train and how to search."""
 
     project: ProjectSource = Field(description="Where the training code is.")
+    suspend: bool = Field(
+        default=False,
+        description="Launch no trial while true (trials already running go on); setting it to false starts the "
+        "search. A suspended Experiment is a template: spec.monitoring.retrain of a ModelDeployment copies it.",
+    )
     parameters: dict[str, Scalar] | None = Field(
         default=None, description="Fixed entry-point parameters, passed to every trial."
     )

@@ -153,6 +153,36 @@ class Autoscaling(ApiModel):
     target_cpu_utilization: int = Field(default=70, ge=1, le=100, description="Target CPU percent.")
 
 
+class Retrain(ApiModel):
+    """Close the loop: when DriftDetected holds, retrain from a template Experiment (docs/monitoring.md).
+
+    The operator creates one Experiment ``<deployment>-retrain-<n>`` from the template's spec
+    (``suspend`` false, registration aimed at this deployment's model), owned by the
+    ModelDeployment; its best run becomes a ModelVersion with the template's gates and stage,
+    and a variant that follows that stage rolls it out with ``spec.strategy``.
+    """
+
+    experiment_template: str = Field(
+        description="Name of an Experiment in this namespace whose spec is copied, normally with spec.suspend: "
+        "true; it needs spec.register (its stage and gates decide whether the new version reaches traffic).",
+        pattern=DNS_LABEL,
+        min_length=1,
+        max_length=253,
+    )
+    for_seconds: int = Field(
+        default=600,
+        ge=0,
+        le=30 * 24 * 3600,
+        description="How long DriftDetected must have been True before a retraining starts.",
+    )
+    cooldown_seconds: int = Field(
+        default=3600,
+        ge=0,
+        le=30 * 24 * 3600,
+        description="Time after a retraining ended (whatever its outcome) before the next may start.",
+    )
+
+
 class Monitoring(ApiModel):
     """Drift detection against the training profile saved with the model (docs/monitoring.md).
 
@@ -196,6 +226,10 @@ class Monitoring(ApiModel):
     )
     drift_threshold: float | None = Field(
         default=None, ge=0, description="Deprecated: psiAlert. When set, it is the PSI from which a feature drifts."
+    )
+    retrain: Retrain | None = Field(
+        default=None,
+        description="Retrain when drift holds: drift -> Experiment -> gated ModelVersion -> rollout (canary).",
     )
 
     @property
@@ -357,6 +391,45 @@ class ExperimentStatus(ApiModel):
     )
 
 
+RetrainPhase = Literal["Watching", "Waiting", "Training", "Registering", "RollingOut", "CoolingDown", "Blocked"]
+RetrainOutcome = Literal[
+    "Promoted", "RolledBack", "GatesFailed", "NotRegistered", "ExperimentFailed", "Registered", "Removed"
+]
+
+
+class RetrainRecord(ApiModel):
+    """One retraining from start to outcome."""
+
+    experiment: str = Field(description="The retraining Experiment.")
+    started_at: str | None = Field(default=None, description="When the operator created it.")
+    finished_at: str | None = Field(default=None, description="When its outcome was known.")
+    model_version: str | None = Field(default=None, description="The ModelVersion it registered.")
+    version: int | None = Field(default=None, description="That ModelVersion's number.")
+    variant: str | None = Field(default=None, description="The variant that rolls it out (follows its stage).")
+    outcome: RetrainOutcome | None = Field(
+        default=None,
+        description="Promoted, RolledBack, GatesFailed, NotRegistered (no run met the threshold), ExperimentFailed, "
+        "Registered (no stage asked: registered, not served) or Removed (the Experiment was deleted).",
+    )
+    message: str | None = Field(default=None, description="The outcome in a sentence.")
+
+
+class RetrainingStatus(ApiModel):
+    """Where the drift -> retrain -> rollout loop stands (spec.monitoring.retrain)."""
+
+    phase: RetrainPhase = Field(
+        description="Watching, Waiting (drift holds, not yet for forSeconds), Training, Registering (the "
+        "ModelVersion's gates), RollingOut, CoolingDown or Blocked (the template cannot be used)."
+    )
+    message: str | None = Field(default=None, description="What the loop is doing, in a sentence.")
+    count: int = Field(default=0, description="Retrainings started so far; the next is <deployment>-retrain-<count+1>.")
+    drift_since: str | None = Field(default=None, description="Since when DriftDetected has been True.")
+    current: RetrainRecord | None = Field(default=None, description="The retraining in flight, or the last one.")
+    history: list[RetrainRecord] | None = Field(
+        default=None, description="The last retrainings that ended, newest first (at most 10)."
+    )
+
+
 class ModelDeploymentStatus(ApiModel):
     """What the operator observed."""
 
@@ -371,5 +444,8 @@ class ModelDeploymentStatus(ApiModel):
     rollout: str | None = Field(default=None, description="Rollout state, e.g. Stable or Canary 2/4 v7.")
     canary: CanaryStatus | None = Field(default=None, description="The canary's state; the operator resumes from it.")
     experiment: ExperimentStatus | None = Field(default=None, description="The A/B readout (spec.experiment).")
+    retraining: RetrainingStatus | None = Field(
+        default=None, description="The drift -> retrain -> rollout loop (spec.monitoring.retrain)."
+    )
     ready: str | None = Field(default=None, description="Ready pods over desired, e.g. 2/2.")
     conditions: list[Condition] | None = Field(default=None, description="Ready, Progressing, Degraded, DriftDetected.")

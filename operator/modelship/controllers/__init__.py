@@ -1,7 +1,8 @@
 """The operator: kopf handlers for Experiment, ModelVersion and ModelDeployment.
 
 This package owns everything that talks to the Kubernetes API: one handler module per
-kind (``experiment``, ``modelversion``, ``modeldeployment``), the process around them
+kind (``experiment``, ``modelversion``, ``modeldeployment``, with ``retrain``: the
+ModelDeployment's closed loop, which creates retraining Experiments), the process around them
 (``main``: flags, settings, kopf configuration, liveness, metrics, logging) and the RBAC
 the code needs (``rbac``). Handlers stay thin: observe the object, ask the pure functions
 of ``modelship.resources`` what should be, and write status through kopf's ``patch``.

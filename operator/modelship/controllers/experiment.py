@@ -77,6 +77,21 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_
     """Accept or refuse the spec; the timer does the rest."""
     spec = _accept(body, patch)
     logger.debug("%s spec accepted (%d fields set)", KIND.kind, len(spec.model_fields_set))
+    status = body.get("status") or {}
+    if spec.suspend and not status.get("trials"):
+        # A template that never ran: the timer does not tick for it (needs_work), so its
+        # status is said here, once per change of the spec.
+        progress = trials.decide_progress(spec, [])
+        generation = (body.get("metadata") or {}).get("generation")
+        complete = make_condition(
+            trials.COMPLETE, "False", progress.reason, progress.message, now=utcnow(), observed_generation=generation
+        )
+        old = patch.status.get("conditions") or status.get("conditions")
+        conditions = set_condition(old, complete)
+        if conditions != status.get("conditions"):
+            patch.status["conditions"] = conditions
+        if status.get("phase") != progress.phase:
+            patch.status["phase"] = progress.phase
 
 
 @dataclasses.dataclass
@@ -102,9 +117,14 @@ def run_cache(memo: kopf.Memo) -> RunCache:
     return cache
 
 
-def needs_work(meta: Mapping[str, Any], status: Mapping[str, Any], **_: Any) -> bool:
+def needs_work(
+    meta: Mapping[str, Any], status: Mapping[str, Any], spec: Mapping[str, Any] | None = None, **_: Any
+) -> bool:
     """False once the search ended for the current generation: then kopf stops the timer,
-    and starts it again when the spec changes (more trials, say)."""
+    and starts it again when the spec changes (more trials, say). False too for a suspended
+    Experiment with no trial (a template): nothing to look at until ``suspend`` turns false."""
+    if (spec or {}).get("suspend") and not status.get("trials"):
+        return False
     complete = next((c for c in status.get("conditions") or () if c.get("type") == trials.COMPLETE), None)
     return not (
         status.get("phase") in TERMINAL

@@ -27,6 +27,7 @@ import kopf
 from modelship import __version__, kube
 from modelship.api import GROUP, VERSION, ModelDeploymentSpec, kind_by_name
 from modelship.api.modeldeployment import Strategy, Variant
+from modelship.controllers import retrain as retrain_loop
 from modelship.controllers.common import (
     InvalidSpec,
     accept_into_scratch,
@@ -41,6 +42,8 @@ from modelship.resources.conditions import READY, find_condition, make_condition
 from modelship.resources.drift import CONDITION as DRIFT_DETECTED
 from modelship.resources.drift import DriftPlan, plan_drift
 from modelship.resources.experiment import Owner
+from modelship.resources.retrain import CONDITION as RETRAIN_READY
+from modelship.resources.retrain import Rollout, without_none
 
 KIND = kind_by_name("ModelDeployment")
 log = logging.getLogger(__name__)
@@ -308,6 +311,9 @@ async def reconcile(
     memo: kopf.Memo,
     modelversions_by_model: kopf.Index[Any, Any] | None = None,
     modeldeployment_children: kopf.Index[Any, Any] | None = None,
+    retrain_experiments: kopf.Index[Any, Any] | None = None,
+    retrain_children: kopf.Index[Any, Any] | None = None,
+    retrain_modelversions: kopf.Index[Any, Any] | None = None,
     **_: Any,
 ) -> None:
     """Observe the ModelDeployment and its world, apply the plan, write status into ``patch``."""
@@ -479,6 +485,27 @@ async def reconcile(
         before = find_condition(old_status.get("conditions"), DRIFT_DETECTED) or {}
         if drift.status == "True" and before.get("status") != "True":
             _event(body, "Warning", "DriftDetected", drift.message)
+        if spec.monitoring.retrain is not None:
+            loop = await asyncio.to_thread(
+                retrain_loop.step,
+                spec,
+                owner,
+                drift=(drift.status, drift.message),
+                old=old_status.get("retraining"),
+                rollout=Rollout({str(v["name"]): v.get("version") for v in variants}, canary_state),
+                indices={
+                    retrain_loop.EXPERIMENTS_INDEX: retrain_experiments,
+                    retrain_loop.CHILDREN_INDEX: retrain_children,
+                    retrain_loop.VERSIONS_INDEX: retrain_modelversions,
+                },
+                now=now,
+                event=lambda type_, reason, message: _event(body, type_, reason, message),
+            )
+            status["retraining"] = loop.status
+            ok, reason, message = loop.condition
+            conditions.append(cond(RETRAIN_READY, ok == "True", reason, message))
+    if (spec.monitoring is None or spec.monitoring.retrain is None) and old_status.get("retraining"):
+        status["retraining"] = None  # the loop was turned off: no stale phase
     if spec.experiment is not None:
         status["experiment"] = await _experiment(
             spec, namespace, name, memo, now, old_status.get("experiment"), variants
@@ -488,8 +515,9 @@ async def reconcile(
     elif old_status.get("experiment"):
         status["experiment"] = None  # the experiment was removed from the spec: so is its readout
     # Without spec.monitoring no one judges drift: a DriftDetected left from before would
-    # be a stale verdict that `kubectl wait` and Argo CD still read.
-    dropped = () if spec.monitoring is not None else (DRIFT_DETECTED,)
+    # be a stale verdict that `kubectl wait` and Argo CD still read. Likewise RetrainReady.
+    retraining = spec.monitoring is not None and spec.monitoring.retrain is not None
+    dropped = (() if spec.monitoring is not None else (DRIFT_DETECTED,)) + (() if retraining else (RETRAIN_READY,))
     _write_status(patch, body, status, conditions, scratch, dropped)
 
 
@@ -568,7 +596,8 @@ def _write_status(
     if "observedGeneration" in scratch.status:
         new["observedGeneration"] = scratch.status["observedGeneration"]
     for key, value in new.items():
-        if old.get(key) != value:
+        # as stored: a None in a merge patch removes the key, so {"a": None} is already {}
+        if without_none(old.get(key)) != without_none(value):
             patch.status[key] = value
 
 
@@ -591,5 +620,6 @@ def register(registry: kopf.OperatorRegistry) -> None:
         registry=registry,
         labels={serving.LABEL_DEPLOYMENT: kopf.PRESENT},
     )(index_deployments)
+    retrain_loop.register(registry)
     register_reconcile(registry, KIND, reconcile)
     kopf.timer(GROUP, VERSION, KIND.plural, id="follow", interval=FOLLOW_INTERVAL, registry=registry)(follow)

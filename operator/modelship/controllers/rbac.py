@@ -102,6 +102,13 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         "an Experiment registers its best run as a ModelVersion (not owned: it outlives the Experiment)",
     ),
     Rule(
+        GROUP,
+        ("experiments",),
+        ("create",),
+        "spec.monitoring.retrain: a ModelDeployment whose drift holds creates one retraining Experiment "
+        "(owned by it; a 409 means it exists)",
+    ),
+    Rule(
         "",
         ("events",),
         ("create",),

@@ -5,7 +5,8 @@ observed into what should be: acceptance and status conditions (``acceptance``,
 ``conditions``); an Experiment's trial Jobs, search, accounting and one tick's plan
 (``experiment``, ``search``, ``trials``, ``trial_loop``); the registry's numbers, stages,
 gates and webhook bodies (``registry``, ``webhooks``); a ModelDeployment's children,
-canary steps and DriftDetected condition (``serving``, ``canary``, ``drift``). It is purely data-manipulative: nothing here
+canary steps, DriftDetected condition and closed loop (``serving``, ``canary``, ``drift``,
+``retrain``). It is purely data-manipulative: nothing here
 performs I/O, reads the clock, imports ``kopf`` or a Kubernetes client, or logs, and
 nothing happens at import time. Callers pass the current time in. ``controllers``
 observes, calls these functions and applies what they decide; tests call them directly

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -350,10 +350,20 @@ def model_version_name(experiment: str, model: str, experiment_uid: str) -> str:
 
 
 def build_model_version(
-    owner: Owner, *, model: str, run_id: str, artifact_path: str, objective: str, value: float
+    owner: Owner,
+    *,
+    model: str,
+    run_id: str,
+    artifact_path: str,
+    objective: str,
+    value: float,
+    stage: str = "None",
+    aliases: Sequence[str] | None = None,
+    gates: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The ModelVersion of the best run. No ownerReferences: it outlives the Experiment."""
-    return {
+    """The ModelVersion of the best run, asking for ``stage`` and ``aliases`` behind ``gates``
+    (spec.register's). No ownerReferences: it outlives the Experiment."""
+    body: dict[str, Any] = {
         "apiVersion": owner.api_version,
         "kind": "ModelVersion",
         "metadata": {
@@ -364,7 +374,7 @@ def build_model_version(
         "spec": {
             "model": model,
             "source": f"runs:/{run_id}/{artifact_path.strip('/')}",
-            "stage": "None",
+            "stage": stage,
             "description": f"Best trial of Experiment {owner.namespace}/{owner.name}: {objective}={value:g}.",
             "tags": {
                 TAG_EXPERIMENT: tracking_experiment_name(owner.namespace, owner.name),
@@ -373,3 +383,8 @@ def build_model_version(
             },
         },
     }
+    if aliases:
+        body["spec"]["aliases"] = list(aliases)
+    if gates:
+        body["spec"]["gates"] = [dict(g) for g in gates]
+    return body

@@ -303,6 +303,9 @@ def plan_tick(spec: ExperimentSpec, observed: Observed) -> TickPlan:
             artifact_path=spec.registration.artifact_path,
             objective=trials.objective_name(spec) or "objective",
             value=float(best.objective or 0.0),
+            stage=spec.registration.stage,
+            aliases=spec.registration.aliases,
+            gates=[g.wire() for g in spec.registration.gates or ()],
         )
 
     finished = None

@@ -287,6 +287,17 @@ def decide_progress(
             message=f"{failed} trials failed (maxFailedTrials {limit}); the search stopped. Last failure, {said}",
         )
     to_launch = max(0, min(parallelism - active, planned - launched))
+    if spec.suspend and launched < planned:
+        return Progress(
+            **counts,
+            to_launch=0,
+            stop_active=False,
+            finished=False,
+            phase="Running" if active else "Pending",
+            reason="Suspended",
+            message=f"spec.suspend is true: no trial is launched ({active} running, "
+            f"{succeeded + failed + stopped} of {planned} done); set it to false to start.",
+        )
     if launched + to_launch >= planned and active == 0 and to_launch == 0:
         if succeeded:
             return Progress(

@@ -47,6 +47,23 @@ def test_a_search_rule_violation_is_refused_in_ready() -> None:
     assert "both name C" in ready["message"] and ready["observedGeneration"] == 4
 
 
+def test_a_suspended_template_has_no_timer_until_it_is_unsuspended_or_has_trials() -> None:
+    assert experiment.needs_work({"generation": 1}, {}, spec={"suspend": True}) is False
+    assert experiment.needs_work({"generation": 1}, {}, spec={"suspend": False}) is True
+    # suspended mid-way: the timer still looks after the trials that run
+    assert experiment.needs_work({"generation": 2}, {"trials": [{"number": 0}]}, spec={"suspend": True}) is True
+
+
+def test_a_suspended_experiment_says_so_in_status_from_reconcile() -> None:
+    body = {"metadata": {"name": "tmpl", "namespace": "ns", "generation": 1}, "spec": {**IRIS, "suspend": True}}
+    patch = kopf.Patch()
+    asyncio.run(experiment.reconcile(body=body, patch=patch, logger=logging.getLogger("t")))
+    assert patch["status"]["phase"] == "Pending"
+    complete = {c["type"]: c for c in patch["status"]["conditions"]}["Complete"]
+    assert (complete["status"], complete["reason"]) == ("False", "Suspended")
+    assert "set it to false to start" in complete["message"]
+
+
 def test_the_run_cache_lives_in_each_experiments_own_memo() -> None:
     # kopf gives each object a shallow copy of the operator's memo and drops it when the
     # object is deleted: the cache must be created in that copy, never in the shared one.

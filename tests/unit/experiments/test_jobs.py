@@ -173,6 +173,24 @@ def test_model_version_has_no_owner_and_points_at_the_run() -> None:
     assert mv["spec"]["tags"]["modelship.io/experiment"] == "ml/iris"
 
 
+def test_model_version_asks_for_the_registration_stage_aliases_and_gates() -> None:
+    mv = build_model_version(
+        OWNER,
+        model="iris",
+        run_id="abc",
+        artifact_path="model",
+        objective="accuracy",
+        value=0.97,
+        stage="Production",
+        aliases=["challenger"],
+        gates=[{"metric": "accuracy", "op": ">=", "value": 0.9}],
+    )
+    assert mv["spec"]["stage"] == "Production" and mv["spec"]["aliases"] == ["challenger"]
+    assert mv["spec"]["gates"] == [{"metric": "accuracy", "op": ">=", "value": 0.9}]
+    plain = build_model_version(OWNER, model="iris", run_id="abc", artifact_path="m", objective="a", value=1.0)
+    assert "gates" not in plain["spec"] and "aliases" not in plain["spec"]
+
+
 def test_git_without_image_runs_the_default_image() -> None:
     job = build_trial_job(
         OWNER,

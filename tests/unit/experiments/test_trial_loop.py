@@ -245,6 +245,15 @@ def test_status_after_stops_and_registration() -> None:
     registered = next(c for c in status["conditions"] if c["type"] == "Registered")
     assert registered["status"] == "True"
 
+    gated = spec(
+        search_maxTrials=2,
+        register={"modelName": "iris", "stage": "Production", "gates": [{"metric": "accuracy", "value": 0.75}]},
+    )
+    plan = plan_tick(gated, observe(seen(0, SUCCEEDED, objective=0.7), seen(1, SUCCEEDED, objective=0.8)))
+    assert plan.model_version is not None
+    assert plan.model_version["spec"]["stage"] == "Production"
+    assert plan.model_version["spec"]["gates"] == [{"metric": "accuracy", "op": ">=", "value": 0.75}]
+
     stopping = plan_tick(spec(), observe(seen(0, FAILED), seen(1, FAILED), seen(2, RUNNING)))
     (stop,) = stopping.stops
     assert stop.annotations == {

@@ -207,6 +207,25 @@ S, F, R, X = SUCCEEDED, FAILED, RUNNING, STOPPED
         pytest.param(
             {"search": None}, (F,), {"finished": True, "phase": "Failed", "reason": "TrialFailed"}, id="single-failed"
         ),
+        pytest.param(
+            {"suspend": True},
+            (),
+            {"to_launch": 0, "phase": "Pending", "finished": False, "reason": "Suspended"},
+            id="suspended-launches-nothing",
+        ),
+        pytest.param(
+            {"suspend": True},
+            (S, R),
+            {"to_launch": 0, "phase": "Running", "finished": False, "reason": "Suspended"},
+            id="suspended-mid-way-lets-running-trials-run",
+        ),
+        pytest.param(
+            {"suspend": True},
+            (S, S, S, S, S, S),
+            {"finished": True, "phase": "Succeeded"},
+            id="suspended-after-all-launched-still-finishes",
+        ),
+        pytest.param({"suspend": False}, (), {"to_launch": 2, "phase": "Running"}, id="unsuspended-starts"),
     ],
 )
 def test_decide_progress(changes: dict[str, Any], phases: tuple[str, ...], expected: dict[str, Any]) -> None:
