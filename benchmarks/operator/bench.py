@@ -456,9 +456,24 @@ def main(argv: list[str] | None = None) -> int:
         )
         results["webhooks_created"] = len(created_hooks)
 
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
         if args.deployments:
             # The real node takes no new pod: the model servers go to the fake nodes.
             kube.patch(f"/api/v1/nodes/{NODE_NAME}", {"spec": {"unschedulable": True}})
+            # Each ModelDeployment has two Services; the bed's service range is a /24 (254
+            # addresses). A second range (a ServiceCIDR, GA since 1.33) gives room for 400 more;
+            # nothing routes to it, and nothing needs to: the pods behind those Services are fake.
+            assert bed.network is not None
+            kube.create(
+                "/apis/networking.k8s.io/v1/servicecidrs",
+                {
+                    "apiVersion": "networking.k8s.io/v1",
+                    "kind": "ServiceCIDR",
+                    "metadata": {"name": "bench-operator"},
+                    "spec": {"cidrs": [f"198.19.{128 + 2 * bed.network.index}.0/23"]},
+                },
+            )
             per_model = max(1, args.versions // args.models)
             results["ModelDeployment"] = phase(
                 "ModelDeployment",
@@ -483,9 +498,11 @@ def main(argv: list[str] | None = None) -> int:
         for item in reversed(started):
             item.stop()
         bed.stop()
-    import shutil
+        import shutil
 
-    shutil.rmtree(state, ignore_errors=True)
+        if args.json and (state / "operator.log").exists():
+            shutil.copy(state / "operator.log", args.json.with_suffix(".operator.log"))
+        shutil.rmtree(state, ignore_errors=True)
     left = leftovers(bed.network.index if bed.network else None)
     results["leftovers"] = left
     print(f"leftovers of the bed: {left or 'none'}")
