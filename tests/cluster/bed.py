@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tests.cluster import addons
+from tests.cluster import addons, kwok
 from tests.cluster.controlplane import API_PORT, KUBELET_PORT, ControlPlane
 from tests.cluster.kubeapi import KubeApi
 from tests.cluster.mountpoints import MOUNT_POINTS
@@ -56,10 +56,21 @@ class Bed:
     local = True
 
     def __init__(
-        self, state_dir: Path, bin_dir: Path | None = None, index: int | None = None, audit_users: tuple[str, ...] = ()
+        self,
+        state_dir: Path,
+        bin_dir: Path | None = None,
+        index: int | None = None,
+        audit_users: tuple[str, ...] = (),
+        kwok_nodes: int = 0,
+        kwok_taint: bool = True,
     ):
+        """``kwok_nodes`` fake nodes run by kwok besides the real one (none by default: the e2e
+        suite runs real pods only); see :mod:`tests.cluster.kwok` for ``kwok_taint``."""
         self.state_dir = state_dir
         self.audit_users = audit_users
+        self.kwok_nodes = kwok_nodes
+        self.kwok_taint = kwok_taint
+        self.kwok: Process | None = None
         self.bin_dir = bin_dir
         self.wanted_index = index
         self.lock = BedLock()
@@ -88,7 +99,7 @@ class Bed:
 
     @property
     def processes(self) -> list[Process]:
-        own = [p for p in (self.agent, self.provisioner) if p]
+        own = [p for p in (self.agent, self.provisioner, self.kwok) if p]
         return [*(self.control_plane.processes if self.control_plane else []), *own]
 
     def start(self) -> Bed:
@@ -163,6 +174,8 @@ class Bed:
                 processes=self.processes,
             )
             self._install_addons()
+            if self.kwok_nodes:
+                self._start_kwok()
             self._write_info(ready=True)
         except BaseException:
             self.stop()
@@ -175,6 +188,24 @@ class Bed:
         ready = [c for c in node.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
         taints = [t for t in node.get("spec", {}).get("taints") or [] if t["key"].startswith("node.kubernetes.io/")]
         return bool(ready) and ready[0]["status"] == "True" and not taints
+
+    def _start_kwok(self) -> None:
+        assert self.api is not None and self.network is not None
+        self.kwok = kwok.start(kwok.build(), self.kubeconfig, self.network, self.state_dir / "logs")
+        for i in range(self.kwok_nodes):
+            self.api.apply(
+                f"/api/v1/nodes/{kwok.node_name(i)}", kwok.node(i, taint=self.kwok_taint), manager="modelship-testbed"
+            )
+        wait_for(
+            lambda: (
+                len(kwok.ready_nodes(self.api.get("/api/v1/nodes", labelSelector=kwok.SELECTOR)["items"]))
+                == self.kwok_nodes
+            ),
+            60,
+            f"{self.kwok_nodes} kwok nodes Ready",
+            interval=0.5,
+            processes=self.processes,
+        )
 
     # --- add-ons ------------------------------------------------------------------------
     def _apply(self, objects: list[dict[str, Any]]) -> None:
@@ -270,6 +301,7 @@ class Bed:
                 "port": addons.GATEWAY_HTTP_PORT,
             },
             "storageClass": addons.STORAGE_CLASS,
+            "kwokNodes": [kwok.node_name(i) for i in range(self.kwok_nodes)],
             "versions": self.versions,
         }
         return info
@@ -283,7 +315,7 @@ class Bed:
     def check_alive(self) -> None:
         if self.control_plane:
             self.control_plane.check_alive()
-        for p in (self.agent, self.provisioner):
+        for p in (self.agent, self.provisioner, self.kwok):
             if p and not p.alive():
                 raise RuntimeError(f"the bed's {p.name} exited:\n{p.tail()}")
 
@@ -292,6 +324,8 @@ class Bed:
         return matches[-1].read_text(errors="replace") if matches else ""
 
     def stop(self) -> None:
+        if self.kwok:
+            self.kwok.stop()
         if self.agent:
             self.agent.stop(grace=30)
         if self.provisioner:
@@ -388,9 +422,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=REPO / ".testbed")
     parser.add_argument("--index", type=int, help="the bed index to take (default: the first free one)")
     parser.add_argument("--json", action="store_true", help="up: print bed.json on one line once ready")
+    parser.add_argument("--kwok-nodes", type=int, default=0, help="up: this many fake nodes run by kwok (default 0)")
     args = parser.parse_args(argv)
     if args.action == "build":
         print(build_binaries())
+        if args.kwok_nodes:
+            print(kwok.build())
         return 0
     if args.action == "down":
         for line in down(args.state_dir.resolve()):
@@ -403,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if found else 0
     # SIGTERM (a CI runner, `kill`, `bed down`) stops everything as Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    bed = Bed(args.state_dir.resolve(), index=args.index)
+    bed = Bed(args.state_dir.resolve(), index=args.index, kwok_nodes=args.kwok_nodes)
     try:
         bed.start()
         if args.json:

@@ -11,7 +11,14 @@
 # so a second run builds nothing. The last line printed is the bed's bin directory: a
 # directory keyed by every version together, holding links to each binary, with
 # ../manifests (the CRDs) and ../versions.json beside it.
+#
+# `build.sh kwok` builds (or finds) only kwok, the fake-node controller of
+# sigs.k8s.io/kwok that a bed started with kwok nodes runs (scale tests, benchmarks/operator/),
+# with the Stage objects it plays taken out of its module; its last line is kwok's bin
+# directory, with ../manifests/stages.yaml beside it.
 set -euo pipefail
+
+WHAT="${1:-bed}"
 
 K8S_VERSION="${MODELSHIP_K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${MODELSHIP_ETCD_VERSION:-v3.6.8}"
@@ -22,6 +29,7 @@ COREDNS_VERSION="${MODELSHIP_COREDNS_VERSION:-v1.15.0}"
 TRAEFIK_VERSION="${MODELSHIP_TRAEFIK_VERSION:-v3.6.12}"
 # The Gateway API release Traefik TRAEFIK_VERSION is built against (checked below).
 GATEWAY_API_VERSION="${MODELSHIP_GATEWAY_API_VERSION:-v1.4.0}"
+KWOK_VERSION="${MODELSHIP_KWOK_VERSION:-v0.8.0}"
 CACHE_ROOT="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}"
 TESTBED="$CACHE_ROOT/testbed"
 K8S_KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}"
@@ -29,6 +37,7 @@ K8S_BIN="$TESTBED/$K8S_KEY/bin"
 COREDNS_BIN="$TESTBED/coredns-${COREDNS_VERSION}/bin"
 TRAEFIK_DIR="$TESTBED/traefik-${TRAEFIK_VERSION}_gateway-api-${GATEWAY_API_VERSION}"
 BED="$TESTBED/bed-${K8S_VERSION}_${ETCD_VERSION}_coredns-${COREDNS_VERSION}_traefik-${TRAEFIK_VERSION}_gwapi-${GATEWAY_API_VERSION}"
+KWOK_DIR="$TESTBED/kwok-${KWOK_VERSION}"
 K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl)
 
 log() { echo "[build.sh $(date +%H:%M:%S)] $*" >&2; }
@@ -43,10 +52,12 @@ have_all() {
     && [ -f "$BED/versions.json" ]
 }
 
-if have_all; then
-  echo "$BED/bin"
-  exit 0
-fi
+have_kwok() { [ -x "$KWOK_DIR/bin/kwok" ] && [ -f "$KWOK_DIR/manifests/stages.yaml" ]; }
+case "$WHAT" in
+  bed) if have_all; then echo "$BED/bin"; exit 0; fi ;;
+  kwok) if have_kwok; then echo "$KWOK_DIR/bin"; exit 0; fi ;;
+  *) echo "build.sh: build what? 'bed' (the default) or 'kwok', not '$WHAT'" >&2; exit 2 ;;
+esac
 
 # Two runs on a machine whose cache is cold (CI beside a developer's tests) would build into
 # the same directories and .tmp files at once: one builds, the others wait and find it built.
@@ -55,8 +66,12 @@ exec 9>"$TESTBED/.build.lock"
 if ! flock -n 9; then
   log "another build of the bed holds $TESTBED/.build.lock; waiting for it"
   flock 9
-  if have_all; then
+  if [ "$WHAT" = bed ] && have_all; then
     echo "$BED/bin"
+    exit 0
+  fi
+  if [ "$WHAT" = kwok ] && have_kwok; then
+    echo "$KWOK_DIR/bin"
     exit 0
   fi
 fi
@@ -225,6 +240,47 @@ build_traefik() {
   cp "$traefik_src/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" \
     "$TRAEFIK_DIR/manifests/traefik-crds.yaml"
 }
+
+# --- kwok (optional: fake nodes for scale tests) ----------------------------------------
+# kwok's own cmd/kwok from its published module (its go.mod has no replace directives to
+# repeat). kwok plays Stage objects on the nodes and pods it manages; kwokctl embeds its
+# defaults, the kwok binary reads them from --config, so the "fast" set (nodes Ready with a
+# Lease heartbeat; pods Running and Ready at once, deleted at once) is copied out of the
+# module's kustomize/stage directories, never committed.
+build_kwok() {
+  local work="$KWOK_DIR/src"
+  mkdir -p "$KWOK_DIR/bin" "$KWOK_DIR/manifests" "$work"
+  cd "$work"
+  local upstream_mod
+  upstream_mod="$(module_gomod "sigs.k8s.io/kwok@${KWOK_VERSION}")"
+  [ -f "$upstream_mod" ] || { echo "build.sh: could not fetch sigs.k8s.io/kwok@${KWOK_VERSION}" >&2; exit 1; }
+  if [ ! -x "$KWOK_DIR/bin/kwok" ]; then
+    printf 'module modelship.local/testbed/kwok\n\ngo %s\n\nrequire sigs.k8s.io/kwok %s\n' \
+      "$(sed -n 's/^go \(.*\)$/\1/p' "$upstream_mod")" "$KWOK_VERSION" > go.mod
+    printf '//go:build tools\n\npackage tools\n\nimport _ "sigs.k8s.io/kwok/cmd/kwok"\n' > tools.go
+    log "resolving modules for kwok ${KWOK_VERSION}"
+    go mod tidy -e >&2
+    log "building kwok"
+    go build -trimpath -ldflags "-s -w" -o "$KWOK_DIR/bin/kwok.tmp.$$" sigs.k8s.io/kwok/cmd/kwok >&2
+    mv "$KWOK_DIR/bin/kwok.tmp.$$" "$KWOK_DIR/bin/kwok"
+  fi
+  local src
+  src="$(module_dir "sigs.k8s.io/kwok@${KWOK_VERSION}")/kustomize/stage"
+  for f in "$src"/node/fast/*.yaml "$src"/node/heartbeat-with-lease/*.yaml "$src"/pod/fast/*.yaml; do
+    case "$(basename "$f")" in kustomization.yaml) continue ;; esac
+    echo "---"; cat "$f"
+  done > "$KWOK_DIR/manifests/stages.yaml.tmp.$$"
+  mv "$KWOK_DIR/manifests/stages.yaml.tmp.$$" "$KWOK_DIR/manifests/stages.yaml"
+  printf '{"kwok": "%s"}\n' "$KWOK_VERSION" > "$KWOK_DIR/versions.json"
+}
+
+if [ "$WHAT" = kwok ]; then
+  build_kwok
+  have_kwok || { echo "build.sh: kwok is missing under $KWOK_DIR" >&2; exit 1; }
+  log "done"
+  echo "$KWOK_DIR/bin"
+  exit 0
+fi
 
 build_k8s
 build_coredns

@@ -12,8 +12,7 @@ from tests.conftest import wait
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def crds(kube: KubeApi) -> list[dict]:
+def install_crds(kube: KubeApi, timeout: float = 60) -> list[dict]:
     """Install crds/*.yaml as a user would (server-side apply) and wait until Established."""
     installed = []
     for path in sorted((REPO / "crds").glob("*.modelship.io.yaml")):
@@ -30,8 +29,14 @@ def crds(kube: KubeApi) -> list[dict]:
                 return False
         return True
 
-    wait(established, 60, "CRDs Established")
+    wait(established, timeout, "CRDs Established")
     return installed
+
+
+@pytest.fixture(scope="session")
+def crds(kube: KubeApi) -> list[dict]:
+    """The CRDs, installed once per session (:func:`install_crds`)."""
+    return install_crds(kube)
 
 
 REGISTRY_WRITE_NAMESPACE = "modelship-e2e-mlflow"
@@ -200,24 +205,28 @@ def operator_rbac() -> list[dict]:
     return chart_rbac(*OPERATOR_VALUES)
 
 
-@pytest.fixture(scope="session")
-def operator_kubeconfig(bed, kube: KubeApi, crds, operator_rbac: list[dict], tmp_path_factory) -> Path:
-    """The e2e operator's credentials: the chart's ServiceAccount, roles and bindings applied as
-    ``helm install`` would, and a token of that account. Nothing the operator does in e2e tests
-    runs with the admin kubeconfig, so a rule the chart misses fails a test."""
+def install_operator_identity(bed, kube: KubeApi, rbac: list[dict], path: Path) -> Path:
+    """The chart's ServiceAccount, roles and bindings (``rbac``, from :func:`chart_rbac`) applied
+    as ``helm install`` would, and a kubeconfig at ``path`` with a token of that account."""
     from tests.cluster.kubeapi import path_for
 
     ensure_namespace(kube, OPERATOR_NAMESPACE)
-    for obj in operator_rbac:
+    for obj in rbac:
         meta = obj["metadata"]
         api_version = obj["apiVersion"]
         plural = {"ServiceAccount": "serviceaccounts"}.get(obj["kind"]) or obj["kind"].lower() + "s"
         if meta.get("namespace"):
             ensure_namespace(kube, meta["namespace"])
         kube.apply(path_for(api_version, plural, meta.get("namespace"), meta["name"]), obj)
-    account = operator_account(operator_rbac)
-    return account_kubeconfig(
-        bed, kube, OPERATOR_NAMESPACE, account, tmp_path_factory.mktemp("operator-identity") / "kubeconfig"
+    return account_kubeconfig(bed, kube, OPERATOR_NAMESPACE, operator_account(rbac), path)
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(bed, kube: KubeApi, crds, operator_rbac: list[dict], tmp_path_factory) -> Path:
+    """The e2e operator's credentials (:func:`install_operator_identity`). Nothing the operator
+    does in e2e tests runs with the admin kubeconfig, so a rule the chart misses fails a test."""
+    return install_operator_identity(
+        bed, kube, operator_rbac, tmp_path_factory.mktemp("operator-identity") / "kubeconfig"
     )
 
 

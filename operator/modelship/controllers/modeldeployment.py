@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -404,9 +405,10 @@ async def reconcile(
         keep = {(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in plan.objects}
         # A held variant keeps the Deployment it has.
         keep |= {("apps/v1", "Deployment", serving.variant_name(name, v)) for v in plan.held}
-        removed = await asyncio.to_thread(prune_children, namespace, name, uid, keep)
-        if removed:
-            logger.info("removed %s", ", ".join(removed))
+        if serving.may_have_strays(applied is not None, old_status):
+            removed = await asyncio.to_thread(prune_children, namespace, name, uid, keep)
+            if removed:
+                logger.info("removed %s", ", ".join(removed))
         memo["applied"] = (digest, now.timestamp())
 
     def failure_of(variant: str, version: str | None) -> tuple[str | None, list[int]]:
@@ -601,12 +603,41 @@ def _write_status(
             patch.status[key] = value
 
 
+def _one_at_a_time(memo: Any) -> asyncio.Lock:
+    """The object's reconcile lock, in its kopf memo (shared by its handlers and its timer)."""
+    lock: asyncio.Lock | None = memo.get("reconcile_lock")
+    if lock is None:
+        lock = memo["reconcile_lock"] = asyncio.Lock()
+    return lock
+
+
+async def handle(**kwargs: Any) -> None:
+    """The create/update/resume handler: :func:`reconcile`, one at a time per object.
+
+    The timer's first tick comes as the object is created, beside the create handler; run
+    side by side, both applied every child and wrote the same status (twice the requests of
+    a new ModelDeployment)."""
+    memo = kwargs["memo"]
+    async with _one_at_a_time(memo):
+        try:
+            await reconcile(**kwargs)
+        finally:
+            memo["reconciled_at"] = time.monotonic()
+
+
 async def follow(**kwargs: Any) -> None:
-    """The timer: the same reconcile, so the registry's moves reach the Deployments."""
-    try:
-        await reconcile(**kwargs)
-    except InvalidSpec:
-        pass  # already reported; nothing to follow until the spec changes
+    """The timer: the same reconcile, so the registry's moves reach the Deployments; skipped
+    when a reconcile of the object ended less than a tick ago (it saw the registry then)."""
+    memo = kwargs["memo"]
+    async with _one_at_a_time(memo):
+        if time.monotonic() - memo.get("reconciled_at", float("-inf")) < FOLLOW_INTERVAL:
+            return
+        try:
+            await reconcile(**kwargs)
+        except InvalidSpec:
+            pass  # already reported; nothing to follow until the spec changes
+        finally:
+            memo["reconciled_at"] = time.monotonic()
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
@@ -621,5 +652,5 @@ def register(registry: kopf.OperatorRegistry) -> None:
         labels={serving.LABEL_DEPLOYMENT: kopf.PRESENT},
     )(index_deployments)
     retrain_loop.register(registry)
-    register_reconcile(registry, KIND, reconcile)
+    register_reconcile(registry, KIND, handle)
     kopf.timer(GROUP, VERSION, KIND.plural, id="follow", interval=FOLLOW_INTERVAL, registry=registry)(follow)

@@ -22,7 +22,7 @@ from typing import Any, cast
 import kopf
 
 from modelship.api import GROUP, VERSION, ModelVersionSpec, kind_by_name
-from modelship.controllers import registry, webhooks
+from modelship.controllers import registry, registry_view, webhooks
 from modelship.controllers.common import (
     accept_into_scratch,
     register_reconcile,
@@ -98,7 +98,7 @@ async def reconcile(
             now=now,
             observed_generation=body.metadata.get("generation"),
         )
-    own = registry.Own(uid, own_status, [ready])
+    own = registry.Own(uid, own_status, [ready], body=dict(body))
 
     deliverer: webhooks.Deliverer | None = getattr(memo, "deliverer", None)
     result = await asyncio.to_thread(
@@ -187,6 +187,7 @@ async def on_deleted(body: kopf.Body, type: str, memo: kopf.Memo, logger: kopf.L
 
 def register(registry_: kopf.OperatorRegistry) -> None:
     """Register this kind's handlers on ``registry_``."""
+    registry_view.register(registry_, registry_view.MODEL_VERSIONS)
     register_reconcile(registry_, KIND, reconcile)
     kopf.on.event(
         group=GROUP, version=VERSION, plural=KIND.plural, id="registry-deleted", when=_is_deletion, registry=registry_

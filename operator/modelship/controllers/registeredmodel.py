@@ -15,14 +15,16 @@ from typing import Any
 import kopf
 
 from modelship.api import GROUP, VERSION, RegisteredModelSpec, kind_by_name
-from modelship.controllers import registry
+from modelship.controllers import registry, registry_view
 from modelship.controllers.common import accept_into_scratch, register_reconcile, utcnow
 from modelship.controllers.metrics import METRICS
 
 KIND = kind_by_name("RegisteredModel")
 
 
-def _sync(namespace: str, model: str) -> None:
+def _sync(namespace: str, model: str, body: kopf.Body | None = None) -> None:
+    if body is not None:
+        registry_view.REGISTERED_MODELS.observe(body)
     with registry.model_lock(namespace, model):
         registry.sync_registered_models(namespace, model, now=utcnow)
 
@@ -31,7 +33,7 @@ def _sync(namespace: str, model: str) -> None:
 async def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     """Accept the spec, then write the model-level view (through the model's one writer)."""
     spec, _scratch = accept_into_scratch(KIND, RegisteredModelSpec, body, patch)
-    await asyncio.to_thread(_sync, body.metadata.namespace or "", spec.model)
+    await asyncio.to_thread(_sync, body.metadata.namespace or "", spec.model, body)
 
 
 async def on_deleted(body: kopf.Body, type: str, logger: kopf.Logger, **_: Any) -> None:
@@ -51,6 +53,7 @@ def _is_deletion(type: str, **_: Any) -> bool:
 
 def register(registry_: kopf.OperatorRegistry) -> None:
     """Register this kind's handlers on ``registry_``."""
+    registry_view.register(registry_, registry_view.REGISTERED_MODELS)
     register_reconcile(registry_, KIND, reconcile)
     kopf.on.event(
         group=GROUP,

@@ -7,20 +7,23 @@ version 2 shows (superseded), so one decision writes several objects; and two ha
 of one model deciding at once from stale lists would undo each other. So every registry
 status write of one model goes through :func:`sync_model`, one at a time per model
 (an in-process lock; the operator runs as one replica), and each write is conditional on
-the resourceVersion the decision was made from (409 means: list again and decide again).
+the resourceVersion the decision was made from (409 means: read that object again and
+decide again). What a decision reads is the operator's view of the namespace
+(:mod:`modelship.controllers.registry_view`), kept by its watches and by the answers to
+these writes, not a list call per object.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from modelship import kube
+from modelship.controllers.registry_view import MODEL_VERSIONS, REGISTERED_MODELS
 from modelship.kube import KubeError
 from modelship.resources import registry as reg
 from modelship.resources.conditions import READY, find_condition, merge_conditions
@@ -50,18 +53,57 @@ def _counter_body(namespace: str, model: str) -> dict[str, Any]:
     }
 
 
-def read_counter(namespace: str, model: str) -> dict[str, Any]:
-    """The model's counter ConfigMap, created (last = 0) when missing."""
+_counters: dict[tuple[str, str], dict[str, Any]] = {}
+"""The last copy of each counter ConfigMap the operator read or wrote. Only the operator
+writes counters (claims here, the webhook outbox here and in the deliverer), and every
+write is conditional or idempotent, so a copy made stale by another writer costs a 409 and
+one GET (:func:`read_counter` with ``fresh``), not a wrong number."""
+_counters_lock = threading.Lock()
+
+
+def remember_counter(namespace: str, model: str, counter: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Keep ``counter`` as the operator's copy if it is later than the one held (None: forget it)."""
+    with _counters_lock:
+        if counter is None:
+            _counters.pop((namespace, model), None)
+        elif reg.is_newer(counter, _counters.get((namespace, model))):
+            _counters[(namespace, model)] = counter
+        return _counters.get((namespace, model))
+
+
+def read_counter(namespace: str, model: str, *, fresh: bool = False) -> dict[str, Any]:
+    """The model's counter ConfigMap, created (last = 0) when missing; the operator's last
+    copy unless ``fresh``."""
+    if not fresh:
+        with _counters_lock:
+            known = _counters.get((namespace, model))
+        if known is not None:
+            return known
     path = kube.core_path(namespace, "configmaps", reg.counter_name(model))
     found = kube.get_or_none(path)
-    if found is not None:
-        return found  # type: ignore[no-any-return]
+    if found is None:
+        try:
+            found = kube.create(kube.core_path(namespace, "configmaps"), _counter_body(namespace, model))
+        except KubeError as exc:
+            if exc.status != 409:  # AlreadyExists: another handler made it first
+                raise
+            found = kube.get(path)
+    remember_counter(namespace, model, found)
+    return found  # type: ignore[no-any-return]
+
+
+def patch_counter(namespace: str, model: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch of the counter (conditional when ``body`` names a resourceVersion); the
+    answer becomes the operator's copy. A 404 forgets the copy and raises."""
+    path = kube.core_path(namespace, "configmaps", reg.counter_name(model))
     try:
-        return kube.create(kube.core_path(namespace, "configmaps"), _counter_body(namespace, model))  # type: ignore[no-any-return]
+        answer: dict[str, Any] = kube.merge_patch(path, body)
     except KubeError as exc:
-        if exc.status != 409:  # AlreadyExists: another handler made it first
-            raise
-        return kube.get(path)  # type: ignore[no-any-return]
+        if exc.status == 404:
+            remember_counter(namespace, model, None)
+        raise
+    remember_counter(namespace, model, answer)
+    return answer
 
 
 def assign_version(namespace: str, model: str, uid: str, *, settled: Callable[[], list[str]] = list) -> int:
@@ -71,18 +113,19 @@ def assign_version(namespace: str, model: str, uid: str, *, settled: Callable[[]
     handlers that read the same ``last`` cannot both win: the loser gets 409, reads
     again and takes the next number.
     """
-    path = kube.core_path(namespace, "configmaps", reg.counter_name(model))
-    done = settled()  # once: a settled claim stays settled, and each call lists the model
+    done = settled()  # once: a settled claim stays settled
+    fresh = False
     for _attempt in range(MAX_CONFLICTS):
-        counter = read_counter(namespace, model)
+        counter = read_counter(namespace, model, fresh=fresh)
         update = reg.claim_version(counter.get("data"), uid, settled=done)
         if update.already_claimed and not update.data_patch:
             return update.version
         patch = {"metadata": {"resourceVersion": counter["metadata"]["resourceVersion"]}, "data": update.data_patch}
         try:
-            kube.merge_patch(path, patch)
+            patch_counter(namespace, model, patch)
         except KubeError as exc:
-            if exc.status == 409:
+            if exc.status in (404, 409):
+                fresh = True  # another writer, or the copy is gone: read it again
                 continue
             raise
         return update.version
@@ -94,27 +137,36 @@ def enqueue(namespace: str, model: str, entries: Mapping[str, str]) -> None:
     writing one twice is harmless)."""
     if not entries:
         return
-    read_counter(namespace, model)
-    kube.merge_patch(kube.core_path(namespace, "configmaps", reg.counter_name(model)), {"data": dict(entries)})
+    read_counter(namespace, model)  # made when missing
+    try:
+        patch_counter(namespace, model, {"data": dict(entries)})
+    except KubeError as exc:
+        if exc.status != 404:
+            raise
+        read_counter(namespace, model, fresh=True)  # deleted under the operator's copy: made again
+        patch_counter(namespace, model, {"data": dict(entries)})
 
 
 # --- listing a model's versions ----------------------------------------------------------------
 
 
 def list_model(namespace: str, model: str) -> list[dict[str, Any]]:
-    """Every ModelVersion of ``model`` in ``namespace`` (filtered on spec.model client-side:
-    custom resources have no field selectors on spec, and labels belong to the user)."""
+    """Every ModelVersion of ``model`` in ``namespace``, listed from the API server (filtered
+    on spec.model client-side: custom resources have no field selectors on spec, and labels
+    belong to the user). For a process without the operator's watches (the CLI); the
+    operator reads :data:`MODEL_VERSIONS`."""
     items = kube.list_items(kube.custom_path(namespace, PLURAL))
     return [o for o in items if (o.get("spec") or {}).get("model") == model]
 
 
 def settled_claims(namespace: str, model: str) -> list[str]:
     """uids whose counter claim is no longer needed: numbered in status, or deleted."""
-    counter = kube.get_or_none(kube.core_path(namespace, "configmaps", reg.counter_name(model))) or {}
+    counter = read_counter(namespace, model)
     claims = {k[len(reg.CLAIM_PREFIX) :] for k in (counter.get("data") or {}) if k.startswith(reg.CLAIM_PREFIX)}
     if not claims:
         return []
-    live = {(o["metadata"]["uid"]): (o.get("status") or {}).get("version") for o in list_model(namespace, model)}
+    versions = MODEL_VERSIONS.of_model(namespace, model)
+    live = {(o["metadata"]["uid"]): (o.get("status") or {}).get("version") for o in versions}
     return [u for u in claims if u not in live or live[u] is not None]
 
 
@@ -138,6 +190,8 @@ class Own:
     """Status fields owned by the handler (version, runId, metrics, Ready...)."""
     conditions: list[dict[str, Any]] = field(default_factory=list)
     """Conditions owned by the handler (Ready), merged into the object's list."""
+    body: Mapping[str, Any] | None = None
+    """The object as the handler got it, so the view holds it even before its watch event."""
 
 
 @dataclass
@@ -183,7 +237,9 @@ def sync_model(
     """
     with model_lock(namespace, model):
         for _attempt in range(MAX_CONFLICTS):
-            listed = list_model(namespace, model)
+            if own is not None and own.body is not None:
+                MODEL_VERSIONS.observe(own.body)
+            listed = MODEL_VERSIONS.of_model(namespace, model)
             objects = {o["metadata"]["uid"]: _overlay(o, own) for o in listed}
             originals = {o["metadata"]["uid"]: o for o in listed}
             views = [reg.VersionView.from_object(o) for o in objects.values()]
@@ -209,11 +265,9 @@ def sync_model(
                 if own is not None and own.uid in objects and own.uid not in {d.uid for d in decisions}:
                     # Not numbered yet (cannot happen from the handler, which numbers first).
                     _write_status(namespace, originals[own.uid], objects[own.uid]["status"])
-            except KubeError as exc:
-                if exc.status == 409:
-                    time.sleep(0.05)
-                    continue
-                raise
+            except StaleWrite as stale:
+                MODEL_VERSIONS.refresh(stale.obj)  # the one object that changed under us
+                continue
             _sync_registered_models_safely(namespace, model, _after(objects, decisions), now=now)
             return SyncResult(decisions, objects, created)
     raise RuntimeError(f"status of model {model!r} stayed contended for {MAX_CONFLICTS} tries")
@@ -238,14 +292,10 @@ def sync_registered_models(
     writers never race; each write is conditional on the resourceVersion read.
     """
     for _attempt in range(MAX_CONFLICTS):
-        entries = [
-            o
-            for o in kube.list_items(kube.custom_path(namespace, RM_PLURAL))
-            if (o.get("spec") or {}).get("model") == model
-        ]
+        entries = REGISTERED_MODELS.of_model(namespace, model)
         if not entries:
             return
-        listed = versions if versions is not None else list_model(namespace, model)
+        listed = versions if versions is not None else MODEL_VERSIONS.of_model(namespace, model)
         entries.sort(key=lambda o: (o["metadata"].get("creationTimestamp") or "", o["metadata"]["name"]))
         try:
             for i, entry in enumerate(entries):
@@ -260,15 +310,20 @@ def sync_registered_models(
                 )
                 if any(old.get(k) != v for k, v in new.items()):
                     body = {"metadata": {"resourceVersion": entry["metadata"]["resourceVersion"]}, "status": new}
-                    kube.merge_patch(
-                        kube.custom_path(namespace, RM_PLURAL, entry["metadata"]["name"], subresource="status"), body
-                    )
-        except KubeError as exc:
-            if exc.status == 409:
-                versions = None  # list again: something changed under us
-                time.sleep(0.05)
-                continue
-            raise
+                    try:
+                        answer = kube.merge_patch(
+                            kube.custom_path(namespace, RM_PLURAL, entry["metadata"]["name"], subresource="status"),
+                            body,
+                        )
+                    except KubeError as exc:
+                        if exc.status in (404, 409):
+                            raise StaleWrite(entry) from None
+                        raise
+                    REGISTERED_MODELS.observe(answer)
+        except StaleWrite as stale:
+            REGISTERED_MODELS.refresh(stale.obj)  # something changed under us
+            versions = None
+            continue
         return
     raise RuntimeError(f"status of RegisteredModel {model!r} stayed contended for {MAX_CONFLICTS} tries")
 
@@ -284,7 +339,22 @@ def _sync_registered_models_safely(
         log.warning("model %s: RegisteredModel status not written: %s", model, exc)
 
 
+class StaleWrite(Exception):
+    """A conditional status write found the object changed (409) or gone (404)."""
+
+    def __init__(self, obj: Mapping[str, Any]) -> None:
+        super().__init__(obj["metadata"]["name"])
+        self.obj = obj
+
+
 def _write_status(namespace: str, obj: Mapping[str, Any], status_patch: Mapping[str, Any]) -> None:
+    """The status PATCH, conditional on the copy the decision read; its answer goes into the view."""
     meta = obj["metadata"]
     body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": dict(status_patch)}
-    kube.merge_patch(kube.custom_path(namespace, PLURAL, meta["name"], subresource="status"), body)
+    try:
+        answer = kube.merge_patch(kube.custom_path(namespace, PLURAL, meta["name"], subresource="status"), body)
+    except KubeError as exc:
+        if exc.status in (404, 409):
+            raise StaleWrite(obj) from None
+        raise
+    MODEL_VERSIONS.observe(answer)

@@ -21,6 +21,7 @@ import httpx
 import kopf
 
 from modelship import kube
+from modelship.controllers import registry
 from modelship.controllers.settings import OperatorConfig
 from modelship.kube import KubeError
 from modelship.resources import registry as reg
@@ -69,34 +70,52 @@ class Deliverer:
         return out
 
     def deliver_due(self) -> float:
-        """Send every due entry once; returns seconds until the next one is due."""
+        """Send every due entry once; returns seconds until the next one is due.
+
+        Each ConfigMap's outcomes are written back in one PATCH (delivered and dropped keys
+        removed, failed ones rescheduled), not one per entry: a thousand versions created
+        together would otherwise cost a thousand writes of the same few ConfigMaps.
+        """
         now = time.time()
         next_due = SCAN_INTERVAL
         for cm in self._configmaps():
-            path = kube.core_path(cm["metadata"]["namespace"], "configmaps", cm["metadata"]["name"])
+            meta = cm["metadata"]
+            model = (meta.get("annotations") or {}).get(reg.COUNTER_MODEL_ANNOTATION)
+            if model:
+                registry.remember_counter(meta["namespace"], model, cm)
+            outcomes: dict[str, str | None] = {}
             for key, entry in wh.pending(cm.get("data")):
                 if entry.next_attempt > now:
                     next_due = min(next_due, entry.next_attempt - now)
                     continue
-                self._deliver(path, key, entry)
+                outcomes[key] = self._deliver(entry)
+            if outcomes:
+                self._write_back(cm, model, outcomes)
         return max(0.05, next_due)
 
-    def _deliver(self, path: str, key: str, entry: wh.OutboxEntry) -> None:
+    def _write_back(self, cm: dict[str, Any], model: str | None, outcomes: dict[str, str | None]) -> None:
+        """The outcomes into the ConfigMap (merge patch: other keys untouched; the operator's
+        copy of the counter takes the answer, so its next claim is not refused as stale)."""
+        meta = cm["metadata"]
+        if model:
+            registry.patch_counter(meta["namespace"], model, {"data": outcomes})
+        else:
+            kube.merge_patch(kube.core_path(meta["namespace"], "configmaps", meta["name"]), {"data": outcomes})
+
+    def _deliver(self, entry: wh.OutboxEntry) -> str | None:
+        """One attempt; the entry's new value (None: remove it)."""
         try:
             resp = self.http.post(entry.url, content=entry.body.encode(), headers=entry.headers(self.secret()))
             ok, why = wh.is_success(resp.status_code), f"HTTP {resp.status_code}"
         except (httpx.HTTPError, KubeError) as exc:
             ok, why = False, str(exc) or type(exc).__name__
         if ok:
-            kube.merge_patch(path, {"data": {key: None}})
             log.info("webhook delivered: %s", wh.describe(entry))
-            return
+            return None
         failed = wh.entry_after_failure(entry, now=time.time())
         if failed.attempts >= self.config.webhook_max_attempts:
-            kube.merge_patch(path, {"data": {key: None}})
             log.warning("webhook dropped after %d attempts (%s): %s", failed.attempts, why, wh.describe(entry))
-            return
-        kube.merge_patch(path, {"data": {key: failed.dump()}})
+            return None
         log.info(
             "webhook attempt %d failed (%s), retry in %.0fs: %s",
             failed.attempts,
@@ -104,6 +123,7 @@ class Deliverer:
             failed.next_attempt - time.time(),
             wh.describe(entry),
         )
+        return failed.dump()
 
     async def run(self) -> None:
         while True:

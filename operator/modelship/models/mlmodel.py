@@ -7,11 +7,12 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from modelship.models.signature import ModelSignature
+if TYPE_CHECKING:
+    from modelship.models.signature import ModelSignature
 
 MLMODEL_FILE = "MLmodel"
 PYFUNC = "python_function"
@@ -67,6 +68,10 @@ class MLModel:
             "mlflow_version",
             "metadata",
         }
+        # Imported here: signatures need pandas and numpy (100 MB resident), and the operator
+        # reads MLmodel files (MLMODEL_FILE) without ever parsing a signature into one.
+        from modelship.models.signature import ModelSignature
+
         sig = d.get("signature")
         return cls(
             flavors=dict(d.get("flavors") or {}),

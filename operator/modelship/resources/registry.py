@@ -421,3 +421,24 @@ def decision_events(model: str, namespace: str | None, d: VersionDecision) -> li
             )
         )
     return events
+
+
+# --- the operator's view of objects, kept from watches and its own writes ---------------------
+
+
+def is_newer(incoming: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
+    """Whether ``incoming`` is a later state of the object than ``current`` (None: nothing yet).
+
+    By ``metadata.resourceVersion``. The API calls it opaque, but every API server keeps it
+    as etcd's revision, an integer that grows with each write, and the same object comes to
+    the operator two ways (its watch, and the answers to its own writes) in either order;
+    comparing them is how the older copy loses. Should one not be an integer, the incoming
+    copy wins (it is the one just received), as a store without this rule would do.
+    """
+    if current is None:
+        return True
+    new = (incoming.get("metadata") or {}).get("resourceVersion")
+    old = (current.get("metadata") or {}).get("resourceVersion")
+    if isinstance(new, str) and isinstance(old, str) and new.isdigit() and old.isdigit():
+        return int(new) > int(old)
+    return True

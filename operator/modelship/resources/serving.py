@@ -550,6 +550,18 @@ class ChildPlan:
         return hashlib.sha256(json.dumps(self.objects, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def may_have_strays(applied_before: bool, status: Mapping[str, Any] | None) -> bool:
+    """Whether children the plan no longer names may exist, so the prune must list them.
+
+    A ModelDeployment this process has applied before may have dropped a variant (the plan
+    changed, or the periodic resync looks again); one with variants in its status was
+    reconciled by an earlier operator. A new one (no apply yet, no status of variants) has
+    no children but the ones being applied: listing six kinds to find none cost six LIST
+    calls per new ModelDeployment.
+    """
+    return applied_before or bool((status or {}).get("variants"))
+
+
 def plan_children(
     spec: ModelDeploymentSpec,
     resolved: Mapping[str, Resolved],

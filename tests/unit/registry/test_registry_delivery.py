@@ -96,3 +96,17 @@ def test_a_delivery_is_dropped_after_max_attempts(fake: FakeKube, monkeypatch: p
     clock[0] += 120
     d.deliver_due()
     assert outbox(fake) == [] and len(seen) == 2
+
+
+def test_the_outcomes_of_one_configmap_are_written_back_in_one_patch(
+    fake: FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    second = RegistryEvent("b" * 32, "model_version", "created", {"name": "iris", "version": "2"})
+    fake.data.update(wh.entries_for(second, [URL], now=datetime(2026, 1, 1, tzinfo=UTC)))
+    patches: list[dict[str, Any]] = []
+    write = fake.merge_patch
+    monkeypatch.setattr(webhooks.kube, "merge_patch", lambda path, body: (patches.append(body), write(path, body)))
+    seen: list[httpx.Request] = []
+    deliverer([200, 200], seen).deliver_due()
+    assert len(seen) == 2 and len(patches) == 1
+    assert [k for k in fake.data if k != "last"] == []
