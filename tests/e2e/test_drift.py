@@ -123,6 +123,10 @@ def test_shifted_traffic_sets_drift_detected_and_unshifted_leaves_it_false(
     env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MODELSHIP_DRIFT_MIN_SAMPLES"] == "300" and env["MODELSHIP_DRIFT_IGNORE"] == "sepal width (cm)"
 
+    # monitoring removed: nobody judges drift any more, so no verdict stays behind
+    kube.patch(path_for(API, "modeldeployments", namespace, "iris"), {"spec": {"monitoring": None}})
+    wait(lambda: not drift_condition(kube, namespace, "iris"), 60, "DriftDetected gone with spec.monitoring")
+
 
 @pytest.fixture(autouse=True)
 def _dump_operator_on_failure(request: pytest.FixtureRequest, operator) -> Any:

@@ -479,7 +479,10 @@ async def reconcile(
         before = find_condition(old_status.get("conditions"), DRIFT_DETECTED) or {}
         if drift.status == "True" and before.get("status") != "True":
             _event(body, "Warning", "DriftDetected", drift.message)
-    _write_status(patch, body, status, conditions, scratch)
+    # Without spec.monitoring no one judges drift: a DriftDetected left from before would
+    # be a stale verdict that `kubectl wait` and Argo CD still read.
+    dropped = () if spec.monitoring is not None else (DRIFT_DETECTED,)
+    _write_status(patch, body, status, conditions, scratch, dropped)
 
 
 async def _drift_plan(spec: ModelDeploymentSpec, namespace: str, name: str, memo: Any, now: float) -> DriftPlan:
@@ -505,11 +508,18 @@ def _event(body: Any, type_: str, reason: str, message: str) -> None:
 
 
 def _write_status(
-    patch: kopf.Patch, body: kopf.Body, status: dict[str, Any], conditions: list[dict[str, Any]], scratch: kopf.Patch
+    patch: kopf.Patch,
+    body: kopf.Body,
+    status: dict[str, Any],
+    conditions: list[dict[str, Any]],
+    scratch: kopf.Patch,
+    dropped: tuple[str, ...] = (),
 ) -> None:
-    """Merge our conditions over the acceptance ones; patch only what differs from the stored status."""
+    """Merge our conditions over the acceptance ones, without the ``dropped`` types; patch
+    only what differs from the stored status."""
     old = dict(body.get("status") or {})
     base = scratch.status.get("conditions") or old.get("conditions")
+    base = [c for c in base or () if c.get("type") not in dropped]
     merged = merge_conditions(base, conditions)
     new = {**status, "conditions": merged}
     if "observedGeneration" in scratch.status:

@@ -107,6 +107,7 @@ def write_namespace(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int | None:
     import uvicorn
 
+    from modelship.tracking.protocol.http import KEEP_ALIVE_S
     from modelship.tracking.server.app import create_app
     from modelship.tracking.store.sql import TrackingStore
 
@@ -149,7 +150,13 @@ def run(args: argparse.Namespace) -> int | None:
     # shutdown exit 0, which is what a pod's container status should show.
     signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level="warning", access_log=False, timeout_graceful_shutdown=10
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     store.close()
     return 0

@@ -59,6 +59,7 @@ def settings_from_args(args: argparse.Namespace) -> SidecarSettings:
 def run(args: argparse.Namespace) -> int | None:
     import uvicorn
 
+    from modelship.tracking.protocol.http import KEEP_ALIVE_S
     from modelship.tracking.sidecar.app import create_sidecar_app
     from modelship.tracking.sidecar.wal import DurableLog
 
@@ -78,6 +79,12 @@ def run(args: argparse.Namespace) -> int | None:
     # shutdown exit 0, which is what a pod's container status should show.
     signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level="warning", access_log=False, timeout_graceful_shutdown=5
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     return 0

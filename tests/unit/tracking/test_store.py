@@ -68,6 +68,40 @@ def test_metrics_history_latest_and_dedup(store: TrackingStore) -> None:
     assert values["n"] == "NaN" and values["i"] == "Infinity"
 
 
+def test_a_batch_with_and_without_model_and_dataset_stores_each_point_as_sent(store: TrackingStore) -> None:
+    """A plain batch and one that names a model or a data set take two insert statements
+    (store.sql._insert_metrics); both keep NaN, the latest value and the optional columns."""
+    from sqlalchemy import text
+
+    rid = new_run(store)
+    store.log_batch(rid, [("plain", 1.0, 1, 0, None, None, None), ("plain", math.nan, 2, 1, None, None, None)])
+    store.log_batch(
+        rid,
+        [
+            ("mixed", 2.0, 3, 0, "m-1", None, None),
+            ("mixed", 3.0, 4, 1, None, "train", "d1"),
+            ("mixed", math.nan, 5, 2, None, None, None),
+        ],
+    )
+    with store.engine.connect() as c:
+        rows = c.execute(
+            text(
+                "SELECT key, step, value, is_nan, model_id, dataset_name, dataset_digest FROM metrics "
+                "WHERE run_uuid = :r ORDER BY key, step"
+            ),
+            {"r": rid},
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("mixed", 0, 2.0, False, "m-1", None, None),
+        ("mixed", 1, 3.0, False, None, "train", "d1"),
+        ("mixed", 2, 0.0, True, None, None, None),
+        ("plain", 0, 1.0, False, None, None, None),
+        ("plain", 1, 0.0, True, None, None, None),
+    ]
+    latest = {m["key"]: (m["step"], m["value"]) for m in store.get_run(rid)["data"]["metrics"]}
+    assert latest == {"mixed": (2, "NaN"), "plain": (1, "NaN")}
+
+
 # Points logged one call at a time, (step, timestamp, value): the run keeps the greatest
 # (step, timestamp, value), as MLflow's latest_metrics does, whatever the arrival order.
 LATEST_CASES = [

@@ -19,6 +19,14 @@ from modelship.tracking.protocol.messages import parse_body
 # 100 tags of 8000) and small enough that a runaway client cannot fill the memory.
 MAX_WRITE_BODY = 32 << 20
 
+KEEP_ALIVE_S = 75
+"""How long an idle keep-alive connection stays open. Clients reuse idle connections (the
+mlflow client's requests session, the sidecar's httpx pool, whose own idle expiry is 5 s);
+a server that closes first races a client sending at that moment, and urllib3 does not
+retry the POST that loses. uvicorn's default is 5 s; 75 s is nginx's default and outlasts
+the pause between a trainer's epochs. The tracking server and the sidecar use it; the
+model server keeps the same."""
+
 M = TypeVar("M", bound=BaseModel)
 
 

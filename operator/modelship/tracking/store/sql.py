@@ -84,6 +84,10 @@ class TrackingStore:
             "INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan, model_id, dataset_name, "
             f"dataset_digest) VALUES ({', '.join([ph] * 9)}) ON CONFLICT DO NOTHING"
         )
+        self._metric_plain_insert_sql = (
+            "INSERT INTO metrics (run_uuid, key, step, timestamp, value, is_nan) "
+            f"VALUES ({', '.join([ph] * 6)}) ON CONFLICT DO NOTHING"
+        )
         # latest_metrics keeps the greatest (step, timestamp, value) per key, as MLflow does.
         self._latest_upsert_sql = (
             "INSERT INTO latest_metrics (run_uuid, key, step, timestamp, value, is_nan) "
@@ -519,18 +523,21 @@ class TrackingStore:
         isnan = math.isnan
         # NaN is stored as 0.0 with is_nan set.
         rows = [
-            (run_id, key, step, ts, value, False, model_id, ds_name, ds_digest)
-            if not isnan(value)
-            else (run_id, key, step, ts, 0.0, True, model_id, ds_name, ds_digest)
-            for key, value, ts, step, model_id, ds_name, ds_digest in metrics
+            (run_id, key, step, ts, value, False) if not isnan(value) else (run_id, key, step, ts, 0.0, True)
+            for key, value, ts, step, _model, _ds_name, _ds_digest in metrics
         ]
         # Per key, the greatest (step, timestamp, value): sorted, the last row of a key wins.
         ordered = sorted(rows, key=_LATEST_ORDER)
         latest = dict(zip(map(_KEY_OF_ROW, ordered), ordered))
         # Straight to the driver's executemany: for 1000 rows, SQLAlchemy's per-row
         # parameter processing costs more than SQLite's insert itself.
-        c.exec_driver_sql(self._metric_insert_sql, rows)
-        c.exec_driver_sql(self._latest_upsert_sql, [row[:6] for row in latest.values()])
+        if any(m[4] is not None or m[5] is not None or m[6] is not None for m in metrics):
+            c.exec_driver_sql(self._metric_insert_sql, [row + m[4:] for row, m in zip(rows, metrics, strict=True)])
+        else:
+            # The plain batch (no model, no data set), which is what a training loop sends:
+            # three parameters fewer to bind per row are a quarter of SQLite's insert.
+            c.exec_driver_sql(self._metric_plain_insert_sql, rows)
+        c.exec_driver_sql(self._latest_upsert_sql, list(latest.values()))
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with self.engine.begin() as c:
