@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -43,6 +42,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.sqlseed import env as _env
+from benchmarks.sqlseed import mlflow_schema, modelship_schema, run_ids, write_rows
 from tests.local_servers import free_port, local_postgres, stop, wait_http
 
 PY = sys.executable
@@ -55,11 +56,6 @@ T0 = 1_767_225_600_000  # 2026-01-01, ms
 
 
 # ---- the data ------------------------------------------------------------------------------
-def run_ids(n: int) -> list[str]:
-    rng = random.Random(7)
-    return [uuid.UUID(int=rng.getrandbits(128), version=4).hex for _ in range(n)]
-
-
 def seed_rows(args: argparse.Namespace, artifacts: str) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """(table, rows) chunks, the same for both schemas; columns a schema lacks are dropped."""
     rng = random.Random(11)
@@ -143,53 +139,10 @@ def seed_rows(args: argparse.Namespace, artifacts: str) -> Iterator[tuple[str, l
 
 def seed(url: str, args: argparse.Namespace, artifacts: str) -> dict[str, int]:
     """Write the rows into the schema already at ``url``; counts per table."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    meta = sa.MetaData()
-    meta.reflect(engine)
-    counts: dict[str, int] = {}
-    postgres = engine.dialect.name == "postgresql"
-    with engine.begin() as c:
-        if not postgres:
-            c.exec_driver_sql("PRAGMA synchronous=OFF")
-        for table_name, rows in seed_rows(args, artifacts):
-            table = meta.tables[table_name]
-            cols = [col.name for col in table.columns if col.name in rows[0]]
-            counts[table_name] = counts.get(table_name, 0) + len(rows)
-            if postgres:
-                raw = c.connection.driver_connection
-                assert raw is not None
-                with raw.cursor().copy(f"COPY {table_name} ({', '.join(cols)}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row([row[k] for k in cols])
-            else:
-                c.execute(table.insert(), [{k: row[k] for k in cols} for row in rows])
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-        c.exec_driver_sql("VACUUM ANALYZE" if postgres else "ANALYZE")
-    engine.dispose()
-    return counts
+    return write_rows(url, seed_rows(args, artifacts))
 
 
 # ---- the servers ---------------------------------------------------------------------------
-def mlflow_schema(url: str, artifacts: Path) -> None:
-    """MLflow's own store creates its schema (all its migrations), as ``mlflow server`` would."""
-    code = (
-        "import sys\nfrom mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore\n"
-        "SqlAlchemyStore(sys.argv[1], sys.argv[2])\n"
-    )
-    subprocess.run([PY, "-c", code, url, str(artifacts)], check=True, env=_env(), capture_output=True)
-
-
-def modelship_schema(url: str) -> None:
-    code = "import sys\nfrom modelship.tracking.store.sql import TrackingStore\nTrackingStore(sys.argv[1]).close()\n"
-    subprocess.run([PY, "-c", code, url], check=True, env=_env(), capture_output=True)
-
-
-def _env() -> dict[str, str]:
-    return dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
-
-
 @contextmanager
 def server(kind: str, url: str, artifacts: Path, log: Path) -> Iterator[str]:
     port = free_port()

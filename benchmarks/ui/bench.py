@@ -1,19 +1,24 @@
 """The web UI against MLflow's own, in headless Chromium, on the same data.
 
 Seeds the same runs (``--runs`` runs of ``--params`` params and ``--metrics`` metrics; one
-run of ``--points`` points of one metric in an experiment of its own) into the SQLite
-database of ``mlflow server`` (the mlflow of the test extra), through MLflow's own
-SqlAlchemyStore, and of ``modelship tracking-server``, through its TrackingStore; the
-mlflow client over HTTP would take hours for MLflow's server here (about 0.8 s a call on
-this loaded machine). Then starts both servers and measures in Debian's chromium, driven
-by Playwright, each ``--repeat`` times (the best is kept):
+run of ``--points`` points of one metric in an experiment of its own) straight into the
+SQLite schemas of ``mlflow server`` (the mlflow of the test extra) and of ``modelship
+tracking-server`` (``benchmarks/sqlseed.py``, as ``benchmarks/tracking/scale.py`` does:
+each server creates its schema, then the rows go in with one insert per table chunk;
+through MLflow's store 10,000 runs take hours here). The databases are kept under
+``~/.cache/modelship/bench/ui-v<N>-<runs>-<params>-<metrics>-<points>/`` and reused. Both
+servers are started and checked to answer the same through their REST APIs (the run
+count, one run's params and metrics, the big run's last point). Then measures in Debian's
+chromium, driven by Playwright, each ``--repeat`` times (the best is kept):
 
 - first rows: from navigating to the experiment's runs table until its first row shows;
 - sort: from asking for a sort by a metric until the run with the largest value is first;
 - filter: from submitting ``metrics.m00 > 0.99`` until the first matching run is first;
 - history: from navigating to the big run's metric chart until the chart has drawn.
 
-    .venv/bin/python benchmarks/ui/bench.py [--runs 10000] [--points 1000000] [--json results.json]
+The machine's 1-minute load average is sampled every 5 s while the browser measures.
+
+    .venv/bin/python benchmarks/ui/bench.py [--runs 10000] [--points 1000000] [--repeat 3] [--json results.json]
 """
 
 from __future__ import annotations
@@ -25,17 +30,19 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from benchmarks.sqlseed import Chunks, mlflow_schema, modelship_schema, run_ids, write_rows
 from tests.browser.harness import launch_chromium
-from tests.local_servers import free_port, mlflow_server_command, stop, wait_http
+from tests.local_servers import free_port, stop, wait_http
 
 SORT_METRIC = "m00"
 FILTER = f"metrics.{SORT_METRIC} > 0.99"
@@ -56,6 +63,10 @@ class Data:
     def __init__(self, runs: int, params: int, metrics: int, points: int) -> None:
         self.runs, self.params, self.metrics, self.points = runs, params, metrics, points
 
+    def key(self) -> str:
+        """Names the cached databases: a change of the rows below bumps SEED_VERSION."""
+        return f"ui-v{SEED_VERSION}-{self.runs}-{self.params}-{self.metrics}-{self.points}"
+
     def run(self, i: int) -> tuple[str, list[tuple[str, str]], list[tuple[str, float]]]:
         rng = random.Random(i)
         params = [(f"p{k:02d}", str(rng.randint(0, 1000))) for k in range(self.params)]
@@ -67,47 +78,140 @@ class Data:
 
 
 T0 = 1_700_000_000_000
+SEED_VERSION = 1
+EXPERIMENT, HISTORY_EXPERIMENT = 1, 2
+# MLflow 3's UI opens an experiment on its GenAI overview unless the experiment is of
+# the "model training" kind; with this tag it opens on the runs table (ours ignores it).
+KIND_TAG = {"key": "mlflow.experimentKind", "value": "custom_model_development"}
 
 
-def seed_mlflow(db: str, data: Data) -> dict[str, Any]:
-    """Into ``mlflow server``'s database through MLflow's own SqlAlchemyStore."""
-    from mlflow.entities import ExperimentTag, Metric, Param, RunTag
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+def rows(data: Data, artifacts: str) -> Chunks:
+    """The (table, rows) chunks both databases get (``benchmarks/sqlseed.py`` writes them)."""
+    ids = run_ids(data.runs + 1)
+    yield (
+        "experiments",
+        [
+            {"experiment_id": e, "name": name, "artifact_location": f"{artifacts}/{e}", "lifecycle_stage": "active",
+             "creation_time": T0, "last_update_time": T0}
+            for e, name in ((EXPERIMENT, "bench-ui"), (HISTORY_EXPERIMENT, "bench-ui-history"))
+        ],
+    )  # fmt: skip
+    yield "experiment_tags", [{"experiment_id": e, **KIND_TAG} for e in (EXPERIMENT, HISTORY_EXPERIMENT)]
 
-    store = SqlAlchemyStore(db, "mlflow-artifacts:/")
-    # MLflow 3's UI opens an experiment on its GenAI overview unless the experiment is of
-    # the "model training" kind; with this tag it opens on the runs table.
-    kind = [ExperimentTag("mlflow.experimentKind", "custom_model_development")]
-    eid = store.create_experiment("bench-ui", tags=kind)
-    for i in range(data.runs):
-        name, params, metrics = data.run(i)
-        run = store.create_run(eid, "bench", T0 + i, [RunTag("mlflow.runName", name)], name)
-        store.log_batch(
-            run.info.run_id, [Metric(k, v, T0 + i, 0) for k, v in metrics], [Param(k, v) for k, v in params], []
-        )
-    big_eid = store.create_experiment("bench-ui-history", tags=kind)
-    big = store.create_run(big_eid, "bench", T0, [RunTag("mlflow.runName", "one-million")], "one-million").info.run_id
-    for start in range(0, data.points, 1000):
-        store.log_batch(big, [Metric(HISTORY_METRIC, v, T0 + s, s) for s, v in data.history(start)], [], [])
-    return {"experiment": eid, "history_experiment": big_eid, "big_run": big}
+    def run_row(rid: str, name: str, experiment: int, start: int) -> dict[str, Any]:
+        return {"run_uuid": rid, "name": name, "source_type": "LOCAL", "source_name": "", "entry_point_name": "",
+                "user_id": "bench", "status": "FINISHED", "start_time": start, "end_time": start + 500,
+                "source_version": "", "lifecycle_stage": "active",
+                "artifact_uri": f"{artifacts}/{experiment}/{rid}/artifacts", "experiment_id": experiment}  # fmt: skip
+
+    def tag_rows(rid: str, name: str) -> list[dict[str, Any]]:
+        return [{"run_uuid": rid, "key": "mlflow.runName", "value": name},
+                {"run_uuid": rid, "key": "mlflow.user", "value": "bench"}]  # fmt: skip
+
+    def point(rid: str, key: str, value: float, timestamp: int, step: int) -> dict[str, Any]:
+        return {"run_uuid": rid, "key": key, "value": value, "timestamp": timestamp, "step": step, "is_nan": False}
+
+    chunk = 1000
+    for lo in range(0, data.runs, chunk):
+        runs, params, tags, metrics = [], [], [], []
+        for i in range(lo, min(lo + chunk, data.runs)):
+            name, run_params, run_metrics = data.run(i)
+            rid = ids[i]
+            runs.append(run_row(rid, name, EXPERIMENT, T0 + i))
+            tags += tag_rows(rid, name)
+            params += [{"run_uuid": rid, "key": k, "value": v} for k, v in run_params]
+            metrics += [point(rid, k, v, T0 + i, 0) for k, v in run_metrics]
+        yield "runs", runs
+        yield "tags", tags
+        yield "params", params
+        yield "latest_metrics", metrics
+        yield "metrics", metrics
+    big = ids[data.runs]
+    yield "runs", [run_row(big, "one-million", HISTORY_EXPERIMENT, T0)]
+    yield "tags", tag_rows(big, "one-million")
+    last: dict[str, Any] = {}
+    for lo in range(0, data.points, 100_000):
+        history = [
+            point(big, HISTORY_METRIC, v, T0 + s, s)
+            for start in range(lo, min(lo + 100_000, data.points), 1000)
+            for s, v in data.history(start)
+        ]
+        last = history[-1]
+        yield "metrics", history
+    yield "latest_metrics", [last] if last else []
 
 
-def seed_modelship(db: str, data: Data) -> dict[str, Any]:
-    """Into ``modelship tracking-server``'s database through its TrackingStore."""
-    from modelship.tracking.store.sql import TrackingStore
+def seed(data: Data, work: Path) -> dict[str, Any]:
+    """Both databases under ``work`` (the cache), written once per ``Data.key()``, then
+    checked: the same rows in both. What was seeded (ids, counts, seconds)."""
+    marker = work / "seeded.json"
+    if marker.exists():
+        return dict(json.loads(marker.read_text()))
+    out: dict[str, Any] = {"experiment": str(EXPERIMENT), "history_experiment": str(HISTORY_EXPERIMENT),
+                           "big_run": run_ids(data.runs + 1)[data.runs]}  # fmt: skip
+    for kind in ("mlflow", "modelship"):
+        db = work / f"{kind}.db"
+        db.unlink(missing_ok=True)
+        url, art = f"sqlite:///{db}", work / f"{kind}-artifacts"
+        started = time.monotonic()
+        mlflow_schema(url, art) if kind == "mlflow" else modelship_schema(url)
+        out[f"{kind}_counts"] = write_rows(url, rows(data, str(art)))
+        out[f"{kind}_seed_s"] = round(time.monotonic() - started, 1)
+        print(kind, "seeded in", out[f"{kind}_seed_s"], "s:", out[f"{kind}_counts"], flush=True)
+    if out["mlflow_counts"] != out["modelship_counts"]:
+        raise SystemExit(f"the two databases got different rows: {out}")
+    marker.write_text(json.dumps(out, indent=1) + "\n")
+    return out
 
-    store = TrackingStore(db)
-    eid = store.create_experiment("bench-ui")
-    for i in range(data.runs):
-        name, params, metrics = data.run(i)
-        rid = store.create_run(eid, "bench", name, T0 + i)["info"]["run_id"]
-        store.log_batch(rid, [(k, v, T0 + i, 0, None, None, None) for k, v in metrics], params)
-    big_eid = store.create_experiment("bench-ui-history")
-    big = store.create_run(big_eid, "bench", "one-million", T0)["info"]["run_id"]
-    for start in range(0, data.points, 1000):
-        store.log_batch(big, [(HISTORY_METRIC, v, T0 + s, s, None, None, None) for s, v in data.history(start)])
-    store.close()
-    return {"experiment": eid, "history_experiment": big_eid, "big_run": big}
+
+def verify(urls: dict[str, str], seeded: dict[str, Any], data: Data) -> dict[str, Any]:
+    """Both servers' REST APIs answer the same: the run count (paging through
+    ``runs/search``), a spot-checked run's params and metrics, the big run's last point."""
+    import httpx
+
+    def runs_of(client: httpx.Client) -> list[str]:
+        ids: list[str] = []
+        token = None
+        while True:
+            body: dict[str, Any] = {"experiment_ids": [seeded["experiment"]], "max_results": 1000}
+            if token:
+                body["page_token"] = token
+            answer = client.post("/api/2.0/mlflow/runs/search", json=body, timeout=600).raise_for_status().json()
+            ids += [r["info"]["run_id"] for r in answer.get("runs", [])]
+            token = answer.get("next_page_token")
+            if not token:
+                return ids
+
+    def run_of(client: httpx.Client, rid: str) -> dict[str, Any]:
+        run = client.get("/api/2.0/mlflow/runs/get", params={"run_id": rid}, timeout=600).raise_for_status().json()
+        d = run["run"]["data"]
+        return {"name": run["run"]["info"]["run_name"],
+                "params": sorted((p["key"], p["value"]) for p in d.get("params", [])),
+                "metrics": sorted((m["key"], m["value"], m["step"]) for m in d.get("metrics", []))}  # fmt: skip
+
+    spot = data.runs // 2
+    name, params, metrics = data.run(spot)
+    want = {"name": name, "params": sorted(params), "metrics": sorted((k, v, 0) for k, v in metrics)}
+    found: dict[str, Any] = {}
+    for kind, url in urls.items():
+        with httpx.Client(base_url=url) as client:
+            ids = runs_of(client)
+            got = run_of(client, run_ids(data.runs + 1)[spot])
+            big = run_of(client, seeded["big_run"])
+        if len(ids) != data.runs or len(set(ids)) != data.runs:
+            raise SystemExit(
+                f"{kind}: runs/search pages through {len(ids)} runs ({len(set(ids))} distinct), not {data.runs}"
+            )
+        if got != want:
+            raise SystemExit(f"{kind}: run {spot} answers {got}, not {want}")
+        last_step = data.points - 1
+        if [(k, s) for k, _, s in big["metrics"]] != [(HISTORY_METRIC, last_step)]:
+            raise SystemExit(
+                f"{kind}: the big run's latest metric is {big['metrics']}, not {HISTORY_METRIC} at {last_step}"
+            )
+        found[kind] = {"runs": len(ids), "spot_run": name, "big_run_last": big["metrics"][0]}
+    print("verified through both REST APIs:", found, flush=True)
+    return found
 
 
 def expected(url: str, eid: str) -> dict[str, str]:
@@ -117,7 +221,7 @@ def expected(url: str, eid: str) -> dict[str, str]:
     client = mlflow.MlflowClient(url)
     top = client.search_runs([eid], order_by=[f"metrics.{SORT_METRIC} DESC"], max_results=1)[0]
     first = client.search_runs([eid], max_results=1)[0]
-    filtered = client.search_runs([eid], FILTER, max_results=1)[0]
+    filtered = client.search_runs([eid], FILTER, max_results=1)[0]  # the table's own order, no sort
     return {"sorted": top.info.run_name, "first": first.info.run_name, "filtered": filtered.info.run_name}
 
 
@@ -140,9 +244,16 @@ class Ours:
         page.goto(f"{self.url}/#/experiments/{self.s['experiment']}")
         self.first_name(page, self.names["first"])
 
+    def before_sort(self, page: Any) -> None:
+        pass
+
     def sort(self, page: Any) -> None:
         page.locator("[role=columnheader]", has_text=SORT_METRIC).first.click()
         self.first_name(page, self.names["sorted"])
+
+    def fresh_table(self, page: Any) -> None:
+        """Before the filter: the table as it opens (in the newest-first order, no sort)."""
+        self.open_table(page)
 
     def filter(self, page: Any) -> None:
         page.locator("input.filter").fill(FILTER)
@@ -171,14 +282,30 @@ class MLflow:
             timeout=TIMEOUT_MS,
         )
 
+    # MLflow 3.17's UI opens every experiment on its GenAI overview unless the URL (or the
+    # sidebar's toggle, kept in local storage) asks for the "model training" workflow.
+    ML = "workflowType=machine_learning"
+
     def open_table(self, page: Any) -> None:
-        page.goto(f"{self.url}/#/experiments/{self.s['experiment']}")
+        page.goto(f"{self.url}/#/experiments/{self.s['experiment']}?{self.ML}")
         self.first_name(page, self.names["first"])
 
-    def sort(self, page: Any) -> None:
+    def fresh_table(self, page: Any) -> None:
+        """The table newest first again: MLflow keeps the last sort (the URL's state)."""
         page.goto(
-            f"{self.url}/#/experiments/{self.s['experiment']}?orderByKey=metrics.%60{SORT_METRIC}%60&orderByAsc=false"
+            f"{self.url}/#/experiments/{self.s['experiment']}/runs?{self.ML}"
+            "&orderByKey=attributes.start_time&orderByAsc=false"
         )
+        self.first_name(page, self.names["first"])
+
+    def before_sort(self, page: Any) -> None:
+        """Open the sort menu and find the metric (the user's part, not timed); the
+        sort's time starts at the click on the metric, as ours starts at the header click."""
+        page.get_by_text("Sort: Created").click()
+        page.keyboard.type(SORT_METRIC)
+
+    def sort(self, page: Any) -> None:
+        page.get_by_role("menuitemcheckbox", name=SORT_METRIC, exact=True).first.click()
         self.first_name(page, self.names["sorted"])
 
     def filter(self, page: Any) -> None:
@@ -189,7 +316,7 @@ class MLflow:
 
     def history(self, page: Any) -> None:
         eid, rid = self.s["history_experiment"], self.s["big_run"]
-        page.goto(f"{self.url}/#/experiments/{eid}/runs/{rid}/model-metrics", wait_until="commit")
+        page.goto(f"{self.url}/#/experiments/{eid}/runs/{rid}/model-metrics?{self.ML}", wait_until="commit")
         page.locator(".js-plotly-plot .scatterlayer path.js-line, canvas").first.wait_for(timeout=TIMEOUT_MS)
 
 
@@ -199,16 +326,21 @@ def measure(browser: Any, target: Any, repeat: int, state: Path) -> dict[str, fl
     from playwright.sync_api import Error as PlaywrightError
 
     best: dict[str, float | None] = {}
-    steps = [("first_rows", target.open_table), ("sort", target.sort), ("filter", target.filter)]
-    steps.append(("history_1m", target.history))
+    # (name, untimed preparation, timed step): the filter starts from a table opened afresh,
+    # so that the sort before it does not already put the awaited run first.
+    steps = [("first_rows", None, target.open_table), ("sort", target.before_sort, target.sort)]
+    steps += [("filter", target.fresh_table, target.filter), ("history_1m", None, target.history)]
     for n in range(repeat):
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         context.set_default_timeout(TIMEOUT_MS)
         context.set_default_navigation_timeout(TIMEOUT_MS)
         page = context.new_page()
         figures: dict[str, float | None] = {}
-        for name, step in steps:
+        for name, prepare, step in steps:
             try:
+                if prepare is not None:
+                    prepare(page)
+                    page.wait_for_timeout(500)
                 figures[name] = timed(step, page)
             except PlaywrightError as exc:  # a timeout, or a page that is not what the step expects
                 figures[name] = None
@@ -223,6 +355,32 @@ def measure(browser: Any, target: Any, repeat: int, state: Path) -> dict[str, fl
     return best
 
 
+class Load:
+    """The machine's 1-minute load average, sampled every 5 s while the browser measures."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(os.getloadavg()[0])
+            self._stop.wait(5)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict[str, float]:
+        xs = self.samples or [os.getloadavg()[0]]
+        return {"min": round(min(xs), 1), "mean": round(sum(xs) / len(xs), 1), "max": round(max(xs), 1), "n": len(xs)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10_000)
@@ -230,45 +388,70 @@ def main() -> None:
     ap.add_argument("--metrics", type=int, default=50)
     ap.add_argument("--points", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", choices=["modelship", "mlflow"], help="measure one UI (both are seeded and verified)")
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--state", type=Path, help="keep the servers' data here (default: a temporary directory)")
+    ap.add_argument("--state", type=Path, help="the servers' logs and screenshots (default: a temporary directory)")
+    ap.add_argument("--work", type=Path, help="where the seeded databases are kept (default: the cache, by scale)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     data = Data(args.runs, args.params, args.metrics, args.points)
-
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelship" / "bench"
+    work = args.work or cache / data.key()
+    work.mkdir(parents=True, exist_ok=True)
     state = args.state or Path(tempfile.mkdtemp(prefix="ui-bench-"))
     state.mkdir(parents=True, exist_ok=True)
+    seeded = seed(data, work)
     procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, Any] = {"runs": args.runs, "params": args.params, "metrics": args.metrics, "points": args.points}
+    results.update({k: v for k, v in seeded.items() if k.endswith(("_seed_s", "_counts"))})
     try:
-        targets = []
-        for kind in (Ours, MLflow):
+        urls: dict[str, str] = {}
+        for kind in ("modelship", "mlflow"):
             port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            started = time.monotonic()
-            if kind is MLflow:
-                (state / "mlflow").mkdir(exist_ok=True)
-                seeded = seed_mlflow(f"sqlite:///{state / 'mlflow' / 'mlflow.db'}", data)
-                command = mlflow_server_command(state / "mlflow", port)
+            urls[kind] = url = f"http://127.0.0.1:{port}"
+            db = f"sqlite:///{work / f'{kind}.db'}"
+            art = str(work / f"{kind}-artifacts")
+            if kind == "mlflow":
+                command = [sys.executable, "-m", "mlflow", "server", "--workers", "1"]
             else:
-                db = f"sqlite:///{state / 'modelship.db'}"
-                seeded = seed_modelship(db, data)
-                command = [sys.executable, "-m", "modelship", "tracking-server", "--host", "127.0.0.1", "--port", str(port),
-                           "--backend-store-uri", db, "--artifacts-destination", str(state / "modelship-artifacts")]  # fmt: skip
-            results[f"{kind.name}_seed_s"] = round(time.monotonic() - started, 1)
-            print(kind.name, "seeded in", results[f"{kind.name}_seed_s"], "s", flush=True)
-            procs.append(start(command, state / f"{kind.name}.log", url))
-            targets.append(kind(url, seeded, expected(url, seeded["experiment"])))
-        with sync_playwright() as p:
+                command = [sys.executable, "-m", "modelship", "tracking-server"]
+            command += [
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                db,
+                "--artifacts-destination",
+                art,
+            ]
+            procs.append(start(command, state / f"{kind}.log", url))
+        results["verified"] = verify(urls, seeded, data)
+        targets = [
+            kind(urls[kind.name], seeded, expected(urls[kind.name], seeded["experiment"])) for kind in (Ours, MLflow)
+        ]
+        targets = [t for t in targets if args.only in (None, t.name)]
+        with sync_playwright() as p, Load() as load:
             browser = launch_chromium(p)
             for target in targets:
                 figures = measure(browser, target, args.repeat, state)
                 results[target.name] = {k: v and round(v, 3) for k, v in figures.items()}
             browser.close()
+        results["load_1min"] = load.summary()
     finally:
         for proc in procs:
             stop(proc)
+    print("state (logs, screenshots):", state, "| load average (1 min) while measuring:", results["load_1min"])
+    if args.only:
+        print(results[args.only])
+    else:
+        report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def report(results: dict[str, Any]) -> None:
     ours, theirs = results["modelship"], results["mlflow"]
     limit = TIMEOUT_MS / 1000
     # MLflow's figure is at least the limit where it did not finish: the ratio is then a lower bound.
@@ -279,8 +462,6 @@ def main() -> None:
         other = f"{theirs[k]:10.3f}" if theirs[k] else f"{'>' + str(limit):>10}"
         ratio = results["ratio_mlflow_over_ours"][k]
         print(f"{k:12} {other} {mine} {str(ratio) + 'x' if ratio else '':>8}{'+' if not theirs[k] else ''}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
