@@ -103,6 +103,13 @@ REQUIRED_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         GROUP,
+        ("modelversions", "registeredmodels"),
+        ("get",),
+        "the registry view (controllers/registry_view.py) reads one object again when a conditional write of it "
+        "answers 409 (its copy was stale)",
+    ),
+    Rule(
+        GROUP,
         ("experiments",),
         ("create",),
         "spec.monitoring.retrain: a ModelDeployment whose drift holds creates one retraining Experiment "
