@@ -56,6 +56,13 @@ def start(args: list[str], port: int, log: Path, health: str = "/health") -> sub
     raise RuntimeError(f"{args[:3]} did not start")
 
 
+def start_modelship(work: Path, port: int) -> subprocess.Popen[bytes]:
+    """``modelship tracking-server`` on SQLite in ``work``, one worker, as every row measures it."""
+    args = [PY, "-m", "modelship", "tracking-server", "--port", str(port)]
+    args += ["--backend-store-uri", f"sqlite:///{work}/modelship.db", "--artifacts-destination", str(work / "ms-art")]
+    return start(args, port, work / "ms.log")
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -288,22 +295,7 @@ def main() -> None:
         )
         procs.append(mlflow_server)
         sp = free_port()
-        ours = start(
-            [
-                PY,
-                "-m",
-                "modelship",
-                "tracking-server",
-                "--port",
-                str(sp),
-                "--backend-store-uri",
-                f"sqlite:///{work}/modelship.db",
-                "--artifacts-destination",
-                str(work / "ms-art"),
-            ],
-            sp,
-            work / "ms.log",
-        )
+        ours = start_modelship(work, sp)
         procs.append(ours)
         cp = free_port()
         sidecar = start(

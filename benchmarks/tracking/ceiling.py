@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.tracking.bench import HERE, PY, drive, free_port, history_len, start, stop
+from benchmarks.tracking.bench import HERE, PY, drive, free_port, history_len, start, start_modelship, stop
 
 
 def load() -> str:
@@ -95,22 +95,7 @@ def main() -> None:
     procs = []
     try:
         sp = free_port()
-        ours = start(
-            [
-                PY,
-                "-m",
-                "modelship",
-                "tracking-server",
-                "--port",
-                str(sp),
-                "--backend-store-uri",
-                f"sqlite:///{work}/modelship.db",
-                "--artifacts-destination",
-                str(work / "ms-art"),
-            ],
-            sp,
-            work / "ms.log",
-        )
+        ours = start_modelship(work, sp)
         procs.append(ours)
         np_ = free_port()
         null = start([PY, str(HERE / "null_server.py"), str(np_)], np_, work / "null.log")
