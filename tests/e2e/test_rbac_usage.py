@@ -49,6 +49,11 @@ NOT_EXERCISED = {
     ("patch", "batch", "jobs"): "a trial's Job is ended when early stopping or maxFailedTrials stops the "
     "trial (controllers/children.py stop_job); whether a trial of FLOWS is stopped depends on timing",
     **{
+        ("get", "modelship.io", plural): "the registry view (controllers/registry_view.py) reads one object again "
+        "only when a conditional write of its stale copy answers 409; whether FLOWS race so depends on timing"
+        for plural in ("modelversions", "registeredmodels")
+    },
+    **{
         ("delete", group, plural): f"prune_children deletes a {kind} the plan no longer has (autoscaling, "
         "replicas, routing or shadow taken out of a ModelDeployment's spec); FLOWS take out only Deployments "
         "and Services"
