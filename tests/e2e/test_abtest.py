@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -180,11 +181,19 @@ def test_the_better_version_wins_and_the_readout_survives_a_pod_restart(
         180,
         "a new Ready green pod",
     )
-    more = predict_all(host, X[order[:40]])
+    # Ready is not yet routed: the EndpointSlice and kube-proxy's rules follow the pod a moment
+    # later (under load, seconds), so rows go out in rounds until the new pod answers some.
+    more: list[tuple[str, str]] = []
+    sent_labels: list[int] = []
+    deadline = time.monotonic() + 90
+    while not any(v == "green" for v, _ in more) and time.monotonic() < deadline:
+        more += predict_all(host, X[order[:20]])
+        sent_labels += [int(v) for v in y[order[:20]]]
     mine = [(v, rid) for v, rid in more if v == "green"]
-    assert mine
+    answered_by = sorted({v for v, _ in more})
+    assert mine, f"no row reached the new green pod in 90 s: {len(more)} answered by {answered_by}"
     ips["green"] = pod_ip(kube, namespace, "green")
-    labels = y[order[:40]][[v == "green" for v, _ in more]]
+    labels = np.array(sent_labels)[[v == "green" for v, _ in more]]
     assert feed_back({"green": ips["green"]}, mine, labels) == len(mine)
     want = per_variant["green"] + len(mine)
     wait(lambda: arm(experiment(kube, namespace), "green").get("samples") == want, 90, f"green at {want} outcomes")
