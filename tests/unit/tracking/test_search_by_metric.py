@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from modelship.tracking.store import runsearch
 from modelship.tracking.store import schema as t
+from modelship.tracking.store.search import RunPage
 from modelship.tracking.store.sql import TrackingStore
 
 
@@ -58,7 +59,7 @@ def test_every_page_matches_the_single_sorted_query(
     got: list[str] = []
     with s.engine.connect() as c:
         for offset in range(0, len(expected) + page, page):
-            got += runsearch.search_run_ids(c, [eid], ["active"], filter_string, order, offset, page)
+            got += runsearch.search_run_ids(c, [eid], ["active"], filter_string, order, RunPage(offset=offset), page)
     assert got == expected
     assert len(expected) > 0
 

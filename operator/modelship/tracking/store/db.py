@@ -43,7 +43,21 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _session(dbapi_conn: Any, _record: Any) -> None:
+            # No parallel workers for this store's statements: each reads a page (a LIMIT
+            # of at most a few thousand rows along an index), and starting two workers
+            # cost 20 ms of a 24 ms filtered search on a loaded 2-core machine, where the
+            # planner picked a parallel plan for a LIMIT 101 (benchmarks/tracking/scale.py).
+            dbapi_conn.autocommit = True
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET max_parallel_workers_per_gather = 0")
+            dbapi_conn.autocommit = False
+
+    return engine
 
 
 def upsert(engine: Engine, table: Table) -> Any:

@@ -13,6 +13,23 @@ from modelship.tracking.protocol import validation as v
 from modelship.tracking.store import schema as t
 
 
+def placeholder(c: Connection) -> str:
+    """The driver's parameter marker: sqlite3's ``?``, psycopg's ``%s``."""
+    return "?" if c.dialect.name == "sqlite" else "%s"
+
+
+def driver_rows(c: Connection, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of driver SQL as the driver's own tuples, fetched at once: for the reads that
+    return thousands of rows (a search page's children, a bulk history), SQLAlchemy's row
+    per fetched row costs more than the database. The statement still goes through the
+    engine's events (benchmarks/tracking/scale.py captures them)."""
+    result = c.exec_driver_sql(sql, tuple(parameters))
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
+
+
 def experiment_int(experiment_id: object) -> int:
     try:
         eid = int(str(experiment_id))

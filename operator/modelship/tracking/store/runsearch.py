@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, exists, false, func, select
+from sqlalchemy import Connection, Select, and_, exists, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from modelship.tracking.errors import invalid
 from modelship.tracking.store import schema as t
-from modelship.tracking.store.search import Clause, decode_page_token, parse_filter, parse_order_by
+from modelship.tracking.store.search import (
+    Clause,
+    RunPage,
+    decode_page_token,
+    parse_filter,
+    parse_order_by,
+)
 
 RUN_ATTRIBUTES: dict[str, Any] = {
     "run_id": t.runs.c.run_uuid,
@@ -82,24 +88,68 @@ def run_condition(clause: Clause) -> ColumnElement[bool]:
     return compare(column, clause.op, clause.value)
 
 
+def keyset_order(order_by: Sequence[str]) -> str | None:
+    """The order a keyset page token follows, when the search is in start-time order (no
+    ``order_by``, MLflow's default, or only ``start_time``/``created``, the UI's): its name
+    in the token; None for the other orders, which page by offset."""
+    orders = parse_order_by(list(order_by))
+    if not orders:
+        return "start_time DESC"
+    if len(orders) == 1 and orders[0].kind == "attribute" and orders[0].key in ("start_time", "created"):
+        return "start_time ASC" if orders[0].ascending else "start_time DESC"
+    return None
+
+
 def search_run_ids(
     c: Connection,
     experiment_ids: Sequence[int],
     stages: Sequence[str],
     filter_string: str | None,
     order_by: Sequence[str],
-    offset: int,
+    page: RunPage,
     limit: int,
 ) -> list[str]:
+    """The ids of a page of runs, in the search's order."""
     conditions = [run_condition(clause) for clause in parse_filter(filter_string)]
+    keyed = keyset_order(order_by)
+    if page.after is not None and page.order != keyed:
+        raise invalid(
+            f"Invalid page token: it continues a search of runs in the order {page.order!r}, and this search's "
+            f"order_by is {list(order_by)!r}; send the same order_by as the first page, or start again without "
+            "page_token"
+        )
+    scope = [
+        t.runs.c.experiment_id.in_(list(experiment_ids)),
+        t.runs.c.lifecycle_stage.in_(list(stages)),
+        *conditions,
+    ]
+    if keyed is not None:
+        return _in_start_time_order(c, scope, keyed == "start_time ASC", page, limit)
     orders = parse_order_by(list(order_by))
     if len(orders) == 1 and orders[0].kind == "metric":
-        return _top_by_metric(c, experiment_ids, stages, conditions, orders[0].key, orders[0].ascending, offset, limit)
-    q = select(t.runs.c.run_uuid).where(
-        t.runs.c.experiment_id.in_(list(experiment_ids)), t.runs.c.lifecycle_stage.in_(list(stages)), *conditions
-    )
-    q = _order_runs(q, order_by)
-    return list(c.execute(q.offset(offset).limit(limit)).scalars())
+        return _top_by_metric(
+            c, experiment_ids, stages, conditions, orders[0].key, orders[0].ascending, page.offset, limit
+        )
+    q = _order_runs(select(t.runs.c.run_uuid).where(*scope), order_by)
+    return list(c.execute(q.offset(page.offset).limit(limit)).scalars())
+
+
+def _in_start_time_order(
+    c: Connection, scope: Sequence[ColumnElement[bool]], ascending: bool, page: RunPage, limit: int
+) -> list[str]:
+    """Runs by start time (then run id), from the index on (experiment, start time, run id):
+    after the token's run when it has one, so a deep page reads its own runs only."""
+    r = t.runs.c
+    where = list(scope)
+    if page.after is not None:
+        start, run_id = page.after
+        past = r.start_time > start if ascending else r.start_time < start
+        # The bound on start_time alone is what an index range starts from; the OR is exact.
+        bound = r.start_time >= start if ascending else r.start_time <= start
+        where += [bound, or_(past, and_(r.start_time == start, r.run_uuid > run_id))]
+    q = select(r.run_uuid).where(*where)
+    q = q.order_by(r.start_time.asc() if ascending else r.start_time.desc(), r.run_uuid.asc())
+    return list(c.execute(q.offset(page.offset).limit(limit)).scalars())
 
 
 def _top_by_metric(

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -54,7 +55,9 @@ runs = Table(
     Column("end_time", BigInteger, nullable=True),
     Column("lifecycle_stage", String(20), nullable=False),
     Column("artifact_uri", Text, nullable=False),
-    Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    # Runs in start-time order, newest first, a page at a time (migration 0004, keyset page
+    # tokens in runsearch).
+    Index("ix_runs_experiment_start_run", "experiment_id", text("start_time DESC"), "run_uuid"),
 )
 
 params = Table(

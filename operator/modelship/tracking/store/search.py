@@ -4,7 +4,8 @@ Filter: comparisons joined by ``AND``, each ``<entity>.<key> <op> <value>`` wher
 entity is ``metrics``/``params``/``tags``/``attributes`` (MLflow's singular forms and
 ``attr``/``run`` are accepted too) and the key may be quoted with backticks or double
 quotes (``tags."mlflow.runName"``). Order by: ``<entity>.<key> [ASC|DESC]``.
-Page tokens are opaque base64 of an offset.
+Page tokens are opaque base64 of JSON: an offset, or for runs in start-time order the last
+run of the page (a keyset token).
 """
 
 from __future__ import annotations
@@ -214,13 +215,57 @@ def encode_page_token(offset: int) -> str:
     return base64.urlsafe_b64encode(orjson.dumps({"offset": offset})).decode()
 
 
+def _token_body(token: str) -> object:
+    try:
+        return orjson.loads(base64.urlsafe_b64decode(token.encode()))
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise invalid(f"Invalid page token {token[:40]!r}") from exc
+
+
 def decode_page_token(token: str | None) -> int:
     if not token:
         return 0
-    try:
-        offset = orjson.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise invalid(f"Invalid page token {token[:40]!r}") from exc
-    if not isinstance(offset, int) or not 0 <= offset <= INT64_MAX:
+    body = _token_body(token)
+    offset = body.get("offset") if isinstance(body, dict) else None
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= INT64_MAX:
         raise invalid(f"Invalid page token {token[:40]!r}")
     return offset
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """Where a page of a run search starts: after the run ``after`` (its start time and id,
+    a keyset token), or ``offset`` runs in (the tokens of other orders, and of earlier
+    servers)."""
+
+    offset: int = 0
+    after: tuple[int, str] | None = None
+    order: str = ""
+
+
+def encode_run_page_token(order: str, start_time: int, run_id: str) -> str:
+    """A keyset token: the next page starts after this run in ``order``. It reads only the
+    runs of its page, however deep (an offset re-reads every run it skips), and a run
+    created or deleted between two pages moves no other run to another page."""
+    return base64.urlsafe_b64encode(orjson.dumps({"order": order, "after": [start_time, run_id]})).decode()
+
+
+def decode_run_page_token(token: str | None) -> RunPage:
+    if not token:
+        return RunPage()
+    body = _token_body(token)
+    if isinstance(body, dict) and "after" in body:
+        after, order = body.get("after"), body.get("order")
+        if (
+            isinstance(order, str)
+            and isinstance(after, list)
+            and len(after) == 2
+            and isinstance(after[0], int)
+            and not isinstance(after[0], bool)
+            and abs(after[0]) <= INT64_MAX
+            and isinstance(after[1], str)
+            and len(after[1]) <= 64
+        ):
+            return RunPage(after=(after[0], after[1]), order=order)
+        raise invalid(f"Invalid page token {token[:40]!r}")
+    return RunPage(offset=decode_page_token(token))

@@ -29,8 +29,16 @@ from modelship.tracking.store.db import make_engine, upsert
 from modelship.tracking.store.history import MetricHistoryStore
 from modelship.tracking.store.logged_models import LoggedModelStore
 from modelship.tracking.store.migrate import upgrade
-from modelship.tracking.store.rows import experiment_for_write, experiment_int, experiment_ints, run_row
-from modelship.tracking.store.runsearch import search_run_ids
+from modelship.tracking.store.rows import (
+    driver_rows,
+    experiment_for_write,
+    experiment_int,
+    experiment_ints,
+    placeholder,
+    run_row,
+)
+from modelship.tracking.store.runsearch import keyset_order, search_run_ids
+from modelship.tracking.store.search import decode_run_page_token, encode_page_token, encode_run_page_token
 
 ACTIVE = "active"
 DELETED = "deleted"
@@ -387,9 +395,8 @@ class TrackingStore:
         """Rows of a run's child table for many runs, by driver SQL: a search page is 100
         runs and some 3,000 child rows, and building and compiling the select per page, with
         a result processor per row, cost as much as the database (benchmarks/tracking/scale.py)."""
-        ph = "?" if self.engine.dialect.name == "sqlite" else "%s"
-        sql = f"SELECT run_uuid, {columns} FROM {table} WHERE run_uuid IN ({', '.join([ph] * len(ids))})"
-        return [tuple(row) for row in c.exec_driver_sql(sql, tuple(ids))]
+        sql = f"SELECT run_uuid, {columns} FROM {table} WHERE run_uuid IN ({', '.join([placeholder(c)] * len(ids))})"
+        return driver_rows(c, sql, ids)
 
     def _runs_out(self, c: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
         ids = [r["run_uuid"] for r in rows]
@@ -555,17 +562,22 @@ class TrackingStore:
         order_by: Sequence[str] = (),
         page_token: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        from modelship.tracking.store.search import decode_page_token, encode_page_token
-
         limit = v.max_results(max_results, 1000, v.MAX_RESULTS_RUNS)
-        offset = decode_page_token(page_token)
+        page = decode_run_page_token(page_token)
         eids = experiment_ints(experiment_ids)
         with self.engine.connect() as c:
-            ids = search_run_ids(c, eids, view_type(view), filter_string, order_by, offset, limit + 1)
-            token = encode_page_token(offset + limit) if len(ids) > limit else None
+            ids = search_run_ids(c, eids, view_type(view), filter_string, order_by, page, limit + 1)
+            more = len(ids) > limit
             ids = ids[:limit]
             rows = c.execute(select(t.runs).where(t.runs.c.run_uuid.in_(ids))).mappings().all()
             by_id = {r["run_uuid"]: r for r in rows}
+            token = None
+            if more:
+                keyed = keyset_order(order_by)
+                if keyed is not None:
+                    token = encode_run_page_token(keyed, by_id[ids[-1]]["start_time"], ids[-1])
+                else:
+                    token = encode_page_token(page.offset + limit)
             return self._runs_out(c, [by_id[i] for i in ids]), token
 
     def log_inputs(self, run_id: str, datasets: Sequence[dict[str, Any]], models: Sequence[dict[str, Any]]) -> None:
