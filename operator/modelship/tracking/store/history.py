@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from modelship.tracking.errors import invalid
 from modelship.tracking.protocol import validation as v
 from modelship.tracking.store import schema as t
-from modelship.tracking.store.rows import driver_rows, experiment_int, metric_out, placeholder, run_row
+from modelship.tracking.store.rows import any_of, driver_rows, experiment_int, metric_out, placeholder, run_row
 from modelship.tracking.store.search import decode_page_token, encode_page_token
 
 # MLflow's bounds for the UI's calls (mlflow.server.handlers).
@@ -144,10 +144,10 @@ class MetricHistoryStore:
         wanted = list(dict.fromkeys(run_ids))
         with self.engine.connect() as c:
             ph = placeholder(c)
-            runs_in = f"run_uuid IN ({', '.join([ph] * len(wanted))})"
+            runs_in, wanted_parameters = any_of(c, "run_uuid", wanted)
             # One read for the runs' existence (not one per run: 100 runs, 100 round trips);
             # the first one missing answers as a single read of it would.
-            found = {r for (r,) in driver_rows(c, f"SELECT run_uuid FROM runs WHERE {runs_in}", wanted)}
+            found = {r for (r,) in driver_rows(c, f"SELECT run_uuid FROM runs WHERE {runs_in}", wanted_parameters)}
             for run_id in (r for r in wanted if r not in found):
                 run_row(c, run_id)
             # Driver SQL and plain tuples: 100 runs x 100 steps are 10,000 rows read twice,
@@ -155,19 +155,21 @@ class MetricHistoryStore:
             # database's work (benchmarks/tracking/scale.py).
             steps: dict[str, list[int]] = defaultdict(list)
             for run_id, step in driver_rows(
-                c, f"SELECT DISTINCT run_uuid, step FROM metrics WHERE {runs_in} AND key = {ph}", (*wanted, key)
+                c,
+                f"SELECT DISTINCT run_uuid, step FROM metrics WHERE {runs_in} AND key = {ph}",
+                (*wanted_parameters, key),
             ):
                 steps[run_id].append(step)
             chosen = sorted(sample_steps([steps[r] for r in wanted], max_results, start_step, end_step))
             per_run_cap = max(max_results, len(chosen))
             rows_by_run: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
             if chosen:
+                steps_in, step_parameters = any_of(c, "step", chosen)
                 for row in driver_rows(
                     c,
                     "SELECT run_uuid, step, timestamp, value, is_nan FROM metrics "
-                    f"WHERE {runs_in} AND key = {ph} AND step IN ({', '.join([ph] * len(chosen))}) "
-                    "ORDER BY run_uuid, step, timestamp, value",
-                    (*wanted, key, *chosen),
+                    f"WHERE {runs_in} AND key = {ph} AND {steps_in} ORDER BY run_uuid, step, timestamp, value",
+                    (*wanted_parameters, key, *step_parameters),
                 ):
                     rows_by_run[row[0]].append(row)
         out: list[dict[str, Any]] = []

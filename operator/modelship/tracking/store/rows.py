@@ -18,6 +18,17 @@ def placeholder(c: Connection) -> str:
     return "?" if c.dialect.name == "sqlite" else "%s"
 
 
+def any_of(c: Connection, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+    """``column`` is one of ``values``, as driver SQL and its parameters. On PostgreSQL one
+    array parameter (``= ANY(%s)``): the statement's text is the same for any number of
+    values, so psycopg parses it once and prepares it after a few runs, where ``IN`` with a
+    marker per value was a new statement for each length, parsed every time (a tenth of a
+    search page's time, benchmarks/tracking/scale.py). SQLite has no arrays: a marker each."""
+    if c.dialect.name == "postgresql":
+        return f"{column} = ANY(%s)", (list(values),)
+    return f"{column} IN ({', '.join(['?'] * len(values))})", tuple(values)
+
+
 def driver_rows(c: Connection, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
     """The rows of driver SQL as the driver's own tuples, fetched at once: for the reads that
     return thousands of rows (a search page's children, a bulk history), SQLAlchemy's row

@@ -30,11 +30,11 @@ from modelship.tracking.store.history import MetricHistoryStore
 from modelship.tracking.store.logged_models import LoggedModelStore
 from modelship.tracking.store.migrate import upgrade
 from modelship.tracking.store.rows import (
+    any_of,
     driver_rows,
     experiment_for_write,
     experiment_int,
     experiment_ints,
-    placeholder,
     run_row,
 )
 from modelship.tracking.store.runsearch import keyset_order, search_run_ids
@@ -48,6 +48,19 @@ _VIEW_BY_NUMBER = {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}
 
 # (key, value, timestamp, step, model_id, dataset_name, dataset_digest); value NaN is allowed.
 MetricIn = tuple[str, float, int, int, "str | None", "str | None", "str | None"]
+
+# The columns run_info reads, for the runs of a search page read by driver SQL.
+_RUN_COLUMNS = (
+    "run_uuid",
+    "name",
+    "experiment_id",
+    "user_id",
+    "status",
+    "start_time",
+    "end_time",
+    "lifecycle_stage",
+    "artifact_uri",
+)
 
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 
@@ -205,11 +218,10 @@ class TrackingStore:
         tags read by driver SQL."""
         tags: dict[int, list[dict[str, str]]] = {r[0]: [] for r in rows}
         if tags:
-            sql = (
-                "SELECT experiment_id, key, value FROM experiment_tags "
-                f"WHERE experiment_id IN ({', '.join([placeholder(c)] * len(tags))})"
-            )
-            for eid, key, value in driver_rows(c, sql, list(tags)):
+            where, parameters = any_of(c, "experiment_id", list(tags))
+            for eid, key, value in driver_rows(
+                c, f"SELECT experiment_id, key, value FROM experiment_tags WHERE {where}", parameters
+            ):
                 tags[eid].append({"key": key, "value": value})
         return [
             {
@@ -400,8 +412,8 @@ class TrackingStore:
         """Rows of a run's child table for many runs, by driver SQL: a search page is 100
         runs and some 3,000 child rows, and building and compiling the select per page, with
         a result processor per row, cost as much as the database (benchmarks/tracking/scale.py)."""
-        sql = f"SELECT run_uuid, {columns} FROM {table} WHERE run_uuid IN ({', '.join([placeholder(c)] * len(ids))})"
-        return driver_rows(c, sql, ids)
+        where, parameters = any_of(c, "run_uuid", ids)
+        return driver_rows(c, f"SELECT run_uuid, {columns} FROM {table} WHERE {where}", parameters)
 
     def _runs_out(self, c: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
         ids = [r["run_uuid"] for r in rows]
@@ -574,8 +586,9 @@ class TrackingStore:
             ids = search_run_ids(c, eids, view_type(view), filter_string, order_by, page, limit + 1)
             more = len(ids) > limit
             ids = ids[:limit]
-            rows = c.execute(select(t.runs).where(t.runs.c.run_uuid.in_(ids))).mappings().all()
-            by_id = {r["run_uuid"]: r for r in rows}
+            where, parameters = any_of(c, "run_uuid", ids)
+            rows = driver_rows(c, f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE {where}", parameters)
+            by_id = {r[0]: dict(zip(_RUN_COLUMNS, r, strict=True)) for r in rows}
             token = None
             if more:
                 keyed = keyset_order(order_by)
