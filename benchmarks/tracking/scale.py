@@ -391,11 +391,16 @@ def measure_backend(backend: str, args: argparse.Namespace, work: Path, pg_url: 
 
 def print_table(backend: str, results: dict[str, Any]) -> None:
     print(f"\n## {backend}\n")
+    if "loadavg" in results:
+        load = results["loadavg"]
+        print(f"load average {load['start'][0]:.1f} at the start, {load['end'][0]:.1f} at the end\n")
     print(
         "| query | mlflow p50 / p99 ms | Modelship p50 / p99 ms | ratio p50 / p99 | SQL floor p50 ms | ours / floor |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
     for name, row in results.items():
+        if name == "loadavg":
+            continue
         m, o = row["mlflow"], row["modelship"]
         floor = row.get("floor")
         print(
@@ -426,6 +431,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "backends": {}}
     for backend in args.backends.split(","):
+        load_before = os.getloadavg()
         if backend == "postgresql":
             # Under /var/tmp: PostgreSQL runs as its own user, who cannot enter root's home.
             with local_postgres(Path("/var/tmp/modelship-bench") / work.name / "pg") as pg_url:
@@ -434,6 +440,8 @@ def main() -> None:
             out["backends"][backend] = measure_backend(backend, args, work, None)
         else:
             parser.error(f"--backends: {backend!r} is neither sqlite nor postgresql")
+        # The machine is shared: the load beside every figure, at the start and the end.
+        out["backends"][backend]["loadavg"] = {"start": load_before, "end": os.getloadavg()}
         print_table(backend, out["backends"][backend])
     out["loadavg_end"] = os.getloadavg()
     print(f"\nload average at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -150,28 +150,41 @@ class MetricHistoryStore:
             found = {r for (r,) in driver_rows(c, f"SELECT run_uuid FROM runs WHERE {runs_in}", wanted_parameters)}
             for run_id in (r for r in wanted if r not in found):
                 run_row(c, run_id)
-            # Driver SQL and plain tuples: 100 runs x 100 steps are 10,000 rows read twice,
-            # and a SQLAlchemy row per point, read by attribute, cost five times the
-            # database's work (benchmarks/tracking/scale.py).
-            steps: dict[str, list[int]] = defaultdict(list)
-            for run_id, step in driver_rows(
-                c,
-                f"SELECT DISTINCT run_uuid, step FROM metrics WHERE {runs_in} AND key = {ph}",
-                (*wanted_parameters, key),
-            ):
-                steps[run_id].append(step)
-            chosen = sorted(sample_steps([steps[r] for r in wanted], max_results, start_step, end_step))
-            per_run_cap = max(max_results, len(chosen))
-            rows_by_run: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-            if chosen:
-                steps_in, step_parameters = any_of(c, "step", chosen)
-                for row in driver_rows(
+            # Driver SQL and plain tuples: 100 runs x 100 steps are 10,000 rows, and a
+            # SQLAlchemy row per point, read by attribute, cost five times the database's
+            # work (benchmarks/tracking/scale.py).
+            # The steps sample_steps considers: [start, end], or from 0 without a range.
+            in_range = f" AND step >= {ph}" + ("" if end_step is None else f" AND step <= {ph}")
+            range_parameters = (start_step or 0,) if end_step is None else (start_step, end_step)
+            base = (*wanted_parameters, key, *range_parameters)
+            ((distinct,),) = driver_rows(
+                c, f"SELECT COUNT(DISTINCT step) FROM metrics WHERE {runs_in} AND key = {ph}{in_range}", base
+            )
+            if distinct <= max_results:
+                # Every step of the range is chosen (the usual case: a chart asks for more
+                # points than a run has steps), so the points are read without first
+                # listing the steps of every run.
+                step_filter, step_parameters, per_run_cap = in_range, range_parameters, max_results
+            else:
+                steps: dict[str, list[int]] = defaultdict(list)
+                for run_id, step in driver_rows(
                     c,
-                    "SELECT run_uuid, step, timestamp, value, is_nan FROM metrics "
-                    f"WHERE {runs_in} AND key = {ph} AND {steps_in} ORDER BY run_uuid, step, timestamp, value",
-                    (*wanted_parameters, key, *step_parameters),
+                    f"SELECT DISTINCT run_uuid, step FROM metrics WHERE {runs_in} AND key = {ph}",
+                    (*wanted_parameters, key),
                 ):
-                    rows_by_run[row[0]].append(row)
+                    steps[run_id].append(step)
+                chosen = sorted(sample_steps([steps[r] for r in wanted], max_results, start_step, end_step))
+                per_run_cap = max(max_results, len(chosen))
+                steps_in, step_parameters_list = any_of(c, "step", chosen)
+                step_filter, step_parameters = f" AND {steps_in}", tuple(step_parameters_list)
+            rows_by_run: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+            for row in driver_rows(
+                c,
+                "SELECT run_uuid, step, timestamp, value, is_nan FROM metrics "
+                f"WHERE {runs_in} AND key = {ph}{step_filter} ORDER BY run_uuid, step, timestamp, value",
+                (*wanted_parameters, key, *step_parameters),
+            ):
+                rows_by_run[row[0]].append(row)
         out: list[dict[str, Any]] = []
         append, encode = out.append, v.encode_float
         for run_id in wanted:
