@@ -122,3 +122,40 @@ def test_driver_sql_reads_answer_alike_on_both_databases(server: Proc) -> None:
         steps = [s for s, _ in by_run[rid]]
         assert steps[0] == 0 and steps[-1] == 60 and steps == sorted(steps) and len(steps) <= 5
         assert by_run[rid][0][1] == pytest.approx(1.0 + i) and by_run[rid][-1][1] == "NaN"
+
+
+def test_a_search_page_carries_inputs_and_outputs_on_both_databases(server: Proc) -> None:
+    """On PostgreSQL a page's params, tags, outputs and inputs are one UNION ALL statement:
+    each comes back to its own run and its own field."""
+    api = f"{server.url}/api/2.0/mlflow"
+    with httpx.Client(timeout=30) as http:
+        eid = http.post(f"{api}/experiments/create", json={"name": f"io-{uuid.uuid4().hex[:6]}"}).json()[
+            "experiment_id"
+        ]
+        rids = [
+            http.post(f"{api}/runs/create", json={"experiment_id": eid, "start_time": 5_000 + i}).json()["run"]["info"][
+                "run_id"
+            ]
+            for i in range(2)
+        ]
+        model = http.post(f"{api}/logged-models", json={"experiment_id": eid, "name": "m"}).json()["model"]
+        mid = model["info"]["model_id"]
+        dataset = {"dataset": {"name": "wine", "digest": "abc", "source_type": "local", "source": "x"}, "tags": []}
+        assert http.post(f"{api}/runs/log-inputs", json={"run_id": rids[0], "datasets": [dataset]}).status_code == 200
+        assert (
+            http.post(
+                f"{api}/runs/outputs", json={"run_id": rids[1], "models": [{"model_id": mid, "step": 7}]}
+            ).status_code
+            == 200
+        )
+        http.post(f"{api}/runs/set-tag", json={"run_id": rids[1], "key": "k", "value": "v"}).raise_for_status()
+        http.post(f"{api}/runs/log-parameter", json={"run_id": rids[0], "key": "p", "value": "1"}).raise_for_status()
+        runs = http.post(f"{api}/runs/search", json={"experiment_ids": [eid]}).json()["runs"]
+    by_id = {r["info"]["run_id"]: r for r in runs}
+    first, second = by_id[rids[0]], by_id[rids[1]]
+    assert first["inputs"]["dataset_inputs"] == [dataset] and first["outputs"]["model_outputs"] == []
+    assert first["data"]["params"] == [{"key": "p", "value": "1"}]
+    assert second["outputs"]["model_outputs"] == [{"model_id": mid, "step": 7}]
+    assert second["inputs"]["dataset_inputs"] == [] and second["data"]["params"] == []
+    assert {"key": "k", "value": "v"} in second["data"]["tags"]
+    assert {"key": "k", "value": "v"} not in first["data"]["tags"]
