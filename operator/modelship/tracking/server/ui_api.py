@@ -17,6 +17,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import and_, func, select
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +28,7 @@ from modelship.tracking.protocol.paths import safe_path
 from modelship.tracking.server.downsample import DEFAULT_WINDOWS, MAX_WINDOWS, MIN_WINDOWS, window_indices
 from modelship.tracking.store import schema as t
 from modelship.tracking.store.artifacts import ArtifactStore, relative_to_proxy
+from modelship.tracking.store.blocks import block_windows
 from modelship.tracking.store.sql import TrackingStore
 
 PREFIX = "/api/2.0/modelship"
@@ -51,9 +53,27 @@ def _float(value: float, is_nan: bool) -> float | None:
 def reduced_history(
     store: TrackingStore, run_id: str, key: str, windows: int, x_key: str | None = None
 ) -> dict[str, Any]:
-    """The history of ``key`` reduced to ``windows`` windows. With ``x_key``, each point also
+    """The history of ``key`` reduced to ``windows`` windows (of whole blocks for a long
+    history, store/blocks.py; of its points otherwise). With ``x_key``, each point also
     gets ``x``: the value of metric ``x_key`` at the same step (its last one there), for a chart
     of one metric against another; points at steps where ``x_key`` has no value are left out."""
+    if x_key is None:
+        history = store.history.chart_history(run_id, key, windows)
+        if history.blocks is not None:  # a long history: windows of whole blocks
+            steps, stamps, values = block_windows(history.blocks, windows)
+        else:
+            step, stamp, value, nan = history.points  # type: ignore[misc]
+            keep = window_indices(np.where(nan, np.nan, value).tolist(), windows)
+            steps, stamps = step[keep].tolist(), stamp[keep].tolist()
+            values = [None if bad else v for v, bad in zip(value[keep].tolist(), nan[keep].tolist(), strict=True)]
+        return {
+            "run_id": run_id,
+            "metric_key": key,
+            "total": history.total,
+            "step": steps,
+            "timestamp": stamps,
+            "value": values,
+        }
     m = t.metrics
     q = (
         select(m.c.step, m.c.timestamp, m.c.value, m.c.is_nan)
