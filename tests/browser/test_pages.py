@@ -143,7 +143,7 @@ def test_runs_table_is_virtualised(page: Any, seeded: Seeds) -> None:
 
 
 def test_runs_table_loads_pages_as_they_are_scrolled_to(page: Any, seeded: Seeds) -> None:
-    # The first page (100 of 300 runs) and the count; the next page only when scrolled to,
+    # The first page (a screenful of the 300 runs) and the count; the next page only when scrolled to,
     # so that a sort or a filter never waits behind a page nobody asked for.
     searches: list[str] = []
     page.on("request", lambda r: searches.append(r.url) if "/runs/search" in r.url else None)

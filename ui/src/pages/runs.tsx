@@ -22,11 +22,13 @@ import { href, setQuery, type Route } from "../route";
 const ROW = 28;
 const COL = 140;
 const FROZEN = 34 + 240; // selection box + run name
-const FIRST_PAGE = 100; // a screenful and more, so the first rows come fast
+// The first page: a screenful of rows and AHEAD more, no more, so that the first rows (and
+// a sort's or a filter's) come fast: 50 runs on a 900-pixel window.
+const FIRST_PAGE = Math.max(50, Math.ceil(window.innerHeight / ROW) + 20);
 const PAGE = 2000;
 const MAX_ROWS = 100_000;
 const DEFAULT_KEYS = 30; // default columns per kind; the chooser has every key
-const AHEAD = 50; // rows loaded beyond the last one shown (the first page covers a screenful and this)
+const AHEAD = 10; // rows loaded beyond the last one shown
 
 interface Load {
   rows: RunRow[];
@@ -45,7 +47,7 @@ interface Loader {
   abort: AbortController;
 }
 
-/** The runs of a search, a page at a time, as far as ``want`` rows: the first page of 100
+/** The runs of a search, a page at a time, as far as ``want`` rows: the first page (a screenful)
  * at once, then pages of 2,000 only as the table is scrolled towards them (or all of them,
  * when the browser sorts). Nothing loads while the user only looks, so a sort or a filter
  * never waits behind a page nobody asked for. */

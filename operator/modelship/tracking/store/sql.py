@@ -546,7 +546,13 @@ class TrackingStore:
             # three parameters fewer to bind per row are a quarter of SQLite's insert.
             c.exec_driver_sql(self._metric_plain_insert_sql, rows)
         c.exec_driver_sql(self._latest_upsert_sql, list(latest.values()))
-        c.exec_driver_sql(self._blocks_invalidate_sql, (run_id, *min(rows, key=_POINT_ORDER)[2:5]))
+        # On the driver's cursor: SQLAlchemy's statement machinery would cost five times the
+        # delete itself (9 against 2 us), a tenth of a one-metric log_batch.
+        cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self._blocks_invalidate_sql, (run_id, *min(rows, key=_POINT_ORDER)[2:5]))
+        finally:
+            cursor.close()
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with self.engine.begin() as c:
