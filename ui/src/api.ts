@@ -235,8 +235,25 @@ export interface VersionDetail {
   stage_history: { from: string; to: string; time: string; reason: string }[];
   conditions: Condition[];
 }
+/** Delivery of a model's registry webhooks to one receiver, from the operator's delivery record. */
+export interface WebhookDelivery {
+  namespace: string;
+  receiver: string;
+  last_success: string;
+  last_failure: string;
+  last_error: string;
+  failures: number;
+  delivered: number;
+  dropped: number;
+  pending: number;
+}
+export interface WebhookStatus {
+  known: boolean;
+  message: string;
+  receivers: WebhookDelivery[];
+}
 export const versionDetails = (name: string) =>
-  get<{ model_versions: VersionDetail[] }>(`${OURS}/registry/model-versions`, { name }).then((r) => r.model_versions);
+  get<{ model_versions: VersionDetail[]; webhooks: WebhookStatus }>(`${OURS}/registry/model-versions`, { name });
 
 export interface Trial {
   number: number;

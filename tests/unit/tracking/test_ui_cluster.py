@@ -216,3 +216,48 @@ def test_a_refused_listing_names_the_fix() -> None:
     assert "REGISTRY_READER_RULES" in r.json()["message"] and "list Experiments" in r.json()["message"]
     # A cluster without the CRD has no Experiments.
     assert _client(Refusing(404)).get(OURS + "/kube/experiments").json() == {"experiments": []}
+
+
+def _record(model: str, url: str, *attempts: Any, pending: int = 0) -> str:
+    from modelship.resources import webhooks as wh
+
+    return wh.record_after(None, model, url, [wh.Attempt(*a) for a in attempts], pending=pending).dump()
+
+
+def test_a_models_webhook_deliveries_come_from_its_namespaces_record() -> None:
+    from modelship.resources import webhooks as wh
+
+    version = {"metadata": META, "spec": {"model": "iris"}, "status": {"version": 2}}
+    data = {
+        wh.record_key("iris", "http://a/h"): _record("iris", "http://a/h", (False, 1e9, "HTTP 503"), pending=1),
+        wh.record_key("iris", "http://b/h"): _record("iris", "http://b/h", (True, 1e9)),
+        wh.record_key("wine", "http://a/h"): _record("wine", "http://a/h", (True, 1e9)),
+    }
+    c = _client(StaticReader([version], deliveries={"ml": data}))
+    hooks = c.get(OURS + "/registry/model-versions", params={"name": "iris"}).json()["webhooks"]
+    assert hooks["known"] is True and hooks["message"] == ""
+    rows = {r["receiver"]: r for r in hooks["receivers"]}
+    assert set(rows) == {"http://a/h", "http://b/h"}, "only this model's records"
+    assert (rows["http://a/h"]["last_error"], rows["http://a/h"]["failures"], rows["http://a/h"]["pending"]) == (
+        "HTTP 503",
+        1,
+        1,
+    )
+    assert rows["http://b/h"]["last_success"] == "2001-09-09T01:46:40Z" and rows["http://b/h"]["namespace"] == "ml"
+    # No record in the namespace: known, and none.
+    none = _client(StaticReader([version])).get(OURS + "/registry/model-versions", params={"name": "iris"}).json()
+    assert none["webhooks"] == {"known": True, "message": "", "receivers": []}
+
+
+class NoRecordRight(StaticReader):
+    def webhook_deliveries(self, namespace: str) -> dict[str, str]:
+        raise KubeError(403, 'configmaps "modelship-webhook-deliveries" is forbidden')
+
+
+def test_a_refused_delivery_record_is_said_with_the_fix_and_the_versions_still_show() -> None:
+    version = {"metadata": META, "spec": {"model": "iris"}, "status": {"version": 2}}
+    out = _client(NoRecordRight([version])).get(OURS + "/registry/model-versions", params={"name": "iris"}).json()
+    assert [v["version"] for v in out["model_versions"]] == ["2"]
+    assert out["webhooks"]["known"] is False
+    assert "ml/modelship-webhook-deliveries" in out["webhooks"]["message"]
+    assert "REGISTRY_READER_RULES" in out["webhooks"]["message"]

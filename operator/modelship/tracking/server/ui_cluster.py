@@ -5,7 +5,9 @@
 - ``registry/model-versions``: one model's versions as the registry decided them, with
   what MLflow's ``ModelVersion`` message cannot carry: each gate (metric, op, threshold,
   the run's value and whether it held), the stage history (the audit trail), the
-  requested stage and the version that superseded it, and the conditions;
+  requested stage and the version that superseded it, and the conditions; and the
+  webhook delivery status of the model's events per receiver (the operator's delivery
+  record in the versions' namespace, read by name);
 - ``kube/experiments``: Experiment objects with their trials (phase, parameters,
   objective, stopped early or not, message, the run);
 - ``kube/modeldeployments``: ModelDeployment objects with their variants (version,
@@ -27,6 +29,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from modelship.kube import KubeError
+from modelship.resources import webhooks as wh
 from modelship.resources.registry import evaluate_gates
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError
@@ -107,6 +110,43 @@ def version_detail(obj: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "conditions": _conditions(status),
     }
+
+
+def delivery_json(rec: wh.DeliveryRecord, namespace: str) -> dict[str, Any]:
+    return {
+        "namespace": namespace,
+        "receiver": rec.receiver,
+        "last_success": rec.last_success,
+        "last_failure": rec.last_failure,
+        "last_error": rec.last_error,
+        "failures": rec.failures,
+        "delivered": rec.delivered,
+        "dropped": rec.dropped,
+        "pending": rec.pending,
+    }
+
+
+def webhook_status(reader: RegistryReader, model: str, namespaces: list[str]) -> dict[str, Any]:
+    """A model's webhook deliveries per receiver, from the delivery record of each namespace
+    its versions live in. ``known`` is False when a record could not be read (the message
+    says why and what to grant); an empty list with ``known`` means nothing was sent yet, or
+    the operator sends no webhooks."""
+    receivers: list[dict[str, Any]] = []
+    for ns in sorted(set(namespaces)):
+        try:
+            data = reader.webhook_deliveries(ns)
+        except KubeError as exc:
+            if exc.status == 403:
+                why = (
+                    f"The tracking server's account may not read ConfigMap {ns}/{wh.DELIVERIES_CONFIGMAP} "
+                    f"({exc.message}): grant it the rules of REGISTRY_READER_RULES (get on that name; the chart's "
+                    "files/rbac/tracking-rules.yaml; upgrade the chart)"
+                )
+            else:
+                why = f"Reading ConfigMap {ns}/{wh.DELIVERIES_CONFIGMAP} failed: {exc}"
+            return {"known": False, "message": why, "receivers": receivers}
+        receivers += [delivery_json(r, ns) for r in wh.records(data, model)]
+    return {"known": True, "message": "", "receivers": receivers}
 
 
 def trial_json(trial: Mapping[str, Any]) -> dict[str, Any]:
@@ -287,7 +327,7 @@ def ui_cluster_router(reader: RegistryReader | None) -> APIRouter:
         if not name:
             raise errors.invalid("Missing value for required parameter 'name'.")
 
-        def work(r: RegistryReader) -> list[dict[str, Any]]:
+        def work(r: RegistryReader) -> dict[str, Any]:
             try:
                 versions = read_registry(r).versions(name)
             except TrackingError as exc:
@@ -295,9 +335,13 @@ def ui_cluster_router(reader: RegistryReader | None) -> APIRouter:
                     raise
                 r.invalidate()  # created a moment ago? one fresh listing, as the registry API does
                 versions = read_registry(r).versions(name)
-            return [version_detail(o) for o in sorted(versions, key=lambda o: -int(o["status"]["version"]))]
+            detail = [version_detail(o) for o in sorted(versions, key=lambda o: -int(o["status"]["version"]))]
+            return {
+                "model_versions": detail,
+                "webhooks": webhook_status(r, name, [d["namespace"] for d in detail]),
+            }
 
-        return ok({"model_versions": await blocking(work, "registry/model-versions")})
+        return ok(await blocking(work, "registry/model-versions"))
 
     @router.get(PREFIX + "/kube/experiments", summary="Experiment objects and their trials")
     async def experiments() -> Response:
