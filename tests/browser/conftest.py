@@ -15,6 +15,7 @@ import pytest
 from tests.browser.harness import (
     TOKEN,
     Server,
+    delivery_record,
     deployment_object,
     experiment_object,
     launch_chromium,
@@ -47,6 +48,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeds]:
         finally:
             del os.environ["MLFLOW_TRACKING_TOKEN"]
         server.registry.objects[:] = registry_objects(demo.run_ids)
+        server.registry.deliveries["ml"] = delivery_record()
         server.registry.experiments[:] = [experiment_object("iris-search", demo.run_ids[3:], hostile=HOSTILE)]
         server.registry.deployments[:] = [
             deployment_object("iris-live"),

@@ -270,6 +270,22 @@ def test_registry_pages(page: Any, seeded: Seeds) -> None:
     expect(history.nth(1)).to_contain_text("Superseded")
     expect(history.nth(1).locator(".badge").last).to_have_text("Archived")
     expect(page.get_by_test_id("version-details")).to_contain_text("No gates.")
+    # Webhook delivery per receiver, from the operator's delivery record; no URL credentials.
+    hooks = page.get_by_test_id("webhooks").locator("tbody tr")
+    expect(hooks).to_have_count(2)
+    down = hooks.filter(has_text="https://hooks.example.com/down")
+    expect(down.locator("td").nth(1)).to_have_text("never")
+    expect(down.locator("td").nth(2)).to_have_text("2026-01-01T00:00:05Z")
+    expect(down.locator("td").nth(3)).to_have_text(HOSTILE)  # an error of <script> is text
+    expect(down.locator("td").nth(4)).to_have_text("3")
+    expect(down.locator("td").nth(7)).to_have_text("2")
+    ok = hooks.filter(has_text="http://hooks.example.com/ok")
+    expect(ok.locator("td").nth(1)).to_have_text("2026-01-01T00:00:02Z")
+    expect(ok.locator("td").nth(2)).to_have_text("2026-01-01T00:00:00Z")
+    expect(ok.locator("td").nth(4)).to_have_text("0")
+    expect(page.get_by_test_id("webhooks")).not_to_contain_text("s3cret")
+    expect(page.get_by_test_id("webhooks")).not_to_contain_text("pw@")
+    assert page.locator("#app script").count() == 0
     versions.get_by_role("link", name=seeded.demo.run_ids[1]).click()
     expect(page.get_by_test_id("run-name")).to_have_text(seeded.demo.names[seeded.demo.run_ids[1]])
 
