@@ -115,6 +115,15 @@ def model_version(
     }
 
 
+def endpoint_slice(service: str, port: int, pod: str, address: str = "127.0.0.1") -> dict[str, Any]:
+    """An EndpointSlice of namespace ml with one Ready model-server pod at ``address:port``."""
+    return {
+        "metadata": {"name": f"{service}-x", "namespace": "ml", "labels": {"kubernetes.io/service-name": service}},
+        "ports": [{"name": "http", "port": port}],
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}, "targetRef": {"name": pod}}],
+    }
+
+
 def delivery_record() -> dict[str, str]:
     """The operator's webhook delivery record of namespace ml: one receiver of iris delivered
     after a failure, one failing now (its error a <script>, which must show as text)."""

@@ -332,6 +332,14 @@ def test_kubernetes_model_deployments(page: Any, seeded: Seeds) -> None:
     expect(rows.nth(0)).to_contain_text("2 / 2")
     expect(rows.nth(1).get_by_test_id("live-weight")).to_have_text("20 %")
     expect(rows.nth(1)).to_contain_text("412 requests, error rate 0.5 %, p99 38.5 ms")
+    # Live figures from the variants' model servers: since start on the first look, then over a
+    # window once the page has asked again (it does every 5 s); green's pod answers nothing.
+    blue_live = rows.nth(0).get_by_test_id("live-figures")
+    expect(blue_live).to_contain_text("since start: 200 requests, error rate 5.0 %, p99 25 ms")
+    seeded.blue.predict(50)
+    expect(blue_live).to_contain_text("req/s over", timeout=60_000)
+    expect(blue_live).to_contain_text("error rate 0.0 %")
+    expect(rows.nth(1).get_by_test_id("live-figures")).to_contain_text("not reachable from the tracking server")
     expect(live.get_by_test_id("canary")).to_contain_text("v2 → v3")
     expect(live.get_by_test_id("metrics-note")).to_contain_text("only for a canary")
     readout = live.get_by_test_id("ab-readout")
@@ -346,6 +354,7 @@ def test_kubernetes_model_deployments(page: Any, seeded: Seeds) -> None:
     # A status message of <script> is text.
     hostile = cards.filter(has=page.get_by_test_id("kube-deployment-name").get_by_text("hostile", exact=True))
     expect(hostile).to_contain_text(HOSTILE)
+    expect(hostile.get_by_test_id("live-figures").first).to_have_text("no Ready pod")
     assert page.locator("#app script").count() == 0
     live.get_by_role("link", name="iris").first.click()
     expect(page.get_by_test_id("versions")).to_be_visible()

@@ -32,6 +32,7 @@ from modelship.controllers.rbac import (
     REQUIRED_RULES,
     SOME,
     UI_CLUSTER_RULE,
+    UI_LIVE_RULE,
     WEBHOOK_RECORD_RULE,
     WEBHOOK_SECRET_RULE,
     granted_by,
@@ -227,6 +228,8 @@ def test_the_registry_reader_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPa
         assert getattr(KubeReader(namespace), listing)() == [{"c": 3}]
     pages = iter([{"data": {"delivery-x": "{}"}}])  # the registry page's webhook delivery record, by name
     assert KubeReader(namespace).webhook_deliveries("ml") == {"delivery-x": "{}"}
+    pages = iter([{"items": [{"s": 1}], "metadata": {}}])  # the Deployments page's live figures
+    assert KubeReader(namespace).endpoint_slices("ml", ["d-blue", "d-blue-canary"]) == [{"s": 1}]
     expected = grants(REGISTRY_READER_RULES)
     assert calls == expected, (
         _explain(expected, calls, "KubeReader's calls")
@@ -314,7 +317,9 @@ def test_the_registry_writer_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPa
         writes(method, path, params)
     assert stored == {}
     # Writes read the registry's two kinds, not the web UI's (Experiments, ModelDeployments, the delivery record).
-    expected = grants(REGISTRY_READER_RULES + REGISTRY_WRITER_RULES) - grants((UI_CLUSTER_RULE, WEBHOOK_RECORD_RULE))
+    expected = grants(REGISTRY_READER_RULES + REGISTRY_WRITER_RULES) - grants(
+        (UI_CLUSTER_RULE, WEBHOOK_RECORD_RULE, UI_LIVE_RULE)
+    )
     assert calls == expected, (
         _explain(expected, calls, "RegistryWrites' calls")
         .replace("must grant exactly", "must use exactly")

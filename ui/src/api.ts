@@ -336,3 +336,26 @@ export interface ABReadout {
 }
 export const kubeDeployments = () =>
   get<{ model_deployments: KubeDeployment[] }>(`${OURS}/kube/modeldeployments`, {}).then((r) => r.model_deployments);
+
+/** A variant's live figures, scraped by the tracking server from its model servers' /metrics. */
+export interface LiveVariant {
+  reachable: boolean;
+  pods: number;
+  message: string;
+  scraped?: number;
+  window_s?: number | null;
+  requests?: number;
+  errors?: number;
+  request_rate?: number | null;
+  error_rate?: number | null;
+  p99_ms?: number | null;
+  p99_over_max?: boolean;
+}
+export interface LiveFigures {
+  namespace: string;
+  name: string;
+  window_s: number;
+  variants: Record<string, LiveVariant>;
+}
+export const kubeDeploymentLive = (namespace: string, name: string) =>
+  get<LiveFigures>(`${OURS}/kube/modeldeployments/live`, { namespace, name });

@@ -227,6 +227,16 @@ WEBHOOK_RECORD_RULE = Rule(
 )
 """Part of ``REGISTRY_READER_RULES``: the one ConfigMap per namespace the tracking server reads, by name."""
 
+UI_LIVE_RULE = Rule(
+    "discovery.k8s.io",
+    ("endpointslices",),
+    ("list",),
+    "the web UI's live per-variant figures find a ModelDeployment's model-server pods in its variants' "
+    "EndpointSlices (addresses and readiness; not pods, whose specs carry their environment) and scrape their "
+    "/metrics (tracking/server/live.py)",
+)
+"""Part of ``REGISTRY_READER_RULES``: the Deployments page's live request rate, error rate and p99."""
+
 REGISTRY_READER_RULES: tuple[Rule, ...] = (
     Rule(
         GROUP,
@@ -236,6 +246,7 @@ REGISTRY_READER_RULES: tuple[Rule, ...] = (
     ),
     UI_CLUSTER_RULE,
     WEBHOOK_RECORD_RULE,
+    UI_LIVE_RULE,
 )
 
 REGISTRY_WRITER_RULES: tuple[Rule, ...] = (

@@ -62,6 +62,11 @@ class RegistryReader(Protocol):
         ``modelship-webhook-deliveries``; empty when there is none)."""
         ...
 
+    def endpoint_slices(self, namespace: str, services: list[str]) -> list[dict[str, Any]]:
+        """The EndpointSlices of these Services (the web UI's live figures find the model
+        servers' pods in them)."""
+        ...
+
     def invalidate(self) -> None:
         """Forget any cached listing (after a write, the next read must see it)."""
 
@@ -77,6 +82,7 @@ class StaticReader:
         experiments: Iterable[Mapping[str, Any]] = (),
         deployments: Iterable[Mapping[str, Any]] = (),
         deliveries: Mapping[str, Mapping[str, str]] | None = None,
+        endpoint_slices: Iterable[Mapping[str, Any]] = (),
         scoped: bool = True,
     ) -> None:
         self.objects = [dict(o) for o in objects]
@@ -84,6 +90,7 @@ class StaticReader:
         self.experiments = [dict(o) for o in experiments]
         self.deployments = [dict(o) for o in deployments]
         self.deliveries = {ns: dict(d) for ns, d in (deliveries or {}).items()}
+        self.slices = [dict(o) for o in endpoint_slices]
         self.scoped = scoped
 
     def list_versions(self) -> list[dict[str, Any]]:
@@ -100,6 +107,14 @@ class StaticReader:
 
     def webhook_deliveries(self, namespace: str) -> dict[str, str]:
         return self.deliveries.get(namespace, {})
+
+    def endpoint_slices(self, namespace: str, services: list[str]) -> list[dict[str, Any]]:
+        return [
+            s
+            for s in self.slices
+            if (s.get("metadata") or {}).get("namespace") == namespace
+            and ((s.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name") in services
+        ]
 
     def invalidate(self) -> None:
         pass
@@ -163,6 +178,14 @@ class KubeReader:
             data = dict((cm or {}).get("data") or {})
             self._cached[key] = (time.monotonic(), [data])
             return data
+
+    def endpoint_slices(self, namespace: str, services: list[str]) -> list[dict[str, Any]]:
+        """One list call per ModelDeployment (the live figures cache it): its variants' Services'
+        slices, by the label the EndpointSlice controller sets."""
+        return self._kube.list_items(
+            self._kube.object_path("discovery.k8s.io/v1", "endpointslices", namespace),
+            labelSelector=f"kubernetes.io/service-name in ({','.join(sorted(services))})",
+        )
 
     def invalidate(self) -> None:
         with self._lock:

@@ -12,12 +12,15 @@
   objective, stopped early or not, message, the run);
 - ``kube/modeldeployments``: ModelDeployment objects with their variants (version,
   requested and live weight, ready replicas) and the canary's figures of the last step it
-  judged, the only per-variant traffic figures the status carries.
+  judged, the only per-variant traffic figures the status carries;
+- ``kube/modeldeployments/live``: one ModelDeployment's live per-variant request rate,
+  error rate and p99, scraped from its model servers' ``/metrics`` (:mod:`live`), asked
+  per card by the page so that a slow or unreachable pod never delays the listing.
 
 The shaping functions are pure (a listing in, JSON out). Everything comes from the one
 reader (:class:`registry.KubeReader`, so the one Kubernetes client and the tracking
 server's RBAC, ``REGISTRY_READER_RULES``); all are GETs, and nothing here writes.
-Without cluster access the three views answer NOT_IMPLEMENTED, as the registry does.
+Without cluster access the views answer NOT_IMPLEMENTED, as the registry does.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from modelship.resources.registry import evaluate_gates
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError
 from modelship.tracking.protocol.http import ok, query
+from modelship.tracking.server.live import LiveFigures, endpoints_of
 from modelship.tracking.server.registry import NO_CLUSTER, RegistryReader, read_registry
 
 PREFIX = "/api/2.0/modelship"
@@ -46,8 +50,8 @@ NO_CLUSTER_VIEWS = (
 )
 NO_METRICS = (
     "The ModelDeployment's status carries per-variant traffic figures only for a canary, over the last step "
-    "it judged (requests, error rate, p99); request rate, error rate and p99 of the other variants are in the "
-    "model servers' own /metrics."
+    "it judged (requests, error rate, p99); the live figures are scraped by this tracking server from the "
+    "model servers' own /metrics while the page is open."
 )
 
 
@@ -307,8 +311,9 @@ def _listed(list_: Callable[[], list[dict[str, Any]]], what: str) -> list[dict[s
         raise TrackingError(f"Listing {what} failed: {exc}", errors.TEMPORARILY_UNAVAILABLE) from exc
 
 
-def ui_cluster_router(reader: RegistryReader | None) -> APIRouter:
+def ui_cluster_router(reader: RegistryReader | None, live: LiveFigures | None = None) -> APIRouter:
     router = APIRouter(tags=["Modelship UI"])
+    live = live or (LiveFigures() if reader is not None else None)
 
     @router.get(PREFIX + "/cluster", summary="Whether this server reads the cluster (registry, Experiments, ...)")
     async def cluster() -> Response:
@@ -356,5 +361,40 @@ def ui_cluster_router(reader: RegistryReader | None) -> APIRouter:
             return [deployment_json(o) for o in sorted(_listed(r.list_deployments, "ModelDeployments"), key=_key)]
 
         return ok({"model_deployments": await blocking(work, "kube/modeldeployments")})
+
+    @router.get(
+        PREFIX + "/kube/modeldeployments/live",
+        summary="One ModelDeployment's live per-variant request rate, error rate and p99 (its model servers' /metrics)",
+    )
+    async def deployment_live(request: Request) -> Response:
+        namespace, name = query(request, "namespace") or "", query(request, "name") or ""
+        if not name:
+            raise errors.invalid("Missing value for required parameter 'name'.")
+
+        def work(r: RegistryReader) -> dict[str, Any]:
+            found = [o for o in _listed(r.list_deployments, "ModelDeployments") if _key(o)[1] == name]
+            found = [o for o in found if not namespace or _key(o)[0] == namespace]
+            if len(found) != 1:
+                where = f" in namespace {namespace}" if namespace else ""
+                raise TrackingError(
+                    f"ModelDeployment {name!r}{where} "
+                    + ("not found" if not found else "is in several namespaces: pass namespace="),
+                    errors.RESOURCE_DOES_NOT_EXIST if not found else errors.INVALID_PARAMETER_VALUE,
+                )
+            ns = _key(found[0])[0]
+            variants = [str(v.get("name")) for v in (found[0].get("spec") or {}).get("variants") or [] if v.get("name")]
+            assert live is not None
+
+            def endpoints(namespace: str, services: list[str]) -> dict[str, Any]:
+                return endpoints_of(r.endpoint_slices(namespace, services))
+
+            return {
+                "namespace": ns,
+                "name": name,
+                "window_s": live.window,
+                "variants": live.deployment(ns, name, variants, endpoints),
+            }
+
+        return ok(await blocking(work, "kube/modeldeployments/live"))
 
     return router
