@@ -261,3 +261,43 @@ def test_a_refused_delivery_record_is_said_with_the_fix_and_the_versions_still_s
     assert out["webhooks"]["known"] is False
     assert "ml/modelship-webhook-deliveries" in out["webhooks"]["message"]
     assert "REGISTRY_READER_RULES" in out["webhooks"]["message"]
+
+
+def test_the_live_endpoint_finds_the_deployment_and_says_what_it_cannot_read() -> None:
+    from modelship.tracking.server.live import LiveFigures
+
+    def md(name: str, namespace: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": namespace}, "spec": {"variants": [{"name": "blue"}]}}
+
+    class NoSlices(StaticReader):
+        def endpoint_slices(self, namespace: str, services: list[str]) -> list[dict[str, Any]]:
+            raise KubeError(403, "endpointslices.discovery.k8s.io is forbidden")
+
+    reader = StaticReader([], deployments=[md("d", "ml"), md("twice", "a"), md("twice", "b")])
+    c = _client_live(reader, LiveFigures(fetch=lambda url, timeout: ""))
+    out = c.get(OURS + "/kube/modeldeployments/live", params={"name": "d"}).json()
+    assert out["namespace"] == "ml" and out["variants"] == {
+        "blue": {"reachable": False, "pods": 0, "message": "no Ready pod"}
+    }
+    missing = c.get(OURS + "/kube/modeldeployments/live", params={"name": "nope"})
+    assert missing.status_code == 404 and "'nope'" in missing.json()["message"]
+    ambiguous = c.get(OURS + "/kube/modeldeployments/live", params={"name": "twice"})
+    assert ambiguous.status_code == 400 and "namespace=" in ambiguous.json()["message"]
+    assert c.get(OURS + "/kube/modeldeployments/live", params={"name": "twice", "namespace": "b"}).status_code == 200
+    assert c.get(OURS + "/kube/modeldeployments/live").status_code == 400
+    refused = _client_live(NoSlices([], deployments=[md("d", "ml")]), LiveFigures())
+    blue = refused.get(OURS + "/kube/modeldeployments/live", params={"name": "d"}).json()["variants"]["blue"]
+    assert not blue["reachable"] and "REGISTRY_READER_RULES" in blue["message"]
+    off = _client(None).get(OURS + "/kube/modeldeployments/live", params={"name": "d"})
+    assert off.status_code == 501
+
+
+def _client_live(reader: Any, live: Any) -> TestClient:
+    app = FastAPI()
+    app.include_router(ui_cluster_router(reader, live))
+
+    @app.exception_handler(TrackingError)
+    async def err(_: Request, exc: TrackingError) -> Response:
+        return error_response(exc)
+
+    return TestClient(app)

@@ -367,9 +367,8 @@ def ui_cluster_router(reader: RegistryReader | None, live: LiveFigures | None = 
         summary="One ModelDeployment's live per-variant request rate, error rate and p99 (its model servers' /metrics)",
     )
     async def deployment_live(request: Request) -> Response:
-        namespace, name = query(request, "namespace") or "", query(request, "name") or ""
-        if not name:
-            raise errors.invalid("Missing value for required parameter 'name'.")
+        name = query(request, "name") or ""
+        namespace = query(request, "namespace", required=False) or ""
 
         def work(r: RegistryReader) -> dict[str, Any]:
             found = [o for o in _listed(r.list_deployments, "ModelDeployments") if _key(o)[1] == name]
