@@ -150,3 +150,10 @@ def test_records_reads_one_models_entries_by_receiver() -> None:
     assert len(wh.records(data)) == 3 and wh.records(None) == []
     assert wh.record_key("iris", "http://a/h") != wh.record_key("wine", "http://a/h")
     assert all(c.isalnum() or c in "-._" for c in wh.record_key("a model/with spaces", "http://a/h"))
+
+
+def test_the_log_line_of_an_entry_names_no_credentials() -> None:
+    """describe() is what the worker logs; it printed the whole URL, user and password included."""
+    entry = wh.OutboxEntry("i", "https://bob:hunter2@hooks.example.com/h?token=t0k", "model_version.created", "{}")
+    line = wh.describe(entry)
+    assert line == "model_version.created i -> https://hooks.example.com/h"
