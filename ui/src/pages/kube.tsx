@@ -180,9 +180,10 @@ function useLive(d: KubeDeployment): LiveFigures | null {
     let stop = false;
     let timer = 0;
     const tick = () =>
-      void kubeDeploymentLive(d.namespace, d.name)
+      // A hidden tab asks nothing (the server scrapes only for pages that look).
+      void (document.hidden ? Promise.resolve(null) : kubeDeploymentLive(d.namespace, d.name))
         .then(
-          (l) => !stop && setLive(l),
+          (l) => !stop && l && setLive(l),
           () => undefined, // a failed poll keeps the last figures; the next one tries again
         )
         .then(() => {
