@@ -226,11 +226,17 @@ class Peers:
                 continue
             found += [(str(info[4][0]), port) for info in infos]
         peers = [a for a in dict.fromkeys(found) if a not in self.own_addresses]
+        # forget the pods that are gone (their ids then go to every peer, and none knows them)
+        self.instances = {a: i for a, i in self.instances.items() if a in peers or i == self.own_instance}
         self._resolved = (loop.time() + RESOLVE_TTL_S, peers, problems)
         return peers, problems
 
     async def forward(self, wanted: Sequence[Pending]) -> Forwarded:
-        """Ask the peers about ``wanted``, one after the other, each for the ids still unknown."""
+        """Ask the peers about ``wanted``, one after the other, each for the ids still unknown.
+
+        When a server-made id is left whose maker no peer turned out to be and the addresses
+        came from the cache, DNS is asked once more: a pod that just became Ready (and
+        already answered predictions) is in the Service before it is in the cache."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline_s
         fwd = Forwarded()
@@ -243,53 +249,67 @@ class Peers:
             fwd.failed.append(f"this pod is busy forwarding ({self.concurrency} batches at once)")
             return fwd
         try:
-            addresses, problems = await self.addresses()
-            fwd.failed += problems
-            fwd.incomplete = bool(problems)
             remaining = list(wanted)
-            order = order_peers(
-                [a for a in addresses if self.instances.get(a) != self.own_instance], self.instances, remaining
-            )
-            if len(order) > self.max_peers:
-                fwd.incomplete = True
-                fwd.failed.append(f"{len(order) - self.max_peers} peers beyond feedback_max_peers ({self.max_peers})")
-                order = order[: self.max_peers]
-            for addr in order:
-                if not remaining:
-                    break
-                left = deadline - loop.time()
-                if left <= 0:
-                    fwd.incomplete = True
-                    fwd.failed.append(f"{addr[0]}:{addr[1]}: not asked, feedback_forward_deadline_s passed")
-                    continue
-                mine = self.instances.get(addr)
-                elsewhere = {i for a, i in self.instances.items() if a != addr}
-                send = for_peer(remaining, mine, elsewhere)
-                if not send:
-                    continue
-                try:
-                    reply = await asyncio.wait_for(self._post(addr, send), timeout=min(self.timeout_s, left))
-                except Exception as exc:  # noqa: BLE001 - any failure of one peer: ask the next, say so
-                    fwd.incomplete = True
-                    fwd.failed.append(f"{addr[0]}:{addr[1]}: {type(exc).__name__}: {exc}".rstrip(": "))
-                    continue
-                instance = str(reply.get("instance") or "")
-                self.instances[addr] = instance
-                if instance == self.own_instance:
-                    continue  # this pod under another address
-                fwd.asked += 1
-                fwd.answered.add(instance)
-                theirs = {int(e["index"]): e for e in reply["errors"]}
-                for pos, p in enumerate(send):
-                    e = theirs.get(pos)
-                    if e is None:
-                        fwd.resolved[p.index] = None
-                    elif e.get("reason") != "unknown":
-                        fwd.resolved[p.index] = dict(e)
-                remaining = [p for p in remaining if p.index not in fwd.resolved]
+            tried: set[Address] = set()
+            cached = self._resolved is not None and self._resolved[0] > loop.time()
+            remaining = await self._round(remaining, fwd, tried, deadline)
+            if cached and any(p.hint is not None and p.hint not in fwd.answered for p in remaining):
+                self._resolved = None
+                remaining = await self._round(remaining, fwd, tried, deadline)
             return fwd
         finally:
             self._sem.release()
+
+    async def _round(
+        self, remaining: list[Pending], fwd: Forwarded, tried: set[Address], deadline: float
+    ) -> list[Pending]:
+        """Ask the peers not ``tried`` yet; what is still unknown after them."""
+        loop = asyncio.get_running_loop()
+        addresses, problems = await self.addresses()
+        fwd.failed += [p for p in problems if p not in fwd.failed]
+        fwd.incomplete = fwd.incomplete or bool(problems)
+        fresh = [a for a in addresses if a not in tried and self.instances.get(a) != self.own_instance]
+        order = order_peers(fresh, self.instances, remaining)
+        room = max(0, self.max_peers - len(tried))
+        if len(order) > room:
+            fwd.incomplete = True
+            fwd.failed.append(f"{len(order) - room} peers beyond feedback_max_peers ({self.max_peers})")
+            order = order[:room]
+        for addr in order:
+            if not remaining:
+                break
+            left = deadline - loop.time()
+            if left <= 0:
+                fwd.incomplete = True
+                fwd.failed.append(f"{addr[0]}:{addr[1]}: not asked, feedback_forward_deadline_s passed")
+                continue
+            mine = self.instances.get(addr)
+            elsewhere = {i for a, i in self.instances.items() if a != addr}
+            send = for_peer(remaining, mine, elsewhere)
+            if not send:
+                continue
+            tried.add(addr)
+            try:
+                reply = await asyncio.wait_for(self._post(addr, send), timeout=min(self.timeout_s, left))
+            except Exception as exc:  # noqa: BLE001 - any failure of one peer: ask the next, say so
+                fwd.incomplete = True
+                fwd.failed.append(f"{addr[0]}:{addr[1]}: {type(exc).__name__}: {exc}".rstrip(": "))
+                continue
+            instance = str(reply.get("instance") or "")
+            self.instances[addr] = instance
+            if instance == self.own_instance:
+                continue  # this pod under another address
+            fwd.asked += 1
+            fwd.answered.add(instance)
+            theirs = {int(e["index"]): e for e in reply["errors"]}
+            for pos, p in enumerate(send):
+                e = theirs.get(pos)
+                if e is None:
+                    fwd.resolved[p.index] = None
+                elif e.get("reason") != "unknown":
+                    fwd.resolved[p.index] = dict(e)
+            remaining = [p for p in remaining if p.index not in fwd.resolved]
+        return remaining
 
     async def _post(self, addr: Address, send: Sequence[Pending]) -> dict[str, Any]:
         import httpx
