@@ -226,6 +226,55 @@ def test_the_better_version_wins_and_the_readout_survives_a_pod_restart(
     assert experiment(kube, namespace)["verdict"] == "better"
 
 
+def test_promote_on_win_gives_the_winner_the_traffic_and_leaves_spec_and_registry_alone(
+    kube: KubeApi, namespace: str, operator, bed, tracking_server: str, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_iris
+
+    model = f"iris-{namespace}"
+    register(kube, namespace, "v1", model, log_model(tracking_server, tmp_path, shuffled=True), stage="Production")
+    register(kube, namespace, "v2", model, log_model(tracking_server, tmp_path, shuffled=False))
+    variants = [{"name": "blue", "stage": "Production", "weight": 50}, {"name": "green", "version": 2, "weight": 50}]
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment("iris", model, variants, experiment={"minSamples": 30, "promoteOnWin": True}),
+    )
+    wait_healthy(kube, namespace, "iris", blue=1, green=2)
+    X, y = load_iris(return_X_y=True)
+    order = np.random.default_rng(6).permutation(len(X))[:140]
+    host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
+    answered = predict_all(host, X[order])
+    assert accepted(feed_back(host, answered, y[order])) == 140
+
+    promoted = wait(lambda: experiment(kube, namespace).get("promoted"), 120, "status.experiment.promoted (green wins)")
+    assert (promoted["variant"], promoted["version"]) == ("green", 2), promoted
+    command = f"modelship promote {model} 2 --to Production -n {namespace}"
+    assert command in promoted["message"], promoted
+
+    def all_to_green() -> dict[str, Any] | None:
+        st = md_status(kube, namespace, "iris")
+        split = {v["name"]: (v.get("effectiveWeight"), v.get("readyReplicas")) for v in st.get("variants") or []}
+        return st if st.get("phase") == "Healthy" and split == {"blue": (0, 0), "green": (100, 2)} else None
+
+    st = wait(all_to_green, 180, "green with every pod and 100 % of the split, blue with none")
+    assert st["split"] == "blue=0 green=100", st["split"]
+    wait(lambda: "ABPromoted" in {e["reason"] for e in events(kube, namespace, "iris")}, 60, "an ABPromoted Event")
+    # git's spec and the registry are as they were: the promotion is the operator's status only
+    spec = kube.get(path_for(API, "modeldeployments", namespace, "iris"))["spec"]
+    assert [v["weight"] for v in spec["variants"]] == [50, 50]
+    assert kube.get(path_for(API, "modelversions", namespace, "v2"))["spec"].get("stage") in (None, "None")
+    assert kube.get(path_for(API, "modelversions", namespace, "v1"))["spec"]["stage"] == "Production"
+    report = ab_report(bed, namespace)
+    assert report.returncode == 0 and "promoted: green v2 won against blue" in report.stdout, report.stdout
+    assert command in " ".join(report.stdout.split()), report.stdout
+
+    # every prediction now reaches green (blue's pod is gone from the Service a moment after it stops)
+    def only_green() -> bool:
+        return {v for v, _ in predict_all(host, X[order[:10]], prefix=f"after{time.monotonic_ns()}")} == {"green"}
+
+    wait(only_green, 90, "ten predictions in a row answered by green", retry=(OSError, AssertionError))
+
+
 @pytest.fixture(autouse=True)
 def _dump_operator_on_failure(request: pytest.FixtureRequest, operator) -> Any:
     yield
