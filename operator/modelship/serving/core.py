@@ -426,6 +426,15 @@ class ModelServer:
                 fwd = await peers.forward(wanted)
                 result, counted = combine(result, wanted, fwd, self.feedback.instance)
                 self.feedback.count_rejected(counted)
+                taken = sum(1 for v in fwd.resolved.values() if v is None)
+                for name, n in (
+                    ("accepted", taken),
+                    ("refused", len(fwd.resolved) - taken),
+                    ("unknown", counted.count("unknown")),
+                    ("unreachable", counted.count("unreachable")),
+                ):
+                    if n:
+                        self.metrics.forwarded[name].inc(n)
                 if fwd.failed:
                     log.warning("feedback peers not all asked", extra={"failed": fwd.failed[:8]})
         return Reply(200, await self._work(off_loop, dumps, result))

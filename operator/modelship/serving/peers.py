@@ -218,18 +218,21 @@ class Peers:
         problems: list[str] = []
         for host, port in self.targets:
             try:
-                infos = await asyncio.wait_for(
-                    loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout=self.timeout_s
-                )
+                ips = await asyncio.wait_for(self.resolve(host, port), timeout=self.timeout_s)
             except (OSError, TimeoutError) as exc:
                 problems.append(f"{host}: {exc or type(exc).__name__}")
                 continue
-            found += [(str(info[4][0]), port) for info in infos]
+            found += [(ip, port) for ip in ips]
         peers = [a for a in dict.fromkeys(found) if a not in self.own_addresses]
         # forget the pods that are gone (their ids then go to every peer, and none knows them)
         self.instances = {a: i for a, i in self.instances.items() if a in peers or i == self.own_instance}
         self._resolved = (loop.time() + RESOLVE_TTL_S, peers, problems)
         return peers, problems
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """The addresses ``host`` resolves to (a headless Service's name: every Ready pod's IP)."""
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return [str(info[4][0]) for info in infos]
 
     async def forward(self, wanted: Sequence[Pending]) -> Forwarded:
         """Ask the peers about ``wanted``, one after the other, each for the ids still unknown.
@@ -249,7 +252,8 @@ class Peers:
             fwd.failed.append(f"this pod is busy forwarding ({self.concurrency} batches at once)")
             return fwd
         try:
-            remaining = list(wanted)
+            # this pod's own ids it has forgotten: no peer has them
+            remaining = [p for p in wanted if p.hint != self.own_instance]
             tried: set[Address] = set()
             cached = self._resolved is not None and self._resolved[0] > loop.time()
             remaining = await self._round(remaining, fwd, tried, deadline)
