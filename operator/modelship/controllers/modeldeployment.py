@@ -83,6 +83,7 @@ def index_deployments(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[s
         "variant": body.metadata.labels.get(serving.LABEL_VARIANT),
         "track": body.metadata.labels.get(serving.LABEL_TRACK, "stable"),
         "generation": body.metadata.get("generation"),
+        "specReplicas": (body.get("spec") or {}).get("replicas"),
         "templateVersion": ((template.get("metadata") or {}).get("labels") or {}).get(serving.LABEL_VERSION),
         "status": dict(body.get("status") or {}),
     }
@@ -103,7 +104,10 @@ def _observe(deployments: list[Mapping[str, Any]], pods_of: Any) -> dict[str, se
         ready = int(st.get("readyReplicas") or 0)
         updated = int(st.get("updatedReplicas") or 0)
         failure, serving_versions = None, ()
-        if ready < replicas or updated < replicas or not replicas:
+        # scaled to zero on purpose (promoteOnWin gave its traffic to the winner): no pod to ask
+        # about, and no LIST of pods on every tick while it lasts
+        scaled_to_zero = d.get("specReplicas") == 0 and replicas == 0
+        if (ready < replicas or updated < replicas or not replicas) and not scaled_to_zero:
             failure, serving_versions = pods_of(d["variant"], version)
         out[str(d["variant"])] = serving.ObservedVariant(
             replicas=replicas,
