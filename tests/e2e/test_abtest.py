@@ -195,6 +195,7 @@ def test_the_better_version_wins_and_the_readout_survives_a_pod_restart(
     assert report.returncode == 0, report.stderr + report.stdout
     assert "verdict: better" in report.stdout and "green is better than blue" in report.stdout
     assert "green" in report.stdout and "blue (control)" in report.stdout
+    assert f"next: `modelship promote {model} 2 --to Production -n {namespace}`" in report.stdout, report.stdout
 
     # green's pod goes: its replacement starts with no counts, the old process's stay counted
     (old,) = ready_pods(kube, namespace, "modelship.io/variant=green")
