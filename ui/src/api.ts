@@ -152,6 +152,10 @@ export const searchRuns = (
     signal,
   );
 
+/** How many runs the search finds (Modelship's endpoint): the table's height before its pages load. */
+export const countRuns = (experimentIds: string[], filter: string, signal?: AbortSignal) =>
+  get<{ count: number }>(`${OURS}/runs/count`, { experiment_id: experimentIds, filter: filter || undefined }, signal).then((r) => r.count);
+
 export const getRun = (id: string) => get<{ run: Run }>(`${MLFLOW}/runs/get`, { run_id: id }).then((r) => r.run);
 
 export const listArtifacts = (runId: string, path: string) =>
@@ -235,8 +239,25 @@ export interface VersionDetail {
   stage_history: { from: string; to: string; time: string; reason: string }[];
   conditions: Condition[];
 }
+/** Delivery of a model's registry webhooks to one receiver, from the operator's delivery record. */
+export interface WebhookDelivery {
+  namespace: string;
+  receiver: string;
+  last_success: string;
+  last_failure: string;
+  last_error: string;
+  failures: number;
+  delivered: number;
+  dropped: number;
+  pending: number;
+}
+export interface WebhookStatus {
+  known: boolean;
+  message: string;
+  receivers: WebhookDelivery[];
+}
 export const versionDetails = (name: string) =>
-  get<{ model_versions: VersionDetail[] }>(`${OURS}/registry/model-versions`, { name }).then((r) => r.model_versions);
+  get<{ model_versions: VersionDetail[]; webhooks: WebhookStatus }>(`${OURS}/registry/model-versions`, { name });
 
 export interface Trial {
   number: number;
@@ -319,3 +340,26 @@ export interface ABReadout {
 }
 export const kubeDeployments = () =>
   get<{ model_deployments: KubeDeployment[] }>(`${OURS}/kube/modeldeployments`, {}).then((r) => r.model_deployments);
+
+/** A variant's live figures, scraped by the tracking server from its model servers' /metrics. */
+export interface LiveVariant {
+  reachable: boolean;
+  pods: number;
+  message: string;
+  scraped?: number;
+  window_s?: number | null;
+  requests?: number;
+  errors?: number;
+  request_rate?: number | null;
+  error_rate?: number | null;
+  p99_ms?: number | null;
+  p99_over_max?: boolean;
+}
+export interface LiveFigures {
+  namespace: string;
+  name: string;
+  window_s: number;
+  variants: Record<string, LiveVariant>;
+}
+export const kubeDeploymentLive = (namespace: string, name: string) =>
+  get<LiveFigures>(`${OURS}/kube/modeldeployments/live`, { namespace, name });

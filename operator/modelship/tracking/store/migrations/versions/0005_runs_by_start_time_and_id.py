@@ -1,7 +1,7 @@
 """runs indexed by experiment, start time (newest first) and run id
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-02 12:40:00
 
 A search in start-time order (MLflow's default, and the UI's) is ordered by start time
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
