@@ -194,9 +194,13 @@ def test_a_gate_blocks_a_version_whose_accuracy_is_too_low(
     bad_run = make_run(tracking_server, 0.72)
     gates = [{"metric": "accuracy", "op": ">=", "value": 0.9}]
     path = path_for(API, "modelversions", namespace)
-    kube.create(path, mv("good", "iris", f"runs:/{good_run}/model", stage="Production", gates=gates))
+    kube.create(
+        path, mv("good", "iris", f"runs:/{good_run}/model", stage="Production", gates=gates, aliases=["champion"])
+    )
     wait_stage(kube, namespace, "good", "Production")
-    kube.create(path, mv("bad", "iris", f"runs:/{bad_run}/model", stage="Production", gates=gates))
+    kube.create(
+        path, mv("bad", "iris", f"runs:/{bad_run}/model", stage="Production", gates=gates, aliases=["champion"])
+    )
     st = wait(
         lambda: (s := status(kube, namespace, "bad")) and condition(s, "GatesPassed").get("status") == "False" and s,
         60,
@@ -208,6 +212,10 @@ def test_a_gate_blocks_a_version_whose_accuracy_is_too_low(
     good = status(kube, namespace, "good")
     assert good["stage"] == "Production" and condition(good, "GatesPassed")["status"] == "True"
     assert condition(good, "Superseded")["status"] == "False"
+    # an alias is gated as a stage is: the newer claimant that fails its gate does not take it
+    assert good.get("aliases") == ["champion"] and not st.get("aliases"), (good, st)
+    held = condition(st, "AliasesHeld")
+    assert held["reason"] == "GateFailed" and "'champion' stays with version 1 (good)" in held["message"], held
 
 
 def test_an_alias_belongs_to_the_newest_claimant(kube: KubeApi, namespace: str, operator, good_run: str) -> None:

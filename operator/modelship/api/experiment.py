@@ -130,8 +130,8 @@ class Registration(ApiModel):
     )
     aliases: list[str] | None = Field(
         default=None,
-        description="Aliases the ModelVersion claims (its spec.aliases). Aliases are not gated: a variant that "
-        "follows one gets the version whatever its gates say; follow a stage for a gated rollout.",
+        description="Aliases the ModelVersion claims (its spec.aliases). Gated as stages are: the version holds "
+        "an alias only once its source resolved and its gates pass.",
         max_length=32,
         json_schema_extra={
             "x-kubernetes-list-type": "set",

@@ -237,23 +237,27 @@ def decide_model(views: Sequence[VersionView], *, now: datetime) -> list[Version
         if candidates:
             holders[stage] = candidates[-1]
     alias_holders: dict[str, VersionView] = {}
-    for v in numbered:  # ascending: the newest claimant ends up holding the alias
-        for alias in v.aliases:
-            alias_holders[alias] = v
+    # An alias is served as surely as a stage (a ModelDeployment variant may follow one), so
+    # only an eligible version holds it; ascending, so the newest eligible claimant ends up
+    # holding it, and a newer version that fails its gates leaves it where it was.
+    for v in numbered:
+        if eligible[v.uid]:
+            for alias in v.aliases:
+                alias_holders[alias] = v
     previous_alias_owner = {a: v.version for v in numbered for a in v.held_aliases}
 
     decisions = []
     for v in numbered:
         assert v.version is not None
         stage, superseded_by, why = _effective(v, holders, eligible[v.uid])
-        held = sorted(a for a in v.aliases if alias_holders[a].uid == v.uid)
-        lost = sorted(a for a in v.aliases if alias_holders[a].uid != v.uid)
+        held = sorted(a for a in v.aliases if a in alias_holders and alias_holders[a].uid == v.uid)
+        lost = sorted(a for a in v.aliases if a not in held)
         conditions = merge_conditions(
             v.conditions,
             [
                 _gates_condition(v, gates[v.uid], now),
                 _superseded_condition(v, superseded_by, holders, now),
-                _aliases_condition(lost, alias_holders, now),
+                _aliases_condition(v, lost, alias_holders, _why_ineligible(v, gates[v.uid]), now),
             ],
         )
         before = v.stage or NONE
@@ -295,7 +299,7 @@ def _gates_condition(v: VersionView, results: Sequence[GateResult], now: datetim
     elif failed:
         status, reason = "False", "GateFailed"
         message = "; ".join(g.describe() for g in failed) + (
-            f". Version {v.version} cannot take effect as Staging or Production." if v.version else "."
+            f". Version {v.version} cannot take effect as Staging or Production or hold an alias." if v.version else "."
         )
     else:
         status, reason = "True", "AllGatesPassed"
@@ -321,11 +325,34 @@ def _superseded_condition(
     )
 
 
-def _aliases_condition(lost: Sequence[str], holders: Mapping[str, VersionView], now: datetime) -> dict[str, Any]:
+def _why_ineligible(v: VersionView, results: Sequence[GateResult]) -> tuple[str, str] | None:
+    """(reason, message) when the version may hold no stage or alias; None when it may."""
+    if not v.source_ready:
+        return "SourceNotReady", "its source is not resolved yet"
+    failed = [g for g in results if not g.passed]
+    if failed:
+        return "GateFailed", "; ".join(g.describe() for g in failed)
+    return None
+
+
+def _aliases_condition(
+    v: VersionView,
+    lost: Sequence[str],
+    holders: Mapping[str, VersionView],
+    ineligible: tuple[str, str] | None,
+    now: datetime,
+) -> dict[str, Any]:
     if not lost:
         return make_condition(
             ALIASES_HELD, "True", "AllAliasesHeld", "This version holds every alias it claims.", now=now
         )
+    if ineligible is not None:
+        reason, why = ineligible
+        elsewhere = [f"{a!r} stays with version {holders[a].version} ({holders[a].name})" for a in lost if a in holders]
+        message = f"This version holds none of its aliases ({', '.join(repr(a) for a in lost)}): {why}."
+        if elsewhere:
+            message += " " + "; ".join(elsewhere) + "."
+        return make_condition(ALIASES_HELD, "False", reason, message, now=now)
     parts = [f"alias {a!r} is held by newer version {holders[a].version} ({holders[a].name})" for a in lost]
     return make_condition(ALIASES_HELD, "False", "AliasHeldByNewerVersion", "; ".join(parts) + ".", now=now)
 

@@ -168,6 +168,59 @@ def test_alias_goes_to_the_newest_claimant_and_the_other_gets_a_condition() -> N
     assert [m.alias for m in got[1].alias_moves] == ["stable"]
 
 
+GATE = ({"metric": "accuracy", "op": ">=", "value": 0.9},)
+
+
+@pytest.mark.parametrize(
+    ("views", "holders", "reason", "words"),
+    [
+        # a newer version failing its gates leaves the alias with the older eligible one
+        (
+            [
+                v(1, aliases=("champion",), held_aliases=("champion",)),
+                v(2, aliases=("champion",), gates=GATE, metrics={"accuracy": 0.5}),
+            ],
+            {1: ["champion"], 2: []},
+            "GateFailed",
+            "gate accuracy >= 0.9 failed: accuracy is 0.5",
+        ),
+        # nobody else claims it: nobody holds it
+        (
+            [v(1, aliases=("champion",), gates=GATE, metrics={})],
+            {1: []},
+            "GateFailed",
+            "the run has no metric 'accuracy'",
+        ),
+        # an unresolved source holds no alias either, as it holds no stage
+        (
+            [v(1, aliases=("champion",)), v(2, aliases=("champion",), source_ready=False)],
+            {1: ["champion"], 2: []},
+            "SourceNotReady",
+            "'champion' stays with version 1 (mv-1)",
+        ),
+        # once the gates hold, the newer version takes it
+        (
+            [v(1, aliases=("champion",), held_aliases=("champion",)), v(2, aliases=("champion",), gates=GATE)],
+            {1: [], 2: ["champion"]},
+            None,
+            "",
+        ),
+    ],
+)
+def test_only_an_eligible_version_holds_an_alias(
+    views: list[reg.VersionView], holders: dict[int, list[str]], reason: str | None, words: str
+) -> None:
+    got = by_version(reg.decide_model(views, now=NOW))
+    assert {n: d.aliases for n, d in got.items()} == holders
+    newest = got[max(got)]
+    cond = find_condition(newest.conditions, reg.ALIASES_HELD)
+    assert cond is not None
+    if reason is None:
+        assert cond["status"] == "True"
+    else:
+        assert (cond["status"], cond["reason"]) == ("False", reason) and words in cond["message"], cond
+
+
 # --- history and patches -----------------------------------------------------------------------
 
 
