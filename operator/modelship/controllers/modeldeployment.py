@@ -12,8 +12,9 @@ wanted are deleted when the plan changed.
 A timer runs the same reconcile every few seconds, so a promotion in the registry (a
 ModelVersion's effective stage or alias moving) reaches the Deployments without any edit
 of the ModelDeployment. It applies when the plan changed since the last apply (a digest
-in kopf's per-object memo) and once a minute regardless, so a child deleted or edited by
-hand is put back; it writes status only when it differs from what is stored, or from what
+in kopf's per-object memo), at once when a Deployment of the plan is gone from the watch
+(deleted by hand), and every 10 minutes regardless, so any other child deleted or edited
+by hand is put back; it writes status only when it differs from what is stored, or from what
 this operator wrote last while the watch has not shown that write yet (:func:`known_status`).
 """
 
@@ -52,7 +53,10 @@ from modelship.resources.retrain import Rollout, without_none
 KIND = kind_by_name("ModelDeployment")
 log = logging.getLogger(__name__)
 FOLLOW_INTERVAL = 2.0
-RESYNC_SECONDS = 60.0
+RESYNC_SECONDS = 600.0
+"""How often the children are applied with an unchanged plan (every one, to put back an edit by hand)."""
+MISSING_GRACE_SECONDS = 30.0
+"""A Deployment of the plan absent from the watch this long after the apply is applied again at once."""
 STATUS_TRUST_SECONDS = 60.0
 """How long the operator's own last status write stands for the stored one while the watch
 has not delivered it (a write that failed is made again after this long)."""
@@ -393,9 +397,16 @@ async def reconcile(
             plan.objects = [o for o in plan.objects if o["kind"] not in ("HTTPRoute", "TraefikService")]
     digest = plan.digest()
     applied = memo.get("applied")
-    # Apply when the plan changed, and once a minute anyway: a child deleted or edited by hand
-    # comes back (server-side apply of an unchanged object changes nothing).
-    if applied is None or applied[0] != digest or applied[1] + RESYNC_SECONDS < now.timestamp():
+    planned = {o["metadata"]["name"] for o in plan.objects if o["kind"] == "Deployment"}
+    due = serving.apply_due(
+        applied,
+        digest,
+        now.timestamp(),
+        bool(planned - existing),
+        resync=RESYNC_SECONDS,
+        grace=MISSING_GRACE_SECONDS,
+    )
+    if due:
         await asyncio.to_thread(apply_children, plan.objects)
         keep = {(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in plan.objects}
         # A held variant keeps the Deployment it has.

@@ -567,6 +567,28 @@ def may_have_strays(applied_digest: str | None, digest: str, status: Mapping[str
     return applied_digest != digest
 
 
+def apply_due(
+    applied: tuple[str, float] | None,
+    digest: str,
+    now: float,
+    missing: bool,
+    *,
+    resync: float,
+    grace: float,
+) -> bool:
+    """Whether to apply the children now: the plan (``digest``) changed since the last apply
+    (``applied``: its digest and when); a Deployment of the plan is ``missing`` from the
+    operator's watch ``grace`` seconds after that apply (deleted by hand: it comes back; the
+    grace lets the watch show our own apply first); or ``resync`` seconds went by (another
+    child deleted or edited by hand is put back; server-side apply of an unchanged object
+    changes nothing, but each is a request per child)."""
+    if applied is None or applied[0] != digest:
+        return True
+    if missing and applied[1] + grace < now:
+        return True
+    return applied[1] + resync < now
+
+
 def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
     """What :func:`pod_facts` reads of a model-server pod (kept in the operator's index of them)."""
     meta = pod.get("metadata") or {}

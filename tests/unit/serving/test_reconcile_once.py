@@ -12,7 +12,7 @@ import kopf
 import pytest
 
 from modelship.controllers import modeldeployment
-from modelship.resources.serving import may_have_strays, pod_facts, slim_pod
+from modelship.resources.serving import apply_due, may_have_strays, pod_facts, slim_pod
 
 
 @pytest.mark.parametrize(
@@ -180,3 +180,19 @@ def test_a_status_write_is_remembered_until_the_watch_shows_it() -> None:
         again, kopf.Memo(status_written=pending), known, {"phase": "Healthy"}, [ROLLING], kopf.Patch()
     )
     assert dict(again.status) == {}
+
+
+@pytest.mark.parametrize(
+    ("applied", "now", "missing", "due"),
+    [
+        (None, 0.0, False, True),  # never applied by this process
+        (("other", 0.0), 1.0, False, True),  # the plan changed
+        (("d", 0.0), 5.0, False, False),  # applied a moment ago, nothing changed
+        (("d", 0.0), 5.0, True, False),  # the watch has not shown our own apply yet
+        (("d", 0.0), 31.0, True, True),  # a Deployment deleted by hand comes back
+        (("d", 0.0), 599.0, False, False),  # steady state: no request
+        (("d", 0.0), 601.0, False, True),  # the resync puts back what else was edited
+    ],
+)
+def test_apply_due(applied: tuple[str, float] | None, now: float, missing: bool, due: bool) -> None:
+    assert apply_due(applied, "d", now, missing, resync=600.0, grace=30.0) is due
