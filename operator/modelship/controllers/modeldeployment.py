@@ -529,6 +529,44 @@ async def reconcile(
     retraining = spec.monitoring is not None and spec.monitoring.retrain is not None
     dropped = (() if spec.monitoring is not None else (DRIFT_DETECTED,)) + (() if retraining else (RETRAIN_READY,))
     _write_status(patch, memo, old_status, status, conditions, scratch, dropped)
+    memo["quiet_until"] = _quiet_until(spec, memo, now.timestamp(), missing=bool(planned - existing))
+
+
+def _quiet_until(spec: ModelDeploymentSpec, memo: Any, now: float, *, missing: bool) -> float:
+    """Until when a timer tick that finds the same world (:func:`_world`) may skip the reconcile
+    (0: every tick runs). The work that time alone brings due: a canary's pauses, the drift and
+    A/B reads, the Gateway check (every tick runs with those), the resync, a Deployment still
+    missing after the grace, a status write the watch has not shown (made again after
+    STATUS_TRUST_SECONDS)."""
+    routed = spec.routing is not None and spec.routing.mode == "gatewayAPI"
+    timed = (spec.strategy or Strategy()).type == "Canary" or spec.monitoring is not None or spec.experiment is not None
+    applied = memo.get("applied")
+    if timed or routed or applied is None:
+        return 0.0
+    until = float(applied[1]) + (MISSING_GRACE_SECONDS if missing else RESYNC_SECONDS)
+    if memo.get("status_written") is not None:
+        until = min(until, now + STATUS_TRUST_SECONDS)
+    return until
+
+
+def _world(kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a reconcile of a quiet ModelDeployment judges from: the object (its resourceVersion)
+    and the index entries of its model's versions, its Deployments and its pods."""
+    body = kwargs.get("body") or {}
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    namespace, name, uid = meta.get("namespace") or "", meta.get("name") or "", meta.get("uid") or ""
+
+    def entries(index_name: str, key: Any) -> str:
+        index = kwargs.get(index_name)
+        return repr(list(index.get(key, []))) if index is not None else ""
+
+    variants = [str(v.get("name")) for v in spec.get("variants") or [] if isinstance(v, Mapping)]
+    return (
+        meta.get("resourceVersion"),
+        entries("modelversions_by_model", (namespace, str(spec.get("model")))),
+        entries("modeldeployment_children", (namespace, uid)),
+        tuple(entries("modeldeployment_pods", (namespace, serving.label_value(name), v)) for v in variants),
+    )
 
 
 EXPERIMENT_CHECK_SECONDS = 10.0
@@ -680,11 +718,17 @@ async def handle(**kwargs: Any) -> None:
 
 async def follow(**kwargs: Any) -> None:
     """The timer: the same reconcile, so the registry's moves reach the Deployments; skipped
-    when a reconcile of the object ended less than a tick ago (it saw the registry then)."""
+    when a reconcile of the object ended less than a tick ago (it saw the registry then), and
+    when nothing it reads changed since the last tick and nothing is due (:func:`_quiet_until`):
+    200 Ready ModelDeployments cost the operator 7.6 s of CPU a minute in reconciles that wrote nothing."""
     memo = kwargs["memo"]
     async with _one_at_a_time(memo):
         if time.monotonic() - memo.get("reconciled_at", float("-inf")) < FOLLOW_INTERVAL:
             return
+        world = _world(kwargs)
+        if world == memo.get("world") and time.time() < memo.get("quiet_until", 0.0):
+            return
+        memo["world"], memo["quiet_until"] = world, 0.0  # a reconcile that fails leaves nothing quiet
         try:
             await reconcile(**kwargs)
         except InvalidSpec:

@@ -196,3 +196,34 @@ def test_a_status_write_is_remembered_until_the_watch_shows_it() -> None:
 )
 def test_apply_due(applied: tuple[str, float] | None, now: float, missing: bool, due: bool) -> None:
     assert apply_due(applied, "d", now, missing, resync=600.0, grace=30.0) is due
+
+
+class _Index(dict):  # type: ignore[type-arg]
+    """kopf.Index as the reconcile reads it: .get(key, default) of a list of entries."""
+
+
+def test_a_quiet_tick_is_skipped_until_something_changes_or_is_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    async def reconcile(**kwargs: Any) -> None:
+        calls.append(kwargs["body"]["metadata"]["resourceVersion"])
+        kwargs["memo"]["quiet_until"] = 2e9  # what a reconcile of a quiet one says: nothing due for long
+
+    monkeypatch.setattr(modeldeployment, "reconcile", reconcile)
+    memo = kopf.Memo()
+    body = {"metadata": {"name": "d", "namespace": "n", "uid": "u", "resourceVersion": "1"}, "spec": {"model": "m"}}
+    pods = _Index({("n", "d", "main"): [{"name": "p", "ready": False}]})
+    body["spec"]["variants"] = [{"name": "main"}]
+
+    def tick(**kw: Any) -> None:
+        asyncio.run(modeldeployment.follow(memo=memo, **kw))
+        memo["reconciled_at"] -= modeldeployment.FOLLOW_INTERVAL  # a tick later
+
+    tick(body=body, modeldeployment_pods=pods)
+    tick(body=body, modeldeployment_pods=pods)  # nothing changed: skipped
+    pods[("n", "d", "main")] = [{"name": "p", "ready": True}]  # the pod became Ready
+    tick(body=body, modeldeployment_pods=pods)
+    tick(body={**body, "metadata": {**body["metadata"], "resourceVersion": "2"}}, modeldeployment_pods=pods)
+    memo["quiet_until"] = 0.0  # the resync (or a grace) is due
+    tick(body={**body, "metadata": {**body["metadata"], "resourceVersion": "2"}}, modeldeployment_pods=pods)
+    assert calls == ["1", "1", "2", "2"]
