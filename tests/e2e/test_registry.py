@@ -218,6 +218,27 @@ def test_a_gate_blocks_a_version_whose_accuracy_is_too_low(
     assert held["reason"] == "GateFailed" and "'champion' stays with version 1 (good)" in held["message"], held
 
 
+def test_a_gate_metric_logged_after_registering_is_read_and_promotes(
+    kube: KubeApi, namespace: str, operator, tracking_server: str
+) -> None:
+    """As with ``modelship evaluate`` run on a registered model: the eval metric comes later."""
+    run_id = make_run(tracking_server, 0.95)
+    gates = [{"metric": "eval.accuracy_score", "op": ">=", "value": 0.9}]
+    path = path_for(API, "modelversions", namespace)
+    kube.create(path, mv("late", "iris", f"runs:/{run_id}/model", stage="Production", gates=gates))
+    st = wait(
+        lambda: (s := status(kube, namespace, "late")) and condition(s, "GatesPassed").get("status") == "False" and s,
+        60,
+        "late GatesPassed=False",
+    )
+    assert "the run has no metric 'eval.accuracy_score'" in condition(st, "GatesPassed")["message"]
+    assert st["stage"] == "None"
+    with TrackingClient(tracking_server) as client:
+        client.log_metric(run_id, "eval.accuracy_score", 0.97)
+    st = wait_stage(kube, namespace, "late", "Production", timeout=90)
+    assert st["metrics"]["eval.accuracy_score"] == 0.97 and condition(st, "GatesPassed")["status"] == "True"
+
+
 def test_an_alias_belongs_to_the_newest_claimant(kube: KubeApi, namespace: str, operator, good_run: str) -> None:
     path = path_for(API, "modelversions", namespace)
     kube.create(path, mv("a1", "iris", f"runs:/{good_run}/model", aliases=["champion", "stable"]))

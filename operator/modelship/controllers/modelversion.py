@@ -114,6 +114,21 @@ async def reconcile(
         deliverer.notify()
     if error is not None:
         raise kopf.TemporaryError(f"{error.reason}: {error.message}", delay=retry_delay(retry))
+    gates = (body.get("spec") or {}).get("gates") or []  # the wire shape, as the decision reads it
+    missing = sorted(reg.missing_gate_metrics(gates, resolved.metrics if resolved else None))
+    if missing:
+        # A metric can reach the run after the version was registered (``modelship evaluate``
+        # logs eval.* later): read the run again with the same backoff as an unresolved source,
+        # rather than leave the gate failed until the next spec change or operator restart.
+        delay = retry_delay(retry)
+        logger.info(
+            "model %s version %s: gate metrics %s not in the run yet; reading it again in %.0fs",
+            spec.model,
+            version,
+            ", ".join(missing),
+            delay,
+        )
+        raise kopf.TemporaryError(f"GateMetricMissing: {', '.join(missing)}", delay=delay)
 
 
 def _outbox_writer(namespace: str, model: str, uid: str, urls: list[str]) -> Any:

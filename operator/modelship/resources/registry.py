@@ -133,6 +133,11 @@ class GateResult:
         return f"gate {rule} failed: {self.metric} is {self.actual:g}"
 
 
+def missing_gate_metrics(gates: Sequence[Mapping[str, Any]], metrics: Mapping[str, float] | None) -> set[str]:
+    """The metrics gates name that the run does not have (yet)."""
+    return {g.metric for g in evaluate_gates(gates, metrics) if g.actual is None}
+
+
 def evaluate_gates(gates: Sequence[Mapping[str, Any]], metrics: Mapping[str, float] | None) -> list[GateResult]:
     """Each gate against the run's latest metrics."""
     metrics = metrics or {}

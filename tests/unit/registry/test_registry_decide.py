@@ -172,6 +172,20 @@ GATE = ({"metric": "accuracy", "op": ">=", "value": 0.9},)
 
 
 @pytest.mark.parametrize(
+    ("metrics", "missing"),
+    [
+        (None, {"accuracy", "eval.f1_score"}),
+        ({}, {"accuracy", "eval.f1_score"}),
+        ({"accuracy": 0.1}, {"eval.f1_score"}),  # present but failing is not missing
+        ({"accuracy": 0.99, "eval.f1_score": 0.5}, set()),
+    ],
+)
+def test_missing_gate_metrics(metrics: Any, missing: set[str]) -> None:
+    gates = [*GATE, {"metric": "eval.f1_score", "op": ">", "value": 0.8}]
+    assert reg.missing_gate_metrics(gates, metrics) == missing
+
+
+@pytest.mark.parametrize(
     ("views", "holders", "reason", "words"),
     [
         # a newer version failing its gates leaves the alias with the older eligible one
