@@ -154,6 +154,8 @@ def render_rbac_files() -> dict[Path, str]:
             group = policy["apiGroups"][0] or '""'
             lines.append(f"- apiGroups: [{group}]\n")
             lines.append(f"  resources: [{', '.join(policy['resources'])}]\n")
+            if policy.get("resourceNames"):
+                lines.append(f"  resourceNames: [{', '.join(policy['resourceNames'])}]\n")
             lines.append(f"  verbs: [{', '.join(policy['verbs'])}]\n")
         out[CHART / "files" / "rbac" / name] = "".join(lines) if sets[which] else "".join(lines) + "[]\n"
     return out

@@ -12,8 +12,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +175,45 @@ def local_postgres(root: Path | None = None) -> Iterator[str]:
         )
         if own:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def closed_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class ModelServerMetrics:
+    """A loopback HTTP server whose /metrics is a model server's own (serving.metrics)."""
+
+    def __init__(self) -> None:
+        from modelship.serving.metrics import Metrics
+
+        self.metrics = Metrics("iris", "2", "blue")
+        self.scrapes = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.scrapes += 1
+                body = owner.metrics.render()
+                self.send_response(200 if self.path == "/metrics" else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, daemon=True, name="model-server-metrics").start()
+
+    def predict(self, n: int, status: int = 200, seconds: float = 0.02) -> None:
+        for _ in range(n):
+            self.metrics.observe_request("invocations", status, seconds)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -15,13 +15,16 @@ import pytest
 from tests.browser.harness import (
     TOKEN,
     Server,
+    delivery_record,
     deployment_object,
+    endpoint_slice,
     experiment_object,
     launch_chromium,
     registry_objects,
     tracking_server,
 )
 from tests.browser.seed import HOSTILE, Seeded, seed
+from tests.local_servers import ModelServerMetrics, closed_port
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 READ_POSTS = ("/api/2.0/mlflow/runs/search", "/api/2.0/mlflow/experiments/search")
@@ -34,6 +37,7 @@ class Seeds:
     server: Server
     demo: Seeded
     many: Seeded
+    blue: ModelServerMetrics
 
 
 @pytest.fixture(scope="session")
@@ -47,12 +51,25 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeds]:
         finally:
             del os.environ["MLFLOW_TRACKING_TOKEN"]
         server.registry.objects[:] = registry_objects(demo.run_ids)
+        server.registry.deliveries["ml"] = delivery_record()
         server.registry.experiments[:] = [experiment_object("iris-search", demo.run_ids[3:], hostile=HOSTILE)]
         server.registry.deployments[:] = [
             deployment_object("iris-live"),
             deployment_object("hostile", hostile=HOSTILE),
         ]
-        yield Seeds(server, demo, many)
+        # iris-live's blue variant: a server with a model server's own /metrics on loopback; its
+        # green one: a pod nothing answers for (not reachable); "hostile": no EndpointSlice.
+        blue = ModelServerMetrics()
+        blue.predict(190)
+        blue.predict(10, status=503)
+        server.registry.slices[:] = [
+            endpoint_slice("iris-live-blue", blue.port, "iris-live-blue-0"),
+            endpoint_slice("iris-live-green", closed_port(), "iris-live-green-0"),
+        ]
+        try:
+            yield Seeds(server, demo, many, blue)
+        finally:
+            blue.close()
 
 
 def seed_many(url: str, count: int) -> Seeded:

@@ -115,6 +115,33 @@ def model_version(
     }
 
 
+def endpoint_slice(service: str, port: int, pod: str, address: str = "127.0.0.1") -> dict[str, Any]:
+    """An EndpointSlice of namespace ml with one Ready model-server pod at ``address:port``."""
+    return {
+        "metadata": {"name": f"{service}-x", "namespace": "ml", "labels": {"kubernetes.io/service-name": service}},
+        "ports": [{"name": "http", "port": port}],
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}, "targetRef": {"name": pod}}],
+    }
+
+
+def delivery_record() -> dict[str, str]:
+    """The operator's webhook delivery record of namespace ml: one receiver of iris delivered
+    after a failure, one failing now (its error a <script>, which must show as text)."""
+    from modelship.resources import webhooks as wh
+
+    t0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+    good, bad = "http://hooks.example.com/ok", "https://user:pw@hooks.example.com/down?token=s3cret"
+    rows = {
+        good: wh.record_after(
+            None, "iris", good, [wh.Attempt(False, t0, "HTTP 503"), wh.Attempt(True, t0 + 2)], pending=0
+        ),
+        bad: wh.record_after(
+            None, "iris", bad, [wh.Attempt(False, t0 + 5, "<script>alert(1)</script>")] * 3, pending=2
+        ),
+    }
+    return {wh.record_key("iris", url): rec.dump() for url, rec in rows.items()}
+
+
 def registry_objects(run_ids: list[str]) -> list[dict[str, Any]]:
     """Three versions of iris: an archived one, the champion in Production with its gates held
     and a stage history, and a Staging one whose gate failed and that asks for Production."""

@@ -270,6 +270,22 @@ def test_registry_pages(page: Any, seeded: Seeds) -> None:
     expect(history.nth(1)).to_contain_text("Superseded")
     expect(history.nth(1).locator(".badge").last).to_have_text("Archived")
     expect(page.get_by_test_id("version-details")).to_contain_text("No gates.")
+    # Webhook delivery per receiver, from the operator's delivery record; no URL credentials.
+    hooks = page.get_by_test_id("webhooks").locator("tbody tr")
+    expect(hooks).to_have_count(2)
+    down = hooks.filter(has_text="https://hooks.example.com/down")
+    expect(down.locator("td").nth(1)).to_have_text("never")
+    expect(down.locator("td").nth(2)).to_have_text("2026-01-01T00:00:05Z")
+    expect(down.locator("td").nth(3)).to_have_text(HOSTILE)  # an error of <script> is text
+    expect(down.locator("td").nth(4)).to_have_text("3")
+    expect(down.locator("td").nth(7)).to_have_text("2")
+    ok = hooks.filter(has_text="http://hooks.example.com/ok")
+    expect(ok.locator("td").nth(1)).to_have_text("2026-01-01T00:00:02Z")
+    expect(ok.locator("td").nth(2)).to_have_text("2026-01-01T00:00:00Z")
+    expect(ok.locator("td").nth(4)).to_have_text("0")
+    expect(page.get_by_test_id("webhooks")).not_to_contain_text("s3cret")
+    expect(page.get_by_test_id("webhooks")).not_to_contain_text("pw@")
+    assert page.locator("#app script").count() == 0
     versions.get_by_role("link", name=seeded.demo.run_ids[1]).click()
     expect(page.get_by_test_id("run-name")).to_have_text(seeded.demo.names[seeded.demo.run_ids[1]])
 
@@ -316,6 +332,14 @@ def test_kubernetes_model_deployments(page: Any, seeded: Seeds) -> None:
     expect(rows.nth(0)).to_contain_text("2 / 2")
     expect(rows.nth(1).get_by_test_id("live-weight")).to_have_text("20 %")
     expect(rows.nth(1)).to_contain_text("412 requests, error rate 0.5 %, p99 38.5 ms")
+    # Live figures from the variants' model servers: since start on the first look, then over a
+    # window once the page has asked again (it does every 5 s); green's pod answers nothing.
+    blue_live = rows.nth(0).get_by_test_id("live-figures")
+    expect(blue_live).to_contain_text("since start: 200 requests, error rate 5.0 %, p99 25 ms")
+    seeded.blue.predict(50)
+    expect(blue_live).to_contain_text("req/s over", timeout=60_000)
+    expect(blue_live).to_contain_text("error rate 0.0 %")
+    expect(rows.nth(1).get_by_test_id("live-figures")).to_contain_text("not reachable from the tracking server")
     expect(live.get_by_test_id("canary")).to_contain_text("v2 → v3")
     expect(live.get_by_test_id("metrics-note")).to_contain_text("only for a canary")
     readout = live.get_by_test_id("ab-readout")
@@ -330,6 +354,7 @@ def test_kubernetes_model_deployments(page: Any, seeded: Seeds) -> None:
     # A status message of <script> is text.
     hostile = cards.filter(has=page.get_by_test_id("kube-deployment-name").get_by_text("hostile", exact=True))
     expect(hostile).to_contain_text(HOSTILE)
+    expect(hostile.get_by_test_id("live-figures").first).to_have_text("no Ready pod")
     assert page.locator("#app script").count() == 0
     live.get_by_role("link", name="iris").first.click()
     expect(page.get_by_test_id("versions")).to_be_visible()

@@ -150,6 +150,29 @@ def test_the_charts_tracking_server_serves_tracking_and_the_registry(
             r = http.get(f"/api/2.0/modelship/{view}")
             assert r.status_code == 200 and isinstance(r.json()[key], list), (view, r.text)
 
+        # The model page's webhook deliveries: the operator's record, read by its name alone
+        # (WEBHOOK_RECORD_RULE, resourceNames); written here as the operator would.
+        from modelship.resources import webhooks as wh
+
+        rec = wh.record_after(None, model, "http://hooks.example/h", [wh.Attempt(True, 1.7e9)], pending=0)
+        kube.create(
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            {
+                "metadata": {"name": wh.DELIVERIES_CONFIGMAP},
+                "data": {wh.record_key(model, "http://hooks.example/h"): rec.dump()},
+            },
+        )
+
+        def delivered() -> dict[str, Any] | None:
+            r = http.get("/api/2.0/modelship/registry/model-versions", params={"name": model})
+            assert r.status_code == 200, r.text
+            hooks = r.json()["webhooks"]
+            assert hooks["known"], hooks  # a 403 of the API server would say so here
+            return hooks if hooks["receivers"] else None
+
+        hooks = wait(delivered, 60, "the delivery record read with the chart's account")
+        assert [(h["receiver"], h["delivered"]) for h in hooks["receivers"]] == [("http://hooks.example/h", 1)]
+
     # The run lives on the claim: a new pod of the Deployment (Recreate) reads it back.
     kube.delete(path_for("v1", "pods", namespace, pod["metadata"]["name"]))
 

@@ -648,3 +648,59 @@ def _dump_operator_on_failure(request: pytest.FixtureRequest, operator) -> Any:
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:
         print(Path(operator.log_path).read_text()[-6000:])
+
+
+def test_the_ui_shows_live_per_variant_figures_from_the_model_servers(
+    kube: KubeApi, namespace: str, operator, iris_run: str, tracking_server: str
+) -> None:
+    """The tracking server finds each variant's model-server pods in its EndpointSlices and
+    scrapes their /metrics: first the figures since the pods started, then, asked again, the
+    request rate, error rate and p99 of what was sent meanwhile, per variant."""
+    import httpx
+
+    model = f"iris-{namespace}"
+    register(kube, namespace, "v1", model, iris_run, "Production")
+    register(kube, namespace, "v2", model, iris_run, "Staging")
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment(
+            "live",
+            model,
+            [
+                {"name": "blue", "stage": "Production", "weight": 50, "replicas": 1},
+                {"name": "green", "stage": "Staging", "weight": 50, "replicas": 1},
+            ],
+        ),
+    )
+    wait_healthy(kube, namespace, "live", blue=1, green=2)
+
+    def live() -> dict[str, Any]:
+        r = httpx.get(
+            f"{tracking_server}/api/2.0/modelship/kube/modeldeployments/live",
+            params={"namespace": namespace, "name": "live"},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json()["variants"])
+
+    # The first look: both reachable, since start (no rate yet).
+    first = wait(lambda: (v := live()) and all(x["reachable"] for x in v.values()) and v, 60, "both variants scraped")
+    assert set(first) == {"blue", "green"} and all(x["pods"] == 1 for x in first.values()), first
+    sent = {"blue": 30, "green": 10}
+    for variant, n in sent.items():
+        ip = kube.get(path_for("v1", "services", namespace, serving.variant_name("live", variant)))["spec"]["clusterIP"]
+        # A new Ready pod is routed by kube-proxy a moment later: the first answer is polled for.
+        wait(lambda ip=ip: predict(ip, serving.SERVICE_PORT)[0] == 200, 60, f"{variant}'s Service answers")
+        for _ in range(n - 1):
+            assert predict(ip, serving.SERVICE_PORT)[0] == 200
+
+    def windowed() -> dict[str, Any] | None:
+        v = live()
+        done = all(x.get("window_s") and x["requests"] >= sent[name] for name, x in v.items())
+        return v if done else None
+
+    figures = wait(windowed, 90, "figures over a window with what was sent")
+    for name, x in figures.items():
+        assert x["request_rate"] > 0 and x["error_rate"] == 0.0 and x["errors"] == 0, (name, x)
+        assert x["p99_ms"] is not None and x["p99_ms"] > 0, (name, x)
+        assert x["requests"] < sent[name] + 20, (name, x)  # the window holds this test's predictions, not others'

@@ -17,6 +17,7 @@ from tests.cluster.kubeapi import KubeApi, path_for
 from tests.cluster.processes import wait_for
 from tests.conftest import wait
 
+from modelship.resources import webhooks as wh
 from modelship.resources.registry import counter_name
 from modelship.tracking.client import TrackingClient
 
@@ -311,6 +312,44 @@ def test_webhooks_signed_retried_and_delivered_once_across_a_restart(
         assert set(body) == {"entity", "action", "timestamp", "data"}
     finally:
         receiver.fail_first = False
+
+
+def test_the_delivery_record_shows_a_failure_then_the_delivery(
+    kube: KubeApi, namespace: str, operator, webhook_receiver, good_run: str, tracking_server: str
+) -> None:
+    """The operator's per-namespace delivery record, as the registry page reads it through the
+    tracking server: while the receiver is down it shows the failure (HTTP 503) and what is
+    pending; once it is up, the delivery, and the failure is kept as the last one."""
+    receiver = webhook_receiver
+    model = "hooked"
+    record_path = f"/api/v1/namespaces/{namespace}/configmaps/{wh.DELIVERIES_CONFIGMAP}"
+
+    def shown() -> dict[str, Any] | None:
+        out = httpx.get(
+            f"{tracking_server}/api/2.0/modelship/registry/model-versions", params={"name": model}, timeout=10
+        )
+        if out.status_code != 200:
+            return None
+        hooks = out.json()["webhooks"]
+        assert hooks["known"], hooks
+        rows = [r for r in hooks["receivers"] if r["receiver"] == wh.redact_url(receiver.url)]
+        return rows[0] if rows else None
+
+    receiver.down.add(namespace)
+    try:
+        kube.create(path_for(API, "modelversions", namespace), mv("h1", model, f"runs:/{good_run}/model"))
+        failed = wait(lambda: (r := shown()) and r["failures"] >= 1 and r, 60, "the failure in the record")
+        assert failed["last_error"] == "HTTP 503" and failed["last_failure"] and not failed["last_success"]
+        assert failed["pending"] >= 1 and failed["delivered"] == 0
+    finally:
+        receiver.down.discard(namespace)
+    done = wait(lambda: (r := shown()) and r["pending"] == 0 and r["delivered"] >= 1 and r, 90, "the delivery")
+    assert done["failures"] == 0 and done["last_success"] >= failed["last_failure"]
+    assert done["last_failure"] >= failed["last_failure"] and done["last_error"] == "HTTP 503"
+    assert "model_version.created" in [d.event for d in receiver.for_namespace(namespace)]
+    # The record itself: a ConfigMap of the fixed name, one entry per model and receiver.
+    data = kube.get(record_path)["data"]
+    assert list(data) == [wh.record_key(model, receiver.url)]
 
 
 # --- 7. the CLI -----------------------------------------------------------------------------------

@@ -251,6 +251,10 @@ def test_cluster_views_from_the_api_server(
         expect(variants.nth(1)).to_contain_text("0 / 1")
         expect(variants.nth(1)).to_contain_text("ImagePullBackOff")
         expect(md.get_by_test_id("metrics-note")).to_contain_text("only for a canary")
+        # Live figures: the variants' EndpointSlices listed on the real API server; with no
+        # model-server pod (no operator here), each variant says so.
+        expect(variants.nth(0).get_by_test_id("live-figures")).to_have_text("no Ready pod")
+        expect(variants.nth(1).get_by_test_id("live-figures")).to_have_text("no Ready pod")
 
         page.goto("/#/models/iris")
         expect(page.get_by_test_id("versions").locator("tbody tr")).to_have_count(2)
@@ -258,6 +262,8 @@ def test_cluster_views_from_the_api_server(
         expect(v1.get_by_test_id("gates").locator("tbody tr").first).to_contain_text("held")
         expect(v2.get_by_test_id("gates").locator("tbody td").last).to_have_text("failed")
         expect(v2).to_contain_text("asks for Production")
+        # The namespace has no webhook delivery record (its ConfigMap read by name: 404).
+        expect(page.get_by_test_id("webhooks-none")).to_contain_text("No delivery recorded")
         expect(v1.get_by_test_id("stage-history")).to_contain_text("Promoted")
         assert page.locator("#app script").count() == 0
         page.close()

@@ -28,6 +28,8 @@ class Delivery:
 class Receiver:
     secret: bytes
     fail_first: bool = False
+    down: set[str] = field(default_factory=set)
+    """Namespaces whose deliveries are answered 503 while they are here (a receiver that is down)."""
     attempts: list[Delivery] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -60,9 +62,13 @@ class Receiver:
                 delivery_id = self.headers.get("X-Modelship-Delivery") or ""
                 with receiver.lock:
                     seen = any(d.delivery_id == delivery_id for d in receiver.attempts)
-                    status = 503 if receiver.fail_first and not seen else 200
+                    body = json.loads(raw)
+                    refused = (receiver.fail_first and not seen) or body.get("data", {}).get(
+                        "namespace"
+                    ) in receiver.down
+                    status = 503 if refused else 200
                     receiver.attempts.append(
-                        Delivery(delivery_id, self.headers.get("X-Modelship-Event") or "", json.loads(raw), ok, status)
+                        Delivery(delivery_id, self.headers.get("X-Modelship-Event") or "", body, ok, status)
                     )
                 self.send_response(status)
                 self.send_header("Content-Length", "0")

@@ -462,7 +462,11 @@ def test_resources_are_pure() -> None:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            problems += [f"{path.name} imports {n}" for n in names if n.split(".")[0] in forbidden]
+            # urllib.parse only splits strings (the webhooks redact receiver URLs with it); the
+            # rest of urllib opens connections.
+            problems += [
+                f"{path.name} imports {n}" for n in names if n.split(".")[0] in forbidden and n != "urllib.parse"
+            ]
             if isinstance(node, ast.Attribute) and node.attr in {"now", "utcnow", "today"}:
                 problems.append(f"{path.name}:{node.lineno} reads the clock; take `now` as a parameter")
     assert not problems, problems

@@ -32,6 +32,8 @@ from modelship.controllers.rbac import (
     REQUIRED_RULES,
     SOME,
     UI_CLUSTER_RULE,
+    UI_LIVE_RULE,
+    WEBHOOK_RECORD_RULE,
     WEBHOOK_SECRET_RULE,
     granted_by,
     grants,
@@ -224,6 +226,10 @@ def test_the_registry_reader_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPa
     for listing in ("list_experiments", "list_deployments"):  # the web UI's Kubernetes views
         pages = iter([{"items": [{"c": 3}], "metadata": {}}])
         assert getattr(KubeReader(namespace), listing)() == [{"c": 3}]
+    pages = iter([{"data": {"delivery-x": "{}"}}])  # the registry page's webhook delivery record, by name
+    assert KubeReader(namespace).webhook_deliveries("ml") == {"delivery-x": "{}"}
+    pages = iter([{"items": [{"s": 1}], "metadata": {}}])  # the Deployments page's live figures
+    assert KubeReader(namespace).endpoint_slices("ml", ["d-blue", "d-blue-canary"]) == [{"s": 1}]
     expected = grants(REGISTRY_READER_RULES)
     assert calls == expected, (
         _explain(expected, calls, "KubeReader's calls")
@@ -310,8 +316,10 @@ def test_the_registry_writer_uses_exactly_its_rules(monkeypatch: pytest.MonkeyPa
     ]:
         writes(method, path, params)
     assert stored == {}
-    # Writes read the registry's two kinds, not the web UI's (Experiments, ModelDeployments).
-    expected = grants(REGISTRY_READER_RULES + REGISTRY_WRITER_RULES) - grants((UI_CLUSTER_RULE,))
+    # Writes read the registry's two kinds, not the web UI's (Experiments, ModelDeployments, the delivery record).
+    expected = grants(REGISTRY_READER_RULES + REGISTRY_WRITER_RULES) - grants(
+        (UI_CLUSTER_RULE, WEBHOOK_RECORD_RULE, UI_LIVE_RULE)
+    )
     assert calls == expected, (
         _explain(expected, calls, "RegistryWrites' calls")
         .replace("must grant exactly", "must use exactly")
@@ -961,3 +969,15 @@ def test_the_image_by_digest() -> None:
         for c in spec["containers"]
     }
     assert images == {f"ghcr.io/modelship/modelship@{digest}"}
+
+
+def test_the_tracking_server_reads_configmaps_by_name_only() -> None:
+    """The registry page's webhook delivery record: ``get`` on one ConfigMap name, never on
+    every ConfigMap (the registry counters and outboxes hold the webhook bodies)."""
+    from modelship.resources.webhooks import DELIVERIES_CONFIGMAP
+
+    role = _render()[("ClusterRole", TRACKING)]
+    rules = [r for r in role["rules"] if "configmaps" in r["resources"]]
+    assert rules == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [DELIVERIES_CONFIGMAP], "verbs": ["get"]}
+    ]

@@ -235,8 +235,25 @@ export interface VersionDetail {
   stage_history: { from: string; to: string; time: string; reason: string }[];
   conditions: Condition[];
 }
+/** Delivery of a model's registry webhooks to one receiver, from the operator's delivery record. */
+export interface WebhookDelivery {
+  namespace: string;
+  receiver: string;
+  last_success: string;
+  last_failure: string;
+  last_error: string;
+  failures: number;
+  delivered: number;
+  dropped: number;
+  pending: number;
+}
+export interface WebhookStatus {
+  known: boolean;
+  message: string;
+  receivers: WebhookDelivery[];
+}
 export const versionDetails = (name: string) =>
-  get<{ model_versions: VersionDetail[] }>(`${OURS}/registry/model-versions`, { name }).then((r) => r.model_versions);
+  get<{ model_versions: VersionDetail[]; webhooks: WebhookStatus }>(`${OURS}/registry/model-versions`, { name });
 
 export interface Trial {
   number: number;
@@ -319,3 +336,26 @@ export interface ABReadout {
 }
 export const kubeDeployments = () =>
   get<{ model_deployments: KubeDeployment[] }>(`${OURS}/kube/modeldeployments`, {}).then((r) => r.model_deployments);
+
+/** A variant's live figures, scraped by the tracking server from its model servers' /metrics. */
+export interface LiveVariant {
+  reachable: boolean;
+  pods: number;
+  message: string;
+  scraped?: number;
+  window_s?: number | null;
+  requests?: number;
+  errors?: number;
+  request_rate?: number | null;
+  error_rate?: number | null;
+  p99_ms?: number | null;
+  p99_over_max?: boolean;
+}
+export interface LiveFigures {
+  namespace: string;
+  name: string;
+  window_s: number;
+  variants: Record<string, LiveVariant>;
+}
+export const kubeDeploymentLive = (namespace: string, name: string) =>
+  get<LiveFigures>(`${OURS}/kube/modeldeployments/live`, { namespace, name });

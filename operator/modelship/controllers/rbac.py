@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelship.api import GROUP, KINDS
+from modelship.resources.webhooks import DELIVERIES_CONFIGMAP
 
 ANY, ALL, SOME = "any", "all", "some"
 """Values of :attr:`Rule.watching`."""
@@ -70,14 +71,19 @@ class Rule:
     """When the rule is needed: whatever the operator watches (``ANY``), only when it watches
     every namespace (``ALL``: ``--all-namespaces``), or only when it watches some (``SOME``:
     the chart's ``operator.watchNamespaces``)."""
+    resource_names: tuple[str, ...] = ()
+    """Only these objects (``resourceNames``); empty: every object of the resources."""
 
     def policy_rule(self) -> dict[str, Any]:
         """The rule as a ClusterRole lists it."""
-        return {
+        rule: dict[str, Any] = {
             "apiGroups": [self.api_group],
             "resources": list(self.resources),
             "verbs": sorted(self.verbs),
         }
+        if self.resource_names:
+            rule["resourceNames"] = list(self.resource_names)
+        return rule
 
 
 _PLURALS = tuple(k.plural for k in KINDS)
@@ -162,7 +168,8 @@ REQUIRED_RULES: tuple[Rule, ...] = (
         "",
         ("configmaps",),
         ("create", "get", "list", "patch"),
-        "per-model registry counters (get, create, merge patch) and the webhook outboxes (listed by label)",
+        "per-model registry counters (get, create, merge patch), the webhook outboxes (listed by label) and "
+        "each namespace's webhook delivery record (get once, merge patch, create)",
     ),
     Rule(
         "apps",
@@ -211,6 +218,26 @@ UI_CLUSTER_RULE = Rule(
 )
 """Part of ``REGISTRY_READER_RULES``: what the web UI's cluster views add to the registry's reads."""
 
+WEBHOOK_RECORD_RULE = Rule(
+    "",
+    ("configmaps",),
+    ("get",),
+    "the web UI's registry page shows webhook delivery status from each namespace's delivery record, "
+    "read by name only (tracking/server/ui_cluster.py)",
+    resource_names=(DELIVERIES_CONFIGMAP,),
+)
+"""Part of ``REGISTRY_READER_RULES``: the one ConfigMap per namespace the tracking server reads, by name."""
+
+UI_LIVE_RULE = Rule(
+    "discovery.k8s.io",
+    ("endpointslices",),
+    ("list",),
+    "the web UI's live per-variant figures find a ModelDeployment's model-server pods in its variants' "
+    "EndpointSlices (addresses and readiness; not pods, whose specs carry their environment) and scrape their "
+    "/metrics (tracking/server/live.py)",
+)
+"""Part of ``REGISTRY_READER_RULES``: the Deployments page's live request rate, error rate and p99."""
+
 REGISTRY_READER_RULES: tuple[Rule, ...] = (
     Rule(
         GROUP,
@@ -219,6 +246,8 @@ REGISTRY_READER_RULES: tuple[Rule, ...] = (
         "the tracking server's MLflow registry read API lists ModelVersions and RegisteredModels (KubeReader)",
     ),
     UI_CLUSTER_RULE,
+    WEBHOOK_RECORD_RULE,
+    UI_LIVE_RULE,
 )
 
 REGISTRY_WRITER_RULES: tuple[Rule, ...] = (

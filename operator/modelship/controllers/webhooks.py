@@ -7,6 +7,10 @@ answer, and on failure stores the attempt count and the next try (exponential ba
 After an operator restart it finds what is still pending and sends only that: an entry
 that was delivered is gone. The delivery id is derived from the event (the same after a
 restart), so a receiver can also drop the rare repeat of a delivery whose answer was lost.
+
+After each scan it also writes what happened into the namespace's delivery record
+(:data:`modelship.resources.webhooks.DELIVERIES_CONFIGMAP`, one merge patch of the keys that
+changed), which the tracking server's registry page reads by name.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class Deliverer:
         self.wake = asyncio.Event()
         self._secret: tuple[float, bytes | None] | None = None
         self.http = httpx.Client(timeout=config.webhook_timeout)
+        self._records: dict[str, dict[str, str]] = {}
+        """Each namespace's delivery record as last written (read once after a start)."""
 
     def notify(self) -> None:
         self.wake.set()
@@ -84,14 +90,59 @@ class Deliverer:
             if model:
                 registry.remember_counter(meta["namespace"], model, cm)
             outcomes: dict[str, str | None] = {}
-            for key, entry in wh.pending(cm.get("data")):
+            attempts: dict[str, list[wh.Attempt]] = {}
+            dropped: dict[str, int] = {}
+            entries = wh.pending(cm.get("data"))
+            for key, entry in entries:
                 if entry.next_attempt > now:
                     next_due = min(next_due, entry.next_attempt - now)
                     continue
-                outcomes[key] = self._deliver(entry)
+                outcomes[key], attempt, gave_up = self._deliver(entry)
+                attempts.setdefault(entry.url, []).append(attempt)
+                dropped[entry.url] = dropped.get(entry.url, 0) + gave_up
             if outcomes:
                 self._write_back(cm, model, outcomes)
+                left: dict[str, int] = {}
+                for key, entry in entries:
+                    if key not in outcomes or outcomes[key] is not None:
+                        left[entry.url] = left.get(entry.url, 0) + 1
+                self._record(meta["namespace"], model or meta["name"], attempts, left, dropped)
         return max(0.05, next_due)
+
+    def _record(
+        self,
+        namespace: str,
+        model: str,
+        attempts: dict[str, list[wh.Attempt]],
+        left: dict[str, int],
+        dropped: dict[str, int],
+    ) -> None:
+        """One scan's attempts of one model into the namespace's delivery record. A failure
+        here is logged, never raised: the record is for reading; delivery goes on without it."""
+        try:
+            data = self._records.get(namespace)
+            path = kube.core_path(namespace, "configmaps", wh.DELIVERIES_CONFIGMAP)
+            if data is None:
+                data = dict((kube.get_or_none(path) or {}).get("data") or {})
+            changed: dict[str, str] = {}
+            for url, tried in attempts.items():
+                key = wh.record_key(model, url)
+                previous = wh.DeliveryRecord.load(data[key]) if key in data else None
+                rec = wh.record_after(
+                    previous, model, url, tried, pending=left.get(url, 0), dropped=dropped.get(url, 0)
+                )
+                changed[key] = rec.dump()
+            try:
+                kube.merge_patch(path, {"data": changed})
+            except KubeError as exc:
+                if exc.status != 404 or not kube.ensure(
+                    kube.core_path(namespace, "configmaps"), deliveries_configmap(namespace, changed)
+                ):
+                    raise
+            self._records[namespace] = {**data, **changed}
+        except KubeError as exc:
+            self._records.pop(namespace, None)
+            log.warning("webhook delivery record of %s in %s not written: %s", model, namespace, exc)
 
     def _write_back(self, cm: dict[str, Any], model: str | None, outcomes: dict[str, str | None]) -> None:
         """The outcomes into the ConfigMap (merge patch: other keys untouched; the operator's
@@ -102,28 +153,30 @@ class Deliverer:
         else:
             kube.merge_patch(kube.core_path(meta["namespace"], "configmaps", meta["name"]), {"data": outcomes})
 
-    def _deliver(self, entry: wh.OutboxEntry) -> str | None:
-        """One attempt; the entry's new value (None: remove it)."""
+    def _deliver(self, entry: wh.OutboxEntry) -> tuple[str | None, wh.Attempt, int]:
+        """One attempt: the entry's new value (None: remove it), its outcome, and 1 when it was dropped."""
         try:
             resp = self.http.post(entry.url, content=entry.body.encode(), headers=entry.headers(self.secret()))
             ok, why = wh.is_success(resp.status_code), f"HTTP {resp.status_code}"
         except (httpx.HTTPError, KubeError) as exc:
             ok, why = False, str(exc) or type(exc).__name__
+        at = time.time()
         if ok:
             log.info("webhook delivered: %s", wh.describe(entry))
-            return None
-        failed = wh.entry_after_failure(entry, now=time.time())
+            return None, wh.Attempt(True, at), 0
+        failed = wh.entry_after_failure(entry, now=at, error=why)
+        attempt = wh.Attempt(False, at, failed.error)
         if failed.attempts >= self.config.webhook_max_attempts:
-            log.warning("webhook dropped after %d attempts (%s): %s", failed.attempts, why, wh.describe(entry))
-            return None
+            log.warning("webhook dropped after %d attempts (%s): %s", failed.attempts, failed.error, wh.describe(entry))
+            return None, attempt, 1
         log.info(
             "webhook attempt %d failed (%s), retry in %.0fs: %s",
             failed.attempts,
-            why,
+            failed.error,
             failed.next_attempt - time.time(),
             wh.describe(entry),
         )
-        return failed.dump()
+        return failed.dump(), attempt, 0
 
     async def run(self) -> None:
         while True:
@@ -139,6 +192,20 @@ class Deliverer:
             self.wake.clear()
 
 
+def deliveries_configmap(namespace: str, data: dict[str, str]) -> dict[str, Any]:
+    """The namespace's delivery record, created with its first entries."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": wh.DELIVERIES_CONFIGMAP,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "modelship"},
+        },
+        "data": data,
+    }
+
+
 async def start(memo: kopf.Memo, **_: Any) -> None:
     """kopf startup: run the worker in the background when webhooks are configured."""
     config: OperatorConfig = memo.config
@@ -148,7 +215,7 @@ async def start(memo: kopf.Memo, **_: Any) -> None:
     deliverer = Deliverer(config)
     memo.deliverer = deliverer
     memo.deliverer_task = asyncio.create_task(deliverer.run(), name="modelship-webhooks")
-    log.info("registry webhooks to %s", ", ".join(config.webhook_urls))
+    log.info("registry webhooks to %s", ", ".join(wh.redact_url(u) for u in config.webhook_urls))
 
 
 async def stop(memo: kopf.Memo, **_: Any) -> None:

@@ -1,4 +1,5 @@
-"""controllers.webhooks.Deliverer with the API and the receiver faked: send, retry, drop."""
+"""controllers.webhooks.Deliverer with the API and the receiver faked: send, retry, drop,
+and the delivery record it keeps beside the outbox."""
 
 from __future__ import annotations
 
@@ -19,11 +20,18 @@ URL = "http://receiver/hook"
 EVENT = RegistryEvent("a" * 32, "model_version", "created", {"name": "iris", "version": "1"})
 
 
+RECORD = f"/api/v1/namespaces/ns/configmaps/{wh.DELIVERIES_CONFIGMAP}"
+
+
 class FakeKube:
-    """One registry ConfigMap and the Secret, behind the functions the worker calls."""
+    """One registry ConfigMap, the namespace's delivery record and the Secret, behind the
+    functions the worker calls."""
 
     def __init__(self) -> None:
         self.data: dict[str, str] = {"last": "1", **wh.entries_for(EVENT, [URL], now=datetime(2026, 1, 1, tzinfo=UTC))}
+        self.record: dict[str, str] | None = None
+        """The delivery record's data; None while the ConfigMap does not exist."""
+        self.record_reads = 0
 
     def list_items(self, path: str, **_: Any) -> list[dict[str, Any]]:
         return [{"metadata": {"namespace": "ns", "name": "modelship-registry-iris-x"}, "data": dict(self.data)}]
@@ -32,18 +40,38 @@ class FakeKube:
         assert path == "/api/v1/namespaces/ops/secrets/hooks"
         return {"data": {"secret": base64.b64encode(b"k3y").decode()}}
 
+    def get_or_none(self, path: str) -> dict[str, Any] | None:
+        assert path == RECORD
+        self.record_reads += 1
+        return None if self.record is None else {"data": dict(self.record)}
+
+    def ensure(self, path: str, body: dict[str, Any]) -> bool:
+        assert path == "/api/v1/namespaces/ns/configmaps" and body["metadata"]["name"] == wh.DELIVERIES_CONFIGMAP
+        if self.record is not None:
+            return False
+        self.record = dict(body["data"])
+        return True
+
     def merge_patch(self, path: str, body: dict[str, Any]) -> None:
+        if path == RECORD:
+            if self.record is None:
+                raise webhooks.KubeError(404, "configmaps not found")
+            self.record.update(body["data"])
+            return
         for key, value in body["data"].items():
             if value is None:
                 self.data.pop(key, None)
             else:
                 self.data[key] = value
 
+    def records(self) -> list[wh.DeliveryRecord]:
+        return wh.records(self.record)
+
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
     kube = FakeKube()
-    for name in ("list_items", "get", "merge_patch"):
+    for name in ("list_items", "get", "get_or_none", "ensure", "merge_patch"):
         monkeypatch.setattr(webhooks.kube, name, getattr(kube, name))
     return kube
 
@@ -108,5 +136,66 @@ def test_the_outcomes_of_one_configmap_are_written_back_in_one_patch(
     monkeypatch.setattr(webhooks.kube, "merge_patch", lambda path, body: (patches.append(body), write(path, body)))
     seen: list[httpx.Request] = []
     deliverer([200, 200], seen).deliver_due()
-    assert len(seen) == 2 and len(patches) == 1
+    assert len(seen) == 2 and len([p for p in patches if "last" not in p["data"] and not _recorded(p)]) == 1
     assert [k for k in fake.data if k != "last"] == []
+
+
+def _recorded(patch: dict[str, Any]) -> bool:
+    return all(k.startswith(wh.RECORD_PREFIX) for k in patch["data"])
+
+
+def test_the_record_shows_the_failure_then_the_delivery(fake: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record is created by the first attempt, keeps the error of a failure (redacted),
+    and a later success clears the failure count but keeps when it last failed."""
+    seen: list[httpx.Request] = []
+    secret_url = "http://bob:hunter2@receiver/hook?token=t0k"
+    fake.data = {"last": "1", **wh.entries_for(EVENT, [secret_url], now=datetime(2026, 1, 1, tzinfo=UTC))}
+    d = deliverer([503, 200], seen)
+    clock = [1_767_225_600.0]  # 2026-01-01T00:00:00Z
+    monkeypatch.setattr(webhooks.time, "time", lambda: clock[0])
+    d.deliver_due()
+    (rec,) = fake.records()
+    assert (rec.model, rec.receiver) == ("modelship-registry-iris-x", "http://receiver/hook")
+    assert (rec.last_success, rec.last_failure, rec.last_error) == ("", "2026-01-01T00:00:00Z", "HTTP 503")
+    assert (rec.failures, rec.delivered, rec.pending) == (1, 0, 1)
+    (entry,) = outbox(fake)
+    assert entry.error == "HTTP 503"
+    clock[0] += 5
+    d.deliver_due()
+    (rec,) = fake.records()
+    assert (rec.last_success, rec.last_failure, rec.last_error) == (
+        "2026-01-01T00:00:05Z",
+        "2026-01-01T00:00:00Z",
+        "HTTP 503",
+    )
+    assert (rec.failures, rec.delivered, rec.pending) == (0, 1, 0)
+    assert "hunter2" not in json.dumps(fake.record) and "t0k" not in json.dumps(fake.record)
+    assert fake.record_reads == 1, "the record is read once, then the worker keeps its own copy"
+
+
+def test_a_dropped_delivery_is_counted(fake: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[httpx.Request] = []
+    d = deliverer([500, 500], seen, attempts=2)
+    clock = [1000.0]
+    monkeypatch.setattr(webhooks.time, "time", lambda: clock[0])
+    d.deliver_due()
+    clock[0] += 120
+    d.deliver_due()
+    (rec,) = fake.records()
+    assert (rec.failures, rec.dropped, rec.pending, rec.delivered) == (2, 1, 0, 0)
+
+
+def test_an_unreachable_receiver_error_names_no_credentials(fake: FakeKube) -> None:
+    secret_url = "http://bob:hunter2@127.0.0.1:9/hook?token=t0k"
+    fake.data = {"last": "1", **wh.entries_for(EVENT, [secret_url], now=datetime(2026, 1, 1, tzinfo=UTC))}
+    d = webhooks.Deliverer(OperatorConfig(webhook_urls=[secret_url], webhook_max_attempts=3))
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot connect to {request.url} (bob:hunter2, token=t0k)", request=request)
+
+    d.http = httpx.Client(transport=httpx.MockTransport(refuse))
+    d.deliver_due()
+    (rec,) = fake.records()
+    assert rec.last_error.startswith("cannot connect to") and rec.failures == 1
+    text = json.dumps(fake.record) + rec.last_error
+    assert "hunter2" not in text and "t0k" not in text, text

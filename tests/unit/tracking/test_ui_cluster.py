@@ -216,3 +216,88 @@ def test_a_refused_listing_names_the_fix() -> None:
     assert "REGISTRY_READER_RULES" in r.json()["message"] and "list Experiments" in r.json()["message"]
     # A cluster without the CRD has no Experiments.
     assert _client(Refusing(404)).get(OURS + "/kube/experiments").json() == {"experiments": []}
+
+
+def _record(model: str, url: str, *attempts: Any, pending: int = 0) -> str:
+    from modelship.resources import webhooks as wh
+
+    return wh.record_after(None, model, url, [wh.Attempt(*a) for a in attempts], pending=pending).dump()
+
+
+def test_a_models_webhook_deliveries_come_from_its_namespaces_record() -> None:
+    from modelship.resources import webhooks as wh
+
+    version = {"metadata": META, "spec": {"model": "iris"}, "status": {"version": 2}}
+    data = {
+        wh.record_key("iris", "http://a/h"): _record("iris", "http://a/h", (False, 1e9, "HTTP 503"), pending=1),
+        wh.record_key("iris", "http://b/h"): _record("iris", "http://b/h", (True, 1e9)),
+        wh.record_key("wine", "http://a/h"): _record("wine", "http://a/h", (True, 1e9)),
+    }
+    c = _client(StaticReader([version], deliveries={"ml": data}))
+    hooks = c.get(OURS + "/registry/model-versions", params={"name": "iris"}).json()["webhooks"]
+    assert hooks["known"] is True and hooks["message"] == ""
+    rows = {r["receiver"]: r for r in hooks["receivers"]}
+    assert set(rows) == {"http://a/h", "http://b/h"}, "only this model's records"
+    assert (rows["http://a/h"]["last_error"], rows["http://a/h"]["failures"], rows["http://a/h"]["pending"]) == (
+        "HTTP 503",
+        1,
+        1,
+    )
+    assert rows["http://b/h"]["last_success"] == "2001-09-09T01:46:40Z" and rows["http://b/h"]["namespace"] == "ml"
+    # No record in the namespace: known, and none.
+    none = _client(StaticReader([version])).get(OURS + "/registry/model-versions", params={"name": "iris"}).json()
+    assert none["webhooks"] == {"known": True, "message": "", "receivers": []}
+
+
+class NoRecordRight(StaticReader):
+    def webhook_deliveries(self, namespace: str) -> dict[str, str]:
+        raise KubeError(403, 'configmaps "modelship-webhook-deliveries" is forbidden')
+
+
+def test_a_refused_delivery_record_is_said_with_the_fix_and_the_versions_still_show() -> None:
+    version = {"metadata": META, "spec": {"model": "iris"}, "status": {"version": 2}}
+    out = _client(NoRecordRight([version])).get(OURS + "/registry/model-versions", params={"name": "iris"}).json()
+    assert [v["version"] for v in out["model_versions"]] == ["2"]
+    assert out["webhooks"]["known"] is False
+    assert "ml/modelship-webhook-deliveries" in out["webhooks"]["message"]
+    assert "REGISTRY_READER_RULES" in out["webhooks"]["message"]
+
+
+def test_the_live_endpoint_finds_the_deployment_and_says_what_it_cannot_read() -> None:
+    from modelship.tracking.server.live import LiveFigures
+
+    def md(name: str, namespace: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": namespace}, "spec": {"variants": [{"name": "blue"}]}}
+
+    class NoSlices(StaticReader):
+        def endpoint_slices(self, namespace: str, services: list[str]) -> list[dict[str, Any]]:
+            raise KubeError(403, "endpointslices.discovery.k8s.io is forbidden")
+
+    reader = StaticReader([], deployments=[md("d", "ml"), md("twice", "a"), md("twice", "b")])
+    c = _client_live(reader, LiveFigures(fetch=lambda url, timeout: ""))
+    out = c.get(OURS + "/kube/modeldeployments/live", params={"name": "d"}).json()
+    assert out["namespace"] == "ml" and out["variants"] == {
+        "blue": {"reachable": False, "pods": 0, "message": "no Ready pod"}
+    }
+    missing = c.get(OURS + "/kube/modeldeployments/live", params={"name": "nope"})
+    assert missing.status_code == 404 and "'nope'" in missing.json()["message"]
+    ambiguous = c.get(OURS + "/kube/modeldeployments/live", params={"name": "twice"})
+    assert ambiguous.status_code == 400 and "namespace=" in ambiguous.json()["message"]
+    assert c.get(OURS + "/kube/modeldeployments/live", params={"name": "twice", "namespace": "b"}).status_code == 200
+    assert c.get(OURS + "/kube/modeldeployments/live").status_code == 400
+    refused = _client_live(NoSlices([], deployments=[md("d", "ml")]), LiveFigures())
+    blue = refused.get(OURS + "/kube/modeldeployments/live", params={"name": "d"}).json()["variants"]["blue"]
+    assert not blue["reachable"] and "REGISTRY_READER_RULES" in blue["message"]
+    off = _client(None).get(OURS + "/kube/modeldeployments/live", params={"name": "d"})
+    assert off.status_code == 501
+
+
+def _client_live(reader: Any, live: Any) -> TestClient:
+    app = FastAPI()
+    app.include_router(ui_cluster_router(reader, live))
+
+    @app.exception_handler(TrackingError)
+    async def err(_: Request, exc: TrackingError) -> Response:
+        return error_response(exc)
+
+    return TestClient(app)

@@ -3,9 +3,12 @@
 // the tracking server's registry reader; absent, with a note, without cluster access.
 import { useEffect, useState } from "preact/hooks";
 import {
+  kubeDeploymentLive,
   kubeDeployments,
   kubeExperiments,
   type ABReadout,
+  type LiveFigures,
+  type LiveVariant,
   type Condition,
   type KubeDeployment,
   type KubeExperiment,
@@ -155,8 +158,49 @@ function Readout(props: { e: ABReadout }) {
 
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? "" : `${v} %`);
 
+const LIVE_EVERY_MS = 5000;
+
+/** A variant's live figures in one line: over the window, or since its pods started on the first look. */
+function liveText(v: LiveVariant | undefined): string {
+  if (!v) return "…";
+  if (!v.reachable) return v.message;
+  const errors = v.error_rate === null || v.error_rate === undefined ? "no requests" : `error rate ${(v.error_rate * 100).toFixed(1)} %`;
+  const p99 = v.p99_over_max ? "p99 over 10 s" : v.p99_ms === null || v.p99_ms === undefined ? "p99 n/a" : `p99 ${v.p99_ms} ms`;
+  const head =
+    v.window_s === null || v.window_s === undefined
+      ? `measuring the rate; since start: ${v.requests ?? 0} requests`
+      : `${(v.request_rate ?? 0).toFixed(2)} req/s over ${Math.round(v.window_s)} s`;
+  return `${head}, ${errors}, ${p99}${v.message ? ` (${v.message})` : ""}`;
+}
+
+/** The card's live figures, asked again every few seconds while the page is open. */
+function useLive(d: KubeDeployment): LiveFigures | null {
+  const [live, setLive] = useState<LiveFigures | null>(null);
+  useEffect(() => {
+    let stop = false;
+    let timer = 0;
+    const tick = () =>
+      // A hidden tab asks nothing (the server scrapes only for pages that look).
+      void (document.hidden ? Promise.resolve(null) : kubeDeploymentLive(d.namespace, d.name))
+        .then(
+          (l) => !stop && l && setLive(l),
+          () => undefined, // a failed poll keeps the last figures; the next one tries again
+        )
+        .then(() => {
+          if (!stop) timer = window.setTimeout(tick, LIVE_EVERY_MS);
+        });
+    tick();
+    return () => {
+      stop = true;
+      window.clearTimeout(timer);
+    };
+  }, [d.namespace, d.name]);
+  return live;
+}
+
 function DeploymentCard(props: { d: KubeDeployment }) {
   const d = props.d;
+  const live = useLive(d);
   return (
     <div class="card wide" data-testid="kube-deployment">
       <h2>
@@ -181,6 +225,7 @@ function DeploymentCard(props: { d: KubeDeployment }) {
             <th>Weight (spec)</th>
             <th>Live weight</th>
             <th>Ready / desired</th>
+            <th>Live (its model servers' /metrics)</th>
             <th>Canary figures (last step)</th>
             <th>Message</th>
           </tr>
@@ -197,6 +242,9 @@ function DeploymentCard(props: { d: KubeDeployment }) {
               <td>{pct(v.weight)}</td>
               <td data-testid="live-weight">{pct(v.effective_weight)}</td>
               <td>{v.replicas === null ? "" : `${v.ready_replicas ?? 0} / ${v.replicas}`}</td>
+              <td class="mono" data-testid="live-figures">
+                {liveText(live?.variants[v.name])}
+              </td>
               <td class="mono">
                 {v.canary
                   ? `${v.canary.requests ?? 0} requests, error rate ${((v.canary.error_rate ?? 0) * 100).toFixed(1)} %, p99 ${

@@ -11,6 +11,7 @@ import {
   type ModelVersion,
   type RegisteredModel,
   type VersionDetail,
+  type WebhookStatus,
 } from "../api";
 import { num, time } from "../format";
 import { href } from "../route";
@@ -166,12 +167,14 @@ function VersionCard(props: { detail: VersionDetail }) {
 export function ModelPage(props: { name: string }) {
   const [versions, setVersions] = useState<ModelVersion[] | null>(null);
   const [details, setDetails] = useState<VersionDetail[]>([]);
+  const [webhooks, setWebhooks] = useState<WebhookStatus | null>(null);
   const [error, setError] = useState<Error | null>(null);
   useEffect(
     () =>
       void fromCluster(() => Promise.all([searchModelVersions(props.name), versionDetails(props.name)])).then(([v, d]) => {
         setVersions(v);
-        setDetails(d);
+        setDetails(d.model_versions);
+        setWebhooks(d.webhooks);
       }, setError),
     [props.name],
   );
@@ -223,10 +226,6 @@ export function ModelPage(props: { name: string }) {
       {details.length > 0 && (
         <>
           <h2>Gates and stage history</h2>
-          <p class="muted">
-            Webhook deliveries are not shown: the operator keeps only undelivered ones, in the model's registry ConfigMap, which this
-            server does not read.
-          </p>
           <div class="cards" data-testid="version-details">
             {details.map((d) => (
               <VersionCard detail={d} key={d.version} />
@@ -234,7 +233,58 @@ export function ModelPage(props: { name: string }) {
           </div>
         </>
       )}
+      {webhooks && <Webhooks status={webhooks} />}
     </div>
+  );
+}
+
+/** Registry webhook delivery of this model's events, per receiver (the operator's delivery record). */
+function Webhooks(props: { status: WebhookStatus }) {
+  const { known, message, receivers } = props.status;
+  return (
+    <>
+      <h2>Webhook deliveries</h2>
+      {!known && (
+        <p class="muted" data-testid="webhooks-unknown">
+          {message}
+        </p>
+      )}
+      {known && receivers.length === 0 && (
+        <p class="muted" data-testid="webhooks-none">
+          No delivery recorded for this model: the operator sends no webhooks, or none of its events has been tried yet.
+        </p>
+      )}
+      {receivers.length > 0 && (
+        <table class="grid" data-testid="webhooks">
+          <thead>
+            <tr>
+              <th>Receiver</th>
+              <th>Last delivered</th>
+              <th>Last failed</th>
+              <th>Error</th>
+              <th>Failures since</th>
+              <th>Delivered</th>
+              <th>Dropped</th>
+              <th>Pending</th>
+            </tr>
+          </thead>
+          <tbody>
+            {receivers.map((r) => (
+              <tr>
+                <td class="mono">{r.receiver}</td>
+                <td>{r.last_success || "never"}</td>
+                <td>{r.last_failure || "never"}</td>
+                <td class={r.failures > 0 ? "error" : "muted"}>{r.last_error}</td>
+                <td>{r.failures}</td>
+                <td>{r.delivered}</td>
+                <td>{r.dropped}</td>
+                <td>{r.pending}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
   );
 }
 

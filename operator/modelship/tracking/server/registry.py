@@ -28,6 +28,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from modelship.resources.registry_api import CREATED_MS_ANNOTATION, RUN_ID_ANNOTATION, UPDATED_MS_ANNOTATION
+from modelship.resources.webhooks import DELIVERIES_CONFIGMAP
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError
 from modelship.tracking.protocol.http import ok, query, query_int
@@ -56,6 +57,16 @@ class RegistryReader(Protocol):
         """ModelDeployment objects (the web UI's Kubernetes views)."""
         ...
 
+    def webhook_deliveries(self, namespace: str) -> dict[str, str]:
+        """The data of the namespace's webhook delivery record (the operator's ConfigMap
+        ``modelship-webhook-deliveries``; empty when there is none)."""
+        ...
+
+    def endpoint_slices(self, namespace: str, services: list[str]) -> list[dict[str, Any]]:
+        """The EndpointSlices of these Services (the web UI's live figures find the model
+        servers' pods in them)."""
+        ...
+
     def invalidate(self) -> None:
         """Forget any cached listing (after a write, the next read must see it)."""
 
@@ -70,12 +81,16 @@ class StaticReader:
         registered_models: Iterable[Mapping[str, Any]] = (),
         experiments: Iterable[Mapping[str, Any]] = (),
         deployments: Iterable[Mapping[str, Any]] = (),
+        deliveries: Mapping[str, Mapping[str, str]] | None = None,
+        endpoint_slices: Iterable[Mapping[str, Any]] = (),
         scoped: bool = True,
     ) -> None:
         self.objects = [dict(o) for o in objects]
         self.registered = [dict(o) for o in registered_models]
         self.experiments = [dict(o) for o in experiments]
         self.deployments = [dict(o) for o in deployments]
+        self.deliveries = {ns: dict(d) for ns, d in (deliveries or {}).items()}
+        self.slices = [dict(o) for o in endpoint_slices]
         self.scoped = scoped
 
     def list_versions(self) -> list[dict[str, Any]]:
@@ -89,6 +104,17 @@ class StaticReader:
 
     def list_deployments(self) -> list[dict[str, Any]]:
         return self.deployments
+
+    def webhook_deliveries(self, namespace: str) -> dict[str, str]:
+        return self.deliveries.get(namespace, {})
+
+    def endpoint_slices(self, namespace: str, services: list[str]) -> list[dict[str, Any]]:
+        return [
+            s
+            for s in self.slices
+            if (s.get("metadata") or {}).get("namespace") == namespace
+            and ((s.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name") in services
+        ]
 
     def invalidate(self) -> None:
         pass
@@ -140,6 +166,26 @@ class KubeReader:
 
     def list_deployments(self) -> list[dict[str, Any]]:
         return self._list("modeldeployments")
+
+    def webhook_deliveries(self, namespace: str) -> dict[str, str]:
+        """One ConfigMap, read by its name (the account's rule names it: ``resourceNames``)."""
+        key = f"deliveries/{namespace}"
+        with self._lock:
+            hit = self._cached.get(key)
+            if hit and time.monotonic() - hit[0] < self.ttl:
+                return dict(hit[1][0]) if hit[1] else {}
+            cm = self._kube.get_or_none(self._kube.core_path(namespace, "configmaps", DELIVERIES_CONFIGMAP))
+            data = dict((cm or {}).get("data") or {})
+            self._cached[key] = (time.monotonic(), [data])
+            return data
+
+    def endpoint_slices(self, namespace: str, services: list[str]) -> list[dict[str, Any]]:
+        """One list call per ModelDeployment (the live figures cache it): its variants' Services'
+        slices, by the label the EndpointSlice controller sets."""
+        return self._kube.list_items(
+            self._kube.object_path("discovery.k8s.io/v1", "endpointslices", namespace),
+            labelSelector=f"kubernetes.io/service-name in ({','.join(sorted(services))})",
+        )
 
     def invalidate(self) -> None:
         with self._lock:

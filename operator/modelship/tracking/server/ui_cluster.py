@@ -5,17 +5,22 @@
 - ``registry/model-versions``: one model's versions as the registry decided them, with
   what MLflow's ``ModelVersion`` message cannot carry: each gate (metric, op, threshold,
   the run's value and whether it held), the stage history (the audit trail), the
-  requested stage and the version that superseded it, and the conditions;
+  requested stage and the version that superseded it, and the conditions; and the
+  webhook delivery status of the model's events per receiver (the operator's delivery
+  record in the versions' namespace, read by name);
 - ``kube/experiments``: Experiment objects with their trials (phase, parameters,
   objective, stopped early or not, message, the run);
 - ``kube/modeldeployments``: ModelDeployment objects with their variants (version,
   requested and live weight, ready replicas) and the canary's figures of the last step it
-  judged, the only per-variant traffic figures the status carries.
+  judged, the only per-variant traffic figures the status carries;
+- ``kube/modeldeployments/live``: one ModelDeployment's live per-variant request rate,
+  error rate and p99, scraped from its model servers' ``/metrics`` (:mod:`live`), asked
+  per card by the page so that a slow or unreachable pod never delays the listing.
 
 The shaping functions are pure (a listing in, JSON out). Everything comes from the one
 reader (:class:`registry.KubeReader`, so the one Kubernetes client and the tracking
 server's RBAC, ``REGISTRY_READER_RULES``); all are GETs, and nothing here writes.
-Without cluster access the three views answer NOT_IMPLEMENTED, as the registry does.
+Without cluster access the views answer NOT_IMPLEMENTED, as the registry does.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from modelship.kube import KubeError
+from modelship.resources import webhooks as wh
 from modelship.resources.registry import evaluate_gates
 from modelship.tracking import errors
 from modelship.tracking.errors import TrackingError
 from modelship.tracking.protocol.http import ok, query
+from modelship.tracking.server.live import LiveFigures, endpoints_of
 from modelship.tracking.server.registry import NO_CLUSTER, RegistryReader, read_registry
 
 PREFIX = "/api/2.0/modelship"
@@ -43,8 +50,8 @@ NO_CLUSTER_VIEWS = (
 )
 NO_METRICS = (
     "The ModelDeployment's status carries per-variant traffic figures only for a canary, over the last step "
-    "it judged (requests, error rate, p99); request rate, error rate and p99 of the other variants are in the "
-    "model servers' own /metrics."
+    "it judged (requests, error rate, p99); the live figures are scraped by this tracking server from the "
+    "model servers' own /metrics while the page is open."
 )
 
 
@@ -107,6 +114,43 @@ def version_detail(obj: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "conditions": _conditions(status),
     }
+
+
+def delivery_json(rec: wh.DeliveryRecord, namespace: str) -> dict[str, Any]:
+    return {
+        "namespace": namespace,
+        "receiver": rec.receiver,
+        "last_success": rec.last_success,
+        "last_failure": rec.last_failure,
+        "last_error": rec.last_error,
+        "failures": rec.failures,
+        "delivered": rec.delivered,
+        "dropped": rec.dropped,
+        "pending": rec.pending,
+    }
+
+
+def webhook_status(reader: RegistryReader, model: str, namespaces: list[str]) -> dict[str, Any]:
+    """A model's webhook deliveries per receiver, from the delivery record of each namespace
+    its versions live in. ``known`` is False when a record could not be read (the message
+    says why and what to grant); an empty list with ``known`` means nothing was sent yet, or
+    the operator sends no webhooks."""
+    receivers: list[dict[str, Any]] = []
+    for ns in sorted(set(namespaces)):
+        try:
+            data = reader.webhook_deliveries(ns)
+        except KubeError as exc:
+            if exc.status == 403:
+                why = (
+                    f"The tracking server's account may not read ConfigMap {ns}/{wh.DELIVERIES_CONFIGMAP} "
+                    f"({exc.message}): grant it the rules of REGISTRY_READER_RULES (get on that name; the chart's "
+                    "files/rbac/tracking-rules.yaml; upgrade the chart)"
+                )
+            else:
+                why = f"Reading ConfigMap {ns}/{wh.DELIVERIES_CONFIGMAP} failed: {exc}"
+            return {"known": False, "message": why, "receivers": receivers}
+        receivers += [delivery_json(r, ns) for r in wh.records(data, model)]
+    return {"known": True, "message": "", "receivers": receivers}
 
 
 def trial_json(trial: Mapping[str, Any]) -> dict[str, Any]:
@@ -267,8 +311,9 @@ def _listed(list_: Callable[[], list[dict[str, Any]]], what: str) -> list[dict[s
         raise TrackingError(f"Listing {what} failed: {exc}", errors.TEMPORARILY_UNAVAILABLE) from exc
 
 
-def ui_cluster_router(reader: RegistryReader | None) -> APIRouter:
+def ui_cluster_router(reader: RegistryReader | None, live: LiveFigures | None = None) -> APIRouter:
     router = APIRouter(tags=["Modelship UI"])
+    live = live or (LiveFigures() if reader is not None else None)
 
     @router.get(PREFIX + "/cluster", summary="Whether this server reads the cluster (registry, Experiments, ...)")
     async def cluster() -> Response:
@@ -287,7 +332,7 @@ def ui_cluster_router(reader: RegistryReader | None) -> APIRouter:
         if not name:
             raise errors.invalid("Missing value for required parameter 'name'.")
 
-        def work(r: RegistryReader) -> list[dict[str, Any]]:
+        def work(r: RegistryReader) -> dict[str, Any]:
             try:
                 versions = read_registry(r).versions(name)
             except TrackingError as exc:
@@ -295,9 +340,13 @@ def ui_cluster_router(reader: RegistryReader | None) -> APIRouter:
                     raise
                 r.invalidate()  # created a moment ago? one fresh listing, as the registry API does
                 versions = read_registry(r).versions(name)
-            return [version_detail(o) for o in sorted(versions, key=lambda o: -int(o["status"]["version"]))]
+            detail = [version_detail(o) for o in sorted(versions, key=lambda o: -int(o["status"]["version"]))]
+            return {
+                "model_versions": detail,
+                "webhooks": webhook_status(r, name, [d["namespace"] for d in detail]),
+            }
 
-        return ok({"model_versions": await blocking(work, "registry/model-versions")})
+        return ok(await blocking(work, "registry/model-versions"))
 
     @router.get(PREFIX + "/kube/experiments", summary="Experiment objects and their trials")
     async def experiments() -> Response:
@@ -312,5 +361,39 @@ def ui_cluster_router(reader: RegistryReader | None) -> APIRouter:
             return [deployment_json(o) for o in sorted(_listed(r.list_deployments, "ModelDeployments"), key=_key)]
 
         return ok({"model_deployments": await blocking(work, "kube/modeldeployments")})
+
+    @router.get(
+        PREFIX + "/kube/modeldeployments/live",
+        summary="One ModelDeployment's live per-variant request rate, error rate and p99 (its model servers' /metrics)",
+    )
+    async def deployment_live(request: Request) -> Response:
+        name = query(request, "name") or ""
+        namespace = query(request, "namespace", required=False) or ""
+
+        def work(r: RegistryReader) -> dict[str, Any]:
+            found = [o for o in _listed(r.list_deployments, "ModelDeployments") if _key(o)[1] == name]
+            found = [o for o in found if not namespace or _key(o)[0] == namespace]
+            if len(found) != 1:
+                where = f" in namespace {namespace}" if namespace else ""
+                raise TrackingError(
+                    f"ModelDeployment {name!r}{where} "
+                    + ("not found" if not found else "is in several namespaces: pass namespace="),
+                    errors.RESOURCE_DOES_NOT_EXIST if not found else errors.INVALID_PARAMETER_VALUE,
+                )
+            ns = _key(found[0])[0]
+            variants = [str(v.get("name")) for v in (found[0].get("spec") or {}).get("variants") or [] if v.get("name")]
+            assert live is not None
+
+            def endpoints(namespace: str, services: list[str]) -> dict[str, Any]:
+                return endpoints_of(r.endpoint_slices(namespace, services))
+
+            return {
+                "namespace": ns,
+                "name": name,
+                "window_s": live.window,
+                "variants": live.deployment(ns, name, variants, endpoints),
+            }
+
+        return ok(await blocking(work, "kube/modeldeployments/live"))
 
     return router
