@@ -142,6 +142,22 @@ def test_runs_table_is_virtualised(page: Any, seeded: Seeds) -> None:
     assert page.locator(".tr").count() < 100
 
 
+def test_runs_table_loads_pages_as_they_are_scrolled_to(page: Any, seeded: Seeds) -> None:
+    # The first page (a screenful of the 300 runs) and the count; the next page only when scrolled to,
+    # so that a sort or a filter never waits behind a page nobody asked for.
+    searches: list[str] = []
+    page.on("request", lambda r: searches.append(r.url) if "/runs/search" in r.url else None)
+    page.goto(f"/#/experiments/{seeded.many.experiment_id}")
+    expect(page.get_by_test_id("run-count")).to_have_text("300 runs")
+    expect(page.locator(".tr a.name").first).to_have_text("many-0299")
+    page.wait_for_load_state("networkidle")
+    assert len(searches) == 1, searches
+    page.get_by_test_id("runs-table").evaluate("t => t.scrollTop = t.scrollHeight")
+    expect(page.get_by_role("link", name="many-0000")).to_be_visible()
+    expect(page.get_by_test_id("run-count")).to_have_text("300 runs")
+    assert len(searches) == 2, searches
+
+
 def test_selection_goes_to_compare(page: Any, seeded: Seeds) -> None:
     page.goto(f"/#/experiments/{seeded.demo.experiment_id}")
     expect(page.get_by_test_id("run-count")).to_have_text(f"{RUNS} runs")

@@ -152,6 +152,10 @@ export const searchRuns = (
     signal,
   );
 
+/** How many runs the search finds (Modelship's endpoint): the table's height before its pages load. */
+export const countRuns = (experimentIds: string[], filter: string, signal?: AbortSignal) =>
+  get<{ count: number }>(`${OURS}/runs/count`, { experiment_id: experimentIds, filter: filter || undefined }, signal).then((r) => r.count);
+
 export const getRun = (id: string) => get<{ run: Run }>(`${MLFLOW}/runs/get`, { run_id: id }).then((r) => r.run);
 
 export const listArtifacts = (runId: string, path: string) =>

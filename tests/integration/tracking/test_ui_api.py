@@ -116,6 +116,20 @@ def test_history_windows_refuse_bad_input(server: Proc, logged: dict[str, str]) 
     assert r.status_code == 404 and "0" * 32 in r.json()["message"]
 
 
+def test_runs_count_is_what_the_search_pages_through(server: Proc, logged: dict[str, str]) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient(server.url)
+    for f in ["", "attributes.run_name = 'long'", "metrics.loss < 0", "params.none = 'x'"]:
+        r = get(server, OURS + "/runs/count", experiment_id=logged["experiment"], filter=f)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"count": len(client.search_runs([logged["experiment"]], f))}, f
+    r = get(server, OURS + "/runs/count")
+    assert r.status_code == 400 and "experiment_id" in r.json()["message"]
+    r = get(server, OURS + "/runs/count", experiment_id=logged["experiment"], filter="metrics.loss >> 1")
+    assert r.status_code == 400
+
+
 def test_extremes_over_whole_histories(server: Proc, logged: dict[str, str]) -> None:
     r = get(server, OURS + "/metrics/extremes", experiment_id=logged["experiment"], metric_key=["loss", "absent"])
     assert r.status_code == 200, r.text

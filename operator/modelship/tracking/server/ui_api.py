@@ -6,6 +6,8 @@
   each point also carries another metric's value at its step (a chart's x-axis);
 - ``metrics/extremes``: each run's min and max of a metric over its whole history, for the
   runs table's "min" and "max" columns (MLflow's API returns only the last value);
+- ``runs/count``: how many runs a search finds, so that the runs table can size its
+  scroll bar and load its pages only as they are scrolled to;
 - ``artifacts/preview``: the first bytes of a run's artifact, answered so that a browser
   never renders or runs it (``application/octet-stream``, ``nosniff``, a sandbox CSP).
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import and_, func, select
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +30,11 @@ from modelship.tracking.protocol.paths import safe_path
 from modelship.tracking.server.downsample import DEFAULT_WINDOWS, MAX_WINDOWS, MIN_WINDOWS, window_indices
 from modelship.tracking.store import schema as t
 from modelship.tracking.store.artifacts import ArtifactStore, relative_to_proxy
-from modelship.tracking.store.sql import TrackingStore
+from modelship.tracking.store.blocks import block_windows
+from modelship.tracking.store.rows import experiment_ints
+from modelship.tracking.store.runsearch import run_condition
+from modelship.tracking.store.search import parse_filter
+from modelship.tracking.store.sql import TrackingStore, view_type
 
 PREFIX = "/api/2.0/modelship"
 MAX_RUNS_PER_HISTORY_CALL = 500
@@ -51,9 +58,27 @@ def _float(value: float, is_nan: bool) -> float | None:
 def reduced_history(
     store: TrackingStore, run_id: str, key: str, windows: int, x_key: str | None = None
 ) -> dict[str, Any]:
-    """The history of ``key`` reduced to ``windows`` windows. With ``x_key``, each point also
+    """The history of ``key`` reduced to ``windows`` windows (of whole blocks for a long
+    history, store/blocks.py; of its points otherwise). With ``x_key``, each point also
     gets ``x``: the value of metric ``x_key`` at the same step (its last one there), for a chart
     of one metric against another; points at steps where ``x_key`` has no value are left out."""
+    if x_key is None:
+        history = store.history.chart_history(run_id, key, windows)
+        if history.blocks is not None:  # a long history: windows of whole blocks
+            steps, stamps, values = block_windows(history.blocks, windows)
+        else:
+            step, stamp, value, nan = history.points  # type: ignore[misc]
+            keep = window_indices(np.where(nan, np.nan, value).tolist(), windows)
+            steps, stamps = step[keep].tolist(), stamp[keep].tolist()
+            values = [None if bad else v for v, bad in zip(value[keep].tolist(), nan[keep].tolist(), strict=True)]
+        return {
+            "run_id": run_id,
+            "metric_key": key,
+            "total": history.total,
+            "step": steps,
+            "timestamp": stamps,
+            "value": values,
+        }
     m = t.metrics
     q = (
         select(m.c.step, m.c.timestamp, m.c.value, m.c.is_nan)
@@ -114,6 +139,18 @@ def extremes(store: TrackingStore, experiment_id: int, keys: list[str]) -> dict[
     return out
 
 
+def count_runs(store: TrackingStore, experiment_ids: list[str], filter_string: str | None) -> int:
+    """How many active runs of the experiments match the filter (MLflow's search syntax):
+    what paging through ``runs/search`` would find, told before the pages are loaded."""
+    r = t.runs.c
+    conditions = [run_condition(clause) for clause in parse_filter(filter_string)]
+    q = select(func.count()).where(
+        r.experiment_id.in_(experiment_ints(experiment_ids)), r.lifecycle_stage.in_(view_type(None)), *conditions
+    )
+    with store.engine.connect() as c:
+        return int(c.execute(q).scalar_one())
+
+
 def ui_api_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRouter:
     router = APIRouter(tags=["Modelship UI"])
 
@@ -155,6 +192,14 @@ def ui_api_router(store: TrackingStore, artifacts: ArtifactStore) -> APIRouter:
         if len(keys) > MAX_KEYS_PER_EXTREMES_CALL:
             raise invalid(f"At most {MAX_KEYS_PER_EXTREMES_CALL} metric_key per call, got {len(keys)}: split the call")
         return ok({"extremes": await run_in_threadpool(extremes, store, experiment_id, keys)})
+
+    @router.get(PREFIX + "/runs/count", summary="How many active runs of experiments match a search filter")
+    async def runs_count(request: Request) -> Response:
+        experiment_ids = list(dict.fromkeys(request.query_params.getlist("experiment_id")))
+        if not experiment_ids:
+            raise invalid("Missing value for required parameter 'experiment_id' (repeat it for several experiments).")
+        filter_string = query(request, "filter", required=False)
+        return ok({"count": await run_in_threadpool(count_runs, store, experiment_ids, filter_string)})
 
     @router.get(PREFIX + "/artifacts/preview", summary="The first bytes of a run's artifact, never rendered")
     async def preview(request: Request) -> Response:

@@ -3,16 +3,20 @@ dataset summaries of experiments: the reads behind charts in MLflow's UI and its
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
-from sqlalchemy import and_, select
+from sqlalchemy import Connection, and_, delete, func, insert, select, tuple_
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from modelship.tracking.errors import invalid
 from modelship.tracking.store import schema as t
+from modelship.tracking.store.blocks import CHUNK, Point, covered, pack, summarize, unpack, uses_blocks
 from modelship.tracking.store.rows import experiment_int, metric_out, run_row
 from modelship.tracking.store.search import decode_page_token, encode_page_token
 
@@ -26,6 +30,34 @@ DATASET_CONTEXT_TAG = "mlflow.data.context"
 
 # MLflow returns a run's history in logging-time order: timestamp, then step, then value.
 _HISTORY_ORDER = (t.metrics.c.timestamp, t.metrics.c.step, t.metrics.c.value)
+
+log = logging.getLogger(__name__)
+Points = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""A history's points as columns: step, timestamp, value, is_nan."""
+
+
+class ChartHistory(NamedTuple):
+    """A history as a chart reads it: its count of points, and its blocks or its points."""
+
+    total: int
+    blocks: np.ndarray | None
+    points: Points | None
+
+
+class _Stale(Exception):
+    pass
+
+
+def _first_point(b: Any) -> Point:
+    return (int(b["first_step"]), int(b["first_timestamp"]), float(b["first_value"]), bool(b["first_nan"]))
+
+
+def _last_point(blocks: np.ndarray) -> Point:
+    b = blocks[-1]
+    return (int(b["last_step"]), int(b["last_timestamp"]), float(b["last_value"]), bool(b["last_nan"]))
+
+
+_POINT_DTYPE = np.dtype([("step", "<i8"), ("timestamp", "<i8"), ("value", "<f8"), ("is_nan", "?")])
 
 
 def sample_steps(
@@ -86,6 +118,96 @@ class MetricHistoryStore:
         if max_results is not None and len(rows) > max_results:
             rows, token = rows[:max_results], encode_page_token(offset + max_results)
         return [metric_out(r, run_id=True) for r in rows], token
+
+    def chart_history(self, run_id: str, key: str, windows: int) -> ChartHistory:
+        """The run's history of ``key`` as a chart of ``windows`` windows needs it: its
+        blocks (store/blocks.py) when it is long enough (``uses_blocks``), else its points.
+
+        Blocks saved by an earlier read are a true prefix of the history (a write of points
+        deletes those it makes untrue, ``TrackingStore._insert_metrics``): when no point
+        follows their last one they are the whole history; when some do, the last row of
+        blocks is built again from its points on, with the new ones. A history without
+        saved blocks is read whole, and its blocks saved if it is long."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(t.metric_blocks.c.blocks)
+                .where(t.metric_blocks.c.run_uuid == run_id, t.metric_blocks.c.key == key)
+                .order_by(t.metric_blocks.c.chunk)
+            ).scalars()
+            blocks = unpack(list(rows))
+            start = 0  # the first row of blocks to save
+            if len(blocks):
+                if not len(self._points(c, run_id, key, _last_point(blocks), after=True)[0]):
+                    return self._short_or(c, run_id, key, windows, blocks)
+                start = (len(blocks) - 1) // CHUNK
+                grown = self._points(c, run_id, key, _first_point(blocks[start * CHUNK]))
+                blocks = np.concatenate([blocks[: start * CHUNK], summarize(*grown)])
+            else:
+                points = self._points(c, run_id, key, None)
+                if not uses_blocks(len(points[0]), windows):
+                    return ChartHistory(len(points[0]), None, points)
+                blocks = summarize(*points)
+        self._save(run_id, key, blocks, start)
+        with self.engine.connect() as c:
+            return self._short_or(c, run_id, key, windows, blocks)
+
+    def _short_or(self, c: Connection, run_id: str, key: str, windows: int, blocks: np.ndarray) -> ChartHistory:
+        """The blocks, unless the history is too short for ``windows`` windows of blocks."""
+        if uses_blocks(covered(blocks), windows):
+            return ChartHistory(covered(blocks), blocks, None)
+        points = self._points(c, run_id, key, None)
+        return ChartHistory(len(points[0]), None, points)
+
+    def _save(self, run_id: str, key: str, blocks: np.ndarray, start: int) -> None:
+        """Save the rows of ``blocks`` from row ``start`` on, if they still summarise the
+        history's points up to their last one (a write may have come between the read and
+        now). A cache's write: when it fails (a read-only database, a race with another
+        reader) the answer is still right, and the next read tries again."""
+        mb, m = t.metric_blocks, t.metrics
+        fresh = []
+        for n in range(start, -(-len(blocks) // CHUNK)):
+            part = blocks[n * CHUNK : (n + 1) * CHUNK]
+            last = part[-1]
+            fresh.append(
+                {"run_uuid": run_id, "key": key, "chunk": n, "last_step": int(last["last_step"]),
+                 "last_timestamp": int(last["last_timestamp"]), "last_value": float(last["last_value"]),
+                 "blocks": pack(part)}
+            )  # fmt: skip
+        last_point = _last_point(blocks)
+        try:
+            with self.engine.begin() as c:
+                c.execute(delete(mb).where(mb.c.run_uuid == run_id, mb.c.key == key, mb.c.chunk >= start))
+                c.execute(insert(mb), fresh)
+                upto = and_(
+                    m.c.run_uuid == run_id,
+                    m.c.key == key,
+                    tuple_(m.c.step, m.c.timestamp, m.c.value, m.c.is_nan) <= tuple_(*last_point),
+                )
+                if c.execute(select(func.count()).select_from(m).where(upto)).scalar_one() != covered(blocks):
+                    raise _Stale()
+        except _Stale:
+            log.info("metric blocks not saved: the history changed meanwhile", extra={"run_id": run_id, "key": key})
+        except SQLAlchemyError as exc:
+            log.warning("metric blocks not saved", extra={"run_id": run_id, "key": key, "error": str(exc)[:200]})
+
+    @staticmethod
+    def _points(c: Connection, run_id: str, key: str, since: Point | None, after: bool = False) -> Points:
+        """The history's points in chart order, from ``since`` on (included, or not with
+        ``after``), as columns. Driver SQL: for a million rows, SQLAlchemy's per-row
+        processing costs more than SQLite's own work."""
+        ph = "?" if c.dialect.name == "sqlite" else "%s"
+        sql = f"SELECT step, timestamp, value, is_nan FROM metrics WHERE run_uuid = {ph} AND key = {ph}"
+        params: tuple[Any, ...] = (run_id, key)
+        if since is not None:
+            sql += f" AND (step, timestamp, value, is_nan) {'>' if after else '>='} ({ph}, {ph}, {ph}, {ph})"
+            params += since
+        cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql + " ORDER BY step, timestamp, value, is_nan", params)
+            points = np.fromiter(cursor, dtype=_POINT_DTYPE)  # type: ignore[arg-type]
+        finally:
+            cursor.close()
+        return points["step"], points["timestamp"], points["value"], points["is_nan"]
 
     def get_metric_history_bulk(
         self, run_ids: Sequence[str], key: str, max_results: int | None

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -89,6 +90,24 @@ metrics = Table(
     # The primary key is the only index: on SQLite, a WITHOUT ROWID table stores rows in
     # it, so an insert writes one B-tree instead of two (ignored by PostgreSQL).
     sqlite_with_rowid=False,
+)
+
+# Per block of 64 consecutive points of a metric's history (history order: step,
+# timestamp, value): the block's first and last point and its min and max point, packed
+# 256 blocks a row (store/blocks.py), with the row's last point. A cache of the metrics
+# table for the charts of long histories, built when a chart first reads the history; a
+# write of points deletes the rows whose last point is not before its earliest one (the
+# rows after it would no longer be where they were), so what is left is always true.
+metric_blocks = Table(
+    "metric_blocks",
+    metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("chunk", Integer, primary_key=True),
+    Column("last_step", BigInteger, nullable=False),
+    Column("last_timestamp", BigInteger, nullable=False),
+    Column("last_value", Float(precision=53), nullable=False),
+    Column("blocks", LargeBinary, nullable=False),
 )
 
 latest_metrics = Table(

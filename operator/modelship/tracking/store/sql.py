@@ -61,6 +61,7 @@ def view_type(value: str | int | None) -> tuple[str, ...]:
 # dataset_digest).
 _LATEST_ORDER = operator.itemgetter(1, 2, 3, 4)
 _KEY_OF_ROW = operator.itemgetter(1)
+_POINT_ORDER = operator.itemgetter(2, 3, 4)  # (step, timestamp, value): a history's order
 
 
 class TrackingStore:
@@ -98,6 +99,13 @@ class TrackingStore:
             "AND (excluded.timestamp > latest_metrics.timestamp "
             "OR (excluded.timestamp = latest_metrics.timestamp "
             "AND excluded.value > latest_metrics.value)))"
+        )
+
+        # A write of points makes the per-block summaries (metric_blocks) of the run that end
+        # at or after its earliest point untrue: one delete, of nothing for most runs.
+        self._blocks_invalidate_sql = (
+            f"DELETE FROM metric_blocks WHERE run_uuid = {ph} "
+            f"AND (last_step, last_timestamp, last_value) >= ({ph}, {ph}, {ph})"
         )
 
     def close(self) -> None:
@@ -538,6 +546,13 @@ class TrackingStore:
             # three parameters fewer to bind per row are a quarter of SQLite's insert.
             c.exec_driver_sql(self._metric_plain_insert_sql, rows)
         c.exec_driver_sql(self._latest_upsert_sql, list(latest.values()))
+        # On the driver's cursor: SQLAlchemy's statement machinery would cost five times the
+        # delete itself (9 against 2 us), a tenth of a one-metric log_batch.
+        cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self._blocks_invalidate_sql, (run_id, *min(rows, key=_POINT_ORDER)[2:5]))
+        finally:
+            cursor.close()
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with self.engine.begin() as c:
