@@ -90,7 +90,7 @@ FLOOR: dict[str, dict[str, float]] = {
     },
     "ModelDeployment": {
         "deployments patch": 1.0,  # server-side apply of the variant's Deployment
-        "services patch": 2.0,  # the ModelDeployment's Service and the variant's
+        "services patch": 3.0,  # the ModelDeployment's Service, the variant's, the headless <md>--peers
         "poddisruptionbudgets patch": 1.0,  # the variant's PodDisruptionBudget
         "modeldeployments/status patch": 2.0,  # Progressing once applied, Ready once the pod is
         "modeldeployments patch": 1.0,  # kopf's last-handled-configuration annotation

@@ -1,5 +1,6 @@
 """The A/B readout on the bed: two versions 50/50 behind one Service, predictions with
-request ids, the true labels fed back to the pod that answered; the better model's
+request ids, the true labels fed back through the same Service (the pod that gets them asks
+its peer about the ids it does not know); the better model's
 variant gets the verdict ``better`` in ``status.experiment``, ``modelship ab-report``
 prints it, and a restarted pod's outcomes stay counted."""
 
@@ -57,9 +58,11 @@ def log_model(tracking_url: str, work: Path, shuffled: bool) -> str:
     return run_id
 
 
-def predict_all(host: str, rows: np.ndarray) -> list[tuple[str, str]]:
+def predict_all(host: str, rows: np.ndarray, prefix: str = "e2e") -> list[tuple[str, str]]:
     """Each row as one prediction through the Service, a connection each (so kube-proxy
-    spreads them); (the variant that answered, the request id) per row."""
+    spreads them); (the variant that answered, the request id) per row. Every other client
+    names its request ``<prefix>-<i>`` (ids are unique per prediction: an id known to two
+    pods is judged by whichever gets the outcome first)."""
     out = []
     for i, row in enumerate(rows):
         conn = http.client.HTTPConnection(host, 80, timeout=15)
@@ -67,35 +70,50 @@ def predict_all(host: str, rows: np.ndarray) -> list[tuple[str, str]]:
             body = json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [row.tolist()]}})
             headers = {"Content-Type": "application/json"}
             if i % 2:
-                headers["X-Request-Id"] = f"e2e-{i}"  # half the clients name their requests
+                headers["X-Request-Id"] = f"{prefix}-{i}"  # half the clients name their requests
             conn.request("POST", "/invocations", body=body, headers=headers)
             resp = conn.getresponse()
             resp.read()
             assert resp.status == 200
             rid = resp.getheader("x-request-id")
-            assert rid and (i % 2 == 0 or rid == f"e2e-{i}"), rid
+            assert rid and (i % 2 == 0 or rid == f"{prefix}-{i}"), rid
             out.append((str(resp.getheader("x-modelship-variant")), rid))
         finally:
             conn.close()
     return out
 
 
-def pod_ip(kube: KubeApi, namespace: str, variant: str) -> str:
-    (pod,) = ready_pods(kube, namespace, f"modelship.io/variant={variant}")
-    return str(pod["status"]["podIP"])
+def feed_back(
+    host: str, answered: list[tuple[str, str]], labels: np.ndarray, batch: int = 35
+) -> list[list[dict[str, Any]]]:
+    """The true labels through the ModelDeployment's Service, a connection per batch (kube-proxy
+    picks a pod per connection: most batches hold ids of both variants, so the pod that gets
+    one asks its peer about the other's). Refused outcomes go again in bounded rounds (a pod
+    new to the peers Service is found a moment after it is Ready). The replies, by round."""
+    outcomes = [{"requestId": rid, "label": int(y)} for (_, rid), y in zip(answered, labels)]
+    rounds: list[list[dict[str, Any]]] = []
+    deadline = time.monotonic() + 90
+    while outcomes:
+        if rounds:
+            time.sleep(1)
+        replies, refused = [], []
+        for i in range(0, len(outcomes), batch):
+            part = outcomes[i : i + batch]
+            r = httpx.post(f"http://{host}/feedback", json={"outcomes": part}, timeout=30)
+            r.raise_for_status()
+            body = r.json()
+            assert {e["reason"] for e in body["errors"]} <= {"unknown", "unreachable"}, body
+            replies.append(body)
+            refused += [part[e["index"]] for e in body["errors"]]
+        rounds.append(replies)
+        if refused and time.monotonic() > deadline:
+            raise AssertionError(f"{len(refused)} outcomes refused through the Service for 90 s: {rounds[-1][:2]}")
+        outcomes = refused
+    return rounds
 
 
-def feed_back(ips: dict[str, str], answered: list[tuple[str, str]], labels: np.ndarray) -> int:
-    """The true labels, to the pod of the variant that answered (one pod per variant); accepted count."""
-    accepted = 0
-    for variant, ip in ips.items():
-        outcomes = [{"requestId": rid, "label": int(y)} for (v, rid), y in zip(answered, labels) if v == variant]
-        r = httpx.post(f"http://{ip}:8080/feedback", json={"outcomes": outcomes}, timeout=15)
-        r.raise_for_status()
-        body = r.json()
-        assert body["rejected"] == 0, body
-        accepted += body["accepted"]
-    return accepted
+def accepted(rounds: list[list[dict[str, Any]]]) -> int:
+    return sum(r["accepted"] for replies in rounds for r in replies)
 
 
 def experiment(kube: KubeApi, namespace: str) -> dict[str, Any]:
@@ -146,8 +164,17 @@ def test_the_better_version_wins_and_the_readout_survives_a_pod_restart(
     answered = predict_all(host, X[order])
     per_variant = {v: sum(1 for a, _ in answered if a == v) for v in ("blue", "green")}
     assert min(per_variant.values()) >= 30, per_variant  # 140 at 50 %: fewer than 30 is p < 1e-20
-    ips = {v: pod_ip(kube, namespace, v) for v in ("blue", "green")}
-    assert feed_back(ips, answered, y[order]) == 140
+    rounds = feed_back(host, answered, y[order])
+    print("feedback rounds:", [[(r["accepted"], r.get("peers")) for r in replies] for replies in rounds])
+    assert accepted(rounds) == 140
+    # the peers Service is as old as the pods: the first round is taken whole, each batch
+    # (ids of both variants) with the help of the other pod
+    assert len(rounds) == 1 and all(r.get("peers") == {"asked": 1, "failed": []} for r in rounds[0]), rounds
+    nobody = httpx.post(
+        f"http://{host}/feedback", json={"outcomes": [{"requestId": "nobody-e2e", "label": 0}]}, timeout=30
+    ).json()
+    assert [e["reason"] for e in nobody["errors"]] == ["unknown"], nobody
+    assert "every pod of the deployment" in nobody["errors"][0]["message"], nobody
 
     def decided() -> dict[str, Any] | None:
         exp = experiment(kube, namespace)
@@ -168,6 +195,7 @@ def test_the_better_version_wins_and_the_readout_survives_a_pod_restart(
     assert report.returncode == 0, report.stderr + report.stdout
     assert "verdict: better" in report.stdout and "green is better than blue" in report.stdout
     assert "green" in report.stdout and "blue (control)" in report.stdout
+    assert f"next: `modelship promote {model} 2 --to Production -n {namespace}`" in report.stdout, report.stdout
 
     # green's pod goes: its replacement starts with no counts, the old process's stay counted
     (old,) = ready_pods(kube, namespace, "modelship.io/variant=green")
@@ -187,17 +215,65 @@ def test_the_better_version_wins_and_the_readout_survives_a_pod_restart(
     sent_labels: list[int] = []
     deadline = time.monotonic() + 90
     while not any(v == "green" for v, _ in more) and time.monotonic() < deadline:
-        more += predict_all(host, X[order[:20]])
+        more += predict_all(host, X[order[:20]], prefix=f"again{len(more)}")
         sent_labels += [int(v) for v in y[order[:20]]]
     mine = [(v, rid) for v, rid in more if v == "green"]
     answered_by = sorted({v for v, _ in more})
     assert mine, f"no row reached the new green pod in 90 s: {len(more)} answered by {answered_by}"
-    ips["green"] = pod_ip(kube, namespace, "green")
     labels = np.array(sent_labels)[[v == "green" for v, _ in more]]
-    assert feed_back({"green": ips["green"]}, mine, labels) == len(mine)
+    assert accepted(feed_back(host, mine, labels)) == len(mine)
     want = per_variant["green"] + len(mine)
     wait(lambda: arm(experiment(kube, namespace), "green").get("samples") == want, 90, f"green at {want} outcomes")
     assert experiment(kube, namespace)["verdict"] == "better"
+
+
+def test_promote_on_win_gives_the_winner_the_traffic_and_leaves_spec_and_registry_alone(
+    kube: KubeApi, namespace: str, operator, bed, tracking_server: str, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_iris
+
+    model = f"iris-{namespace}"
+    register(kube, namespace, "v1", model, log_model(tracking_server, tmp_path, shuffled=True), stage="Production")
+    register(kube, namespace, "v2", model, log_model(tracking_server, tmp_path, shuffled=False))
+    variants = [{"name": "blue", "stage": "Production", "weight": 50}, {"name": "green", "version": 2, "weight": 50}]
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment("iris", model, variants, experiment={"minSamples": 30, "promoteOnWin": True}),
+    )
+    wait_healthy(kube, namespace, "iris", blue=1, green=2)
+    X, y = load_iris(return_X_y=True)
+    order = np.random.default_rng(6).permutation(len(X))[:140]
+    host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
+    answered = predict_all(host, X[order])
+    assert accepted(feed_back(host, answered, y[order])) == 140
+
+    promoted = wait(lambda: experiment(kube, namespace).get("promoted"), 120, "status.experiment.promoted (green wins)")
+    assert (promoted["variant"], promoted["version"]) == ("green", 2), promoted
+    command = f"modelship promote {model} 2 --to Production -n {namespace}"
+    assert command in promoted["message"], promoted
+
+    def all_to_green() -> dict[str, Any] | None:
+        st = md_status(kube, namespace, "iris")
+        split = {v["name"]: (v.get("effectiveWeight"), v.get("readyReplicas")) for v in st.get("variants") or []}
+        return st if st.get("phase") == "Healthy" and split == {"blue": (0, 0), "green": (100, 2)} else None
+
+    st = wait(all_to_green, 180, "green with every pod and 100 % of the split, blue with none")
+    assert st["split"] == "blue=0 green=100", st["split"]
+    wait(lambda: "ABPromoted" in {e["reason"] for e in events(kube, namespace, "iris")}, 60, "an ABPromoted Event")
+    # git's spec and the registry are as they were: the promotion is the operator's status only
+    spec = kube.get(path_for(API, "modeldeployments", namespace, "iris"))["spec"]
+    assert [v["weight"] for v in spec["variants"]] == [50, 50]
+    assert kube.get(path_for(API, "modelversions", namespace, "v2"))["spec"].get("stage") in (None, "None")
+    assert kube.get(path_for(API, "modelversions", namespace, "v1"))["spec"]["stage"] == "Production"
+    report = ab_report(bed, namespace)
+    assert report.returncode == 0 and "promoted: green v2 won against blue" in report.stdout, report.stdout
+    assert command in " ".join(report.stdout.split()), report.stdout
+
+    # every prediction now reaches green (blue's pod is gone from the Service a moment after it stops)
+    def only_green() -> bool:
+        return {v for v, _ in predict_all(host, X[order[:10]], prefix=f"after{time.monotonic_ns()}")} == {"green"}
+
+    wait(only_green, 90, "ten predictions in a row answered by green", retry=(OSError, AssertionError))
 
 
 @pytest.fixture(autouse=True)

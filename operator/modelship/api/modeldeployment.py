@@ -272,6 +272,13 @@ class ABTest(ApiModel):
         description="Confidence level of the intervals and of the verdict (p-value below 1 - confidence, split "
         "over the comparisons with the control when there are several).",
     )
+    promote_on_win: bool = Field(
+        default=False,
+        description="When a variant is better than the control, it takes all the live traffic (the split in status "
+        "says so, an ABPromoted Event tells it) while it serves the version that won; the registry and this spec are "
+        "left as they are: `modelship ab-report` prints the `modelship promote` command that makes it durable. "
+        "false again gives the split back to the weights.",
+    )
 
 
 class ModelDeploymentSpec(ApiModel):
@@ -369,6 +376,15 @@ class ArmStatus(ApiModel):
     )
 
 
+class PromotedStatus(ApiModel):
+    """The variant promoteOnWin gave all the live traffic."""
+
+    variant: str = Field(description="The winning variant.")
+    version: int | None = Field(default=None, description="The version that won; the promotion holds while served.")
+    at: str | None = Field(default=None, description="When it took the traffic.")
+    message: str | None = Field(default=None, description="Why, and the command that makes it durable.")
+
+
 class ExperimentStatus(ApiModel):
     """The A/B readout: per variant, and what it says."""
 
@@ -384,6 +400,9 @@ class ExperimentStatus(ApiModel):
     message: str | None = Field(default=None, description="The readout in a sentence.")
     variants: list[ArmStatus] | None = Field(default=None, description="Per-variant figures.")
     updated_at: str | None = Field(default=None, description="When the figures last changed.")
+    promoted: PromotedStatus | None = Field(
+        default=None, description="The winner that takes all the live traffic (spec.experiment.promoteOnWin)."
+    )
     tally: FreeObject | None = Field(
         default=None,
         description="The last figures read from each model server process (by its instance id), so that a "

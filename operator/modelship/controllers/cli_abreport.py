@@ -58,7 +58,25 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({k: v for k, v in exp.items() if k != "tally"}, indent=2))
     else:
         _table(args.name, exp)
+        print(next_step(namespace, str(obj["spec"].get("model")), exp))
     return exit_code(exp)
+
+
+def next_step(namespace: str, model: str, exp: dict[str, Any]) -> str:
+    """What to do with the verdict: the promotion in force, or the command that makes the winner durable."""
+    from modelship.resources.abtest import promote_command
+
+    promoted = exp.get("promoted") or {}
+    if promoted:
+        return f"promoted: {promoted.get('message')}"
+    winner = exp.get("winner")
+    version = next((a.get("version") for a in exp.get("variants") or [] if a.get("name") == winner), None)
+    if exp.get("verdict") == "better" and winner and version is not None:
+        return (
+            f"next: `{promote_command(namespace, model, int(version))}` makes {winner}'s version the Production one "
+            "(variants that follow Production then serve it); spec.experiment.promoteOnWin gives it the traffic by itself"
+        )
+    return "next: wait for the verdict" if not exp.get("verdict") else "next: no variant beat the control"
 
 
 def exit_code(exp: dict[str, Any]) -> int:

@@ -96,6 +96,7 @@ def index_deployments(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[s
         "variant": body.metadata.labels.get(serving.LABEL_VARIANT),
         "track": body.metadata.labels.get(serving.LABEL_TRACK, "stable"),
         "generation": body.metadata.get("generation"),
+        "specReplicas": (body.get("spec") or {}).get("replicas"),
         "templateVersion": ((template.get("metadata") or {}).get("labels") or {}).get(serving.LABEL_VERSION),
         "status": dict(body.get("status") or {}),
     }
@@ -127,7 +128,10 @@ def _observe(deployments: list[Mapping[str, Any]], pods_of: Any) -> dict[str, se
         ready = int(st.get("readyReplicas") or 0)
         updated = int(st.get("updatedReplicas") or 0)
         failure, serving_versions = None, ()
-        if ready < replicas or updated < replicas or not replicas:
+        # scaled to zero on purpose (promoteOnWin gave its traffic to the winner): no pod to ask
+        # about, and no LIST of pods on every tick while it lasts
+        scaled_to_zero = d.get("specReplicas") == 0 and replicas == 0
+        if (ready < replicas or updated < replicas or not replicas) and not scaled_to_zero:
             failure, serving_versions = pods_of(d["variant"], version)
         out[str(d["variant"])] = serving.ObservedVariant(
             replicas=replicas,
@@ -315,6 +319,9 @@ async def reconcile(
     old_status, memo["status_written"] = known_status(body.get("status"), memo.get("status_written"), time.monotonic())
     seen = {**body, "status": old_status}  # the body as stored once the watch shows our last write
     spec, scratch = accept_into_scratch(KIND, ModelDeploymentSpec, seen, patch)
+    # promoteOnWin: the winner takes the traffic through the split the children are planned
+    # from; the spec (git's) and the registry stay as they are
+    spec = abtest.effective_spec(spec, (old_status.get("experiment") or {}).get("promoted"))
     config: OperatorConfig = memo.config
     meta = body.get("metadata") or {}
     name, namespace, uid = meta.get("name") or "", meta.get("namespace") or "", meta.get("uid") or ""
@@ -522,6 +529,9 @@ async def reconcile(
         )
         for line in abtest.verdict_changes(old_status.get("experiment"), status["experiment"]):
             _event(body, "Normal", "ABVerdict", line)
+        promoted = status["experiment"].get("promoted")
+        if promoted and promoted != (old_status.get("experiment") or {}).get("promoted"):
+            _event(body, "Normal", "ABPromoted", str(promoted.get("message")))
     elif old_status.get("experiment"):
         status["experiment"] = None  # the experiment was removed from the spec: so is its readout
     # Without spec.monitoring no one judges drift: a DriftDetected left from before would
@@ -597,7 +607,19 @@ async def _experiment(
     reports = [r for rs in scraped.values() if rs for r in rs]
     tally = abtest.fold(tally, reports)
     result = {**abtest.readout(spec.experiment, arms, tally), "tally": tally}
-    same = before is not None and {k: v for k, v in before.items() if k != "updatedAt"} == result
+    promoted = abtest.promotion(
+        spec.experiment,
+        result,
+        (before or {}).get("promoted"),
+        arms,
+        namespace=namespace,
+        model=spec.model,
+        now=now.isoformat(),
+    )
+    result["promoted"] = promoted  # None: a merge patch removes one that no longer holds
+    same = before is not None and without_none({k: v for k, v in before.items() if k != "updatedAt"}) == without_none(
+        result
+    )
     # written only when a figure moved: a quiet experiment costs no status patch
     result["updatedAt"] = str(before.get("updatedAt")) if same and before else now.isoformat()
     memo["experiment_checked"] = (now.timestamp(), key, result)

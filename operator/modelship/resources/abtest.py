@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from modelship.api import ModelDeploymentSpec
 from modelship.api.modeldeployment import ABTest
 
 MAX_INSTANCES = 64
@@ -322,3 +323,61 @@ def verdict_changes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) 
                 f"(p {arm.get('pValue', 1):.2g}, {arm['samples']} outcomes)"
             )
     return lines
+
+
+# --- promoteOnWin ------------------------------------------------------------------------------
+def promotion(
+    spec: ABTest,
+    result: Mapping[str, Any],
+    before: Mapping[str, Any] | None,
+    variants: Sequence[tuple[str, int | None]],
+    *,
+    namespace: str,
+    model: str,
+    now: str,
+) -> dict[str, Any] | None:
+    """``status.experiment.promoted``: the winner that takes all the live traffic, or None.
+
+    Latched: once a variant has won it keeps the traffic while it serves the version that
+    won, whatever later looks say (acting on a verdict and then undoing it on the next look
+    is the peeking problem twice over); a new version in that variant must win again.
+    """
+    if not spec.promote_on_win:
+        return None
+    served = dict(variants)
+    if before and before.get("variant") in served and served[before["variant"]] == before.get("version"):
+        return dict(before)
+    winner = result.get("winner")
+    version = served.get(winner) if isinstance(winner, str) else None
+    if result.get("verdict") != "better" or version is None:
+        return None
+    arm: Mapping[str, Any] = next((a for a in result.get("variants") or [] if a.get("name") == winner), {})
+    return {
+        "variant": winner,
+        "version": version,
+        "at": now,
+        "message": (
+            f"{winner} v{version} won against {result.get('control')} ({arm.get('difference') or 0:+.4g}, "
+            f"p {arm.get('pValue') or 0:.2g}): it takes all the live traffic (spec.experiment.promoteOnWin); the "
+            f"registry is unchanged: make it durable with `{promote_command(namespace, model, version)}` (variants "
+            "that follow Production then serve it) or with the weights in git"
+        ),
+    }
+
+
+def promote_command(namespace: str, model: str, version: int) -> str:
+    return f"modelship promote {model} {version} --to Production -n {namespace}"
+
+
+def effective_spec(spec: ModelDeploymentSpec, promoted: Mapping[str, Any] | None) -> ModelDeploymentSpec:
+    """The spec the children are planned from: with a promotion in force the winner weighs
+    100 and the other live variants 0 (a shadow keeps its copy of the traffic)."""
+    if not promoted or spec.experiment is None or not spec.experiment.promote_on_win:
+        return spec
+    winner = promoted.get("variant")
+    if not any(v.name == winner and not v.shadow for v in spec.variants):
+        return spec
+    variants = [
+        v if v.shadow else v.model_copy(update={"weight": 100 if v.name == winner else 0}) for v in spec.variants
+    ]
+    return spec.model_copy(update={"variants": variants})

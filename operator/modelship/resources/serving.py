@@ -31,6 +31,7 @@ LABEL_MODEL = "modelship.io/model"
 LABEL_VERSION = "modelship.io/version"
 LABEL_SERVING = "modelship.io/serving"  # "true" on live variants' pods: the ModelDeployment's Service selects it
 LABEL_TRACK = "modelship.io/track"  # stable, or canary for the new version on trial beside it
+LABEL_ANSWERS = "modelship.io/answers"  # "true" on pods whose replies reach clients: the peers Service selects it
 ANNOTATION_MODEL_URI = "modelship.io/model-uri"
 VARIANT_HEADER = "x-modelship-variant"
 SERVER_PORT = 8080
@@ -48,6 +49,13 @@ def label_value(value: str) -> str:
 def variant_name(deployment: str, variant: str) -> str:
     """``<deployment>-<variant>``: the variant's Deployment, Service, PDB and HPA."""
     return shorten(deployment, f"-{variant}")
+
+
+def peers_name(deployment: str) -> str:
+    """``<deployment>--peers``: the headless Service over the pods that answer clients, where a
+    model server finds its peers for feedback it does not know. The double hyphen keeps it
+    apart from every variant's Service (a variant name cannot begin with one)."""
+    return shorten(deployment, "--peers")
 
 
 def canary_name(deployment: str, variant: str) -> str:
@@ -243,12 +251,25 @@ def build_deployment(
     # mode (where its share is its pods'); with a Gateway, the route's weights are its share.
     if not plan.shadow and (track == "stable" or mode == "replicas"):
         pod_labels[LABEL_SERVING] = "true"
+    # Feedback reaches any pod that answers clients (a canary's too, also behind a Gateway):
+    # they find each other through the peers Service. A shadow's replies reach no client.
+    peers_env = []
+    if not plan.shadow:
+        pod_labels[LABEL_ANSWERS] = "true"
+        peers_env = [
+            {
+                "name": "MODELSHIP_FEEDBACK_PEERS",
+                "value": f"{peers_name(owner.name)}.{owner.namespace}.svc:{SERVER_PORT}",
+            },
+            {"name": "MODELSHIP_POD_IP", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}},
+        ]
     env = [
         {"name": "MLFLOW_TRACKING_URI", "value": ctx.tracking_url},
         {"name": "HOME", "value": "/tmp"},
         {"name": "MODELSHIP_MODEL_CACHE", "value": "/tmp/models"},
         # Keep serving 5 s after SIGTERM with /ping failing: the endpoint leaves the Service first.
         {"name": "MODELSHIP_SHUTDOWN_DELAY_S", "value": str(SHUTDOWN_DELAY_S)},
+        *peers_env,
         *drift_env(spec.monitoring),
         *[e.wire() for e in spec.env or []],
     ]
@@ -353,6 +374,20 @@ def build_service(spec: ModelDeploymentSpec, owner: Owner) -> dict[str, Any]:
     """The ModelDeployment's own Service, over every live variant's ready pods."""
     selector = {LABEL_DEPLOYMENT: label_value(owner.name), LABEL_SERVING: "true"}
     return _service(owner.name, owner, _labels(owner, spec.model), selector)
+
+
+def build_peers_service(spec: ModelDeploymentSpec, owner: Owner) -> dict[str, Any]:
+    """The headless Service whose DNS name resolves to every Ready pod that answers clients
+    (``clusterIP: None``: no virtual IP, no kube-proxy rules; CoreDNS gives the pod IPs)."""
+    selector = {LABEL_DEPLOYMENT: label_value(owner.name), LABEL_ANSWERS: "true"}
+    body = _service(peers_name(owner.name), owner, _labels(owner, spec.model), selector)
+    body["spec"] = {
+        "clusterIP": "None",
+        "selector": selector,
+        "publishNotReadyAddresses": False,
+        "ports": [{"name": "http", "port": SERVER_PORT, "targetPort": "http", "protocol": "TCP"}],
+    }
+    return body
 
 
 def build_pdb(spec: ModelDeploymentSpec, variant: str, owner: Owner) -> dict[str, Any]:
@@ -669,6 +704,7 @@ def plan_children(
             if spec.autoscaling is not None:
                 out.objects.append(build_hpa(spec, p.name, owner))
     out.objects.append(build_service(spec, owner))
+    out.objects.append(build_peers_service(spec, owner))
     if spec.routing is not None and spec.routing.mode == "gatewayAPI":
         out.objects += build_route(spec, plans, owner, canary if canary is not None and canary.pods else None)
     return out

@@ -20,6 +20,7 @@ from modelship.serving.codecs import dumps
 from modelship.serving.core import JSON, ModelServer, Reply, ServingError, mlflow_reply, not_found, v2_reply
 from modelship.serving.feedback import check_request_id
 from modelship.serving.openapi import openapi_spec
+from modelship.serving.peers import FORWARDED_HEADER as _FORWARDED
 from modelship.serving.settings import ServingSettings
 
 log = logging.getLogger("modelship.serving.http")
@@ -35,6 +36,8 @@ class _Disconnected(Exception):
 
 REQUEST_ID_HEADER = b"x-request-id"
 """The prediction's request id, sent by the client or made by the server; ``/feedback`` takes it."""
+FORWARDED_HEADER = _FORWARDED.encode()
+"""On ``/feedback`` that a peer forwarded (its instance): counted here, never forwarded again."""
 VARIANT_HEADER = b"x-modelship-variant"
 """Names the variant that answered, on every response: a client can pin itself with it."""
 
@@ -132,7 +135,8 @@ class ServingApp:
             elif path == "/feedback":
                 endpoint = "feedback"
                 if method == "POST":
-                    reply = await self.core.post_feedback(await self._body(receive))
+                    forwarded_by = _header_or_none(scope, FORWARDED_HEADER)
+                    reply = await self.core.post_feedback(await self._body(receive), forwarded_by)
                 elif method in ("GET", "HEAD"):
                     reply = Reply(200, dumps(self.core.feedback_report()))
                 else:
@@ -261,10 +265,15 @@ def _request_id(scope: dict[str, Any]) -> str | None:
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str:
+    value = _header_or_none(scope, name)
+    return "application/json" if value is None else value
+
+
+def _header_or_none(scope: dict[str, Any], name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
             return str(value.decode("latin-1"))
-    return "application/json"
+    return None
 
 
 def create_app(

@@ -39,6 +39,7 @@ from modelship.serving.codecs import (
 from modelship.serving.drift import DriftConfig, DriftMonitor
 from modelship.serving.feedback import FeedbackBook, check_request_id
 from modelship.serving.metrics import Metrics
+from modelship.serving.peers import Peers, combine, parse_targets, pending
 from modelship.serving.settings import ServingSettings
 from modelship.uris import ModelsURI, URIError, parse, redact_url
 
@@ -140,6 +141,21 @@ class ModelServer:
             max_batch=settings.feedback_max_batch,
         )
         self.metrics.watch_feedback(self.feedback)
+        #: the other pods of the deployment, asked about outcomes this one does not know
+        self.peers: Peers | None = None
+        if settings.feedback_peers:
+            own = {(settings.pod_ip, settings.port)} if settings.pod_ip else set()
+            if settings.host not in ("", "0.0.0.0", "::"):
+                own.add((settings.host, settings.port))
+            self.peers = Peers(
+                parse_targets(settings.feedback_peers, settings.port),
+                own_instance=self.feedback.instance,
+                own_addresses=own,
+                timeout_s=settings.feedback_peer_timeout_s,
+                deadline_s=settings.feedback_forward_deadline_s,
+                max_peers=settings.feedback_max_peers,
+                concurrency=settings.feedback_forward_concurrency,
+            )
 
     @property
     def ready(self) -> bool:
@@ -244,6 +260,8 @@ class ModelServer:
             await self.batcher.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
         self.parse_pool.shutdown(wait=True, cancel_futures=True)
+        if self.peers is not None:
+            await self.peers.close()
 
     # -- prediction ---------------------------------------------------------------------
     def _predict_sync(self, data: Any, params: dict[str, Any] | None) -> Any:
@@ -391,13 +409,41 @@ class ModelServer:
         return parsed, functools.partial(_encode_infer, out)
 
     # -- feedback (the A/B readout) --------------------------------------------------------
-    async def post_feedback(self, body: bytes) -> Reply:
-        """``POST /feedback``: outcomes by request id; raises ``ServingError`` for a body that is none."""
-        return await self._work(len(body) > self.settings.parse_in_thread_bytes, self._feedback, body)
+    async def post_feedback(self, body: bytes, forwarded_by: str | None = None) -> Reply:
+        """``POST /feedback``: outcomes by request id; raises ``ServingError`` for a body that is none.
 
-    def _feedback(self, body: bytes) -> Reply:
+        Outcomes unknown here go to the peers (:mod:`modelship.serving.peers`), unless this
+        request is itself a peer's (``forwarded_by``: its instance): then they are left for
+        that peer to count, and the reply names this instance."""
+        off_loop = len(body) > self.settings.parse_in_thread_bytes
+        peers = self.peers if forwarded_by is None else None
+        items, result = await self._work(off_loop, self._feedback, body, peers is None and forwarded_by is None)
+        if forwarded_by is not None:
+            result["instance"] = self.feedback.instance
+        elif peers is not None:
+            wanted = pending(items, result["errors"])
+            if wanted:
+                fwd = await peers.forward(wanted)
+                result, counted = combine(result, wanted, fwd, self.feedback.instance)
+                self.feedback.count_rejected(counted)
+                taken = sum(1 for v in fwd.resolved.values() if v is None)
+                for name, n in (
+                    ("accepted", taken),
+                    ("refused", len(fwd.resolved) - taken),
+                    ("unknown", counted.count("unknown")),
+                    ("unreachable", counted.count("unreachable")),
+                ):
+                    if n:
+                        self.metrics.forwarded[name].inc(n)
+                if fwd.failed:
+                    log.warning("feedback peers not all asked", extra={"failed": fwd.failed[:8]})
+        return Reply(200, await self._work(off_loop, dumps, result))
+
+    def _feedback(self, body: bytes, count_unknown: bool) -> tuple[list[Any], dict[str, Any]]:
         try:
-            return Reply(200, dumps(self.feedback.record(_loads(body))))
+            parsed = _loads(body)
+            result = self.feedback.record(parsed, count_unknown=count_unknown)
+            return list(parsed["outcomes"]), result  # record checked the shape
         except (BadRequest, ValueError) as exc:
             raise bad_request(str(exc)) from None
 

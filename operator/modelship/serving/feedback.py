@@ -24,6 +24,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +34,17 @@ import pandas as pd
 MAX_ID_LENGTH = 128
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 KINDS = ("binary", "continuous")
-REASONS = ("invalid", "unknown", "duplicate", "not_comparable", "row_mismatch", "over_batch_limit")
-"""Why an outcome is refused, one word each (the keys of ``rejected`` in the report)."""
+REASONS = ("invalid", "unknown", "duplicate", "not_comparable", "row_mismatch", "over_batch_limit", "unreachable")
+"""Why an outcome is refused, one word each (the keys of ``rejected`` in the report).
+``unreachable``: unknown here, and a peer that may know it could not be asked (send it again)."""
+_SERVER_ID = re.compile(r"([0-9a-f]{12})-[0-9]+")
+
+
+def instance_hint(request_id: str) -> str | None:
+    """The instance that made ``request_id`` when it has the shape of a server-made id
+    (``<instance>-<counter>``): where its prediction is remembered. None for other ids."""
+    m = _SERVER_ID.fullmatch(request_id)
+    return m.group(1) if m else None
 
 
 def check_request_id(value: str) -> str:
@@ -141,11 +151,14 @@ class FeedbackBook:
     def remembered(self) -> int:
         return len(self._recent)
 
-    def record(self, body: Any) -> dict[str, Any]:
+    def record(self, body: Any, *, count_unknown: bool = True) -> dict[str, Any]:
         """Count the outcomes of a ``/feedback`` body; ValueError when it is not one at all.
 
         The reply says how many were accepted and, per refused item, its index, id, reason
-        and what to do; every valid item counts whatever its neighbours are.
+        and what to do; every valid item counts whatever its neighbours are. With
+        ``count_unknown=False`` the ``unknown`` refusals are not added to ``rejected``: the
+        caller asks the pod's peers first (and counts, with :meth:`count_rejected`, only what
+        no pod knew), or it is such a peer, asked by the pod that will count them.
         """
         if not isinstance(body, dict) or not isinstance(body.get("outcomes"), list):
             raise ValueError(  # noqa: TRY004 - a 400 for the client, as every other body error
@@ -172,10 +185,14 @@ class FeedbackBook:
                 accepted += 1
             else:
                 errors.append(_error(i, item, *problem))
-        with self._lock:
-            for e in errors:
-                self.rejected[e["reason"]] += 1
+        self.count_rejected(e["reason"] for e in errors if count_unknown or e["reason"] != "unknown")
         return {"accepted": accepted, "rejected": len(errors), "errors": errors}
+
+    def count_rejected(self, reasons: Iterable[str]) -> None:
+        """Add refusals to the figures (``rejected`` of the report), by reason."""
+        with self._lock:
+            for reason in reasons:
+                self.rejected[reason] += 1
 
     def _one(self, item: Any) -> tuple[str, str] | None:
         if not isinstance(item, dict):
@@ -200,7 +217,7 @@ class FeedbackBook:
             if entry is None:
                 why = (
                     f"request id {rid!r} is unknown to this server or expired: it remembers its last {self.window} "
-                    "predictions (feedback_window); send feedback to the pod that answered, sooner"
+                    "predictions (feedback_window); send feedback sooner"
                 )
                 return "unknown", why
             if entry.answered:

@@ -233,6 +233,16 @@ class Metrics:
         ).labels(**base)
         self.predictions = PredictionCollector(base)
         self.registry.register(self.predictions)
+        forwarded = Counter(
+            "modelship_feedback_forwarded",
+            "Outcomes this server did not know, by what its peers said: accepted, refused (a peer knew the id "
+            "and refused the outcome), unknown (no pod knew it), unreachable (a peer that may know it was not asked)",
+            [*names, "result"],
+            registry=self.registry,
+        )
+        self.forwarded = {
+            r: forwarded.labels(**base, result=r) for r in ("accepted", "refused", "unknown", "unreachable")
+        }
         self._req: dict[tuple[str, int], Any] = {}
         self._lat: dict[str, Any] = {}
 

@@ -82,3 +82,20 @@ class ServingSettings(BaseSettings):
     takes a reward only."""
     feedback_max_batch: int = Field(default=1000, ge=1, le=100_000)
     """Most outcomes counted from one ``POST /feedback``; the rest are refused, each named."""
+    feedback_peers: str = ""
+    """Where the other pods of this deployment are, for outcomes this server does not know (sent
+    through a Service, they land on any pod): ``host[:port]``, comma-separated; a DNS name gives
+    every address it resolves to (a ModelDeployment's pods get its headless Service
+    ``<name>--peers``); the port defaults to ``port``. Empty: no forwarding."""
+    pod_ip: str = ""
+    """This pod's address (the downward API's ``status.podIP``), so that it does not ask itself."""
+    feedback_peer_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    """How long one peer may take to answer a forwarded batch of outcomes."""
+    feedback_forward_deadline_s: float = Field(default=5.0, gt=0, le=120)
+    """How long asking the peers may take in all, for one ``POST /feedback``; outcomes a peer
+    not asked by then might know are refused as ``unreachable`` (send them again)."""
+    feedback_max_peers: int = Field(default=16, ge=0, le=1000)
+    """Most peers asked for one ``POST /feedback``."""
+    feedback_forward_concurrency: int = Field(default=4, ge=1, le=256)
+    """Most ``POST /feedback`` requests forwarding to peers at once; the others wait (within
+    ``feedback_forward_deadline_s``)."""

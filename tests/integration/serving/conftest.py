@@ -34,11 +34,11 @@ class Server:
 
 @pytest.fixture
 def modelship_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """``modelship_server(model_uri, *extra_args, env=...)`` -> a running ``modelship serve``."""
+    """``modelship_server(model_uri, *extra_args, env=..., port=...)`` -> a running ``modelship serve``."""
     started: list[Server] = []
 
-    def start(model_uri: str, *extra: str, env: dict[str, str] | None = None) -> Server:
-        port = free_port()
+    def start(model_uri: str, *extra: str, env: dict[str, str] | None = None, port: int | None = None) -> Server:
+        port = port or free_port()
         log = tmp_path / f"serve-{port}.log"
         proc = subprocess.Popen(
             [

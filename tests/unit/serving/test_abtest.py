@@ -215,3 +215,82 @@ def test_verdict_changes_name_each_moved_variant_once() -> None:
     lines = abtest.verdict_changes(before, after)
     assert lines == ["green v2 better than the control blue: +0.3 (p 1e-05, 120 outcomes)"]
     assert abtest.verdict_changes(after, after) == []
+
+
+# --- promoteOnWin ------------------------------------------------------------------------------
+WON = {
+    "verdict": "better",
+    "winner": "green",
+    "control": "blue",
+    "variants": [{"name": "blue", "control": True}, {"name": "green", "difference": 0.39, "pValue": 3.7e-8}],
+}
+HELD = {"variant": "green", "version": 2, "at": "then", "message": "m"}
+
+
+@pytest.mark.parametrize(
+    ("on", "result", "before", "served", "want"),
+    [
+        (False, WON, None, {"blue": 1, "green": 2}, None),  # not asked
+        (True, {**WON, "verdict": None, "winner": None}, None, {"blue": 1, "green": 2}, None),  # collecting
+        (True, {**WON, "verdict": "worse", "winner": None}, None, {"blue": 1, "green": 2}, None),
+        (True, WON, None, {"blue": 1, "green": 2}, ("green", 2, "now")),
+        (True, WON, None, {"blue": 1, "green": None}, None),  # the winner's version is not known
+        # latched: later looks do not take it back...
+        (True, {**WON, "verdict": "inconclusive", "winner": None}, HELD, {"blue": 1, "green": 2}, ("green", 2, "then")),
+        # ...until the winner serves another version, which must win again
+        (True, {**WON, "verdict": None, "winner": None}, HELD, {"blue": 1, "green": 3}, None),
+        (True, WON, HELD, {"blue": 1, "green": 3}, ("green", 3, "now")),
+        (False, WON, HELD, {"blue": 1, "green": 2}, None),  # switched off: the weights again
+    ],
+)
+def test_promotion(
+    on: bool,
+    result: dict[str, Any],
+    before: dict[str, Any] | None,
+    served: dict[str, int | None],
+    want: tuple[str, int, str] | None,
+) -> None:
+    got = abtest.promotion(
+        ABTest(promote_on_win=on), result, before, list(served.items()), namespace="demo", model="iris", now="now"
+    )
+    if want is None:
+        assert got is None
+        return
+    assert got is not None and (got["variant"], got["version"], got["at"]) == want
+    if got["at"] == "now":
+        assert f"modelship promote iris {want[1]} --to Production -n demo" in got["message"]
+        assert "+0.39" in got["message"] and "takes all the live traffic" in got["message"]
+
+
+def test_the_winner_takes_the_split_and_a_shadow_keeps_its_copy() -> None:
+    from modelship.api import ModelDeploymentSpec
+    from modelship.resources import serving
+
+    spec = ModelDeploymentSpec.model_validate(
+        {
+            "model": "iris",
+            "variants": [
+                {"name": "blue", "version": 1, "weight": 50},
+                {"name": "green", "version": 2, "weight": 50},
+                {"name": "s", "version": 3, "weight": 0, "shadow": True},
+            ],
+            "experiment": {"promoteOnWin": True},
+        }
+    )
+    assert abtest.effective_spec(spec, None) is spec
+    assert abtest.effective_spec(spec, {"variant": "gone"}) is spec
+    won = abtest.effective_spec(spec, HELD)
+    assert [(v.name, v.weight, v.shadow) for v in won.variants] == [
+        ("blue", 0, False),
+        ("green", 100, False),
+        ("s", 0, True),
+    ]
+    assert [v.weight for v in spec.variants] == [50, 50, 0]  # git's spec is not touched
+    plans = {p.name: p for p in serving.plan_variants(won)}
+    assert (plans["blue"].replicas, plans["green"].replicas, plans["s"].replicas) == (
+        0,
+        2,
+        1,
+    )  # replicas mode: every live pod
+    off = spec.model_copy(update={"experiment": spec.experiment.model_copy(update={"promote_on_win": False})})  # type: ignore[union-attr]
+    assert abtest.effective_spec(off, HELD) is off

@@ -148,6 +148,7 @@ def test_children_of_a_replicas_deployment() -> None:
         ("Service", "iris-green"),
         ("PodDisruptionBudget", "iris-green"),
         ("Service", "iris"),
+        ("Service", "iris--peers"),
     ]
     dep = plan.objects[0]
     assert dep["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
@@ -169,7 +170,7 @@ def test_children_of_a_replicas_deployment() -> None:
     }
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert {"name": "MLFLOW_TRACKING_URI", "value": "http://tracking:5000"} in c["env"]
-    service = plan.objects[-1]
+    service = plan.objects[-2]
     assert service["spec"]["selector"] == {serving.LABEL_DEPLOYMENT: "iris", serving.LABEL_SERVING: "true"}
 
 
@@ -382,3 +383,48 @@ def test_monitoring_reaches_the_model_server_as_drift_settings() -> None:
     # the deprecated driftThreshold is the alert band when given; off reaches the server too
     env = env_of(spec(monitoring={"driftThreshold": 0.4, "enabled": False}))
     assert env["MODELSHIP_DRIFT_PSI_ALERT"] == "0.4" and env["MODELSHIP_DRIFT"] == "false"
+
+
+@pytest.mark.parametrize(
+    ("routing", "track"), [(None, "stable"), (None, "canary"), (GATEWAY, "stable"), (GATEWAY, "canary")]
+)
+def test_every_pod_that_answers_clients_finds_its_peers_and_a_shadow_does_not(
+    routing: dict[str, Any] | None, track: str
+) -> None:
+    fields: dict[str, Any] = {
+        "variants": [
+            {"name": "main", "stage": "Production", "weight": 100, "replicas": 2},
+            {"name": "s", "version": 3, "weight": 0, "shadow": True, "replicas": 1},
+        ]
+    }
+    if routing:
+        fields["routing"] = routing
+    s = spec(**fields)
+    r = resolved_all(s)
+    old = serving.Resolved("main", version=1, model_version="v1", source="runs:/v1/model")
+    canary = serving.CanaryPlan("main", stable=old, candidate=r["main"], weight=25) if track == "canary" else None
+    objects = serving.plan_children(s, r, CTX, {"iris-main"}, canary).objects
+    peers = next(o for o in objects if o["metadata"]["name"] == "iris--peers")
+    assert peers["kind"] == "Service" and peers["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert peers["spec"]["clusterIP"] == "None" and peers["spec"]["publishNotReadyAddresses"] is False
+    assert peers["spec"]["selector"] == {serving.LABEL_DEPLOYMENT: "iris", serving.LABEL_ANSWERS: "true"}
+    assert peers["metadata"]["labels"][serving.LABEL_DEPLOYMENT] == "iris"  # pruned with the others
+    deps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+    answering = ["iris-main", "iris-main-canary"] if track == "canary" else ["iris-main"]
+    assert sorted(deps) == sorted([*answering, "iris-s"])
+    for name, dep in deps.items():
+        pod = dep["spec"]["template"]
+        env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+        if name == "iris-s":
+            assert serving.LABEL_ANSWERS not in pod["metadata"]["labels"] and "MODELSHIP_FEEDBACK_PEERS" not in env
+            continue
+        assert pod["metadata"]["labels"][serving.LABEL_ANSWERS] == "true"
+        assert env["MODELSHIP_FEEDBACK_PEERS"]["value"] == "iris--peers.team.svc:8080"
+        assert env["MODELSHIP_POD_IP"]["valueFrom"] == {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}
+
+
+@pytest.mark.parametrize(("deployment", "variant"), [("iris", "peers"), ("iris", "x--peers"), ("a" * 60, "peers")])
+def test_the_peers_service_is_no_variant_service(deployment: str, variant: str) -> None:
+    name = serving.peers_name(deployment)
+    assert len(name) <= 63 and name.endswith("--peers")
+    assert name != serving.variant_name(deployment, variant) != serving.canary_name(deployment, variant)
