@@ -1,7 +1,7 @@
 """The operator at 1,000 objects (issue 17, item 7), on the bed with kwok nodes.
 
     .venv/bin/python benchmarks/operator/bench.py [--versions 1000] [--models 20] \\
-        [--deployments 200] [--kwok-nodes 4] [--source file|runs] [--json out.json]
+        [--deployments 200] [--kwok-nodes 4] [--idle 70] [--source file|runs] [--json out.json]
 
 Starts a bed of its own with fake nodes (``tests/cluster/kwok.py``), the CRDs, a tracking
 server, a webhook receiver and ``modelship operator`` exactly as the e2e session runs it (the
@@ -12,7 +12,10 @@ chart's ServiceAccount, every namespace, signed webhooks: ``tests/e2e/conftest.p
    filesystem; ``runs``: a run of the tracking server, one per model);
 2. once all are Ready, cordons the real node and creates ``--deployments``
    ModelDeployments (one variant, one replica, pinned to a version), whose pods land on the
-   kwok nodes, where kwok makes them Running and Ready without running anything.
+   kwok nodes, where kwok makes them Running and Ready without running anything;
+3. with every ModelDeployment Ready and nothing changing, watches the operator for
+   ``--idle`` seconds (70: longer than a minute): its requests per ModelDeployment per
+   minute and its CPU seconds per minute, the cost of its timers and resync.
 
 For each phase it records: the time from each object's create call returning to the watch
 showing it Ready (p50, p99, max) and until the last one; the operator's CPU seconds
@@ -294,6 +297,34 @@ def phase(
     return out
 
 
+def steady(kube: KubeApi, operator_pid: int, audit: Audit, seconds: float, deployments: int) -> dict[str, Any]:
+    """What ``deployments`` Ready ModelDeployments cost while nothing changes: the timers, the
+    periodic resync (longer than a minute, so each one's resync falls in the window)."""
+    print(f"steady state: {deployments} Ready ModelDeployments, nothing changing, for {seconds:g} s ...", flush=True)
+    audit.mark()
+    before = proc_figures(operator_pid)
+    time.sleep(seconds)  # the measured window itself (nothing is waited for)
+    after = proc_figures(operator_pid)
+    mine = audit.since_mark()
+    minutes = seconds / 60
+    out = {
+        "seconds": seconds,
+        "operator_requests": dict(sorted(mine.items())),
+        "requests_per_deployment_per_minute": round(sum(mine.values()) / deployments / minutes, 2),
+        "operator_cpu_s_per_minute": round((after["cpu_s"] - before["cpu_s"]) / minutes, 2),
+        "operator_rss_mb": round(after["rss_mb"], 1),
+        "load": os.getloadavg(),
+    }
+    print(
+        f"steady state: {out['requests_per_deployment_per_minute']} requests per ModelDeployment per minute, "
+        f"operator CPU {out['operator_cpu_s_per_minute']} s per minute, RSS {out['operator_rss_mb']} MB",
+        flush=True,
+    )
+    for k, v in sorted(mine.items()):
+        print(f"    {k:40s} {v / deployments / minutes:8.3f} per deployment per minute", flush=True)
+    return out
+
+
 # --- the objects ----------------------------------------------------------------------------------
 def model_name(m: int) -> str:
     return f"m{m:02d}"
@@ -359,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deployments", type=int, default=200)
     parser.add_argument("--kwok-nodes", type=int, default=4)
     parser.add_argument("--source", choices=["file", "runs"], default="file")
+    parser.add_argument(
+        "--idle", type=float, default=70.0, help="seconds of steady state measured after the deployments (0: none)"
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="bound of each phase, seconds")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
@@ -488,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.timeout,
             )
             check_deployments(kube, args.deployments)
+            if args.idle:
+                results["steady"] = steady(kube, pid, audit, args.idle, args.deployments)
         results["operator_end"] = proc_figures(pid)
         results["load_end"] = os.getloadavg()
     finally:

@@ -355,6 +355,22 @@ def test_children_follow_the_spec_and_go_with_the_deployment(
     managers = {m["manager"]: m for m in dep["metadata"]["managedFields"]}
     assert "f:replicas" not in json.dumps(managers["modelship-operator"]["fieldsV1"]["f:spec"])  # the HPA's
 
+    # A Deployment deleted by hand comes back without waiting for the 10-minute resync: it is
+    # gone from the operator's watch, and the next tick after the grace applies it again.
+    kube.delete(path_for("apps/v1", "deployments", namespace, "auto-main"))
+
+    def back() -> bool:
+        try:
+            again = kube.get(path_for("apps/v1", "deployments", namespace, "auto-main"))
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            return False
+        return bool(again["metadata"]["uid"] != dep["metadata"]["uid"])
+
+    wait(back, 120, "the Deployment deleted by hand applied again")
+    wait_healthy(kube, namespace, "auto", main=1)
+
     kube.delete(path_for(API, "modeldeployments", namespace, "auto"))
 
     def gone() -> bool:

@@ -130,6 +130,11 @@ def build_kopf_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     settings.watching.server_timeout = config.watch_server_timeout
     settings.watching.client_timeout = config.watch_server_timeout + 60
     settings.watching.connect_timeout = 30
+    # Server-side label selectors: the operator watches the Deployments and pods of
+    # ModelDeployments only, not every one in the cluster (kopf's label filters on the
+    # handlers are client-side: every object would reach the operator first).
+    for resource, selector in modeldeployment.WATCH_SELECTORS.items():
+        settings.watching.label_selectors[resource] = selector
     settings.peering.standalone = config.peering_name is None
     settings.peering.clusterwide = config.clusterwide
     settings.peering.priority = peering_priority(config)

@@ -160,8 +160,9 @@ REQUIRED_RULES: tuple[Rule, ...] = (
     Rule(
         "",
         ("pods",),
-        ("list",),
-        "phase, readiness and failure reasons of trial and model-server pods, listed by label",
+        ("list", "watch"),
+        "trial pods' phase and failure reasons (listed by label); model-server pods' readiness and failure "
+        "reasons (kopf indexes them: list, watch, by the ModelDeployment label, selected server-side)",
     ),
     Rule(
         "",

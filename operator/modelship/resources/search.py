@@ -17,19 +17,14 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import optuna
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
-from optuna.trial import TrialState
+from typing import TYPE_CHECKING, Any
 
 from modelship.api import ExperimentSpec
 from modelship.api.experiment import ParameterSpace, SearchSpec
+
+if TYPE_CHECKING:  # optuna costs ~28 MB of RSS: imported where a search runs, not at the operator's start
+    import optuna
+    from optuna.distributions import BaseDistribution
 
 Scalar = str | int | float | bool
 
@@ -37,13 +32,8 @@ Scalar = str | int | float | bool
 # Phases of a trial as the status shows them; optuna's states for each.
 PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED = "Pending", "Running", "Succeeded", "Failed", "Stopped"
 ACTIVE = (PENDING, RUNNING)
-_STATES = {
-    PENDING: TrialState.RUNNING,
-    RUNNING: TrialState.RUNNING,
-    SUCCEEDED: TrialState.COMPLETE,
-    FAILED: TrialState.FAIL,
-    STOPPED: TrialState.PRUNED,
-}
+_STATES = {PENDING: "RUNNING", RUNNING: "RUNNING", SUCCEEDED: "COMPLETE", FAILED: "FAIL", STOPPED: "PRUNED"}
+"""optuna's ``TrialState`` member of each phase, by name (optuna is imported only when used)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +84,8 @@ def space_problems(spec: ExperimentSpec) -> list[str]:
 
 def distribution(space: ParameterSpace) -> BaseDistribution:
     """The optuna distribution of one parameter's range."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
     if space.type == "categorical":
         return CategoricalDistribution(list(space.values or ()))
     assert space.low is not None and space.high is not None
@@ -139,6 +131,8 @@ def seed_for(experiment_uid: str, number: int) -> int:
 
 
 def _sampler(search: SearchSpec, seed: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
     if search.algorithm == "grid":
         grid = {name: grid_values(space) for name, space in sorted(search.space.items())}
         return optuna.samplers.GridSampler(grid, seed=seed)
@@ -164,6 +158,9 @@ def build_study(
     """An in-memory study holding ``trials`` as optuna trials; ``taken_grid_ids`` are grid
     points of trials no longer listed (``status.earlierTrials``), added as finished trials
     so that the grid sampler never offers them again."""
+    import optuna
+    from optuna.trial import TrialState
+
     direction = search.objective.goal
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -180,7 +177,10 @@ def build_study(
 
 
 def _frozen(trial: Trial, dists: Mapping[str, BaseDistribution]) -> optuna.trial.FrozenTrial:
-    state = _STATES[trial.phase]
+    import optuna
+    from optuna.trial import TrialState
+
+    state = TrialState[_STATES[trial.phase]]
     if state == TrialState.COMPLETE and trial.objective is None:
         state = TrialState.FAIL
     params: dict[str, Any] = {}
@@ -201,6 +201,8 @@ def _frozen(trial: Trial, dists: Mapping[str, BaseDistribution]) -> optuna.trial
 
 def _fits(dist: BaseDistribution, value: Any) -> bool:
     """Whether a recorded value belongs to the distribution (the spec may have changed)."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+
     try:
         internal = dist.to_internal_repr(value)
     except (ValueError, TypeError):
@@ -270,6 +272,8 @@ def should_stop(spec: ExperimentSpec, trials: Sequence[Trial], candidate: Trial)
         return False
     if candidate.phase not in ACTIVE or not candidate.history:
         return False
+    import optuna
+
     rule = search.early_stopping
     others = [t for t in trials if t.number != candidate.number]
     study = build_study(search, others, seed=0, sampler=False)

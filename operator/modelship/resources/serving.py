@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -585,16 +585,90 @@ class ChildPlan:
         return hashlib.sha256(json.dumps(self.objects, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def may_have_strays(applied_before: bool, status: Mapping[str, Any] | None) -> bool:
+def may_have_strays(applied_digest: str | None, digest: str, status: Mapping[str, Any] | None) -> bool:
     """Whether children the plan no longer names may exist, so the prune must list them.
 
-    A ModelDeployment this process has applied before may have dropped a variant (the plan
-    changed, or the periodic resync looks again); one with variants in its status was
-    reconciled by an earlier operator. A new one (no apply yet, no status of variants) has
-    no children but the ones being applied: listing six kinds to find none cost six LIST
-    calls per new ModelDeployment.
+    ``applied_digest`` is the digest of the plan this process applied last (None: none yet).
+    A plan that changed since may have dropped a variant (or a canary, a route); a
+    ModelDeployment this process has not applied yet but with variants in its status was
+    reconciled by an earlier operator, which may have left some. A new one (no apply yet,
+    no status of variants) has no children but the ones being applied, and the periodic
+    resync of an unchanged plan has none either (its children carry our labels and owner,
+    and only a changed plan drops one): listing six kinds to find none cost six LIST calls
+    per ModelDeployment each time, every minute of its life at the resync.
     """
-    return applied_before or bool((status or {}).get("variants"))
+    if applied_digest is None:
+        return bool((status or {}).get("variants"))
+    return applied_digest != digest
+
+
+def apply_due(
+    applied: tuple[str, float] | None,
+    digest: str,
+    now: float,
+    missing: bool,
+    *,
+    resync: float,
+    grace: float,
+) -> bool:
+    """Whether to apply the children now: the plan (``digest``) changed since the last apply
+    (``applied``: its digest and when); a Deployment of the plan is ``missing`` from the
+    operator's watch ``grace`` seconds after that apply (deleted by hand: it comes back; the
+    grace lets the watch show our own apply first); or ``resync`` seconds went by (another
+    child deleted or edited by hand is put back; server-side apply of an unchanged object
+    changes nothing, but each is a request per child)."""
+    if applied is None or applied[0] != digest:
+        return True
+    if missing and applied[1] + grace < now:
+        return True
+    return applied[1] + resync < now
+
+
+def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """What :func:`pod_facts` reads of a model-server pod (kept in the operator's index of them)."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    containers = []
+    for c in status.get("containerStatuses") or []:
+        waiting = (c.get("state") or {}).get("waiting") or {}
+        last = (c.get("lastState") or {}).get("terminated") or {}
+        containers.append(
+            {
+                "restartCount": c.get("restartCount", 0),
+                "waiting": {k: waiting[k] for k in ("reason", "message") if k in waiting},
+                "terminated": {k: last[k] for k in ("exitCode", "reason", "message") if k in last},
+            }
+        )
+    return {
+        "name": meta.get("name"),
+        "version": (meta.get("labels") or {}).get(LABEL_VERSION),
+        "ready": any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []),
+        "containers": containers,
+    }
+
+
+FAILING_WAITS = ("ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError", "InvalidImageName")
+
+
+def pod_facts(pods: Iterable[Mapping[str, Any]], version: str | None) -> tuple[str | None, list[int]]:
+    """The model server's own words when pods of the current version keep failing, and the
+    versions its Ready pods serve meanwhile (``pods``: :func:`slim_pod` of the variant's pods)."""
+    failure: str | None = None
+    serving_versions: set[int] = set()
+    for pod in sorted(pods, key=lambda p: str(p.get("name"))):
+        pod_version = pod.get("version")
+        if pod.get("ready") and pod_version and str(pod_version).isdigit():
+            serving_versions.add(int(pod_version))
+        if failure is not None or (version and pod_version != version):
+            continue
+        for c in pod.get("containers") or ():
+            waiting, last = c.get("waiting") or {}, c.get("terminated") or {}
+            if c.get("restartCount", 0) > 0 and last:
+                text = (last.get("message") or last.get("reason") or "").strip()
+                failure = f"pod {pod['name']} exited {last.get('exitCode')}: {text[-600:]}"
+            elif waiting.get("reason") in FAILING_WAITS:
+                failure = f"pod {pod['name']}: {waiting['reason']}: {waiting.get('message', '')}"
+    return failure, sorted(serving_versions)
 
 
 def plan_children(
