@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -80,3 +81,61 @@ def test_the_index_walk_matches_too(
     monkeypatch.setattr(runsearch, "MANY_RUNS", 1)  # every search walks the metric's index
     test_every_page_matches_the_single_sorted_query(store, "big", ascending, "params.p = '1'", page)
     test_every_page_matches_the_single_sorted_query(store, "small", ascending, "", page)
+
+
+def test_the_index_walk_is_the_plan_sqlite_runs(
+    store: tuple[TrackingStore, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an index that covers (experiment, start time, run id), SQLite's planner chose to
+    scan the experiment's runs and sort them all (65 ms at 10,000 runs); the walk is the
+    metric's (key, value) index in order, the loop order a CROSS JOIN fixes."""
+    s, big, _ = store
+    monkeypatch.setattr(runsearch, "MANY_RUNS", 1)
+    seen: list[str] = []
+    with s.engine.connect() as c:
+
+        def capture(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            seen.append(statement)
+
+        from sqlalchemy import event
+
+        event.listen(s.engine, "before_cursor_execute", capture)
+        try:
+            runsearch.search_run_ids(c, [int(big)], ["active"], "", ["metrics.acc DESC"], RunPage(offset=0), 5)
+        finally:
+            event.remove(s.engine, "before_cursor_execute", capture)
+        walk = next(q for q in seen if "CROSS JOIN" in q)
+        plan = " | ".join(
+            str(row[-1]) for row in c.exec_driver_sql("EXPLAIN QUERY PLAN " + walk, ("acc", int(big), "active", 5, 0))
+        )
+    assert plan.startswith("SEARCH ob USING INDEX ix_latest_metrics_key_value"), plan
+
+
+@pytest.mark.parametrize(
+    "filter_string",
+    [
+        "metrics.acc > 0.4",
+        "metrics.acc >= 0.5",
+        "metrics.acc < 0.6",
+        "metrics.acc <= 0.5",
+        "metrics.acc = 0.5",
+        "metrics.acc < 2",  # the NaN passes no comparison, in either form
+        "metrics.acc > 0.4 and params.p = '1'",
+        "metrics.missing > 0",
+    ],
+)
+@pytest.mark.parametrize("selective", [-1, runsearch.SELECTIVE])
+def test_a_selective_metric_filter_finds_what_exists_finds(
+    store: tuple[TrackingStore, str, str], monkeypatch: pytest.MonkeyPatch, filter_string: str, selective: int
+) -> None:
+    """``IN`` from the metric's index (few matches) and the per-run ``EXISTS`` (many): same runs."""
+    s, big, _ = store
+    monkeypatch.setattr(runsearch, "SELECTIVE", selective)  # -1: nothing counts as selective
+    r = t.runs.c
+    scope = select(r.run_uuid).where(r.experiment_id == int(big), r.lifecycle_stage == "active")
+    with s.engine.connect() as c:
+        clauses = runsearch.parse_filter(filter_string)
+        fast = scope.where(*[runsearch.run_condition(cl, c) for cl in clauses])
+        slow = scope.where(*[runsearch.run_condition(cl) for cl in clauses])
+        assert ("IN (SELECT" in str(fast.compile(dialect=c.dialect))) == (selective >= 0)
+        assert sorted(c.execute(fast).scalars()) == sorted(c.execute(slow).scalars())

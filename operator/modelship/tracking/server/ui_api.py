@@ -143,11 +143,11 @@ def count_runs(store: TrackingStore, experiment_ids: list[str], filter_string: s
     """How many active runs of the experiments match the filter (MLflow's search syntax):
     what paging through ``runs/search`` would find, told before the pages are loaded."""
     r = t.runs.c
-    conditions = [run_condition(clause) for clause in parse_filter(filter_string)]
-    q = select(func.count()).where(
-        r.experiment_id.in_(experiment_ints(experiment_ids)), r.lifecycle_stage.in_(view_type(None)), *conditions
-    )
     with store.engine.connect() as c:
+        conditions = [run_condition(clause, c) for clause in parse_filter(filter_string)]
+        q = select(func.count()).where(
+            r.experiment_id.in_(experiment_ints(experiment_ids)), r.lifecycle_stage.in_(view_type(None)), *conditions
+        )
         return int(c.execute(q).scalar_one())
 
 
