@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,11 @@ TIMEOUT_MS = int(os.environ.get("UI_BENCH_TIMEOUT_MS", "300000"))
 def start(command: list[str], log: Path, url: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True)
-    wait_http(url + "/health", proc, timeout=180, log=log)
+    try:
+        wait_http(url + "/health", proc, timeout=180, log=log)
+    except BaseException:  # not yet the caller's to stop: a SIGTERM while it starts included
+        stop(proc)
+        raise
     return proc
 
 
@@ -210,6 +215,10 @@ def verify(urls: dict[str, str], seeded: dict[str, Any], data: Data) -> dict[str
                 f"{kind}: the big run's latest metric is {big['metrics']}, not {HISTORY_METRIC} at {last_step}"
             )
         found[kind] = {"runs": len(ids), "spot_run": name, "big_run_last": big["metrics"][0]}
+    page = httpx.get(urls["modelship"] + "/", timeout=30).raise_for_status().text
+    if "is not built in this installation" in page:
+        # Otherwise every step of ours waits for a table that never comes, and times out.
+        raise SystemExit("modelship: the web UI is not built; run `bash scripts/setup.sh` (npm ci, npm run build)")
     print("verified through both REST APIs:", found, flush=True)
     return found
 
@@ -386,6 +395,9 @@ class Load:
 
 
 def main() -> None:
+    # A SIGTERM (timeout, kill) unwinds through the finally below, which stops both servers;
+    # by default it would end this process alone and leave them running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--params", type=int, default=20)
