@@ -29,7 +29,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 RUN python3 -m venv /opt/venv \
  && mkdir -p operator/modelship && touch operator/modelship/__init__.py \
- && /opt/venv/bin/pip install . \
+ && /opt/venv/bin/pip install '.[train]' \
  && /opt/venv/bin/pip uninstall -y modelship \
  && rm -rf operator build
 COPY operator ./operator
@@ -51,6 +51,9 @@ RUN apt-get update \
 RUN groupadd --gid 10001 modelship \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin modelship
 COPY --from=builder /opt/venv /opt/venv
+# The example MLprojects, which an Experiment runs from the image (spec.project.path), e.g.
+# the quickstart's /opt/modelship/examples/iris; the train extra gave the venv their mlflow.
+COPY manifests/examples /opt/modelship/examples
 # pip compiled the bytecode at install time: the root filesystem can be read-only.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

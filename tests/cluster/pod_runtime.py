@@ -25,6 +25,8 @@ from tests.cluster.mountpoints import MOUNT_POINTS
 from tests.cluster.network import BedNetwork
 
 LAUNCHER = str(Path(__file__).with_name("launch.py"))
+# The checkout the bed runs from: the project image's files (podspec.PROJECT_IMAGE_FILES) are its directories.
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def now_rfc3339() -> str:
@@ -284,6 +286,7 @@ class PodRuntime:
                 "readOnly": False,
             },
         ]
+        mounts += podspec.image_files(c.spec.get("image", ""), str(REPOSITORY))
         for vm in c.spec.get("volumeMounts") or []:
             if self.volume_dirs is None or vm["name"] not in self.volume_dirs:
                 raise podspec.ConfigError(f"volumeMount {vm['name']!r} names no volume of the pod")

@@ -14,6 +14,9 @@ from typing import Any
 # The project's image, mapped onto its own virtual environment.
 PROJECT_IMAGE_NAME = "modelship"
 PROJECT_ENTRYPOINT = ["modelship"]
+# What the Dockerfile COPYs into the image besides the venv (image path -> the repository's
+# directory), bind-mounted read-only into the bed's containers of that image.
+PROJECT_IMAGE_FILES = {"/opt/modelship/examples": "manifests/examples"}
 
 
 def coredns_image(versions: dict[str, str]) -> str:
@@ -51,6 +54,16 @@ def normalize_image(image: str) -> str:
 def is_project_image(image: str) -> bool:
     """Images whose repository is named ``modelship`` (any registry, any tag)."""
     return image_repository(image).rsplit("/", 1)[-1] == PROJECT_IMAGE_NAME
+
+
+def image_files(image: str, repository: str) -> list[dict[str, Any]]:
+    """The read-only mounts that give a container of ``image`` the files the real image carries."""
+    if not is_project_image(image):
+        return []
+    return [
+        {"source": f"{repository}/{source}", "target": target, "readOnly": True}
+        for target, source in sorted(PROJECT_IMAGE_FILES.items())
+    ]
 
 
 def image_allowed(image: str, upstream: dict[str, str] | None = None) -> bool:

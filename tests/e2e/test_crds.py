@@ -118,6 +118,14 @@ BAD = [
     ),
     (_with(EXPERIMENT, ["spec", "project"], {"entryPoint": "main"}), "project needs git, image, or both"),
     (
+        _with(EXPERIMENT, ["spec", "project"], {"git": {"url": "file:///src"}, "path": "/opt/modelship/examples/iris"}),
+        "path names an MLproject inside the image; for one checked out of git, use git.path",
+    ),
+    (
+        _with(EXPERIMENT, ["spec", "project"], {"image": "ghcr.io/modelship/modelship:dev", "path": "iris"}),
+        "should match '^/'",
+    ),
+    (
         _with(EXPERIMENT, ["spec", "search", "space"], {}),
         "spec.search.space: Invalid value: 0: spec.search.space in body should have at least 1 properties",
     ),

@@ -35,6 +35,7 @@ import pytest
 from tests.cluster.bed import Bed
 from tests.cluster.kubeapi import KubeApi, path_for
 from tests.conftest import wait
+from tests.e2e.test_modeldeployment import predict
 from tests.unit.test_install import HELM, INSTALL, ROOT
 
 from modelship.api import KINDS
@@ -155,9 +156,20 @@ def _numbered(api: KubeApi, namespace: str) -> int:
     return int(status)
 
 
-def _numbered_already(api: KubeApi, namespace: str, name: str) -> bool:
-    obj = api.get(path_for("modelship.io/v1alpha1", "modelversions", namespace, name))
-    return isinstance((obj.get("status") or {}).get("version"), int)
+def _condition(obj: dict[str, Any], ctype: str) -> str | None:
+    return next((c["status"] for c in (obj.get("status") or {}).get("conditions") or () if c["type"] == ctype), None)
+
+
+def _quickstart_registered(api: KubeApi, namespace: str) -> str | None:
+    """The ModelVersion the quickstart's Experiment registered, once it did; a failed run fails here."""
+    status = api.get(path_for("modelship.io/v1alpha1", "experiments", namespace, "quickstart")).get("status") or {}
+    assert status.get("phase") != "Failed", status
+    return status.get("modelVersion") if _condition({"status": status}, "Registered") == "True" else None
+
+
+def _staged(api: KubeApi, namespace: str, name: str) -> bool:
+    status = api.get(path_for("modelship.io/v1alpha1", "modelversions", namespace, name)).get("status") or {}
+    return isinstance(status.get("version"), int) and status.get("stage") == "Staging"
 
 
 def _restricted_namespace(api: KubeApi) -> str:
@@ -274,12 +286,21 @@ def test_kubectl_install_then_helm_adopts_it(clean_bed: Bed, admin: Admin, api: 
         # The README's CRD-only command: every file of crds/ is a CRD and applies server-side.
         admin.kubectl("apply", "--server-side", "-f", "crds/")
 
-        # The README's next step: the quickstart applies, and `kubectl get modelship` lists one of each kind.
+        # The README's next step: the quickstart trains the iris MLproject the image carries,
+        # registers its model, which reaches Staging through its gate, and the ModelDeployment
+        # serves it; `kubectl get modelship` then lists one object of each kind.
         user = _restricted_namespace(api)
         admin.kubectl("apply", "-n", user, "-k", "manifests/examples/quickstart")
+        started = time.monotonic()
+        version = wait(lambda: _quickstart_registered(api, user), 600, "the quickstart trained and registered")
+        wait(lambda: _staged(api, user, version), 180, f"ModelVersion {version} at Staging")
         listed = admin.kubectl("get", "modelship", "-n", user, "-o", "name").stdout.split()
         assert sorted(name.split(".", 1)[0] for name in listed) == sorted(k.kind.lower() for k in KINDS), listed
-        wait(lambda: _numbered_already(api, user, "quickstart-v1"), 180, "the quickstart's ModelVersion numbered")
+        deployment = path_for("modelship.io/v1alpha1", "modeldeployments", user, "quickstart")
+        wait(lambda: _condition(api.get(deployment), "Ready") == "True", 300, "the quickstart's ModelDeployment Ready")
+        host = api.get(path_for("v1", "services", user, "quickstart"))["spec"]["clusterIP"]
+        wait(lambda: predict(host, 80)[0] == 200, 60, "a prediction through the quickstart's Service")
+        print(f"quickstart trained, registered and served: {time.monotonic() - started:.0f}s")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- pods\n{_diagnose(api, clean_bed)}") from None
     finally:

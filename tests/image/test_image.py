@@ -166,3 +166,59 @@ def test_the_tracking_server_serves_the_web_ui_built_in_the_image(container: str
     finally:
         log = server.stop()
     assert get(f"http://127.0.0.1:{port}/health") is None, log
+
+
+def test_the_quickstart_trains_the_example_the_image_carries(container: str) -> None:
+    """What the quickstart's trial pod runs (`spec.project.path`): the image's iris MLproject
+    under `modelship run`, logging through the image's mlflow client to a tracking server (the
+    image's too); the run ends FINISHED with its metrics and a logged model."""
+    port = free_port()
+    server = Server(
+        container,
+        "modelship",
+        "tracking-server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        "sqlite:////tmp/train.db",
+        "--artifacts-destination",
+        "/tmp/train-artifacts",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait(lambda: (r := get(f"{url}/health")) is not None and r.status_code == 200, 300, "/health")
+        bah(
+            "run",
+            "--isolation",
+            "chroot",
+            "--user",
+            USER,
+            "--env",
+            f"MLFLOW_TRACKING_URI={url}",
+            container,
+            "--",
+            "modelship",
+            "run",
+            "/opt/modelship/examples/iris",
+            "-e",
+            "main",
+            "-P",
+            "max_iter=40",
+            timeout=600,
+        )
+        found = httpx.post(f"{url}/api/2.0/mlflow/runs/search", json={"experiment_ids": ["0"]}, timeout=30).json()
+        (logged,) = found["runs"]
+        assert logged["info"]["status"] == "FINISHED", logged["info"]
+        metrics = {m["key"]: m["value"] for m in logged["data"]["metrics"]}
+        assert metrics["accuracy"] > 0.8, metrics
+        listed = httpx.get(
+            f"{url}/api/2.0/mlflow/artifacts/list",
+            params={"run_id": logged["info"]["run_id"], "path": "model"},
+            timeout=30,
+        ).json()
+        assert "model/MLmodel" in {f["path"] for f in listed.get("files", [])}, listed
+    finally:
+        log = server.stop()
+    assert get(f"{url}/health") is None, log

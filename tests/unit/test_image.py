@@ -125,3 +125,29 @@ def test_the_storage_and_the_cache_are_outside_the_repository() -> None:
     assert store == "/var/tmp/modelship-image"
     for path in (store, cache):
         assert ROOT not in Path(path).resolve().parents
+
+
+def test_the_image_carries_the_files_the_bed_mounts_for_it() -> None:
+    """The bed stands in for the image with the checkout (tests/cluster/podspec.py): every
+    directory it mounts is one the Dockerfile COPYs to the same place, and .dockerignore lets in."""
+    from tests.cluster.podspec import PROJECT_IMAGE_FILES
+
+    copies = {tuple(rest.split()[-2:]) for word, rest in instructions() if word == "COPY" and "--from" not in rest}
+    for target, source in PROJECT_IMAGE_FILES.items():
+        assert (source, target) in copies, f"the Dockerfile does not COPY {source} {target}"
+        assert f"!{source}/" in (ROOT / ".dockerignore").read_text().splitlines()
+
+
+def test_the_image_has_the_mlflow_client_the_examples_import() -> None:
+    """The examples' trainers import mlflow: the image installs the train extra, whose
+    mlflow-skinny is the release of the test extra's mlflow (the client the tests prove)."""
+    import tomllib
+
+    runs = " ".join(rest for word, rest in instructions() if word == "RUN")
+    assert "pip install '.[train]'" in runs
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    (skinny,) = extras["train"]
+    (mlflow,) = [d for d in extras["test"] if d.startswith("mlflow==")]
+    assert skinny.removeprefix("mlflow-skinny==") == mlflow.removeprefix("mlflow==")
+    for example in sorted((ROOT / "manifests" / "examples").glob("*/train.py")):
+        assert "import mlflow" in example.read_text(), example

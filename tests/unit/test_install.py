@@ -862,8 +862,17 @@ def _example_objects() -> list[dict[str, Any]]:
     return [doc for path in sorted(EXAMPLES.glob("*.yaml")) if path.name != "kustomization.yaml" for doc in _docs(path)]
 
 
-def test_quickstart_has_one_of_each_kind() -> None:
-    assert sorted(o["kind"] for o in _example_objects()) == sorted(k.kind for k in KINDS)
+def test_quickstart_makes_one_of_each_kind() -> None:
+    """Every kind is applied but the ModelVersion, which the Experiment registers: the model the
+    ModelDeployment serves is the one trained from the MLproject in the image."""
+    objects = {o["kind"]: o for o in _example_objects()}
+    assert sorted(objects) == sorted(k.kind for k in KINDS if k.kind != "ModelVersion")
+    experiment, deployment = objects["Experiment"]["spec"], objects["ModelDeployment"]["spec"]
+    assert experiment["project"]["path"].startswith("/opt/modelship/examples/")
+    example = ROOT / "manifests" / "examples" / experiment["project"]["path"].removeprefix("/opt/modelship/examples/")
+    assert (example / "MLproject").is_file()
+    assert experiment["register"]["modelName"] == deployment["model"] == objects["RegisteredModel"]["spec"]["model"]
+    assert [v["stage"] for v in deployment["variants"]] == [experiment["register"]["stage"]]
 
 
 @pytest.mark.parametrize("obj", _example_objects(), ids=lambda o: o["kind"])

@@ -34,6 +34,10 @@ class ProjectSource(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": cel(
             ("has(self.git) || has(self.image)", "project needs git, image, or both"),
+            (
+                "!(has(self.git) && has(self.path))",
+                "path names an MLproject inside the image; for one checked out of git, use git.path",
+            ),
         )
     }
 
@@ -41,6 +45,14 @@ class ProjectSource(ApiModel):
     image: str | None = Field(
         default=None,
         description="Container image of the trainer; with git, the image the code runs in.",
+        max_length=1024,
+    )
+    path: str | None = Field(
+        default=None,
+        description="Absolute directory of the MLproject inside the image, when it is not checked out of git "
+        "(default: the image's working directory). Modelship's image carries its examples there, e.g. "
+        "/opt/modelship/examples/iris.",
+        pattern="^/",
         max_length=1024,
     )
     entry_point: str = Field(default="main", description="MLproject entry point to run.", max_length=256)

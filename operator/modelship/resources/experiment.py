@@ -182,7 +182,8 @@ def build_trial_job(
         )
         project_dir = SOURCE_DIR if git.path in ("", ".") else f"{SOURCE_DIR}/{git.path.strip('/')}"
     else:
-        project_dir = "."
+        # An MLproject baked into the image: its own path, or the image's working directory.
+        project_dir = spec.project.path or "."
     sidecar: dict[str, Any] = {
         "name": SIDECAR,
         "image": image,

@@ -156,6 +156,37 @@ def test_image_only_project_and_extras() -> None:
 
 
 @pytest.mark.parametrize(
+    ("project", "directory"),
+    [
+        ({"image": "me/trainer:2"}, "."),  # the image's working directory, as `mlflow run` in its docker env
+        (
+            {"image": "ghcr.io/modelship/modelship:dev", "path": "/opt/modelship/examples/iris"},
+            "/opt/modelship/examples/iris",
+        ),
+        ({"path": "/srv/project"}, "/srv/project"),  # the operator's default image
+    ],
+)
+def test_an_mlproject_inside_the_image(project: dict[str, str], directory: str) -> None:
+    job = build_trial_job(
+        OWNER,
+        spec(project=project, evaluate={"data": "data/test.csv", "targets": "y", "modelType": "classifier"}),
+        number=0,
+        parameters={},
+        run_id="r",
+        experiment_id="1",
+        tracking_url="http://t",
+        default_image="d:1",
+    )
+    pod = job["spec"]["template"]["spec"]
+    # Nothing to check out; with spec.evaluate the trainer runs first, as an init container.
+    assert [c["name"] for c in pod["initContainers"]] == ["tracking", "trainer"]
+    trainer, (evaluate,) = pod["initContainers"][1], pod["containers"]
+    assert trainer["command"][:3] == ["modelship", "run", directory]
+    # A relative evaluation data path is one of the project's directory.
+    assert evaluate.get("workingDir") == (directory if directory.startswith("/") else None)
+
+
+@pytest.mark.parametrize(
     ("experiment", "model", "expected"),
     [("iris", "iris", "iris-iris-01234567"), ("iris", "Iris_Classifier.v2", "iris-iris-classifier-v2-01234567")],
 )

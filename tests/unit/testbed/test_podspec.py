@@ -31,6 +31,26 @@ def test_image_allowed(image: str, allowed: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("image", "mounts"),
+    [
+        (
+            "ghcr.io/modelship/modelship:0.1.0",
+            [{"source": "/repo/manifests/examples", "target": "/opt/modelship/examples", "readOnly": True}],
+        ),
+        (
+            "modelship@sha256:abc",
+            [{"source": "/repo/manifests/examples", "target": "/opt/modelship/examples", "readOnly": True}],
+        ),
+        ("registry.k8s.io/coredns/coredns:v1.15.0", []),
+        ("", []),
+    ],
+)
+def test_image_files(image: str, mounts: list[dict[str, object]]) -> None:
+    """The project image's examples are the checkout's, read-only; other images carry nothing of ours."""
+    assert podspec.image_files(image, "/repo") == mounts
+
+
+@pytest.mark.parametrize(
     ("value", "env", "expected"),
     [
         ("$(A)-$(B)", {"A": "1", "B": "2"}, "1-2"),
