@@ -118,9 +118,19 @@ def model_version(
 def endpoint_slice(service: str, port: int, pod: str, address: str = "127.0.0.1") -> dict[str, Any]:
     """An EndpointSlice of namespace ml with one Ready model-server pod at ``address:port``."""
     return {
-        "metadata": {"name": f"{service}-x", "namespace": "ml", "labels": {"kubernetes.io/service-name": service}},
+        "metadata": {
+            "name": f"{service}-x",
+            "namespace": "ml",
+            "labels": {
+                "kubernetes.io/service-name": service,
+                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+            },
+        },
+        "addressType": "IPv4",
         "ports": [{"name": "http", "port": port}],
-        "endpoints": [{"addresses": [address], "conditions": {"ready": True}, "targetRef": {"name": pod}}],
+        "endpoints": [
+            {"addresses": [address], "conditions": {"ready": True}, "targetRef": {"kind": "Pod", "name": pod}}
+        ],
     }
 
 

@@ -59,27 +59,42 @@ def test_figures(current: dict[str, Snapshot], history: dict[str, Any], expected
     assert {k: out[k] for k in expected} == expected
 
 
-def test_endpoints_of_keeps_ready_addresses_by_service() -> None:
-    def slice_(service: str, port: int | None, *endpoints: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "metadata": {"labels": {"kubernetes.io/service-name": service}},
-            "ports": [] if port is None else [{"name": "http", "port": port}],
-            "endpoints": list(endpoints),
-        }
+CONTROLLER = {"endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
 
-    ready = {"addresses": ["10.0.0.2"], "conditions": {"ready": True}, "targetRef": {"name": "pod-b"}}
+
+def slice_(
+    service: str, port: int | None, *endpoints: dict[str, Any], address_type: str = "IPv4", **labels: str
+) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": {"kubernetes.io/service-name": service, **CONTROLLER, **labels}},
+        "addressType": address_type,
+        "ports": [] if port is None else [{"name": "http", "port": port}],
+        "endpoints": list(endpoints),
+    }
+
+
+def pod(name: str, *addresses: str, **conditions: bool) -> dict[str, Any]:
+    return {
+        "addresses": list(addresses),
+        "conditions": conditions or {"ready": True},
+        "targetRef": {"kind": "Pod", "name": name, "namespace": "ml"},
+    }
+
+
+def test_endpoints_of_keeps_ready_addresses_by_service() -> None:
+    ready = pod("pod-b", "10.0.0.2")
     out = endpoints_of(
         [
             slice_(
                 "d-blue",
                 8080,
                 ready,
-                {"addresses": ["10.0.0.1"], "conditions": {"ready": True}, "targetRef": {"name": "pod-a"}},
-                {"addresses": ["10.0.0.3"], "conditions": {"ready": False}},
-                {"addresses": ["10.0.0.4"], "conditions": {"ready": True, "terminating": True}},
+                pod("pod-a", "10.0.0.1"),
+                pod("pod-c", "10.0.0.3", ready=False),
+                pod("pod-d", "10.0.0.4", ready=True, terminating=True),
             ),
-            slice_("d-blue-canary", None, {"addresses": ["fd00::5"]}),
-            {"metadata": {}, "endpoints": [ready]},  # no Service label: not ours to read
+            slice_("d-blue-canary", None, pod("", "fd00::5"), address_type="IPv6"),
+            {"metadata": {}, "addressType": "IPv4", "endpoints": [ready]},  # no Service label: not ours to read
         ]
     )
     assert out == {
@@ -88,6 +103,37 @@ def test_endpoints_of_keeps_ready_addresses_by_service() -> None:
     }
     assert out["d-blue-canary"][0].url == "http://[fd00::5]:8080/metrics"
     assert services_of("d", "blue") == ("d-blue", "d-blue-canary")
+
+
+@pytest.mark.parametrize(
+    ("written", "why"),
+    [
+        (
+            slice_("d-blue", 8080, pod("p", "10.0.0.9"), **{"endpointslice.kubernetes.io/managed-by": "me"}),
+            "not the controller's",
+        ),
+        (
+            {
+                **slice_("d-blue", 8080, pod("p", "10.0.0.9")),
+                "metadata": {"labels": {"kubernetes.io/service-name": "d-blue"}},
+            },
+            "no managed-by",
+        ),
+        (slice_("d-blue", 8080, pod("p", "metadata.internal"), address_type="FQDN"), "a host name"),
+        (slice_("d-blue", 8080, {**pod("p", "10.0.0.9"), "targetRef": {"kind": "Node", "name": "n"}}), "not a pod"),
+        (slice_("d-blue", 8080, {"addresses": ["10.0.0.9"], "conditions": {"ready": True}}), "no targetRef"),
+        (slice_("d-blue", 8080, pod("p", "169.254.169.254")), "link-local: a cloud's metadata service"),
+        (slice_("d-blue", 8080, pod("p", "fe80::1"), address_type="IPv6"), "link-local"),
+        (slice_("d-blue", 8080, pod("p", "0.0.0.0")), "unspecified"),
+        (slice_("d-blue", 8080, pod("p", "224.0.0.1")), "multicast"),
+        (slice_("d-blue", 8080, pod("p", "evil.example")), "not an IP in an IPv4 slice"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_endpoints_of_fetches_only_pod_ips_the_controller_wrote(written: dict[str, Any], why: str) -> None:
+    """The tracking server GETs what this returns: a writer of EndpointSlices must not be able to
+    point it at another host."""
+    assert endpoints_of([written]) == {}, why
 
 
 @pytest.fixture

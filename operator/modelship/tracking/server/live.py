@@ -8,7 +8,8 @@ may be closed. So the tracking server scrapes, and only while the page asks:
 
 - a variant's Ready pods are the addresses of its Services' EndpointSlices (the stable
   Service and the canary's), read through the registry reader (``list`` on
-  ``endpointslices``: addresses and readiness, not pod specs with their environment);
+  ``endpointslices``: addresses and readiness, not pod specs with their environment); only
+  pod IPs that Kubernetes' EndpointSlice controller wrote are fetched (:func:`endpoints_of`);
 - each pod's ``/metrics`` is fetched with a short timeout (1 s), a few at a time, at most
   :data:`MAX_PODS` per variant; a ModelDeployment's figures are cached for ``ttl``
   seconds (5), so many open pages cost one scrape;
@@ -26,6 +27,7 @@ remembered (the least recently seen are forgotten first).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -46,6 +48,8 @@ MAX_PODS = 50
 MAX_TRACKED = 2000
 """Pods whose samples are remembered."""
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+ENDPOINTSLICE_CONTROLLER = "endpointslice-controller.k8s.io"
 
 
 @dataclass(frozen=True)
@@ -63,23 +67,49 @@ class Endpoint:
         return f"http://{host}:{self.port}/metrics"
 
 
+def _pod_address(address: object) -> str | None:
+    """An address the tracking server may fetch ``/metrics`` from: an IP, never a host name, a
+    link-local (a cloud's metadata service), multicast, unspecified or reserved one. Loopback
+    stays allowed: in a pod it is the tracking server's own, the request is a GET of the fixed
+    path /metrics, and the tests' model servers listen there."""
+    try:
+        ip = ipaddress.ip_address(str(address))
+    except ValueError:
+        return None
+    if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        return None
+    return str(ip)
+
+
 def endpoints_of(slices: Iterable[Mapping[str, Any]]) -> dict[str, list[Endpoint]]:
-    """The Ready, not terminating endpoints of EndpointSlices, by the Service they belong to.
-    The port is the slice's port named ``http`` (the model server's), else the server's own."""
+    """The Ready, not terminating pod endpoints of EndpointSlices, by the Service they belong to.
+    The port is the slice's port named ``http`` (the model server's), else the server's own.
+
+    The tracking server sends a GET to what it finds here, so only what Kubernetes' own
+    EndpointSlice controller wrote about pods counts: a slice someone else made (for a Service
+    without a selector), an FQDN slice, an endpoint that is not a pod, and an address that is
+    no pod's (:func:`_pod_address`) are skipped, so a writer of EndpointSlices cannot point the
+    server at another host."""
     out: dict[str, list[Endpoint]] = {}
     for s in slices:
-        service = ((s.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
-        if not service:
+        labels = (s.get("metadata") or {}).get("labels") or {}
+        service = labels.get(SERVICE_NAME_LABEL)
+        if not service or labels.get(MANAGED_BY_LABEL) != ENDPOINTSLICE_CONTROLLER:
+            continue
+        if s.get("addressType") not in ("IPv4", "IPv6"):
             continue
         ports = s.get("ports") or []
         port = next((p.get("port") for p in ports if p.get("name") == "http"), None) or SERVER_PORT
         for e in s.get("endpoints") or []:
             cond = e.get("conditions") or {}
-            if cond.get("ready") is False or cond.get("terminating"):
+            ref = e.get("targetRef") or {}
+            if cond.get("ready") is False or cond.get("terminating") or ref.get("kind") != "Pod":
                 continue
-            pod = str((e.get("targetRef") or {}).get("name") or "")
+            pod = str(ref.get("name") or "")
             for address in e.get("addresses") or []:
-                out.setdefault(str(service), []).append(Endpoint(pod or str(address), str(address), int(port)))
+                ip = _pod_address(address)
+                if ip is not None:
+                    out.setdefault(str(service), []).append(Endpoint(pod or ip, ip, int(port)))
     for eps in out.values():
         eps.sort(key=lambda e: (e.pod, e.address))
     return out
