@@ -60,6 +60,10 @@ fi
 # luahealth runs the Argo CD health checks (manifests/argocd) under gopher-lua, the Lua of
 # Argo CD; built from the Go module proxy into the same cache, keyed by version and source.
 log "luahealth $(.venv/bin/python -m tests.argocd.luahealth)"
+# podsecurity runs k8s.io/pod-security-admission, the API server's own Pod Security library,
+# over every pod the chart and the operator make (tests/unit/test_pod_security.py); built from
+# the Go module proxy into the same cache, keyed by the library's version and the source.
+log "podsecurity $(.venv/bin/python -m tests.tools.podsecurity)"
 # kubeconform (Go module proxy) and the JSON schemas of the pinned Kubernetes release, made
 # from that release's own OpenAPI document in the k8s.io/kubernetes module (nothing else downloaded).
 log "kubeconform and schemas $(.venv/bin/python -m tests.tools.kubeconform)"

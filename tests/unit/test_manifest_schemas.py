@@ -2,8 +2,9 @@
 ``kubeconform -strict`` of every rendered value set and of manifests/ against the schemas of
 the pinned Kubernetes release, generated from that release's own OpenAPI document
 (tests/tools/kubeconform.py). kube-linter is not among them: the Go module proxy does not
-serve golang.stackrox.io/kube-linter; test_pod_security.py checks Pod Security ``restricted``
-instead, and the e2e suite has the API server enforce it.
+serve golang.stackrox.io/kube-linter; test_pod_security.py runs the Pod Security library
+(k8s.io/pod-security-admission, tests/tools/podsecurity.py) at ``restricted`` instead, and the
+e2e suite has the API server enforce it.
 """
 
 from __future__ import annotations
