@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from tests.tools import podsecurity
 from tests.tools.kubeconform import kubernetes_version
 from tests.unit.experiments.helpers import spec as experiment_spec
@@ -173,6 +176,20 @@ def test_the_library_reports_every_failed_check_at_restricted() -> None:
         "hostPath volumes",
         "hostPort",
     }
+
+
+def test_lists_are_read_item_by_item_and_a_misspelt_field_is_an_error(tmp_path: Path) -> None:
+    """A v1 List (what ``kubectl get -o yaml`` prints) is checked item by item; decoding is
+    strict, so a misspelt field (which would otherwise be dropped unseen) stops the check."""
+    job = _trial_job()
+    status, results = podsecurity.check([{"apiVersion": "v1", "kind": "List", "items": [job]}])
+    assert status == 0 and [r.key for r in results] == [f"Job/{job['metadata']['name']}"]
+    job["spec"]["template"]["spec"]["securityContext"]["runAsNonroot"] = True
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(job))
+    done = subprocess.run([str(podsecurity.binary()), str(bad)], capture_output=True, text=True, check=False)
+    assert done.returncode == 2, done
+    assert 'unknown field "spec.template.spec.securityContext.runAsNonroot"' in done.stderr
 
 
 def test_resource_gaps_names_each_container() -> None:
