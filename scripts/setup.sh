@@ -50,16 +50,38 @@ if [ "$(cat "$UI_OUT/.source-hash" 2>/dev/null)" != "$ui_hash" ]; then
 fi
 
 # helm renders the chart in the unit tests; built from the Go module proxy like the bed.
+# Its ldflags carry what helm's own Makefile puts there: its version (`helm version`), and a
+# Kubernetes release for .Capabilities.KubeVersion when no cluster is asked (`helm template`,
+# `helm lint`): without it helm assumes v1.20 and the chart's `kubeVersion: >=1.30.0-0` refuses
+# to render. That release is the bed's (tests/cluster/build.sh), where helm's Makefile would
+# take its client-go's. A stamp of the flags rebuilds a helm built with others.
 HELM_VERSION="${MODELSHIP_HELM_VERSION:-v3.16.4}"
 HELM_DIR="${MODELSHIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}/tools/helm-${HELM_VERSION}"
-if [ ! -x "$HELM_DIR/helm" ]; then
-  log "building helm ${HELM_VERSION}"
-  GOBIN="$HELM_DIR" GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" >&2
+K8S_PIN="$(sed -n 's/^K8S_VERSION="${MODELSHIP_K8S_VERSION:-v\([0-9]*\)\.\([0-9]*\)\.[0-9]*}"$/\1 \2/p' tests/cluster/build.sh)"
+read -r K8S_MAJOR K8S_MINOR <<< "$K8S_PIN"
+[ -n "$K8S_MINOR" ] || { echo "setup: no K8S_VERSION pin in tests/cluster/build.sh" >&2; exit 1; }
+HELM_LDFLAGS="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+for pkg in pkg/chartutil pkg/lint/rules; do
+  HELM_LDFLAGS+=" -X helm.sh/helm/v3/${pkg}.k8sVersionMajor=${K8S_MAJOR} -X helm.sh/helm/v3/${pkg}.k8sVersionMinor=${K8S_MINOR}"
+done
+if [ ! -x "$HELM_DIR/helm" ] || [ "$(cat "$HELM_DIR/.ldflags" 2>/dev/null)" != "$HELM_LDFLAGS" ]; then
+  log "building helm ${HELM_VERSION} for Kubernetes ${K8S_MAJOR}.${K8S_MINOR}"
+  # Built aside (a name no helm-*/helm glob finds), then renamed into place: a helm that
+  # another process runs or looks up is never half written.
+  aside="$(dirname "$HELM_DIR")/.building-helm-${HELM_VERSION}"
+  rm -rf "$aside" && mkdir -p "$HELM_DIR"
+  GOBIN="$aside" GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath -ldflags "$HELM_LDFLAGS" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" >&2
+  mv -f "$aside/helm" "$HELM_DIR/helm" && rmdir "$aside"
+  echo "$HELM_LDFLAGS" > "$HELM_DIR/.ldflags"
 fi
 
 # luahealth runs the Argo CD health checks (manifests/argocd) under gopher-lua, the Lua of
 # Argo CD; built from the Go module proxy into the same cache, keyed by version and source.
 log "luahealth $(.venv/bin/python -m tests.argocd.luahealth)"
+# podsecurity runs k8s.io/pod-security-admission, the API server's own Pod Security library,
+# over every pod the chart and the operator make (tests/unit/test_pod_security.py); built from
+# the Go module proxy into the same cache, keyed by the library's version and the source.
+log "podsecurity $(.venv/bin/python -m tests.tools.podsecurity)"
 # kubeconform (Go module proxy) and the JSON schemas of the pinned Kubernetes release, made
 # from that release's own OpenAPI document in the k8s.io/kubernetes module (nothing else downloaded).
 log "kubeconform and schemas $(.venv/bin/python -m tests.tools.kubeconform)"

@@ -31,6 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 STORE = Path(os.environ.get("MODELSHIP_IMAGE_STORE", "/var/tmp/modelship-image"))
 USER = "10001:10001"
 BUILD_TIMEOUT_S = 3 * 3600  # a bound for a cold build on a loaded machine, not an expectation
+# The suite's 600 s per test (pyproject) covers a test's fixtures too: the first test here
+# builds the image (a cold build took 12 minutes and more on a fresh machine), so the module's
+# bound is the build's; every buildah call and server below has a bound of its own.
+pytestmark = pytest.mark.timeout(BUILD_TIMEOUT_S + 600)
 
 
 def bah(*args: str, timeout: float = 300) -> str:

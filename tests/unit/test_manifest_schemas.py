@@ -2,8 +2,9 @@
 ``kubeconform -strict`` of every rendered value set and of manifests/ against the schemas of
 the pinned Kubernetes release, generated from that release's own OpenAPI document
 (tests/tools/kubeconform.py). kube-linter is not among them: the Go module proxy does not
-serve golang.stackrox.io/kube-linter; test_pod_security.py checks Pod Security ``restricted``
-instead, and the e2e suite has the API server enforce it.
+serve golang.stackrox.io/kube-linter; test_pod_security.py runs the Pod Security library
+(k8s.io/pod-security-admission, tests/tools/podsecurity.py) at ``restricted`` instead, and the
+e2e suite has the API server enforce it.
 """
 
 from __future__ import annotations
@@ -100,3 +101,30 @@ spec: {model: m, source: s, stagee: Production}
     assert (
         "'hostport' not allowed" in done.stdout and "replicas" in done.stdout and "'stagee' not allowed" in done.stdout
     )
+
+
+def test_helm_is_built_for_the_pinned_release(tmp_path: Path) -> None:
+    """Without a cluster to ask (``helm template``, ``helm lint``), helm assumes the Kubernetes
+    release of its ldflags: scripts/setup.sh sets the bed's, so the chart's ``kubeVersion``
+    constraint holds with no ``--kube-version`` (helm's own default, v1.20, fails it)."""
+    assert HELM, "helm is needed: scripts/setup.sh builds it"
+    major, minor = kubeconform.kubernetes_version().removeprefix("v").split(".")[:2]
+    probe = tmp_path / "probe"
+    (probe / "templates").mkdir(parents=True)
+    (probe / "Chart.yaml").write_text("apiVersion: v2\nname: probe\nversion: 0.1.0\n")
+    (probe / "templates" / "kube.yaml").write_text("# {{ .Capabilities.KubeVersion.Version }}\n")
+    rendered = subprocess.run([HELM, "template", str(probe)], capture_output=True, text=True, check=True).stdout
+    assert f"# v{major}.{minor}.0" in rendered
+    version = subprocess.run(
+        [HELM, "version", "--template", "{{ .Version }}"], capture_output=True, text=True, check=True
+    )
+    assert re.fullmatch(r"v3\.\d+\.\d+", version.stdout), version.stdout
+    # The chart renders as the README's commands run it; an older cluster is refused.
+    subprocess.run([HELM, "template", "ms", str(CHART), "-n", NAMESPACE], capture_output=True, text=True, check=True)
+    old = subprocess.run(
+        [HELM, "template", "ms", str(CHART), "-n", NAMESPACE, "--kube-version", "1.29.0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert old.returncode != 0 and "incompatible with Kubernetes v1.29.0" in old.stderr, old.stderr
