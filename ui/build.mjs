@@ -8,9 +8,14 @@ const out = new URL("../operator/modelship/tracking/server/ui_static/", import.m
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
-await esbuild.build({
+// Split: the run and comparison pages (and uPlot) are chunks loaded when first shown; the
+// chunks the entry imports statically (code it shares with them) are preloaded by the page.
+const app = await esbuild.build({
   entryPoints: ["src/main.tsx"],
   entryNames: "app",
+  chunkNames: "chunk-[hash]",
+  splitting: true,
+  metafile: true,
   outdir: out,
   bundle: true,
   minify: true,
@@ -21,6 +26,26 @@ await esbuild.build({
   legalComments: "external",
   logLevel: "warning",
 });
+
+// The boot script (src/boot.ts) goes into the page itself, so that the runs table's first
+// search leaves before the bundle is even asked for; the server's CSP allows it by its hash
+// (server/ui.py computes it from this file).
+const boot = await esbuild.build({
+  entryPoints: ["src/boot.ts"],
+  bundle: true,
+  minify: true,
+  format: "iife",
+  target: "es2020",
+  write: false,
+  logLevel: "warning",
+});
+const bootJs = boot.outputFiles[0].text.trim();
+const entry = Object.values(app.metafile.outputs).find((o) => o.entryPoint === "src/main.tsx");
+const preload = entry.imports
+  .filter((i) => i.kind === "import-statement")
+  .map((i) => `<link rel="modulepreload" href="/ui/${i.path.split("/").pop()}">\n`)
+  .join("");
+if (bootJs.includes("</")) throw new Error("the boot script cannot be inlined: it holds '</'");
 
 const hash = createHash("sha256");
 for (const name of ["app.js", "app.css"]) hash.update(readFileSync(out + name));
@@ -34,14 +59,15 @@ writeFileSync(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Modelship</title>
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="/ui/app.css?v=${v}">
+<script>${bootJs}</script>
+<script type="module" src="/ui/app.js?v=${v}"></script>
+${preload}<link rel="stylesheet" href="/ui/app.css?v=${v}">
 </head>
 <body>
 <div id="app"></div>
-<script type="module" src="/ui/app.js?v=${v}"></script>
 </body>
 </html>
 `,
 );
 const size = (name) => (readFileSync(out + name).length / 1024).toFixed(1);
-console.log(`ui: app.js ${size("app.js")} KiB, app.css ${size("app.css")} KiB -> ${out}`);
+console.log(`ui: app.js ${size("app.js")} KiB, app.css ${size("app.css")} KiB, boot script ${bootJs.length} B -> ${out}`);

@@ -158,6 +158,31 @@ def test_runs_table_loads_pages_as_they_are_scrolled_to(page: Any, seeded: Seeds
     assert len(searches) == 2, searches
 
 
+def test_the_first_search_leaves_before_the_bundle_and_only_once(page: Any, seeded: Seeds, watch: Watch) -> None:
+    # The page's inline boot script sends the table's first search (with the URL's filter and
+    # sort) while the bundle loads: it goes out even when the bundle never comes ...
+    url = f"/#/experiments/{seeded.many.experiment_id}?filter=metrics.score%20%3E%3D%200&sort=m%3Alast%3Ascore%20ASC"
+    searches: list[Any] = []
+    page.on("request", lambda r: searches.append(r) if "/runs/search" in r.url else None)
+    watch.expected_errors.append("net::ERR_FAILED")  # the bundle refused below
+    page.route("**/ui/app.js*", lambda route: route.abort())
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    assert [r.post_data_json for r in searches] == [
+        {"experiment_ids": [seeded.many.experiment_id], "filter": "metrics.score >= 0",
+         "order_by": ["metrics.`score` ASC"], "max_results": 53}
+    ]  # fmt: skip
+    assert page.locator(".tr").count() == 0
+    # ... and with the bundle, the table takes that answer instead of asking again.
+    page.unroute("**/ui/app.js*")
+    searches.clear()
+    page.goto("about:blank")
+    page.goto(url)
+    expect(page.locator(".tr a.name").first).to_have_text("many-0000")
+    page.wait_for_load_state("networkidle")
+    assert len(searches) == 1, [r.post_data for r in searches]
+
+
 def test_selection_goes_to_compare(page: Any, seeded: Seeds) -> None:
     page.goto(f"/#/experiments/{seeded.demo.experiment_id}")
     expect(page.get_by_test_id("run-count")).to_have_text(f"{RUNS} runs")
