@@ -27,6 +27,24 @@ const app = await esbuild.build({
   logLevel: "warning",
 });
 
+// Each lazily loaded page's chunks (its own and what it imports, less what the entry preloads).
+const outputs = app.metafile.outputs;
+const base = (p) => p.split("/").pop();
+const entry = Object.values(outputs).find((o) => o.entryPoint === "src/main.tsx");
+const preloaded = entry.imports.filter((i) => i.kind === "import-statement").map((i) => i.path);
+function chunksOf(source) {
+  const [first] = Object.entries(outputs).find(([, o]) => o.entryPoint === source);
+  const seen = new Set();
+  const walk = (p) => {
+    if (seen.has(p) || preloaded.includes(p)) return;
+    seen.add(p);
+    outputs[p].imports.filter((i) => i.kind === "import-statement").forEach((i) => walk(i.path));
+  };
+  walk(first);
+  return [...seen].map(base);
+}
+const pageChunks = { run: chunksOf("src/pages/run.tsx"), compare: chunksOf("src/pages/compare.tsx") };
+
 // The boot script (src/boot.ts) goes into the page itself, so that the runs table's first
 // search leaves before the bundle is even asked for; the server's CSP allows it by its hash
 // (server/ui.py computes it from this file).
@@ -38,13 +56,10 @@ const boot = await esbuild.build({
   target: "es2020",
   write: false,
   logLevel: "warning",
+  define: { __PAGE_CHUNKS__: JSON.stringify(pageChunks) },
 });
 const bootJs = boot.outputFiles[0].text.trim();
-const entry = Object.values(app.metafile.outputs).find((o) => o.entryPoint === "src/main.tsx");
-const preload = entry.imports
-  .filter((i) => i.kind === "import-statement")
-  .map((i) => `<link rel="modulepreload" href="/ui/${i.path.split("/").pop()}">\n`)
-  .join("");
+const preload = preloaded.map((p) => `<link rel="modulepreload" href="/ui/${base(p)}">\n`).join("");
 if (bootJs.includes("</")) throw new Error("the boot script cannot be inlined: it holds '</'");
 
 const hash = createHash("sha256");

@@ -183,6 +183,32 @@ def test_the_first_search_leaves_before_the_bundle_and_only_once(page: Any, seed
     assert len(searches) == 1, [r.post_data for r in searches]
 
 
+def test_a_run_page_fetches_its_chunks_beside_the_bundle(page: Any, seeded: Seeds, watch: Watch) -> None:
+    # The run page's code (with uPlot) is a chunk the bundle loads only for that page; the boot
+    # script preloads it from the URL, so it comes even before (here: without) the bundle.
+    chunks: dict[str, set[str]] = {}
+
+    def opened(url: str) -> set[str]:
+        seen: set[str] = set()
+
+        def on_request(r: Any) -> None:
+            if "/ui/chunk-" in r.url:
+                seen.add(r.url.split("/ui/")[1])
+
+        page.goto("about:blank")
+        page.on("request", on_request)
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        page.remove_listener("request", on_request)
+        return seen
+
+    watch.expected_errors.append("net::ERR_FAILED")  # the bundle refused
+    page.route("**/ui/app.js*", lambda route: route.abort())
+    chunks["table"] = opened(f"/#/experiments/{seeded.demo.experiment_id}")
+    chunks["run"] = opened(f"/#/runs/{seeded.demo.run_ids[0]}")
+    assert chunks["table"] and chunks["table"] < chunks["run"], chunks
+
+
 def test_selection_goes_to_compare(page: Any, seeded: Seeds) -> None:
     page.goto(f"/#/experiments/{seeded.demo.experiment_id}")
     expect(page.get_by_test_id("run-count")).to_have_text(f"{RUNS} runs")
