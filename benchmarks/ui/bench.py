@@ -24,6 +24,7 @@ The machine's 1-minute load average is sampled every 5 s while the browser measu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -51,9 +52,9 @@ HISTORY_METRIC = "loss"
 TIMEOUT_MS = int(os.environ.get("UI_BENCH_TIMEOUT_MS", "300000"))
 
 
-def start(command: list[str], log: Path, url: str) -> subprocess.Popen[bytes]:
+def start(command: list[str], log: Path, url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True)
+        proc = subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True, env=env)
     try:
         wait_http(url + "/health", proc, timeout=180, log=log)
     except BaseException:  # not yet the caller's to stop: a SIGTERM while it starts included
@@ -167,6 +168,20 @@ def seed(data: Data, work: Path) -> dict[str, Any]:
         raise SystemExit(f"the two databases got different rows: {out}")
     marker.write_text(json.dumps(out, indent=1) + "\n")
     return out
+
+
+def forget_blocks(db: Path) -> None:
+    """Every run starts from our database as seeded: without the per-block summaries of its
+    long history (``metric_blocks``), which an earlier run's server built and kept in it."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db)) as c, c:
+        c.execute("DELETE FROM metric_blocks")
+
+
+def summaries_built(log: Path) -> list[str]:
+    """Our server's log lines of its background pass (when it built the blocks, how long it took)."""
+    return [line for line in log.read_text(errors="replace").splitlines() if "chart summaries" in line]
 
 
 def verify(urls: dict[str, str], seeded: dict[str, Any], data: Data) -> dict[str, Any]:
@@ -405,6 +420,12 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", choices=["modelship", "mlflow"], help="measure one UI (both are seeded and verified)")
+    ap.add_argument(
+        "--cold-history",
+        action="store_true",
+        help="our server without its background pass over long histories (chart_summaries_every_s=0): "
+        "the history's round 1 is then a first read that builds the blocks itself",
+    )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--state", type=Path, help="the servers' logs and screenshots (default: a temporary directory)")
     ap.add_argument("--work", type=Path, help="where the seeded databases are kept (default: the cache, by scale)")
@@ -418,6 +439,7 @@ def main() -> None:
     state = args.state or Path(tempfile.mkdtemp(prefix="ui-bench-"))
     state.mkdir(parents=True, exist_ok=True)
     seeded = seed(data, work)
+    forget_blocks(work / "modelship.db")
     procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, Any] = {"runs": args.runs, "params": args.params, "metrics": args.metrics, "points": args.points}
     results.update({k: v for k, v in seeded.items() if k.endswith(("_seed_s", "_counts"))})
@@ -442,7 +464,10 @@ def main() -> None:
                 "--artifacts-destination",
                 art,
             ]
-            procs.append(start(command, state / f"{kind}.log", url))
+            env = dict(os.environ)
+            if kind == "modelship" and args.cold_history:
+                env["MODELSHIP_TRACKING_CHART_SUMMARIES_EVERY_S"] = "0"
+            procs.append(start(command, state / f"{kind}.log", url, env))
         results["verified"] = verify(urls, seeded, data)
         targets = [
             kind(urls[kind.name], seeded, expected(urls[kind.name], seeded["experiment"])) for kind in (Ours, MLflow)
@@ -461,6 +486,9 @@ def main() -> None:
     finally:
         for proc in procs:
             stop(proc)
+    results["cold_history"] = args.cold_history
+    results["modelship_summaries"] = summaries_built(state / "modelship.log")
+    print("our server's background pass:", results["modelship_summaries"] or "none")
     print("state (logs, screenshots):", state, "| load average (1 min) while measuring:", results["load_1min"])
     if args.only:
         print(results[args.only])

@@ -158,6 +158,57 @@ def test_runs_table_loads_pages_as_they_are_scrolled_to(page: Any, seeded: Seeds
     assert len(searches) == 2, searches
 
 
+def test_the_first_search_leaves_before_the_bundle_and_only_once(page: Any, seeded: Seeds, watch: Watch) -> None:
+    # The page's inline boot script sends the table's first search (with the URL's filter and
+    # sort) while the bundle loads: it goes out even when the bundle never comes ...
+    url = f"/#/experiments/{seeded.many.experiment_id}?filter=metrics.score%20%3E%3D%200&sort=m%3Alast%3Ascore%20ASC"
+    searches: list[Any] = []
+    page.on("request", lambda r: searches.append(r) if "/runs/search" in r.url else None)
+    watch.expected_errors.append("net::ERR_FAILED")  # the bundle refused below
+    page.route("**/ui/app.js*", lambda route: route.abort())
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    assert [r.post_data_json for r in searches] == [
+        {"experiment_ids": [seeded.many.experiment_id], "filter": "metrics.score >= 0",
+         "order_by": ["metrics.`score` ASC"], "max_results": 53}
+    ]  # fmt: skip
+    assert page.locator(".tr").count() == 0
+    # ... and with the bundle, the table takes that answer instead of asking again.
+    page.unroute("**/ui/app.js*")
+    searches.clear()
+    page.goto("about:blank")
+    page.goto(url)
+    expect(page.locator(".tr a.name").first).to_have_text("many-0000")
+    page.wait_for_load_state("networkidle")
+    assert len(searches) == 1, [r.post_data for r in searches]
+
+
+def test_a_run_page_fetches_its_chunks_beside_the_bundle(page: Any, seeded: Seeds, watch: Watch) -> None:
+    # The run page's code (with uPlot) is a chunk the bundle loads only for that page; the boot
+    # script preloads it from the URL, so it comes even before (here: without) the bundle.
+    chunks: dict[str, set[str]] = {}
+
+    def opened(url: str) -> set[str]:
+        seen: set[str] = set()
+
+        def on_request(r: Any) -> None:
+            if "/ui/chunk-" in r.url:
+                seen.add(r.url.split("/ui/")[1])
+
+        page.goto("about:blank")
+        page.on("request", on_request)
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        page.remove_listener("request", on_request)
+        return seen
+
+    watch.expected_errors.append("net::ERR_FAILED")  # the bundle refused
+    page.route("**/ui/app.js*", lambda route: route.abort())
+    chunks["table"] = opened(f"/#/experiments/{seeded.demo.experiment_id}")
+    chunks["run"] = opened(f"/#/runs/{seeded.demo.run_ids[0]}")
+    assert chunks["table"] and chunks["table"] < chunks["run"], chunks
+
+
 def test_selection_goes_to_compare(page: Any, seeded: Seeds) -> None:
     page.goto(f"/#/experiments/{seeded.demo.experiment_id}")
     expect(page.get_by_test_id("run-count")).to_have_text(f"{RUNS} runs")

@@ -1,5 +1,6 @@
 // The server's REST API as the pages use it: MLflow's endpoints and Modelship's UI endpoints.
 // Every call is a GET or one of the search POSTs the server lets through without a token.
+import { readAnswer, RUNS_SEARCH, searchBody, takeFirstSearch, type Answer } from "./firstpage";
 
 export interface KV {
   key: string;
@@ -93,16 +94,16 @@ export class ApiError extends Error {
 const MLFLOW = "/api/2.0/mlflow";
 const OURS = "/api/2.0/modelship";
 
-async function call<T>(path: string, init?: RequestInit): Promise<T> {
-  const response = await fetch(path, init);
-  const text = await response.text();
+/** ``sent``: the answer of a call already made (the boot script's first search). */
+async function call<T>(path: string, init?: RequestInit, sent?: Promise<Answer>): Promise<T> {
+  const { ok, status, text } = await (sent || fetch(path, init).then(readAnswer));
   let body: any = {};
   try {
     body = text ? JSON.parse(text) : {};
   } catch {
-    throw new ApiError(`${path}: the server answered ${response.status} with a body that is not JSON`, response.status, "");
+    throw new ApiError(`${path}: the server answered ${status} with a body that is not JSON`, status, "");
   }
-  if (!response.ok) throw new ApiError(body.message || `${path}: HTTP ${response.status}`, response.status, body.error_code || "");
+  if (!ok) throw new ApiError(body.message || `${path}: HTTP ${status}`, status, body.error_code || "");
   return body as T;
 }
 
@@ -145,12 +146,12 @@ export const searchRuns = (
   maxResults: number,
   pageToken: string | undefined,
   signal?: AbortSignal,
-) =>
-  post<{ runs?: Run[]; next_page_token?: string }>(
-    `${MLFLOW}/runs/search`,
-    { experiment_ids: experimentIds, filter: filter || undefined, order_by: orderBy, max_results: maxResults, page_token: pageToken },
-    signal,
-  );
+) => {
+  const body = searchBody(experimentIds, filter, orderBy, maxResults, pageToken);
+  const init = { method: "POST", headers: { "Content-Type": "application/json" }, body, signal };
+  // The table's first search may be on its way already, sent by the page's boot script.
+  return call<{ runs?: Run[]; next_page_token?: string }>(RUNS_SEARCH, init, takeFirstSearch(body) || undefined);
+};
 
 /** How many runs the search finds (Modelship's endpoint): the table's height before its pages load. */
 export const countRuns = (experimentIds: string[], filter: string, signal?: AbortSignal) =>

@@ -1,14 +1,34 @@
 // The web UI of the Modelship tracking server: hash routes to read-only pages.
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
-import { render } from "preact";
+import { render, type ComponentType } from "preact";
+import { useEffect, useState } from "preact/hooks";
 import { ExperimentsPage } from "./pages/experiments";
 import { RunsPage } from "./pages/runs";
-import { RunPage } from "./pages/run";
-import { ComparePage } from "./pages/compare";
 import { ModelPage, ModelsPage } from "./pages/models";
 import { KubeDeploymentsPage, KubeExperimentsPage } from "./pages/kube";
 import { useRoute } from "./route";
+
+/** A page whose code (and uPlot's, half the bundle) is fetched when it is first shown, so
+ * that the runs table, the page most opened first, compiles only what it needs. */
+function lazy<P extends object>(load: () => Promise<ComponentType<P>>): ComponentType<P> {
+  let page: ComponentType<P> | null = null;
+  let loading: Promise<ComponentType<P>> | null = null;
+  return (props: P) => {
+    const [, loaded] = useState(0);
+    useEffect(() => {
+      if (page) return;
+      (loading ||= load()).then((p) => {
+        page = p;
+        loaded((n) => n + 1);
+      });
+    }, []);
+    const Page = page;
+    return Page ? <Page {...props} /> : <p class="loading">Loading…</p>;
+  };
+}
+const RunPage = lazy(() => import("./pages/run").then((m) => m.RunPage));
+const ComparePage = lazy(() => import("./pages/compare").then((m) => m.ComparePage));
 
 function App() {
   const route = useRoute();

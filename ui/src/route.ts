@@ -1,16 +1,8 @@
 // Hash routes: #/path?query. All of a view's state lives in the query, so a URL shares a view.
 import { useEffect, useState } from "preact/hooks";
+import { currentRoute, type Route } from "./hash";
 
-export interface Route {
-  path: string[];
-  query: URLSearchParams;
-}
-
-export function currentRoute(): Route {
-  const raw = location.hash.replace(/^#\/?/, "");
-  const [path, query = ""] = raw.split("?", 2);
-  return { path: path.split("/").filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query) };
-}
+export { currentRoute, type Route };
 
 export function href(path: string[], query?: Record<string, string | undefined>): string {
   const q = new URLSearchParams();

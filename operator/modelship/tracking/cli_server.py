@@ -149,6 +149,12 @@ def run(args: argparse.Namespace) -> int | None:
     # with the handler that was installed before it; a no-op one here makes a clean
     # shutdown exit 0, which is what a pod's container status should show.
     signal.signal(signal.SIGTERM, lambda *_: None)
+    summaries = None
+    if settings.chart_summaries_every_s > 0:
+        from modelship.tracking.server.summaries import ChartSummaries
+
+        summaries = ChartSummaries(store.history, settings.chart_summaries_every_s)
+        summaries.start()
     uvicorn.run(
         app,
         host=settings.host,
@@ -158,5 +164,7 @@ def run(args: argparse.Namespace) -> int | None:
         timeout_graceful_shutdown=10,
         timeout_keep_alive=KEEP_ALIVE_S,
     )
+    if summaries is not None:
+        summaries.stop()
     store.close()
     return 0

@@ -44,6 +44,10 @@ class ServerSettings(BaseSettings):
     max_artifact_bytes: int = Field(default=5 << 30, ge=1024)
     """Largest artifact upload (one file, one PUT): 5 GiB. A larger one gets a 413 and leaves
     nothing behind; a file already stored under that path stays as it was."""
+    chart_summaries_every_s: float = Field(default=60.0, ge=0)
+    """How often the server builds, in the background, the per-block summaries of long metric
+    histories that lack them or have grown (``server/summaries.py``), starting at start-up:
+    60 s. 0: never; a chart then builds them at its first read of a history."""
 
 
 class SidecarSettings(BaseSettings):

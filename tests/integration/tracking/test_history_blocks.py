@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from modelship.tracking.server.downsample import window_indices
-from modelship.tracking.store.blocks import BLOCK
+from modelship.tracking.store.blocks import BLOCK, block_windows, covered, unpack
 
 from .conftest import Launcher
 
@@ -100,3 +100,63 @@ def test_long_history_windows_from_blocks(tmp_path: Path, db_url: str) -> None:
         assert chart(server.url, run_id) == h
     finally:
         launch.stop_all()
+
+
+def test_background_pass_builds_and_extends_blocks(db_url: str) -> None:
+    """``server/summaries.py`` on a real database: a long history without blocks (as another
+    server or a restore leaves it) gets them from one pass, before any chart read; a history
+    that grows past them is extended by the next pass; short histories and a history whose
+    last step is high but whose points are few are left alone, the latter read only once."""
+    from modelship.tracking.server.summaries import MIN_POINTS, ChartSummaries
+    from modelship.tracking.store.sql import TrackingStore
+
+    store = TrackingStore(db_url)
+    try:
+        eid = store.create_experiment("summaries")
+        long_run, sparse_run = (str(store.create_run(eid, "me", n, 1, [])["info"]["run_id"]) for n in ("a", "b"))
+        rng = random.Random(3)
+        values = [rng.random() for _ in range(MIN_POINTS + 1000)]
+        values[777] = 50.0
+
+        def log(run_id: str, steps: range, key: str = "loss") -> None:
+            points = [(key, values[s], 10_000 + s, s, None, None, None) for s in steps]
+            for i in range(0, len(points), 1000):
+                store.log_batch(run_id, metrics=points[i : i + 1000])
+
+        log(long_run, range(MIN_POINTS))
+        log(long_run, range(100), key="short")
+        log(sparse_run, range(0, MIN_POINTS, 1000))  # 64 points, the last at step 63,000
+        log(sparse_run, range(MIN_POINTS - 1, MIN_POINTS))  # and one at step 63,999
+        pending = store.history.histories_to_summarize(MIN_POINTS)
+        assert [(r, k) for r, k, *_ in pending] == sorted([(long_run, "loss"), (sparse_run, "loss")])
+        assert saved_rows(db_url, long_run) == 0
+
+        summaries = ChartSummaries(store.history, interval_s=60)
+        assert summaries.run_once() == 1
+        assert saved_rows(db_url, long_run) == -(-MIN_POINTS // BLOCK // 256)
+        assert saved_rows(db_url, sparse_run) == 0
+        # What is left to do is the sparse history, which the pass does not read again.
+        assert [(r, k) for r, k, *_ in store.history.histories_to_summarize(MIN_POINTS)] == [(sparse_run, "loss")]
+        assert summaries.run_once() == 0
+
+        # The chart reads the blocks the pass saved: the windows of the points.
+        history = store.history.chart_history(long_run, "loss", 1000)
+        assert history.blocks is not None and history.total == MIN_POINTS
+        steps, _, kept = block_windows(history.blocks, 1000)
+        assert steps == window_indices(values[:MIN_POINTS], 1000) and 50.0 in kept
+
+        # The history grows past its blocks: the next pass extends them.
+        log(long_run, range(MIN_POINTS, len(values)))
+        assert (long_run, "loss") in [(r, k) for r, k, *_ in store.history.histories_to_summarize(MIN_POINTS)]
+        assert summaries.run_once() == 1
+        blocks = unpack(
+            [
+                r[0]
+                for r in store.engine.connect().execute(
+                    text("SELECT blocks FROM metric_blocks WHERE run_uuid = :r ORDER BY chunk"), {"r": long_run}
+                )
+            ]
+        )
+        assert covered(blocks) == len(values)
+    finally:
+        store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -39,3 +40,22 @@ def test_only_bundle_files_by_plain_name(tmp_path: Path) -> None:
     c = client(static)
     for name in ("..%2Fsecret.js", "notes.txt", ".hidden.js", "absent.js"):
         assert c.get(f"/ui/{name}").status_code == 404, name
+
+
+def test_the_inline_boot_script_is_allowed_by_its_hash_alone(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+
+    (tmp_path / "index.html").write_text(
+        '<head><script>start()</script><script type="module" src="/ui/app.js"></script>'
+    )
+    page = client(tmp_path).get("/")
+    csp = page.headers["content-security-policy"]
+    digest = base64.b64encode(hashlib.sha256(b"start()").digest()).decode()
+    assert f"script-src 'self' 'sha256-{digest}';" in csp
+    assert "unsafe-inline" not in csp and csp.count("sha256-") == 1
+    # A page rebuilt with another script gets that script's hash.
+    (tmp_path / "index.html").write_text("<head><script>other()</script>")
+    os.utime(tmp_path / "index.html", ns=(1, 2))
+    digest = base64.b64encode(hashlib.sha256(b"other()").digest()).decode()
+    assert f"'sha256-{digest}'" in client(tmp_path).get("/").headers["content-security-policy"]

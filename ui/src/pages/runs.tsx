@@ -1,7 +1,7 @@
 // The runs table of one experiment: rows and columns virtualised (only what is on screen is
 // in the DOM), runs loaded page by page in the background, sort and filter by the server
 // in MLflow's search syntax, min/max metric columns from the server's extremes endpoint.
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { countRuns, getExperiment, metricExtremes, searchRuns, type Experiment } from "../api";
 import {
   attributeColumns,
@@ -11,20 +11,16 @@ import {
   encodeColumns,
   metricId,
   parseColumn,
-  serverOrder,
   type Agg,
   type Column,
   type Extremes,
 } from "../columns";
+import { FIRST_PAGE, ROW, tableOrder } from "../firstpage";
 import { runRow, type RunRow } from "../format";
 import { href, setQuery, type Route } from "../route";
 
-const ROW = 28;
 const COL = 140;
 const FROZEN = 34 + 240; // selection box + run name
-// The first page: a screenful of rows and AHEAD more, no more, so that the first rows (and
-// a sort's or a filter's) come fast: 50 runs on a 900-pixel window.
-const FIRST_PAGE = Math.max(50, Math.ceil(window.innerHeight / ROW) + 20);
 const PAGE = 2000;
 const MAX_ROWS = 100_000;
 const DEFAULT_KEYS = 30; // default columns per kind; the chooser has every key
@@ -86,7 +82,9 @@ function useRuns(experimentId: string, filter: string, order: string | null, wan
       },
     );
   };
-  useEffect(() => {
+  // A layout effect: the first search goes out (or the boot script's answer is taken) before
+  // the first paint, not a frame after it.
+  useLayoutEffect(() => {
     const l: Loader = { rows: [], done: false, busy: false, abort: new AbortController() };
     loader.current = l;
     setLoad({ rows: [], count: null, done: false, busy: true, error: "" });
@@ -125,8 +123,8 @@ function defaultColumns(rows: RunRow[]): Column[] {
 
 export function RunsPage(props: { route: Route; experimentId: string }) {
   const q = props.route.query;
-  const filter = q.get("filter") || "";
   const sort = q.get("sort") || ""; // "<column id> ASC|DESC"
+  const { filter, sortColumn, sortDir, order } = tableOrder(q); // as the boot script reads them
   const selected = useMemo(() => new Set((q.get("sel") || "").split(",").filter(Boolean)), [q.get("sel")]);
   const [experiment, setExperiment] = useState<Experiment | null>(null);
   const [draft, setDraft] = useState(filter);
@@ -134,10 +132,6 @@ export function RunsPage(props: { route: Route; experimentId: string }) {
   useEffect(() => void getExperiment(props.experimentId).then(setExperiment, () => undefined), [props.experimentId]);
   useEffect(() => setDraft(filter), [filter]);
 
-  const sortSpace = sort.lastIndexOf(" ");
-  const sortColumn = sort ? parseColumn(sort.slice(0, sortSpace)) : null;
-  const sortDir = (sort.slice(sortSpace + 1) === "ASC" ? "ASC" : "DESC") as "ASC" | "DESC";
-  const order = sortColumn ? serverOrder(sortColumn, sortDir) : null;
   const [seen, setSeen] = useState(0); // the last row the table has shown
   const load = useRuns(props.experimentId, filter, order, sortColumn && !order ? MAX_ROWS : seen + AHEAD);
 

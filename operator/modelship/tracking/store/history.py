@@ -152,6 +152,33 @@ class MetricHistoryStore:
         with self.engine.connect() as c:
             return self._short_or(c, run_id, key, windows, blocks)
 
+    def histories_to_summarize(self, min_points: int) -> list[tuple[str, str, int, int, float]]:
+        """The (run, key, and last step, timestamp and value) of the histories whose last step is at least ``min_points - 1`` and
+        whose saved blocks are missing or end before their last point (latest_metrics holds
+        that point), so that a background pass can build them before a chart asks
+        (``server/summaries.py``). The last step stands for the length: a training loop
+        logs a step per point, and this is one read of latest_metrics, where counting every
+        history's points would read the whole metrics table. A history logged without steps
+        is summarised at its first chart read."""
+        lm, mb = t.latest_metrics, t.metric_blocks
+        current = (
+            select(mb.c.chunk)
+            .where(
+                mb.c.run_uuid == lm.c.run_uuid,
+                mb.c.key == lm.c.key,
+                tuple_(mb.c.last_step, mb.c.last_timestamp, mb.c.last_value)
+                >= tuple_(lm.c.step, lm.c.timestamp, lm.c.value),
+            )
+            .exists()
+        )
+        q = (
+            select(lm.c.run_uuid, lm.c.key, lm.c.step, lm.c.timestamp, lm.c.value)
+            .where(lm.c.step >= min_points - 1, ~current)
+            .order_by(lm.c.run_uuid, lm.c.key)
+        )
+        with self.engine.connect() as c:
+            return [(r, k, s, ts, v) for r, k, s, ts, v in c.execute(q)]
+
     def _short_or(self, c: Connection, run_id: str, key: str, windows: int, blocks: np.ndarray) -> ChartHistory:
         """The blocks, unless the history is too short for ``windows`` windows of blocks."""
         if uses_blocks(covered(blocks), windows):
