@@ -424,7 +424,11 @@ def print_table(backend: str, results: dict[str, Any]) -> None:
         print(
             f"| {name} | {m['p50_ms']:.1f} / {m['p99_ms']:.1f} | {o['p50_ms']:.1f} / {o['p99_ms']:.1f} "
             f"| {row['ratio_p50']:.1f}x / {row['ratio_p99']:.1f}x "
-            + (f"| {floor['p50_ms']:.2f} ({floor['statements']} stmts) | {row['x_floor_p50']:.1f}x " if floor else "| — | — ")
+            + (
+                f"| {floor['p50_ms']:.2f} ({floor['statements']} stmts) | {row['x_floor_p50']:.1f}x "
+                if floor
+                else "| — | — "
+            )
             + (f"| {decode['p50_ms']:.1f} |" if decode else "| — |")
         )
 
