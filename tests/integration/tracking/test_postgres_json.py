@@ -7,9 +7,9 @@ from __future__ import annotations
 import struct
 
 import pytest
+from tests.unit.tracking.test_search_json import check_store, random_doubles
 
 from modelship.tracking.store.sql import TrackingStore
-from tests.unit.tracking.test_search_json import check_store, random_doubles
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
