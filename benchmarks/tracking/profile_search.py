@@ -18,9 +18,12 @@ stack (py-spy attributes the time of a C call, such as sqlite3's ``execute`` or
   ``driver_rows``; psycopg's Python code, its waits on the socket included);
 - ``sqlalchemy``: SQLAlchemy itself (compiling, caching, result objects);
 - ``build``: Modelship's store code (rows into the answer's shape);
-- ``json``: encoding the answer (``orjson.dumps`` wherever it is called);
+- ``json``: encoding the answer (``orjson.dumps`` in the response helpers; after the change,
+  the joining of the database's JSON texts);
 - ``framework``: uvicorn, Starlette, FastAPI, pydantic, httptools, asyncio's run loop;
-- ``idle``: the server waiting for the next request (the client's own time);
+- ``idle``: the event loop (uvloop's C code, where py-spy sees no Python frame below
+  ``Runner.run``): waiting for the next request while the client works, and its socket
+  reads and writes, which are left out of the percentages with the waiting;
 - ``other``: the rest.
 
 Not a test: it prints percentages of the busy samples (idle excluded) for each query.
@@ -68,11 +71,10 @@ def bucket(stack: str) -> str:
     """The bucket of one collapsed py-spy stack (frames root first, ``;``-separated)."""
     frames = stack.split(";")
     leaf = frames[-1]
-    if "select (selectors.py" in leaf or "_run_once (asyncio/base_events.py" in leaf and len(frames) < 8:
+    if leaf.startswith(("Runner.run (", "select (")) or "_run_once (asyncio/base_events.py" in leaf:
+        # The event loop itself (uvloop is C): waiting for the next request, mostly.
         return "idle"
-    if "orjson" in leaf or any(f.startswith(("ok (", "send_json (", "dumps")) for f in frames[-1:]):
-        return "json"
-    if "json_bytes" in leaf or "dumps" in leaf:
+    if leaf.startswith(("ok (", "raw_ok (", "dumps", "search_runs_json (", "search_experiments_json (")):
         return "json"
     if "psycopg" in leaf or "do_execute (" in leaf or "driver_rows (" in leaf:
         return "sql"

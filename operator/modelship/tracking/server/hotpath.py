@@ -78,8 +78,8 @@ HOT_GETS: dict[str, Callable[[TrackingStore, Request], bytes]] = {
 
 
 class HotPaths:
-    """``max_body`` bounds the bodies read here; in the app, ``BodyLimits`` answers an
-    oversize one first, with the limit of its route."""
+    """``max_body`` bounds the write bodies read here (the reads', ``MAX_WRITE_BODY``); in
+    the app, ``BodyLimits`` answers an oversize one first, with the limit of its route."""
 
     def __init__(self, app: ASGIApp, store: TrackingStore, max_body: int = MAX_WRITE_BODY) -> None:
         self.app, self.store, self.max_body = app, store, max_body
@@ -103,11 +103,11 @@ class HotPaths:
             if get is not None:
                 body = get(self.store, Request(scope))
             else:
-                raw = await read_body(receive, self.max_body)
                 if write is not None:
-                    write(self.store, raw)
+                    write(self.store, await read_body(receive, self.max_body))
                 elif read is not None:
-                    body = read(self.store, raw)
+                    # A search body's limit is its route's (BodyLimits, outside), not log-batch's.
+                    body = read(self.store, await read_body(receive))
         except ClientDisconnect:
             return
         except TrackingError as exc:
