@@ -11,10 +11,15 @@ from modelship.tracking.errors import invalid
 from modelship.tracking.protocol import messages as msg
 from modelship.tracking.protocol.http import body_schema, kv, ok, parse, query, query_int
 from modelship.tracking.protocol.paths import API as PREFIX
+from modelship.tracking.server import hotpath
 from modelship.tracking.server.hotpath import write_batch, write_metric
 from modelship.tracking.store.sql import TrackingStore
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+def raw_ok(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
 
 
 def tracking_router(store: TrackingStore) -> APIRouter:
@@ -55,12 +60,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     @route("/experiments/search", "POST", msg.SearchExperiments)
     async def search_experiments(request: Request) -> Response:
         """Search experiments."""
-        m = await parse(request, msg.SearchExperiments)
-        exps, token = store.search_experiments(m.view_type, m.max_results, m.filter, m.order_by, m.page_token)
-        out: dict[str, Any] = {"experiments": exps}
-        if token:
-            out["next_page_token"] = token
-        return ok(out)
+        return raw_ok(hotpath.search_experiments(store, await request.body()))
 
     @route("/experiments/search", "GET")
     async def search_experiments_get(request: Request) -> Response:
@@ -140,14 +140,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     @route("/runs/search", "POST", msg.SearchRuns)
     async def search_runs(request: Request) -> Response:
         """Search runs with MLflow's filter language."""
-        m = await parse(request, msg.SearchRuns)
-        runs, token = store.search_runs(
-            m.experiment_ids, m.filter, m.run_view_type, m.max_results, m.order_by, m.page_token
-        )
-        out: dict[str, Any] = {"runs": runs}
-        if token:
-            out["next_page_token"] = token
-        return ok(out)
+        return raw_ok(hotpath.search_runs(store, await request.body()))
 
     @route("/runs/log-metric", "POST", msg.LogMetric)
     async def log_metric(request: Request) -> Response:
@@ -231,14 +224,7 @@ def tracking_router(store: TrackingStore) -> APIRouter:
     @route("/metrics/get-history-bulk-interval", "GET")
     async def get_metric_history_bulk_interval(request: Request) -> Response:
         """One metric of several runs (``run_ids`` repeated), sampled to ``max_results`` steps."""
-        metrics = store.history.get_metric_history_bulk_interval(
-            request.query_params.getlist("run_ids"),
-            query(request, "metric_key") or "",
-            query_int(request, "max_results"),
-            query_int(request, "start_step"),
-            query_int(request, "end_step"),
-        )
-        return ok({"metrics": metrics})
+        return raw_ok(hotpath.history_bulk_interval(store, request))
 
     @route("/experiments/search-datasets", "POST", msg.SearchDatasets)
     async def search_datasets(request: Request) -> Response:

@@ -22,7 +22,7 @@ from modelship.tracking.protocol.http import error_response, ok
 from modelship.tracking.protocol.paths import API
 from modelship.tracking.server.api import tracking_router
 from modelship.tracking.server.artifacts import ArtifactRoots, artifacts_router, model_version_artifacts_router
-from modelship.tracking.server.hotpath import HotWrites
+from modelship.tracking.server.hotpath import HotPaths
 from modelship.tracking.server.limits import BodyLimits
 from modelship.tracking.server.paths import MlflowPaths
 from modelship.tracking.server.registry import READ_POSTS as REGISTRY_READ_POSTS
@@ -233,10 +233,10 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     # Each middleware added runs before the ones added earlier: the /ajax-api/ mapping and the
-    # GenAI refusals, the bearer token check, the body limits, the hot writes, the last
+    # GenAI refusals, the bearer token check, the body limits, the hot paths, the last
     # resort, then Starlette's exception handling.
     app.add_middleware(LastResort)
-    app.add_middleware(HotWrites, store=store, max_body=settings.max_log_batch_body_bytes)
+    app.add_middleware(HotPaths, store=store, max_body=settings.max_log_batch_body_bytes)
     app.add_middleware(BodyLimits, settings=settings)
     if settings.auth_token:  # it guards the hot writes too
         app.add_middleware(BearerAuth, token=settings.auth_token)

@@ -55,6 +55,10 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.autocommit = True
             with dbapi_conn.cursor() as cur:
                 cur.execute("SET max_parallel_workers_per_gather = 0")
+                # Runs' metric values are written as JSON by the database (jsonsql.py):
+                # above 0, float8 text is the shortest that reads back as the same double
+                # (PostgreSQL's default is 1; 0 or less would round to 15 digits).
+                cur.execute("SET extra_float_digits = 1")
             dbapi_conn.autocommit = False
 
     return engine

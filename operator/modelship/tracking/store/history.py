@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -15,9 +17,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelship.tracking.errors import invalid
-from modelship.tracking.protocol import validation as v
 from modelship.tracking.store import schema as t
 from modelship.tracking.store.blocks import CHUNK, Point, covered, pack, summarize, unpack, uses_blocks
+from modelship.tracking.store.jsonsql import history_point_json, join_array
 from modelship.tracking.store.rows import any_of, driver_rows, experiment_int, metric_out, placeholder, run_row
 from modelship.tracking.store.search import decode_page_token, encode_page_token
 
@@ -274,6 +276,20 @@ class MetricHistoryStore:
     ) -> list[dict[str, Any]]:
         """Up to ``max_results`` points per run, sampled over the steps the runs logged (see
         :func:`sample_steps`), by run in the order given, then step and timestamp."""
+        body = self.get_metric_history_bulk_interval_json(run_ids, key, max_results, start_step, end_step)
+        return list(orjson.loads(body)["metrics"])
+
+    def get_metric_history_bulk_interval_json(
+        self,
+        run_ids: Sequence[str],
+        key: str,
+        max_results: int | None,
+        start_step: int | None,
+        end_step: int | None,
+    ) -> bytes:
+        """The body of the bulk-interval answer, ``{"metrics": [...]}``, its points written
+        as JSON by the database (``jsonsql``): 100 runs x 100 steps are 10,000 points, and a
+        dict per point, then encoded, cost more than reading them."""
         if not run_ids:
             raise invalid("Missing value for required parameter 'run_ids'.")
         if len(run_ids) > MAX_BULK_RUN_IDS:
@@ -326,30 +342,20 @@ class MetricHistoryStore:
                 per_run_cap = max(max_results, len(chosen))
                 steps_in, step_parameters_list = any_of(c, "step", chosen)
                 step_filter, step_parameters = f" AND {steps_in}", tuple(step_parameters_list)
-            rows_by_run: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-            for row in driver_rows(
+            rows = driver_rows(
                 c,
-                "SELECT run_uuid, step, timestamp, value, is_nan FROM metrics "
+                f"SELECT run_uuid, {history_point_json(c.dialect.name)} FROM metrics "
                 f"WHERE {runs_in} AND key = {ph}{step_filter} ORDER BY run_uuid, step, timestamp, value",
                 (*wanted_parameters, key, *step_parameters),
-            ):
-                rows_by_run[row[0]].append(row)
-        out: list[dict[str, Any]] = []
-        append, encode = out.append, v.encode_float
+            )
+        points = {run: list(map(itemgetter(1), group)) for run, group in groupby(rows, key=itemgetter(0))}
+        out: list[str] = []
         for run_id in wanted:
-            rows = rows_by_run[run_id]
-            for i in evenly_spaced(len(rows), per_run_cap):
-                _, step, timestamp, value, is_nan = rows[i]
-                append(
-                    {
-                        "key": key,
-                        "value": "NaN" if is_nan else encode(value),
-                        "timestamp": timestamp,
-                        "step": step,
-                        "run_id": run_id,
-                    }
-                )
-        return out
+            texts = points.get(run_id, [])
+            if len(texts) > per_run_cap:
+                texts = [texts[i] for i in evenly_spaced(len(texts), per_run_cap)]
+            out += texts
+        return b'{"metrics":' + join_array(out) + b"}"
 
     def search_datasets(self, experiment_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The distinct (experiment, dataset name, digest, context) of the runs' dataset inputs."""

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, Select, and_, delete, func, literal_column, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +27,7 @@ from modelship.tracking.protocol.paths import safe_path
 from modelship.tracking.store import schema as t
 from modelship.tracking.store.db import make_engine, upsert
 from modelship.tracking.store.history import MetricHistoryStore
+from modelship.tracking.store.jsonsql import experiment_json, join_array, runs_json_sql
 from modelship.tracking.store.logged_models import LoggedModelStore
 from modelship.tracking.store.migrate import upgrade
 from modelship.tracking.store.rows import (
@@ -218,31 +219,13 @@ class TrackingStore:
         return f"{self.artifact_root}/{relative}"
 
     def _experiment_rows(self, c: Connection, where: Any) -> list[dict[str, Any]]:
-        return self._experiments_out(c, c.execute(select(t.experiments).where(where)).all())
+        return [orjson.loads(e) for e in self._experiments_json(c, select(t.experiments).where(where))]
 
-    def _experiments_out(self, c: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
-        """Experiments in MLflow's JSON shape from rows of the experiments table, read by
-        position (a mapping per row cost a fifth of listing 1,000 experiments), with their
-        tags read by driver SQL."""
-        tags: dict[int, list[dict[str, str]]] = {r[0]: [] for r in rows}
-        if tags:
-            where, parameters = any_of(c, "experiment_id", list(tags))
-            for eid, key, value in driver_rows(
-                c, f"SELECT experiment_id, key, value FROM experiment_tags WHERE {where}", parameters
-            ):
-                tags[eid].append({"key": key, "value": value})
-        return [
-            {
-                "experiment_id": str(eid),
-                "name": name,
-                "artifact_location": location,
-                "lifecycle_stage": stage,
-                "creation_time": created,
-                "last_update_time": updated,
-                "tags": tags[eid],
-            }
-            for eid, name, location, stage, created, updated in rows
-        ]
+    def _experiments_json(self, c: Connection, q: Select[Any]) -> list[str]:
+        """The experiments ``q`` selects, in its order, as MLflow's JSON text with their
+        tags, written by the database (``jsonsql``): a dict per experiment and per tag was
+        most of listing 1,000 experiments (benchmarks/tracking/scale.py)."""
+        return list(c.execute(q.with_only_columns(literal_column(experiment_json(c.dialect.name)))).scalars())
 
     def get_experiment(self, experiment_id: str) -> dict[str, Any]:
         eid = experiment_int(experiment_id)
@@ -267,16 +250,40 @@ class TrackingStore:
         order_by: Sequence[str] = (),
         page_token: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
+        exps, token = self.search_experiments_page(view, max_results, filter_string, order_by, page_token)
+        return [orjson.loads(e) for e in exps], token
+
+    def search_experiments_json(
+        self,
+        view: str | int | None = None,
+        max_results: int | None = None,
+        filter_string: str | None = None,
+        order_by: Sequence[str] = (),
+        page_token: str | None = None,
+    ) -> bytes:
+        """The body of MLflow's SearchExperiments answer."""
+        exps, token = self.search_experiments_page(view, max_results, filter_string, order_by, page_token)
+        body = b'{"experiments":' + join_array(exps)
+        return body + (b',"next_page_token":' + orjson.dumps(token) + b"}" if token else b"}")
+
+    def search_experiments_page(
+        self,
+        view: str | int | None = None,
+        max_results: int | None = None,
+        filter_string: str | None = None,
+        order_by: Sequence[str] = (),
+        page_token: str | None = None,
+    ) -> tuple[list[str], str | None]:
+        """A page of experiments as JSON texts, and the next page's token."""
         from modelship.tracking.store.runsearch import experiment_query
 
         limit = v.max_results(max_results, 1000, v.MAX_RESULTS_EXPERIMENTS)
         q, offset = experiment_query(view_type(view), filter_string, order_by, page_token)
         with self.engine.connect() as c:
-            rows = c.execute(q.offset(offset).limit(limit + 1)).all()
-            out = self._experiments_out(c, rows[:limit])
+            exps = self._experiments_json(c, q.offset(offset).limit(limit + 1))
         from modelship.tracking.store.search import encode_page_token
 
-        return out, encode_page_token(offset + limit) if len(rows) > limit else None
+        return exps[:limit], encode_page_token(offset + limit) if len(exps) > limit else None
 
     def update_experiment(self, experiment_id: str, new_name: str) -> None:
         eid = experiment_int(experiment_id)
@@ -396,8 +403,8 @@ class TrackingStore:
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self.engine.connect() as c:
-            row = run_row(c, run_id)
-            return self._runs_out(c, [row])[0]
+            run_row(c, run_id)
+            return dict(orjson.loads(self._runs_json(c, [run_id])[0][2]))
 
     @staticmethod
     def run_info(row: Any) -> dict[str, Any]:
@@ -416,67 +423,17 @@ class TrackingStore:
             info["end_time"] = row["end_time"]
         return info
 
-    def _children(self, c: Connection, table: str, columns: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
-        """Rows of a run's child table for many runs, by driver SQL: a search page is 100
-        runs and some 3,000 child rows, and building and compiling the select per page, with
-        a result processor per row, cost as much as the database (benchmarks/tracking/scale.py)."""
-        where, parameters = any_of(c, "run_uuid", ids)
-        return driver_rows(c, f"SELECT run_uuid, {columns} FROM {table} WHERE {where}", parameters)
-
-    def _string_children(self, c: Connection, ids: Sequence[str]) -> list[list[tuple[Any, ...]]]:
-        """The params, tags, outputs and inputs of the runs (each a list of (run, column,
-        column) rows). On PostgreSQL in one statement, a UNION ALL of the four tables: a
-        search page was seven round trips, each of which cost more of the page than
-        PostgreSQL's work on it (benchmarks/tracking/scale.py). SQLite has no round trips:
-        four plain reads."""
-        reads = [
-            ("params", "key, value"),
-            ("tags", "key, value"),
-            ("run_outputs", "model_id, CAST(step AS TEXT)"),
-            ("run_inputs", "kind, body"),
-        ]
-        if c.dialect.name != "postgresql":
-            return [self._children(c, table, columns, ids) for table, columns in reads]
-        where, parameters = any_of(c, "run_uuid", ids)
-        sql = " UNION ALL ".join(
-            f"SELECT {n}, run_uuid, {columns} FROM {table} WHERE {where}" for n, (table, columns) in enumerate(reads)
-        )
-        out: list[list[tuple[Any, ...]]] = [[] for _ in reads]
-        for n, *row in driver_rows(c, sql, parameters * len(reads)):
-            out[n].append(tuple(row))
-        return out
-
-    def _runs_out(self, c: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
-        ids = [r["run_uuid"] for r in rows]
-        data: dict[str, dict[str, list[dict[str, Any]]]] = {i: {"metrics": [], "params": [], "tags": []} for i in ids}
-        inputs: dict[str, dict[str, list[Any]]] = {i: {"dataset_inputs": [], "model_inputs": []} for i in ids}
-        outputs: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
-        if ids:
-            encode = v.encode_float
-            for run, key, value, timestamp, step, is_nan in self._children(
-                c, "latest_metrics", "key, value, timestamp, step, is_nan", ids
-            ):
-                data[run]["metrics"].append(
-                    {"key": key, "value": "NaN" if is_nan else encode(value), "timestamp": timestamp, "step": step}
-                )
-            params, tags, run_outputs, run_inputs = self._string_children(c, ids)
-            for run, key, value in params:
-                data[run]["params"].append({"key": key, "value": value})
-            for run, key, value in tags:
-                data[run]["tags"].append({"key": key, "value": value})
-            for run, model_id, step in run_outputs:
-                outputs[run].append({"model_id": model_id, "step": int(step)})
-            for run, kind, body in run_inputs:
-                inputs[run]["dataset_inputs" if kind == "dataset" else "model_inputs"].append(orjson.loads(body))
-        return [
-            {
-                "info": self.run_info(r),
-                "data": data[r["run_uuid"]],
-                "inputs": inputs[r["run_uuid"]],
-                "outputs": {"model_outputs": outputs[r["run_uuid"]]},
-            }
-            for r in rows
-        ]
+    def _runs_json(self, c: Connection, ids: Sequence[str]) -> list[tuple[str, int, str]]:
+        """The runs ``ids`` as (id, start time, MLflow's JSON text), in that order (ids not found are left out),
+        each written whole by the database with its metrics, params, tags, inputs and
+        outputs, in one statement (``jsonsql``): a search page is 100 runs and some 3,300
+        child rows, which as driver tuples turned into dicts cost the server more than the
+        database's work (benchmarks/tracking/scale.py)."""
+        if not ids:
+            return []
+        where, parameters = any_of(c, "r.run_uuid", ids)
+        by_id = {r[0]: r for r in driver_rows(c, runs_json_sql(c.dialect.name, where), parameters)}
+        return [by_id[i] for i in ids if i in by_id]
 
     def update_run(
         self,
@@ -616,6 +573,33 @@ class TrackingStore:
         order_by: Sequence[str] = (),
         page_token: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
+        runs, token = self.search_runs_page(experiment_ids, filter_string, view, max_results, order_by, page_token)
+        return [orjson.loads(r) for r in runs], token
+
+    def search_runs_json(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        view: str | int | None = None,
+        max_results: int | None = None,
+        order_by: Sequence[str] = (),
+        page_token: str | None = None,
+    ) -> bytes:
+        """The body of MLflow's SearchRuns answer, ``{"runs": [...], "next_page_token": ...}``."""
+        runs, token = self.search_runs_page(experiment_ids, filter_string, view, max_results, order_by, page_token)
+        body = b'{"runs":' + join_array(runs)
+        return body + (b',"next_page_token":' + orjson.dumps(token) + b"}" if token else b"}")
+
+    def search_runs_page(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        view: str | int | None = None,
+        max_results: int | None = None,
+        order_by: Sequence[str] = (),
+        page_token: str | None = None,
+    ) -> tuple[list[str], str | None]:
+        """A page of runs as JSON texts, and the next page's token."""
         limit = v.max_results(max_results, 1000, v.MAX_RESULTS_RUNS)
         page = decode_run_page_token(page_token)
         eids = experiment_ints(experiment_ids)
@@ -623,17 +607,16 @@ class TrackingStore:
             ids = search_run_ids(c, eids, view_type(view), filter_string, order_by, page, limit + 1)
             more = len(ids) > limit
             ids = ids[:limit]
-            where, parameters = any_of(c, "run_uuid", ids)
-            rows = driver_rows(c, f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE {where}", parameters)
-            by_id = {r[0]: dict(zip(_RUN_COLUMNS, r, strict=True)) for r in rows}
-            token = None
-            if more:
-                keyed = keyset_order(order_by)
-                if keyed is not None:
-                    token = encode_run_page_token(keyed, by_id[ids[-1]]["start_time"], ids[-1])
-                else:
-                    token = encode_page_token(page.offset + limit)
-            return self._runs_out(c, [by_id[i] for i in ids]), token
+            rows = self._runs_json(c, ids)
+        token = None
+        if more and rows:
+            keyed = keyset_order(order_by)
+            if keyed is not None:
+                last_id, last_start, _ = rows[-1]
+                token = encode_run_page_token(keyed, last_start, last_id)
+            else:
+                token = encode_page_token(page.offset + limit)
+        return [r[2] for r in rows], token
 
     def log_inputs(self, run_id: str, datasets: Sequence[dict[str, Any]], models: Sequence[dict[str, Any]]) -> None:
         import orjson

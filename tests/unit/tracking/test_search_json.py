@@ -1,0 +1,200 @@
+"""Runs, experiments and history points written as JSON by the database (store/jsonsql.py)
+are the objects the Python builder they replace made from the same rows: every field,
+children and their order, NaN and the infinities as proto3 JSON strings, doubles exact to
+the bit (the extreme exponents SQLite's own 15-digit and quote() spellings lose), strings
+with quotes, backslashes, control characters and non-ASCII, end_time left out of a run
+without one, dataset and model inputs, model outputs.
+
+``check_store`` is shared with tests/integration/tracking/test_postgres_json.py, which runs
+it on PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import text
+
+from modelship.tracking.protocol import validation as v
+from modelship.tracking.store.sql import TrackingStore
+
+STRINGS = ["plain", 'quote " and \\ backslash', "new\nline\ttab\x01\x1f", "é ü ñ 中文 🚀", "", "'single'", "</script>"]
+EXTREME = [
+    6.5458049376130995e298,
+    6.370632347761559e-305,
+    -2.2499756990365198e-307,
+    5e-324,
+    1.7976931348623157e308,
+    0.1,
+    1 / 3,
+    -1.5,
+    1e20,
+    2.0**63,
+    123456789012345678.0,
+]
+
+
+def random_doubles(n: int, seed: int = 5) -> list[float]:
+    """Doubles of every exponent (random bit patterns), finite ones only."""
+    rng = random.Random(seed)
+    out: list[float] = []
+    while len(out) < n:
+        x = struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0]
+        if math.isfinite(x):
+            out.append(x)
+    return out
+
+
+def seed(s: TrackingStore) -> tuple[str, list[str]]:
+    """An experiment with tagged runs holding every awkward value; (experiment id, run ids)."""
+    eid = s.create_experiment(
+        'json é " \\', tags=[(k, val) for k, val in zip(["a", "b.c", "d e"], STRINGS, strict=False)]
+    )
+    runs = []
+    doubles = EXTREME + [math.nan, math.inf, -math.inf] + random_doubles(300)
+    for n in range(12):
+        run = str(
+            s.create_run(eid, f"user {STRINGS[n % len(STRINGS)]}", f"run {n} {STRINGS[n % 7]}", 1000 + n, [])["info"][
+                "run_id"
+            ]
+        )
+        chunk = doubles[n * 30 : (n + 1) * 30]
+        metrics = [(f"m{i} a/b:c.d-e_f", x, 2000 + i, i, None, None, None) for i, x in enumerate(chunk)]
+        params = [(f"p{i} x/y:z", STRINGS[(i * 3 + n) % 7] * (i + 1)) for i in range(7)]
+        tags = [(f"t{i}.a-b", STRINGS[(i + 2 * n) % 7]) for i in range(5)]
+        s.log_batch(run, metrics, params, tags)
+        if n % 3 == 0:  # end_time only on some
+            s.update_run(run, "FINISHED", 5000 + n)
+        runs.append(run)
+    s.log_inputs(
+        runs[1],
+        [
+            {
+                "dataset": {"name": "d é", "digest": "x1", "source_type": "local", "source": "{}"},
+                "tags": [{"key": "mlflow.data.context", "value": "train"}],
+            },
+            {"dataset": {"name": "d2", "digest": "x2", "source_type": "local", "source": "s\n"}},
+        ],
+        [{"model_id": "m-1"}],
+    )
+    model = s.logged_models.create_logged_model(eid, "model", None, runs[2], [], [])
+    s.log_outputs(runs[2], [(str(model["info"]["model_id"]), 7)])
+    return eid, runs
+
+
+def reference_run(s: TrackingStore, run_id: str) -> dict[str, Any]:
+    """A run as the Python builder that served before jsonsql made it: from the rows, in the
+    primary key's order."""
+    with s.engine.connect() as c:
+
+        def rows(sql: str) -> list[Any]:
+            return list(c.execute(text(sql), {"r": run_id}).all())
+
+        (r,) = rows(
+            "SELECT run_uuid, name, experiment_id, user_id, status, start_time, end_time, lifecycle_stage, "
+            "artifact_uri FROM runs WHERE run_uuid = :r"
+        )
+        info = {
+            "run_id": r[0],
+            "run_uuid": r[0],
+            "run_name": r[1],
+            "experiment_id": str(r[2]),
+            "user_id": r[3],
+            "status": r[4],
+            "start_time": r[5],
+            "artifact_uri": r[8],
+            "lifecycle_stage": r[7],
+        }
+        if r[6] is not None:
+            info["end_time"] = r[6]
+        metrics = [
+            {"key": k, "value": "NaN" if nan else v.encode_float(x), "timestamp": ts, "step": st}
+            for k, x, ts, st, nan in rows(
+                "SELECT key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid = :r ORDER BY key"
+            )
+        ]
+        kv = {
+            table: [
+                {"key": k, "value": val}
+                for k, val in rows(f"SELECT key, value FROM {table} WHERE run_uuid = :r ORDER BY key")
+            ]
+            for table in ("params", "tags")
+        }
+        inputs: dict[str, list[Any]] = {"dataset_inputs": [], "model_inputs": []}
+        for kind, body in rows("SELECT kind, body FROM run_inputs WHERE run_uuid = :r ORDER BY kind, ref"):
+            inputs["dataset_inputs" if kind == "dataset" else "model_inputs"].append(orjson.loads(body))
+        outputs = [
+            {"model_id": m, "step": st}
+            for m, st in rows("SELECT model_id, step FROM run_outputs WHERE run_uuid = :r ORDER BY model_id")
+        ]
+    return {"info": info, "data": {"metrics": metrics, **kv}, "inputs": inputs, "outputs": {"model_outputs": outputs}}
+
+
+def check_store(s: TrackingStore) -> None:
+    eid, runs = seed(s)
+    expected = {r: reference_run(s, r) for r in runs}
+    for run in runs:
+        assert s.get_run(run) == expected[run]
+    page, token = s.search_runs([eid], max_results=5)
+    body = orjson.loads(s.search_runs_json([eid], max_results=5))
+    assert body == {"runs": page, "next_page_token": token}
+    assert [r["info"]["run_id"] for r in page] == runs[::-1][:5]  # start time descending
+    for r in page:
+        assert r == expected[r["info"]["run_id"]]
+        assert "end_time" in r["info"] or s.get_run(r["info"]["run_id"])["info"].get("end_time") is None
+    everything = orjson.loads(s.search_runs_json([eid], max_results=100, order_by=["metrics.`m0 a/b:c.d-e_f` ASC"]))
+    assert "next_page_token" not in everything
+    assert sorted(r["info"]["run_id"] for r in everything["runs"]) == sorted(runs)
+    assert all(r == expected[r["info"]["run_id"]] for r in everything["runs"])
+    # Every double written back exact: the bit patterns of each run's values.
+    for run in runs:
+        for got, want in zip(s.get_run(run)["data"]["metrics"], expected[run]["data"]["metrics"], strict=True):
+            if isinstance(want["value"], float):
+                assert struct.pack("<d", got["value"]) == struct.pack("<d", want["value"])
+            else:
+                assert got["value"] == want["value"]
+    # Experiments, with their tags.
+    exps = orjson.loads(s.search_experiments_json(max_results=10))
+    ours = next(e for e in exps["experiments"] if e["experiment_id"] == eid)
+    assert ours == s.get_experiment(eid)
+    assert ours["name"] == 'json é " \\'
+    assert sorted((t["key"], t["value"]) for t in ours["tags"]) == sorted(
+        zip(["a", "b.c", "d e"], STRINGS[:3], strict=True)
+    )
+    # History points of several runs, NaN and inf among them, in the order of the runs given.
+    key = "m0 a/b:c.d-e_f"
+    points = orjson.loads(s.history.get_metric_history_bulk_interval_json(runs[::-1], key, 100, None, None))["metrics"]
+    want_points = [
+        {**m, "run_id": run} for run in runs[::-1] for m in expected[run]["data"]["metrics"] if m["key"] == key
+    ]
+    assert points == want_points
+    assert points == s.history.get_metric_history_bulk_interval(runs[::-1], key, 100, None, None)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingStore]:
+    s = TrackingStore(f"sqlite:///{tmp_path_factory.mktemp('json') / 'db.sqlite'}")
+    yield s
+    s.close()
+
+
+def test_database_json_is_the_python_builders_on_sqlite(sqlite_store: TrackingStore) -> None:
+    check_store(sqlite_store)
+
+
+def test_many_random_doubles_are_exact_on_sqlite(sqlite_store: TrackingStore) -> None:
+    """5,000 doubles of random bit patterns through a run's latest metrics, bit for bit."""
+    eid = sqlite_store.create_experiment("doubles")
+    xs = random_doubles(5000, seed=11)
+    runs = []
+    for n in range(0, len(xs), 1000):
+        run = str(sqlite_store.create_run(eid, "me", f"r{n}", n, [])["info"]["run_id"])
+        sqlite_store.log_batch(run, [(f"k{i:04d}", x, 0, 0, None, None, None) for i, x in enumerate(xs[n : n + 1000])])
+        runs.append(run)
+    got = [m["value"] for run in runs for m in sqlite_store.get_run(run)["data"]["metrics"]]
+    assert [struct.pack("<d", x) for x in got] == [struct.pack("<d", x) for x in xs]
