@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from tests.cluster.bed import Bed
 from tests.cluster.kubeapi import KubeApi, path_for
 from tests.conftest import wait
@@ -305,6 +306,80 @@ def test_kubectl_install_then_helm_adopts_it(clean_bed: Bed, admin: Admin, api: 
         raise AssertionError(f"{exc}\n--- pods\n{_diagnose(api, clean_bed)}") from None
     finally:
         admin.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", TIMEOUT, ok=False)
+
+
+def _sync_waves(rendered: str) -> list[list[dict[str, Any]]]:
+    """The chart's objects as Argo CD syncs them: grouped by ``argocd.argoproj.io/sync-wave``
+    (0 when unset), lowest first, helm test hooks left out (Argo CD does not run them) and
+    post-install hooks after everything (its PostSync)."""
+    waves: dict[float, list[dict[str, Any]]] = {}
+    for doc in yaml.safe_load_all(rendered):
+        if not doc:
+            continue
+        annotations = (doc.get("metadata") or {}).get("annotations") or {}
+        hook = annotations.get("helm.sh/hook", "")
+        if "test" in hook.split(","):
+            continue
+        wave = float("inf") if hook else float(annotations.get("argocd.argoproj.io/sync-wave", 0))
+        waves.setdefault(wave, []).append(doc)
+    return [waves[w] for w in sorted(waves)]
+
+
+def test_argocd_sync_order_and_no_drift_stand_in(clean_bed: Bed, admin: Admin, api: KubeApi, tmp_path: Path) -> None:
+    """What Argo CD does with manifests/argocd/application.yaml, without Argo CD (it cannot run on
+    the bed: no container engine, and its sync engine's module is not served): on a clean
+    cluster, the chart as ``helm template`` renders it, applied server-side by Argo CD's field
+    manager wave by wave (CRDs at wave -1 first) into a namespace made as its
+    managedNamespaceMetadata says, with a custom resource in the same sync; once the operator
+    reconciled, a server-side diff of the same manifests is empty: nothing Modelship renders or
+    its operator writes drifts from what Argo CD applied (self-heal would find nothing to do)."""
+    _clean(admin, api)
+    application = yaml.safe_load((ROOT / "manifests" / "argocd" / "application.yaml").read_text())
+    source, options = application["spec"]["source"], application["spec"]["syncPolicy"]["syncOptions"]
+    assert "ServerSideApply=true" in options and "CreateNamespace=true" in options
+    labels = application["spec"]["syncPolicy"]["managedNamespaceMetadata"]["labels"]
+    rendered = admin.helm(
+        "template", source["helm"]["releaseName"], source["path"], "-n", NAMESPACE, "--skip-tests"
+    ).stdout
+    waves = _sync_waves(rendered)
+    assert {d["kind"] for d in waves[0]} >= {"CustomResourceDefinition"}, "the CRDs sync first"
+    # An application's custom resource, in the default wave of the same sync.
+    sample = {
+        "apiVersion": "modelship.io/v1alpha1",
+        "kind": "RegisteredModel",
+        "metadata": {"name": "argo-sample", "namespace": NAMESPACE},
+        "spec": {"model": "argo-sample", "description": "synced with the chart"},
+    }
+    waves[1].append(sample)
+    manager = ["--server-side", "--field-manager=argocd-controller"]
+    admin.kubectl("create", "namespace", NAMESPACE)
+    admin.kubectl("label", "namespace", NAMESPACE, *(f"{k}={v}" for k, v in labels.items()))
+    everything = tmp_path / "all.yaml"
+    everything.write_text(yaml.safe_dump_all([d for wave in waves for d in wave]))
+    try:
+        for number, wave in enumerate(waves):
+            path = tmp_path / f"wave-{number}.yaml"
+            path.write_text(yaml.safe_dump_all(wave))
+            admin.kubectl("apply", *manager, "-f", str(path))
+            if any(d["kind"] == "CustomResourceDefinition" for d in wave):
+                admin.kubectl("wait", "--for=condition=Established", "--timeout=120s", *(f"crd/{c}" for c in CRDS))
+        wait(
+            lambda: _deployment_ready(api, OPERATOR) and _deployment_ready(api, TRACKING),
+            600,
+            "the synced release Ready",
+        )
+        model = path_for("modelship.io/v1alpha1", "registeredmodels", NAMESPACE, "argo-sample")
+        wait(lambda: _condition(api.get(model), "Ready") == "True", 180, "the synced RegisteredModel reconciled")
+        diff = admin.kubectl("diff", *manager, "-f", str(everything), ok=False)
+        assert diff.returncode == 0, f"drift from what Argo CD applied:\n{diff.stdout[-6000:]}{diff.stderr[-2000:]}"
+        # The same diff sees a change someone else makes (what self-heal would undo).
+        admin.kubectl("scale", "deployment", TRACKING, "-n", NAMESPACE, "--replicas=0")
+        drifted = admin.kubectl("diff", *manager, "-f", str(everything), ok=False)
+        assert drifted.returncode == 1 and "replicas" in drifted.stdout, drifted.stdout[-3000:] + drifted.stderr
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- pods\n{_diagnose(api, clean_bed)}") from None
+    finally:
+        admin.kubectl("delete", "-f", str(everything), "--ignore-not-found", "--wait=true", "--timeout=5m", ok=False)
 
 
 def _epoch(stamp: str) -> float:
