@@ -104,6 +104,9 @@ def test_twenty_versions_created_at_once_get_1_to_20(kube: KubeApi, namespace: s
     assert numbers == list(range(1, 21))
     counter = kube.get(path_for("v1", "configmaps", namespace, counter_name("iris")))
     assert counter["data"]["last"] == "20"
+    # No finalizer: deleting a version needs nothing of the operator first (its model is
+    # decided again from the deletion's watch event), so a delete never waits for it.
+    assert not kube.get(path_for(API, "modelversions", namespace, "iris-19"))["metadata"].get("finalizers")
     # A deleted number is never reused; a restart is covered by the counter living in the API.
     kube.delete(path_for(API, "modelversions", namespace, "iris-19"))
     kube.create(path, mv("iris-late", "iris", f"runs:/{good_run}/model"))
@@ -310,6 +313,9 @@ def test_webhooks_signed_retried_and_delivered_once_across_a_restart(
         assert all(sum(a.delivery_id == i for a in attempts) >= 2 for i in ids), attempts
         body = accepted[0].body
         assert set(body) == {"entity", "action", "timestamp", "data"}
+        # the created entries went out with the claims (the source resolved first): they name the run
+        created = [d.body["data"] for d in accepted if d.event == "model_version.created"]
+        assert [c["run_id"] for c in created] == [good_run, good_run], created
     finally:
         receiver.fail_first = False
 

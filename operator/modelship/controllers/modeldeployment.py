@@ -15,7 +15,8 @@ of the ModelDeployment. It applies when the plan changed since the last apply (a
 in kopf's per-object memo), at once when a Deployment of the plan is gone from the watch
 (deleted by hand), and every 10 minutes regardless, so any other child deleted or edited
 by hand is put back; it writes status only when it differs from what is stored, or from what
-this operator wrote last while the watch has not shown that write yet (:func:`known_status`).
+this operator wrote last while the watch has not shown that write yet
+(:func:`modelship.resources.status.known_status`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ from modelship.resources.drift import CONDITION as DRIFT_DETECTED
 from modelship.resources.drift import DriftPlan, plan_drift
 from modelship.resources.experiment import Owner
 from modelship.resources.retrain import CONDITION as RETRAIN_READY
-from modelship.resources.retrain import Rollout, without_none
+from modelship.resources.retrain import Rollout
+from modelship.resources.status import Written, known_status, without_none
 
 KIND = kind_by_name("ModelDeployment")
 log = logging.getLogger(__name__)
@@ -316,7 +318,9 @@ async def reconcile(
     **_: Any,
 ) -> None:
     """Observe the ModelDeployment and its world, apply the plan, write status into ``patch``."""
-    old_status, memo["status_written"] = known_status(body.get("status"), memo.get("status_written"), time.monotonic())
+    old_status, memo["status_written"] = known_status(
+        body.get("status"), memo.get("status_written"), time.monotonic(), trust_seconds=STATUS_TRUST_SECONDS
+    )
     seen = {**body, "status": old_status}  # the body as stored once the watch shows our last write
     spec, scratch = accept_into_scratch(KIND, ModelDeploymentSpec, seen, patch)
     # promoteOnWin: the winner takes the traffic through the split the children are planned
@@ -648,43 +652,6 @@ def _event(body: Any, type_: str, reason: str, message: str) -> None:
         log.warning("no Event %s for %s: %s", reason, (body.get("metadata") or {}).get("name"), exc)
 
 
-Written = tuple[float, tuple[dict[str, Any], ...]]
-"""The operator's status writes the watch has not shown yet: since when, and the merge patches in order."""
-
-
-def known_status(
-    stored: Mapping[str, Any] | None, written: Written | None, now: float
-) -> tuple[dict[str, Any], Written | None]:
-    """The status as it is once the operator's last writes land, and those still not seen.
-
-    ``stored`` is the status of the body kopf handed over; ``written`` what this operator
-    wrote since the body last showed all of it. Under load the watch delivers an object
-    seconds after its status write: a timer tick that judged from the older body wrote the
-    same status again (and took the old conditions for new, so their lastTransitionTime
-    moved). Only this operator writes this status, so a body without its writes is older
-    than them; for STATUS_TRUST_SECONDS at most (a write that failed is made again then)."""
-    old = dict(stored or {})
-    if written is None or written[0] + STATUS_TRUST_SECONDS < now:
-        return old, None
-    known = old
-    for p in written[1]:
-        known = merge_patched(known, p)
-    return known, (None if known == old else written)
-
-
-def merge_patched(stored: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """``stored`` after a JSON merge patch (RFC 7386): maps merge, None removes, the rest replaces."""
-    out = dict(stored)
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge_patched(out[key], value)
-        else:
-            out[key] = without_none(value)
-    return out
-
-
 def _write_status(
     patch: kopf.Patch,
     memo: Any,
@@ -695,7 +662,7 @@ def _write_status(
     dropped: tuple[str, ...] = (),
 ) -> None:
     """Merge our conditions over the stored ones, without the ``dropped`` types; patch only
-    what differs from the status as known (:func:`known_status`), and remember what was written.
+    what differs from the status as known (:func:`modelship.resources.status.known_status`), and remember what was written.
 
     The acceptance's Ready ("spec accepted", in ``scratch``) is not the base: ours replaces
     it, and merged over it a Ready=False took the acceptance's True for the stored status,

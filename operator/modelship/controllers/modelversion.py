@@ -1,10 +1,11 @@
-"""ModelVersion handlers: the registry. Number the version, resolve its source, decide the model.
+"""ModelVersion handlers: the registry. Resolve the version's source, number it, decide the model.
 
 One reconcile, in a fixed order:
 
 1. accept the spec (a refused spec stops here, as for every kind);
-2. take a version number from the model's counter (once; kept in status);
-3. resolve ``spec.source``: model directory with an MLmodel file, signature, run metrics;
+2. resolve ``spec.source``: model directory with an MLmodel file, signature, run metrics;
+3. take a version number from the model's counter (once; kept in status), in the same
+   ConfigMap write as the ``model_version.created`` webhook's outbox entry;
 4. decide the whole model (effective stages, superseded versions, aliases, gates) and
    write every version's status that changed, through the one per-model writer;
 5. post an Event per effective transition and wake the webhook worker.
@@ -17,6 +18,7 @@ triggers step 4 for its model, so a superseded version takes its stage back.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
@@ -53,26 +55,34 @@ async def reconcile(
     namespace, uid = body.metadata.namespace or "", body.metadata.uid or ""
     status = dict(body.get("status") or {})
 
-    version = status.get("version")
-    if version is None:
-        version = await asyncio.to_thread(
-            registry.assign_version,
-            namespace,
-            spec.model,
-            uid,
-            settled=lambda: registry.settled_claims(namespace, spec.model),
-        )
-        logger.info("model %s: version %d", spec.model, version)
-
     def lookup(name: str, ref: str) -> dict[str, Any] | None:
         return find_in_registry(registry.list_model(namespace, name), name, ref)
 
+    # The source before the number: the ``created`` webhook names the run, and so its outbox
+    # entry can ride on the claim's ConfigMap write instead of a write of its own.
     error: SourceError | None = None
     resolved: Resolved | None = None
     try:
         resolved = await asyncio.to_thread(resolve, spec.source, tracking_url=config.tracking_url, lookup=lookup)
     except SourceError as exc:
         error = exc
+
+    deliverer: webhooks.Deliverer | None = getattr(memo, "deliverer", None)
+    urls = config.webhook_urls if deliverer else []
+    version = status.get("version")
+    created_queued = False
+    if version is None:
+        run_id = (resolved.run_id if resolved is not None else None) or status.get("runId")
+        claim = await asyncio.to_thread(
+            registry.assign_version,
+            namespace,
+            spec.model,
+            uid,
+            settled=lambda: registry.settled_claims(namespace, spec.model),
+            entries=lambda number: _created_entries(body, spec.model, number, run_id, urls),
+        )
+        version, created_queued = claim.version, claim.with_entries
+        logger.info("model %s: version %d", spec.model, version)
 
     now = utcnow()
     own_status: dict[str, Any] = {"version": version}
@@ -100,14 +110,13 @@ async def reconcile(
         )
     own = registry.Own(uid, own_status, [ready], body=dict(body))
 
-    deliverer: webhooks.Deliverer | None = getattr(memo, "deliverer", None)
     result = await asyncio.to_thread(
         registry.sync_model,
         namespace,
         spec.model,
         now=utcnow,
         own=own,
-        before_write=_outbox_writer(namespace, spec.model, uid, config.webhook_urls if deliverer else []),
+        before_write=_outbox_writer(namespace, spec.model, uid, urls, created_queued=created_queued),
     )
     _post_events(result)
     if deliverer is not None:
@@ -131,8 +140,20 @@ async def reconcile(
         raise kopf.TemporaryError(f"GateMetricMissing: {', '.join(missing)}", delay=delay)
 
 
-def _outbox_writer(namespace: str, model: str, uid: str, urls: list[str]) -> Any:
-    """The ``before_write`` step: events of this decision into the durable outbox."""
+def _created_entries(
+    body: Mapping[str, Any], model: str, version: int, run_id: str | None, urls: list[str]
+) -> dict[str, str]:
+    """The outbox entries of ``model_version.created`` for the version numbered ``version``."""
+    if not urls:
+        return {}
+    obj = {**body, "status": {**(body.get("status") or {}), "version": version, "runId": run_id}}
+    uid = (body.get("metadata") or {}).get("uid") or ""
+    return wh.entries_for(reg.version_created_event(model, uid, version, obj), urls, now=utcnow())
+
+
+def _outbox_writer(namespace: str, model: str, uid: str, urls: list[str], *, created_queued: bool = False) -> Any:
+    """The ``before_write`` step: events of this decision into the durable outbox
+    (``created_queued``: the handled version's ``created`` entry went with its claim)."""
 
     def write(
         decisions: list[reg.VersionDecision], objects: dict[str, dict[str, Any]], originals: dict[str, dict[str, Any]]
@@ -142,7 +163,7 @@ def _outbox_writer(namespace: str, model: str, uid: str, urls: list[str]) -> Any
         now = utcnow()
         entries: dict[str, str] = {}
         for d in decisions:
-            if d.uid == uid and (originals[d.uid].get("status") or {}).get("version") is None:
+            if d.uid == uid and not created_queued and (originals[d.uid].get("status") or {}).get("version") is None:
                 entries.update(
                     wh.entries_for(reg.version_created_event(model, d.uid, d.version, objects[d.uid]), urls, now=now)
                 )

@@ -59,6 +59,7 @@ writes counters (claims here, the webhook outbox here and in the deliverer), and
 write is conditional or idempotent, so a copy made stale by another writer costs a 409 and
 one GET (:func:`read_counter` with ``fresh``), not a wrong number."""
 _counters_lock = threading.Lock()
+_locks_lock = threading.Lock()
 
 
 def remember_counter(namespace: str, model: str, counter: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -92,43 +93,77 @@ def read_counter(namespace: str, model: str, *, fresh: bool = False) -> dict[str
     return found  # type: ignore[no-any-return]
 
 
+_counter_locks: dict[tuple[str, str], threading.RLock] = {}
+
+
+def counter_lock(namespace: str, model: str) -> threading.RLock:
+    """Held around every write of one model's counter in this process, and around a claim's
+    read of the copy and its conditional write: versions of one model created together
+    then claim one after another from the copy the last answer left, instead of racing on
+    one resourceVersion (every loser paid a 409 and a GET), and an outbox write or a
+    delivery write-back never moves the resourceVersion under a claim in flight."""
+    with _locks_lock:
+        return _counter_locks.setdefault((namespace, model), threading.RLock())
+
+
 def patch_counter(namespace: str, model: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """A merge patch of the counter (conditional when ``body`` names a resourceVersion); the
     answer becomes the operator's copy. A 404 forgets the copy and raises."""
     path = kube.core_path(namespace, "configmaps", reg.counter_name(model))
-    try:
-        answer: dict[str, Any] = kube.merge_patch(path, body)
-    except KubeError as exc:
-        if exc.status == 404:
-            remember_counter(namespace, model, None)
-        raise
-    remember_counter(namespace, model, answer)
+    with counter_lock(namespace, model):
+        try:
+            answer: dict[str, Any] = kube.merge_patch(path, body)
+        except KubeError as exc:
+            if exc.status == 404:
+                remember_counter(namespace, model, None)
+            raise
+        remember_counter(namespace, model, answer)
     return answer
 
 
-def assign_version(namespace: str, model: str, uid: str, *, settled: Callable[[], list[str]] = list) -> int:
+@dataclass(frozen=True)
+class Claim:
+    version: int
+    with_entries: bool
+    """Whether the claim wrote ``entries`` (a new number; an earlier claim writes nothing)."""
+
+
+def assign_version(
+    namespace: str,
+    model: str,
+    uid: str,
+    *,
+    settled: Callable[[], list[str]] = list,
+    entries: Callable[[int], Mapping[str, str]] | None = None,
+) -> Claim:
     """This ModelVersion's number: its earlier claim, or the next one, claimed atomically.
 
     The write is a merge patch preconditioned on the counter's resourceVersion, so two
-    handlers that read the same ``last`` cannot both win: the loser gets 409, reads
-    again and takes the next number.
+    writers that read the same ``last`` cannot both win: the loser gets 409, reads
+    again and takes the next number. ``entries(number)`` are further data keys written in
+    the same PATCH as a new claim (the webhook outbox's ``created`` entry, so a version
+    costs one ConfigMap write, not two).
     """
     done = settled()  # once: a settled claim stays settled
     fresh = False
     for _attempt in range(MAX_CONFLICTS):
-        counter = read_counter(namespace, model, fresh=fresh)
-        update = reg.claim_version(counter.get("data"), uid, settled=done)
-        if update.already_claimed and not update.data_patch:
-            return update.version
-        patch = {"metadata": {"resourceVersion": counter["metadata"]["resourceVersion"]}, "data": update.data_patch}
-        try:
-            patch_counter(namespace, model, patch)
-        except KubeError as exc:
-            if exc.status in (404, 409):
-                fresh = True  # another writer, or the copy is gone: read it again
-                continue
-            raise
-        return update.version
+        with counter_lock(namespace, model):
+            counter = read_counter(namespace, model, fresh=fresh)
+            update = reg.claim_version(counter.get("data"), uid, settled=done)
+            if update.already_claimed and not update.data_patch:
+                return Claim(update.version, False)
+            data: dict[str, str | None] = dict(update.data_patch)
+            extra = entries(update.version) if entries is not None and not update.already_claimed else {}
+            data.update(extra)
+            patch = {"metadata": {"resourceVersion": counter["metadata"]["resourceVersion"]}, "data": data}
+            try:
+                patch_counter(namespace, model, patch)
+            except KubeError as exc:
+                if exc.status in (404, 409):
+                    fresh = True  # another writer, or the copy is gone: read it again
+                    continue
+                raise
+        return Claim(update.version, bool(extra))
     raise RuntimeError(f"the version counter of model {model!r} stayed contended for {MAX_CONFLICTS} tries")
 
 
@@ -173,7 +208,6 @@ def settled_claims(namespace: str, model: str) -> list[str]:
 # --- the per-model status writer ----------------------------------------------------------------
 
 _model_locks: dict[tuple[str, str], threading.Lock] = {}
-_locks_lock = threading.Lock()
 
 
 def model_lock(namespace: str, model: str) -> threading.Lock:

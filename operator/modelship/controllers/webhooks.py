@@ -19,6 +19,7 @@ import asyncio
 import base64
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -35,6 +36,19 @@ log = logging.getLogger(__name__)
 
 SCAN_INTERVAL = 5.0
 """Seconds between scans for due retries when nothing wakes the worker earlier."""
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """What one scan did with one model's outbox, for the delivery record."""
+
+    model: str
+    attempts: dict[str, list[wh.Attempt]]
+    """Per receiver URL, the attempts made."""
+    left: dict[str, int]
+    """Per receiver URL, the entries still pending."""
+    dropped: dict[str, int]
+    """Per receiver URL, the entries given up."""
 
 
 class Deliverer:
@@ -84,54 +98,58 @@ class Deliverer:
         """
         now = time.time()
         next_due = SCAN_INTERVAL
-        for cm in self._configmaps():
-            meta = cm["metadata"]
-            model = (meta.get("annotations") or {}).get(reg.COUNTER_MODEL_ANNOTATION)
-            if model:
-                registry.remember_counter(meta["namespace"], model, cm)
-            outcomes: dict[str, str | None] = {}
-            attempts: dict[str, list[wh.Attempt]] = {}
-            dropped: dict[str, int] = {}
-            entries = wh.pending(cm.get("data"))
-            for key, entry in entries:
-                if entry.next_attempt > now:
-                    next_due = min(next_due, entry.next_attempt - now)
-                    continue
-                outcomes[key], attempt, gave_up = self._deliver(entry)
-                attempts.setdefault(entry.url, []).append(attempt)
-                dropped[entry.url] = dropped.get(entry.url, 0) + gave_up
-            if outcomes:
-                self._write_back(cm, model, outcomes)
-                left: dict[str, int] = {}
+        scanned: dict[str, list[Scanned]] = {}
+        try:
+            for cm in self._configmaps():
+                meta = cm["metadata"]
+                model = (meta.get("annotations") or {}).get(reg.COUNTER_MODEL_ANNOTATION)
+                if model:
+                    registry.remember_counter(meta["namespace"], model, cm)
+                outcomes: dict[str, str | None] = {}
+                attempts: dict[str, list[wh.Attempt]] = {}
+                dropped: dict[str, int] = {}
+                entries = wh.pending(cm.get("data"))
                 for key, entry in entries:
-                    if key not in outcomes or outcomes[key] is not None:
-                        left[entry.url] = left.get(entry.url, 0) + 1
-                self._record(meta["namespace"], model or meta["name"], attempts, left, dropped)
+                    if entry.next_attempt > now:
+                        next_due = min(next_due, entry.next_attempt - now)
+                        continue
+                    outcomes[key], attempt, gave_up = self._deliver(entry)
+                    attempts.setdefault(entry.url, []).append(attempt)
+                    dropped[entry.url] = dropped.get(entry.url, 0) + gave_up
+                if outcomes:
+                    self._write_back(cm, model, outcomes)
+                    left: dict[str, int] = {}
+                    for key, entry in entries:
+                        if key not in outcomes or outcomes[key] is not None:
+                            left[entry.url] = left.get(entry.url, 0) + 1
+                    scanned.setdefault(meta["namespace"], []).append(
+                        Scanned(model or meta["name"], attempts, left, dropped)
+                    )
+        finally:
+            # the scan's record, also when a write-back failed after other models' deliveries
+            for namespace, models in scanned.items():
+                self._record(namespace, models)
         return max(0.05, next_due)
 
-    def _record(
-        self,
-        namespace: str,
-        model: str,
-        attempts: dict[str, list[wh.Attempt]],
-        left: dict[str, int],
-        dropped: dict[str, int],
-    ) -> None:
-        """One scan's attempts of one model into the namespace's delivery record. A failure
-        here is logged, never raised: the record is for reading; delivery goes on without it."""
+    def _record(self, namespace: str, models: list[Scanned]) -> None:
+        """One scan's attempts into the namespace's delivery record, in one PATCH for every
+        model of the namespace (a thousand versions of 20 models created together made a
+        record write per model and scan). A failure here is logged, never raised: the
+        record is for reading; delivery goes on without it."""
         try:
             data = self._records.get(namespace)
             path = kube.core_path(namespace, "configmaps", wh.DELIVERIES_CONFIGMAP)
             if data is None:
                 data = dict((kube.get_or_none(path) or {}).get("data") or {})
             changed: dict[str, str] = {}
-            for url, tried in attempts.items():
-                key = wh.record_key(model, url)
-                previous = wh.DeliveryRecord.load(data[key]) if key in data else None
-                rec = wh.record_after(
-                    previous, model, url, tried, pending=left.get(url, 0), dropped=dropped.get(url, 0)
-                )
-                changed[key] = rec.dump()
+            for one in models:
+                for url, tried in one.attempts.items():
+                    key = wh.record_key(one.model, url)
+                    previous = wh.DeliveryRecord.load(data[key]) if key in data else None
+                    rec = wh.record_after(
+                        previous, one.model, url, tried, pending=one.left.get(url, 0), dropped=one.dropped.get(url, 0)
+                    )
+                    changed[key] = rec.dump()
             try:
                 kube.merge_patch(path, {"data": changed})
             except KubeError as exc:
@@ -142,7 +160,8 @@ class Deliverer:
             self._records[namespace] = {**data, **changed}
         except KubeError as exc:
             self._records.pop(namespace, None)
-            log.warning("webhook delivery record of %s in %s not written: %s", model, namespace, exc)
+            names = ", ".join(one.model for one in models)
+            log.warning("webhook delivery record of %s in %s not written: %s", names, namespace, exc)
 
     def _write_back(self, cm: dict[str, Any], model: str | None, outcomes: dict[str, str | None]) -> None:
         """The outcomes into the ConfigMap (merge patch: other keys untouched; the operator's

@@ -49,15 +49,6 @@ class Event:
     message: str
 
 
-def without_none(value: Any) -> Any:
-    """``value`` as the API server stores it after a merge patch: keys whose value is None dropped."""
-    if isinstance(value, Mapping):
-        return {k: without_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_none(v) for v in value]
-    return value
-
-
 @dataclass(frozen=True)
 class Child:
     """A retraining Experiment as observed (by label, owned by this ModelDeployment)."""

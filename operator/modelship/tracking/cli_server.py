@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int | None:
     import uvicorn
 
     from modelship.tracking.protocol.http import KEEP_ALIVE_S
+    from modelship.tracking.protocol.transport import JoinedHttpToolsProtocol
     from modelship.tracking.server.app import create_app
     from modelship.tracking.store.sql import TrackingStore
 
@@ -163,6 +164,7 @@ def run(args: argparse.Namespace) -> int | None:
         access_log=False,
         timeout_graceful_shutdown=10,
         timeout_keep_alive=KEEP_ALIVE_S,
+        http=JoinedHttpToolsProtocol,  # a response's head and body in one send
     )
     if summaries is not None:
         summaries.stop()

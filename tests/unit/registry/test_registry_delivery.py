@@ -17,6 +17,7 @@ from modelship.resources import webhooks as wh
 from modelship.resources.registry import RegistryEvent
 
 URL = "http://receiver/hook"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 EVENT = RegistryEvent("a" * 32, "model_version", "created", {"name": "iris", "version": "1"})
 
 
@@ -142,6 +143,36 @@ def test_the_outcomes_of_one_configmap_are_written_back_in_one_patch(
 
 def _recorded(patch: dict[str, Any]) -> bool:
     return all(k.startswith(wh.RECORD_PREFIX) for k in patch["data"])
+
+
+def test_one_scan_records_every_model_of_a_namespace_in_one_patch(
+    fake: FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three models' outboxes delivered in one scan: three write-backs (one per registry
+    ConfigMap) and one write of the namespace's record, which names all three."""
+    models = ("iris", "wine", "digits")
+    boxes = {
+        m: wh.entries_for(RegistryEvent(m * 4, "model_version", "created", {"name": m}), [URL], now=NOW) for m in models
+    }
+
+    def list_items(path: str, **_: Any) -> list[dict[str, Any]]:
+        return [
+            {"metadata": {"namespace": "ns", "name": f"modelship-registry-{m}"}, "data": dict(boxes[m])} for m in models
+        ]
+
+    patches: list[tuple[str, dict[str, Any]]] = []
+    write = fake.merge_patch
+    monkeypatch.setattr(webhooks.kube, "list_items", list_items)
+    monkeypatch.setattr(
+        webhooks.kube, "merge_patch", lambda path, body: (patches.append((path, body)), write(path, body))
+    )
+    seen: list[httpx.Request] = []
+    deliverer([200, 200, 200], seen).deliver_due()
+    assert len(seen) == 3
+    assert len([p for p, _ in patches if p == RECORD]) == 1
+    assert len([p for p, _ in patches if p != RECORD]) == 3
+    assert sorted(r.model for r in fake.records()) == sorted(f"modelship-registry-{m}" for m in models)
+    assert all(r.delivered == 1 and r.pending == 0 for r in fake.records())
 
 
 def test_the_record_shows_the_failure_then_the_delivery(fake: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,9 +25,9 @@ BODY = {
 def fakes(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     seen: dict[str, Any] = {"assigned": 0}
 
-    def assign(namespace: str, model: str, uid: str, **_: Any) -> int:
+    def assign(namespace: str, model: str, uid: str, **_: Any) -> registry.Claim:
         seen["assigned"] += 1
-        return 7
+        return registry.Claim(7, False)
 
     def sync(namespace: str, model: str, *, own: registry.Own, **_: Any) -> registry.SyncResult:
         seen["own"] = own

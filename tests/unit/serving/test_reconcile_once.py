@@ -1,7 +1,7 @@
 """ModelDeployment reconciles, counted: the timer's first tick beside the create handler runs
 the reconcile once, a new ModelDeployment (or the resync of an unchanged one) does not list
 its (absent) strays, and a tick that sees a body older than the operator's own status write
-judges from that write."""
+judges from that write (the pure part: tests/unit/test_status.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 from modelship.controllers import modeldeployment
 from modelship.resources.serving import apply_due, may_have_strays, pod_facts, slim_pod
+from modelship.resources.status import known_status
 
 
 @pytest.mark.parametrize(
@@ -63,48 +64,6 @@ def test_the_timer_reconciles_when_nothing_did_for_a_tick(monkeypatch: pytest.Mo
     memo["reconciled_at"] -= modeldeployment.FOLLOW_INTERVAL  # a tick later
     asyncio.run(modeldeployment.follow(memo=memo, who="timer"))
     assert calls == ["timer", "timer"]
-
-
-NOW = 1000.0
-READY_TRUE = {"type": "Ready", "status": "True", "lastTransitionTime": "t1"}
-READY_FALSE = {"type": "Ready", "status": "False", "lastTransitionTime": "t0"}
-
-
-@pytest.mark.parametrize(
-    ("stored", "written", "known", "pending"),
-    [
-        ({"phase": "A"}, None, {"phase": "A"}, False),  # nothing written: the body
-        # the watch has not delivered our write yet: our write, not the older body
-        (
-            {"phase": "Progressing", "conditions": [READY_FALSE]},
-            (NOW - 5, ({"phase": "Healthy", "conditions": [READY_TRUE]},)),
-            {"phase": "Healthy", "conditions": [READY_TRUE]},
-            True,
-        ),
-        # the body shows it: nothing pending any more
-        ({"phase": "Healthy", "n": 1}, (NOW - 5, ({"phase": "Healthy"},)), {"phase": "Healthy", "n": 1}, False),
-        # two writes in order, the second removing a key (None) and merging into a map
-        (
-            {"phase": "A", "canary": {"a": 1, "b": 2}},
-            (NOW - 3, ({"phase": "B", "experiment": {"x": 1}}, {"experiment": None, "canary": {"b": None, "c": 3}})),
-            {"phase": "B", "canary": {"a": 1, "c": 3}},
-            True,
-        ),
-        # a write the body never showed (it failed) stands for STATUS_TRUST_SECONDS only
-        (
-            {"phase": "A"},
-            (NOW - modeldeployment.STATUS_TRUST_SECONDS - 1, ({"phase": "B"},)),
-            {"phase": "A"},
-            False,
-        ),
-    ],
-)
-def test_known_status(stored: dict[str, Any], written: Any, known: dict[str, Any], pending: bool) -> None:
-    got, still = modeldeployment.known_status(stored, written, NOW)
-    assert got == known
-    assert (still is not None) is pending
-    if pending:
-        assert still == written
 
 
 def _pod(name: str, version: str, ready: bool, **container: Any) -> dict[str, Any]:
@@ -173,7 +132,9 @@ def test_a_status_write_is_remembered_until_the_watch_shows_it() -> None:
     assert dict(patch.status) == {"phase": "Healthy"}
     since, _ = memo["status_written"]
     # the next tick sees the old body: it knows the write, so the same status writes nothing
-    known, pending = modeldeployment.known_status(old, memo["status_written"], since + 2)
+    known, pending = known_status(
+        old, memo["status_written"], since + 2, trust_seconds=modeldeployment.STATUS_TRUST_SECONDS
+    )
     assert known["phase"] == "Healthy" and pending is not None
     again = kopf.Patch()
     modeldeployment._write_status(

@@ -17,7 +17,6 @@ from modelship.resources.retrain import (
     plan_retrain,
     retrain_name,
     rfc3339,
-    without_none,
 )
 
 NOW = datetime(2026, 12, 2, 9, 0, 0, tzinfo=UTC)
@@ -379,7 +378,3 @@ def test_names_are_deterministic_and_short() -> None:
     assert retrain_name("iris", 3) == "iris-retrain-3"
     long = retrain_name("a" * 80, 12)
     assert len(long) <= 52 and long.endswith("-retrain-12") and long == retrain_name("a" * 80, 12)
-
-
-def test_without_none_is_what_a_merge_patch_stores() -> None:
-    assert without_none({"a": None, "b": {"c": None, "d": 1}, "e": [{"f": None}]}) == {"b": {"d": 1}, "e": [{}]}

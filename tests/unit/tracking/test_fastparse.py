@@ -65,3 +65,46 @@ def test_log_batch_refuses(body: dict) -> None:
     with pytest.raises(TrackingError) as err:
         fastparse.log_batch(orjson.dumps(body))
     assert err.value.http_status == 400
+
+
+ODD_METRICS = [
+    {"key": "k", "value": 1, "timestamp": 2, "step": 3},  # an int value
+    {"key": "k", "value": 1.5, "timestamp": 2},  # no step: 0
+    {"key": "k", "value": "NaN", "timestamp": 2, "step": 3},  # proto3 spellings
+    {"key": "k", "value": 1.0, "timestamp": "2", "step": "3"},
+    {"key": "k", "value": 1.0, "timestamp": 2, "step": 3, "model_id": "m-1"},
+    {"key": "k", "value": 1.0, "timestamp": 2, "step": 3, "model_id": ""},  # empty: none
+    {"key": "k", "value": 1.0, "timestamp": 2, "dataset_name": "d"},
+    {"key": "k", "value": 1.0, "timestamp": 2, "step": 3.0},  # an integral float
+    {"key": "k", "value": 1.0, "timestamp": 2, "model_id": None, "step": 1},  # four fields, one null
+]
+
+
+def test_a_batch_parses_each_metric_as_one_metric_call_does() -> None:
+    got = fastparse.log_batch(orjson.dumps({"run_id": "r", "metrics": ODD_METRICS}))[1]
+    assert repr(got) == repr([fastparse.metric(m, n) for n, m in enumerate(ODD_METRICS)])  # repr: NaN != NaN
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ({"key": "k", "value": True, "timestamp": 2, "step": 3}, "metrics[1].value"),  # a bool is no number
+        ({"key": "k", "value": 1.0, "timestamp": 2, "step": 2**63}, "metrics[1].step"),
+        ({"key": "k", "value": 10**400, "timestamp": 2, "step": 3}, "metrics[1].value"),
+        ({"key": 5, "value": 1.0, "timestamp": 2, "step": 3}, "metrics[1].key"),
+        ({"key": "k", "value": 1.0, "timestamp": None, "step": 3}, "metrics[1].timestamp"),
+    ],
+)
+def test_a_bad_metric_in_a_batch_is_named_by_its_place(bad: dict, words: str) -> None:
+    good = {"key": "k", "value": 1.0, "timestamp": 2, "step": 3}
+    raw = b'{"run_id": "r", "metrics": [%s, %s]}' % (orjson.dumps(good), _dumps(bad))
+    with pytest.raises(TrackingError) as err:
+        fastparse.log_batch(raw)
+    assert err.value.http_status == 400 and words in str(err.value)
+
+
+def _dumps(m: dict) -> bytes:
+    value = m["value"]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**64:
+        return orjson.dumps({**m, "value": 0}).replace(b'"value":0', b'"value":' + str(value).encode())
+    return orjson.dumps(m)

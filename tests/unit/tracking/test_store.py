@@ -252,3 +252,28 @@ def test_a_logged_model_records_the_versions_registered_from_it(store: TrackingS
     assert versions() == [{"name": "iris", "version": "2"}]
     with pytest.raises(TrackingError):
         store.logged_models.add_model_version("m-nope", "iris", "1")
+
+
+@pytest.mark.parametrize("points,expected", [c[1:] for c in LATEST_CASES], ids=[c[0] for c in LATEST_CASES])
+def test_latest_metric_within_one_batch(
+    store: TrackingStore, points: list[tuple[int, int, float]], expected: tuple[int, int, float]
+) -> None:
+    """The same rule when every point comes in one log_batch (the store picks the latest of a
+    batch itself, in one pass, before its one upsert per key)."""
+    rid = new_run(store)
+    other = [("other", 1.0, 1, s, None, None, None) for s in range(3)]  # keys interleaved
+    batch = [("m", value, ts, step, None, None, None) for step, ts, value in points]
+    store.log_batch(rid, [x for pair in zip(batch, other * len(batch), strict=False) for x in pair])
+    latest = {m["key"]: m for m in store.get_run(rid)["data"]["metrics"]}
+    assert (latest["m"]["step"], latest["m"]["timestamp"], latest["m"]["value"]) == expected
+    assert latest["other"]["step"] == min(2, len(batch) - 1)
+
+
+def test_of_equal_points_in_one_batch_the_last_is_the_latest(store: TrackingStore) -> None:
+    """NaN is stored as 0.0 (with is_nan): it ties with a real 0.0 at the same step and
+    timestamp, and the one sent last is the run's latest, as when sent one call at a time."""
+    for n, (order, shown) in enumerate((((0.0, math.nan), "NaN"), ((math.nan, 0.0), 0.0))):
+        rid = new_run(store, f"e{n}")
+        store.log_batch(rid, [("m", v, 5, 1, None, None, None) for v in order])
+        (latest,) = store.get_run(rid)["data"]["metrics"]
+        assert latest["value"] == shown

@@ -81,8 +81,6 @@ def view_type(value: str | int | None) -> tuple[str, ...]:
 
 # Rows of the metrics table: (run_uuid, key, step, timestamp, value, is_nan, model_id, dataset_name,
 # dataset_digest).
-_LATEST_ORDER = operator.itemgetter(1, 2, 3, 4)
-_KEY_OF_ROW = operator.itemgetter(1)
 _POINT_ORDER = operator.itemgetter(2, 3, 4)  # (step, timestamp, value): a history's order
 
 
@@ -480,8 +478,8 @@ class TrackingStore:
     ) -> None:
         """Log everything or nothing: one transaction, all validation before any write."""
         v.batch_sizes(len(metrics), len(params), len(tags))
-        for m in metrics:
-            v.key(m[0], "metric")
+        for key in dict.fromkeys([m[0] for m in metrics]):  # each key once, in the order sent
+            v.key(key, "metric")
         param_map: dict[str, str] = {}
         for key, value in params:
             v.key(key, "param")
@@ -537,9 +535,14 @@ class TrackingStore:
             (run_id, key, step, ts, value, False) if not isnan(value) else (run_id, key, step, ts, 0.0, True)
             for key, value, ts, step, _model, _ds_name, _ds_digest in metrics
         ]
-        # Per key, the greatest (step, timestamp, value): sorted, the last row of a key wins.
-        ordered = sorted(rows, key=_LATEST_ORDER)
-        latest = dict(zip(map(_KEY_OF_ROW, ordered), ordered))
+        # Per key, the greatest (step, timestamp, value), the last of equal ones: one pass
+        # (sorting the 1000 rows for it cost twice as much).
+        latest: dict[str, tuple[Any, ...]] = {}
+        held = latest.get
+        for row in rows:
+            best = held(row[1])
+            if best is None or (row[2], row[3], row[4]) >= (best[2], best[3], best[4]):
+                latest[row[1]] = row
         # Straight to the driver's executemany: for 1000 rows, SQLAlchemy's per-row
         # parameter processing costs more than SQLite's insert itself.
         if any(m[4] is not None or m[5] is not None or m[6] is not None for m in metrics):
