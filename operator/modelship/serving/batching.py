@@ -6,6 +6,15 @@ rows), so an idle server adds no delay and a busy one batches more. ``max_delay_
 additionally waits that long for a batch to fill. The result is split back by row
 offsets. When a batched predict raises, each request is retried alone, so one bad
 request fails only itself.
+
+A batch whose predict is known to be quick (every recent call under ``inline_below_s``)
+runs on the event loop itself instead of the worker thread. Profiled under load
+(benchmarks/serving/README.md), the thread cost more than the predict: each batch's hop
+there and back, and every time the predict thread let go of the GIL (a numpy call, the
+wake-up of the loop) it waited for the busy event loop to hand it back — so a batch of
+two 100-row requests took far longer than its predict. Inline, the next batch is every
+request parsed meanwhile, as before; a model whose calls take longer (or one slow call)
+goes back to the thread, so the loop is never held for long and timeouts still apply.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ class MicroBatcher:
         max_delay_s: float = 0.0,
         on_batch: Callable[[int, int, float, list[Any]], None] | None = None,
         on_settled: Callable[[list[tuple[ModelInput, Any]]], None] | None = None,
+        inline_below_s: float = 0.0,
     ) -> None:
         self.predict = predict
         self.executor = executor
@@ -55,6 +65,9 @@ class MicroBatcher:
         self.on_batch = on_batch
         #: called with (input, output) pairs once the batch's requests have their answers
         self.on_settled = on_settled
+        #: run a batch on the event loop while predict calls take less than this (0: never)
+        self.inline_below_s = inline_below_s
+        self._recent = _RecentCalls()
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._carry: _Item | None = None
         self._task: asyncio.Task[None] | None = None
@@ -109,6 +122,14 @@ class MicroBatcher:
             batch = [i for i in batch if not i.future.done()]  # e.g. timed-out requests
             if not batch:
                 continue
+            if self._recent.quick(self.inline_below_s):
+                try:
+                    self._predict_batch(batch, None)
+                except Exception:
+                    log.exception("batch failed unexpectedly")
+                # let the requests just answered write their replies before the next predict
+                await asyncio.sleep(0)
+                continue
             try:
                 await loop.run_in_executor(self.executor, self._predict_batch, batch, loop)
             except asyncio.CancelledError:
@@ -119,10 +140,11 @@ class MicroBatcher:
             except Exception:
                 log.exception("batch failed unexpectedly")
 
-    def _predict_batch(self, batch: list[_Item], loop: asyncio.AbstractEventLoop) -> None:
-        """Runs in the worker thread; hands each result back to the loop."""
+    def _predict_batch(self, batch: list[_Item], loop: asyncio.AbstractEventLoop | None) -> None:
+        """Runs in the worker thread and hands each result back to ``loop``, or (``loop``
+        None) on the event loop itself."""
         total = sum(i.rows for i in batch)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         if len(batch) == 1:
             results = [self._call(batch[0].data)]
             observed = [(batch[0].data, results[0])]
@@ -140,25 +162,62 @@ class MicroBatcher:
                     results.append(_slice(out, offset, offset + item.rows))
                     offset += item.rows
         elapsed = time.perf_counter() - start
+        # the call's own CPU time: on a crowded machine the wall clock also counts the
+        # time the thread waited for a core, which inline would not make any shorter
+        self._recent.add(time.thread_time() - cpu)
         if self.on_batch is not None:
             try:
                 self.on_batch(total, len(batch), elapsed, [r for _, r in observed if not isinstance(r, BaseException)])
             except Exception:
                 log.exception("on_batch hook failed")
+        pairs = [(item.future, res) for item, res in zip(batch, results)]
+        settled = [(x, r) for x, r in observed if not isinstance(r, BaseException)]
+        if loop is None:
+            _settle_all(pairs)
+            if self.on_settled is not None and settled:
+                # behind the requests just woken (their replies go first): no client waits for it
+                asyncio.get_running_loop().call_soon(self._settled, settled)
+            return
         # one wake-up of the event loop for the whole batch, not one per request
-        loop.call_soon_threadsafe(_settle_all, [(item.future, res) for item, res in zip(batch, results)])
+        loop.call_soon_threadsafe(_settle_all, pairs)
         if self.on_settled is not None:
             # after the replies are on their way: accounting that no client waits for
-            try:
-                self.on_settled([(x, r) for x, r in observed if not isinstance(r, BaseException)])
-            except Exception:
-                log.exception("on_settled hook failed")
+            self._settled(settled)
+
+    def _settled(self, pairs: list[tuple[ModelInput, Any]]) -> None:
+        assert self.on_settled is not None
+        try:
+            self.on_settled(pairs)
+        except Exception:
+            log.exception("on_settled hook failed")
 
     def _call(self, data: ModelInput) -> Any:
         try:
             return self.predict(data, None)
         except Exception as exc:  # noqa: BLE001 - the request gets it as a 500
             return exc
+
+
+class _RecentCalls:
+    """The CPU time of the last few predict calls: is predict quick enough to run inline?"""
+
+    SIZE = 8
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.longest = float("inf")  # unknown until SIZE calls were timed
+
+    def add(self, seconds: float) -> None:
+        s = self.seconds
+        s.append(seconds)
+        if len(s) > self.SIZE:
+            del s[0]
+        if len(s) == self.SIZE:
+            self.longest = max(s)
+
+    def quick(self, limit: float) -> bool:
+        """Every one of the last SIZE calls took less than ``limit`` (never before SIZE calls)."""
+        return self.longest < limit
 
 
 def _settle_all(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:

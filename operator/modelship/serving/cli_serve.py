@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-name", help="name in v2 URLs and metrics labels")
     parser.add_argument("--model-version", help="version in v2 URLs and metrics labels")
     parser.add_argument("--variant", help="variant label of metrics")
-    parser.add_argument("--max-batch-size", type=int, help="most rows in one predict call (default 256)")
+    parser.add_argument("--max-batch-size", type=int, help="most rows in one predict call (default 1024)")
     parser.add_argument("--max-batch-delay-ms", type=float, help="extra wait for a batch to fill (default 0)")
     parser.add_argument("--batching", choices=["auto", "on", "off"], default=None)
     parser.add_argument("--log-level", help="debug, info, warning, error")

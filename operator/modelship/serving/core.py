@@ -196,6 +196,7 @@ class ModelServer:
                 max_delay_s=self.settings.max_batch_delay_ms / 1000.0,
                 on_batch=self._on_batch,
                 on_settled=self._on_settled,
+                inline_below_s=self.settings.inline_predict_ms / 1000.0,
             )
             self.batcher.start()
         self.model = model

@@ -23,11 +23,15 @@ class ServingSettings(BaseSettings):
     """Version in metrics labels and in v2 ``/versions/{v}`` URLs."""
     variant: str = "default"
     """The ModelDeployment variant this pod serves (a metrics label)."""
-    max_batch_size: int = Field(default=256, ge=1)
+    max_batch_size: int = Field(default=1024, ge=1)
     """Most rows coalesced into one predict call; a larger request runs alone."""
     max_batch_delay_ms: float = Field(default=0.0, ge=0.0)
     """How long a batch may wait for more requests once one arrived. 0: none — requests
     that arrive while a predict runs form the next batch (adaptive batching)."""
+    inline_predict_ms: float = Field(default=2.0, ge=0.0)
+    """Micro-batches run on the event loop, not the predict thread, while each of the last 8
+    predict calls took less than this (a thread hop and the GIL's hand-overs cost more than
+    a quick predict); a slower call sends them back to the thread. 0: always the thread."""
     batching: bool | None = None
     """Force micro-batching on or off; None: on for row-wise flavors (sklearn), off for
     user python_function classes, whose predict may look at the whole input."""

@@ -110,3 +110,103 @@ def test_max_delay_lets_a_batch_fill(delay: float) -> None:
 
     run(main())
     assert calls == ([1, 1] if delay == 0.0 else [2])
+
+
+def _threads_of_calls(cost_s: float, batches: int, inline_below_s: float) -> list[str]:
+    """Which thread ran each of ``batches`` sequential one-request batches of a predict that
+    burns ``cost_s`` of CPU per call."""
+    import threading
+    import time
+
+    where: list[str] = []
+
+    def predict(data: np.ndarray, params: Any) -> np.ndarray:
+        end = time.thread_time() + cost_s
+        while time.thread_time() < end:
+            pass
+        where.append(threading.current_thread().name)
+        return data[:, 0]
+
+    async def main() -> None:
+        b = MicroBatcher(
+            predict,
+            ThreadPoolExecutor(1, thread_name_prefix="predict"),
+            max_batch_size=10,
+            inline_below_s=inline_below_s,
+        )
+        b.start()
+        for i in range(batches):
+            out = await b.submit(np.full((1, 1), float(i)), 1)
+            assert out.tolist() == [float(i)]
+        await b.stop()
+
+    run(main())
+    return where
+
+
+def test_quick_predict_runs_on_the_event_loop_after_eight_calls() -> None:
+    where = _threads_of_calls(0.0, 12, inline_below_s=0.5)
+    assert where[:8] == ["predict_0"] * 8  # timed on the thread first
+    assert where[8:] == ["MainThread"] * 4
+
+
+def test_slow_predict_stays_on_the_thread() -> None:
+    where = _threads_of_calls(0.003, 12, inline_below_s=0.001)
+    assert where == ["predict_0"] * 12
+
+
+def test_inline_off_by_default() -> None:
+    assert _threads_of_calls(0.0, 10, inline_below_s=0.0) == ["predict_0"] * 10
+
+
+def test_one_slow_call_sends_batches_back_to_the_thread() -> None:
+    import threading
+    import time
+
+    where: list[str] = []
+
+    def predict(data: np.ndarray, params: Any) -> np.ndarray:
+        if data[0, 0] == 9.0:  # the tenth call, already inline, is slow
+            end = time.thread_time() + 0.02
+            while time.thread_time() < end:
+                pass
+        where.append(threading.current_thread().name)
+        return data[:, 0]
+
+    async def main() -> None:
+        b = MicroBatcher(
+            predict, ThreadPoolExecutor(1, thread_name_prefix="predict"), max_batch_size=10, inline_below_s=0.01
+        )
+        b.start()
+        for i in range(12):
+            await b.submit(np.full((1, 1), float(i)), 1)
+        await b.stop()
+
+    run(main())
+    assert where[8:] == ["MainThread", "MainThread", "predict_0", "predict_0"]
+
+
+def test_inline_batches_coalesce_and_fail_alone() -> None:
+    calls: list[int] = []
+
+    def predict(data: np.ndarray, params: Any) -> np.ndarray:
+        calls.append(len(data))
+        if (data < 0).any():
+            raise ValueError("negative")
+        return data[:, 0]
+
+    async def main() -> list[Any]:
+        b = MicroBatcher(predict, ThreadPoolExecutor(1), max_batch_size=100, inline_below_s=1.0)
+        b.start()
+        for _ in range(8):  # time eight calls: the batches after them run inline
+            await b.submit(np.ones((1, 1)), 1)
+        calls.clear()
+        inputs = [np.ones((2, 1)), -np.ones((1, 1)), np.full((1, 1), 3.0)]
+        out = await asyncio.gather(*(b.submit(x, len(x)) for x in inputs), return_exceptions=True)
+        await b.stop()
+        return out
+
+    ok1, bad, ok2 = run(main())
+    assert ok1.tolist() == [1.0, 1.0] and ok2.tolist() == [3.0]
+    assert isinstance(bad, ValueError)
+    assert calls == [4, 2, 1, 1]  # one batched call, then each alone
