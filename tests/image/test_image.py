@@ -175,7 +175,7 @@ def test_the_tracking_server_serves_the_web_ui_built_in_the_image(container: str
 def test_the_quickstart_trains_the_example_the_image_carries(container: str) -> None:
     """What the quickstart's trial pod runs (`spec.project.path`): the image's iris MLproject
     under `modelship run`, logging through the image's mlflow client to a tracking server (the
-    image's too); the run ends FINISHED with its metrics and a logged model."""
+    image's too); the run ends FINISHED with its metrics and its model logged and ready."""
     port = free_port()
     server = Server(
         container,
@@ -217,12 +217,11 @@ def test_the_quickstart_trains_the_example_the_image_carries(container: str) -> 
         assert logged["info"]["status"] == "FINISHED", logged["info"]
         metrics = {m["key"]: m["value"] for m in logged["data"]["metrics"]}
         assert metrics["accuracy"] > 0.8, metrics
-        listed = httpx.get(
-            f"{url}/api/2.0/mlflow/artifacts/list",
-            params={"run_id": logged["info"]["run_id"], "path": "model"},
-            timeout=30,
-        ).json()
-        assert "model/MLmodel" in {f["path"] for f in listed.get("files", [])}, listed
+        # mlflow 3 logs the model as a LoggedModel of the run (runs:/<run>/model resolves to it).
+        (output,) = logged["outputs"]["model_outputs"]
+        model = httpx.get(f"{url}/api/2.0/mlflow/logged-models/{output['model_id']}", timeout=30).json()["model"]
+        assert model["info"]["name"] == "model" and model["info"]["status"] == "LOGGED_MODEL_READY", model["info"]
+        assert model["info"]["source_run_id"] == logged["info"]["run_id"], model["info"]
     finally:
         log = server.stop()
     assert get(f"{url}/health") is None, log
