@@ -192,8 +192,21 @@ def _crd_exists(api: KubeApi, name: str) -> bool:
 
 
 def _clean(admin: Admin, api: KubeApi) -> None:
-    """Back to a clean cluster: no release, no CRDs, no namespace."""
+    """Back to a clean cluster: no release, no CRDs, no namespace. Objects of Modelship's kinds
+    left by a test that failed keep their finalizers with no operator to take them off, and a
+    CRD's deletion waits for its objects: those finalizers go first, as an admin removing an
+    uninstalled operator's CRDs would do."""
     admin.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--ignore-not-found")
+    for kind in KINDS:
+        if not _crd_exists(api, kind.crd_name):
+            continue
+        for obj in api.get(f"/apis/{kind.api_version}/{kind.plural}")["items"]:
+            if obj["metadata"].get("finalizers"):
+                meta = obj["metadata"]
+                admin.kubectl(
+                    "patch", kind.plural, meta["name"], "-n", meta["namespace"], "--type=merge",
+                    "-p", '{"metadata":{"finalizers":null}}',
+                )  # fmt: skip
     admin.kubectl("delete", "crd", *CRDS, "--ignore-not-found", "--wait=true")
     admin.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", "--timeout=5m")
     admin.kubectl("delete", "clusterrole,clusterrolebinding", OPERATOR, TRACKING, "--ignore-not-found")
@@ -265,6 +278,7 @@ def test_helm_install_test_upgrade_uninstall_on_a_clean_cluster(clean_bed: Bed, 
 def test_kubectl_install_then_helm_adopts_it(clean_bed: Bed, admin: Admin, api: KubeApi) -> None:
     _clean(admin, api)
     admin.kubectl("apply", "--server-side", "-f", str(INSTALL.relative_to(ROOT)))
+    users: list[str] = []
     try:
         wait(lambda: _deployment_ready(api, OPERATOR), 300, "the operator of manifests/install.yaml Ready")
         wait(lambda: _deployment_ready(api, TRACKING), 300, "the tracking server of manifests/install.yaml Ready")
@@ -291,6 +305,7 @@ def test_kubectl_install_then_helm_adopts_it(clean_bed: Bed, admin: Admin, api: 
         # registers its model, which reaches Staging through its gate, and the ModelDeployment
         # serves it; `kubectl get modelship` then lists one object of each kind.
         user = _restricted_namespace(api)
+        users.append(user)
         admin.kubectl("apply", "-n", user, "-k", "manifests/examples/quickstart")
         started = time.monotonic()
         version = wait(lambda: _quickstart_registered(api, user), 600, "the quickstart trained and registered")
@@ -305,6 +320,9 @@ def test_kubectl_install_then_helm_adopts_it(clean_bed: Bed, admin: Admin, api: 
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- pods\n{_diagnose(api, clean_bed)}") from None
     finally:
+        # The user's objects go while the operator runs, which takes off their finalizers.
+        for namespace in users:
+            admin.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=5m", ok=False)
         admin.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", TIMEOUT, ok=False)
 
 
