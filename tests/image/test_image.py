@@ -98,6 +98,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def tracking_server(container: str, port: int, database: str, artifacts: str) -> Server:
+    """The image's tracking server on 127.0.0.1:``port``, SQLite at ``database``."""
+    return Server(
+        container,
+        "modelship",
+        "tracking-server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{database}",
+        "--artifacts-destination",
+        artifacts,
+    )
+
+
 def get(url: str) -> httpx.Response | None:
     try:
         return httpx.get(url, timeout=5)
@@ -144,19 +161,7 @@ def test_serve_a_sample_model_as_user_10001(container: str, tmp_path: Path) -> N
 
 def test_the_tracking_server_serves_the_web_ui_built_in_the_image(container: str) -> None:
     port = free_port()
-    server = Server(
-        container,
-        "modelship",
-        "tracking-server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        "sqlite:////tmp/mlflow.db",
-        "--artifacts-destination",
-        "/tmp/artifacts",
-    )
+    server = tracking_server(container, port, "/tmp/mlflow.db", "/tmp/artifacts")
     try:
         wait(lambda: (r := get(f"http://127.0.0.1:{port}/health")) is not None and r.status_code == 200, 300, "/health")
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
@@ -177,19 +182,7 @@ def test_the_quickstart_trains_the_example_the_image_carries(container: str) -> 
     under `modelship run`, logging through the image's mlflow client to a tracking server (the
     image's too); the run ends FINISHED with its metrics and its model logged and ready."""
     port = free_port()
-    server = Server(
-        container,
-        "modelship",
-        "tracking-server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        "sqlite:////tmp/train.db",
-        "--artifacts-destination",
-        "/tmp/train-artifacts",
-    )
+    server = tracking_server(container, port, "/tmp/train.db", "/tmp/train-artifacts")
     url = f"http://127.0.0.1:{port}"
     try:
         wait(lambda: (r := get(f"{url}/health")) is not None and r.status_code == 200, 300, "/health")
