@@ -305,11 +305,16 @@ class EarlierTrials(ApiModel):
     """Finished trials folded out of status.trials (it lists the latest 200): their counts, and
     the grid points they took, so that a search keeps counting them once their Jobs are gone."""
 
-    below: int = Field(description="Every trial numbered below this is finished and counted here.")
+    below: int = Field(description="Every trial numbered below this is finished and counted here, but those of open.")
     succeeded: int = Field(default=0, description="Of those, trials that succeeded.")
     failed: int = Field(default=0, description="Of those, trials that failed.")
     stopped: int = Field(default=0, description="Of those, trials stopped early.")
     grid_ids: list[int] | None = Field(default=None, description="The grid sampler's points those trials took.")
+    open: list[int] | None = Field(
+        default=None,
+        description="Trials numbered below `below` that were still running when the older ones were folded: "
+        "they stay in status.trials and are counted here once they finish.",
+    )
 
 
 class ExperimentStatus(ApiModel):

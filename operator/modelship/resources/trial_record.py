@@ -17,7 +17,9 @@ Every tick merges the Jobs it lists with that record (:func:`merge`), by trial n
   the Job) ends as its run ended on the tracking server (:func:`vanished`), which
   ``modelship run`` closes before the Job completes: FINISHED is a success (the objective
   is read as for any trial), anything else a failure, and a run still open is closed;
-- a trial below ``earlierTrials.below`` is counted there, whatever Job still exists.
+- a trial below ``earlierTrials.below`` is counted there, whatever Job still exists, but
+  for those of ``earlierTrials.open``: trials still active when the fold passed them, listed
+  until they finish (a hung old trial must not keep the list growing past the limit).
 
 A trial whose Job ran out before any status named it (the operator died between creating
 the Job and writing the status, and stayed away longer than the TTL) has only its run
@@ -50,17 +52,24 @@ class Earlier:
     """Finished trials folded out of ``status.trials`` (``status.earlierTrials``)."""
 
     below: int = 0
-    """Every trial numbered below this is finished and counted here."""
+    """Every trial numbered below this is finished and counted here, but those of ``open``."""
     succeeded: int = 0
     failed: int = 0
     stopped: int = 0
     grid_ids: tuple[int, ...] = ()
     best: Trial | None = None
     """``status.bestTrial`` when it is one of these (it stays a candidate)."""
+    open: tuple[int, ...] = ()
+    """Trials numbered below ``below`` that were active when the fold passed them: they stay
+    listed in ``status.trials`` and are counted here once they finish."""
 
     @property
     def count(self) -> int:
         return self.succeeded + self.failed + self.stopped
+
+    def counts(self, number: int) -> bool:
+        """Whether trial ``number`` is folded here (and so is not listed)."""
+        return number < self.below and number not in self.open
 
     def wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -71,6 +80,9 @@ class Earlier:
         }
         if self.grid_ids:
             out["gridIds"] = sorted(self.grid_ids)
+        # Always written, empty too: status goes out as a merge patch, where a key left out
+        # would keep the last list and count a finished trial twice.
+        out["open"] = sorted(self.open)
         return out
 
 
@@ -123,20 +135,22 @@ def recorded(status: Mapping[str, Any]) -> tuple[list[Trial], Earlier]:
             failed=int(raw.get("failed") or 0),
             stopped=int(raw.get("stopped") or 0),
             grid_ids=tuple(int(i) for i in raw.get("gridIds") or ()),
-            best=best if best is not None and best.number < int(raw["below"]) else None,
+            open=tuple(int(i) for i in raw.get("open") or ()),
         )
+        if best is not None and earlier.counts(best.number):
+            earlier = dataclasses.replace(earlier, best=best)
     return found, earlier
 
 
 def merge(from_jobs: Sequence[Trial], record: Sequence[Trial], earlier: Earlier) -> list[Merged]:
     """This tick's trials by number: the Job's when it exists, else the record's (see the
-    module); none below ``earlier.below``, which the fold counts."""
+    module); none that ``earlier`` counts."""
     out: dict[int, Merged] = {}
     for trial in record:
-        if trial.number >= earlier.below:
+        if not earlier.counts(trial.number):
             out[trial.number] = Merged(trial, RECORDED if trial.phase in FINISHED else VANISHED)
     for trial in from_jobs:
-        if trial.number >= earlier.below:
+        if not earlier.counts(trial.number):
             out[trial.number] = Merged(trial, JOB)
     return [out[n] for n in sorted(out)]
 
@@ -203,19 +217,30 @@ def trial_of_run(
 
 def fold(ordered: Sequence[Trial], earlier: Earlier, limit: int) -> tuple[list[Trial], Earlier]:
     """Keep at most ``limit`` trials listed: the oldest finished ones, in order, go into the
-    counts. An active trial stops the fold (everything below ``below`` must be final), so
-    the list may stay longer while an old trial still runs."""
+    counts. An active trial is never folded: the fold passes it and names it in ``open``, so
+    that one hung trial cannot make the list grow with every trial after it; it is counted
+    once it finished. (Only active trials can make the list longer than ``limit``.)"""
     keep = sorted(ordered, key=lambda t: t.number)
     counts = {SUCCEEDED: earlier.succeeded, FAILED: earlier.failed, STOPPED: earlier.stopped}
     grid_ids, below, best = list(earlier.grid_ids), earlier.below, earlier.best
-    while len(keep) > limit and keep[0].phase not in ACTIVE:
-        trial = keep.pop(0)
+    still_open = set(earlier.open)
+
+    def count(trial: Trial) -> None:
+        keep.remove(trial)
         counts[trial.phase] += 1
-        below = trial.number + 1
         grid_id = trial.sampler_attrs.get("grid_id")
         if isinstance(grid_id, int):
             grid_ids.append(grid_id)
-    if below == earlier.below:
+
+    for trial in [t for t in keep if t.number in still_open and t.phase not in ACTIVE]:
+        count(trial)  # below the fold already: counted as soon as it finished
+        still_open.discard(trial.number)
+    excess = len(keep) - limit
+    for trial in [t for t in keep if t.phase not in ACTIVE and t.number >= below][: max(excess, 0)]:
+        count(trial)
+        below = trial.number + 1
+    still_open |= {t.number for t in keep if t.number < below and t.phase in ACTIVE}
+    if below == earlier.below and still_open == set(earlier.open):
         return keep, earlier
     return keep, Earlier(
         below=below,
@@ -224,6 +249,7 @@ def fold(ordered: Sequence[Trial], earlier: Earlier, limit: int) -> tuple[list[T
         stopped=counts[STOPPED],
         grid_ids=tuple(grid_ids),
         best=best,
+        open=tuple(sorted(still_open)),
     )
 
 

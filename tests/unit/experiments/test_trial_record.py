@@ -20,6 +20,7 @@ from tests.unit.experiments.test_trial_loop import observe, seen, summary
 from modelship.api import ExperimentSpec
 from modelship.resources import trial_record, trials
 from modelship.resources.search import FAILED, RUNNING, STOPPED, SUCCEEDED, Trial, suggest
+from modelship.resources.status import merge_patched
 from modelship.resources.trial_loop import ObservedTrial, TickPlan, plan_tick
 from modelship.resources.trial_record import JOB, RECORDED, VANISHED, Earlier
 
@@ -256,11 +257,19 @@ def _finished(n: int, objective: float = 0.5, **changes: Any) -> Trial:
             (1, 1, 1),
         ),
         (
-            "an old trial still running stops the fold",
+            "an old trial still running is passed, not folded, and named open",
             [_finished(0), _finished(1, phase=RUNNING), _finished(2), _finished(3)],
             2,
-            [1, 2, 3],
+            [1, 3],
+            3,
+            (2, 0, 0),
+        ),
+        (
+            "only active trials can keep the list over the limit",
+            [_finished(0, phase=RUNNING), _finished(1, phase=RUNNING), _finished(2)],
             1,
+            [0, 1],
+            3,
             (1, 0, 0),
         ),
     ],
@@ -271,6 +280,43 @@ def test_fold(
     left, earlier = trial_record.fold(listed, Earlier(), limit)
     assert [t.number for t in left] == kept, name
     assert (earlier.below, (earlier.succeeded, earlier.failed, earlier.stopped)) == (below, counts), name
+    assert earlier.open == tuple(t.number for t in left if t.number < below), name
+
+
+def test_an_open_trial_is_counted_once_it_finished_and_listed_until_then() -> None:
+    listed = [_finished(0), _finished(1, phase=RUNNING), _finished(2), _finished(3)]
+    left, earlier = trial_record.fold(listed, Earlier(), 2)
+    assert (earlier.below, earlier.open, earlier.count) == (3, (1,), 2)
+    assert earlier.wire() == {"below": 3, "succeeded": 2, "failed": 0, "stopped": 0, "open": [1]}
+    # Read back from status, the open trial is still merged in (from its Job or its record).
+    status = {"trials": [trials.trial_status(t) for t in left], "earlierTrials": earlier.wire()}
+    record, again = trial_record.recorded(status)
+    assert again == earlier
+    assert [m.trial.number for m in trial_record.merge([], record, again)] == [1, 3]
+    assert [m.trial.number for m in trial_record.merge([_finished(0), _finished(1, phase=RUNNING)], [], again)] == [1]
+    # Still running: nothing changes. Finished: counted, off the list, no longer open.
+    assert trial_record.fold(left, earlier, 2) == (left, earlier)
+    done = [_finished(1, phase=FAILED), _finished(3)]
+    left, earlier = trial_record.fold(done, earlier, 2)
+    assert [t.number for t in left] == [3]
+    assert (earlier.below, earlier.open, earlier.succeeded, earlier.failed) == (3, (), 2, 1)
+    assert earlier.wire()["open"] == []  # written empty: a merge patch must clear the list
+
+
+def test_a_hung_old_trial_does_not_make_status_trials_grow() -> None:
+    limit = trials.MAX_TRIALS_IN_STATUS
+    the_spec = spec(search_maxTrials=3 * limit, search_parallelism=4, search_maxFailedTrials=10)
+    jobs = [seen(0, RUNNING), *(seen(n, SUCCEEDED, objective=0.5) for n in range(1, 2 * limit))]
+    first = plan_tick(the_spec, observe(*jobs))
+    status = first.status({launch.number: f"run{launch.number}" for launch in first.launches})
+    assert len(status["trials"]) <= limit  # the hung trial, the latest finished ones, the new launches
+    assert status["trials"][0]["number"] == 0
+    assert status["earlierTrials"]["open"] == [0]
+    assert status["succeededTrials"] == 2 * limit - 1
+    # The Jobs deleted (the hung one left): the same plan, the same counts.
+    again = from_record(the_spec, status, [jobs[0], *(seen(x.number, RUNNING) for x in first.launches)])
+    assert decisions(again) == {**decisions(first), "launch": []}
+    assert again.status()["earlierTrials"] == status["earlierTrials"]
 
 
 def test_more_trials_than_status_lists_are_still_counted_once_their_jobs_are_gone() -> None:
@@ -284,7 +330,7 @@ def test_more_trials_than_status_lists_are_still_counted_once_their_jobs_are_gon
     first = plan_tick(the_spec, observe(*jobs))
     status = first.status({launch.number: f"run{launch.number}" for launch in first.launches})
     assert len(status["trials"]) == limit
-    assert status["earlierTrials"] == {"below": 7, "succeeded": 6, "failed": 1, "stopped": 0}
+    assert status["earlierTrials"] == {"below": 7, "succeeded": 6, "failed": 1, "stopped": 0, "open": []}
     assert status["bestTrial"]["number"] == best_number  # folded, and still the best
     # Every Job deleted: the counts, the best trial and the next numbers hold.
     again = from_record(the_spec, status, [seen(launch.number, RUNNING) for launch in first.launches])
@@ -387,3 +433,17 @@ def test_job_states_with_a_stop_by_deadline() -> None:
     stopped = job(4, stopped=True, conditions=[cond("Failed", "Job was active longer than specified deadline")])
     trial = trials.trial_of_job(stopped)
     assert trial is not None and trial.phase == STOPPED
+
+
+def test_an_emptied_open_list_survives_the_merge_patch_status_goes_out_as() -> None:
+    # kopf sends status as an RFC 7386 merge patch: a key left out keeps its old value.
+    listed = [_finished(0), _finished(1, phase=RUNNING), _finished(2), _finished(3)]
+    left, earlier = trial_record.fold(listed, Earlier(), 2)
+    stored = {"trials": [trials.trial_status(t) for t in left], "earlierTrials": earlier.wire()}
+    left, earlier = trial_record.fold([_finished(1), _finished(3)], earlier, 2)
+    stored = merge_patched(stored, {"trials": [trials.trial_status(t) for t in left], "earlierTrials": earlier.wire()})
+    record, again = trial_record.recorded(stored)
+    assert again.open == () and again.succeeded == 3
+    # trial 1's Job, still there, is not listed again: it is counted once.
+    merged = trial_record.merge([_finished(1), _finished(3)], record, again)
+    assert [m.trial.number for m in merged] == [3]
