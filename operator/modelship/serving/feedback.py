@@ -18,7 +18,6 @@ prediction and :meth:`FeedbackBook.record` with a parsed ``/feedback`` body.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 import secrets
@@ -37,12 +36,12 @@ KINDS = ("binary", "continuous")
 REASONS = ("invalid", "unknown", "duplicate", "not_comparable", "row_mismatch", "over_batch_limit", "unreachable")
 """Why an outcome is refused, one word each (the keys of ``rejected`` in the report).
 ``unreachable``: unknown here, and a peer that may know it could not be asked (send it again)."""
-_SERVER_ID = re.compile(r"([0-9a-f]{12})-[0-9]+")
+_SERVER_ID = re.compile(r"([0-9a-f]{12})-[0-9a-f]{16}")
 
 
 def instance_hint(request_id: str) -> str | None:
     """The instance that made ``request_id`` when it has the shape of a server-made id
-    (``<instance>-<counter>``): where its prediction is remembered. None for other ids."""
+    (``<instance>-<random>``): where its prediction is remembered. None for other ids."""
     m = _SERVER_ID.fullmatch(request_id)
     return m.group(1) if m else None
 
@@ -125,14 +124,15 @@ class FeedbackBook:
         self.max_batch = max_batch
         #: this process; ids made here start with it, and the operator tells a restarted pod by it
         self.instance = secrets.token_hex(6)
-        self._counter = itertools.count(1)
         self._recent: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self.tallies = {kind: Tally() for kind in KINDS}
         self.rejected = dict.fromkeys(REASONS, 0)
 
     def new_id(self) -> str:
-        return f"{self.instance}-{next(self._counter)}"
+        # 64 random bits, not a counter: an outcome counts once per id, so an id anyone
+        # could guess would let them spend another client's feedback before it arrives.
+        return f"{self.instance}-{secrets.token_hex(8)}"
 
     def remember(self, request_id: str, pred: Any) -> None:
         """Keep what was predicted for ``request_id`` (a reused id refers to its latest prediction)."""

@@ -8,7 +8,7 @@ once: the forwarded request carries :data:`FORWARDED_HEADER`, and a pod that get
 counts what it knows and never forwards again. The reply the client gets sums what every
 pod accepted and names the ids no pod knew.
 
-Which peer first: a server-made id is ``<instance>-<counter>`` (:func:`instance_hint`), and
+Which peer first: a server-made id is ``<instance>-<random>`` (:func:`instance_hint`), and
 each peer's reply names its instance, so once a pod has heard from a peer its ids go
 straight there; a client's own ids (``X-Request-Id``) are offered to the peers one after
 the other, each getting only those still unknown, so an outcome is counted by one pod at

@@ -96,7 +96,7 @@ def test_outcomes_sent_to_any_server_count_where_the_prediction_was_made(
     assert figures(servers["blue"].url)["rejected"]["unknown"] == 1  # left to the asking pod to count
 
     # blue's own ids that it has forgotten (or never made) are not asked of anyone
-    forgotten = f"{figures(servers['blue'].url)['instance']}-999999"
+    forgotten = f"{figures(servers['blue'].url)['instance']}-00000000000f4240"
     asked = post(servers["blue"].url, [{"requestId": forgotten, "label": 0}])
     assert asked["errors"][0]["reason"] == "unknown" and asked["peers"]["asked"] == 0, asked
 

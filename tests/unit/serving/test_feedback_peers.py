@@ -3,6 +3,7 @@ order, get which outcomes, and how their answers make the client's reply."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -34,11 +35,12 @@ def test_bad_targets_name_the_entry_and_the_setting(spec: str) -> None:
 @pytest.mark.parametrize(
     ("rid", "want"),
     [
-        ("5c1e0a7d9b21-42", "5c1e0a7d9b21"),
+        ("5c1e0a7d9b21-0f3a9c2e5b7d1e4a", "5c1e0a7d9b21"),
         ("5c1e0a7d9b21-", None),
+        ("5c1e0a7d9b21-42", None),  # the counter ids of before: guessable, no longer made
         ("order-17", None),
-        ("5C1E0A7D9B21-42", None),  # the server makes lower-case hex
-        ("x5c1e0a7d9b21-42", None),
+        ("5C1E0A7D9B21-0F3A9C2E5B7D1E4A", None),  # the server makes lower-case hex
+        ("x5c1e0a7d9b21-0f3a9c2e5b7d1e4a", None),
     ],
 )
 def test_instance_hint(rid: str, want: str | None) -> None:
@@ -48,6 +50,16 @@ def test_instance_hint(rid: str, want: str | None) -> None:
 def test_a_server_id_has_its_instance_as_hint() -> None:
     book = FeedbackBook(window=10, max_rows=4, max_batch=10)
     assert instance_hint(book.new_id()) == book.instance
+
+
+def test_server_ids_cannot_be_guessed_from_the_last_one() -> None:
+    # An outcome counts once per id: a guessable next id would let anyone spend it first.
+    book = FeedbackBook(window=10, max_rows=4, max_batch=10)
+    ids = [book.new_id().rsplit("-", 1)[1] for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert all(len(i) == 16 for i in ids)
+    steps = {int(b, 16) - int(a, 16) for a, b in itertools.pairwise(ids)}
+    assert len(steps) > 990  # no counter, no constant stride
 
 
 A, B, C = ("10.0.0.1", 8080), ("10.0.0.2", 8080), ("10.0.0.3", 8080)
@@ -94,7 +106,7 @@ def local_reply(items: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Pendi
 ITEMS = [
     {"requestId": "x", "label": 1, "reward": 2},  # invalid here: never forwarded
     {"requestId": "order-1", "label": 1},
-    {"requestId": "bbbbbbbbbbbb-7", "label": 1},
+    {"requestId": "bbbbbbbbbbbb-00000000000000a7", "label": 1},
     {"requestId": "order-2", "reward": 0.5},
 ]
 
@@ -114,7 +126,12 @@ def test_only_the_unknown_go_to_the_peers() -> None:
             Forwarded(
                 resolved={
                     1: None,
-                    2: {"index": 0, "requestId": "bbbbbbbbbbbb-7", "reason": "duplicate", "message": "m"},
+                    2: {
+                        "index": 0,
+                        "requestId": "bbbbbbbbbbbb-00000000000000a7",
+                        "reason": "duplicate",
+                        "message": "m",
+                    },
                 },
                 asked=2,
                 answered={"bbbbbbbbbbbb", "cccccccccccc"},
