@@ -39,8 +39,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(args: list[str], port: int, log: Path, health: str = "/health") -> subprocess.Popen[bytes]:
-    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+def start(
+    args: list[str], port: int, log: Path, health: str = "/health", extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", **(extra_env or {}))
     with open(log, "ab") as f:
         proc = subprocess.Popen(args, stdout=f, stderr=f, start_new_session=True, env=env)
     deadline = time.monotonic() + 180
@@ -56,11 +58,15 @@ def start(args: list[str], port: int, log: Path, health: str = "/health") -> sub
     raise RuntimeError(f"{args[:3]} did not start")
 
 
-def start_modelship(work: Path, port: int) -> subprocess.Popen[bytes]:
-    """``modelship tracking-server`` on SQLite in ``work``, one worker, as every row measures it."""
+def start_modelship(
+    work: Path, port: int, source: Path | None = None, name: str = "modelship"
+) -> subprocess.Popen[bytes]:
+    """``modelship tracking-server`` on SQLite in ``work``, one worker, as every row measures it;
+    with ``source``, the server of that checkout (its ``operator/`` first on the path, this venv)."""
     args = [PY, "-m", "modelship", "tracking-server", "--port", str(port)]
-    args += ["--backend-store-uri", f"sqlite:///{work}/modelship.db", "--artifacts-destination", str(work / "ms-art")]
-    return start(args, port, work / "ms.log")
+    args += ["--backend-store-uri", f"sqlite:///{work}/{name}.db", "--artifacts-destination", str(work / f"{name}-art")]
+    extra = {"PYTHONPATH": str(source / "operator")} if source else None
+    return start(args, port, work / f"{name}.log", extra_env=extra)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

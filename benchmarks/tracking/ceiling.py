@@ -1,11 +1,13 @@
 """One unchanged mlflow client at its own speed: Modelship's server against the client's ceiling.
 
-    .venv/bin/python benchmarks/tracking/ceiling.py [--batches 30] [--rounds 10] [--json out.json]
+    .venv/bin/python benchmarks/tracking/ceiling.py [--batches 30] [--rounds 10] [--baseline DIR] [--json out.json]
 
 The same driver as bench.py (the real ``mlflow`` client, ``log_batch`` of 1000 metrics,
 synchronous) against the null server (stores nothing: the client's own ceiling) and
 against ``modelship tracking-server`` on SQLite, interleaved round by round. For each
-round it records the rate, and the server's CPU time from /proc. Then, in this process,
+round it records the rate, and the server's CPU time from /proc. With ``--baseline DIR``, a
+third in the same rounds: the server of another checkout (main's, in a ``git worktree``), to
+tell a change from the machine's drift. Then, in this process,
 it times the server's own steps on the same bodies the client sends (mlflow's encoder):
 parsing, validation and the SQL writes, and the commit, so that the time one batch costs
 the server can be told apart. Prints ours as a percentage of the ceiling (the issue's
@@ -89,6 +91,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=30, help="log_batch calls of 1000 metrics per round")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--baseline", type=Path, help="a checkout whose server runs in the same rounds, for comparison")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="modelship-ceiling-"))
     load_start = load()
@@ -102,9 +105,16 @@ def main() -> None:
         procs.append(null)
         s_uri, n_uri = f"http://127.0.0.1:{sp}", f"http://127.0.0.1:{np_}"
         rounds: dict[str, list[dict[str, Any]]] = {"ceiling": [], "modelship": []}
+        servers = [("modelship", s_uri, ours.pid)]
+        if a.baseline:
+            bp = free_port()
+            base = start_modelship(work, bp, a.baseline, "baseline")
+            procs.append(base)
+            rounds["baseline"] = []
+            servers.append(("baseline", f"http://127.0.0.1:{bp}", base.pid))
         for i in range(a.rounds):
             # alternate which goes first, so a load that drifts within a round favours neither
-            order = [("ceiling", n_uri, null.pid), ("modelship", s_uri, ours.pid)]
+            order = [("ceiling", n_uri, null.pid), *servers]
             for name, uri, pid in order if i % 2 == 0 else order[::-1]:
                 r = drive(uri, "batch", a.batches, 1, [pid])
                 r["load"] = load()
@@ -115,10 +125,11 @@ def main() -> None:
                     flush=True,
                 )
         # every batch of every round stored, in full (1000 metrics = 100 points of m0..m9)
-        for r in rounds["modelship"]:
-            for run_id in r["run_ids"]:
-                points = sum(history_len(s_uri, run_id, f"m{k}") for k in range(10))
-                assert points == a.batches * 1000, (run_id, points)
+        for name, uri, _pid in servers:
+            for r in rounds[name]:
+                for run_id in r["run_ids"]:
+                    points = sum(history_len(uri, run_id, f"m{k}") for k in range(10))
+                    assert points == a.batches * 1000, (name, run_id, points)
         steps = server_steps(a.batches, work)
     finally:
         for p in procs:
@@ -150,6 +161,19 @@ def main() -> None:
         "server_steps": steps,
         "rounds": rounds,
     }
+    if a.baseline:
+        base_pairs = [
+            m["per_second"] / c["per_second"] for c, m in zip(rounds["ceiling"], rounds["baseline"], strict=True)
+        ]
+        result |= {
+            "baseline": str(a.baseline),
+            "baseline_best": best("baseline"),
+            "baseline_percent_of_ceiling_best": 100 * best("baseline") / best("ceiling"),
+            "baseline_percent_of_ceiling_median_of_pairs": 100 * statistics.median(base_pairs),
+            "baseline_server_cpu_ms_per_batch": statistics.median(
+                r["server_cpu_ms_per_1000"] for r in rounds["baseline"]
+            ),
+        }
     print()
     print(f"load average {load_start} at the start, {load_end} at the end")
     print(
@@ -167,6 +191,13 @@ def main() -> None:
         f"({steps['body_kib']:.0f} KiB each): parse {steps['parse_ms']:.2f} ms, validation and SQL "
         f"{steps['validate_and_sql_ms']:.2f} ms, commit {steps['commit_ms']:.2f} ms; the rest is HTTP and ASGI"
     )
+    if a.baseline:
+        print(
+            f"baseline ({a.baseline}), same rounds: {best('baseline'):.0f} metrics/s (best round), "
+            f"{result['baseline_percent_of_ceiling_best']:.0f} % of the ceiling, median of the paired rounds "
+            f"{result['baseline_percent_of_ceiling_median_of_pairs']:.0f} %; its CPU per batch "
+            f"{result['baseline_server_cpu_ms_per_batch']:.1f} ms against {server_cpu:.1f} ms"
+        )
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=2))
 

@@ -277,3 +277,83 @@ def test_of_equal_points_in_one_batch_the_last_is_the_latest(store: TrackingStor
         store.log_batch(rid, [("m", v, 5, 1, None, None, None) for v in order])
         (latest,) = store.get_run(rid)["data"]["metrics"]
         assert latest["value"] == shown
+
+
+def _metric_rows(store: TrackingStore, rid: str) -> list[tuple[object, ...]]:
+    from sqlalchemy import text
+
+    with store.engine.connect() as c:
+        return [
+            tuple(r)
+            for r in c.execute(
+                text(
+                    "SELECT key, step, timestamp, value, is_nan, model_id, dataset_name, dataset_digest "
+                    "FROM metrics WHERE run_uuid = :r ORDER BY key, step, timestamp, value, is_nan"
+                ),
+                {"r": rid},
+            )
+        ]
+
+
+def _full_batch(model: bool) -> list[tuple[str, float, int, int, str | None, str | None, str | None]]:
+    """1000 metrics, as the mlflow client sends a full batch: keys interleaved, a NaN, an
+    infinity, one point twice, and (``model``) some naming a model and a data set."""
+    batch: list[tuple[str, float, int, int, str | None, str | None, str | None]] = []
+    for k in range(999):
+        value = math.nan if k == 7 else math.inf if k == 8 else float(k)
+        named = model and k % 3 == 0
+        batch.append(
+            (f"m{k % 10}", value, 100 + k, k // 10, "m-1" if named else None, "train" if named else None, None)
+        )
+    batch.append(batch[42])  # the same point again within the batch: stored once
+    return batch
+
+
+@pytest.mark.parametrize("model", [False, True], ids=["plain", "with model and data set"])
+def test_a_full_batch_in_one_statement_stores_what_the_row_by_row_insert_stores(tmp_path: Path, model: bool) -> None:
+    """On SQLite a batch of 1000 metrics is one INSERT of 1000 rows (store.sql
+    _insert_metric_rows); with that turned off, the executemany of one-row inserts. Both
+    store the same rows and the same latest values, a point sent twice (in the batch, or
+    the whole batch again, as a sidecar's replay does) once."""
+    from sqlalchemy import event
+
+    results = []
+    for rows_per_statement in (1000, 0):
+        s = TrackingStore(f"sqlite:///{tmp_path / f'db{rows_per_statement}.sqlite'}")
+        if rows_per_statement:
+            assert s._metric_rows_per_statement == 1000  # this SQLite binds 9000 parameters
+        s._metric_rows_per_statement = rows_per_statement
+        inserts: list[tuple[int, bool]] = []
+
+        @event.listens_for(s.engine, "before_cursor_execute")
+        def _seen(
+            _c: object, _cur: object, sql: str, params: object, _ctx: object, many: bool, seen: list = inserts
+        ) -> None:
+            if sql.startswith("INSERT INTO metrics"):
+                seen.append((len(params) if not many else 1, many))  # type: ignore[arg-type]
+
+        rid = new_run(s)
+        batch = _full_batch(model)
+        s.log_batch(rid, batch)
+        s.log_batch(rid, batch)  # replayed: a no-op
+        stored = _metric_rows(s, rid)
+        latest = sorted((m["key"], m["step"], m["value"]) for m in s.get_run(rid)["data"]["metrics"])
+        s.close()
+        width = 9 if model else 6
+        assert inserts == ([(1000 * width, False)] * 2 if rows_per_statement else [(1, True)] * 2)
+        assert len(stored) == 999
+        results.append((stored, latest))
+    assert results[0] == results[1]
+    stored, latest = results[0]
+    assert ("m7", 0, 107, 0.0, True, None, None, None) in stored  # NaN as 0.0 with is_nan
+    assert ("m9", 0, 109, 9.0, False, "m-1" if model else None, "train" if model else None, None) in stored
+    assert latest[0] == ("m0", 99, 990.0) and latest[8] == ("m8", 99, 998.0)
+
+
+def test_a_batch_of_other_sizes_is_inserted_row_by_row(store: TrackingStore) -> None:
+    """Below the statement's 1000 rows, the executemany (no statement per length)."""
+    rid = new_run(store)
+    store.log_batch(rid, [("m", float(i), i, i, None, None, None) for i in range(999)])
+    store.log_batch(rid, [("m", 5.0, 5, 5, None, None, None)])
+    assert len(_metric_rows(store, rid)) == 999
+    assert store.get_run(rid)["data"]["metrics"] == [{"key": "m", "value": 998.0, "timestamp": 998, "step": 998}]
