@@ -4,6 +4,7 @@ the rings end up exactly as when each call was written alone."""
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import numpy as np
@@ -155,3 +156,28 @@ def test_numeric_features_out_of_order_are_gathered() -> None:
     assert block is not None and block[:, 0].tolist() == (-np.arange(20.0)).tolist()
     frame = pd.DataFrame({"y": np.arange(20.0), "x": -np.arange(20.0)})
     assert m._numeric_block(frame, 20).tolist() == block.tolist()  # type: ignore[union-attr]
+
+
+def test_concurrent_observers_and_readers_lose_no_row_uncounted() -> None:
+    m = monitor()
+    barrier = threading.Barrier(5)
+
+    def observer() -> None:
+        barrier.wait()
+        for _ in range(400):
+            m.observe(numbers(3), None)
+
+    def reader() -> None:
+        barrier.wait()
+        for _ in range(20):
+            m.report()
+
+    threads = [threading.Thread(target=observer) for _ in range(4)] + [threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    report = m.report()
+    # every call either written or dropped from a full queue (counted): none lost, none twice
+    assert report["rows"] + 3 * report["dropped_calls"] == 4 * 400 * 3
+    assert report["features"]["x"]["samples"] == min(300, report["rows"])
