@@ -353,7 +353,7 @@ def measure(plan: Plan, args: argparse.Namespace, model_dir: Path) -> tuple[dict
         costs.append(predict_cost(model_dir, args.work))
         if args.drift:
             drift_costs.append(predict_cost(model_dir, args.work, script=DRIFT_COST))
-        for server, label, url, body, kind in plan:
+        for server, label, url, body, kind in round_plan(plan, r) if args.drift else plan:
             base = url.split("/", 3)
             base_url = "/".join(base[:3])
             before = counted(base_url, kind)
@@ -387,6 +387,22 @@ def measure(plan: Plan, args: argparse.Namespace, model_dir: Path) -> tuple[dict
     if drift_costs:
         extra["drift_s"] = {label: median([c[label] for c in drift_costs]) for label in drift_costs[0]}
     return out, {"predict_s": cost, "predict_rounds": costs, "load": loads, **extra}
+
+
+def round_plan(plan: Plan, r: int) -> Plan:
+    """Round ``r``'s order: the plan's, with each scenario's servers reversed on odd rounds
+    (with drift on always measured first, a fixed order favoured one side)."""
+    if r % 2 == 0:
+        return plan
+    out: Plan = []
+    i = 0
+    while i < len(plan):
+        j = i
+        while j < len(plan) and plan[j][1] == plan[i][1]:
+            j += 1
+        out.extend(reversed(plan[i:j]))
+        i = j
+    return out
 
 
 PEER_FORMS = {
@@ -489,16 +505,22 @@ def drift_lines(out: dict[str, Any], cost: dict[str, Any]) -> list[str]:
     on, off = out.get("modelship", {}), out.get("modelship-nodrift", {})
     drift_s = cost.get("drift_s") or {}
     lines = [
-        "| scenario | drift on (default) | drift off (`--no-drift`) | on / off | accounting per call | predict |",
-        "| --- | --- | --- | --- | --- | --- |",
+        (
+            "| scenario | drift on (default) | drift off (`--no-drift`) | on / off | per round: median (range) "
+            "| accounting per call | predict |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label, *_ in scenarios():
         a, b = on.get(label), off.get(label)
         if a and b:
-            acc = f"{drift_s[label] * 1e6:.0f} µs" if label in drift_s else ""
+            acc = f"{drift_s[label] * 1e6:.1f} µs" if label in drift_s else ""
+            # the ratio of each round's pair (measured back to back), steadier than the ratio of medians
+            ratios = [x["rps"] / y["rps"] for x, y in zip(a["rounds"], b["rounds"], strict=True) if y["rps"]]
+            per_round = f"{median(ratios):.2f}x ({min(ratios):.2f}–{max(ratios):.2f}x)" if ratios else ""
             lines.append(
                 f"| {label} | {a['rps']:.0f} req/s, p99 {a['p99_ms']:.1f} ms | {b['rps']:.0f} req/s, "
-                f"p99 {b['p99_ms']:.1f} ms | {a['rps'] / b['rps']:.2f}x | {acc} | "
+                f"p99 {b['p99_ms']:.1f} ms | {a['rps'] / b['rps']:.2f}x | {per_round} | {acc} | "
                 f"{cost['predict_s'][label] * 1e6:.0f} µs |"
             )
     if "report" in drift_s:

@@ -3,10 +3,14 @@
 ``DriftMonitor`` keeps the ``window`` most recent rows the model predicted, per profiled
 feature, in fixed-size ring buffers (numbers as float64, categories as int16 codes), and
 the same for the predictions: memory is ``window`` x features x 8 bytes at most, whatever
-the traffic. Per predict call the cost is one vectorised copy of the batch's columns into
-the rings, done on the predict thread after the replies were handed back (``observe``).
-The statistics are computed lazily, when ``/drift`` or ``/metrics`` asks, and only again
-once new rows arrived (``report``):
+the traffic. Per predict call ``observe`` only queues references to the call's input and
+prediction (under the lock, after the replies were handed back); every ``FLUSH_CALLS``
+calls (or ``FLUSH_ROWS`` rows) the caller writes the queue into the rings in one step:
+inputs alike are concatenated first, so one numpy copy, one code lookup and one ring write
+serve many calls (numpy's fixed cost per call was most of the accounting). ``report``
+flushes first, so its figures count every call observed. The statistics are computed
+lazily, when ``/drift`` or ``/metrics`` asks, and only again once new rows arrived
+(``report``):
 
 - the population stability index (PSI) over the profile's bins (``Baseline``: about 5 %
   of the training rows per numeric bin, one bin per category, one for missing values);
@@ -24,7 +28,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +44,15 @@ log = logging.getLogger(__name__)
 
 PREDICTION = "__prediction__"
 """The feature label of the prediction distribution in metrics."""
+
+FLUSH_CALLS = 32
+"""Queued calls that make ``observe`` write the queue into the rings (one vectorised step)."""
+FLUSH_ROWS = 4096
+"""... or queued rows: big calls need no amortising, and the queue holds their inputs alive."""
+MAX_PENDING_CALLS = 4 * FLUSH_CALLS
+MAX_PENDING_ROWS = 4 * FLUSH_ROWS
+"""The queue's bound, reached only while another thread's flush runs: beyond it the oldest
+queued calls are dropped (and counted, ``dropped_calls``), so memory stays bounded."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,9 @@ class _Ring:
     def write(self, block: np.ndarray) -> None:
         size = len(self.data)
         if len(block) > size:
+            # the rows a longer block pushes out are skipped, not written: where each row lands
+            # is the same as for the block written in parts (a flush writes many calls at once)
+            self.pos = (self.pos + len(block) - size) % size
             block = block[-size:]
         k = len(block)
         end = self.pos + k
@@ -181,7 +198,12 @@ class DriftMonitor:
         position = {name: i for i, name in enumerate(order)}
         self._num_names = [n for n, _ in self.numeric]
         self._num_pos = [position.get(n, -1) for n in self._num_names]
-        self._positions: dict[tuple[Any, ...], tuple[np.ndarray | None]] = {}
+        # the numeric features are an array's first columns in order (the usual signature):
+        # a view of those columns, no gather copy
+        self._num_index: list[int] | slice = (
+            slice(0, len(self._num_pos)) if self._num_pos == list(range(len(self._num_pos))) else self._num_pos
+        )
+        self._positions: dict[tuple[Any, ...], tuple[np.ndarray | slice | None]] = {}
         self._cat_pos = [position.get(n, -1) for n, _ in self.categorical]
         size = config.window
         self._num = _Ring(size, len(self.numeric), np.float64, np.nan)
@@ -195,7 +217,11 @@ class DriftMonitor:
                 self.skipped[PREDICTION] = str(exc)
         self._pred = _Ring(size, 1, np.float64 if self._pred_numeric else np.int16, 0)
         self.lock = threading.Lock()
-        self.rows = 0  # rows observed since start (the window holds the last ``window``)
+        self.rows = 0  # rows written since start (the window holds the last ``window``)
+        self.dropped_calls = 0  # calls dropped from a full queue (see MAX_PENDING_CALLS)
+        self._pending: deque[tuple[Any, Any, int]] = deque()  # (input, prediction, rows), oldest first
+        self._pending_rows = 0
+        self._flushing = threading.Lock()  # one flush at a time, so the rings get the calls in order
         self._cached: tuple[int, dict[str, Any]] | None = None
         self._failed = False
 
@@ -207,7 +233,7 @@ class DriftMonitor:
     def features(self) -> list[str]:
         return [n for n, _ in self.numeric] + [n for n, _ in self.categorical]
 
-    # -- the hot path: a batch's columns into the rings -----------------------------------
+    # -- the hot path: queue the call; every FLUSH_CALLS calls, write the queue ------------
     def observe_all(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         """``observe`` each (input, output) pair; a failure is logged once and never raised
         (a request must not fail, nor the server stop, for its drift accounting)."""
@@ -215,25 +241,85 @@ class DriftMonitor:
             try:
                 self.observe(data, pred)
             except Exception as exc:  # noqa: BLE001
-                if not self._failed:
-                    self._failed = True
-                    log.warning("drift accounting failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+                self._failure(exc)
 
     def observe(self, data: Any, pred: Any) -> None:
+        """Queue one call's input and prediction (references: the caller no longer changes
+        them); once the queue holds ``FLUSH_CALLS`` calls or ``FLUSH_ROWS`` rows, write it."""
         rows = _rows(data)
         if rows is None or rows == 0:
             return
-        num = self._numeric_block(data, rows)
-        cat = self._categorical_block(data, rows)
-        pv = self._prediction_block(pred)
         with self.lock:
-            if num is not None:
-                self._num.write(num)
-            if cat is not None:
-                self._cat.write(cat)
-            if pv is not None:
-                self._pred.write(pv)
-            self.rows += rows
+            self._pending.append((data, pred, rows))
+            self._pending_rows += rows
+            while len(self._pending) > 1 and (
+                len(self._pending) > MAX_PENDING_CALLS or self._pending_rows > MAX_PENDING_ROWS
+            ):
+                self._pending_rows -= self._pending.popleft()[2]
+                self.dropped_calls += 1
+            due = len(self._pending) >= FLUSH_CALLS or self._pending_rows >= FLUSH_ROWS
+        if due:
+            self.flush(wait=False)
+
+    def flush(self, wait: bool = True) -> None:
+        """Write the queued calls into the rings, in order. ``wait=False`` (the hot path):
+        return at once when another thread is flushing; the queue waits for the next call."""
+        if not self._flushing.acquire(blocking=wait):
+            return
+        try:
+            with self.lock:
+                pending = list(self._pending)
+                self._pending.clear()
+                self._pending_rows = 0
+            if not pending:
+                return
+            written = sum(rows for _, _, rows in pending)
+            try:
+                blocks = self._blocks([(data, pred) for data, pred, _ in pending])
+            except Exception as exc:  # noqa: BLE001
+                # a call the merged step cannot take: the calls one by one, the bad one skipped
+                # (not counted either, as when each call was written alone)
+                self._failure(exc)
+                blocks, written = ([], [], []), 0
+                for data, pred, rows in pending:
+                    try:
+                        one = self._blocks([(data, pred)])
+                    except Exception as one_exc:  # noqa: BLE001
+                        self._failure(one_exc)
+                        continue
+                    for acc, part in zip(blocks, one, strict=True):
+                        acc.extend(part)
+                    written += rows
+            with self.lock:
+                for ring, parts in zip((self._num, self._cat, self._pred), blocks, strict=True):
+                    for block in parts:
+                        ring.write(block)
+                self.rows += written
+        finally:
+            self._flushing.release()
+
+    def _failure(self, exc: Exception) -> None:
+        if not self._failed:
+            self._failed = True
+            log.warning("drift accounting failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+    def _blocks(self, calls: list[tuple[Any, Any]]) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """The numeric, categorical and prediction blocks of ``calls``, in order, for the rings.
+        Consecutive calls of arrays alike are merged first (``_runs``): one block each."""
+        nums: list[np.ndarray] = []
+        cats: list[np.ndarray] = []
+        preds: list[np.ndarray] = []
+        values = [(data, prediction_values(pred) if self.prediction is not None else None) for data, pred in calls]
+        for data, pv in _runs(values):
+            rows = _rows(data)
+            assert rows is not None
+            num = self._numeric_block(data, rows)
+            cat = self._categorical_block(data, rows)
+            pb = self._prediction_block(pv)
+            for acc, block in ((nums, num), (cats, cat), (preds, pb)):
+                if block is not None:
+                    acc.append(block)
+        return nums, cats, preds
 
     def _numeric_block(self, data: Any, rows: int) -> np.ndarray | None:
         if not self.numeric:
@@ -241,7 +327,7 @@ class DriftMonitor:
         if isinstance(data, pd.DataFrame):
             positions = self._frame_positions(data)
             if positions is not None:
-                # one block of numbers already (the usual frame): a gather, no column selection
+                # one block of numbers already (the usual frame): a gather (or a view), no column selection
                 return np.asarray(data.to_numpy(dtype=np.float64, na_value=np.nan)[:, positions])
             # other columns beside (strings, booleans): column by column; one absent counts as
             # missing, one that is not numbers is coerced (else missing)
@@ -260,22 +346,26 @@ class DriftMonitor:
         if arr.ndim != 2:
             return None
         if arr.dtype.kind in "fiub" and self._num_pos and 0 <= min(self._num_pos) and max(self._num_pos) < arr.shape[1]:
-            return np.asarray(arr[:, self._num_pos], dtype=np.float64)  # one gather: the usual case
+            return np.asarray(arr[:, self._num_index], dtype=np.float64)  # a view or one gather: the usual case
         out = np.full((rows, len(self._num_pos)), np.nan)
         for j, p in enumerate(self._num_pos):
             if 0 <= p < arr.shape[1]:
                 out[:, j] = pd.to_numeric(arr[:, p], errors="coerce") if arr.dtype.kind == "O" else arr[:, p]
         return out
 
-    def _frame_positions(self, data: pd.DataFrame) -> np.ndarray | None:
+    def _frame_positions(self, data: pd.DataFrame) -> np.ndarray | slice | None:
         """Where the numeric features are among a frame's columns, when the frame holds them
-        all and only numbers (cached per column list: a server sees one or two)."""
+        all and only numbers (cached per column list: a server sees one or two); a slice
+        when they are its first columns in order."""
         key = tuple(data.columns)
         hit = self._positions.get(key)
         if hit is None:
             idx = data.columns.get_indexer(self._num_names)
             numeric = all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in data.dtypes)
-            hit = (idx if numeric and (idx >= 0).all() else None,)
+            found: np.ndarray | slice | None = idx if numeric and (idx >= 0).all() else None
+            if found is not None and np.array_equal(idx, np.arange(len(idx))):
+                found = slice(0, len(idx))
+            hit = (found,)
             if len(self._positions) < 16:
                 self._positions[key] = hit
         return hit[0]
@@ -295,11 +385,9 @@ class DriftMonitor:
             out[:, j] = category_codes(col, base)
         return out
 
-    def _prediction_block(self, pred: Any) -> np.ndarray | None:
-        if self.prediction is None:
-            return None
-        values = prediction_values(pred)
-        if values is None:
+    def _prediction_block(self, values: np.ndarray | None) -> np.ndarray | None:
+        """``values``: ``prediction_values`` of the prediction."""
+        if self.prediction is None or values is None:
             return None
         if self.prediction.kind == "numeric":
             return np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64).reshape(-1, 1)
@@ -307,7 +395,9 @@ class DriftMonitor:
 
     # -- the statistics, on demand -------------------------------------------------------
     def report(self) -> dict[str, Any]:
-        """Every feature's figures (recomputed only when rows arrived since the last call)."""
+        """Every feature's figures (recomputed only when rows arrived since the last call),
+        the queued calls written first."""
+        self.flush()
         with self.lock:
             rows = self.rows
             cached = self._cached
@@ -316,6 +406,7 @@ class DriftMonitor:
             num = self._num.window()
             cat = self._cat.window()
             pred = self._pred.window()
+            dropped = self.dropped_calls
         features: dict[str, Any] = {}
         for j, (name, base) in enumerate(self.numeric):
             features[name] = self._numeric_figures(num[:, j], base)
@@ -336,6 +427,7 @@ class DriftMonitor:
             "psi_warn": c.psi_warn,
             "psi_alert": c.psi_alert,
             "rows": rows,
+            "dropped_calls": dropped,
             "features": features,
             "prediction": prediction,
             "drifting": sorted(n for n, f in features.items() if f["verdict"] == "drift"),
@@ -391,3 +483,39 @@ def _rows(data: Any) -> int | None:
     if isinstance(data, np.ndarray) and data.ndim >= 1:
         return int(data.shape[0])
     return None
+
+
+def _runs(calls: list[tuple[Any, np.ndarray | None]]) -> Iterator[tuple[Any, np.ndarray | None]]:
+    """The (input, prediction values) pairs with each run of consecutive arrays alike (dtype,
+    shape beyond the rows; predictions alike or none) merged into one pair: the same rows in
+    the same order, so the rings end up as with the calls one by one, for one numpy call."""
+    run: list[tuple[np.ndarray, np.ndarray | None]] = []
+    run_key: Any = None
+    for data, pv in calls:
+        key = _merge_key(data, pv)
+        if run and key is not None and key == run_key:
+            run.append((data, pv))
+            continue
+        if run:
+            yield _merged(run)
+            run = []
+        if key is None:
+            yield data, pv
+        else:
+            run, run_key = [(data, pv)], key
+    if run:
+        yield _merged(run)
+
+
+def _merge_key(data: Any, pv: np.ndarray | None) -> tuple[Any, ...] | None:
+    if not isinstance(data, np.ndarray) or data.ndim not in (1, 2):
+        return None
+    return (data.dtype, data.shape[1:], None if pv is None else (pv.dtype, pv.shape[1:]))
+
+
+def _merged(run: list[tuple[np.ndarray, np.ndarray | None]]) -> tuple[np.ndarray, np.ndarray | None]:
+    if len(run) == 1:
+        return run[0]
+    data = np.concatenate([d for d, _ in run])
+    first = run[0][1]
+    return data, None if first is None else np.concatenate([pv for _, pv in run if pv is not None])

@@ -239,7 +239,7 @@ def test_report_is_cached_until_rows_arrive() -> None:
 def test_an_input_that_is_not_rows_is_skipped() -> None:
     m = monitor()
     m.observe_all([(object(), None), (live(5), None)])
-    assert m.rows == 5
+    assert m.report()["rows"] == 5
 
 
 @pytest.mark.parametrize(
