@@ -300,8 +300,8 @@ def phase(
 
 
 def steady(kube: KubeApi, operator_pid: int, audit: Audit, seconds: float, deployments: int) -> dict[str, Any]:
-    """What ``deployments`` Ready ModelDeployments cost while nothing changes: the timers, the
-    periodic resync (longer than a minute, so each one's resync falls in the window)."""
+    """What ``deployments`` Ready ModelDeployments cost while nothing changes: the follower's
+    ticks, the periodic resync (longer than a minute, so each one's resync falls in the window)."""
     print(f"steady state: {deployments} Ready ModelDeployments, nothing changing, for {seconds:g} s ...", flush=True)
     audit.mark()
     before = proc_figures(operator_pid)

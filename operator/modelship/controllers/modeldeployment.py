@@ -29,6 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, cast
 
@@ -756,7 +757,14 @@ async def follow(body: Mapping[str, Any], followed: following.Followed, indices:
         finally:
             memo["reconciled_at"] = time.monotonic()
             if patch.status:  # written as kopf writes a handler's: even when it failed
-                await asyncio.to_thread(patch_status, body, dict(patch["status"]))
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(STATUS_WRITER, patch_status, body, dict(patch["status"]))
+
+
+STATUS_WRITER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="modeldeployment-status")
+"""The follower's status writes, in threads of their own: in the default executor they queued
+behind the child applies of every ModelDeployment being created (200 at once: each one's
+Ready was written only once all of them had applied, per object p50 to Ready 30 -> 60 s)."""
 
 
 def patch_status(body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
