@@ -263,3 +263,28 @@ def test_the_follower_starts_no_task_for_an_object_not_due() -> None:
         return follower.tick({"bodies": _Index({"a": [{"metadata": {"uid": "a"}}]})})
 
     assert asyncio.run(run()) == []
+
+
+def test_a_handler_call_while_a_step_runs_starts_no_second_step() -> None:
+    """The handler's follow() of an object (every update) keeps the step in flight: one at a time."""
+    started: list[str] = []
+
+    async def run() -> None:
+        release = asyncio.Event()
+
+        async def step(*_: Any) -> None:
+            started.append("step")
+            await release.wait()
+
+        follower = following.Follower(step, due=lambda *_: True, interval=1.0, bodies="bodies")
+        indices = {"bodies": _Index({"a": [{"metadata": {"uid": "a"}}]})}
+        follower.add("a", kopf.Memo(), logger=None)
+        first = follower.tick(indices)
+        await asyncio.sleep(0)
+        follower.add("a", kopf.Memo(), logger=None)  # an update handled meanwhile
+        assert follower.tick(indices) == []
+        release.set()
+        await asyncio.gather(*first)
+
+    asyncio.run(run())
+    assert started == ["step"]
