@@ -15,7 +15,9 @@ chart's ServiceAccount, every namespace, signed webhooks: ``tests/e2e/conftest.p
    kwok nodes, where kwok makes them Running and Ready without running anything;
 3. with every ModelDeployment Ready and nothing changing, watches the operator for
    ``--idle`` seconds (70: longer than a minute): its requests per ModelDeployment per
-   minute and its CPU seconds per minute, the cost of its timers and resync.
+   minute and its CPU seconds per minute, the cost of its follower and resync;
+4. deletes the ModelDeployments: the operator's requests for that (floor 0) and the time
+   until the API server has none left.
 
 For each phase it records: the time from each object's create call returning to the watch
 showing it Ready (p50, p99, max) and until the last one; the operator's CPU seconds
@@ -298,8 +300,8 @@ def phase(
 
 
 def steady(kube: KubeApi, operator_pid: int, audit: Audit, seconds: float, deployments: int) -> dict[str, Any]:
-    """What ``deployments`` Ready ModelDeployments cost while nothing changes: the timers, the
-    periodic resync (longer than a minute, so each one's resync falls in the window)."""
+    """What ``deployments`` Ready ModelDeployments cost while nothing changes: the follower's
+    ticks, the periodic resync (longer than a minute, so each one's resync falls in the window)."""
     print(f"steady state: {deployments} Ready ModelDeployments, nothing changing, for {seconds:g} s ...", flush=True)
     audit.mark()
     before = proc_figures(operator_pid)
@@ -322,6 +324,40 @@ def steady(kube: KubeApi, operator_pid: int, audit: Audit, seconds: float, deplo
     )
     for k, v in sorted(mine.items()):
         print(f"    {k:40s} {v / deployments / minutes:8.3f} per deployment per minute", flush=True)
+    return out
+
+
+def deletion(kube: KubeApi, operator_pid: int, audit: Audit, deployments: int, timeout: float) -> dict[str, Any]:
+    """Delete every ModelDeployment (8 threads) and wait until the API server has none left:
+    the operator's requests for it (floor 0: the children go through their ownerReferences,
+    the controller manager's garbage collector deletes them) and how long until the last one
+    is gone (a finalizer would hold each one until the operator removed it)."""
+    print(f"ModelDeployment: deleting {deployments} ...", flush=True)
+    path = path_for(API, "modeldeployments", NAMESPACE)
+    names = [item["metadata"]["name"] for item in kube.get(path).get("items") or []]
+    audit.mark()
+    before = proc_figures(operator_pid)
+    start = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda name: kube.delete(f"{path}/{name}"), names))
+    wait_for(lambda: not kube.get(path).get("items"), timeout, "every ModelDeployment gone", interval=0.5)
+    gone_s = time.monotonic() - start
+    after = proc_figures(operator_pid)
+    time.sleep(5)  # the watch delivers the DELETED events: what the operator does on them is counted too
+    mine = audit.since_mark()
+    out = {
+        "objects": len(names),
+        "all_gone_s": round(gone_s, 2),
+        "operator_cpu_s": round(after["cpu_s"] - before["cpu_s"], 1),
+        "operator_requests": dict(sorted(mine.items())),
+        "operator_requests_per_object": round(sum(mine.values()) / max(1, len(names)), 3),
+        "load": os.getloadavg(),
+    }
+    print(
+        f"ModelDeployment: {len(names)} deleted, all gone in {out['all_gone_s']} s; "
+        f"{out['operator_requests_per_object']} operator requests per object (floor 0)",
+        flush=True,
+    )
     return out
 
 
@@ -524,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
             check_deployments(kube, args.deployments)
             if args.idle:
                 results["steady"] = steady(kube, pid, audit, args.idle, args.deployments)
+            results["ModelDeployment delete"] = deletion(kube, pid, audit, args.deployments, args.timeout)
         results["operator_end"] = proc_figures(pid)
         results["load_end"] = os.getloadavg()
     finally:

@@ -392,6 +392,57 @@ def test_children_follow_the_spec_and_go_with_the_deployment(
     wait(gone, 90, "every child deleted with the ModelDeployment")
 
 
+def test_no_finalizer_a_promotion_follows_and_a_delete_needs_no_operator(
+    kube: KubeApi, namespace: str, operator, iris_run: str
+) -> None:
+    """kopf puts its finalizer on every object with a timer; the operator-wide follower has none:
+    a promotion still reaches the Deployment with no edit of the ModelDeployment, and a delete
+    completes, its children going through their ownerReferences, with the operator stopped."""
+    model = f"iris-{namespace}"
+    register(kube, namespace, "v1", model, iris_run, "Production")
+    md_path = path_for(API, "modeldeployments", namespace, "follow")
+    kube.create(
+        path_for(API, "modeldeployments", namespace),
+        model_deployment("follow", model, [{"name": "main", "stage": "Production", "weight": 100}]),
+    )
+    wait_healthy(kube, namespace, "follow", main=1)
+    md = kube.get(md_path)
+    assert md["metadata"].get("finalizers") in (None, []), md["metadata"]
+
+    register(kube, namespace, "v2", model, iris_run, "Production")
+    wait_healthy(kube, namespace, "follow", main=2)
+    template = kube.get(path_for("apps/v1", "deployments", namespace, "follow-main"))["spec"]["template"]
+    assert template["metadata"]["labels"]["modelship.io/version"] == "2"
+    after = kube.get(md_path)["metadata"]
+    assert after["generation"] == md["metadata"]["generation"] and not after.get("finalizers")
+
+    operator.popen.kill()
+    operator.popen.wait(10)
+    try:
+        kube.delete(md_path)
+
+        def absent(api_version: str, plural: str, name: str) -> bool:
+            try:
+                kube.get(path_for(api_version, plural, namespace, name))
+                return False
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                return True
+
+        wait(lambda: absent(API, "modeldeployments", "follow"), 30, "the ModelDeployment deleted with no operator")
+        children = [
+            ("apps/v1", "deployments", "follow-main"),
+            ("v1", "services", "follow"),
+            ("v1", "services", "follow-main"),
+            ("policy/v1", "poddisruptionbudgets", "follow-main"),
+        ]
+        wait(lambda: all(absent(*c) for c in children), 90, "its children collected by ownerReferences")
+    finally:
+        operator.start()
+        wait(lambda: urllib_ok(operator.health_url), 60, "the restarted operator live")
+
+
 def test_bad_input_is_a_condition_that_names_the_field_and_the_fix(
     kube: KubeApi, namespace: str, operator, iris_run: str
 ) -> None:

@@ -9,14 +9,18 @@ message. The plan is the pure functions of :mod:`modelship.resources.serving`; t
 children are applied with server-side apply and ownerReferences, and the ones no longer
 wanted are deleted when the plan changed.
 
-A timer runs the same reconcile every few seconds, so a promotion in the registry (a
-ModelVersion's effective stage or alias moving) reaches the Deployments without any edit
-of the ModelDeployment. It applies when the plan changed since the last apply (a digest
-in kopf's per-object memo), at once when a Deployment of the plan is gone from the watch
-(deleted by hand), and every 10 minutes regardless, so any other child deleted or edited
-by hand is put back; it writes status only when it differs from what is stored, or from what
-this operator wrote last while the watch has not shown that write yet
-(:func:`modelship.resources.status.known_status`).
+One operator-wide follower (:mod:`modelship.controllers.follower`, not a kopf timer per
+object: a timer would put kopf's finalizer on every ModelDeployment) runs the same reconcile
+every few seconds for each ModelDeployment whose world moved, so a promotion in the registry
+(a ModelVersion's effective stage or alias moving) reaches the Deployments without any edit
+of the ModelDeployment, and for each one with work that time brings due (:func:`_quiet_until`).
+It applies when the plan changed since the last apply (a digest in kopf's per-object memo),
+at once when a Deployment of the plan is gone from the watch (deleted by hand), and every 10
+minutes regardless, so any other child deleted or edited by hand is put back; it writes
+status only when it differs from what is stored, or from what this operator wrote last while
+the watch has not shown that write yet (:func:`modelship.resources.status.known_status`).
+No finalizer: the children go with the ModelDeployment through their ownerReferences, and a
+delete needs no operator.
 """
 
 from __future__ import annotations
@@ -25,14 +29,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
 from modelship import __version__, kube
 from modelship.api import GROUP, VERSION, ModelDeploymentSpec, kind_by_name
 from modelship.api.modeldeployment import Strategy, Variant
+from modelship.controllers import follower as following
 from modelship.controllers import retrain as retrain_loop
 from modelship.controllers.common import (
     InvalidSpec,
@@ -55,6 +61,11 @@ from modelship.resources.status import Written, known_status, without_none
 KIND = kind_by_name("ModelDeployment")
 log = logging.getLogger(__name__)
 FOLLOW_INTERVAL = 2.0
+"""How often the follower looks at every ModelDeployment (a promotion reaches traffic this fast)."""
+BODIES_INDEX = "modeldeployments_by_uid"
+"""The kopf index of the ModelDeployments' newest bodies, from which the follower reconciles."""
+FOLLOWER = "modeldeployment_follower"
+"""The key of the follower in the operator's memo (and so in every object's)."""
 RESYNC_SECONDS = 600.0
 """How often the children are applied with an unchanged plan (every one, to put back an edit by hand)."""
 MISSING_GRACE_SECONDS = 30.0
@@ -76,6 +87,12 @@ CHILD_KINDS = (
 
 
 # --- indices ---------------------------------------------------------------------------------
+def index_bodies(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    """Every ModelDeployment's newest body by uid: what the follower reconciles from (every
+    watch event updates it, status ones too, and a DELETED event takes it out)."""
+    return {str(body.metadata.uid): dict(body)}
+
+
 def index_model_versions(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
     """ModelVersions by (namespace, model): what resolving a variant needs."""
     spec, status = body.get("spec") or {}, body.get("status") or {}
@@ -242,7 +259,7 @@ def plan_canary(
 
 GATEWAY_CHECK_SECONDS = 15.0
 DRIFT_CHECK_SECONDS = 10.0
-"""How often the model servers' /drift figures are read (the timer ticks every 2 s)."""
+"""How often the model servers' /drift figures are read (the follower looks every 2 s)."""
 
 
 def gateway_problem(spec: ModelDeploymentSpec, namespace: str) -> str | None:
@@ -547,7 +564,7 @@ async def reconcile(
 
 
 def _quiet_until(spec: ModelDeploymentSpec, memo: Any, now: float, *, missing: bool) -> float:
-    """Until when a timer tick that finds the same world (:func:`_world`) may skip the reconcile
+    """Until when a follower tick that finds the same world (:func:`_world`) may skip the reconcile
     (0: every tick runs). The work that time alone brings due: a canary's pauses, the drift and
     A/B reads, the Gateway check (every tick runs with those), the resync, a Deployment still
     missing after the grace, a status write the watch has not shown (made again after
@@ -563,15 +580,14 @@ def _quiet_until(spec: ModelDeploymentSpec, memo: Any, now: float, *, missing: b
     return until
 
 
-def _world(kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
+def _world(body: Mapping[str, Any], indices: Mapping[str, Any]) -> tuple[Any, ...]:
     """What a reconcile of a quiet ModelDeployment judges from: the object (its resourceVersion)
     and the index entries of its model's versions, its Deployments and its pods."""
-    body = kwargs.get("body") or {}
     meta, spec = body.get("metadata") or {}, body.get("spec") or {}
     namespace, name, uid = meta.get("namespace") or "", meta.get("name") or "", meta.get("uid") or ""
 
     def entries(index_name: str, key: Any) -> str:
-        index = kwargs.get(index_name)
+        index = indices.get(index_name)
         return repr(list(index.get(key, []))) if index is not None else ""
 
     variants = [str(v.get("name")) for v in spec.get("variants") or [] if isinstance(v, Mapping)]
@@ -684,7 +700,7 @@ def _write_status(
 
 
 def _one_at_a_time(memo: Any) -> asyncio.Lock:
-    """The object's reconcile lock, in its kopf memo (shared by its handlers and its timer)."""
+    """The object's reconcile lock, in its kopf memo (shared by its handlers and the follower)."""
     lock: asyncio.Lock | None = memo.get("reconcile_lock")
     if lock is None:
         lock = memo["reconcile_lock"] = asyncio.Lock()
@@ -692,12 +708,16 @@ def _one_at_a_time(memo: Any) -> asyncio.Lock:
 
 
 async def handle(**kwargs: Any) -> None:
-    """The create/update/resume handler: :func:`reconcile`, one at a time per object.
+    """The create/update/resume handler: :func:`reconcile`, one at a time per object; from
+    then on the follower follows the object too (in this handler's context, with its memo).
 
-    The timer's first tick comes as the object is created, beside the create handler; run
+    The follower's tick may come as the object is created, beside the create handler; run
     side by side, both applied every child and wrote the same status (twice the requests of
     a new ModelDeployment)."""
     memo = kwargs["memo"]
+    follower: following.Follower | None = memo.get(FOLLOWER)
+    if follower is not None:
+        follower.add(str(kwargs["body"]["metadata"]["uid"]), memo, kwargs["logger"])
     async with _one_at_a_time(memo):
         try:
             await reconcile(**kwargs)
@@ -705,29 +725,63 @@ async def handle(**kwargs: Any) -> None:
             memo["reconciled_at"] = time.monotonic()
 
 
-async def follow(**kwargs: Any) -> None:
-    """The timer: the same reconcile, so the registry's moves reach the Deployments; skipped
-    when a reconcile of the object ended less than a tick ago (it saw the registry then), and
-    when nothing it reads changed since the last tick and nothing is due (:func:`_quiet_until`):
-    200 Ready ModelDeployments cost the operator 7.6 s of CPU a minute in reconciles that wrote nothing."""
-    memo = kwargs["memo"]
+def due(body: Mapping[str, Any], followed: following.Followed, indices: Mapping[str, Any]) -> bool:
+    """Whether the follower reconciles this ModelDeployment now: not when a reconcile of it
+    ended less than a tick ago (it saw the registry then), nor when nothing it reads changed
+    since the last one and nothing is due (:func:`_quiet_until`)."""
+    memo = followed.memo
+    if time.monotonic() - memo.get("reconciled_at", float("-inf")) < FOLLOW_INTERVAL:
+        return False
+    return _world(body, indices) != memo.get("world") or time.time() >= memo.get("quiet_until", 0.0)
+
+
+async def follow(body: Mapping[str, Any], followed: following.Followed, indices: Mapping[str, Any]) -> None:
+    """The follower's step: the same reconcile as the handler's, so the registry's moves reach
+    the Deployments; its status patch is sent here (no kopf around it to send it)."""
+    memo = followed.memo
     async with _one_at_a_time(memo):
-        if time.monotonic() - memo.get("reconciled_at", float("-inf")) < FOLLOW_INTERVAL:
-            return
-        world = _world(kwargs)
-        if world == memo.get("world") and time.time() < memo.get("quiet_until", 0.0):
-            return
-        memo["world"], memo["quiet_until"] = world, 0.0  # a reconcile that fails leaves nothing quiet
+        if not due(body, followed, indices):
+            return  # a handler's reconcile ran while this one waited for the lock
+        memo["world"], memo["quiet_until"] = _world(body, indices), 0.0  # a failed reconcile leaves nothing quiet
+        patch = kopf.Patch()
         try:
-            await reconcile(**kwargs)
+            await reconcile(
+                body=kopf.Body(cast(kopf.RawBody, dict(body))),
+                patch=patch,
+                logger=followed.logger,
+                memo=memo,
+                **indices,
+            )
         except InvalidSpec:
             pass  # already reported; nothing to follow until the spec changes
         finally:
             memo["reconciled_at"] = time.monotonic()
+            if patch.status:  # written as kopf writes a handler's: even when it failed
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(STATUS_WRITER, patch_status, body, dict(patch["status"]))
+
+
+STATUS_WRITER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="modeldeployment-status")
+"""The follower's status writes, in threads of their own: in the default executor they queued
+behind the child applies of every ModelDeployment being created (200 at once: each one's
+Ready was written only once all of them had applied, per object p50 to Ready 30 -> 60 s)."""
+
+
+def patch_status(body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+    """A merge patch of the ModelDeployment's status; one deleted meanwhile has none to write."""
+    meta = body.get("metadata") or {}
+    path = kube.object_path(
+        f"{GROUP}/{VERSION}", KIND.plural, meta.get("namespace"), meta.get("name"), subresource="status"
+    )
+    try:
+        kube.merge_patch(path, {"status": dict(status)})
+    except kube.KubeError as exc:
+        if exc.status != 404:
+            raise
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    """Register this kind's handlers and the indices they read on ``registry``."""
+    """Register this kind's handlers, the indices they read and the follower on ``registry``."""
     kopf.index(GROUP, VERSION, "modelversions", id="modelversions_by_model", registry=registry)(index_model_versions)
     kopf.index(
         "",
@@ -745,6 +799,12 @@ def register(registry: kopf.OperatorRegistry) -> None:
         registry=registry,
         labels={serving.LABEL_DEPLOYMENT: kopf.PRESENT},
     )(index_deployments)
+    kopf.index(GROUP, VERSION, KIND.plural, id=BODIES_INDEX, registry=registry)(index_bodies)
     retrain_loop.register(registry)
     register_reconcile(registry, KIND, handle)
-    kopf.timer(GROUP, VERSION, KIND.plural, id="follow", interval=FOLLOW_INTERVAL, registry=registry)(follow)
+    following.register(
+        registry,
+        lambda: following.Follower(follow, due=due, interval=FOLLOW_INTERVAL, bodies=BODIES_INDEX),
+        name="modeldeployment-follower",
+        memo_key=FOLLOWER,
+    )

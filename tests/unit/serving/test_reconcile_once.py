@@ -1,4 +1,4 @@
-"""ModelDeployment reconciles, counted: the timer's first tick beside the create handler runs
+"""ModelDeployment reconciles, counted: the follower's tick beside the create handler runs
 the reconcile once, a new ModelDeployment (or the resync of an unchanged one) does not list
 its (absent) strays, and a tick that sees a body older than the operator's own status write
 judges from that write (the pure part: tests/unit/test_status.py)."""
@@ -6,11 +6,13 @@ judges from that write (the pure part: tests/unit/test_status.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
 import kopf
 import pytest
 
+from modelship.controllers import follower as following
 from modelship.controllers import modeldeployment
 from modelship.resources.serving import apply_due, may_have_strays, pod_facts, slim_pod
 from modelship.resources.status import known_status
@@ -33,11 +35,18 @@ def test_may_have_strays(applied: str | None, digest: str, status: dict[str, Any
     assert may_have_strays(applied, digest, status) is prune
 
 
-def test_the_timer_beside_the_create_handler_reconciles_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def _followed(memo: kopf.Memo) -> following.Followed:
+    return following.Followed(memo, logger=None, context=contextvars.copy_context())
+
+
+BODY = {"metadata": {"name": "d", "namespace": "n", "uid": "u", "resourceVersion": "1"}, "spec": {"model": "m"}}
+
+
+def test_the_follower_beside_the_create_handler_reconciles_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
     async def reconcile(**kwargs: Any) -> None:
-        calls.append(kwargs["who"])
+        calls.append(kwargs.get("who", "follower"))
         await asyncio.sleep(0.01)  # the other one arrives meanwhile
 
     monkeypatch.setattr(modeldeployment, "reconcile", reconcile)
@@ -45,25 +54,41 @@ def test_the_timer_beside_the_create_handler_reconciles_once(monkeypatch: pytest
     async def both() -> None:
         memo = kopf.Memo()
         await asyncio.gather(
-            modeldeployment.handle(memo=memo, who="create"), modeldeployment.follow(memo=memo, who="timer")
+            modeldeployment.handle(memo=memo, who="create", body=BODY, logger=None),
+            modeldeployment.follow(BODY, _followed(memo), {}),
         )
 
     asyncio.run(both())
     assert calls == ["create"]
 
 
-def test_the_timer_reconciles_when_nothing_did_for_a_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_follower_reconciles_when_nothing_did_for_a_tick(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
     async def reconcile(**kwargs: Any) -> None:
-        calls.append(kwargs["who"])
+        calls.append(kwargs["body"]["metadata"]["resourceVersion"])
 
     monkeypatch.setattr(modeldeployment, "reconcile", reconcile)
     memo = kopf.Memo()
-    asyncio.run(modeldeployment.follow(memo=memo, who="timer"))
+    asyncio.run(modeldeployment.follow(BODY, _followed(memo), {}))
     memo["reconciled_at"] -= modeldeployment.FOLLOW_INTERVAL  # a tick later
-    asyncio.run(modeldeployment.follow(memo=memo, who="timer"))
-    assert calls == ["timer", "timer"]
+    asyncio.run(modeldeployment.follow(BODY, _followed(memo), {}))
+    assert calls == ["1", "1"]
+
+
+def test_the_follower_sends_the_status_patch_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No kopf around the follower's reconcile: what it wrote into the patch goes to /status."""
+    sent: list[tuple[str, Any]] = []
+
+    async def reconcile(**kwargs: Any) -> None:
+        kwargs["patch"].status["phase"] = "Healthy"
+
+    monkeypatch.setattr(modeldeployment, "reconcile", reconcile)
+    monkeypatch.setattr(modeldeployment.kube, "merge_patch", lambda path, body: sent.append((path, body)))
+    asyncio.run(modeldeployment.follow(BODY, _followed(kopf.Memo()), {}))
+    assert sent == [
+        ("/apis/modelship.io/v1alpha1/namespaces/n/modeldeployments/d/status", {"status": {"phase": "Healthy"}})
+    ]
 
 
 def _pod(name: str, version: str, ready: bool, **container: Any) -> dict[str, Any]:
@@ -172,19 +197,94 @@ def test_a_quiet_tick_is_skipped_until_something_changes_or_is_due(monkeypatch: 
 
     monkeypatch.setattr(modeldeployment, "reconcile", reconcile)
     memo = kopf.Memo()
-    body = {"metadata": {"name": "d", "namespace": "n", "uid": "u", "resourceVersion": "1"}, "spec": {"model": "m"}}
+    body = {**BODY, "spec": {"model": "m", "variants": [{"name": "main"}]}}
     pods = _Index({("n", "d", "main"): [{"name": "p", "ready": False}]})
-    body["spec"]["variants"] = [{"name": "main"}]
 
-    def tick(**kw: Any) -> None:
-        asyncio.run(modeldeployment.follow(memo=memo, **kw))
+    def tick(body: dict[str, Any]) -> None:
+        asyncio.run(modeldeployment.follow(body, _followed(memo), {"modeldeployment_pods": pods}))
         memo["reconciled_at"] -= modeldeployment.FOLLOW_INTERVAL  # a tick later
 
-    tick(body=body, modeldeployment_pods=pods)
-    tick(body=body, modeldeployment_pods=pods)  # nothing changed: skipped
+    tick(body)
+    tick(body)  # nothing changed: skipped
     pods[("n", "d", "main")] = [{"name": "p", "ready": True}]  # the pod became Ready
-    tick(body=body, modeldeployment_pods=pods)
-    tick(body={**body, "metadata": {**body["metadata"], "resourceVersion": "2"}}, modeldeployment_pods=pods)
+    tick(body)
+    newer = {**body, "metadata": {**body["metadata"], "resourceVersion": "2"}}
+    tick(newer)
     memo["quiet_until"] = 0.0  # the resync (or a grace) is due
-    tick(body={**body, "metadata": {**body["metadata"], "resourceVersion": "2"}}, modeldeployment_pods=pods)
+    tick(newer)
     assert calls == ["1", "1", "2", "2"]
+
+
+# --- the follower itself ---------------------------------------------------------------------
+SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen")
+
+
+def test_the_follower_steps_each_due_object_in_its_handlers_context_with_its_newest_body() -> None:
+    """The step runs with the body the index has now (not the handler's), in the context of
+    the object's handler call (kopf's Event queue is a context variable); an object gone from
+    the index is forgotten, one being deleted is passed over, and one failing step does not
+    stop the others."""
+    stepped: list[tuple[str, str, str]] = []
+
+    async def step(body: Any, followed: following.Followed, indices: Any) -> None:
+        stepped.append((body["metadata"]["name"], body["metadata"]["resourceVersion"], SEEN.get("-")))
+        if body["metadata"]["name"] == "bad":
+            raise RuntimeError("boom")
+
+    def md(name: str, rv: str, **meta: Any) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": "n", "uid": name, "resourceVersion": rv, **meta}}
+
+    bodies = _Index({"a": [md("a", "5")], "bad": [md("bad", "1")], "going": [md("going", "3", deletionTimestamp="t")]})
+    follower = following.Follower(step, due=lambda *_: True, interval=1.0, bodies="bodies")
+
+    async def run() -> None:
+        for uid in ("a", "bad", "going", "gone"):
+            SEEN.set(f"handler of {uid}")
+            follower.add(uid, kopf.Memo(), logger=None)
+        SEEN.set("follower")
+        await asyncio.gather(*follower.tick({"bodies": bodies}))
+        del bodies["a"]
+        assert follower.tick({"bodies": bodies}) != []  # "bad" again, "a" gone now
+        await follower.stop()
+
+    asyncio.run(run())
+    assert stepped[:2] == [("a", "5", "handler of a"), ("bad", "1", "handler of bad")]
+    assert set(follower.objects) == {"bad", "going"}
+
+
+def test_the_follower_starts_no_task_for_an_object_not_due() -> None:
+    async def step(*_: Any) -> None:
+        raise AssertionError("not due")
+
+    follower = following.Follower(step, due=lambda *_: False, interval=1.0, bodies="bodies")
+
+    async def run() -> list[Any]:
+        follower.add("a", kopf.Memo(), logger=None)
+        return follower.tick({"bodies": _Index({"a": [{"metadata": {"uid": "a"}}]})})
+
+    assert asyncio.run(run()) == []
+
+
+def test_a_handler_call_while_a_step_runs_starts_no_second_step() -> None:
+    """The handler's follow() of an object (every update) keeps the step in flight: one at a time."""
+    started: list[str] = []
+
+    async def run() -> None:
+        release = asyncio.Event()
+
+        async def step(*_: Any) -> None:
+            started.append("step")
+            await release.wait()
+
+        follower = following.Follower(step, due=lambda *_: True, interval=1.0, bodies="bodies")
+        indices = {"bodies": _Index({"a": [{"metadata": {"uid": "a"}}]})}
+        follower.add("a", kopf.Memo(), logger=None)
+        first = follower.tick(indices)
+        await asyncio.sleep(0)
+        follower.add("a", kopf.Memo(), logger=None)  # an update handled meanwhile
+        assert follower.tick(indices) == []
+        release.set()
+        await asyncio.gather(*first)
+
+    asyncio.run(run())
+    assert started == ["step"]
