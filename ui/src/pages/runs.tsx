@@ -2,7 +2,7 @@
 // in the DOM), runs loaded page by page in the background, sort and filter by the server
 // in MLflow's search syntax, min/max metric columns from the server's extremes endpoint.
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
-import { countRuns, getExperiment, metricExtremes, searchRuns, type Experiment } from "../api";
+import { countRuns, getExperiment, metricExtremes, searchTableRuns, type Experiment } from "../api";
 import {
   attributeColumns,
   cellText,
@@ -16,7 +16,7 @@ import {
   type Extremes,
 } from "../columns";
 import { FIRST_PAGE, ROW, startFirstSearch, tableOrder } from "../firstpage";
-import { runRow, type RunRow } from "../format";
+import { tableRow, type RunRow } from "../format";
 import { currentRoute, href, setQuery, type Route } from "../route";
 
 const COL = 140;
@@ -68,11 +68,11 @@ function useRuns(experimentId: string, filter: string, order: string | null, wan
     l.busy = true;
     setLoad((s) => ({ ...s, busy: true }));
     const size = l.rows.length ? PAGE : FIRST_PAGE;
-    searchRuns([experimentId], filter, order ? [order] : [], size, l.token, l.abort.signal).then(
+    searchTableRuns([experimentId], filter, order ? [order] : [], size, l.token, l.abort.signal).then(
       (r) => {
         if (loader.current !== l) return;
         const first = !l.rows.length;
-        l.rows = l.rows.concat((r.runs || []).map(runRow));
+        l.rows = l.rows.concat((r.runs || []).map(tableRow));
         l.token = r.next_page_token;
         l.done = !l.token;
         l.busy = false;
