@@ -331,7 +331,7 @@ function VirtualTable(props: {
   const width = FROZEN + columns.length * COL;
   const arrow = (c: Column) => (props.sort && props.sort[0] === c.id ? (props.sort[1] === "ASC" ? " ▲" : " ▼") : "");
   return (
-    <div class={"table" + (props.stale ? " stale" : "")} ref={box} role="table" data-testid="runs-table" aria-busy={props.stale}>
+    <div class="table" ref={box} role="table" data-testid="runs-table" aria-busy={props.stale}>
       <div class="thead" style={{ width: width + "px" }} role="row">
         <div class="frozen">
           <span class="sel" />
