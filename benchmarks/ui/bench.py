@@ -284,7 +284,11 @@ FRAME_LOG = """
 def in_page(page: Any, started_ms: float, what: str, name: str | None) -> float | None:
     """Seconds from ``started_ms`` (wall clock) to the first frame of the page's FRAME_LOG
     showing the step's result: the first row with ``name``, or (``name`` None) the chart."""
-    log = page.evaluate("() => window.__frames || null")
+    # After the next frame: Playwright's wait checks the page at once as well as at frames, so it
+    # can return on a row in the DOM that no frame has shown (nor logged) yet; that frame comes first.
+    log = page.evaluate(
+        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(window.__frames || null))))"
+    )
     if not log:
         return None
     entries = log[what]

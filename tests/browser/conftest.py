@@ -27,7 +27,11 @@ from tests.browser.seed import HOSTILE, Seeded, seed
 from tests.local_servers import ModelServerMetrics, closed_port
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-READ_POSTS = ("/api/2.0/mlflow/runs/search", "/api/2.0/mlflow/experiments/search")
+READ_POSTS = (
+    "/api/2.0/mlflow/runs/search",
+    "/api/2.0/modelship/runs/table-search",
+    "/api/2.0/mlflow/experiments/search",
+)
 
 pytestmark = pytest.mark.integration
 

@@ -146,7 +146,7 @@ def test_runs_table_loads_pages_as_they_are_scrolled_to(page: Any, seeded: Seeds
     # The first page (a screenful of the 300 runs) and the count; the next page only when scrolled to,
     # so that a sort or a filter never waits behind a page nobody asked for.
     searches: list[str] = []
-    page.on("request", lambda r: searches.append(r.url) if "/runs/search" in r.url else None)
+    page.on("request", lambda r: searches.append(r.url) if "/runs/table-search" in r.url else None)
     page.goto(f"/#/experiments/{seeded.many.experiment_id}")
     expect(page.get_by_test_id("run-count")).to_have_text("300 runs")
     expect(page.locator(".tr a.name").first).to_have_text("many-0299")
@@ -158,12 +158,56 @@ def test_runs_table_loads_pages_as_they_are_scrolled_to(page: Any, seeded: Seeds
     assert len(searches) == 2, searches
 
 
+def test_a_sort_keeps_the_rows_and_the_count_and_a_filter_counts_again(page: Any, seeded: Seeds) -> None:
+    # While a new sort's search is answered (held here), the table keeps showing the rows it had,
+    # marked busy, instead of an empty table; the sorted rows then replace them. A new order of
+    # the same runs asks for no count (it cannot change); a new filter does.
+    sent: list[str] = []
+    held: list[Any] = []
+    page.on(
+        "request", lambda r: sent.append(r.url) if "/runs/table-search" in r.url or "/runs/count" in r.url else None
+    )
+    page.goto(f"/#/experiments/{seeded.many.experiment_id}")
+    expect(page.get_by_test_id("run-count")).to_have_text("300 runs")
+    expect(page.locator(".tr a.name").first).to_have_text("many-0299")
+    page.wait_for_load_state("networkidle")
+    before = names(page)
+    assert [u.split("?")[0].rsplit("/", 1)[1] for u in sent] == ["table-search", "count"], sent
+    sent.clear()
+    page.route("**/api/2.0/modelship/runs/table-search", lambda route: held.append(route))
+    page.locator("[role=columnheader]", has_text="score").click()
+    page.wait_for_function("() => !!document.querySelector('[data-testid=runs-table][aria-busy=true]')")
+    assert len(held) == 1 and names(page) == before  # the old rows, not an empty table
+    expect(page.get_by_test_id("run-count")).to_have_text("300 runs (loading…)")
+    held[0].continue_()
+    page.unroute("**/api/2.0/modelship/runs/table-search")
+    expect(page.locator(".tr a.name").first).to_have_text("many-0299")  # score DESC: the same run first
+    expect(page.locator("[data-testid=runs-table][aria-busy=false]")).to_have_count(1)
+    page.locator("[role=columnheader]", has_text="score").click()  # ascending
+    expect(page.locator(".tr a.name").first).to_have_text("many-0000")
+    expect(page.get_by_test_id("run-count")).to_have_text("300 runs")
+    page.wait_for_load_state("networkidle")
+    assert [u for u in sent if "/runs/count" in u] == [], sent
+    assert len([u for u in sent if "/runs/table-search" in u]) == 2, sent
+    # A filter changes which runs: counted again (more than a page of them match).
+    page.locator("input.filter").fill("metrics.score >= 100")
+    page.locator("input.filter").press("Enter")
+    expect(page.get_by_test_id("run-count")).to_have_text("200 runs")
+    expect(page.locator(".tr a.name").first).to_have_text("many-0100")  # still ascending
+    assert len([u for u in sent if "/runs/count" in u]) == 1, sent
+    # And a filter that one page holds whole is counted from that page.
+    page.locator("input.filter").fill("metrics.score >= 290")
+    page.locator("input.filter").press("Enter")
+    expect(page.get_by_test_id("run-count")).to_have_text("10 runs")
+    assert names(page) == [f"many-{i:04d}" for i in range(290, 300)]
+
+
 def test_the_first_search_leaves_before_the_bundle_and_only_once(page: Any, seeded: Seeds, watch: Watch) -> None:
     # The page's inline boot script sends the table's first search (with the URL's filter and
     # sort) while the bundle loads: it goes out even when the bundle never comes ...
     url = f"/#/experiments/{seeded.many.experiment_id}?filter=metrics.score%20%3E%3D%200&sort=m%3Alast%3Ascore%20ASC"
     searches: list[Any] = []
-    page.on("request", lambda r: searches.append(r) if "/runs/search" in r.url else None)
+    page.on("request", lambda r: searches.append(r) if "/runs/table-search" in r.url else None)
     watch.expected_errors.append("net::ERR_FAILED")  # the bundle refused below
     page.route("**/ui/app.js*", lambda route: route.abort())
     page.goto(url)

@@ -1,6 +1,6 @@
 // The server's REST API as the pages use it: MLflow's endpoints and Modelship's UI endpoints.
 // Every call is a GET or one of the search POSTs the server lets through without a token.
-import { readAnswer, RUNS_SEARCH, searchBody, takeFirstSearch, type Answer } from "./firstpage";
+import { readAnswer, searchBody, TABLE_SEARCH, takeFirstSearch, type Answer } from "./firstpage";
 
 export interface KV {
   key: string;
@@ -31,6 +31,13 @@ export interface Run {
   info: RunInfo;
   data: { metrics?: Metric[]; params?: KV[]; tags?: KV[] };
   inputs?: { dataset_inputs?: DatasetInput[] };
+}
+/** A run as the runs table's search answers it: its latest metrics, params and tags as maps. */
+export interface TableRun {
+  info: RunInfo;
+  metrics: Record<string, number | string>;
+  params: Record<string, string>;
+  tags: Record<string, string>;
 }
 export interface Experiment {
   experiment_id: string;
@@ -139,7 +146,18 @@ export async function searchExperiments(filter: string): Promise<Experiment[]> {
 export const getExperiment = (id: string) =>
   get<{ experiment: Experiment }>(`${MLFLOW}/experiments/get`, { experiment_id: id }).then((r) => r.experiment);
 
-export const searchRuns = (
+export const searchRuns = (experimentIds: string[], filter: string, orderBy: string[], maxResults: number, pageToken: string | undefined) =>
+  post<{ runs?: Run[]; next_page_token?: string }>(`${MLFLOW}/runs/search`, {
+    experiment_ids: experimentIds,
+    filter: filter || undefined,
+    order_by: orderBy,
+    max_results: maxResults,
+    page_token: pageToken,
+  });
+
+/** The runs table's search (Modelship's endpoint): runs/search's body and pages, each run's
+ * metrics, params and tags as maps, without what the table does not show (40 % of the bytes). */
+export const searchTableRuns = (
   experimentIds: string[],
   filter: string,
   orderBy: string[],
@@ -149,8 +167,9 @@ export const searchRuns = (
 ) => {
   const body = searchBody(experimentIds, filter, orderBy, maxResults, pageToken);
   const init = { method: "POST", headers: { "Content-Type": "application/json" }, body, signal };
-  // The table's first search may be on its way already, sent by the page's boot script.
-  return call<{ runs?: Run[]; next_page_token?: string }>(RUNS_SEARCH, init, takeFirstSearch(body) || undefined);
+  // The table's first search may be on its way already, sent by the page's boot script or by
+  // the click that changed the table's sort or filter.
+  return call<{ runs?: TableRun[]; next_page_token?: string }>(TABLE_SEARCH, init, takeFirstSearch(body) || undefined);
 };
 
 /** How many runs the search finds (Modelship's endpoint): the table's height before its pages load. */

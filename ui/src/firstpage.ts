@@ -8,7 +8,7 @@ export const ROW = 28;
 // The first page: a screenful of rows and 20 more, no more, so that the first rows (and a
 // sort's or a filter's) come fast: 53 runs on a 900-pixel window.
 export const FIRST_PAGE = Math.max(50, Math.ceil(window.innerHeight / ROW) + 20);
-export const RUNS_SEARCH = "/api/2.0/mlflow/runs/search";
+export const TABLE_SEARCH = "/api/2.0/modelship/runs/table-search";
 
 /** The runs table's search and sort, from its URL's query. */
 export function tableOrder(q: URLSearchParams): { filter: string; sortColumn: Column | null; sortDir: "ASC" | "DESC"; order: string | null } {
@@ -19,7 +19,7 @@ export function tableOrder(q: URLSearchParams): { filter: string; sortColumn: Co
   return { filter: q.get("filter") || "", sortColumn, sortDir, order: sortColumn ? serverOrder(sortColumn, sortDir) : null };
 }
 
-/** The body of a runs/search call, as the server gets it. */
+/** The body of a runs/search (or the table's search) call, as the server gets it. */
 export function searchBody(experimentIds: string[], filter: string, orderBy: string[], maxResults: number, pageToken: string | undefined): string {
   return JSON.stringify({ experiment_ids: experimentIds, filter: filter || undefined, order_by: orderBy, max_results: maxResults, page_token: pageToken });
 }
@@ -39,13 +39,15 @@ declare global {
   }
 }
 
-/** The boot script's part: when the page opens on a runs table, send its first search now. */
+/** When the page shows a runs table, send the first search of the table its URL asks for now:
+ * from the boot script as the page opens, and from a click that changes the table's sort or
+ * filter, before the page re-renders. */
 export function startFirstSearch(): void {
   const { path, query } = currentRoute();
   if (path[0] !== "experiments" || !path[1] || path[2] === "runs") return; // not the runs table
   const { filter, order } = tableOrder(query);
   const body = searchBody([path[1]], filter, order ? [order] : [], FIRST_PAGE, undefined);
-  const answer = fetch(RUNS_SEARCH, { method: "POST", headers: { "Content-Type": "application/json" }, body }).then(readAnswer);
+  const answer = fetch(TABLE_SEARCH, { method: "POST", headers: { "Content-Type": "application/json" }, body }).then(readAnswer);
   answer.catch(() => undefined); // not unhandled: the table takes the failure as its own
   window.__firstSearch = { body, answer };
 }

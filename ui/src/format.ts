@@ -1,5 +1,5 @@
 // Formatting and small pure helpers shared by the pages.
-import type { KV, Run } from "./api";
+import type { KV, Run, TableRun } from "./api";
 
 export function num(v: unknown): string {
   if (typeof v === "string") return v;
@@ -47,6 +47,16 @@ export function runRow(run: Run): RunRow {
     metrics,
     tags: toMap(run.data.tags),
   };
+}
+
+/** A run of the runs table's own search (api.searchTableRuns), its maps as they came. */
+export function tableRow(t: TableRun): RunRow {
+  const metrics: Record<string, number> = {};
+  for (const k in t.metrics) {
+    const v = t.metrics[k];
+    metrics[k] = typeof v === "number" ? v : Number(v); // "NaN", "Infinity", "-Infinity"
+  }
+  return { id: t.info.run_id, name: t.info.run_name || t.info.run_id, run: { info: t.info, data: {} }, params: t.params, metrics, tags: t.tags };
 }
 
 /** A value as a number when it reads as one (params are strings in MLflow). */

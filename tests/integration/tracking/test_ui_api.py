@@ -130,6 +130,29 @@ def test_runs_count_is_what_the_search_pages_through(server: Proc, logged: dict[
     assert r.status_code == 400
 
 
+def test_table_search_is_runs_search_in_the_tables_shape_with_no_token(server: Proc, logged: dict[str, str]) -> None:
+    body = {"experiment_ids": [logged["experiment"]], "order_by": ["metrics.loss ASC"], "max_results": 1}
+    pages = []
+    for path in ("/api/2.0/mlflow/runs/search", OURS + "/runs/table-search"):
+        answers = [httpx.post(server.url + path, json=body, timeout=30)]  # a read: no token
+        token = answers[0].json().get("next_page_token")
+        answers.append(httpx.post(server.url + path, json={**body, "page_token": token}, timeout=30))
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        pages.append([a.json() for a in answers])
+    (mlflow_first, mlflow_second), (table_first, table_second) = pages
+    assert table_first["next_page_token"] == mlflow_first["next_page_token"]
+    for want, got in zip(
+        mlflow_first["runs"] + mlflow_second["runs"], table_first["runs"] + table_second["runs"], strict=True
+    ):
+        assert got["info"] == want["info"]
+        for part in ("metrics", "params", "tags"):
+            assert got[part] == {i["key"]: i["value"] for i in want["data"][part]}, part
+    names = [r["info"]["run_name"] for r in table_first["runs"] + table_second["runs"]]
+    assert sorted(names) == ["long", "short"]  # both pages, in runs/search's order (checked above)
+    bad = httpx.post(server.url + OURS + "/runs/table-search", json={**body, "filter": "metrics.loss >> 1"}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["error_code"] == "INVALID_PARAMETER_VALUE", bad.text
+
+
 def test_extremes_over_whole_histories(server: Proc, logged: dict[str, str]) -> None:
     r = get(server, OURS + "/metrics/extremes", experiment_id=logged["experiment"], metric_key=["loss", "absent"])
     assert r.status_code == 200, r.text

@@ -158,6 +158,7 @@ def check_store(s: TrackingStore) -> None:
                 assert struct.pack("<d", got["value"]) == struct.pack("<d", want["value"])
             else:
                 assert got["value"] == want["value"]
+    check_table_search(s, eid, runs, expected)
     # Experiments, with their tags.
     exps = orjson.loads(s.search_experiments_json(max_results=10))
     ours = next(e for e in exps["experiments"] if e["experiment_id"] == eid)
@@ -174,6 +175,41 @@ def check_store(s: TrackingStore) -> None:
     ]
     assert points == want_points
     assert points == s.history.get_metric_history_bulk_interval(runs[::-1], key, 100, None, None)
+
+
+def table_run(run: dict[str, Any]) -> dict[str, Any]:
+    """A run of MLflow's shape in the runs table's (``jsonsql.table_run_json``)."""
+    data = run["data"]
+    return {
+        "info": run["info"],
+        **{part: {i["key"]: i["value"] for i in data[part]} for part in ("metrics", "params", "tags")},
+    }
+
+
+def check_table_search(s: TrackingStore, eid: str, runs: list[str], expected: dict[str, dict[str, Any]]) -> None:
+    """The web UI's table search: MLflow's search, the same runs and pages, in the table's shape."""
+    order = ["metrics.`m3 a/b:c.d-e_f` DESC"]
+    token = None
+    seen: list[str] = []
+    while True:
+        mlflow = orjson.loads(s.search_runs_json([eid], max_results=5, order_by=order, page_token=token))
+        table = orjson.loads(s.search_runs_json([eid], max_results=5, order_by=order, page_token=token, table=True))
+        assert table["runs"] == [table_run(expected[r["info"]["run_id"]]) for r in mlflow["runs"]]
+        assert table.get("next_page_token") == mlflow.get("next_page_token")
+        seen += [r["info"]["run_id"] for r in table["runs"]]
+        token = table.get("next_page_token")
+        if not token:
+            break
+    assert sorted(seen) == sorted(runs)
+    for run in table["runs"]:  # doubles exact, NaN and the infinities spelled as MLflow does
+        for key, want in table_run(expected[run["info"]["run_id"]])["metrics"].items():
+            got = run["metrics"][key]
+            assert struct.pack("<d", got) == struct.pack("<d", want) if isinstance(want, float) else got == want
+    bare = s.create_experiment("bare runs")
+    s.create_run(bare, "me", "nothing logged", 1, [])
+    (run,) = orjson.loads(s.search_runs_json([bare], table=True))["runs"]
+    assert (run["metrics"], run["params"]) == ({}, {})
+    assert run["tags"] == {"mlflow.runName": "nothing logged"}, run["tags"]
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 // in the DOM), runs loaded page by page in the background, sort and filter by the server
 // in MLflow's search syntax, min/max metric columns from the server's extremes endpoint.
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
-import { countRuns, getExperiment, metricExtremes, searchRuns, type Experiment } from "../api";
+import { countRuns, getExperiment, metricExtremes, searchTableRuns, type Experiment } from "../api";
 import {
   attributeColumns,
   cellText,
@@ -15,9 +15,9 @@ import {
   type Column,
   type Extremes,
 } from "../columns";
-import { FIRST_PAGE, ROW, tableOrder } from "../firstpage";
-import { runRow, type RunRow } from "../format";
-import { href, setQuery, type Route } from "../route";
+import { FIRST_PAGE, ROW, startFirstSearch, tableOrder } from "../firstpage";
+import { tableRow, type RunRow } from "../format";
+import { currentRoute, href, setQuery, type Route } from "../route";
 
 const COL = 140;
 const FROZEN = 34 + 240; // selection box + run name
@@ -33,22 +33,32 @@ interface Load {
   done: boolean;
   busy: boolean;
   error: string;
+  /** The rows are the previous search's, kept on screen until the new search's first page comes. */
+  stale: boolean;
 }
 
 interface Loader {
+  experimentId: string;
+  filter: string;
   rows: RunRow[];
+  /** How many runs the filter finds: known at once for a new order of the same runs. */
+  count: number | null;
   token?: string;
   done: boolean;
   busy: boolean;
   abort: AbortController;
 }
 
+const EMPTY: Load = { rows: [], count: null, done: false, busy: true, error: "", stale: false };
+
 /** The runs of a search, a page at a time, as far as ``want`` rows: the first page (a screenful)
  * at once, then pages of 2,000 only as the table is scrolled towards them (or all of them,
  * when the browser sorts). Nothing loads while the user only looks, so a sort or a filter
- * never waits behind a page nobody asked for. */
+ * never waits behind a page nobody asked for. On a new sort or filter the rows shown stay
+ * until the new first page replaces them (marked stale): no empty frame between, and the
+ * rows' elements are reused, not made again. */
 function useRuns(experimentId: string, filter: string, order: string | null, want: number): Load {
-  const [load, setLoad] = useState<Load>({ rows: [], count: null, done: false, busy: true, error: "" });
+  const [load, setLoad] = useState<Load>(EMPTY);
   const loader = useRef<Loader | null>(null);
   const wanted = useRef(want);
   wanted.current = want;
@@ -58,18 +68,23 @@ function useRuns(experimentId: string, filter: string, order: string | null, wan
     l.busy = true;
     setLoad((s) => ({ ...s, busy: true }));
     const size = l.rows.length ? PAGE : FIRST_PAGE;
-    searchRuns([experimentId], filter, order ? [order] : [], size, l.token, l.abort.signal).then(
+    searchTableRuns([experimentId], filter, order ? [order] : [], size, l.token, l.abort.signal).then(
       (r) => {
         if (loader.current !== l) return;
         const first = !l.rows.length;
-        l.rows = l.rows.concat((r.runs || []).map(runRow));
+        l.rows = l.rows.concat((r.runs || []).map(tableRow));
         l.token = r.next_page_token;
         l.done = !l.token;
         l.busy = false;
-        setLoad((s) => ({ ...s, rows: l.rows, done: l.done, busy: false, count: l.done ? l.rows.length : s.count }));
-        if (first && !l.done)
+        if (l.done) l.count = l.rows.length;
+        setLoad((s) => ({ ...s, rows: l.rows, done: l.done, busy: false, stale: false, count: l.count }));
+        if (first && l.count === null)
           countRuns([experimentId], filter, l.abort.signal).then(
-            (count) => loader.current === l && setLoad((s) => ({ ...s, count })),
+            (count) => {
+              if (loader.current !== l) return;
+              l.count = count;
+              setLoad((s) => ({ ...s, count }));
+            },
             () => undefined,
           );
         pump();
@@ -78,16 +93,21 @@ function useRuns(experimentId: string, filter: string, order: string | null, wan
         if (l.abort.signal.aborted) return;
         l.busy = false;
         l.done = true;
-        setLoad((s) => ({ ...s, done: true, busy: false, count: l.rows.length, error: (e as Error).message }));
+        l.count = l.rows.length;
+        setLoad((s) => ({ ...s, rows: l.rows, done: true, busy: false, stale: false, count: l.count, error: (e as Error).message }));
       },
     );
   };
   // A layout effect: the first search goes out (or the boot script's answer is taken) before
   // the first paint, not a frame after it.
   useLayoutEffect(() => {
-    const l: Loader = { rows: [], done: false, busy: false, abort: new AbortController() };
+    const before = loader.current;
+    const sameExperiment = before !== null && before.experimentId === experimentId;
+    // Another order of the same runs: their count cannot change, so it is not asked again.
+    const count = sameExperiment && before.filter === filter ? before.count : null;
+    const l: Loader = { experimentId, filter, rows: [], count, done: false, busy: false, abort: new AbortController() };
     loader.current = l;
-    setLoad({ rows: [], count: null, done: false, busy: true, error: "" });
+    setLoad((s) => (sameExperiment && s.rows.length ? { ...s, busy: true, error: "", stale: true } : EMPTY));
     pump();
     return () => l.abort.abort();
   }, [experimentId, filter, order]);
@@ -121,6 +141,14 @@ function defaultColumns(rows: RunRow[]): Column[] {
   ];
 }
 
+/** Change the table's URL; when that changes its search, the search leaves now, ahead of the
+ * page's render (the table takes its answer as it takes the boot script's: firstpage.ts). */
+function changeSearch(changes: Record<string, string | undefined>, filter: string, order: string | null): void {
+  setQuery(changes);
+  const next = tableOrder(currentRoute().query);
+  if (next.filter !== filter || next.order !== order) startFirstSearch();
+}
+
 export function RunsPage(props: { route: Route; experimentId: string }) {
   const q = props.route.query;
   const sort = q.get("sort") || ""; // "<column id> ASC|DESC"
@@ -143,7 +171,7 @@ export function RunsPage(props: { route: Route; experimentId: string }) {
     return [...load.rows].sort(compareRows(sortColumn, sortDir, extremes)); // min/max: sorted here
   }, [load.rows, sort, extremes]);
 
-  const toggleSort = (c: Column) => setQuery({ sort: `${c.id} ${sortColumn?.id === c.id && sortDir === "DESC" ? "ASC" : "DESC"}` });
+  const toggleSort = (c: Column) => changeSearch({ sort: `${c.id} ${sortColumn?.id === c.id && sortDir === "DESC" ? "ASC" : "DESC"}` }, filter, order);
   const toggle = (id: string) => {
     const next = new Set(selected);
     next.has(id) ? next.delete(id) : next.add(id);
@@ -159,7 +187,7 @@ export function RunsPage(props: { route: Route; experimentId: string }) {
         class="toolbar"
         onSubmit={(e) => {
           e.preventDefault();
-          setQuery({ filter: draft.trim() || undefined });
+          changeSearch({ filter: draft.trim() || undefined }, filter, order);
         }}
       >
         <input
@@ -187,7 +215,7 @@ export function RunsPage(props: { route: Route; experimentId: string }) {
       </form>
       {load.error && <p class="error">{load.error}</p>}
       {chooser && <ColumnChooser rows={load.rows} columns={columns} />}
-      <VirtualTable rows={rows} total={Math.max(load.count ?? 0, rows.length)} onSeen={setSeen} columns={columns} extremes={extremes} selected={selected} sort={sortColumn ? [sortColumn.id, sortDir] : null} onSort={toggleSort} onToggle={toggle} />
+      <VirtualTable rows={rows} stale={load.stale} total={Math.max(load.count ?? 0, rows.length)} onSeen={setSeen} columns={columns} extremes={extremes} selected={selected} sort={sortColumn ? [sortColumn.id, sortDir] : null} onSort={toggleSort} onToggle={toggle} />
     </div>
   );
 }
@@ -261,6 +289,8 @@ function ColumnChooser(props: { rows: RunRow[]; columns: Column[] }) {
 
 function VirtualTable(props: {
   rows: RunRow[];
+  /** The rows are the previous search's (a new one is loading). */
+  stale: boolean;
   /** Rows the scroll bar is sized for: the search's count, loaded or not. */
   total: number;
   onSeen: (lastRow: number) => void;
@@ -301,7 +331,7 @@ function VirtualTable(props: {
   const width = FROZEN + columns.length * COL;
   const arrow = (c: Column) => (props.sort && props.sort[0] === c.id ? (props.sort[1] === "ASC" ? " ▲" : " ▼") : "");
   return (
-    <div class="table" ref={box} role="table" data-testid="runs-table">
+    <div class="table" ref={box} role="table" data-testid="runs-table" aria-busy={props.stale}>
       <div class="thead" style={{ width: width + "px" }} role="row">
         <div class="frozen">
           <span class="sel" />
@@ -316,7 +346,8 @@ function VirtualTable(props: {
       </div>
       <div class="tbody" style={{ height: props.total * ROW + "px", width: width + "px" }}>
         {rows.slice(firstRow, lastRow).map((r, n) => (
-          <div class="tr" role="row" key={r.id} style={{ top: (firstRow + n) * ROW + "px", width: width + "px" }}>
+          // Keyed by position: a new order or filter writes new text into the same elements.
+          <div class="tr" role="row" key={firstRow + n} style={{ top: (firstRow + n) * ROW + "px", width: width + "px" }}>
             <div class="frozen">
               <span class="sel">
                 <input type="checkbox" aria-label="select run" checked={props.selected.has(r.id)} onChange={() => props.onToggle(r.id)} />

@@ -20,6 +20,10 @@ ARTIFACT_FILES = ARTIFACTS + "/"
 """The prefix of one artifact's URL path: ``ARTIFACT_FILES + path``."""
 UPLOAD_ARTIFACT = f"{API}/upload-artifact"
 """The UI's upload into a run (10 MB at most, checked by its route), limited as an artifact."""
+UI_API = "/api/2.0/modelship"
+"""The prefix of Modelship's own endpoints for the web UI (``server/ui_api.py``)."""
+TABLE_RUNS_SEARCH = f"{UI_API}/runs/table-search"
+"""The web UI's runs table's search: runs/search's body, each run in the table's shape."""
 
 # A name of at most 255 bytes is what ext4, XFS and most other file systems take; 1024 bytes
 # for the whole path is S3's key limit (the local store's root comes on top of it).

@@ -19,7 +19,7 @@ from modelship.tracking.errors import TrackingError
 from modelship.tracking.logs import event
 from modelship.tracking.protocol import messages
 from modelship.tracking.protocol.http import error_response, ok
-from modelship.tracking.protocol.paths import API
+from modelship.tracking.protocol.paths import API, TABLE_RUNS_SEARCH
 from modelship.tracking.server.api import tracking_router
 from modelship.tracking.server.artifacts import ArtifactRoots, artifacts_router, model_version_artifacts_router
 from modelship.tracking.server.hotpath import HotPaths
@@ -43,6 +43,7 @@ READ_POSTS = (
     frozenset(
         {
             f"{API}/runs/search",
+            TABLE_RUNS_SEARCH,
             f"{API}/experiments/search",
             f"{API}/experiments/search-datasets",
             f"{API}/logged-models/search",

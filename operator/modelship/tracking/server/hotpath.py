@@ -1,6 +1,6 @@
 """The calls that are repeated most, answered before routing: the two writes a training
 loop repeats (log-metric, log-batch), and the reads of search pages and charts
-(runs/search, experiments/search, get-history-bulk-interval).
+(runs/search, experiments/search, get-history-bulk-interval), and the web UI's runs table's search.
 
 For one metric, FastAPI's router, dependency solving and middleware stack cost more than
 storing it; for a search page, its Request, dependency solving and Response were a tenth of
@@ -27,6 +27,7 @@ from modelship.tracking.protocol import messages as msg
 from modelship.tracking.protocol.http import MAX_WRITE_BODY, query, query_int, read_body, send_json
 from modelship.tracking.protocol.messages import parse_body
 from modelship.tracking.protocol.paths import API as PREFIX
+from modelship.tracking.protocol.paths import TABLE_RUNS_SEARCH
 from modelship.tracking.store.sql import TrackingStore
 
 log = logging.getLogger("modelship.tracking.server")
@@ -47,6 +48,14 @@ def write_batch(store: TrackingStore, raw: bytes) -> None:
 def search_runs(store: TrackingStore, raw: bytes) -> bytes:
     m = parse_body(raw, msg.SearchRuns)
     return store.search_runs_json(m.experiment_ids, m.filter, m.run_view_type, m.max_results, m.order_by, m.page_token)
+
+
+def search_table_runs(store: TrackingStore, raw: bytes) -> bytes:
+    """The web UI's runs table's search (``ui_api``): runs/search's body, runs in the table's shape."""
+    m = parse_body(raw, msg.SearchRuns)
+    return store.search_runs_json(
+        m.experiment_ids, m.filter, m.run_view_type, m.max_results, m.order_by, m.page_token, table=True
+    )
 
 
 def search_experiments(store: TrackingStore, raw: bytes) -> bytes:
@@ -71,6 +80,7 @@ HOT_WRITES: dict[str, Callable[[TrackingStore, bytes], None]] = {
 HOT_POSTS: dict[str, Callable[[TrackingStore, bytes], bytes]] = {
     f"{PREFIX}/runs/search": search_runs,
     f"{PREFIX}/experiments/search": search_experiments,
+    TABLE_RUNS_SEARCH: search_table_runs,
 }
 HOT_GETS: dict[str, Callable[[TrackingStore, Request], bytes]] = {
     f"{PREFIX}/metrics/get-history-bulk-interval": history_bulk_interval,

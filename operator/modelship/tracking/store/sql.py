@@ -444,16 +444,17 @@ class TrackingStore:
             info["end_time"] = row["end_time"]
         return info
 
-    def _runs_json(self, c: Connection, ids: Sequence[str]) -> list[tuple[str, int, str]]:
+    def _runs_json(self, c: Connection, ids: Sequence[str], table: bool = False) -> list[tuple[str, int, str]]:
         """The runs ``ids`` as (id, start time, MLflow's JSON text), in that order (ids not found are left out),
         each written whole by the database with its metrics, params, tags, inputs and
         outputs, in one statement (``jsonsql``): a search page is 100 runs and some 3,300
         child rows, which as driver tuples turned into dicts cost the server more than the
-        database's work (benchmarks/tracking/scale.py)."""
+        database's work (benchmarks/tracking/scale.py). With ``table``, in the web UI's
+        runs table's shape (``jsonsql.table_run_json``)."""
         if not ids:
             return []
         where, parameters = any_of(c, "r.run_uuid", ids)
-        by_id = {r[0]: r for r in driver_rows(c, runs_json_sql(c.dialect.name, where), parameters)}
+        by_id = {r[0]: r for r in driver_rows(c, runs_json_sql(c.dialect.name, where, table), parameters)}
         return [by_id[i] for i in ids if i in by_id]
 
     def update_run(
@@ -629,9 +630,14 @@ class TrackingStore:
         max_results: int | None = None,
         order_by: Sequence[str] = (),
         page_token: str | None = None,
+        table: bool = False,
     ) -> bytes:
-        """The body of MLflow's SearchRuns answer, ``{"runs": [...], "next_page_token": ...}``."""
-        runs, token = self.search_runs_page(experiment_ids, filter_string, view, max_results, order_by, page_token)
+        """The body of MLflow's SearchRuns answer, ``{"runs": [...], "next_page_token": ...}``;
+        with ``table``, the same search with each run in the web UI's runs table's shape
+        (``jsonsql.table_run_json``)."""
+        runs, token = self.search_runs_page(
+            experiment_ids, filter_string, view, max_results, order_by, page_token, table
+        )
         body = b'{"runs":' + join_array(runs)
         return body + (b',"next_page_token":' + orjson.dumps(token) + b"}" if token else b"}")
 
@@ -643,8 +649,9 @@ class TrackingStore:
         max_results: int | None = None,
         order_by: Sequence[str] = (),
         page_token: str | None = None,
+        table: bool = False,
     ) -> tuple[list[str], str | None]:
-        """A page of runs as JSON texts, and the next page's token."""
+        """A page of runs as JSON texts (MLflow's, or the runs table's with ``table``), and the next page's token."""
         limit = v.max_results(max_results, 1000, v.MAX_RESULTS_RUNS)
         page = decode_run_page_token(page_token)
         eids = experiment_ints(experiment_ids)
@@ -652,7 +659,7 @@ class TrackingStore:
             ids = search_run_ids(c, eids, view_type(view), filter_string, order_by, page, limit + 1)
             more = len(ids) > limit
             ids = ids[:limit]
-            rows = self._runs_json(c, ids)
+            rows = self._runs_json(c, ids, table)
         token = None
         if more and rows:
             keyed = keyset_order(order_by)
