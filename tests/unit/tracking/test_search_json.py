@@ -175,6 +175,61 @@ def check_store(s: TrackingStore) -> None:
     ]
     assert points == want_points
     assert points == s.history.get_metric_history_bulk_interval(runs[::-1], key, 100, None, None)
+    check_history(s, eid)
+
+
+def reference_points(s: TrackingStore, run_id: str, key: str, lo: int = 0, hi: int = 2**62) -> list[dict[str, Any]]:
+    """A run's points of ``key`` in [lo, hi] as the bulk-interval read answers them, from the rows
+    in history order (step, timestamp, value)."""
+    with s.engine.connect() as c:
+        rows = c.execute(
+            text(
+                "SELECT value, timestamp, step, is_nan FROM metrics WHERE run_uuid = :r AND key = :k "
+                "AND step >= :lo AND step <= :hi ORDER BY step, timestamp, value"
+            ),
+            {"r": run_id, "k": key, "lo": lo, "hi": hi},
+        ).all()
+    return [
+        {"key": key, "value": "NaN" if nan else v.encode_float(x), "timestamp": ts, "step": st, "run_id": run_id}
+        for x, ts, st, nan in rows
+    ]
+
+
+def check_history(s: TrackingStore, eid: str) -> None:
+    """Bulk-interval reads of histories logged out of order, with several points a step: each
+    run's points in history order (the database joins a run's points in one text), doubles to
+    the bit; a run with more points than max_results sampled evenly."""
+    from modelship.tracking.store.history import evenly_spaced
+
+    key = "h a/b:c.d-e_f"
+    doubles = EXTREME + [math.nan, math.inf, -math.inf] + random_doubles(60, seed=3)
+    twice = str(s.create_run(eid, "me", "twice a step", 1, [])["info"]["run_id"])
+    once = str(s.create_run(eid, "me", "once a step", 2, [])["info"]["run_id"])
+    s.create_run(eid, "me", "without the key", 3, [])
+    # Newest steps first, and each step's later timestamp before its earlier one.
+    s.log_batch(
+        twice, [(key, doubles[2 * st + ts], 10 - ts, st, None, None, None) for st in range(29, -1, -1) for ts in (1, 0)]
+    )
+    s.log_batch(once, [(key, doubles[st], 100 + st, st, None, None, None) for st in range(30)])
+    want = {run: reference_points(s, run, key) for run in (twice, once)}
+    assert len(want[twice]) == 60 and len(want[once]) == 30
+
+    def read(max_results: int, start: int | None = None, end: int | None = None) -> list[dict[str, Any]]:
+        body = s.history.get_metric_history_bulk_interval_json([once, twice], key, max_results, start, end)
+        points = list(orjson.loads(body)["metrics"])
+        assert points == s.history.get_metric_history_bulk_interval([once, twice], key, max_results, start, end)
+        return points
+
+    got = read(100)
+    assert got == want[once] + want[twice]
+    for g, w in zip(got, want[once] + want[twice], strict=True):
+        if isinstance(w["value"], float):
+            assert struct.pack("<d", g["value"]) == struct.pack("<d", w["value"])
+    assert read(100, 5, 9) == reference_points(s, once, key, 5, 9) + reference_points(s, twice, key, 5, 9)
+    # 30 steps, within 40; 60 points of one run, past it: 40 of them, evenly picked.
+    assert read(40) == want[once] + [want[twice][i] for i in evenly_spaced(60, 40)]
+    unknown = orjson.loads(s.history.get_metric_history_bulk_interval_json([once], "no such key", 10, None, None))
+    assert unknown == {"metrics": []}
 
 
 def table_run(run: dict[str, Any]) -> dict[str, Any]:

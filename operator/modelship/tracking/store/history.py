@@ -19,7 +19,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from modelship.tracking.errors import invalid
 from modelship.tracking.store import schema as t
 from modelship.tracking.store.blocks import CHUNK, Point, covered, pack, summarize, unpack, uses_blocks
-from modelship.tracking.store.jsonsql import history_point_json, join_array
+from modelship.tracking.store.jsonsql import (
+    history_point_json,
+    history_points_by_run_sql,
+    history_points_json,
+    join_array,
+)
 from modelship.tracking.store.rows import any_of, driver_rows, experiment_int, metric_out, placeholder, run_row
 from modelship.tracking.store.search import decode_page_token, encode_page_token
 
@@ -310,25 +315,33 @@ class MetricHistoryStore:
         with self.engine.connect() as c:
             ph = placeholder(c)
             runs_in, wanted_parameters = any_of(c, "run_uuid", wanted)
-            # One read for the runs' existence (not one per run: 100 runs, 100 round trips);
-            # the first one missing answers as a single read of it would.
-            found = {r for (r,) in driver_rows(c, f"SELECT run_uuid FROM runs WHERE {runs_in}", wanted_parameters)}
-            for run_id in (r for r in wanted if r not in found):
-                run_row(c, run_id)
-            # Driver SQL and plain tuples: 100 runs x 100 steps are 10,000 rows, and a
-            # SQLAlchemy row per point, read by attribute, cost five times the database's
-            # work (benchmarks/tracking/scale.py).
             # The steps sample_steps considers: [start, end], or from 0 without a range.
             in_range = f" AND step >= {ph}" + ("" if end_step is None else f" AND step <= {ph}")
             range_parameters = (start_step or 0,) if end_step is None else (start_step, end_step)
+            span = self._step_span(c, wanted, key, in_range, range_parameters)
+            if span is None:  # none of the runs has a point of ``key`` in the range
+                return b'{"metrics":[]}'
             base = (*wanted_parameters, key, *range_parameters)
-            ((distinct,),) = driver_rows(
-                c, f"SELECT COUNT(DISTINCT step) FROM metrics WHERE {runs_in} AND key = {ph}{in_range}", base
-            )
+            # Steps are integers: no more distinct steps than the span holds. When that is
+            # within max_results (the usual case: a chart asks for more points than a run
+            # has steps), every step of the range is chosen without counting them.
+            distinct = span
+            if span > max_results:
+                ((distinct,),) = driver_rows(
+                    c, f"SELECT COUNT(DISTINCT step) FROM metrics WHERE {runs_in} AND key = {ph}{in_range}", base
+                )
             if distinct <= max_results:
-                # Every step of the range is chosen (the usual case: a chart asks for more
-                # points than a run has steps), so the points are read without first
-                # listing the steps of every run.
+                by_run = {
+                    run: (count, text)
+                    for run, count, text in driver_rows(
+                        c, history_points_by_run_sql(c.dialect.name, f"{runs_in} AND key = {ph}{in_range}"), base
+                    )
+                }
+                if all(count <= max_results for count, _ in by_run.values()):
+                    texts = [history_points_json(r, key, by_run[r][1]) for r in wanted if r in by_run]
+                    return b'{"metrics":[' + ",".join(texts).encode() + b"]}"
+                # A run with more points than max_results (several per step): its points
+                # are picked evenly below, which needs them one by one.
                 step_filter, step_parameters, per_run_cap = in_range, range_parameters, max_results
             else:
                 steps: dict[str, list[int]] = defaultdict(list)
@@ -342,6 +355,8 @@ class MetricHistoryStore:
                 per_run_cap = max(max_results, len(chosen))
                 steps_in, step_parameters_list = any_of(c, "step", chosen)
                 step_filter, step_parameters = f" AND {steps_in}", tuple(step_parameters_list)
+            # Driver SQL and plain tuples: a SQLAlchemy row per point, read by attribute,
+            # cost five times the database's work (benchmarks/tracking/scale.py).
             rows = driver_rows(
                 c,
                 f"SELECT run_uuid, {history_point_json(c.dialect.name)} FROM metrics "
@@ -356,6 +371,32 @@ class MetricHistoryStore:
                 texts = [texts[i] for i in evenly_spaced(len(texts), per_run_cap)]
             out += texts
         return b'{"metrics":' + join_array(out) + b"}"
+
+    @staticmethod
+    def _step_span(
+        c: Connection, run_ids: Sequence[str], key: str, in_range: str, range_parameters: tuple[Any, ...]
+    ) -> int | None:
+        """How many steps lie from the runs' first to their last step of ``key`` in the range
+        (None when they have none), in one read that also checks that every run exists (the
+        first one missing answers as a single read of it would). Each run's first and last
+        step are two probes of the primary key (run, key, step, ...), where counting the
+        distinct steps read every point (10,000 for a chart of 100 runs)."""
+        ph = placeholder(c)
+        runs_in, parameters = any_of(c, "r.run_uuid", run_ids)
+        probe = f"(SELECT {{}}(m.step) FROM metrics m WHERE m.run_uuid = r.run_uuid AND m.key = {ph}"
+        probe += in_range.replace("step", "m.step") + ")"
+        rows = driver_rows(
+            c,
+            f"SELECT r.run_uuid, {probe.format('MIN')}, {probe.format('MAX')} FROM runs r WHERE {runs_in}",
+            (key, *range_parameters, key, *range_parameters, *parameters),
+        )
+        found = {r for r, _, _ in rows}
+        for run_id in (r for r in run_ids if r not in found):
+            run_row(c, run_id)
+        lows = [lo for _, lo, _ in rows if lo is not None]
+        if not lows:
+            return None
+        return int(max(hi for _, _, hi in rows if hi is not None)) - int(min(lows)) + 1
 
     def search_datasets(self, experiment_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The distinct (experiment, dataset name, digest, context) of the runs' dataset inputs."""
