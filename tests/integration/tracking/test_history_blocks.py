@@ -243,3 +243,33 @@ def test_database_blocks_are_those_of_the_points(db_url: str) -> None:
         assert grown.blocks is not None and pack(grown.blocks) == pack(expected)
     finally:
         store.close()
+
+
+def test_blocks_of_a_history_written_during_the_read_are_not_saved(db_url: str) -> None:
+    """A point logged by another connection between a chart's read and its save (in the
+    middle of the history): the blocks are not saved (SQLite: another connection committed,
+    so the points are counted; PostgreSQL: always counted); with no write between, they are."""
+    from modelship.tracking.store.sql import TrackingStore
+
+    store = TrackingStore(db_url)
+    history = store.history
+    try:
+        eid = store.create_experiment("race")
+        run_id = str(store.create_run(eid, "me", "race", 1, [])["info"]["run_id"])
+        points = [("loss", float(s % 5), 1_000 + s, s, None, None, None) for s in range(4 * BLOCK)]
+        store.log_batch(run_id, metrics=points)
+        summarized = history._summarized
+
+        def with_a_write(*args: object) -> object:
+            blocks = summarized(*args)  # type: ignore[arg-type]
+            store.log_batch(run_id, metrics=[("loss", 9.0, 5, 5, None, None, None)])
+            return blocks
+
+        history._summarized = with_a_write  # type: ignore[method-assign,assignment]
+        assert history.chart_history(run_id, "loss", 1).blocks is not None
+        assert saved_rows(db_url, run_id) == 0
+        history._summarized = summarized  # type: ignore[method-assign]
+        assert history.chart_history(run_id, "loss", 1).total == 4 * BLOCK + 1
+        assert saved_rows(db_url, run_id) == 1
+    finally:
+        store.close()
