@@ -189,21 +189,14 @@ def _histories() -> dict[str, list[tuple[int, int, float]]]:
     }
 
 
-@pytest.mark.parametrize("ranges_alone", [2, 1024], ids=["two-connections", "one"])
-def test_database_blocks_are_those_of_the_points(
-    db_url: str, ranges_alone: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_database_blocks_are_those_of_the_points(db_url: str) -> None:
     """The blocks the database computes for a history's leading dense step ranges
     (``_dense_prefix``) are byte for byte those ``summarize`` makes of its points, and so are
     the blocks a chart saves, for histories with NaN, a block of NaN only, infinities, ties
     of the min and max, a partial last block, a step logged twice, a step skipped, steps
-    not from 0, all at step 0; and after the history grows past the saved blocks. With the
-    ranges read in halves on two connections (``_ranges``), and on one."""
-    from modelship.tracking.store import history as history_module
+    not from 0, all at step 0; and after the history grows past the saved blocks."""
     from modelship.tracking.store.blocks import pack, summarize
     from modelship.tracking.store.sql import TrackingStore
-
-    monkeypatch.setattr(history_module, "_RANGES_ALONE", ranges_alone)
 
     store = TrackingStore(db_url)
     history = store.history

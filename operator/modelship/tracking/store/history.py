@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -16,7 +15,6 @@ import orjson
 from sqlalchemy import Connection, and_, delete, func, insert, select, tuple_
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import QueuePool
 
 from modelship.tracking.errors import invalid
 from modelship.tracking.store import schema as t
@@ -74,16 +72,6 @@ def _first_point(b: Any) -> Point:
 def _last_point(blocks: np.ndarray) -> Point:
     b = blocks[-1]
     return (int(b["last_step"]), int(b["last_timestamp"]), float(b["last_value"]), bool(b["last_nan"]))
-
-
-_RANGES_ALONE = 1024
-"""Ranges of blocks (64 points each) a thread of ``_ranges`` reads at the least: a shorter
-history is one statement on the caller's connection."""
-
-
-def _mark(c: Connection, name: str) -> str:
-    """The driver's marker of the named parameter ``name``: sqlite3's ``:name``, psycopg's ``%(name)s``."""
-    return f":{name}" if c.dialect.name == "sqlite" else f"%({name})s"
 
 
 _POINT_DTYPE = np.dtype([("step", "<i8"), ("timestamp", "<i8"), ("value", "<f8"), ("is_nan", "?")])
@@ -270,7 +258,8 @@ class MetricHistoryStore:
             return summarize(*self._points(c, run_id, key, since))
         return np.concatenate([dense, summarize(*self._points(c, run_id, key, _last_point(dense), after=True))])
 
-    def _dense_prefix(self, c: Connection, run_id: str, key: str, since: Point | None) -> np.ndarray:
+    @staticmethod
+    def _dense_prefix(c: Connection, run_id: str, key: str, since: Point | None) -> np.ndarray:
         """The blocks of the history's leading step ranges of BLOCK steps from ``since`` on
         (from its first point when None) that hold a point at each step (``dense_run``), as
         summarize would make them of the points, with no point read into Python but 4 a
@@ -281,13 +270,16 @@ class MetricHistoryStore:
         logged twice or skipped is such ranges up to there (maybe none), and the rest is
         read as points by the caller.
 
-        ``_ranges`` reads the ranges."""
+        SQLite groups the ranges in order when they come from a table of block numbers (a
+        temporary table of this connection: over a recursive CTE it sorted every point,
+        1.7x the time)."""
         empty = np.zeros(0, BLOCK_DTYPE)
         sqlite = c.dialect.name == "sqlite"
-        cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        dbapi = c.connection.dbapi_connection
+        cursor = dbapi.cursor()  # type: ignore[union-attr]
 
         def mark(name: str) -> str:
-            return _mark(c, name)
+            return f":{name}" if sqlite else f"%({name})s"
 
         p: dict[str, Any] = {"run": run_id, "key": key}
         of = f"FROM metrics WHERE run_uuid = {mark('run')} AND key = {mark('key')}"
@@ -315,8 +307,39 @@ class MetricHistoryStore:
             # Steps are int64: the ranges' bounds must be too (PostgreSQL would refuse them).
             if count <= 0 or not -(2**62) < first_step < 2**62 - BLOCK * count:
                 return empty
-            p["s0"] = first_step
-            ranges = self._ranges(c, p, count)
+            p |= {"s0": first_step, "count": count}
+            if sqlite:
+                cursor.execute("CREATE TEMP TABLE IF NOT EXISTS modelship_block_numbers (k INTEGER PRIMARY KEY)")
+                (have,) = cursor.execute("SELECT coalesce(max(k) + 1, 0) FROM temp.modelship_block_numbers").fetchone()
+                if have < count:
+                    cursor.execute(
+                        "WITH RECURSIVE n(k) AS (SELECT ? UNION ALL SELECT k + 1 FROM n WHERE k + 1 < ?) "
+                        "INSERT INTO temp.modelship_block_numbers SELECT k FROM n",
+                        (have, count),
+                    )
+                    dbapi.commit()  # type: ignore[union-attr]  # only the temporary table: this connection reads
+                numbers, only = "temp.modelship_block_numbers d", f" WHERE d.k < {mark('count')}"
+                valid = "CASE WHEN m.is_nan THEN NULL ELSE m.value END"
+            else:
+                numbers, only = f"generate_series(0, {mark('count')} - 1) AS d(k)", ""
+                valid = "CASE WHEN m.is_nan OR m.value = 'NaN' THEN NULL ELSE m.value END"
+
+            def in_range(t: str) -> str:
+                lo = f"{mark('s0')} + {BLOCK} * d.k"
+                return f"{t}.run_uuid = {mark('run')} AND {t}.key = {mark('key')} AND {t}.step >= {lo} AND {t}.step < {lo} + {BLOCK}"
+
+            def first_reaching(extreme: str) -> str:
+                return (
+                    f"(SELECT min(x.step) FROM metrics x WHERE {in_range('x')} AND NOT x.is_nan "
+                    f"AND x.value = {extreme}({valid}))"
+                )
+
+            cursor.execute(
+                f"SELECT d.k, count(*), count(DISTINCT m.step), {first_reaching('min')}, {first_reaching('max')} "
+                f"FROM {numbers} JOIN metrics m ON {in_range('m')}{only} GROUP BY d.k ORDER BY d.k",
+                p,
+            )
+            ranges = cursor.fetchall()
             if not ranges:
                 return empty
             block, n, distinct_steps = (np.array([r[i] for r in ranges], np.int64) for i in range(3))
@@ -349,76 +372,6 @@ class MetricHistoryStore:
             first_step, extremes, (points["step"], points["timestamp"], points["value"], points["is_nan"])
         )
         return empty if blocks is None else blocks
-
-    def _ranges(self, c: Connection, p: dict[str, Any], count: int) -> list[tuple[Any, ...]]:
-        """The rows of ``_range_rows`` for ranges 0 to ``count - 1``: the upper half on a
-        connection of its own in a thread when the history is long and the pool has one to
-        spare: the database's work is most of the first read, and the drivers let go of the
-        GIL meanwhile, so an idle second core takes half of it (on a machine whose cores were
-        taken, load 6-7: 415 against 507 ms for a million points, best of 6)."""
-        pool = self.engine.pool
-        if count < 2 * _RANGES_ALONE or not isinstance(pool, QueuePool) or pool.checkedout() >= pool.size():
-            return self._range_rows(c, p, 0, count)
-
-        def upper() -> list[tuple[Any, ...]]:
-            with self.engine.connect() as own:
-                return self._range_rows(own, p, count // 2, count)
-
-        with ThreadPoolExecutor(1, thread_name_prefix="metric-blocks") as pool_of_one:
-            later = pool_of_one.submit(upper)
-            return self._range_rows(c, p, 0, count // 2) + later.result()
-
-    @staticmethod
-    def _range_rows(c: Connection, p: dict[str, Any], k0: int, k1: int) -> list[tuple[Any, ...]]:
-        """Per range k of BLOCK steps from ``p["s0"]`` on, ``k0 <= k < k1``, that holds a
-        point of the history (``p["run"]``, ``p["key"]``): k, its count of points and of
-        distinct steps, and the step of its first valid point with its min and with its max
-        value (None when all are NaN), in order of k. SQLite groups the ranges in order when
-        they come from a table of block numbers (a temporary table of the connection: over
-        a recursive CTE it sorted every point, 1.7x the time)."""
-        sqlite = c.dialect.name == "sqlite"
-        dbapi = c.connection.dbapi_connection
-        cursor = dbapi.cursor()  # type: ignore[union-attr]
-        p = {**p, "k0": k0, "k1": k1}
-        try:
-            if sqlite:
-                cursor.execute("CREATE TEMP TABLE IF NOT EXISTS modelship_block_numbers (k INTEGER PRIMARY KEY)")
-                (have,) = cursor.execute("SELECT coalesce(max(k) + 1, 0) FROM temp.modelship_block_numbers").fetchone()
-                if have < k1:
-                    cursor.execute(
-                        "WITH RECURSIVE n(k) AS (SELECT ? UNION ALL SELECT k + 1 FROM n WHERE k + 1 < ?) "
-                        "INSERT INTO temp.modelship_block_numbers SELECT k FROM n",
-                        (have, k1),
-                    )
-                    dbapi.commit()  # type: ignore[union-attr]  # only the temporary table: this connection reads
-                numbers = "temp.modelship_block_numbers d"
-                only = f" WHERE d.k >= {_mark(c, 'k0')} AND d.k < {_mark(c, 'k1')}"
-                valid = "CASE WHEN m.is_nan THEN NULL ELSE m.value END"
-            else:
-                numbers, only = f"generate_series({_mark(c, 'k0')}, {_mark(c, 'k1')} - 1) AS d(k)", ""
-                valid = "CASE WHEN m.is_nan OR m.value = 'NaN' THEN NULL ELSE m.value END"
-
-            def in_range(t: str) -> str:
-                lo = f"{_mark(c, 's0')} + {BLOCK} * d.k"
-                return (
-                    f"{t}.run_uuid = {_mark(c, 'run')} AND {t}.key = {_mark(c, 'key')} "
-                    f"AND {t}.step >= {lo} AND {t}.step < {lo} + {BLOCK}"
-                )
-
-            def first_reaching(extreme: str) -> str:
-                return (
-                    f"(SELECT min(x.step) FROM metrics x WHERE {in_range('x')} AND NOT x.is_nan "
-                    f"AND x.value = {extreme}({valid}))"
-                )
-
-            cursor.execute(
-                f"SELECT d.k, count(*), count(DISTINCT m.step), {first_reaching('min')}, {first_reaching('max')} "
-                f"FROM {numbers} JOIN metrics m ON {in_range('m')}{only} GROUP BY d.k ORDER BY d.k",
-                p,
-            )
-            return list(cursor.fetchall())
-        finally:
-            cursor.close()
 
     @staticmethod
     def _count_upto(c: Connection, run_id: str, key: str, most: int) -> int:
