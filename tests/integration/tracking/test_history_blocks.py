@@ -160,3 +160,116 @@ def test_background_pass_builds_and_extends_blocks(db_url: str) -> None:
         assert covered(blocks) == len(values)
     finally:
         store.close()
+
+
+def _histories() -> dict[str, list[tuple[int, int, float]]]:
+    """Awkward histories as (step, timestamp, value) points, in the order they are logged."""
+    rng = random.Random(11)
+    n = 12 * BLOCK + 17  # a last partial block
+    ties = [float(rng.randrange(4)) for _ in range(n)]  # min and max reached several times a block
+    for i in range(3 * BLOCK, 4 * BLOCK):
+        ties[i] = math.nan  # a block of NaN only
+    for i in range(0, n, 7):
+        ties[i] = math.nan
+    ties[5 * BLOCK + 3] = math.inf
+    ties[6 * BLOCK + 9] = -math.inf
+    dense = [(s, 1_000 + s, v) for s, v in enumerate(ties)]
+    return {
+        "dense": dense,
+        # A history that starts at step 5, logged newest first (the order in the table is the store's).
+        "shifted": [(s + 5, t, v) for s, t, v in reversed(dense)],
+        "negative": [(s - 3 * BLOCK - 1, t, v) for s, t, v in dense],
+        # Step 200 logged three times (another timestamp, then the same with another value):
+        # the ranges are blocks up to there, the rest is read as points.
+        "duplicate": [*dense, (200, 5, 9.0), (200, 5, -9.0)],
+        # Step 300 never logged: the range holding it has 63 points.
+        "gap": [p for p in dense if p[0] != 300],
+        "step zero": [(0, 1_000 + i, v) for i, v in enumerate(ties)],
+        "tied values": [(s, 7, 1.0) for s in range(n)],
+    }
+
+
+def test_database_blocks_are_those_of_the_points(db_url: str) -> None:
+    """The blocks the database computes for a history's leading dense step ranges
+    (``_dense_prefix``) are byte for byte those ``summarize`` makes of its points, and so are
+    the blocks a chart saves, for histories with NaN, a block of NaN only, infinities, ties
+    of the min and max, a partial last block, a step logged twice, a step skipped, steps
+    not from 0, all at step 0; and after the history grows past the saved blocks."""
+    from modelship.tracking.store.blocks import pack, summarize
+    from modelship.tracking.store.sql import TrackingStore
+
+    store = TrackingStore(db_url)
+    history = store.history
+    # How many leading ranges of each history are blocks the database computes.
+    dense_ranges = {"dense": 12, "shifted": 12, "negative": 12, "duplicate": 3, "gap": 4, "tied values": 12}
+    try:
+        eid = store.create_experiment("awkward")
+        for name, points in _histories().items():
+            run_id = str(store.create_run(eid, "me", name, 1, [])["info"]["run_id"])
+            for i in range(0, len(points), 1000):
+                store.log_batch(
+                    run_id, metrics=[("loss", v, t, s, None, None, None) for s, t, v in points[i : i + 1000]]
+                )
+            with store.engine.connect() as c:
+                expected = summarize(*history._points(c, run_id, "loss", None))
+                by_database = history._dense_prefix(c, run_id, "loss", None)
+                assert len(by_database) == dense_ranges.get(name, 0), name
+                assert pack(by_database) == pack(expected[: len(by_database)]), name
+                assert pack(history._summarized(c, run_id, "loss", None)) == pack(expected), name
+            chart = history.chart_history(run_id, "loss", 2)
+            assert chart.blocks is not None and pack(chart.blocks) == pack(expected), name
+            with store.engine.connect() as c:
+                saved = unpack([r[0] for r in c.execute(text(
+                    "SELECT blocks FROM metric_blocks WHERE run_uuid = :r ORDER BY chunk"), {"r": run_id})])  # fmt: skip
+            assert pack(saved) == pack(expected), name
+
+        # A history that grows after its blocks were saved: 3 rows of blocks and a bit, then
+        # more points; the chart extends the blocks from the last row's first point.
+        run_id = str(store.create_run(eid, "me", "growing", 1, [])["info"]["run_id"])
+        rng = random.Random(5)
+        values = [rng.choice([0.5, 1.5, math.nan, rng.random()]) for _ in range(3 * 256 * BLOCK + 100)]
+
+        def log(steps: range) -> None:
+            points = [("loss", values[s], 50 + s, s, None, None, None) for s in steps]
+            for i in range(0, len(points), 1000):
+                store.log_batch(run_id, metrics=points[i : i + 1000])
+
+        log(range(2 * 256 * BLOCK + 30))
+        assert history.chart_history(run_id, "loss", 10).blocks is not None
+        log(range(2 * 256 * BLOCK + 30, len(values)))
+        grown = history.chart_history(run_id, "loss", 10)
+        with store.engine.connect() as c:
+            expected = summarize(*history._points(c, run_id, "loss", None))
+        assert grown.blocks is not None and pack(grown.blocks) == pack(expected)
+    finally:
+        store.close()
+
+
+def test_blocks_of_a_history_written_during_the_read_are_not_saved(db_url: str) -> None:
+    """A point logged by another connection between a chart's read and its save (in the
+    middle of the history): the blocks are not saved (SQLite: another connection committed,
+    so the points are counted; PostgreSQL: always counted); with no write between, they are."""
+    from modelship.tracking.store.sql import TrackingStore
+
+    store = TrackingStore(db_url)
+    history = store.history
+    try:
+        eid = store.create_experiment("race")
+        run_id = str(store.create_run(eid, "me", "race", 1, [])["info"]["run_id"])
+        points = [("loss", float(s % 5), 1_000 + s, s, None, None, None) for s in range(4 * BLOCK)]
+        store.log_batch(run_id, metrics=points)
+        summarized = history._summarized
+
+        def with_a_write(*args: object) -> object:
+            blocks = summarized(*args)  # type: ignore[arg-type]
+            store.log_batch(run_id, metrics=[("loss", 9.0, 5, 5, None, None, None)])
+            return blocks
+
+        history._summarized = with_a_write  # type: ignore[method-assign,assignment]
+        assert history.chart_history(run_id, "loss", 1).blocks is not None
+        assert saved_rows(db_url, run_id) == 0
+        history._summarized = summarized  # type: ignore[method-assign]
+        assert history.chart_history(run_id, "loss", 1).total == 4 * BLOCK + 1
+        assert saved_rows(db_url, run_id) == 1
+    finally:
+        store.close()

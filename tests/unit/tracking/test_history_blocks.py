@@ -12,9 +12,13 @@ from modelship.tracking.server.downsample import window_indices
 from modelship.tracking.store.blocks import (
     BLOCK,
     BLOCK_DTYPE,
+    block_starts,
     block_windows,
     covered,
+    dense_blocks,
+    dense_run,
     pack,
+    shortest_with_blocks,
     summarize,
     unpack,
     uses_blocks,
@@ -109,3 +113,58 @@ def test_blocks_pack_and_count() -> None:
 def test_windows_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         block_windows(summarize(*columns([1.0])), 0)
+
+
+@pytest.mark.parametrize("windows", [1, 3, 1000])
+def test_shortest_with_blocks(windows: int) -> None:
+    shortest = shortest_with_blocks(windows)
+    assert uses_blocks(shortest, windows) and not uses_blocks(shortest - 1, windows)
+
+
+def test_dense_run_stops_at_the_first_range_that_is_not_a_block() -> None:
+    full = np.full(5, BLOCK)
+    assert dense_run(np.arange(5), full, full) == 5
+    assert dense_run(np.array([0, 1, 3, 4]), full[:4], full[:4]) == 2  # range 2 holds no point
+    assert dense_run(np.arange(5), np.array([BLOCK, BLOCK, BLOCK - 1, BLOCK, BLOCK]), full) == 2
+    twice = np.array([BLOCK, BLOCK - 1, BLOCK, BLOCK, BLOCK])  # 64 points, a step twice
+    assert dense_run(np.arange(5), full, twice) == 1
+    assert dense_run(np.zeros(0, np.int64), full[:0], full[:0]) == 0
+
+
+def _extreme_steps(
+    step: np.ndarray, value: np.ndarray, is_nan: np.ndarray, ufunc: np.ufunc
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the database finds per range: the step of the first valid point with the extreme."""
+    found, has = [], []
+    for b in range(0, len(step), BLOCK):
+        v, ok = value[b : b + BLOCK], ~is_nan[b : b + BLOCK]
+        if not ok.any():
+            found.append(0)
+            has.append(False)
+            continue
+        extreme = ufunc.reduce(v[ok])
+        found.append(int(step[b + np.flatnonzero(ok & (v == extreme))[0]]))
+        has.append(True)
+    return np.array(found, np.int64), np.array(has, bool)
+
+
+def test_dense_blocks_are_those_of_summarize() -> None:
+    rng = random.Random(4)
+    n = 6 * BLOCK
+    values = [float(rng.randrange(3)) for _ in range(n)]
+    values[BLOCK : 2 * BLOCK] = [NAN] * BLOCK
+    values[3 * BLOCK + 5] = math.inf
+    step, stamp, value, is_nan = columns(values)
+    step = 7 + np.arange(n)  # the ranges' steps, from 7
+    extremes = {
+        "lo": _extreme_steps(step, value, is_nan, np.minimum),
+        "hi": _extreme_steps(step, value, is_nan, np.maximum),
+    }
+    blocks = dense_blocks(7, extremes, (step, stamp, value, is_nan))
+    assert blocks is not None and pack(blocks) == pack(summarize(step, stamp, value, is_nan))
+    assert list(block_starts(7, 3)) == [7, 7 + BLOCK, 7 + 2 * BLOCK]
+    # A point missing, or a step there twice: the history changed between the reads.
+    keep = np.arange(n) != 2 * BLOCK  # the first point of range 2
+    assert dense_blocks(7, extremes, (step[keep], stamp[keep], value[keep], is_nan[keep])) is None
+    twice = np.sort(np.append(np.arange(n), 10))
+    assert dense_blocks(7, extremes, (step[twice], stamp[twice], value[twice], is_nan[twice])) is None

@@ -63,7 +63,12 @@ def covered(blocks: np.ndarray) -> int:
 def uses_blocks(total: int, windows: int) -> bool:
     """Whether a history of ``total`` points is reduced from its blocks: it must be longer
     than what comes back whole (4 points a window) and hold at least a block per window."""
-    return total > 4 * windows and total >= BLOCK * windows
+    return total >= shortest_with_blocks(windows)
+
+
+def shortest_with_blocks(windows: int) -> int:
+    """The fewest points of a history that ``uses_blocks`` for ``windows`` windows."""
+    return max(4 * windows + 1, BLOCK * windows)
 
 
 def _first_extreme(values: np.ndarray, valid: np.ndarray, starts: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
@@ -104,6 +109,64 @@ def summarize(step: np.ndarray, timestamp: np.ndarray, value: np.ndarray, is_nan
         out[f"{name}_offset"] = np.where(has, at - starts, -1)
         for f, col in columns.items():
             out[f"{name}_{f}"] = np.where(has, col[np.maximum(at, 0)], 0)
+    return out
+
+
+def block_starts(first_step: int, count: int) -> np.ndarray:
+    """The first steps of ``count`` step-range blocks from ``first_step`` on: block i is the
+    points of steps ``first_step + BLOCK * i`` to ``first_step + BLOCK * i + BLOCK - 1``."""
+    return first_step + BLOCK * np.arange(count, dtype=np.int64)
+
+
+def dense_run(block: np.ndarray, n: np.ndarray, distinct_steps: np.ndarray) -> int:
+    """How many step-range blocks from the first are blocks of the history: the leading ones
+    that hold BLOCK points at BLOCK distinct steps, numbered 0, 1, 2... (``block``, ``n``,
+    ``distinct_steps``: a grouped count per step range, in order; a range with no point has
+    no row). Then the points of block i are the history's points i * BLOCK on, one a step,
+    and a point's offset in its block is its step's: each range before it holds BLOCK points,
+    and the history's order starts with the step."""
+    ok = (block == np.arange(len(block))) & (n == BLOCK) & (distinct_steps == BLOCK)
+    return int(np.argmin(ok)) if not ok.all() else len(block)
+
+
+def dense_blocks(
+    first_step: int, extremes: dict[str, tuple[np.ndarray, np.ndarray]], points: tuple[np.ndarray, ...]
+) -> np.ndarray | None:
+    """The blocks (as :func:`summarize` makes them) of the full step-range blocks from
+    ``first_step`` on that ``dense_run`` accepted, from ``extremes``: for "lo" and "hi", per
+    block the step of its first point with its min (max) value and whether it has one (not
+    when every point of the block is NaN); and ``points``: step, timestamp, value and is_nan
+    of at least those points and of each block's first and last step, ordered by step, one a
+    step. None when a point is missing or a step is there twice (the history changed
+    between the reads)."""
+    count = len(extremes["lo"][0])
+    out = np.zeros(count, BLOCK_DTYPE)
+    step, timestamp, value, is_nan = points
+    if not len(step) or (np.diff(step) <= 0).any():
+        return None
+    starts = block_starts(first_step, count)
+
+    def at(wanted: np.ndarray) -> np.ndarray | None:
+        i = np.minimum(np.searchsorted(step, wanted), len(step) - 1)
+        return i if (step[i] == wanted).all() else None
+
+    columns = {"step": step, "timestamp": timestamp, "value": value}
+    out["n"] = BLOCK
+    for name, wanted in (("first", starts), ("last", starts + BLOCK - 1)):
+        i = at(wanted)
+        if i is None:
+            return None
+        for f, col in columns.items():
+            out[f"{name}_{f}"] = col[i]
+        out[f"{name}_nan"] = is_nan[i]
+    for name in ("lo", "hi"):
+        found, has = extremes[name]
+        i = at(np.where(has, found, starts))
+        if i is None:
+            return None
+        out[f"{name}_offset"] = np.where(has, found - starts, -1)
+        for f, col in columns.items():
+            out[f"{name}_{f}"] = np.where(has, col[i], 0)
     return out
 
 
