@@ -122,17 +122,39 @@ def prepare(work: Path) -> None:
     )
 
 
-def tree_rss_kb(pid: int) -> int:
-    """Resident memory of a process and all its descendants (kB)."""
-    total, todo = 0, [pid]
+def tree_pids(pid: int) -> list[int]:
+    """A process and all its descendants."""
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
+        out.append(p)
+        try:
+            for t in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(k) for k in (t / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a process and its descendants have used."""
+    ticks = 0
+    for p in tree_pids(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants (kB)."""
+    total = 0
+    for p in tree_pids(pid):
         try:
             status = Path(f"/proc/{p}/status").read_text()
             total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-            for t in Path(f"/proc/{p}/task").iterdir():
-                kids = (t / "children").read_text().split()
-                todo.extend(int(k) for k in kids)
         except (FileNotFoundError, AttributeError, ProcessLookupError):
             continue
     return total
@@ -339,10 +361,14 @@ def counted(base: str, kind: str) -> int | None:
 Plan = list[tuple[str, str, str, Path, str]]  # server, scenario label, url, body, kind (for counting)
 
 
-def measure(plan: Plan, args: argparse.Namespace, model_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+def measure(
+    plan: Plan, args: argparse.Namespace, model_dir: Path, pids: dict[str, int]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Interleave: every round measures every (server, scenario) once, and the model's
     in-process predict cost, so a change in the machine's load hits all alike; the result
-    is the median over rounds."""
+    is the median over rounds. Each run also takes the server's CPU time per reply (its
+    process tree's, from /proc): the cost of a request, less swayed than the throughput by
+    what else the machine runs."""
     raw: dict[tuple[str, str], list[dict[str, float]]] = {}
     costs: list[dict[str, float]] = []
     loads: list[tuple[float, float, float]] = [os.getloadavg()]
@@ -357,8 +383,12 @@ def measure(plan: Plan, args: argparse.Namespace, model_dir: Path) -> tuple[dict
             base = url.split("/", 3)
             base_url = "/".join(base[:3])
             before = counted(base_url, kind)
+            cpu = tree_cpu_s(pids[server])
             res = wrk(url, body, args.duration, args.connections)
+            cpu = tree_cpu_s(pids[server]) - cpu
             after = counted(base_url, kind)
+            if res["requests"]:
+                res["cpu_us"] = cpu / res["requests"] * 1e6
             if before is not None and after is not None:
                 # the server counted at least every reply wrk got (a few more are in flight at the end)
                 res["counted"] = after - before
@@ -377,6 +407,7 @@ def measure(plan: Plan, args: argparse.Namespace, model_dir: Path) -> tuple[dict
             "rps": median([x["rps"] for x in runs]),
             "p50_ms": median([x["p50_ms"] for x in runs]),
             "p99_ms": median([x["p99_ms"] for x in runs]),
+            "cpu_us": median([x.get("cpu_us", 0.0) for x in runs]),
             "non2xx": sum(x["non2xx"] for x in runs),
             "socket_errors": sum(x["socket_errors"] for x in runs),
             "uncounted": sum(max(0, x["requests"] - x.get("counted", x["requests"])) for x in runs),
@@ -410,8 +441,19 @@ PEER_FORMS = {
     "mlserver": ("v2-tensor", "v2-columns"),
     "bentoml": ("invocations", "v2-tensor", "v2-columns"),
 }
-SERVERS = ("floor", "modelship", "modelship-2w", "modelship-nodrift", "mlflow", "mlserver", "bentoml")
-DRIFT_SERVERS = "modelship,modelship-nodrift"
+SERVERS = (
+    "floor",
+    "modelship",
+    "modelship-2w",
+    "modelship-nodrift",
+    "modelship-nodrift-again",
+    "mlflow",
+    "mlserver",
+    "bentoml",
+)
+DRIFT_SERVERS = "modelship,modelship-nodrift,modelship-nodrift-again"
+"""--drift: drift on, drift off, and drift off again (the A/A control: two identical servers
+measured the same way show how far apart the method puts equal costs)."""
 
 
 def start_servers(names: list[str], w: Path, model_dir: Path) -> dict[str, tuple[Running, str]]:
@@ -435,7 +477,7 @@ def start_server(name: str, w: Path, model_dir: Path, bin_dir: Path) -> tuple[Ru
     if name.startswith("modelship"):
         workers = "2" if name.endswith("2w") else "1"
         cmd = [sys.executable, "-m", "modelship", "serve", "-m", str(model_dir), "--port", str(port)]
-        if name.endswith("nodrift"):
+        if "nodrift" in name:
             cmd.append("--no-drift")  # the others watch drift (the default: the model has a profile)
         run = Running(name, [*cmd, "--model-name", "wine", "--workers", workers], f"{base}/v2/health/ready")
         deadline = time.monotonic() + 300
@@ -503,25 +545,34 @@ def drift_lines(out: dict[str, Any], cost: dict[str, Any]) -> list[str]:
     """The drift on/off table: the same server (1 worker) watching drift, and not; and the
     accounting's own cost per predict call, timed in process like predict."""
     on, off = out.get("modelship", {}), out.get("modelship-nodrift", {})
+    again = out.get("modelship-nodrift-again", {})
     drift_s = cost.get("drift_s") or {}
     lines = [
         (
             "| scenario | drift on (default) | drift off (`--no-drift`) | on / off | per round: median (range) "
+            "| A/A: off / off again, per round | server CPU per reply, on / off / off again "
             "| accounting per call | predict |"
         ),
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+
+    def per_round(x: dict[str, Any] | None, y: dict[str, Any] | None) -> str:
+        # the ratio of each round's pair (measured back to back), steadier than the ratio of medians
+        if not x or not y:
+            return ""
+        ratios = [p["rps"] / q["rps"] for p, q in zip(x["rounds"], y["rounds"], strict=True) if q["rps"]]
+        return f"{median(ratios):.2f}x ({min(ratios):.2f}–{max(ratios):.2f}x)" if ratios else ""
+
     for label, *_ in scenarios():
-        a, b = on.get(label), off.get(label)
+        a, b, c = on.get(label), off.get(label), again.get(label)
         if a and b:
             acc = f"{drift_s[label] * 1e6:.1f} µs" if label in drift_s else ""
-            # the ratio of each round's pair (measured back to back), steadier than the ratio of medians
-            ratios = [x["rps"] / y["rps"] for x, y in zip(a["rounds"], b["rounds"], strict=True) if y["rps"]]
-            per_round = f"{median(ratios):.2f}x ({min(ratios):.2f}–{max(ratios):.2f}x)" if ratios else ""
+            cpus = [r["cpu_us"] for r in (a, b, c) if r and r.get("cpu_us")]
+            cpu = " / ".join(f"{x:.0f}" for x in cpus) + " µs" if cpus else ""
             lines.append(
                 f"| {label} | {a['rps']:.0f} req/s, p99 {a['p99_ms']:.1f} ms | {b['rps']:.0f} req/s, "
-                f"p99 {b['p99_ms']:.1f} ms | {a['rps'] / b['rps']:.2f}x | {per_round} | {acc} | "
-                f"{cost['predict_s'][label] * 1e6:.0f} µs |"
+                f"p99 {b['p99_ms']:.1f} ms | {a['rps'] / b['rps']:.2f}x | {per_round(a, b)} | {per_round(b, c)} "
+                f"| {cpu} | {acc} | {cost['predict_s'][label] * 1e6:.0f} µs |"
             )
     if "report" in drift_s:
         full = drift_s["report"] * 1e3
@@ -565,14 +616,15 @@ def report(out: dict[str, Any], cost: dict[str, Any]) -> tuple[list[str], dict[s
             f"{ms['rps']:.0f} req/s, p99 {ms['p99_ms']:.1f} ms | {pct(ms['rps'] / floor)} | " + cells
         )
     peers = [p for p in PEER_FORMS if p in out]
-    lines += [
-        "",
-        "| scenario | Modelship | " + " | ".join(peers) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in peers) + " |",
-    ]
+    if peers:
+        lines += [
+            "",
+            "| scenario | Modelship | " + " | ".join(peers) + " |",
+            "| --- | --- | " + " | ".join("---" for _ in peers) + " |",
+        ]
     for label, *_ in scenarios():
         ms = out.get("modelship", {}).get(label)
-        if not ms:
+        if not ms or not peers:
             continue
         row = []
         for peer in peers:
@@ -631,7 +683,7 @@ def main() -> int:
                 if form in forms_of(name):
                     kind = name if name in ("floor", "modelship") else ""
                     plan.append((name, label, started[name][1] + path, w / f"{stem}.json", kind))
-        measured, cost = measure(plan, args, model_dir)
+        measured, cost = measure(plan, args, model_dir, {n: run.proc.pid for n, (run, _b) in started.items()})
         out.update(measured)
         out["cost"] = cost
         out["drift_rows"] = drift_rows(started)
