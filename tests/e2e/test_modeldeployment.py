@@ -155,6 +155,17 @@ class Load(threading.Thread):
         return self
 
 
+def absent(kube: KubeApi, namespace: str, api_version: str, plural: str, name: str) -> bool:
+    """Whether the object is gone (a 404); any other error is raised."""
+    try:
+        kube.get(path_for(api_version, plural, namespace, name))
+        return False
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        return True
+
+
 def ready_pods(kube: KubeApi, namespace: str, selector: str) -> list[dict[str, Any]]:
     pods = kube.get(path_for("v1", "pods", namespace), labelSelector=selector)["items"]
     return [
@@ -373,23 +384,14 @@ def test_children_follow_the_spec_and_go_with_the_deployment(
 
     kube.delete(path_for(API, "modeldeployments", namespace, "auto"))
 
-    def gone() -> bool:
-        for api_version, plural, name in (
-            ("apps/v1", "deployments", "auto-main"),
-            ("v1", "services", "auto-main"),
-            ("v1", "services", "auto"),
-            ("policy/v1", "poddisruptionbudgets", "auto-main"),
-            ("autoscaling/v2", "horizontalpodautoscalers", "auto-main"),
-        ):
-            try:
-                kube.get(path_for(api_version, plural, namespace, name))
-                return False
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
-        return True
-
-    wait(gone, 90, "every child deleted with the ModelDeployment")
+    children = [
+        ("apps/v1", "deployments", "auto-main"),
+        ("v1", "services", "auto-main"),
+        ("v1", "services", "auto"),
+        ("policy/v1", "poddisruptionbudgets", "auto-main"),
+        ("autoscaling/v2", "horizontalpodautoscalers", "auto-main"),
+    ]
+    wait(lambda: all(absent(kube, namespace, *c) for c in children), 90, "every child deleted with the ModelDeployment")
 
 
 def test_no_finalizer_a_promotion_follows_and_a_delete_needs_no_operator(
@@ -421,23 +423,20 @@ def test_no_finalizer_a_promotion_follows_and_a_delete_needs_no_operator(
     try:
         kube.delete(md_path)
 
-        def absent(api_version: str, plural: str, name: str) -> bool:
-            try:
-                kube.get(path_for(api_version, plural, namespace, name))
-                return False
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
-                return True
-
-        wait(lambda: absent(API, "modeldeployments", "follow"), 30, "the ModelDeployment deleted with no operator")
+        wait(
+            lambda: absent(kube, namespace, API, "modeldeployments", "follow"),
+            30,
+            "the ModelDeployment deleted with no operator",
+        )
         children = [
             ("apps/v1", "deployments", "follow-main"),
             ("v1", "services", "follow"),
             ("v1", "services", "follow-main"),
             ("policy/v1", "poddisruptionbudgets", "follow-main"),
         ]
-        wait(lambda: all(absent(*c) for c in children), 90, "its children collected by ownerReferences")
+        wait(
+            lambda: all(absent(kube, namespace, *c) for c in children), 90, "its children collected by ownerReferences"
+        )
     finally:
         operator.start()
         wait(lambda: urllib_ok(operator.health_url), 60, "the restarted operator live")
