@@ -264,7 +264,12 @@ def timed(fn: Callable[[Any], None], page: Any) -> float:
 FRAME_LOG = """
 (() => {
   if (window.__frames) return;
-  const log = window.__frames = { row: [], chart: [] };
+  const log = window.__frames = { row: [], chart: [], input: [] };
+  // The input a sort or a filter starts from, as the page got it (the event's own time):
+  // the time before it is Playwright's (its checks before a click, a round trip), not the page's.
+  const input = e => { if (e.type === 'pointerdown' || e.key === 'Enter') log.input.push(performance.timeOrigin + e.timeStamp); };
+  addEventListener('pointerdown', input, true);
+  addEventListener('keydown', input, true);
   const firstRow = () => { %(first_row)s };
   const chart = () => { const e = document.querySelector(%(chart)s);
     return !!e && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden'; };
@@ -281,22 +286,28 @@ FRAME_LOG = """
 """
 
 
-def in_page(page: Any, started_ms: float, what: str, name: str | None) -> float | None:
+def in_page(page: Any, started_ms: float, what: str, name: str | None) -> tuple[float | None, float | None]:
     """Seconds from ``started_ms`` (wall clock) to the first frame of the page's FRAME_LOG
-    showing the step's result: the first row with ``name``, or (``name`` None) the chart."""
+    showing the step's result: the first row with ``name``, or (``name`` None) the chart;
+    and from the step's first input event (a pointerdown or an Enter) to that frame (None
+    for a step without one: a navigation)."""
     # After the next frame: Playwright's wait checks the page at once as well as at frames, so it
     # can return on a row in the DOM that no frame has shown (nor logged) yet; that frame comes first.
     log = page.evaluate(
         "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(window.__frames || null))))"
     )
     if not log:
-        return None
+        return None, None
     entries = log[what]
     ok = (lambda v: bool(v)) if name is None else (lambda v: name in v)
     before = [v for t, v in entries if t < started_ms]
     if before and ok(before[-1]):  # already shown when the step started
-        return 0.0
-    return next(((t - started_ms) / 1000 for t, v in entries if t >= started_ms and ok(v)), None)
+        return 0.0, None
+    shown = next((t for t, v in entries if t >= started_ms and ok(v)), None)
+    if shown is None:
+        return None, None
+    inputs = [t for t in log["input"] if started_ms <= t <= shown]
+    return (shown - started_ms) / 1000, inputs and (shown - inputs[0]) / 1000 or None
 
 
 def drawn(page: Any, selector: str) -> None:
@@ -309,6 +320,17 @@ def drawn(page: Any, selector: str) -> None:
         polling="raf",
         timeout=TIMEOUT_MS,
     )
+
+
+def click_point(target: Any) -> tuple[float, float]:
+    """The middle of ``target`` once Playwright finds it clickable (in view, stable, not
+    covered): found before a timed step, so that the step is the click itself (a mouse
+    press and release at that point, trusted events) without the 50-70 ms of Playwright's
+    own checks before a ``locator.click``, alike in both UIs and none of the page's work."""
+    target.scroll_into_view_if_needed()
+    target.click(trial=True)  # the actionability checks of a click, without the click
+    box = target.bounding_box()
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
 
 class Ours:
@@ -336,19 +358,19 @@ class Ours:
         self.first_name(page, self.names["first"])
 
     def before_sort(self, page: Any) -> None:
-        pass
+        self.at = click_point(page.locator("[role=columnheader]", has_text=SORT_METRIC).first)
 
     def sort(self, page: Any) -> None:
-        page.locator("[role=columnheader]", has_text=SORT_METRIC).first.click()
+        page.mouse.click(*self.at)
         self.first_name(page, self.names["sorted"])
 
-    def fresh_table(self, page: Any) -> None:
-        """Before the filter: the table as it opens (in the newest-first order, no sort)."""
+    def before_filter(self, page: Any) -> None:
+        """The table as it opens (in the newest-first order, no sort), the filter typed."""
         self.open_table(page)
+        page.locator("input.filter").fill(FILTER)
 
     def filter(self, page: Any) -> None:
-        page.locator("input.filter").fill(FILTER)
-        page.locator("input.filter").press("Enter")
+        page.keyboard.press("Enter")
         self.first_name(page, self.names["filtered"])
 
     def history(self, page: Any) -> None:
@@ -386,28 +408,29 @@ class MLflow:
         page.goto(f"{self.url}/#/experiments/{self.s['experiment']}?{self.ML}")
         self.first_name(page, self.names["first"])
 
-    def fresh_table(self, page: Any) -> None:
-        """The table newest first again: MLflow keeps the last sort (the URL's state)."""
+    def before_filter(self, page: Any) -> None:
+        """The table newest first again (MLflow keeps the last sort, the URL's state), the
+        filter typed."""
         page.goto(
             f"{self.url}/#/experiments/{self.s['experiment']}/runs?{self.ML}"
             "&orderByKey=attributes.start_time&orderByAsc=false"
         )
         self.first_name(page, self.names["first"])
+        page.locator("input[placeholder*='metrics']").first.fill(FILTER)
 
     def before_sort(self, page: Any) -> None:
         """Open the sort menu and find the metric (the user's part, not timed); the
         sort's time starts at the click on the metric, as ours starts at the header click."""
         page.get_by_text("Sort: Created").click()
         page.keyboard.type(SORT_METRIC)
+        self.at = click_point(page.get_by_role("menuitemcheckbox", name=SORT_METRIC, exact=True).first)
 
     def sort(self, page: Any) -> None:
-        page.get_by_role("menuitemcheckbox", name=SORT_METRIC, exact=True).first.click()
+        page.mouse.click(*self.at)
         self.first_name(page, self.names["sorted"])
 
     def filter(self, page: Any) -> None:
-        box = page.locator("input[placeholder*='metrics']").first
-        box.fill(FILTER)
-        box.press("Enter")
+        page.keyboard.press("Enter")  # in the search box, focused by its fill
         self.first_name(page, self.names["filtered"])
 
     def history(self, page: Any) -> None:
@@ -416,60 +439,65 @@ class MLflow:
         drawn(page, self.CHART)
 
 
+# The kinds of figure each round gives: as Playwright saw it, in the page from the step's
+# start (FRAME_LOG), and in the page from the step's input event (sort and filter only).
+KINDS = ("", "_page", "_input")
+
+
 def measure(
-    browser: Any,
-    target: Any,
-    repeat: int,
-    state: Path,
-    rounds: list[dict[str, float | None]],
-    page_rounds: list[dict[str, float | None]],
-) -> tuple[dict[str, float | None], dict[str, float | None]]:
-    """Best of ``repeat`` rounds (each round's figures appended to ``rounds``); a step that
-    does not finish within TIMEOUT_MS is None (a screenshot of the page then goes into
-    ``state``). The same from the page's own frames (FRAME_LOG) in ``page_rounds``, and the
-    best of those second."""
+    browser: Any, target: Any, repeat: int, state: Path
+) -> tuple[dict[str, dict[str, float | None]], dict[str, list[dict[str, float | None]]]]:
+    """Per kind of figure (KINDS), the best of ``repeat`` rounds, and every round's figures;
+    a step that does not finish within TIMEOUT_MS is None (a screenshot of the page then
+    goes into ``state``)."""
     from playwright.sync_api import Error as PlaywrightError
 
-    best: dict[str, float | None] = {}
-    best_page: dict[str, float | None] = {}
+    best: dict[str, dict[str, float | None]] = {kind: {} for kind in KINDS}
+    rounds: dict[str, list[dict[str, float | None]]] = {kind: [] for kind in KINDS}
     awaited = {"first_rows": "first", "sort": "sorted", "filter": "filtered", "history_1m": None}
     frame_log = FRAME_LOG % {"first_row": target.FIRST_ROW, "chart": json.dumps(target.CHART)}
     # (name, untimed preparation, timed step): the filter starts from a table opened afresh,
     # so that the sort before it does not already put the awaited run first.
     steps = [("first_rows", None, target.open_table), ("sort", target.before_sort, target.sort)]
-    steps += [("filter", target.fresh_table, target.filter), ("history_1m", None, target.history)]
+    steps += [("filter", target.before_filter, target.filter), ("history_1m", None, target.history)]
     for n in range(repeat):
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         context.set_default_timeout(TIMEOUT_MS)
         context.set_default_navigation_timeout(TIMEOUT_MS)
         context.add_init_script(frame_log)
         page = context.new_page()
-        figures: dict[str, float | None] = {}
-        seen: dict[str, float | None] = {}
+        got: dict[str, dict[str, float | None]] = {kind: {} for kind in KINDS}
         for name, prepare, step in steps:
             try:
                 if prepare is not None:
                     prepare(page)
                     page.wait_for_timeout(500)
+                    awaited_row = target.names[awaited[name]]
+                    if awaited_row in (page.evaluate(f"() => {{ {target.FIRST_ROW} }}") or ""):
+                        # The UI acted before the step (a filter applied as it was typed): the step's figure would be nothing.
+                        raise RuntimeError(f"{target.name} {name}: {awaited_row} is the first row before the step")
                 started_ms = time.time() * 1000
-                figures[name] = timed(step, page)
+                got[""][name] = timed(step, page)
                 key = awaited[name]
-                seen[name] = in_page(page, started_ms, "chart" if key is None else "row", key and target.names[key])
+                got["_page"][name], got["_input"][name] = in_page(
+                    page, started_ms, "chart" if key is None else "row", key and target.names[key]
+                )
             except PlaywrightError as exc:  # a timeout, or a page that is not what the step expects
-                figures[name] = seen[name] = None
+                for kind in KINDS:
+                    got[kind][name] = None
                 page.screenshot(path=str(state / f"{target.name}-{name}-{n}.png"))
                 print(target.name, name, "failed:", str(exc).splitlines()[0], flush=True)
             page.wait_for_timeout(500)  # let the page settle before the next step
         context.close()
-        for got, kept in ((figures, best), (seen, best_page)):
-            for k, v in got.items():
+        for kind in KINDS:
+            kept = best[kind]
+            for k, v in got[kind].items():
                 old = kept.get(k)
                 kept[k] = v if old is None else old if v is None else min(old, v)
-        print(target.name, {k: v and round(v, 3) for k, v in figures.items()}, flush=True)
-        print(target.name, "in the page:", {k: v and round(v, 3) for k, v in seen.items()}, flush=True)
-        rounds.append({k: v and round(v, 3) for k, v in figures.items()})
-        page_rounds.append({k: v and round(v, 3) for k, v in seen.items()})
-    return best, best_page
+            figures = {k: v and round(v, 3) for k, v in got[kind].items()}
+            rounds[kind].append(figures)
+            print(target.name, kind or "playwright", figures, flush=True)
+    return best, rounds
 
 
 class Load:
@@ -565,14 +593,11 @@ def main() -> None:
         with sync_playwright() as p, Load() as load:
             browser = launch_chromium(p)
             for target in targets:
-                rounds: list[dict[str, float | None]] = []
-                page_rounds: list[dict[str, float | None]] = []
-                figures, in_page_best = measure(browser, target, args.repeat, state, rounds, page_rounds)
-                results[target.name] = {k: v and round(v, 3) for k, v in figures.items()}
-                results[f"{target.name}_page"] = {k: v and round(v, 3) for k, v in in_page_best.items()}
-                # Round 1 is the first time (ours: the history's blocks are built then).
-                results[f"{target.name}_rounds"] = rounds
-                results[f"{target.name}_page_rounds"] = page_rounds
+                best, rounds = measure(browser, target, args.repeat, state)
+                for kind in KINDS:
+                    results[target.name + kind] = {k: v and round(v, 3) for k, v in best[kind].items()}
+                    # Round 1 is the first time (ours: the history's blocks are built then).
+                    results[f"{target.name}{kind}_rounds"] = rounds[kind]
             browser.close()
         results["load_1min"] = load.summary()
     finally:
@@ -583,17 +608,27 @@ def main() -> None:
     print("our server's background pass:", results["modelship_summaries"] or "none")
     print("state (logs, screenshots):", state, "| load average (1 min) while measuring:", results["load_1min"])
     if args.only:
-        print(results[args.only], "in the page:", results[f"{args.only}_page"])
+        print(
+            results[args.only],
+            "in the page:",
+            results[f"{args.only}_page"],
+            "from the input:",
+            results[f"{args.only}_input"],
+        )
     else:
         report(results)
         print("in the page (from the start of each step to the first frame showing its result):")
         report(results, "_page")
+        print("in the page from the step's input event (the sort's pointerdown, the filter's Enter) to that frame:")
+        report(results, "_input")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def report(results: dict[str, Any], which: str = "") -> None:
     ours, theirs = results["modelship" + which], results["mlflow" + which]
+    if which == "_input":  # only the steps that start from an input event (not the navigations)
+        ours = {k: v for k, v in ours.items() if k in ("sort", "filter")}
     limit = TIMEOUT_MS / 1000
     # MLflow's figure is at least the limit where it did not finish: the ratio is then a lower bound.
     ratios = {k: ours[k] and round((theirs[k] or limit) / ours[k], 1) for k in ours}
