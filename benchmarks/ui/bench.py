@@ -264,9 +264,10 @@ def timed(fn: Callable[[Any], None], page: Any) -> float:
 FRAME_LOG = """
 (() => {
   if (window.__frames) return;
-  const log = window.__frames = { row: [], chart: [], input: [] };
-  // The input a sort or a filter starts from, as the page got it (the event's own time):
-  // the time before it is Playwright's (its checks before a click, a round trip), not the page's.
+  const log = window.__frames = { row: [], chart: [], input: [], navigation: performance.timeOrigin };
+  // The input a sort or a filter starts from, as the page got it (the event's own time), and
+  // the navigation's start for the first rows: the time before them is Playwright's (its
+  // checks before a click, a round trip, a new page's process), not the page's.
   const input = e => { if (e.type === 'pointerdown' || e.key === 'Enter') log.input.push(performance.timeOrigin + e.timeStamp); };
   addEventListener('pointerdown', input, true);
   addEventListener('keydown', input, true);
@@ -289,8 +290,9 @@ FRAME_LOG = """
 def in_page(page: Any, started_ms: float, what: str, name: str | None) -> tuple[float | None, float | None]:
     """Seconds from ``started_ms`` (wall clock) to the first frame of the page's FRAME_LOG
     showing the step's result: the first row with ``name``, or (``name`` None) the chart;
-    and from the step's first input event (a pointerdown or an Enter) to that frame (None
-    for a step without one: a navigation)."""
+    and from the step's first input event (a pointerdown or an Enter), or the start of the
+    navigation to a new document the step made, to that frame (None for a step with neither:
+    a navigation within the page, by its URL's hash)."""
     # After the next frame: Playwright's wait checks the page at once as well as at frames, so it
     # can return on a row in the DOM that no frame has shown (nor logged) yet; that frame comes first.
     log = page.evaluate(
@@ -307,6 +309,8 @@ def in_page(page: Any, started_ms: float, what: str, name: str | None) -> tuple[
     if shown is None:
         return None, None
     inputs = [t for t in log["input"] if started_ms <= t <= shown]
+    if not inputs and log["navigation"] >= started_ms:
+        inputs = [log["navigation"]]
     return (shown - started_ms) / 1000, inputs and (shown - inputs[0]) / 1000 or None
 
 
@@ -440,7 +444,7 @@ class MLflow:
 
 
 # The kinds of figure each round gives: as Playwright saw it, in the page from the step's
-# start (FRAME_LOG), and in the page from the step's input event (sort and filter only).
+# start (FRAME_LOG), and in the page from the step's input event or navigation start.
 KINDS = ("", "_page", "_input")
 
 
@@ -619,7 +623,10 @@ def main() -> None:
         report(results)
         print("in the page (from the start of each step to the first frame showing its result):")
         report(results, "_page")
-        print("in the page from the step's input event (the sort's pointerdown, the filter's Enter) to that frame:")
+        print(
+            "in the page from the step's input event (the sort's pointerdown, the filter's Enter)"
+            " or its navigation's start (the first rows) to that frame:"
+        )
         report(results, "_input")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
@@ -627,8 +634,8 @@ def main() -> None:
 
 def report(results: dict[str, Any], which: str = "") -> None:
     ours, theirs = results["modelship" + which], results["mlflow" + which]
-    if which == "_input":  # only the steps that start from an input event (not the navigations)
-        ours = {k: v for k, v in ours.items() if k in ("sort", "filter")}
+    if which == "_input":  # the steps that start from an input event or a new document's navigation
+        ours = {k: v for k, v in ours.items() if k in ("first_rows", "sort", "filter")}
     limit = TIMEOUT_MS / 1000
     # MLflow's figure is at least the limit where it did not finish: the ratio is then a lower bound.
     ratios = {k: ours[k] and round((theirs[k] or limit) / ours[k], 1) for k in ours}

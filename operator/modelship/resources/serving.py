@@ -93,10 +93,10 @@ def resolve_variant(variant: Variant, model: str, versions: Sequence[Mapping[str
         what = f"version {variant.version}"
     elif variant.stage is not None:
         matches = [c for c in candidates if c[3].get("stage") == variant.stage]
-        what = f"a version in stage {variant.stage}"
+        what = f"version in stage {variant.stage}"
     else:
         matches = [c for c in candidates if variant.alias in (c[3].get("aliases") or [])]
-        what = f"a version with alias {variant.alias!r}"
+        what = f"version with alias {variant.alias!r}"
     if not matches:
         known = ", ".join(str(c[0]) for c in sorted(candidates)) or "none"
         field_name = "version" if variant.version is not None else "stage" if variant.stage is not None else "alias"

@@ -57,7 +57,7 @@ def spec(**fields: Any) -> ModelDeploymentSpec:
         ({"name": "a", "alias": "champion"}, 2, None),
         ({"name": "a", "version": 4}, None, "model iris has no version 4 (numbered versions: 1, 2, 3)"),
         ({"name": "a", "version": 9}, None, "has no version 9"),  # 9 is another model's
-        ({"name": "a", "alias": "gone"}, None, "has no a version with alias 'gone'"),
+        ({"name": "a", "alias": "gone"}, None, "has no version with alias 'gone'"),
     ],
 )
 def test_resolve_variant(variant: dict[str, Any], version: int | None, error: str | None) -> None:
