@@ -442,6 +442,27 @@ def test_no_finalizer_a_promotion_follows_and_a_delete_needs_no_operator(
         wait(lambda: urllib_ok(operator.health_url), 60, "the restarted operator live")
 
 
+def test_a_finalizer_left_by_an_older_operator_goes_at_the_first_event(
+    kube: KubeApi, namespace: str, operator, iris_run: str
+) -> None:
+    """Operators before the follower put kopf's finalizer on every ModelDeployment (their
+    per-object timer needed it). After an upgrade such an object must not keep it: a delete
+    would then wait for an operator for nothing. kopf takes it off at the object's first
+    event, as no handler requires it any more."""
+    from modelship.controllers.main import FINALIZER
+
+    model = f"iris-{namespace}"
+    register(kube, namespace, "v1", model, iris_run, "Production")
+    body = model_deployment("upgraded", model, [{"name": "main", "stage": "Production", "weight": 100}])
+    body["metadata"]["finalizers"] = [FINALIZER]
+    md_path = path_for(API, "modeldeployments", namespace, "upgraded")
+    kube.create(path_for(API, "modeldeployments", namespace), body)
+    wait(lambda: not kube.get(md_path)["metadata"].get("finalizers"), 60, "the old finalizer taken off")
+    wait_healthy(kube, namespace, "upgraded", main=1)
+    kube.delete(md_path)
+    wait(lambda: absent(kube, namespace, API, "modeldeployments", "upgraded"), 30, "the ModelDeployment deleted")
+
+
 def test_bad_input_is_a_condition_that_names_the_field_and_the_fix(
     kube: KubeApi, namespace: str, operator, iris_run: str
 ) -> None:
@@ -451,7 +472,7 @@ def test_bad_input_is_a_condition_that_names_the_field_and_the_fix(
         model_deployment("empty", model, [{"name": "main", "stage": "Production", "weight": 100}]),
     )
     st = wait(lambda: (s := md_status(kube, namespace, "empty")).get("phase") == "Degraded" and s, 60, "Degraded")
-    assert "has no a version in stage Production (numbered versions: none)" in st["message"]
+    assert "has no version in stage Production (numbered versions: none)" in st["message"]
     assert "spec.variants[main].stage" in st["message"]
     register(kube, namespace, "v1", model, iris_run, "Production")
     wait_healthy(kube, namespace, "empty", main=1)  # a version appears: it serves, with no edit
