@@ -185,7 +185,9 @@ def test_the_better_version_wins_and_the_readout_survives_a_pod_restart(
     assert exp["metric"] == "binary" and exp["verdict"] == "better" and exp["winner"] == "green", exp
     green, blue = arm(exp, "green"), arm(exp, "blue")
     assert (green["samples"], blue["samples"]) == (per_variant["green"], per_variant["blue"])
-    assert green["mean"] > 0.9 and blue["mean"] < 0.7 and green["pValue"] < 0.001 and green["version"] == 2
+    # The bad model is right on 62 % of iris; kube-proxy picks which rows blue gets (30 or more),
+    # so its rate is 0.62 give or take 0.06-0.09: a bound of 0.7 failed on a fair draw (0.701).
+    assert green["mean"] > 0.9 and blue["mean"] < 0.85 and green["pValue"] < 0.001 and green["version"] == 2
     # a perfect rate (every label matched) has its Wilson upper bound at 1 itself
     assert green["ciLow"] < green["mean"] <= green["ciHigh"] <= 1 and green["differenceLow"] > 0
     wait(lambda: "ABVerdict" in {e["reason"] for e in events(kube, namespace, "iris")}, 60, "an ABVerdict Event")
