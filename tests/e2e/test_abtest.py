@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -63,6 +64,14 @@ def predict_all(host: str, rows: np.ndarray, prefix: str = "e2e") -> list[tuple[
     spreads them); (the variant that answered, the request id) per row. Every other client
     names its request ``<prefix>-<i>`` (ids are unique per prediction: an id known to two
     pods is judged by whichever gets the outcome first)."""
+    # kube-proxy routes a Service a moment after its pods are Ready; until then a connection can
+    # find no route (ENETUNREACH) or be refused. A bare connection, no prediction, is polled for.
+    wait(
+        lambda: socket.create_connection((host, 80), timeout=5).close() or True,
+        60,
+        f"the Service {host}:80 accepting connections",
+        retry=(OSError,),
+    )
     out = []
     for i, row in enumerate(rows):
         conn = http.client.HTTPConnection(host, 80, timeout=15)
