@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -64,14 +63,6 @@ def predict_all(host: str, rows: np.ndarray, prefix: str = "e2e") -> list[tuple[
     spreads them); (the variant that answered, the request id) per row. Every other client
     names its request ``<prefix>-<i>`` (ids are unique per prediction: an id known to two
     pods is judged by whichever gets the outcome first)."""
-    # kube-proxy routes a Service a moment after its pods are Ready; until then a connection can
-    # find no route (ENETUNREACH) or be refused. A bare connection, no prediction, is polled for.
-    wait(
-        lambda: socket.create_connection((host, 80), timeout=5).close() or True,
-        60,
-        f"the Service {host}:80 accepting connections",
-        retry=(OSError,),
-    )
     out = []
     for i, row in enumerate(rows):
         conn = http.client.HTTPConnection(host, 80, timeout=15)
@@ -93,10 +84,11 @@ def predict_all(host: str, rows: np.ndarray, prefix: str = "e2e") -> list[tuple[
 
 
 def both_answering(host: str, rows: np.ndarray) -> None:
-    """Until predictions through the Service reach both variants: kube-proxy adds a Ready pod
-    to the Service a moment after the other's, and on a quiet machine 140 predictions took
-    less than that (all went to blue, green had no sample). The probes get no outcome, so the
-    tally does not count them."""
+    """Until predictions through the Service reach both variants: kube-proxy routes a Service
+    and each Ready pod a moment after they are there (until then a connection can find no
+    route, ENETUNREACH, or be refused), and on a quiet machine 140 predictions took less than
+    that (all went to blue, green had no sample). The probes get no outcome, so the tally does
+    not count them."""
     wait(
         lambda: {v for v, _ in predict_all(host, rows, prefix=f"probe{time.monotonic_ns()}")} == {"blue", "green"},
         60,
