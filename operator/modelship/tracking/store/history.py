@@ -498,7 +498,7 @@ class MetricHistoryStore:
                 by_run = {
                     run: (count, text)
                     for run, count, text in driver_rows(
-                        c, history_points_by_run_sql(c.dialect.name, f"{runs_in} AND key = {ph}{in_range}"), base
+                        c, history_points_by_run_sql(c.dialect.name, ph, len(wanted), in_range), base
                     )
                 }
                 if all(count <= max_results for count, _ in by_run.values()):
