@@ -392,6 +392,10 @@ def measure_backend(backend: str, args: argparse.Namespace, work: Path, pg_url: 
                     raise SystemExit(f"[{backend}] {kind}: experiments/search gave {len(answer['experiments'])}")
                 record("experiments/search, 1,000 of them", kind, dt, decode)
         pages: dict[str, list[str]] = {}
+        # One pass each untimed, as the searches are warmed above: the first pass after the
+        # start reads the 10,000 runs' rows from disk (ours 22 ms a page, then 9 ms).
+        for client in clients.values():
+            page_through(client, args.page_total)
         for _ in range(max(1, args.repeat // 10)):
             for kind, client in clients.items():
                 page_times, ids, page_decodes = page_through(client, args.page_total)
@@ -442,10 +446,12 @@ def measure_backend(backend: str, args: argparse.Namespace, work: Path, pg_url: 
         results[name] = row
     # The best p50 ratio a server could reach on each row: MLflow's time over the HTTP floor
     # (the faster server's empty request) plus our SQL floor (a server that added nothing).
+    # A whole pass is a request per page.
     http = min(results[HTTP_FLOOR][kind]["p50_ms"] for kind in ("mlflow", "modelship"))
     for name, row in results.items():
         if "floor" in row:
-            row["best_possible_ratio_p50"] = row["mlflow"]["p50_ms"] / (http + row["floor"]["p50_ms"])
+            requests = -(-args.page_total // 100) if name.endswith("whole pass") else 1
+            row["best_possible_ratio_p50"] = row["mlflow"]["p50_ms"] / (requests * http + row["floor"]["p50_ms"])
     return results
 
 

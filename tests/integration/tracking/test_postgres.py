@@ -95,3 +95,30 @@ def test_server_on_postgres_with_the_mlflow_client(launcher: Launcher, postgres_
         hist = client.get_metric_history(rid, "loss")
         assert sorted(m.step for m in hist) == list(range(310))
         assert client.get_run(rid).info.status == "FINISHED"
+
+
+def test_reads_take_no_transaction_and_writes_keep_theirs(postgres_url: str) -> None:
+    """Reads go through ``db.read_engine`` (autocommit on PostgreSQL: no BEGIN and ROLLBACK
+    round trips); the same pooled connection, back for a write, is in a transaction again,
+    and a failed write leaves nothing."""
+    from psycopg.pq import TransactionStatus
+
+    store = TrackingStore(postgres_url)
+    try:
+        eid = store.create_experiment("reads")
+        rid = str(store.create_run(eid, "me", "r", 1000, [])["info"]["run_id"])
+        with store.reads.connect() as c:
+            c.exec_driver_sql("SELECT 1").fetchall()
+            read_pid = c.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+            assert c.connection.dbapi_connection.info.transaction_status == TransactionStatus.IDLE  # type: ignore[union-attr]
+        with pytest.raises(RuntimeError), store.engine.begin() as c:
+            assert c.connection.dbapi_connection.info.backend_pid == read_pid  # type: ignore[union-attr]
+            c.exec_driver_sql("INSERT INTO tags (run_uuid, key, value) VALUES (%s, 'left', 'behind')", (rid,))
+            assert c.connection.dbapi_connection.info.transaction_status == TransactionStatus.INTRANS  # type: ignore[union-attr]
+            raise RuntimeError("the write fails after its insert")
+        assert "left" not in {tag["key"] for tag in store.get_run(rid)["data"]["tags"]}
+        # the hot reads answer through it
+        assert [r["info"]["run_id"] for r in store.search_runs([eid])[0]] == [rid]
+        assert store.history.get_metric_history_bulk_interval([rid], "none", 10, None, None) == []
+    finally:
+        store.close()

@@ -64,6 +64,19 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def read_engine(engine: Engine) -> Engine:
+    """``engine`` for reads that write nothing. On PostgreSQL in autocommit: a read in a
+    transaction cost two round trips more than its statements (psycopg's BEGIN before the
+    first, the pool's ROLLBACK when the connection goes back), 0.5-0.7 ms of a 7 ms search
+    page (benchmarks/tracking/scale.py), and bought nothing: at READ COMMITTED, the
+    isolation this store runs at, every statement of a transaction takes its own snapshot
+    anyway. SQLite's reads keep their transaction, in which the statements of one read see
+    one snapshot. Same pool, same connections."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
 def upsert(engine: Engine, table: Table) -> Any:
     """``INSERT`` that supports ``on_conflict_do_nothing``/``_do_update`` on this dialect."""
     if engine.dialect.name == "postgresql":

@@ -33,6 +33,7 @@ from modelship.tracking.store.blocks import (
     unpack,
     uses_blocks,
 )
+from modelship.tracking.store.db import read_engine
 from modelship.tracking.store.jsonsql import (
     history_point_json,
     history_points_by_run_sql,
@@ -116,6 +117,7 @@ class MetricHistoryStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reads = read_engine(engine)
 
     def get_metric_history(
         self,
@@ -476,7 +478,7 @@ class MetricHistoryStore:
                 f"end_step must be greater than start_step. Found start_step={start_step} and end_step={end_step}."
             )
         wanted = list(dict.fromkeys(run_ids))
-        with self.engine.connect() as c:
+        with self.reads.connect() as c:
             ph = placeholder(c)
             runs_in, wanted_parameters = any_of(c, "run_uuid", wanted)
             # The steps sample_steps considers: [start, end], or from 0 without a range.

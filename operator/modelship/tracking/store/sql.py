@@ -27,7 +27,7 @@ from modelship.tracking.logs import now_ms
 from modelship.tracking.protocol import validation as v
 from modelship.tracking.protocol.paths import safe_path
 from modelship.tracking.store import schema as t
-from modelship.tracking.store.db import make_engine, upsert
+from modelship.tracking.store.db import make_engine, read_engine, upsert
 from modelship.tracking.store.history import MetricHistoryStore
 from modelship.tracking.store.jsonsql import experiment_json, join_array, runs_json_sql
 from modelship.tracking.store.logged_models import LoggedModelStore
@@ -93,6 +93,7 @@ class TrackingStore:
 
     def __init__(self, url: str, artifact_root: str = "mlflow-artifacts:/") -> None:
         self.engine: Engine = make_engine(url)
+        self.reads = read_engine(self.engine)
         self.artifact_root = artifact_root.rstrip("/")
         upgrade(self.engine)
         self._ensure_default_experiment()
@@ -250,14 +251,14 @@ class TrackingStore:
 
     def get_experiment(self, experiment_id: str) -> dict[str, Any]:
         eid = experiment_int(experiment_id)
-        with self.engine.connect() as c:
+        with self.reads.connect() as c:
             found = self._experiment_rows(c, t.experiments.c.experiment_id == eid)
         if not found:
             raise not_found(f"No Experiment with id={experiment_id} exists")
         return found[0]
 
     def get_experiment_by_name(self, name: str) -> dict[str, Any]:
-        with self.engine.connect() as c:
+        with self.reads.connect() as c:
             found = self._experiment_rows(c, t.experiments.c.name == name)
         if not found:
             raise not_found(f"Could not find experiment with name '{name}'")
@@ -300,7 +301,7 @@ class TrackingStore:
 
         limit = v.max_results(max_results, 1000, v.MAX_RESULTS_EXPERIMENTS)
         q, offset = experiment_query(view_type(view), filter_string, order_by, page_token)
-        with self.engine.connect() as c:
+        with self.reads.connect() as c:
             exps = self._experiments_json(c, q.offset(offset).limit(limit + 1))
         from modelship.tracking.store.search import encode_page_token
 
@@ -423,7 +424,7 @@ class TrackingStore:
             raise invalid(f"The run {run_id} must be in the 'active' state. Current state is {stage}.")
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        with self.engine.connect() as c:
+        with self.reads.connect() as c:
             run_row(c, run_id)
             return dict(orjson.loads(self._runs_json(c, [run_id])[0][2]))
 
@@ -655,7 +656,7 @@ class TrackingStore:
         limit = v.max_results(max_results, 1000, v.MAX_RESULTS_RUNS)
         page = decode_run_page_token(page_token)
         eids = experiment_ints(experiment_ids)
-        with self.engine.connect() as c:
+        with self.reads.connect() as c:
             ids = search_run_ids(c, eids, view_type(view), filter_string, order_by, page, limit + 1)
             more = len(ids) > limit
             ids = ids[:limit]
