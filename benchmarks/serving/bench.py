@@ -43,7 +43,10 @@ from typing import Any
 import httpx
 
 HERE = Path(__file__).resolve().parent
-CACHE = Path.home() / ".cache" / "modelship" / "bench"
+sys.path.insert(0, str(HERE.parents[1]))
+
+from benchmarks.cache import CACHE, hold
+
 MLSERVER_VENV = CACHE / "mlserver-venv"
 MLSERVER_PKGS = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1"]
 BENTOML_VENV = CACHE / "bentoml-venv"
@@ -667,7 +670,7 @@ def main() -> int:
     if not ensure_wrk():
         print("wrk is missing: apt-get install -y wrk (as root)", file=sys.stderr)
         return 2
-    CACHE.mkdir(parents=True, exist_ok=True)
+    hold(CACHE)  # the peers' venvs and the servers' logs are at its top
     names = [n for n in args.servers.split(",") if n]
     prepare(args.work)
     model_dir = args.work / "mlflow-model"

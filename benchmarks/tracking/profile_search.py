@@ -48,6 +48,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.cache import CACHE, hold
 from benchmarks.sqlseed import env as _env
 from benchmarks.sqlseed import run_ids
 from benchmarks.tracking.scale import AJAX, API, SEARCHES, SEED_VERSION, bulk_interval_params, search_body, send
@@ -157,8 +158,9 @@ def main() -> None:
     parser.add_argument("--queries", default=",".join(QUERIES))
     parser.add_argument("--keep", type=Path, default=None, help="keep py-spy's raw stacks here")
     args = parser.parse_args()
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelship" / "bench"
-    work = cache / f"scale-v{SEED_VERSION}-{args.runs}-{args.history_runs}-{args.experiments}"
+    work = CACHE / f"scale-v{SEED_VERSION}-{args.runs}-{args.history_runs}-{args.experiments}"
+    if (work / f"{args.backend}-modelship.seeded.json").exists():
+        hold(work)  # its PostgreSQL cluster is started from there
     if not (work / f"{args.backend}-modelship.seeded.json").exists():
         raise SystemExit(f"no seeded {args.backend} database in {work}: run scale.py with the same sizes first")
     print(f"load average at the start: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")

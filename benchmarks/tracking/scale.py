@@ -42,6 +42,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.cache import CACHE, hold
 from benchmarks.sqlseed import env as _env
 from benchmarks.sqlseed import mlflow_schema, modelship_schema, run_ids, write_rows
 from tests.local_servers import free_port, local_postgres, stop, wait_http
@@ -497,9 +498,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.history_runs < 100 or args.history_runs > args.runs or args.page_total > args.runs:
         parser.error("need --history-runs >= 100 (the bulk read takes 100) and <= --runs, --page-total <= --runs")
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelship" / "bench"
-    work = args.work or cache / f"scale-v{SEED_VERSION}-{args.runs}-{args.history_runs}-{args.experiments}"
-    work.mkdir(parents=True, exist_ok=True)
+    work = hold(args.work or CACHE / f"scale-v{SEED_VERSION}-{args.runs}-{args.history_runs}-{args.experiments}")
     out: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "backends": {}}
     for backend in args.backends.split(","):
         load_before = os.getloadavg()

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from benchmarks.cache import CACHE, hold
 from benchmarks.sqlseed import Chunks, mlflow_schema, modelship_schema, run_ids, write_rows
 from tests.browser.harness import launch_chromium
 from tests.local_servers import free_port, stop, wait_http
@@ -554,9 +555,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     data = Data(args.runs, args.params, args.metrics, args.points)
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelship" / "bench"
-    work = args.work or cache / data.key()
-    work.mkdir(parents=True, exist_ok=True)
+    work = hold(args.work or CACHE / data.key())
     state = args.state or Path(tempfile.mkdtemp(prefix="ui-bench-"))
     state.mkdir(parents=True, exist_ok=True)
     seeded = seed(data, work)

@@ -27,10 +27,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.cache import CACHE
 from tests.browser.harness import launch_chromium
 from tests.local_servers import free_port, stop, wait_http
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelship" / "bench"
 SCALE = "ui-v1-10000-20-50-1000000"
 
 # Installed before the page's own scripts: the first time a row of the table is in the DOM.
