@@ -48,6 +48,22 @@ def modelship_schema(url: str) -> None:
     subprocess.run([PY, "-c", code, url], check=True, env=env(), capture_output=True)
 
 
+def modelship_kept(url: str) -> None:
+    """After rows written straight into Modelship's tables: what its store keeps beside them
+    when it writes them itself (a run's params and tags as JSON, ``run_data``), with the
+    statement its migration fills that table with for runs stored before it."""
+    code = (
+        "import sys\nfrom sqlalchemy import create_engine\n"
+        "from modelship.tracking.store.db import normalize_url\n"
+        "from modelship.tracking.store.jsonsql import run_data_upsert_sql\n"
+        "e = create_engine(normalize_url(sys.argv[1]))\n"
+        "with e.begin() as c:\n    c.exec_driver_sql(run_data_upsert_sql(e.dialect.name, '1 = 1'))\n"
+        "with e.connect().execution_options(isolation_level='AUTOCOMMIT') as c:\n"
+        "    c.exec_driver_sql('VACUUM ANALYZE run_data' if e.dialect.name == 'postgresql' else 'ANALYZE run_data')\n"
+    )
+    subprocess.run([PY, "-c", code, url], check=True, env=env(), capture_output=True)
+
+
 def write_rows(url: str, chunks: Chunks) -> dict[str, int]:
     """Write ``(table, rows)`` chunks into the schema already at ``url``, then ANALYZE;
     the number of rows written per table."""

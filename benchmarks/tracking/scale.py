@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.cache import CACHE, hold
 from benchmarks.sqlseed import env as _env
-from benchmarks.sqlseed import mlflow_schema, modelship_schema, run_ids, write_rows
+from benchmarks.sqlseed import mlflow_schema, modelship_kept, modelship_schema, run_ids, write_rows
 from tests.local_servers import free_port, local_postgres, stop, wait_http
 
 PY = sys.executable
@@ -333,6 +333,8 @@ def measure_backend(backend: str, args: argparse.Namespace, work: Path, pg_url: 
             art = work / f"{backend}-{kind}-artifacts"
             mlflow_schema(urls[kind], art) if kind == "mlflow" else modelship_schema(urls[kind])
             counts = seed(urls[kind], args, str(art))
+            if kind == "modelship":
+                modelship_kept(urls[kind])
             marker.write_text(json.dumps({"counts": counts, "seconds": round(time.monotonic() - t, 1)}))
             print(f"[{backend}] seeded {kind}: {counts} in {time.monotonic() - t:.0f}s", flush=True)
     if backend == "postgresql":

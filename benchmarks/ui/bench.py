@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from benchmarks.cache import CACHE, hold
-from benchmarks.sqlseed import Chunks, mlflow_schema, modelship_schema, run_ids, write_rows
+from benchmarks.sqlseed import Chunks, mlflow_schema, modelship_kept, modelship_schema, run_ids, write_rows
 from tests.browser.harness import launch_chromium
 from tests.local_servers import free_port, stop, wait_http
 
@@ -163,6 +163,8 @@ def seed(data: Data, work: Path) -> dict[str, Any]:
         started = time.monotonic()
         mlflow_schema(url, art) if kind == "mlflow" else modelship_schema(url)
         out[f"{kind}_counts"] = write_rows(url, rows(data, str(art)))
+        if kind == "modelship":
+            modelship_kept(url)
         out[f"{kind}_seed_s"] = round(time.monotonic() - started, 1)
         print(kind, "seeded in", out[f"{kind}_seed_s"], "s:", out[f"{kind}_counts"], flush=True)
     if out["mlflow_counts"] != out["modelship_counts"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import uuid
 
 import pytest
@@ -120,5 +121,48 @@ def test_reads_take_no_transaction_and_writes_keep_theirs(postgres_url: str) -> 
         # the hot reads answer through it
         assert [r["info"]["run_id"] for r in store.search_runs([eid])[0]] == [rid]
         assert store.history.get_metric_history_bulk_interval([rid], "none", 10, None, None) == []
+    finally:
+        store.close()
+
+
+def test_run_data_follows_every_write_and_concurrent_writers_on_postgres(postgres_url: str) -> None:
+    """The kept params and tags of a run (``run_data``) after each kind of write, and with two
+    writers of one run's tags at once, the second writing while the first has not committed:
+    each rebuilds the texts from what its statements see, and without the lock the second,
+    committing last, kept texts without the first one's tag."""
+    import threading
+
+    from sqlalchemy import event
+    from tests.unit.tracking.test_run_data import assert_current, check_run_data
+
+    store = TrackingStore(postgres_url)
+    try:
+        check_run_data(store)
+        eid = store.create_experiment("concurrent tags")
+        rid = str(store.create_run(eid, "me", "r", 1000, [])["info"]["run_id"])
+        second_rebuilds = threading.Event()
+
+        @event.listens_for(store.engine, "before_cursor_execute")
+        def _seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            if threading.current_thread().name == "second" and statement.startswith("INSERT INTO run_data"):
+                second_rebuilds.set()
+
+        @event.listens_for(store.engine, "commit")
+        def _hold(_conn: object) -> None:
+            # The first writer commits only once the second has started rebuilding (or has
+            # waited a second for the first's lock, which is what the lock makes it do).
+            if threading.current_thread().name == "first" and second_rebuilds.wait(1.0):
+                time.sleep(0.3)  # its statement has taken its snapshot, and waits for our row
+
+        first = threading.Thread(target=store.log_batch, args=(rid, [], [], [("from-first", "1")]), name="first")
+        second = threading.Thread(target=store.log_batch, args=(rid, [], [], [("from-second", "2")]), name="second")
+        first.start()
+        time.sleep(0.3)  # the first is at its commit
+        second.start()
+        first.join(30)
+        second.join(30)
+        tags = {t["key"] for t in store.get_run(rid)["data"]["tags"]}
+        assert {"from-first", "from-second"} <= tags
+        assert_current(store, rid)
     finally:
         store.close()

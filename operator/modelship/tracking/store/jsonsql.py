@@ -95,6 +95,45 @@ def _texts(element: str, table: str, where: str, order: str, rare: bool = False)
     return f"CASE WHEN EXISTS (SELECT 1 FROM {table} WHERE {where}) THEN {array} ELSE '[]' END" if rare else array
 
 
+def _kv_element(dialect: str, alias: str) -> str:
+    """One param or tag (of the table aliased ``alias``) as the text of its JSON object."""
+    if dialect == SQLITE:
+        return f"json_object('key', {alias}.key, 'value', {alias}.value)"
+    return f"""'{{"key":' || to_json({alias}.key) || ',"value":' || to_json({alias}.value) || '}}'"""
+
+
+def _kv_elements(dialect: str, table: str, run: str) -> str:
+    """The run ``run``'s rows of ``table`` (params or tags) as the elements of a JSON array,
+    in key order, joined by commas, without the brackets ('' for none). SQLite's
+    ``group_concat`` joins them in the order it reads them: the primary key's (run, key)."""
+    alias = table[0]
+    element = _kv_element(dialect, alias)
+    where = f"{alias}.run_uuid = {run}"
+    if dialect == SQLITE:
+        return f"COALESCE((SELECT group_concat({element}, ',') FROM {table} {alias} WHERE {where}), '')"
+    return f"COALESCE((SELECT string_agg({element}, ',' ORDER BY {alias}.key) FROM {table} {alias} WHERE {where}), '')"
+
+
+def _kv_array(dialect: str, table: str) -> str:
+    """A run's params or tags (``table``) as the text of a JSON array, for the run ``r``
+    joined to its ``run_data`` row ``d``: the row's text, or, for a run without one, from
+    the rows (``COALESCE`` evaluates the aggregate only then)."""
+    return f"'[' || COALESCE(d.{table}, {_kv_elements(dialect, table, 'r.run_uuid')}) || ']'"
+
+
+def run_data_upsert_sql(dialect: str, where: str) -> str:
+    """Write the ``run_data`` rows of the runs ``r`` that pass ``where`` from their params
+    and tags as they are now: the texts ``run_json`` reads, built by the same expressions
+    it falls back to. Run in the transaction that wrote the rows (``TrackingStore``), and
+    once over all runs by the migration that added the table."""
+    return (
+        f"INSERT INTO run_data (run_uuid, params, tags) SELECT r.run_uuid, "
+        f"{_kv_elements(dialect, 'params', 'r.run_uuid')}, {_kv_elements(dialect, 'tags', 'r.run_uuid')} "
+        f"FROM runs r WHERE {where} "
+        "ON CONFLICT (run_uuid) DO UPDATE SET params = excluded.params, tags = excluded.tags"
+    )
+
+
 def _run_text_postgresql() -> str:
     """``run_json`` on PostgreSQL: texts joined, not ``json_build_object`` and ``json_agg``.
     For a page of 100 runs, PostgreSQL's own time went mostly to building the JSON values
@@ -107,7 +146,6 @@ def _run_text_postgresql() -> str:
         + _value_text(POSTGRESQL, "m")
         + """ || ',"timestamp":' || m.timestamp || ',"step":' || m.step || '}'"""
     )
-    kv = """'{{"key":' || to_json({a}.key) || ',"value":' || to_json({a}.value) || '}}'"""
     output = """'{"model_id":' || to_json(o.model_id) || ',"step":' || o.step || '}'"""
     inputs = "run_inputs i", "i.kind, i.ref"
     return (
@@ -119,9 +157,9 @@ def _run_text_postgresql() -> str:
         """ || '},"data":{"metrics":' || """
         + _texts(metric, "latest_metrics m", on_run.format(a="m"), "m.key")
         + """ || ',"params":' || """
-        + _texts(kv.format(a="p"), "params p", on_run.format(a="p"), "p.key")
+        + _kv_array(POSTGRESQL, "params")
         + """ || ',"tags":' || """
-        + _texts(kv.format(a="t"), "tags t", on_run.format(a="t"), "t.key")
+        + _kv_array(POSTGRESQL, "tags")
         + """ || '},"inputs":{"dataset_inputs":' || """
         + _texts("i.body", inputs[0], on_run.format(a="i") + " AND i.kind = 'dataset'", inputs[1], rare=True)
         + """ || ',"model_inputs":' || """
@@ -134,26 +172,22 @@ def _run_text_postgresql() -> str:
 
 def run_json(dialect: str) -> str:
     """The select list of one run as MLflow's JSON (``info``, ``data``, ``inputs``,
-    ``outputs``), over ``runs`` aliased ``r``: the same object ``TrackingStore.get_run``
-    answers."""
+    ``outputs``), over ``runs`` aliased ``r`` left-joined to its ``run_data`` row ``d``
+    (``runs_json_sql``): the same object ``TrackingStore.get_run`` answers."""
     if dialect == POSTGRESQL:
         return f"({_run_text_postgresql()})"
     metric = _object(
         dialect,
         [("key", "m.key"), ("value", _value(dialect, "m")), ("timestamp", "m.timestamp"), ("step", "m.step")],
     )
-    kv = {
-        name: _object(dialect, [("key", f"{name[0]}.key"), ("value", f"{name[0]}.value")])
-        for name in ("params", "tags")
-    }
     body = "json(i.body)" if dialect == SQLITE else "i.body::json"
     on_run = "{a}.run_uuid = r.run_uuid"
     data = _object(
         dialect,
         [
             ("metrics", _array(dialect, metric, "latest_metrics m", on_run.format(a="m"), "m.key")),
-            ("params", _array(dialect, kv["params"], "params p", on_run.format(a="p"), "p.key")),
-            ("tags", _array(dialect, kv["tags"], "tags t", on_run.format(a="t"), "t.key")),
+            ("params", f"json({_kv_array(dialect, 'params')})"),
+            ("tags", f"json({_kv_array(dialect, 'tags')})"),
         ],
     )
     inputs = _object(
@@ -214,8 +248,12 @@ def table_run_json(dialect: str) -> str:
 def runs_json_sql(dialect: str, where: str, table: bool = False) -> str:
     """Run id, start time and run JSON of the runs ``r`` that pass ``where`` (a condition on
     ``r``): MLflow's run, or with ``table`` the runs table's (``table_run_json``)."""
-    run = table_run_json(dialect) if table else run_json(dialect)
-    return f"SELECT r.run_uuid, r.start_time, {run} FROM runs r WHERE {where}"
+    if table:
+        return f"SELECT r.run_uuid, r.start_time, {table_run_json(dialect)} FROM runs r WHERE {where}"
+    return (
+        f"SELECT r.run_uuid, r.start_time, {run_json(dialect)} "
+        f"FROM runs r LEFT JOIN run_data d ON d.run_uuid = r.run_uuid WHERE {where}"
+    )
 
 
 def experiment_json(dialect: str) -> str:

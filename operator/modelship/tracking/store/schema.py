@@ -77,6 +77,19 @@ tags = Table(
     Column("value", Text, nullable=False),
 )
 
+# A run's params and tags as the JSON its reads answer (``jsonsql.run_data_json``), kept
+# beside the rows: a search page of 100 runs built them from some 2,300 child rows per
+# read, half of PostgreSQL's time for the page (benchmarks/tracking/scale.py). Written in
+# the same transaction as the params and tags (``TrackingStore._run_data_written``); a run
+# without a row here reads them from the rows, as before.
+run_data = Table(
+    "run_data",
+    metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid"), primary_key=True),
+    Column("params", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+)
+
 metrics = Table(
     "metrics",
     metadata,

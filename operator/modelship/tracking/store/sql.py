@@ -29,7 +29,7 @@ from modelship.tracking.protocol.paths import safe_path
 from modelship.tracking.store import schema as t
 from modelship.tracking.store.db import make_engine, read_engine, upsert
 from modelship.tracking.store.history import MetricHistoryStore
-from modelship.tracking.store.jsonsql import experiment_json, join_array, runs_json_sql
+from modelship.tracking.store.jsonsql import experiment_json, join_array, run_data_upsert_sql, runs_json_sql
 from modelship.tracking.store.logged_models import LoggedModelStore
 from modelship.tracking.store.migrate import upgrade
 from modelship.tracking.store.rows import (
@@ -150,6 +150,19 @@ class TrackingStore:
         self._blocks_invalidate_sql = (
             f"DELETE FROM metric_blocks WHERE run_uuid = {ph} "
             f"AND (last_step, last_timestamp, last_value) >= ({ph}, {ph}, {ph})"
+        )
+        # A run's params and tags as its reads answer them (schema.run_data), written again
+        # from its rows in each transaction that writes them.
+        self._run_data_upsert_sql = run_data_upsert_sql(self.engine.dialect.name, f"r.run_uuid = {ph}")
+        # PostgreSQL: two writers of one run's params or tags, each rebuilding the texts from
+        # what its statement sees, could each miss the other's uncommitted rows, and the
+        # later commit would leave texts without the earlier's; the lock makes the second
+        # wait for the first, and at READ COMMITTED its statements after the wait see it.
+        # SQLite has one writer at a time.
+        self._run_data_lock_sql = (
+            "SELECT 1 FROM run_data WHERE run_uuid = %s FOR UPDATE"
+            if self.engine.dialect.name == "postgresql"
+            else None
         )
 
     def close(self) -> None:
@@ -414,6 +427,7 @@ class TrackingStore:
                 )
             )
             c.execute(t.tags.insert(), [{"run_uuid": run_id, "key": k, "value": val} for k, val in tag_map.items()])
+            self._run_data_written(c, run_id)
         return self.get_run(run_id)
 
     def _active_run(self, c: Connection, run_id: str) -> None:
@@ -422,6 +436,17 @@ class TrackingStore:
             raise not_found(f"Run with id={run_id} not found")
         if stage != ACTIVE:
             raise invalid(f"The run {run_id} must be in the 'active' state. Current state is {stage}.")
+
+    def _run_data_writing(self, c: Connection, run_id: str) -> None:
+        """Before a transaction writes params or tags of ``run_id``: its ``run_data`` row
+        locked (PostgreSQL), so that concurrent writers of the run take turns."""
+        if self._run_data_lock_sql is not None:
+            c.exec_driver_sql(self._run_data_lock_sql, (run_id,))
+
+    def _run_data_written(self, c: Connection, run_id: str) -> None:
+        """After a transaction wrote params or tags of ``run_id``: its ``run_data`` row from
+        them (``jsonsql.run_data_upsert_sql``), in the same transaction."""
+        c.exec_driver_sql(self._run_data_upsert_sql, (run_id,))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self.reads.connect() as c:
@@ -476,7 +501,9 @@ class TrackingStore:
                 values["end_time"] = end_time
             if run_name:
                 values["name"] = run_name
+                self._run_data_writing(c, run_id)
                 self._upsert_tags(c, run_id, [(RUN_NAME_TAG, run_name)])
+                self._run_data_written(c, run_id)
             if values:
                 c.execute(update(t.runs).where(t.runs.c.run_uuid == run_id).values(**values))
             row = run_row(c, run_id)
@@ -516,10 +543,14 @@ class TrackingStore:
             v.tag_value(key, value)
         with self.engine.begin() as c:
             self._active_run(c, run_id)
+            if param_map or tags:
+                self._run_data_writing(c, run_id)
             if param_map:
                 self._insert_params(c, run_id, param_map)
             if tags:
                 self._upsert_tags(c, run_id, tags)
+            if param_map or tags:
+                self._run_data_written(c, run_id)
             if metrics:
                 self._insert_metrics(c, run_id, metrics)
 
@@ -607,9 +638,11 @@ class TrackingStore:
     def delete_tag(self, run_id: str, key: str) -> None:
         with self.engine.begin() as c:
             self._active_run(c, run_id)
+            self._run_data_writing(c, run_id)
             done = c.execute(delete(t.tags).where(and_(t.tags.c.run_uuid == run_id, t.tags.c.key == key))).rowcount
             if not done:
                 raise not_found(f"No tag with name: {key} in run with id {run_id}")
+            self._run_data_written(c, run_id)
 
     def search_runs(
         self,
@@ -727,12 +760,14 @@ class TrackingStore:
         key = "mlflow.log-model.history"
         with self.engine.begin() as c:
             self._active_run(c, run_id)
+            self._run_data_writing(c, run_id)
             old = c.execute(
                 select(t.tags.c.value).where(and_(t.tags.c.run_uuid == run_id, t.tags.c.key == key))
             ).scalar()
             history = orjson.loads(old) if old else []
             history = [h for h in history if h != model] + [model]
             self._upsert_tags(c, run_id, [(key, orjson.dumps(history).decode())])
+            self._run_data_written(c, run_id)
 
     def count(self, table: str) -> int:
         """Row count of one table (tests and the benchmark check what was written)."""
