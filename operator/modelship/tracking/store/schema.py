@@ -77,7 +77,7 @@ tags = Table(
     Column("value", Text, nullable=False),
 )
 
-# A run's params and tags as the JSON its reads answer (``jsonsql.run_data_json``), kept
+# A run's params and tags as the JSON its reads answer (``jsonsql.run_data_upsert_sql``), kept
 # beside the rows: a search page of 100 runs built them from some 2,300 child rows per
 # read, half of PostgreSQL's time for the page (benchmarks/tracking/scale.py). Written in
 # the same transaction as the params and tags (``TrackingStore._run_data_written``); a run
