@@ -14,6 +14,7 @@ import math
 import random
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -289,3 +290,35 @@ def test_many_random_doubles_are_exact_on_sqlite(sqlite_store: TrackingStore) ->
         runs.append(run)
     got = [m["value"] for run in runs for m in sqlite_store.get_run(run)["data"]["metrics"]]
     assert [struct.pack("<d", x) for x in got] == [struct.pack("<d", x) for x in xs]
+
+
+def test_children_keep_their_order_once_sqlite_has_statistics(tmp_path: Path) -> None:
+    """SQLite's aggregates join rows in the order they are read, the planner's choice: with
+    statistics (``ANALYZE``, ``PRAGMA optimize``) it read a small ``latest_metrics`` in
+    insertion order, and a run's metrics came out unsorted. Written in reverse key order,
+    then analyzed, then written again (the kept params and tags are rebuilt after it), a
+    run, a search page, the runs table's row, an experiment and a bulk history answer in
+    the rows' order."""
+    s = TrackingStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        eid = s.create_experiment("order", tags=[("z", "1"), ("m", "2"), ("a", "3")])
+        rid = str(s.create_run(eid, "me", "r", 1, [])["info"]["run_id"])
+        for n, k in enumerate(["z", "m", "a"]):
+            s.log_batch(
+                rid, [(k, 1.0, 1, 0, None, None, None), ("h", float(n), 1, 9 - n, None, None, None)], [(k, "v")]
+            )
+            s.log_batch(rid, [], [], [(k, "t")])
+        with s.engine.begin() as c:
+            c.exec_driver_sql("ANALYZE")
+        s.log_batch(rid, [("b", 2.0, 1, 0, None, None, None)], [("b", "v")], [("b", "t")])
+        expected = reference_run(s, rid)
+        assert [m["key"] for m in expected["data"]["metrics"]] == ["a", "b", "h", "m", "z"]
+        assert s.get_run(rid) == expected
+        assert s.search_runs([eid])[0] == [expected]
+        table = orjson.loads(s.search_runs_json([eid], table=True))["runs"][0]
+        assert list(table["metrics"]) == ["a", "b", "h", "m", "z"] and list(table["params"]) == ["a", "b", "m", "z"]
+        assert [t["key"] for t in s.get_experiment(eid)["tags"]] == ["a", "m", "z"]
+        history = s.history.get_metric_history_bulk_interval([rid], "h", 10, None, None)
+        assert [p["step"] for p in history] == [7, 8, 9]
+    finally:
+        s.close()

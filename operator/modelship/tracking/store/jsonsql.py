@@ -60,12 +60,22 @@ def _object(dialect: str, pairs: Sequence[tuple[str, str]]) -> str:
     return fn + "(" + ", ".join(f"'{k}', {expr}" for k, expr in pairs) + ")"
 
 
+def _sqlite_in_order(table: str, where: str, order: str) -> str:
+    """SQLite: the rows of ``table`` (``"name alias"``) that pass ``where``, in ``order``, as a
+    subquery under the same alias, for an aggregate over them. SQLite 3.40's aggregates take
+    no ORDER BY and join rows in the order they are read, which is the planner's choice: with
+    statistics (``ANALYZE``, ``PRAGMA optimize``) it scanned a small ``latest_metrics`` in
+    insertion order instead of along its primary key, and a run's metrics came out unsorted.
+    A subquery with ORDER BY feeding an aggregate is not flattened into it, and is read in
+    its order (along the primary key here: no sort)."""
+    alias = table.split()[-1]
+    return f"(SELECT * FROM {table} WHERE {where} ORDER BY {order}) AS {alias}"
+
+
 def _array(dialect: str, element: str, table: str, where: str, order: str) -> str:
     """A JSON array of ``element`` over the rows of ``table`` that pass ``where`` ([] for none)."""
     if dialect == SQLITE:
-        # json_group_array takes the rows in the order the subquery reads them: the primary
-        # key's (run, key), which is the order ``order`` names.
-        return f"(SELECT json_group_array({element}) FROM {table} WHERE {where})"
+        return f"(SELECT json_group_array({element}) FROM {_sqlite_in_order(table, where, order)})"
     return f"COALESCE((SELECT json_agg({element} ORDER BY {order}) FROM {table} WHERE {where}), '[]'::json)"
 
 
@@ -104,13 +114,13 @@ def _kv_element(dialect: str, alias: str) -> str:
 
 def _kv_elements(dialect: str, table: str, run: str) -> str:
     """The run ``run``'s rows of ``table`` (params or tags) as the elements of a JSON array,
-    in key order, joined by commas, without the brackets ('' for none). SQLite's
-    ``group_concat`` joins them in the order it reads them: the primary key's (run, key)."""
+    in key order, joined by commas, without the brackets ('' for none)."""
     alias = table[0]
     element = _kv_element(dialect, alias)
     where = f"{alias}.run_uuid = {run}"
     if dialect == SQLITE:
-        return f"COALESCE((SELECT group_concat({element}, ',') FROM {table} {alias} WHERE {where}), '')"
+        rows = _sqlite_in_order(f"{table} {alias}", where, f"{alias}.key")
+        return f"COALESCE((SELECT group_concat({element}, ',') FROM {rows}), '')"
     return f"COALESCE((SELECT string_agg({element}, ',' ORDER BY {alias}.key) FROM {table} {alias} WHERE {where}), '')"
 
 
@@ -220,7 +230,7 @@ def _map(dialect: str, value: str, table: str, where: str) -> str:
     """A JSON object of key -> ``value`` over the rows of ``table`` that pass ``where`` ({} for none)."""
     alias = table.split()[-1]
     if dialect == SQLITE:
-        return f"(SELECT json_group_object({alias}.key, {value}) FROM {table} WHERE {where})"
+        return f"(SELECT json_group_object({alias}.key, {value}) FROM {_sqlite_in_order(table, where, f'{alias}.key')})"
     return (
         f"COALESCE((SELECT json_object_agg({alias}.key, {value} ORDER BY {alias}.key) FROM {table} "
         f"WHERE {where}), '{{}}'::json)"
