@@ -338,9 +338,10 @@ def measure_backend(backend: str, args: argparse.Namespace, work: Path, pg_url: 
             marker.write_text(json.dumps({"counts": counts, "seconds": round(time.monotonic() - t, 1)}))
             print(f"[{backend}] seeded {kind}: {counts} in {time.monotonic() - t:.0f}s", flush=True)
     if backend == "postgresql":
-        # As autovacuum would have by now on a server in use: the seeding's bulk writes left
-        # no visibility map, and every index-only read of a page went to the table too.
-        # Both databases alike; quick once done (it skips the pages already all-visible).
+        # As autovacuum would have by now on a server in use: a kept database was found with
+        # its visibility map unset (the bulk history's index-only read fetched its 10,000
+        # points from the table too), though the seeding ends with a VACUUM. Both databases
+        # alike; quick once done (it skips the pages already all-visible).
         import psycopg
 
         for kind in ("mlflow", "modelship"):
