@@ -159,10 +159,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep py-spy's raw stacks here")
     args = parser.parse_args()
     work = CACHE / f"scale-v{SEED_VERSION}-{args.runs}-{args.history_runs}-{args.experiments}"
-    if (work / f"{args.backend}-modelship.seeded.json").exists():
-        hold(work)  # its PostgreSQL cluster is started from there
     if not (work / f"{args.backend}-modelship.seeded.json").exists():
         raise SystemExit(f"no seeded {args.backend} database in {work}: run scale.py with the same sizes first")
+    hold(work)  # its PostgreSQL cluster is started from there
     print(f"load average at the start: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     with ExitStack() as stack:
         if args.backend == "postgresql":

@@ -13,7 +13,8 @@ import random
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import chain
 from typing import Any
 
@@ -437,15 +438,18 @@ class TrackingStore:
         if stage != ACTIVE:
             raise invalid(f"The run {run_id} must be in the 'active' state. Current state is {stage}.")
 
-    def _run_data_writing(self, c: Connection, run_id: str) -> None:
-        """Before a transaction writes params or tags of ``run_id``: its ``run_data`` row
-        locked (PostgreSQL), so that concurrent writers of the run take turns."""
+    @contextmanager
+    def _run_data_kept(self, c: Connection, run_id: str) -> Iterator[None]:
+        """Around writes of ``run_id``'s params or tags in the transaction ``c``: first its
+        ``run_data`` row locked (PostgreSQL), so that concurrent writers of the run take
+        turns; then, when the writes went through, the row written again from the rows
+        (``jsonsql.run_data_upsert_sql``), in the same transaction."""
         if self._run_data_lock_sql is not None:
             c.exec_driver_sql(self._run_data_lock_sql, (run_id,))
+        yield
+        self._run_data_written(c, run_id)
 
     def _run_data_written(self, c: Connection, run_id: str) -> None:
-        """After a transaction wrote params or tags of ``run_id``: its ``run_data`` row from
-        them (``jsonsql.run_data_upsert_sql``), in the same transaction."""
         c.exec_driver_sql(self._run_data_upsert_sql, (run_id,))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
@@ -501,9 +505,8 @@ class TrackingStore:
                 values["end_time"] = end_time
             if run_name:
                 values["name"] = run_name
-                self._run_data_writing(c, run_id)
-                self._upsert_tags(c, run_id, [(RUN_NAME_TAG, run_name)])
-                self._run_data_written(c, run_id)
+                with self._run_data_kept(c, run_id):
+                    self._upsert_tags(c, run_id, [(RUN_NAME_TAG, run_name)])
             if values:
                 c.execute(update(t.runs).where(t.runs.c.run_uuid == run_id).values(**values))
             row = run_row(c, run_id)
@@ -544,13 +547,11 @@ class TrackingStore:
         with self.engine.begin() as c:
             self._active_run(c, run_id)
             if param_map or tags:
-                self._run_data_writing(c, run_id)
-            if param_map:
-                self._insert_params(c, run_id, param_map)
-            if tags:
-                self._upsert_tags(c, run_id, tags)
-            if param_map or tags:
-                self._run_data_written(c, run_id)
+                with self._run_data_kept(c, run_id):
+                    if param_map:
+                        self._insert_params(c, run_id, param_map)
+                    if tags:
+                        self._upsert_tags(c, run_id, tags)
             if metrics:
                 self._insert_metrics(c, run_id, metrics)
 
@@ -638,11 +639,10 @@ class TrackingStore:
     def delete_tag(self, run_id: str, key: str) -> None:
         with self.engine.begin() as c:
             self._active_run(c, run_id)
-            self._run_data_writing(c, run_id)
-            done = c.execute(delete(t.tags).where(and_(t.tags.c.run_uuid == run_id, t.tags.c.key == key))).rowcount
-            if not done:
-                raise not_found(f"No tag with name: {key} in run with id {run_id}")
-            self._run_data_written(c, run_id)
+            with self._run_data_kept(c, run_id):
+                done = c.execute(delete(t.tags).where(and_(t.tags.c.run_uuid == run_id, t.tags.c.key == key))).rowcount
+                if not done:
+                    raise not_found(f"No tag with name: {key} in run with id {run_id}")
 
     def search_runs(
         self,
@@ -760,14 +760,13 @@ class TrackingStore:
         key = "mlflow.log-model.history"
         with self.engine.begin() as c:
             self._active_run(c, run_id)
-            self._run_data_writing(c, run_id)
-            old = c.execute(
-                select(t.tags.c.value).where(and_(t.tags.c.run_uuid == run_id, t.tags.c.key == key))
-            ).scalar()
-            history = orjson.loads(old) if old else []
-            history = [h for h in history if h != model] + [model]
-            self._upsert_tags(c, run_id, [(key, orjson.dumps(history).decode())])
-            self._run_data_written(c, run_id)
+            with self._run_data_kept(c, run_id):
+                old = c.execute(
+                    select(t.tags.c.value).where(and_(t.tags.c.run_uuid == run_id, t.tags.c.key == key))
+                ).scalar()
+                history = orjson.loads(old) if old else []
+                history = [h for h in history if h != model] + [model]
+                self._upsert_tags(c, run_id, [(key, orjson.dumps(history).decode())])
 
     def count(self, table: str) -> int:
         """Row count of one table (tests and the benchmark check what was written)."""
