@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "crds": ("modelship.api.crdgen", "write the CRD YAML generated from modelship.api"),
     "operator": ("modelship.controllers.main", "run the operator (kopf)"),
     "tracking-server": ("modelship.tracking.cli_server", "run the MLflow-compatible tracking server"),
+    "db-upgrade": ("modelship.tracking.cli_db", "bring a tracking database to the newest schema"),
     "tracking-sidecar": ("modelship.tracking.cli_sidecar", "run the tracking sidecar of a training pod"),
     "serve": ("modelship.serving.cli_serve", "serve a model over HTTP"),
     "predict": ("modelship.serving.cli_predict", "batch prediction over a file"),

@@ -4,12 +4,23 @@ As kind makes each node a container, a bed's node is a network namespace, ``ms<N
 the bridge ``msbr<N>``, the pods' veths and every rule kube-proxy installs live there,
 never in the machine's own namespace. The host reaches the node through one veth pair
 (``ms<N>-host`` on the host, ``eth0`` in the node) with routes for the bed's pod and
-service ranges only. Addresses, all inside 198.18.0.0/15 (set aside for test networks):
+service ranges only.
+
+The node has no default route (nothing leaves the bed). In its place the service range is
+routed into ``ms<N>-sink``, a namespace that forwards nothing and so drops, without a word,
+what reaches it. A packet to a ClusterIP that kube-proxy has not translated thus passes the
+node's forward hook as on a real node, whose default route leads away: kube-proxy's rules
+refuse a Service with no endpoints (ECONNREFUSED), and a ClusterIP not programmed yet loses
+the SYN, which the client sends again. Without the route the node answered "network
+unreachable" (ENETUNREACH), which no cluster does. (The kernel here has no dummy links.)
+
+Addresses, all inside 198.18.0.0/15 (set aside for test networks):
 
     pods      198.18.N.0/24     the bridge holds .1: the node's InternalIP, where the API
                                 server, the kubelet API and kube-proxy listen
     services  198.19.N.0/24     .1 is ``kubernetes``, .10 is ``kube-dns``
     uplink    198.19.255.4N/30  .4N+1 on the host, .4N+2 in the node
+    sink      198.18.64.4N/30   .4N+1 in the node (``services``), .4N+2 in ``ms<N>-sink``
 
 Several beds run at once on one machine: each holds a lock on its index, and every
 object it makes (namespaces, links, routes) carries the index in its name, so
@@ -53,6 +64,10 @@ class BedNetwork:
         return f"{self.prefix}node"
 
     @property
+    def sink_netns(self) -> str:
+        return f"{self.prefix}sink"
+
+    @property
     def bridge(self) -> str:
         return f"msbr{self.index}"
 
@@ -82,6 +97,14 @@ class BedNetwork:
     @property
     def uplink_node_ip(self) -> str:
         return f"198.19.255.{4 * self.index + 2}"
+
+    @property
+    def sink_node_ip(self) -> str:
+        return f"198.18.64.{4 * self.index + 1}"
+
+    @property
+    def sink_ip(self) -> str:
+        return f"198.18.64.{4 * self.index + 2}"
 
     @property
     def kubernetes_service_ip(self) -> str:
@@ -119,8 +142,21 @@ class BedNetwork:
         ip("link", "set", self.host_link, "up")
         ip("-n", node, "addr", "add", f"{self.uplink_node_ip}/30", "dev", "eth0")
         ip("-n", node, "link", "set", "eth0", "up")
+        self._sink()
         for cidr in (self.pod_cidr, self.service_cidr):
             ip("route", "add", cidr, "via", self.uplink_node_ip, "dev", self.host_link)
+
+    def _sink(self) -> None:
+        """The service range's route out of the node, into a namespace that drops it (a new
+        namespace does not forward, and a packet it does not forward gets no ICMP answer)."""
+        sink, node = self.sink_netns, self.node_netns
+        ip("netns", "add", sink)
+        ip("-n", node, "link", "add", "services", "type", "veth", "peer", "name", "eth0", "netns", sink)
+        ip("-n", node, "addr", "add", f"{self.sink_node_ip}/30", "dev", "services")
+        ip("-n", node, "link", "set", "services", "up")
+        ip("-n", sink, "addr", "add", f"{self.sink_ip}/30", "dev", "eth0")
+        ip("-n", sink, "link", "set", "eth0", "up")
+        ip("-n", node, "route", "add", self.service_cidr, "via", self.sink_ip, "dev", "services")
 
     def _sysctl(self, key: str, value: str) -> None:
         path = "/proc/sys/" + key.replace(".", "/")

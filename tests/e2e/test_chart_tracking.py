@@ -7,6 +7,7 @@ outlives the pod."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -95,6 +96,8 @@ def test_the_charts_tracking_server_serves_tracking_and_the_registry(
         raise AssertionError(f"{exc}\npods: {states}\nlogs: {logs}") from None
     (pod,) = kube.get(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)["items"]
     assert pod["spec"]["serviceAccountName"] == name
+    # The database was created by the init container, before the server started.
+    assert migrations(kube, namespace, pod) == [("tracking database upgraded", None)]
     claim = next(o for o in chart_tracking if o["kind"] == "PersistentVolumeClaim")["metadata"]["name"]
     pvc = kube.get(path_for("v1", "persistentvolumeclaims", namespace, claim))
     assert pvc["status"]["phase"] == "Bound"
@@ -207,3 +210,20 @@ def test_the_charts_tracking_server_serves_tracking_and_the_registry(
 
     again = wait(run_back, 60, "the run read back from the new pod")
     assert again["data"]["params"] == [{"key": "lr", "value": "0.1"}]
+    (new_pod,) = [
+        p
+        for p in kube.get(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)["items"]
+        if p["metadata"]["name"] != pod["metadata"]["name"]
+    ]
+    assert migrations(kube, namespace, new_pod) == [("tracking database already at the newest schema", None)]
+
+
+def migrations(kube: KubeApi, namespace: str, pod: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """What the pod's db-upgrade init container did: its log events (message, the revision
+    it started from), once it exited 0."""
+    name = pod["metadata"]["name"]
+    (status,) = kube.get(path_for("v1", "pods", namespace, name))["status"]["initContainerStatuses"]
+    assert status["name"] == "db-upgrade" and status["state"]["terminated"]["exitCode"] == 0, status
+    log = kube.text(path_for("v1", "pods", namespace, name, "log"), container="db-upgrade")
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    return [(e["msg"], e.get("from_revision")) for e in events]

@@ -13,7 +13,15 @@ import pandas as pd
 import pytest
 from tests.cluster.kubeapi import KubeApi, path_for
 from tests.conftest import wait
-from tests.e2e.test_modeldeployment import API, events, md_status, model_deployment, register, wait_healthy
+from tests.e2e.test_modeldeployment import (
+    API,
+    events,
+    md_status,
+    model_deployment,
+    register,
+    routed_service,
+    wait_healthy,
+)
 from tests.e2e.test_registry import upload
 
 from modelship.tracking.client import TrackingClient
@@ -94,7 +102,7 @@ def test_shifted_traffic_sets_drift_detected_and_unshifted_leaves_it_false(
     )
     assert cond["status"] == "Unknown" and cond["reason"] == "InsufficientData", cond
 
-    host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
+    host = routed_service(kube, namespace, "iris")
     send(host, 80, iris.sample(n=400, replace=True, random_state=1))
     cond = wait(
         lambda: (c := drift_condition(kube, namespace, "iris")).get("status") in ("True", "False") and c,

@@ -126,6 +126,22 @@ def variants_of(host: str, port: int, n: int, headers: dict[str, str] | None = N
     return counts
 
 
+def routed_service(kube: KubeApi, namespace: str, name: str) -> str:
+    """The Service's ClusterIP once a prediction through it is answered. The ModelDeployment
+    is Healthy when its pods are Ready; kube-proxy programs the Service's rules a sync later,
+    and until then a connection to the ClusterIP is not translated: a load started on Healthy
+    alone counted two such failures against the canary it was watching (CI of 779de24, when
+    the bed's node still answered those with ENETUNREACH; see tests/cluster/network.py)."""
+    host = kube.get(path_for("v1", "services", namespace, name))["spec"]["clusterIP"]
+    wait(
+        lambda: predict(host, 80, timeout=2)[0] == 200,
+        60,
+        f"a prediction through Service {name} ({host}:80)",
+        retry=(OSError,),
+    )
+    return host
+
+
 class Load(threading.Thread):
     """Predictions in a loop while something changes: bounded in count and time, every failure kept.
     Paced at ``rate`` a second: unpaced, a quiet machine sent the 20,000 of its count bound in
@@ -147,18 +163,21 @@ class Load(threading.Thread):
         self.sent, self.failures, self.answered_by = 0, [], Counter()
 
     def run(self) -> None:
-        next_at = time.monotonic()
+        started = next_at = time.monotonic()
         while not self.stop_event.is_set() and self.sent < self.limit and time.monotonic() < self.deadline:
             self.stop_event.wait(max(0.0, next_at - time.monotonic()))
             next_at += self.interval
             self.sent += 1
+            # Each failure carries its time since the load began and the wall clock, to be
+            # read against the bed's logs (kube-proxy's syncs, the pods' starts and deletes).
+            at = f"+{time.monotonic() - started:.2f}s {time.strftime('%H:%M:%S')}"
             try:
                 status, variant = predict(self.host, self.port, self.headers)
                 if status != 200:
-                    self.failures.append(status)
+                    self.failures.append(f"{at} HTTP {status} from {variant or 'no variant'}")
                 self.answered_by[variant] += 1
             except Exception as exc:  # noqa: BLE001 - every failure is counted, none is hidden
-                self.failures.append(repr(exc))
+                self.failures.append(f"{at} {exc!r}")
 
     def finish(self) -> Load:
         self.stop_event.set()
@@ -539,7 +558,7 @@ def test_a_version_that_cannot_load_leaves_the_old_one_serving(
         model_deployment("iris", model, [{"name": "main", "stage": "Production", "weight": 100}]),
     )
     wait_healthy(kube, namespace, "iris", main=1)
-    host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
+    host = routed_service(kube, namespace, "iris")
     # A run whose model directory has an MLmodel naming a flavor that does not exist.
     with TrackingClient(tracking_server) as client:
         broken = client.create_run(client.get_or_create_experiment("modeldeployment-e2e"))
@@ -624,7 +643,7 @@ def test_a_canary_that_fails_on_predict_rolls_back_by_itself(
         ),
     )
     wait_healthy(kube, namespace, "iris", main=1)
-    host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
+    host = routed_service(kube, namespace, "iris")
     load = Load(host, 80)
     load.start()
     register(kube, namespace, "v2", model, failing_run, "Production")
@@ -686,7 +705,7 @@ def test_a_good_canary_promotes_and_an_operator_killed_mid_way_resumes(
         ),
     )
     wait_healthy(kube, namespace, "iris", main=1)
-    host = kube.get(path_for("v1", "services", namespace, "iris"))["spec"]["clusterIP"]
+    host = routed_service(kube, namespace, "iris")
     load = Load(host, 80)
     load.start()
     register(kube, namespace, "v2", model, iris_run, "Production")

@@ -3,10 +3,13 @@ CoreDNS, HTTPRoutes move packets through Traefik's Gateway, claims get volumes."
 
 from __future__ import annotations
 
+import errno
 import http.client
+import ipaddress
 import json
 import math
 import os
+import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -174,6 +177,38 @@ def test_cluster_ip_service_reaches_every_ready_pod_and_no_unready_one(kube: Kub
     wait(lambda: victim["metadata"]["name"] not in hits(cluster_ip, 80, 30), 30, "kube-proxy to drop the endpoint")
     after = hits(cluster_ip, 80, 300)
     assert set(after) == names - {victim["metadata"]["name"]}, after
+
+
+def connect_error(host: str, port: int, timeout: float = 2) -> str:
+    """How a TCP connect to host:port ends: "connected", "timeout" or the errno's name."""
+    sock = socket.socket()
+    sock.settimeout(timeout)
+    try:
+        sock.connect((host, port))
+        return "connected"
+    except TimeoutError:
+        return "timeout"
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno or 0, repr(exc))
+    finally:
+        sock.close()
+
+
+def test_a_service_with_no_endpoints_refuses_and_an_unknown_cluster_ip_drops(
+    kube: KubeApi, namespace: str, local_bed
+) -> None:
+    """As on a real node, whose default route leads away: kube-proxy refuses a Service with no
+    endpoints and drops a ClusterIP no Service holds. The bed's node once had no route there,
+    and answered "network unreachable" to both, a failure no cluster shows."""
+    svc = kube.create(path_for("v1", "services", namespace), service("nobody"))  # selects no pod
+    cluster_ip = svc["spec"]["clusterIP"]
+    # kube-proxy programs the Service on its next sync: until then its address is unknown
+    outcome = wait(lambda: (e := connect_error(cluster_ip, 80)) != "timeout" and e, 60, f"a verdict on {cluster_ip}:80")
+    assert outcome == "ECONNREFUSED", outcome
+    assert local_bed.network is not None
+    taken = {s["spec"]["clusterIP"] for s in kube.get(path_for("v1", "services"))["items"]}
+    free = next(str(a) for a in ipaddress.ip_network(local_bed.network.service_cidr).hosts() if str(a) not in taken)
+    assert connect_error(free, 80) == "timeout"
 
 
 # --- CoreDNS --------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from modelship.controllers.rbac import (
     required_grants,
 )
 from modelship.resources.acceptance import parse_spec
-from modelship.tracking import cli_server
+from modelship.tracking import cli_db, cli_server
 from modelship.tracking.settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -802,6 +802,43 @@ def test_rendered_tracking_backend_store_flag(monkeypatch: pytest.MonkeyPatch) -
     _, container = _pod(objects, TRACKING)
     assert "env" not in container
     assert _tracking_args(container, monkeypatch).backend_store_uri == "postgresql://mlflow@db.ml:5432/tracking"
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        (),
+        ("tracking.backendStoreUri=postgresql://mlflow@db.ml:5432/tracking",),
+        (
+            "tracking.backendStoreUriSecret.name=tracking-db",
+            "tracking.backendStoreUriSecret.key=uri",
+            "tracking.authTokenSecret.name=tracking-token",
+            "tracking.authTokenSecret.key=token",
+            "tracking.extraEnv[0].name=PGSSLMODE",
+            "tracking.extraEnv[0].value=require",
+        ),
+    ],
+)
+def test_the_tracking_database_is_migrated_before_the_server_starts(
+    sets: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An init container runs `modelship db-upgrade` on the server's database, with the
+    server's image, volumes and extra environment, outside the startup probe that a long
+    migration would outlast; it gets no auth token, which it does not use."""
+    pod, server = _pod(_render(*sets), TRACKING)
+    (init,) = pod["initContainers"]
+    assert init["name"] == "db-upgrade" and init["args"][0] == "db-upgrade"
+    assert (init["image"], init["imagePullPolicy"]) == (server["image"], server["imagePullPolicy"])
+    assert init["volumeMounts"] == server["volumeMounts"]
+    assert init["securityContext"] == server["securityContext"] and init["resources"] == server["resources"]
+    server_env = {e["name"]: e for e in server.get("env") or []}
+    init_env = {e["name"]: e for e in init.get("env") or []}
+    assert init_env == {k: v for k, v in server_env.items() if k != "MODELSHIP_TRACKING_AUTH_TOKEN"}
+    url = _tracking_args(server, monkeypatch).backend_store_uri
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    cli_db.add_arguments(parser)
+    migrated = parser.parse_args(init["args"][1:]).url or ServerSettings().backend_store_uri  # as cli_db.run reads it
+    assert migrated == url
 
 
 @pytest.mark.parametrize(

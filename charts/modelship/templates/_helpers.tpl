@@ -103,6 +103,19 @@ capabilities:
   drop: [ALL]
 {{- end }}
 
+{{/* The tracking server's backend store URL from its Secret (tracking.backendStoreUriSecret), as an env entry; nothing without one. */}}
+{{- define "modelship.tracking.backendStoreUriEnv" -}}
+{{- with .Values.tracking.backendStoreUriSecret }}
+{{- if .name -}}
+- name: MODELSHIP_TRACKING_BACKEND_STORE_URI
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .key }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The namespace the helm test's sample ModelVersion goes to: the release's when the operator watches it. */}}
 {{- define "modelship.testNamespace" -}}
 {{- if or (not .Values.operator.watchNamespaces) (has .Release.Namespace .Values.operator.watchNamespaces) }}

@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int | None:
     from modelship.tracking.protocol.http import KEEP_ALIVE_S
     from modelship.tracking.protocol.transport import JoinedHttpToolsProtocol
     from modelship.tracking.server.app import create_app
+    from modelship.tracking.store.migrate import UnknownRevision
     from modelship.tracking.store.sql import TrackingStore
 
     if args.workers != 1:
@@ -124,7 +125,10 @@ def run(args: argparse.Namespace) -> int | None:
         log_level=args.log_level,
     )
     logs.setup(settings.log_level)
-    store = TrackingStore(settings.backend_store_uri, artifact_root_uri(settings.default_artifact_root))
+    try:
+        store = TrackingStore(settings.backend_store_uri, artifact_root_uri(settings.default_artifact_root))
+    except UnknownRevision as exc:
+        raise SystemExit(f"modelship tracking-server: {exc}") from None
     registry = writes = None
     if args.registry_kubeconfig or args.registry_in_cluster:
         from modelship.tracking.server.registry import KubeReader

@@ -166,3 +166,9 @@ def test_run_data_follows_every_write_and_concurrent_writers_on_postgres(postgre
         assert_current(store, rid)
     finally:
         store.close()
+
+
+def test_db_upgrade_brings_an_old_postgres_database_to_the_head(postgres_url: str) -> None:
+    from tests.unit.tracking.test_db_upgrade import check_db_upgrade
+
+    check_db_upgrade(postgres_url)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 
 import pytest
-from tests.cluster import podspec
+from tests.cluster import kwok, podspec
 from tests.cluster.network import MAX_BEDS, BedNetwork
 
 VERSIONS = {"coredns": "v1.15.0", "traefik": "v3.6.12"}
@@ -140,9 +141,14 @@ def test_bed_addresses_stay_inside_the_test_range_and_apart(index: int) -> None:
     test_range = ipaddress.ip_network("198.18.0.0/15")
     pods, services = ipaddress.ip_network(net.pod_cidr), ipaddress.ip_network(net.service_cidr)
     uplink = ipaddress.ip_network(f"{net.host_ip}/30", strict=False)
-    for network in (pods, services, uplink):
+    sink = ipaddress.ip_network(f"{net.sink_ip}/30", strict=False)
+    fake_pods = ipaddress.ip_network(kwok.pod_cidr(net))
+    mine = (pods, services, uplink, sink, fake_pods)
+    for network in mine:
         assert network.subnet_of(test_range)
-    assert not pods.overlaps(services) and not uplink.overlaps(pods) and not uplink.overlaps(services)
+    for a, b in itertools.combinations(mine, 2):
+        assert not a.overlaps(b), (a, b)
+    assert ipaddress.ip_address(net.sink_node_ip) in sink and net.sink_node_ip != net.sink_ip
     assert ipaddress.ip_address(net.uplink_node_ip) in uplink
     assert ipaddress.ip_address(net.dns_service_ip) in services
     assert ipaddress.ip_address(net.kubernetes_service_ip) in services
@@ -150,6 +156,13 @@ def test_bed_addresses_stay_inside_the_test_range_and_apart(index: int) -> None:
     assert len(net.host_link) <= 15 and len(net.bridge) <= 15  # Linux interface names
     others = [BedNetwork(i) for i in range(MAX_BEDS) if i != index]
     for other in others:
-        assert not ipaddress.ip_network(f"{other.host_ip}/30", strict=False).overlaps(uplink)
-        assert not ipaddress.ip_network(other.service_cidr).overlaps(uplink)
+        theirs = (
+            ipaddress.ip_network(other.pod_cidr),
+            ipaddress.ip_network(other.service_cidr),
+            ipaddress.ip_network(f"{other.host_ip}/30", strict=False),
+            ipaddress.ip_network(f"{other.sink_ip}/30", strict=False),
+            ipaddress.ip_network(kwok.pod_cidr(other)),
+        )
+        for a, b in itertools.product(mine, theirs):
+            assert not a.overlaps(b), (index, a, other.index, b)
         assert not other.node_netns.startswith(net.prefix)

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 from tests.unit.tracking.test_search_json import STRINGS, reference_run
 
 from modelship.tracking.errors import TrackingError
+from modelship.tracking.store.db import normalize_url
 from modelship.tracking.store.migrate import alembic_config
 from modelship.tracking.store.sql import RUN_NAME_TAG, TrackingStore
 
@@ -82,9 +83,10 @@ def test_run_data_follows_every_write_on_sqlite(tmp_path: Path) -> None:
         s.close()
 
 
-def test_the_migration_keeps_the_texts_of_runs_stored_before_it(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    engine = create_engine(url)
+def seed_before_run_data(url: str) -> None:
+    """A database at revision 0005, before ``run_data``, holding three runs: run<n> with n
+    params and n tags (run0 none)."""
+    engine = create_engine(normalize_url(url))
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -110,6 +112,11 @@ def test_the_migration_keeps_the_texts_of_runs_stored_before_it(tmp_path: Path) 
                 )
                 c.execute(text("INSERT INTO tags VALUES (:r, :k, 'x')"), {"r": f"run{n}", "k": f"t{k}"})
     engine.dispose()
+
+
+def test_the_migration_keeps_the_texts_of_runs_stored_before_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    seed_before_run_data(url)
     s = TrackingStore(url)  # migrates to the head
     try:
         for n in range(3):
