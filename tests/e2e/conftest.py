@@ -231,10 +231,19 @@ def operator_kubeconfig(bed, kube: KubeApi, crds, operator_rbac: list[dict], tmp
 
 
 def operator_process(
-    bed, name: str, state: Path, health: int, tracking_url: str, *extra: str, kubeconfig: Path, env=None
+    bed,
+    name: str,
+    state: Path,
+    health: int,
+    tracking_url: str,
+    *extra: str,
+    kubeconfig: Path,
+    env=None,
+    scope: tuple[str, ...] = ("--all-namespaces",),
 ):
-    """`modelship operator` as a user runs it, watching every namespace of the bed (not started),
-    with the credentials of ``kubeconfig`` (the chart's ServiceAccount: ``operator_kubeconfig``)."""
+    """`modelship operator` as a user runs it, watching every namespace of the bed unless
+    ``scope`` says otherwise (not started), with the credentials of ``kubeconfig`` (the
+    chart's ServiceAccount: ``operator_kubeconfig``)."""
     import os
     import sys
 
@@ -245,7 +254,7 @@ def operator_process(
         [
             str(Path(sys.executable).with_name("modelship")),
             "operator",
-            "--all-namespaces",
+            *scope,
             "--health-host",
             "127.0.0.1",
             "--liveness-port",

@@ -14,8 +14,9 @@ A step runs in the context of the object's last handler call, so kopf's Event po
 kopf is not around it to send a patch: the step writes what it has to write itself.
 
 Only objects handled in this process are followed: a replica paused by kopf's peering from
-its start handles none. One that loses the lead while running goes on following the objects
-it had until it restarts (the chart runs one replica, without peering).
+its start handles none. One that loses the lead while running keeps the objects it had but
+does nothing for them while paused (``paused``: controllers/peering.py), since its frozen
+watches no longer update their bodies; it takes up from fresh bodies when it resumes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+
+from modelship.controllers import peering
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ Step = Callable[[Mapping[str, Any], Followed, Mapping[str, Any]], Awaitable[None
 Due = Callable[[Mapping[str, Any], Followed, Mapping[str, Any]], bool]
 """``due(body, followed, indices)``: whether the step has anything to do now; called for every
 object on every tick, so cheap and without I/O (no task is started for an object not due)."""
+Paused = Callable[[], Awaitable[bool]]
+"""Whether this replica does nothing now (kopf's peering paused it); asked before each tick."""
 
 
 def body_of(index: kopf.Index[Any, Any] | None, uid: str) -> Mapping[str, Any] | None:
@@ -66,10 +71,11 @@ class Follower:
     at a time per object; forgets an object once it is gone from ``bodies`` (the kopf index of
     the kind, by uid, named so in ``indices``), and passes over one being deleted."""
 
-    def __init__(self, step: Step, *, due: Due, interval: float, bodies: str) -> None:
+    def __init__(self, step: Step, *, due: Due, interval: float, bodies: str, paused: Paused | None = None) -> None:
         self.step, self.due = step, due
         self.interval = interval
         self.bodies = bodies
+        self.paused = paused
         self.objects: dict[str, Followed] = {}
 
     def add(self, uid: str, memo: kopf.Memo, logger: Any) -> None:
@@ -107,7 +113,8 @@ class Follower:
 
     async def run(self, indices: Mapping[str, Any]) -> None:
         while True:
-            self.tick(indices)
+            if self.paused is None or not await self.paused():
+                self.tick(indices)
             await asyncio.sleep(self.interval)
 
     async def stop(self) -> None:
@@ -123,6 +130,9 @@ def register(registry: kopf.OperatorRegistry, follower_of: Callable[[], Follower
 
     async def start(memo: kopf.Memo, **kwargs: Any) -> None:
         follower = follower_of()
+        pause = peering.pause_of(memo)
+        if pause is not None:
+            follower.paused = pause.paused
         memo[memo_key] = follower
         # the indices are live objects: the startup handler's are the ones every event updates
         indices = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}

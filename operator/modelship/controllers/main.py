@@ -12,12 +12,12 @@ import logging
 import os
 import random
 import socket
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
 from modelship import __version__
-from modelship.controllers import experiment, modeldeployment, modelversion, registeredmodel
+from modelship.controllers import experiment, modeldeployment, modelversion, peering, registeredmodel
 from modelship.controllers.logs import configure_logging
 from modelship.controllers.metrics import serve_metrics
 from modelship.controllers.settings import OperatorConfig
@@ -178,8 +178,9 @@ def run(args: argparse.Namespace) -> int:
         host = config.metrics_host or config.health_host
         serve_metrics(host, config.metrics_port)
         logger.info("metrics on http://%s:%d/metrics", host, config.metrics_port)
+    identity = peering.own_identity()
     if config.peering_name:
-        mode = f"peering {config.peering_name!r} at priority {settings.peering.priority}"
+        mode = f"peering {config.peering_name!r} as {identity!r} at priority {settings.peering.priority}"
     else:
         mode = "standalone (run exactly one replica)"
     scope = "all namespaces" if config.clusterwide else ", ".join(config.namespaces)
@@ -192,7 +193,9 @@ def run(args: argparse.Namespace) -> int:
         standalone=config.peering_name is None,
         peering_name=config.peering_name,
         priority=settings.peering.priority,
+        # kopf and the loops beside its handlers (controllers/peering.py) know this replica by one name
+        identity=cast(Any, identity),
         liveness_endpoint=config.liveness_endpoint,
-        memo=kopf.Memo(config=config),
+        memo=kopf.Memo(config=config, peering_identity=identity, peering_priority=settings.peering.priority),
     )
     return 0

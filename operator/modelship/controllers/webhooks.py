@@ -19,6 +19,7 @@ import asyncio
 import base64
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ import httpx
 import kopf
 
 from modelship import kube
-from modelship.controllers import registry
+from modelship.controllers import peering, registry
 from modelship.controllers.settings import OperatorConfig
 from modelship.kube import KubeError
 from modelship.resources import registry as reg
@@ -54,8 +55,11 @@ class Scanned:
 class Deliverer:
     """Sends the outbox of every registry ConfigMap the operator can see."""
 
-    def __init__(self, config: OperatorConfig) -> None:
+    def __init__(self, config: OperatorConfig, paused: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.config = config
+        self.paused = paused
+        """Whether kopf's peering paused this replica (controllers/peering.py): then the
+        working replica delivers, and this one sends nothing."""
         self.wake = asyncio.Event()
         self._secret: tuple[float, bytes | None] | None = None
         self.http = httpx.Client(timeout=config.webhook_timeout)
@@ -200,7 +204,10 @@ class Deliverer:
     async def run(self) -> None:
         while True:
             try:
-                wait = await asyncio.to_thread(self.deliver_due)
+                if self.paused is not None and await self.paused():
+                    wait = peering.CHECK_EVERY_S
+                else:
+                    wait = await asyncio.to_thread(self.deliver_due)
             except Exception:  # a failing scan must not end webhooks for good
                 log.exception("webhook delivery scan failed")
                 wait = SCAN_INTERVAL
@@ -231,7 +238,8 @@ async def start(memo: kopf.Memo, **_: Any) -> None:
     if not config.webhook_urls:
         memo.deliverer = None
         return
-    deliverer = Deliverer(config)
+    pause = peering.pause_of(memo)
+    deliverer = Deliverer(config, pause.paused if pause is not None else None)
     memo.deliverer = deliverer
     memo.deliverer_task = asyncio.create_task(deliverer.run(), name="modelship-webhooks")
     log.info("registry webhooks to %s", ", ".join(wh.redact_url(u) for u in config.webhook_urls))

@@ -1,0 +1,113 @@
+"""kopf's peering pause, for the loops that run outside kopf's handlers.
+
+With ``--peering``, kopf pauses the handlers (and its watches) of every replica but the one
+of the highest priority. It cannot pause what runs beside them: the ModelDeployment
+follower (follower.py) and the webhook deliverer (webhooks.py). Left running, a paused
+replica's follower went on reconciling the objects it had from bodies its frozen watches no
+longer updated, beside the working replica's, and both deliverers sent each webhook. Both
+loops therefore ask :meth:`PeeringPause.paused` before each round of work, which reads the
+peering object(s) this replica meets its peers in and applies kopf's own rule
+(resources/peering.py) with this replica's identity and priority, which main.py hands to
+kopf too. Standalone (no ``--peering``) there is nothing to ask.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import os
+import secrets
+import socket
+import time
+from datetime import UTC, datetime
+
+import kopf
+
+from modelship import kube
+from modelship.controllers.settings import OperatorConfig
+from modelship.resources.peering import pausing_peers
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY_S = 2.0
+"""How long one reading of the peering objects is trusted: the loops' own pace (the
+follower's tick), so that a replica that loses the lead stops within about that long."""
+MEMO_KEY = "peering_pause"
+
+
+def own_identity() -> str:
+    """This replica's name among its peers, as kopf makes it (``POD_ID``, else user@host with
+    the start time and a random suffix); made here and handed to kopf so that both know it."""
+    pod = os.environ.get("POD_ID")
+    if pod:
+        return pod
+    started = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    suffix = secrets.token_hex(2)
+    return f"{getpass.getuser()}@{socket.gethostname()}/{started}/{suffix}"
+
+
+class PeeringPause:
+    """Whether this replica is paused, read from its peering objects at most every
+    ``every`` seconds, for every loop that asks. A peering object that cannot be read
+    pauses (a replica that works beside another is what peering exists to prevent); one
+    that does not exist yet (a watched namespace without its KopfPeering) says nothing,
+    as kopf treats it."""
+
+    def __init__(self, paths: list[str], identity: str, priority: int, *, every: float = CHECK_EVERY_S) -> None:
+        self.paths, self.identity, self.priority, self.every = paths, identity, priority, every
+        self.pausing: list[str] = []
+        self._checked_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def paused(self) -> bool:
+        async with self._lock:
+            if time.monotonic() - self._checked_at >= self.every:
+                peers = await asyncio.to_thread(self._read)
+                self._checked_at = time.monotonic()
+                if bool(peers) != bool(self.pausing):
+                    if peers:
+                        log.info("peering: paused beside kopf's handlers in favour of %s", ", ".join(peers))
+                    else:
+                        log.info("peering: resumed, no live peer of priority %d or higher", self.priority)
+                self.pausing = peers
+            return bool(self.pausing)
+
+    def _read(self) -> list[str]:
+        now = datetime.now(UTC)
+        peers: list[str] = []
+        for path in self.paths:
+            try:
+                found = kube.get_or_none(path)
+            except kube.KubeError as exc:
+                log.warning("peering: cannot read %s (%s); paused until it can be read", path, exc)
+                return [f"<unreadable {path}>"]
+            if found is not None:
+                peers += pausing_peers(found.get("status"), self.identity, self.priority, now)
+        return peers
+
+
+def peering_paths(config: OperatorConfig) -> list[str]:
+    """The peering objects kopf meets this replica's peers in: the ClusterKopfPeering of the
+    name for an operator of every namespace, else the KopfPeering of that name in each."""
+    assert config.peering_name is not None
+    if config.clusterwide:
+        return [kube.custom_path(None, "clusterkopfpeerings", config.peering_name, group="kopf.dev", version="v1")]
+    return [
+        kube.custom_path(ns, "kopfpeerings", config.peering_name, group="kopf.dev", version="v1")
+        for ns in config.namespaces
+    ]
+
+
+def pause_of(memo: kopf.Memo) -> PeeringPause | None:
+    """The operator's one PeeringPause (made on first use, from the startup handlers' memo),
+    or None standalone."""
+    if MEMO_KEY not in memo:
+        config: OperatorConfig = memo["config"]
+        memo[MEMO_KEY] = (
+            PeeringPause(peering_paths(config), memo["peering_identity"], memo["peering_priority"])
+            if config.peering_name is not None
+            else None
+        )
+    pause: PeeringPause | None = memo[MEMO_KEY]
+    return pause

@@ -1,0 +1,190 @@
+"""The peering rule the ModelDeployment follower pauses by (resources/peering.py), case by
+case as kopf's peering decides (kopf/_core/engines/peering.py: process_peering_event)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from modelship.resources.peering import pausing_peers
+
+NOW = datetime(2026, 12, 4, 20, 0, 0, tzinfo=UTC)
+ME = "operator-7d9f-abcde"
+
+
+def seen(seconds_ago: float) -> str:
+    return (NOW - timedelta(seconds=seconds_ago)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("status", "priority", "expected"),
+    [
+        (None, 10, []),
+        ({}, 10, []),
+        ({ME: {"priority": 10, "lifetime": 60, "lastseen": seen(1)}}, 10, []),  # ourselves only
+        ({"b": {"priority": 20, "lifetime": 60, "lastseen": seen(5)}}, 10, ["b"]),  # higher, live
+        ({"b": {"priority": 5, "lifetime": 60, "lastseen": seen(5)}}, 10, []),  # lower
+        ({"b": {"priority": 10, "lifetime": 60, "lastseen": seen(5)}}, 10, ["b"]),  # the same: both pause
+        ({"b": {"priority": 20, "lifetime": 60, "lastseen": seen(60)}}, 10, []),  # expired at lastseen + lifetime
+        ({"b": {"priority": 20, "lifetime": 60, "lastseen": seen(59.9)}}, 10, ["b"]),
+        ({"b": {"priority": 20, "lifetime": 300, "lastseen": seen(120)}}, 10, ["b"]),  # its own lifetime
+        ({"b": {"priority": 20, "lastseen": seen(61)}}, 10, []),  # kopf's default lifetime, 60 s
+        ({"b": {"priority": 20}}, 10, ["b"]),  # no lastseen: live, as kopf counts it
+        ({"b": {"lifetime": 60, "lastseen": seen(1)}}, 0, ["b"]),  # no priority is 0
+        ({"b": {"lifetime": 60, "lastseen": seen(1)}}, 1, []),
+        ({"b": {"priority": 20, "lastseen": "2026-12-04T19:59:58Z"}}, 10, ["b"]),  # a Z suffix
+        (
+            {
+                "c": {"priority": 30, "lastseen": seen(1)},
+                ME: {"priority": 10, "lastseen": seen(1)},
+                "a": {"priority": 20, "lastseen": seen(1)},
+                "old": {"priority": 99, "lastseen": seen(3600)},
+            },
+            10,
+            ["a", "c"],
+        ),
+        ({"b": "not a record"}, 10, ["b"]),  # unreadable: cannot be ruled out
+        ({"b": {"priority": "high", "lastseen": seen(1)}}, 10, ["b"]),
+        ({"b": {"priority": 1, "lastseen": "yesterday"}}, 10, ["b"]),
+    ],
+)
+def test_pausing_peers(status: dict[str, Any] | None, priority: int, expected: list[str]) -> None:
+    assert pausing_peers(status, ME, priority, NOW) == expected
+
+
+# --- PeeringPause: the peering objects read, shared by the loops beside kopf's handlers ------
+class Objects:
+    """The API server's peering objects, by path: a body, a KubeError to raise, or absent."""
+
+    def __init__(self, **by_path: Any) -> None:
+        self.by_path, self.reads = dict(by_path), 0
+
+    def get_or_none(self, path: str) -> Any:
+        self.reads += 1
+        found = self.by_path.get(path)
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+
+def live(priority: int) -> dict[str, Any]:
+    return {"priority": priority, "lifetime": 60, "lastseen": datetime.now(UTC).isoformat()}
+
+
+def pause_with(monkeypatch: pytest.MonkeyPatch, objects: Objects, paths: list[str], every: float = 0.0):
+    from modelship.controllers import peering
+
+    monkeypatch.setattr(peering.kube, "get_or_none", objects.get_or_none)
+    return peering.PeeringPause(paths, ME, 10, every=every)
+
+
+def test_a_replica_is_paused_by_a_live_peer_in_any_of_its_peering_objects(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    objects = Objects(a={"status": {ME: live(10)}}, b={"status": {ME: live(10)}})
+    pause = pause_with(monkeypatch, objects, ["a", "b", "not-created-yet"])
+    caplog.set_level("INFO", logger="modelship.controllers.peering")
+    assert asyncio.run(pause.paused()) is False
+    objects.by_path["b"]["status"]["other"] = live(20)
+    assert asyncio.run(pause.paused()) is True and pause.pausing == ["other"]
+    del objects.by_path["b"]["status"]["other"]
+    assert asyncio.run(pause.paused()) is False
+    assert [r.getMessage() for r in caplog.records] == [
+        "peering: paused beside kopf's handlers in favour of other",
+        "peering: resumed, no live peer of priority 10 or higher",
+    ]
+
+
+def test_an_unreadable_peering_object_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from modelship.kube import KubeError
+
+    objects = Objects(a=KubeError(403, "kopfpeerings is forbidden"))
+    pause = pause_with(monkeypatch, objects, ["a"])
+    assert asyncio.run(pause.paused()) is True
+    objects.by_path["a"] = {"status": {ME: live(10)}}
+    assert asyncio.run(pause.paused()) is False
+
+
+def test_one_reading_serves_every_loop_for_its_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    objects = Objects(a={"status": {"other": live(20)}})
+    pause = pause_with(monkeypatch, objects, ["a"], every=3600)
+
+    async def loops() -> list[bool]:
+        return list(await asyncio.gather(*(pause.paused() for _ in range(5))))
+
+    assert asyncio.run(loops()) == [True] * 5
+    assert objects.reads == 1
+
+
+def test_the_follower_does_nothing_while_paused() -> None:
+    """Ticks while paused start no step, though every object is due; resumed, they do."""
+    import asyncio
+
+    import kopf
+
+    from modelship.controllers import follower as following
+
+    stepped: list[str] = []
+    answers = [True, True, True, False, False]
+
+    async def step(body: Any, followed: Any, indices: Any) -> None:
+        stepped.append(body["metadata"]["uid"])
+
+    async def paused() -> bool:
+        return answers.pop(0) if answers else False
+
+    class Index(dict):
+        pass
+
+    follower = following.Follower(step, due=lambda *_: True, interval=0.001, bodies="bodies", paused=paused)
+
+    async def run() -> None:
+        follower.add("a", kopf.Memo(), logger=None)
+        task = asyncio.create_task(follower.run({"bodies": Index({"a": [{"metadata": {"uid": "a"}}]})}))
+        for _ in range(2000):  # bounded: until two steps ran after the three paused ticks
+            await asyncio.sleep(0.001)
+            if len(stepped) >= 2:
+                break
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await follower.stop()
+
+    asyncio.run(run())
+    assert not answers and stepped[:2] == ["a", "a"]
+
+
+def test_the_webhook_deliverer_sends_nothing_while_paused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from modelship.controllers import peering, webhooks
+    from modelship.controllers.settings import OperatorConfig
+
+    scans: list[str] = []
+    answers = [True, True, False]
+
+    async def paused() -> bool:
+        return answers.pop(0) if answers else False
+
+    deliverer = webhooks.Deliverer(OperatorConfig(webhook_urls=["http://hooks.invalid/h"]), paused)
+    monkeypatch.setattr(deliverer, "deliver_due", lambda: scans.append("scan") or 0.001)
+    monkeypatch.setattr(peering, "CHECK_EVERY_S", 0.001)
+
+    async def run() -> None:
+        task = asyncio.create_task(deliverer.run())
+        for _ in range(2000):
+            await asyncio.sleep(0.001)
+            if scans:
+                break
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(run())
+    assert not answers and scans, "two paused rounds sent nothing, the third scanned"
