@@ -103,7 +103,9 @@ def peer_operator(bed, kube: KubeApi, peering_namespace: str, tracking_server: s
         "--log-format",
         "text",
         kubeconfig=kubeconfig,
-        scope=("--namespace", peering_namespace),
+        # and a namespace not created yet, as the chart's watchNamespaces may name one: it has
+        # no KopfPeering and no Role to read one with (403), and holds no peer
+        scope=("--namespace", peering_namespace, "--namespace", f"{peering_namespace}-later"),
     )
 
     def live() -> bool:
@@ -131,6 +133,8 @@ def test_a_peer_of_higher_priority_pauses_the_loops_beside_kopfs_handlers(
     def log() -> str:
         return str(peer_operator.log_path.read_text(errors="replace"))
 
+    later = path_for("kopf.dev/v1", "kopfpeerings", f"{peering_namespace}-later", PEERING)
+    wait(lambda: f"peering: may not read {later}" in log(), 60, "the namespace not created yet read (403)")
     # kopf records the replica under the identity the operator announced and reads peers by.
     status = wait(lambda: kube.get(path).get("status") or None, 60, "the operator's record in the KopfPeering")
     ((identity, record),) = status.items()

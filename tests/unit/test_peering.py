@@ -99,16 +99,24 @@ def test_a_replica_is_paused_by_a_live_peer_in_any_of_its_peering_objects(
     ]
 
 
-def test_an_unreadable_peering_object_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_reading_leaves_the_last_answer_and_a_forbidden_object_holds_no_peer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As kopf reads them: a KopfPeering of a watched namespace not created yet (no Role
+    there: 403) holds no peer; an API server that does not answer changes nothing."""
     import asyncio
 
     from modelship.kube import KubeError
 
-    objects = Objects(a=KubeError(403, "kopfpeerings is forbidden"))
-    pause = pause_with(monkeypatch, objects, ["a"])
+    objects = Objects(a={"status": {"other": live(20)}}, missing=KubeError(403, "kopfpeerings is forbidden"))
+    pause = pause_with(monkeypatch, objects, ["a", "missing"])
     assert asyncio.run(pause.paused()) is True
+    objects.by_path["a"] = KubeError(503, "the API server is restarting")
+    assert asyncio.run(pause.paused()) is True  # still paused: nothing was read
     objects.by_path["a"] = {"status": {ME: live(10)}}
     assert asyncio.run(pause.paused()) is False
+    objects.by_path["a"] = ConnectionRefusedError(111, "Connection refused")  # not an answer of the API server
+    assert asyncio.run(pause.paused()) is False  # still working
 
 
 def test_one_reading_serves_every_loop_for_its_interval(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,22 +49,25 @@ def own_identity() -> str:
 
 class PeeringPause:
     """Whether this replica is paused, read from its peering objects at most every
-    ``every`` seconds, for every loop that asks. A peering object that cannot be read
-    pauses (a replica that works beside another is what peering exists to prevent); one
-    that does not exist yet (a watched namespace without its KopfPeering) says nothing,
-    as kopf treats it."""
+    ``every`` seconds, for every loop that asks, as kopf reads them: an object that does
+    not exist, or that this replica may not read (a watched namespace not created yet has
+    neither its KopfPeering nor the chart's Role in it), holds no peer, since kopf cannot
+    see one there either; a reading that fails otherwise (the API server unreachable)
+    leaves the last answer standing, as kopf's pause stands while its watch reconnects."""
 
     def __init__(self, paths: list[str], identity: str, priority: int, *, every: float = CHECK_EVERY_S) -> None:
         self.paths, self.identity, self.priority, self.every = paths, identity, priority, every
         self.pausing: list[str] = []
+        self._forbidden: set[str] = set()
         self._checked_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def paused(self) -> bool:
         async with self._lock:
             if time.monotonic() - self._checked_at >= self.every:
-                peers = await asyncio.to_thread(self._read)
+                read = await asyncio.to_thread(self._read)
                 self._checked_at = time.monotonic()
+                peers = self.pausing if read is None else read
                 if bool(peers) != bool(self.pausing):
                     if peers:
                         log.info("peering: paused beside kopf's handlers in favour of %s", ", ".join(peers))
@@ -73,15 +76,27 @@ class PeeringPause:
                 self.pausing = peers
             return bool(self.pausing)
 
-    def _read(self) -> list[str]:
+    def _read(self) -> list[str] | None:
+        """The peers that pause this replica now; None when a peering object could not be read."""
         now = datetime.now(UTC)
         peers: list[str] = []
         for path in self.paths:
             try:
                 found = kube.get_or_none(path)
             except kube.KubeError as exc:
-                log.warning("peering: cannot read %s (%s); paused until it can be read", path, exc)
-                return [f"<unreadable {path}>"]
+                if exc.status == 403:
+                    if path not in self._forbidden:
+                        self._forbidden.add(path)
+                        log.warning(
+                            "peering: may not read %s (%s); no peer counted there, as kopf counts none", path, exc
+                        )
+                    continue
+                log.warning("peering: cannot read %s (%s); the last answer stands", path, exc)
+                return None
+            except Exception as exc:  # noqa: BLE001 - the connection's own errors: the loops go on asking
+                log.warning("peering: cannot read %s (%r); the last answer stands", path, exc)
+                return None
+            self._forbidden.discard(path)
             if found is not None:
                 peers += pausing_peers(found.get("status"), self.identity, self.priority, now)
         return peers
