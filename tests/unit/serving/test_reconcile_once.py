@@ -206,6 +206,8 @@ def test_a_quiet_tick_is_skipped_until_something_changes_or_is_due(monkeypatch: 
 
     tick(body)
     tick(body)  # nothing changed: skipped
+    pods[("n", "d", "main")] = [{"name": "p", "ready": False}]  # a new entry, the same facts (a status-only event)
+    tick(body)  # skipped: entries compare by content
     pods[("n", "d", "main")] = [{"name": "p", "ready": True}]  # the pod became Ready
     tick(body)
     newer = {**body, "metadata": {**body["metadata"], "resourceVersion": "2"}}
