@@ -56,14 +56,22 @@ def test_pausing_peers(status: dict[str, Any] | None, priority: int, expected: l
 
 # --- PeeringPause: the peering objects read, shared by the loops beside kopf's handlers ------
 class Objects:
-    """The API server's peering objects, by path: a body, a KubeError to raise, or absent."""
+    """The API server's namespaces and KopfPeerings ("modelship" in each namespace named here:
+    a body, a KubeError or other exception to raise, or None for a namespace without one)."""
 
-    def __init__(self, **by_path: Any) -> None:
-        self.by_path, self.reads = dict(by_path), 0
+    def __init__(self, **by_namespace: Any) -> None:
+        self.by_namespace, self.reads, self.lists = dict(by_namespace), [], []
+
+    def list_items(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        assert path == "/api/v1/namespaces", path
+        self.lists.append(params.get("labelSelector"))
+        return [{"metadata": {"name": ns}} for ns in self.by_namespace]
 
     def get_or_none(self, path: str) -> Any:
-        self.reads += 1
-        found = self.by_path.get(path)
+        namespace = path.split("/namespaces/")[1].split("/")[0]
+        assert path == f"/apis/kopf.dev/v1/namespaces/{namespace}/kopfpeerings/modelship", path
+        self.reads.append(namespace)
+        found = self.by_namespace[namespace]
         if isinstance(found, Exception):
             raise found
         return found
@@ -73,49 +81,63 @@ def live(priority: int) -> dict[str, Any]:
     return {"priority": priority, "lifetime": 60, "lastseen": datetime.now(UTC).isoformat()}
 
 
-def pause_with(monkeypatch: pytest.MonkeyPatch, objects: Objects, paths: list[str], every: float = 0.0):
+def pause_with(monkeypatch: pytest.MonkeyPatch, objects: Objects, namespaces: list[str], every: float = 0.0):
     from modelship.controllers import peering
 
     monkeypatch.setattr(peering.kube, "get_or_none", objects.get_or_none)
-    return peering.PeeringPause(paths, ME, 10, every=every)
+    monkeypatch.setattr(peering.kube, "list_items", objects.list_items)
+    return peering.PeeringPause("modelship", namespaces, ME, 10, every=every)
 
 
 def test_a_replica_is_paused_by_a_live_peer_in_any_of_its_peering_objects(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Of the watched namespaces, those that exist are read (a KopfPeering of one not created
+    yet would be a 403: the chart's Role is not there either), listed at most every 30 s."""
     import asyncio
 
-    objects = Objects(a={"status": {ME: live(10)}}, b={"status": {ME: live(10)}})
-    pause = pause_with(monkeypatch, objects, ["a", "b", "not-created-yet"])
+    objects = Objects(a={"status": {ME: live(10)}}, b={"status": {ME: live(10)}}, c=None)
+    pause = pause_with(monkeypatch, objects, ["a", "b", "c", "not-created-yet"])
     caplog.set_level("INFO", logger="modelship.controllers.peering")
     assert asyncio.run(pause.paused()) is False
-    objects.by_path["b"]["status"]["other"] = live(20)
+    objects.by_namespace["b"]["status"]["other"] = live(20)
     assert asyncio.run(pause.paused()) is True and pause.pausing == ["other"]
-    del objects.by_path["b"]["status"]["other"]
+    del objects.by_namespace["b"]["status"]["other"]
     assert asyncio.run(pause.paused()) is False
     assert [r.getMessage() for r in caplog.records] == [
         "peering: paused beside kopf's handlers in favour of other",
         "peering: resumed, no live peer of priority 10 or higher",
     ]
+    assert objects.reads == ["a", "b", "c"] * 3, "never the namespace that does not exist"
+    assert objects.lists == ["kubernetes.io/metadata.name in (a,b,c,not-created-yet)"], "listed once"
+
+
+def test_watched_patterns_are_matched_against_every_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    objects = Objects(**{"team-a": {"status": {"other": live(20)}}, "team-b": None, "other": {"status": {}}})
+    pause = pause_with(monkeypatch, objects, ["team-*"])
+    assert asyncio.run(pause.paused()) is True
+    assert objects.lists == [None] and objects.reads == ["team-a", "team-b"]
 
 
 def test_a_failed_reading_leaves_the_last_answer_and_a_forbidden_object_holds_no_peer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """As kopf reads them: a KopfPeering of a watched namespace not created yet (no Role
-    there: 403) holds no peer; an API server that does not answer changes nothing."""
+    """As kopf reads them: a KopfPeering this replica may not read (403) holds no peer; an
+    API server that does not answer changes nothing."""
     import asyncio
 
     from modelship.kube import KubeError
 
-    objects = Objects(a={"status": {"other": live(20)}}, missing=KubeError(403, "kopfpeerings is forbidden"))
-    pause = pause_with(monkeypatch, objects, ["a", "missing"])
+    objects = Objects(a={"status": {"other": live(20)}}, forbidden=KubeError(403, "kopfpeerings is forbidden"))
+    pause = pause_with(monkeypatch, objects, ["a", "forbidden"])
     assert asyncio.run(pause.paused()) is True
-    objects.by_path["a"] = KubeError(503, "the API server is restarting")
+    objects.by_namespace["a"] = KubeError(503, "the API server is restarting")
     assert asyncio.run(pause.paused()) is True  # still paused: nothing was read
-    objects.by_path["a"] = {"status": {ME: live(10)}}
+    objects.by_namespace["a"] = {"status": {ME: live(10)}}
     assert asyncio.run(pause.paused()) is False
-    objects.by_path["a"] = ConnectionRefusedError(111, "Connection refused")  # not an answer of the API server
+    objects.by_namespace["a"] = ConnectionRefusedError(111, "Connection refused")  # not an answer of the API server
     assert asyncio.run(pause.paused()) is False  # still working
 
 
@@ -129,7 +151,7 @@ def test_one_reading_serves_every_loop_for_its_interval(monkeypatch: pytest.Monk
         return list(await asyncio.gather(*(pause.paused() for _ in range(5))))
 
     assert asyncio.run(loops()) == [True] * 5
-    assert objects.reads == 1
+    assert objects.reads == ["a"]
 
 
 def test_the_follower_does_nothing_while_paused() -> None:

@@ -14,6 +14,7 @@ kopf too. Standalone (no ``--peering``) there is nothing to ask.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import getpass
 import logging
 import os
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 CHECK_EVERY_S = 2.0
 """How long one reading of the peering objects is trusted: the loops' own pace (the
 follower's tick), so that a replica that loses the lead stops within about that long."""
+NAMESPACES_EVERY_S = 30.0
+"""How long the list of watched namespaces that exist is trusted (namespaced peering)."""
+PATTERN_CHARS = "*?["
 MEMO_KEY = "peering_pause"
 
 
@@ -49,18 +53,51 @@ def own_identity() -> str:
 
 class PeeringPause:
     """Whether this replica is paused, read from its peering objects at most every
-    ``every`` seconds, for every loop that asks, as kopf reads them: an object that does
-    not exist, or that this replica may not read (a watched namespace not created yet has
-    neither its KopfPeering nor the chart's Role in it), holds no peer, since kopf cannot
-    see one there either; a reading that fails otherwise (the API server unreachable)
-    leaves the last answer standing, as kopf's pause stands while its watch reconnects."""
+    ``every`` seconds, for every loop that asks, as kopf reads them: the ClusterKopfPeering
+    ``name`` for an operator of every namespace (``namespaces`` None), else the KopfPeering
+    ``name`` of each watched namespace that exists (a namespace not created yet has no
+    KopfPeering, nor the chart's Role to read one with; listed again every
+    NAMESPACES_EVERY_S). An object that does not exist, or that this replica may not read,
+    holds no peer, since kopf cannot see one there either; a reading that fails otherwise
+    (the API server unreachable) leaves the last answer standing, as kopf's pause stands
+    while its watch reconnects."""
 
-    def __init__(self, paths: list[str], identity: str, priority: int, *, every: float = CHECK_EVERY_S) -> None:
-        self.paths, self.identity, self.priority, self.every = paths, identity, priority, every
+    def __init__(
+        self, name: str, namespaces: list[str] | None, identity: str, priority: int, *, every: float = CHECK_EVERY_S
+    ) -> None:
+        self.name, self.namespaces = name, namespaces
+        self.identity, self.priority, self.every = identity, priority, every
         self.pausing: list[str] = []
+        self._existing: list[str] = []
+        self._listed_at = float("-inf")
         self._forbidden: set[str] = set()
         self._checked_at = float("-inf")
         self._lock = asyncio.Lock()
+
+    def paths(self) -> list[str]:
+        """The peering objects to read now (lists the namespaces when that is due)."""
+        if self.namespaces is None:
+            return [kube.custom_path(None, "clusterkopfpeerings", self.name, group="kopf.dev", version="v1")]
+        if time.monotonic() - self._listed_at >= NAMESPACES_EVERY_S:
+            self._existing = self._existing_namespaces(self.namespaces)
+            self._listed_at = time.monotonic()
+        return [
+            kube.custom_path(ns, "kopfpeerings", self.name, group="kopf.dev", version="v1") for ns in self._existing
+        ]
+
+    @staticmethod
+    def _existing_namespaces(watched: list[str]) -> list[str]:
+        """The watched namespaces that exist: one list call, by name (the label every namespace
+        carries), or of all of them when a watched name is a pattern (kopf accepts globs)."""
+        if any(c in ns for ns in watched for c in PATTERN_CHARS):
+            names = [str(i["metadata"]["name"]) for i in kube.list_items(kube.core_path(None, "namespaces"))]
+            return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in watched if not p.startswith("!"))]
+        selector = f"kubernetes.io/metadata.name in ({','.join(watched)})"
+        found = {
+            str(i["metadata"]["name"])
+            for i in kube.list_items(kube.core_path(None, "namespaces"), labelSelector=selector)
+        }
+        return [ns for ns in watched if ns in found]
 
     async def paused(self) -> bool:
         async with self._lock:
@@ -80,7 +117,12 @@ class PeeringPause:
         """The peers that pause this replica now; None when a peering object could not be read."""
         now = datetime.now(UTC)
         peers: list[str] = []
-        for path in self.paths:
+        try:
+            paths = self.paths()
+        except Exception as exc:  # noqa: BLE001 - as a failed reading below
+            log.warning("peering: cannot list the watched namespaces (%r); the last answer stands", exc)
+            return None
+        for path in paths:
             try:
                 found = kube.get_or_none(path)
             except kube.KubeError as exc:
@@ -102,25 +144,18 @@ class PeeringPause:
         return peers
 
 
-def peering_paths(config: OperatorConfig) -> list[str]:
-    """The peering objects kopf meets this replica's peers in: the ClusterKopfPeering of the
-    name for an operator of every namespace, else the KopfPeering of that name in each."""
-    assert config.peering_name is not None
-    if config.clusterwide:
-        return [kube.custom_path(None, "clusterkopfpeerings", config.peering_name, group="kopf.dev", version="v1")]
-    return [
-        kube.custom_path(ns, "kopfpeerings", config.peering_name, group="kopf.dev", version="v1")
-        for ns in config.namespaces
-    ]
-
-
 def pause_of(memo: kopf.Memo) -> PeeringPause | None:
     """The operator's one PeeringPause (made on first use, from the startup handlers' memo),
     or None standalone."""
     if MEMO_KEY not in memo:
         config: OperatorConfig = memo["config"]
         memo[MEMO_KEY] = (
-            PeeringPause(peering_paths(config), memo["peering_identity"], memo["peering_priority"])
+            PeeringPause(
+                config.peering_name,
+                None if config.clusterwide else list(config.namespaces),
+                memo["peering_identity"],
+                memo["peering_priority"],
+            )
             if config.peering_name is not None
             else None
         )
