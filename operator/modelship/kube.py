@@ -21,6 +21,7 @@ else KUBECONFIG (or ~/.kube/config); :func:`configure` names a kubeconfig file i
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import threading
 from collections.abc import Mapping
@@ -257,3 +258,16 @@ def list_items(path: str, **params: Any) -> list[dict[str, Any]]:
         token = (page.get("metadata") or {}).get("continue")
         if not token:
             return items
+
+
+def existing_namespaces(watched: list[str]) -> list[str]:
+    """Which of the watched namespaces exist, in their order: one list call, by name (the
+    ``kubernetes.io/metadata.name`` label every namespace carries), or of all of them when a
+    watched name is a pattern (kopf accepts globs; a ``!`` exclusion is not applied here).
+    An operator of some namespaces may name one not created yet, where it has no Role."""
+    if any(c in ns for ns in watched for c in "*?["):
+        names = [str(i["metadata"]["name"]) for i in list_items(core_path(None, "namespaces"))]
+        return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in watched if not p.startswith("!"))]
+    selector = f"kubernetes.io/metadata.name in ({','.join(watched)})"
+    found = {str(i["metadata"]["name"]) for i in list_items(core_path(None, "namespaces"), labelSelector=selector)}
+    return [ns for ns in watched if ns in found]

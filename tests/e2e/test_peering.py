@@ -80,7 +80,9 @@ def _created(kube: KubeApi, path: str, obj: dict[str, Any]) -> bool:
 
 
 @pytest.fixture
-def peer_operator(bed, kube: KubeApi, peering_namespace: str, tracking_server: str, tmp_path: Path) -> Iterator[Any]:
+def peer_operator(
+    bed, kube: KubeApi, peering_namespace: str, tracking_server: str, webhook_receiver: Any, tmp_path: Path
+) -> Iterator[Any]:
     from tests.cluster.processes import wait_for
     from tests.local_servers import free_port
 
@@ -102,6 +104,10 @@ def peer_operator(bed, kube: KubeApi, peering_namespace: str, tracking_server: s
         str(PRIORITY),
         "--log-format",
         "text",
+        # a deliverer, which asks the pause at every round (the follower asks only when one
+        # of its ModelDeployments is due, and this namespace has none)
+        "--webhook-url",
+        webhook_receiver.url,
         kubeconfig=kubeconfig,
         # and a namespace not created yet, as the chart's watchNamespaces may name one: it has
         # no KopfPeering and no Role to read one with, and is not read
@@ -154,3 +160,5 @@ def test_a_peer_of_higher_priority_pauses_the_loops_beside_kopfs_handlers(
     # Its peering objects were read and none refused (a 403 is logged, "may not read"): not
     # one in the namespace not created yet, where no Role would grant it.
     assert "peering: may not read" not in log() and "peering: cannot" not in log()
+    # nor did the deliverer's scans fail on it (a 403 there failed every namespace's webhooks)
+    assert "webhook delivery scan failed" not in log() and "webhooks: may not list" not in log()

@@ -86,6 +86,7 @@ def pause_with(monkeypatch: pytest.MonkeyPatch, objects: Objects, namespaces: li
 
     monkeypatch.setattr(peering.kube, "get_or_none", objects.get_or_none)
     monkeypatch.setattr(peering.kube, "list_items", objects.list_items)
+    monkeypatch.setattr(peering, "READS_PER_S", 1e9)  # every reading fresh, however many namespaces
     return peering.PeeringPause("modelship", namespaces, ME, 10, every=every)
 
 
@@ -152,6 +153,59 @@ def test_one_reading_serves_every_loop_for_its_interval(monkeypatch: pytest.Monk
 
     assert asyncio.run(loops()) == [True] * 5
     assert objects.reads == ["a"]
+
+
+def test_many_namespaces_are_read_no_faster_than_two_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from modelship.controllers import peering
+
+    objects = Objects(**{f"ns{i}": None for i in range(20)})
+    pause = pause_with(monkeypatch, objects, list(objects.by_namespace))
+    monkeypatch.setattr(peering, "READS_PER_S", 2.0)
+    clock = [1000.0]
+    monkeypatch.setattr(peering.time, "monotonic", lambda: clock[0])
+
+    async def ask_at(*times: float) -> None:
+        for t in times:
+            clock[0] = t
+            await pause.paused()
+
+    asyncio.run(ask_at(1000.0, 1002.0, 1009.9, 1010.0))  # trusted 10 s: 20 namespaces at 2 a second
+    assert len(objects.reads) == 40, "read at 1000 and at 1010 only"
+
+
+def test_the_follower_asks_no_pause_when_nothing_is_due() -> None:
+    """The pause reads the peering objects: a follower of quiet objects does not ask it."""
+    import asyncio
+
+    import kopf
+
+    from modelship.controllers import follower as following
+
+    asked: list[bool] = []
+
+    async def paused() -> bool:
+        asked.append(True)
+        return False
+
+    async def step(*_: Any) -> None:
+        raise AssertionError("not due")
+
+    class Index(dict):
+        pass
+
+    follower = following.Follower(step, due=lambda *_: False, interval=0.001, bodies="bodies", paused=paused)
+
+    async def run() -> None:
+        follower.add("a", kopf.Memo(), logger=None)
+        task = asyncio.create_task(follower.run({"bodies": Index({"a": [{"metadata": {"uid": "a"}}]})}))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(run())
+    assert asked == []
 
 
 def test_the_follower_does_nothing_while_paused() -> None:

@@ -111,9 +111,20 @@ class Follower:
             meta = body.get("metadata") or {}
             log.exception("following %s/%s failed", meta.get("namespace"), meta.get("name"))
 
+    def any_due(self, indices: Mapping[str, Any]) -> bool:
+        """Whether a tick would start a step (due() is cheap: asked again by the tick)."""
+        for uid, followed in self.objects.items():
+            body = body_of(indices.get(self.bodies), uid)
+            if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                continue
+            if (followed.task is None or followed.task.done()) and self.due(body, followed, indices):
+                return True
+        return False
+
     async def run(self, indices: Mapping[str, Any]) -> None:
         while True:
-            if self.paused is None or not await self.paused():
+            # The pause is asked only when there is work: it reads the peering objects.
+            if self.paused is None or not self.any_due(indices) or not await self.paused():
                 self.tick(indices)
             await asyncio.sleep(self.interval)
 

@@ -14,7 +14,6 @@ kopf too. Standalone (no ``--peering``) there is nothing to ask.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import getpass
 import logging
 import os
@@ -34,9 +33,11 @@ log = logging.getLogger(__name__)
 CHECK_EVERY_S = 2.0
 """How long one reading of the peering objects is trusted: the loops' own pace (the
 follower's tick), so that a replica that loses the lead stops within about that long."""
+READS_PER_S = 2.0
+"""At most this many peering objects read a second: an operator of many namespaces (one
+KopfPeering each) trusts a reading longer, 0.5 s per namespace (10 s for 20)."""
 NAMESPACES_EVERY_S = 30.0
 """How long the list of watched namespaces that exist is trusted (namespaced peering)."""
-PATTERN_CHARS = "*?["
 MEMO_KEY = "peering_pause"
 
 
@@ -79,29 +80,16 @@ class PeeringPause:
         if self.namespaces is None:
             return [kube.custom_path(None, "clusterkopfpeerings", self.name, group="kopf.dev", version="v1")]
         if time.monotonic() - self._listed_at >= NAMESPACES_EVERY_S:
-            self._existing = self._existing_namespaces(self.namespaces)
+            self._existing = kube.existing_namespaces(self.namespaces)
             self._listed_at = time.monotonic()
         return [
             kube.custom_path(ns, "kopfpeerings", self.name, group="kopf.dev", version="v1") for ns in self._existing
         ]
 
-    @staticmethod
-    def _existing_namespaces(watched: list[str]) -> list[str]:
-        """The watched namespaces that exist: one list call, by name (the label every namespace
-        carries), or of all of them when a watched name is a pattern (kopf accepts globs)."""
-        if any(c in ns for ns in watched for c in PATTERN_CHARS):
-            names = [str(i["metadata"]["name"]) for i in kube.list_items(kube.core_path(None, "namespaces"))]
-            return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in watched if not p.startswith("!"))]
-        selector = f"kubernetes.io/metadata.name in ({','.join(watched)})"
-        found = {
-            str(i["metadata"]["name"])
-            for i in kube.list_items(kube.core_path(None, "namespaces"), labelSelector=selector)
-        }
-        return [ns for ns in watched if ns in found]
-
     async def paused(self) -> bool:
         async with self._lock:
-            if time.monotonic() - self._checked_at >= self.every:
+            every = max(self.every, len(self.namespaces or ()) / READS_PER_S)
+            if time.monotonic() - self._checked_at >= every:
                 read = await asyncio.to_thread(self._read)
                 self._checked_at = time.monotonic()
                 peers = self.pausing if read is None else read

@@ -89,8 +89,15 @@ class Deliverer:
         if self.config.clusterwide:
             return kube.list_items(kube.core_path(None, "configmaps"), labelSelector=selector)
         out: list[dict[str, Any]] = []
-        for ns in self.config.namespaces:
-            out.extend(kube.list_items(kube.core_path(ns, "configmaps"), labelSelector=selector))
+        # Only the watched namespaces that exist: one named before it is created has no Role
+        # of the chart yet, and its 403 failed the whole scan, every namespace's webhooks with it.
+        for ns in kube.existing_namespaces(self.config.namespaces):
+            try:
+                out.extend(kube.list_items(kube.core_path(ns, "configmaps"), labelSelector=selector))
+            except KubeError as exc:
+                if exc.status != 403:
+                    raise
+                log.warning("webhooks: may not list the ConfigMaps of namespace %s (%s); its webhooks wait", ns, exc)
         return out
 
     def deliver_due(self) -> float:

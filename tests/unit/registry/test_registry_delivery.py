@@ -230,3 +230,33 @@ def test_an_unreachable_receiver_error_names_no_credentials(fake: FakeKube) -> N
     assert rec.last_error.startswith("cannot connect to") and rec.failures == 1
     text = json.dumps(fake.record) + rec.last_error
     assert "hunter2" not in text and "t0k" not in text, text
+
+
+def test_an_operator_of_some_namespaces_scans_those_that_exist_and_skips_a_forbidden_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """watchNamespaces may name a namespace not created yet (no Role of the chart there): it
+    is not listed, and a namespace whose ConfigMaps may not be listed leaves the others'
+    webhooks going (each failed the whole scan before)."""
+    from modelship.kube import KubeError
+
+    listed: list[str] = []
+
+    def list_items(path: str, **params: Any) -> list[dict[str, Any]]:
+        listed.append(path)
+        if path == "/api/v1/namespaces":
+            assert params["labelSelector"] == "kubernetes.io/metadata.name in (ns,locked,later)", params
+            return [{"metadata": {"name": "locked"}}, {"metadata": {"name": "ns"}}]
+        if path == "/api/v1/namespaces/locked/configmaps":
+            raise KubeError(403, 'configmaps is forbidden: cannot list resource "configmaps"')
+        assert path == "/api/v1/namespaces/ns/configmaps", path
+        return []
+
+    monkeypatch.setattr(webhooks.kube, "list_items", list_items)
+    d = webhooks.Deliverer(OperatorConfig(webhook_urls=[URL], namespaces=["ns", "locked", "later"]))
+    with caplog.at_level("WARNING", logger="modelship.controllers.webhooks"):
+        d.deliver_due()
+    assert listed == ["/api/v1/namespaces", "/api/v1/namespaces/ns/configmaps", "/api/v1/namespaces/locked/configmaps"]
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "webhooks: may not list the ConfigMaps of namespace locked"
+    ]
