@@ -1,13 +1,22 @@
-"""The peering rule the ModelDeployment follower pauses by (resources/peering.py), case by
-case as kopf's peering decides (kopf/_core/engines/peering.py: process_peering_event)."""
+"""Peering for the loops beside kopf's handlers: the rule they pause by (resources/peering.py),
+case by case as kopf's peering decides (kopf/_core/engines/peering.py: process_peering_event);
+PeeringPause's reading of the peering objects (controllers/peering.py, the API faked here;
+tests/e2e/test_peering.py on the bed); and the follower and the webhook deliverer asking it."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import kopf
 import pytest
 
+from modelship.controllers import follower as following
+from modelship.controllers import peering, webhooks
+from modelship.controllers.settings import OperatorConfig
+from modelship.kube import KubeError
 from modelship.resources.peering import pausing_peers
 
 NOW = datetime(2026, 12, 4, 20, 0, 0, tzinfo=UTC)
@@ -82,8 +91,6 @@ def live(priority: int) -> dict[str, Any]:
 
 
 def pause_with(monkeypatch: pytest.MonkeyPatch, objects: Objects, namespaces: list[str], every: float = 0.0):
-    from modelship.controllers import peering
-
     monkeypatch.setattr(peering.kube, "get_or_none", objects.get_or_none)
     monkeypatch.setattr(peering.kube, "list_items", objects.list_items)
     monkeypatch.setattr(peering, "READS_PER_S", 1e9)  # every reading fresh, however many namespaces
@@ -95,8 +102,6 @@ def test_a_replica_is_paused_by_a_live_peer_in_any_of_its_peering_objects(
 ) -> None:
     """Of the watched namespaces, those that exist are read (a KopfPeering of one not created
     yet would be a 403: the chart's Role is not there either), listed at most every 30 s."""
-    import asyncio
-
     objects = Objects(a={"status": {ME: live(10)}}, b={"status": {ME: live(10)}}, c=None)
     pause = pause_with(monkeypatch, objects, ["a", "b", "c", "not-created-yet"])
     caplog.set_level("INFO", logger="modelship.controllers.peering")
@@ -114,8 +119,6 @@ def test_a_replica_is_paused_by_a_live_peer_in_any_of_its_peering_objects(
 
 
 def test_watched_patterns_are_matched_against_every_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
-    import asyncio
-
     objects = Objects(**{"team-a": {"status": {"other": live(20)}}, "team-b": None, "other": {"status": {}}})
     pause = pause_with(monkeypatch, objects, ["team-*"])
     assert asyncio.run(pause.paused()) is True
@@ -127,10 +130,6 @@ def test_a_failed_reading_leaves_the_last_answer_and_a_forbidden_object_holds_no
 ) -> None:
     """As kopf reads them: a KopfPeering this replica may not read (403) holds no peer; an
     API server that does not answer changes nothing."""
-    import asyncio
-
-    from modelship.kube import KubeError
-
     objects = Objects(a={"status": {"other": live(20)}}, forbidden=KubeError(403, "kopfpeerings is forbidden"))
     pause = pause_with(monkeypatch, objects, ["a", "forbidden"])
     assert asyncio.run(pause.paused()) is True
@@ -143,8 +142,6 @@ def test_a_failed_reading_leaves_the_last_answer_and_a_forbidden_object_holds_no
 
 
 def test_one_reading_serves_every_loop_for_its_interval(monkeypatch: pytest.MonkeyPatch) -> None:
-    import asyncio
-
     objects = Objects(a={"status": {"other": live(20)}})
     pause = pause_with(monkeypatch, objects, ["a"], every=3600)
 
@@ -156,10 +153,6 @@ def test_one_reading_serves_every_loop_for_its_interval(monkeypatch: pytest.Monk
 
 
 def test_many_namespaces_are_read_no_faster_than_two_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
-    import asyncio
-
-    from modelship.controllers import peering
-
     objects = Objects(**{f"ns{i}": None for i in range(20)})
     pause = pause_with(monkeypatch, objects, list(objects.by_namespace))
     monkeypatch.setattr(peering, "READS_PER_S", 2.0)
@@ -175,14 +168,37 @@ def test_many_namespaces_are_read_no_faster_than_two_a_second(monkeypatch: pytes
     assert len(objects.reads) == 40, "read at 1000 and at 1010 only"
 
 
+async def run_until(loop: Coroutine[Any, Any, None], until: Callable[[], bool], ticks: int = 2000) -> None:
+    """Run a loop as a task until ``until()`` holds, at most ``ticks`` milliseconds, then stop it."""
+    task = asyncio.create_task(loop)
+    for _ in range(ticks):
+        await asyncio.sleep(0.001)
+        if until():
+            break
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def follow_one(
+    step: following.Step, due: bool, paused: following.Paused, until: Callable[[], bool], ticks: int
+) -> None:
+    """A follower of one object, "a", ticking every millisecond until ``until()`` (bounded)."""
+
+    class Index(dict):  # type: ignore[type-arg]
+        pass
+
+    follower = following.Follower(step, due=lambda *_: due, interval=0.001, bodies="bodies", paused=paused)
+
+    async def run() -> None:
+        follower.add("a", kopf.Memo(), logger=None)
+        await run_until(follower.run({"bodies": Index({"a": [{"metadata": {"uid": "a"}}]})}), until, ticks)
+        await follower.stop()
+
+    asyncio.run(run())
+
+
 def test_the_follower_asks_no_pause_when_nothing_is_due() -> None:
     """The pause reads the peering objects: a follower of quiet objects does not ask it."""
-    import asyncio
-
-    import kopf
-
-    from modelship.controllers import follower as following
-
     asked: list[bool] = []
 
     async def paused() -> bool:
@@ -192,30 +208,12 @@ def test_the_follower_asks_no_pause_when_nothing_is_due() -> None:
     async def step(*_: Any) -> None:
         raise AssertionError("not due")
 
-    class Index(dict):
-        pass
-
-    follower = following.Follower(step, due=lambda *_: False, interval=0.001, bodies="bodies", paused=paused)
-
-    async def run() -> None:
-        follower.add("a", kopf.Memo(), logger=None)
-        task = asyncio.create_task(follower.run({"bodies": Index({"a": [{"metadata": {"uid": "a"}}]})}))
-        await asyncio.sleep(0.05)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    asyncio.run(run())
+    follow_one(step, False, paused, until=lambda: False, ticks=50)
     assert asked == []
 
 
 def test_the_follower_does_nothing_while_paused() -> None:
     """Ticks while paused start no step, though every object is due; resumed, they do."""
-    import asyncio
-
-    import kopf
-
-    from modelship.controllers import follower as following
-
     stepped: list[str] = []
     answers = [True, True, True, False, False]
 
@@ -225,32 +223,11 @@ def test_the_follower_does_nothing_while_paused() -> None:
     async def paused() -> bool:
         return answers.pop(0) if answers else False
 
-    class Index(dict):
-        pass
-
-    follower = following.Follower(step, due=lambda *_: True, interval=0.001, bodies="bodies", paused=paused)
-
-    async def run() -> None:
-        follower.add("a", kopf.Memo(), logger=None)
-        task = asyncio.create_task(follower.run({"bodies": Index({"a": [{"metadata": {"uid": "a"}}]})}))
-        for _ in range(2000):  # bounded: until two steps ran after the three paused ticks
-            await asyncio.sleep(0.001)
-            if len(stepped) >= 2:
-                break
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await follower.stop()
-
-    asyncio.run(run())
+    follow_one(step, True, paused, until=lambda: len(stepped) >= 2, ticks=2000)
     assert not answers and stepped[:2] == ["a", "a"]
 
 
 def test_the_webhook_deliverer_sends_nothing_while_paused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import asyncio
-
-    from modelship.controllers import peering, webhooks
-    from modelship.controllers.settings import OperatorConfig
-
     scans: list[str] = []
     answers = [True, True, False]
 
@@ -260,15 +237,5 @@ def test_the_webhook_deliverer_sends_nothing_while_paused(monkeypatch: pytest.Mo
     deliverer = webhooks.Deliverer(OperatorConfig(webhook_urls=["http://hooks.invalid/h"]), paused)
     monkeypatch.setattr(deliverer, "deliver_due", lambda: scans.append("scan") or 0.001)
     monkeypatch.setattr(peering, "CHECK_EVERY_S", 0.001)
-
-    async def run() -> None:
-        task = asyncio.create_task(deliverer.run())
-        for _ in range(2000):
-            await asyncio.sleep(0.001)
-            if scans:
-                break
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    asyncio.run(run())
+    asyncio.run(run_until(deliverer.run(), lambda: bool(scans)))
     assert not answers and scans, "two paused rounds sent nothing, the third scanned"

@@ -53,8 +53,8 @@ Step = Callable[[Mapping[str, Any], Followed, Mapping[str, Any]], Awaitable[None
 Due = Callable[[Mapping[str, Any], Followed, Mapping[str, Any]], bool]
 """``due(body, followed, indices)``: whether the step has anything to do now; called for every
 object on every tick, so cheap and without I/O (no task is started for an object not due)."""
-Paused = Callable[[], Awaitable[bool]]
-"""Whether this replica does nothing now (kopf's peering paused it); asked before a tick with work."""
+Paused = peering.Paused
+"""Asked before a tick with work: whether kopf's peering paused this replica."""
 
 
 def body_of(index: kopf.Index[Any, Any] | None, uid: str) -> Mapping[str, Any] | None:

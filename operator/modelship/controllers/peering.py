@@ -20,6 +20,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import kopf
@@ -39,6 +40,9 @@ KopfPeering each) trusts a reading longer, 0.5 s per namespace (10 s for 20)."""
 NAMESPACES_EVERY_S = 30.0
 """How long the list of watched namespaces that exist is trusted (namespaced peering)."""
 MEMO_KEY = "peering_pause"
+
+Paused = Callable[[], Awaitable[bool]]
+"""Whether this replica does nothing now (kopf's peering paused it): PeeringPause.paused."""
 
 
 def own_identity() -> str:

@@ -19,7 +19,6 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +54,7 @@ class Scanned:
 class Deliverer:
     """Sends the outbox of every registry ConfigMap the operator can see."""
 
-    def __init__(self, config: OperatorConfig, paused: Callable[[], Awaitable[bool]] | None = None) -> None:
+    def __init__(self, config: OperatorConfig, paused: peering.Paused | None = None) -> None:
         self.config = config
         self.paused = paused
         """Whether kopf's peering paused this replica (controllers/peering.py): then the

@@ -1,7 +1,7 @@
 """Who pauses this replica under kopf's peering: the rule kopf applies to a peering object's
 ``status`` (a live peer of a higher priority pauses us; one of the same priority pauses us
 both), for the work that runs outside kopf's handlers and that kopf therefore cannot pause
-(the ModelDeployment follower: controllers/follower.py)."""
+(the ModelDeployment follower and the webhook deliverer: controllers/peering.py)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,15 @@ def pausing_peers(status: Mapping[str, Any] | None, identity: str, priority: int
     for peer, record in sorted((status or {}).items()):
         if peer == identity:
             continue
+        if not isinstance(record, Mapping):
+            peers.append(peer)
+            continue
         try:
-            assert isinstance(record, Mapping)
             their_priority = int(record.get("priority", 0))
             lifetime = timedelta(seconds=int(record.get("lifetime", DEFAULT_LIFETIME_S)))
             lastseen = record.get("lastseen")
             alive = lastseen is None or datetime.fromisoformat(str(lastseen)) + lifetime > now
-        except (AssertionError, TypeError, ValueError):
+        except (TypeError, ValueError):
             peers.append(peer)
             continue
         if alive and their_priority >= priority:
